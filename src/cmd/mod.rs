@@ -1,0 +1,60 @@
+//! One file per subcommand; each parses its arguments, calls the library and prints a short
+//! report. Exit codes: 0 success, 1 other failure, 2 usage, 3 invalid cohort, 4 model files,
+//! 5 output, 6 not enough memory.
+
+pub mod demo;
+pub mod score;
+pub mod synth;
+pub mod validate;
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Result};
+use strata::cohort::LoadOptions;
+
+/// Parse `YYYY-MM-DD`.
+pub fn parse_date(s: &str) -> Result<i32> {
+    strata::date::parse_days(s).ok_or_else(|| anyhow!("'{s}' is not a date (YYYY-MM-DD)"))
+}
+
+/// Input-checking flags shared by `validate` and `score`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct InputArgs {
+    /// Accept columns that look like direct identifiers (names, NHS numbers, postcodes,
+    /// day-precise birth dates). Only for data already cleared by your IG lead.
+    #[arg(long)]
+    pub allow_identifiers: bool,
+    /// Largest fraction of a file's rows that may be rejected before the cohort is refused.
+    #[arg(long, default_value_t = 0.01, value_name = "FRACTION")]
+    pub max_rejected: f64,
+    /// Treat this date as today (dates after it are impossible). Default: the real date.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub today: Option<String>,
+    /// Skip the check that the cohort fits in memory.
+    #[arg(long)]
+    pub skip_memory_check: bool,
+}
+
+impl InputArgs {
+    /// The library's options.
+    pub fn options(&self) -> Result<LoadOptions> {
+        if !(0.0..=1.0).contains(&self.max_rejected) {
+            return Err(anyhow!("--max-rejected must be between 0 and 1"));
+        }
+        Ok(LoadOptions {
+            today: match &self.today {
+                Some(t) => parse_date(t)?,
+                None => strata::date::today(),
+            },
+            allow_identifiers: self.allow_identifiers,
+            max_reject_fraction: self.max_rejected,
+            skip_memory_check: self.skip_memory_check,
+        })
+    }
+}
+
+/// The models folder: the flag, else the default search.
+pub fn models_dir(flag: &Option<PathBuf>) -> PathBuf {
+    flag.clone()
+        .unwrap_or_else(strata::codelists::Models::default_dir)
+}

@@ -1,0 +1,649 @@
+//! Versioned code lists and weights from `models/`, and their compilation to per-code lookup
+//! tables against a cohort's code dictionary.
+//!
+//! Pipeline position: loaded once per run, compiled after `cohort` has interned the codes, read by
+//! `features` through [`Lookup`]. The engine never carries a code list in its source: every list,
+//! weight and cut-point lives in a data file whose source is cited in its header.
+
+use std::path::{Path, PathBuf};
+
+use crate::codes::{normalise, CodeDict, CodeSystem};
+
+/// A problem with a model file: which file, which line, what.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The file could not be read.
+    #[error("cannot read model file {path}: {source}")]
+    Io {
+        /// File path.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// A line of the file is not what its header says.
+    #[error("{path}, line {line}: {message}")]
+    Parse {
+        /// File path.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// One model file as read: where, its content hash (for the run manifest) and its size.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelFile {
+    /// Path relative to the models folder.
+    pub path: String,
+    /// FNV-1a 64-bit hash of the bytes, hex: enough to tell which version a run used.
+    pub fnv1a64: String,
+    /// Size in bytes.
+    pub bytes: u64,
+}
+
+/// How a deficit is found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeficitRule {
+    /// Any code of the deficit's list, on or before the as-of date, whole record.
+    Codes,
+    /// At least `min_distinct` distinct dm+d codes in the `lookback_months` up to the as-of date.
+    Polypharmacy {
+        /// Window length in calendar months.
+        lookback_months: u32,
+        /// Distinct medicines needed.
+        min_distinct: u32,
+    },
+}
+
+/// One eFI deficit.
+#[derive(Debug, Clone)]
+pub struct Deficit {
+    /// Short id used in files (`falls`).
+    pub slug: String,
+    /// Name shown on lists (`Falls`).
+    pub name: String,
+    /// How it is found.
+    pub rule: DeficitRule,
+}
+
+/// The electronic Frailty Index as loaded from `models/efi/`.
+#[derive(Debug, Clone)]
+pub struct EfiSpec {
+    /// All deficits (36 for the published eFI), in list order.
+    pub deficits: Vec<Deficit>,
+    /// (deficit index, system, canonical code) for coded deficits.
+    pub codes: Vec<(u8, CodeSystem, String)>,
+    /// Largest deficit count in fit, mild, moderate; above the last is severe.
+    pub category_max_count: [u32; 3],
+}
+
+/// One HFRS three-character ICD-10 category.
+#[derive(Debug, Clone)]
+pub struct HfrsCategory {
+    /// Three-character ICD-10 code (`F05`).
+    pub code: String,
+    /// Weight in tenths of a point (exact: 7.1 -> 71).
+    pub weight_tenths: u32,
+    /// Description from the paper.
+    pub description: String,
+}
+
+/// The Hospital Frailty Risk Score as loaded from `models/hfrs/`.
+#[derive(Debug, Clone)]
+pub struct HfrsSpec {
+    /// The 109 categories.
+    pub categories: Vec<HfrsCategory>,
+    /// Look-back in calendar months up to the as-of date.
+    pub lookback_months: u32,
+    /// Scores at or above this (tenths) are intermediate.
+    pub intermediate_from_tenths: u32,
+    /// Scores above this (tenths) are high.
+    pub high_above_tenths: u32,
+}
+
+/// One Charlson category.
+#[derive(Debug, Clone)]
+pub struct CharlsonCategory {
+    /// Short key (`chf`).
+    pub key: String,
+    /// Name shown on lists.
+    pub name: String,
+    /// ICD-10 prefixes, canonical (upper case, no dots).
+    pub prefixes: Vec<String>,
+    /// Weight under the configured weight set.
+    pub weight: u32,
+}
+
+/// The Charlson index as loaded from `models/charlson/`.
+#[derive(Debug, Clone)]
+pub struct CharlsonSpec {
+    /// The 17 categories.
+    pub categories: Vec<CharlsonCategory>,
+    /// Which weight column is used (`quan2011`).
+    pub weight_set: String,
+    /// Look-back in calendar months up to the as-of date.
+    pub lookback_months: u32,
+    /// (milder, more severe) category indices: when both are present only the second scores.
+    pub hierarchy: Vec<(usize, usize)>,
+}
+
+/// Everything loaded from a models folder.
+#[derive(Debug, Clone)]
+pub struct Models {
+    /// The folder read.
+    pub dir: PathBuf,
+    /// eFI definition.
+    pub efi: EfiSpec,
+    /// HFRS definition.
+    pub hfrs: HfrsSpec,
+    /// Charlson definition.
+    pub charlson: CharlsonSpec,
+    /// Files read, with hashes, for the manifest.
+    pub files: Vec<ModelFile>,
+}
+
+/// Per-code facts for the scoring scan: one 16-byte record per interned code id.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CodeInfo {
+    /// Bit d set when the code is in coded eFI deficit d.
+    pub efi: u64,
+    /// Bit c set when the code is in Charlson category c (ICD-10 only).
+    pub charlson: u32,
+    /// HFRS category index + 1, 0 when none (ICD-10 only).
+    pub hfrs: u8,
+    /// [`CodeInfo::MEDICINE`], [`CodeInfo::HOSPITAL_DX`].
+    pub flags: u8,
+}
+
+impl CodeInfo {
+    /// The code is a prescription (dm+d): counts towards polypharmacy.
+    pub const MEDICINE: u8 = 1;
+    /// The code is an ICD-10 hospital diagnosis.
+    pub const HOSPITAL_DX: u8 = 2;
+}
+
+/// Code lists compiled against one cohort's dictionary: `info[code_id]`.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    /// Indexed by code id.
+    pub info: Vec<CodeInfo>,
+    /// Codes of the cohort that no list uses, by system (reported, never an error).
+    pub unused_by_system: Vec<(CodeSystem, u64)>,
+}
+
+/// FNV-1a 64-bit hash, used to fingerprint model and output files.
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// A TSV model file: '#' comment lines, one header line, then rows.
+struct Tsv {
+    path: PathBuf,
+    header: Vec<String>,
+    rows: Vec<(usize, Vec<String>)>,
+}
+
+impl Tsv {
+    fn read(dir: &Path, rel: &str, files: &mut Vec<ModelFile>) -> Result<Tsv, ModelError> {
+        let path = dir.join(rel);
+        let bytes = std::fs::read(&path).map_err(|source| ModelError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        files.push(ModelFile {
+            path: rel.to_string(),
+            fnv1a64: format!("{:016x}", fnv1a64(&bytes)),
+            bytes: bytes.len() as u64,
+        });
+        let text = String::from_utf8(bytes).map_err(|_| ModelError::Parse {
+            path: path.clone(),
+            line: 0,
+            message: "not UTF-8".into(),
+        })?;
+        let mut header = None;
+        let mut rows = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim_end_matches('\r');
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            let fields: Vec<String> = line.split('\t').map(|s| s.trim().to_string()).collect();
+            if header.is_none() {
+                header = Some(fields);
+            } else {
+                rows.push((i + 1, fields));
+            }
+        }
+        let header = header.ok_or_else(|| ModelError::Parse {
+            path: path.clone(),
+            line: 0,
+            message: "no header line".into(),
+        })?;
+        Ok(Tsv { path, header, rows })
+    }
+
+    fn col(&self, name: &str) -> Result<usize, ModelError> {
+        self.header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| ModelError::Parse {
+                path: self.path.clone(),
+                line: 0,
+                message: format!("header has no column '{name}'"),
+            })
+    }
+
+    fn err(&self, line: usize, message: impl Into<String>) -> ModelError {
+        ModelError::Parse {
+            path: self.path.clone(),
+            line,
+            message: message.into(),
+        }
+    }
+
+    fn field<'a>(&self, row: &'a (usize, Vec<String>), col: usize) -> Result<&'a str, ModelError> {
+        row.1
+            .get(col)
+            .map(|s| s.as_str())
+            .ok_or_else(|| self.err(row.0, format!("missing field {}", col + 1)))
+    }
+
+    /// All values of a key/value file for `key`.
+    fn values(&self, key: &str) -> Result<Vec<(usize, String)>, ModelError> {
+        let (k, v) = (self.col("key")?, self.col("value")?);
+        let mut out = Vec::new();
+        for row in &self.rows {
+            if self.field(row, k)? == key {
+                out.push((row.0, self.field(row, v)?.to_string()));
+            }
+        }
+        Ok(out)
+    }
+
+    fn value(&self, key: &str) -> Result<(usize, String), ModelError> {
+        let mut v = self.values(key)?;
+        if v.len() != 1 {
+            return Err(self.err(0, format!("expected exactly one '{key}' row, found {}", v.len())));
+        }
+        Ok(v.remove(0))
+    }
+
+    fn value_u32(&self, key: &str) -> Result<u32, ModelError> {
+        let (line, v) = self.value(key)?;
+        v.parse()
+            .map_err(|_| self.err(line, format!("'{key}' must be a whole number, got '{v}'")))
+    }
+}
+
+/// Parse a non-negative decimal like `7.1` or `0.12` into (numerator, denominator) exactly.
+pub fn parse_decimal(s: &str) -> Option<(u64, u64)> {
+    let (int, frac) = match s.split_once('.') {
+        Some((i, f)) => (i, f),
+        None => (s, ""),
+    };
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if frac.len() > 9 || int.len() > 9 {
+        return None;
+    }
+    let den = 10u64.pow(frac.len() as u32);
+    let num = format!("{int}{frac}").parse::<u64>().ok()?;
+    Some((num, den))
+}
+
+fn tenths(t: &Tsv, line: usize, s: &str) -> Result<u32, ModelError> {
+    let (num, den) =
+        parse_decimal(s).ok_or_else(|| t.err(line, format!("'{s}' is not a decimal number")))?;
+    if den > 10 {
+        return Err(t.err(line, format!("'{s}' has more than one decimal place")));
+    }
+    Ok((num * 10 / den) as u32)
+}
+
+impl Models {
+    /// Load every model file from `dir` (the repository's `models/`).
+    pub fn load(dir: &Path) -> Result<Models, ModelError> {
+        let mut files = Vec::new();
+        let efi = load_efi(dir, &mut files)?;
+        let hfrs = load_hfrs(dir, &mut files)?;
+        let charlson = load_charlson(dir, &mut files)?;
+        Ok(Models {
+            dir: dir.to_path_buf(),
+            efi,
+            hfrs,
+            charlson,
+            files,
+        })
+    }
+
+    /// The folder used when none is given: `$STRATA_MODELS`, else `./models` when it holds the
+    /// eFI lists, else the `models/` of the source tree the binary was built from.
+    pub fn default_dir() -> PathBuf {
+        if let Some(p) = std::env::var_os("STRATA_MODELS") {
+            return PathBuf::from(p);
+        }
+        let local = PathBuf::from("models");
+        if local.join("efi/deficits.tsv").is_file() {
+            return local;
+        }
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models"))
+    }
+
+    /// Compile the lists against a cohort's code dictionary: one pass over the distinct codes,
+    /// prefix lists resolved once here rather than per event.
+    pub fn compile(&self, dict: &CodeDict) -> Lookup {
+        let mut info = vec![CodeInfo::default(); dict.len()];
+        for (d, system, code) in &self.efi.codes {
+            if let Some(id) = dict.get(*system, code) {
+                info[id as usize].efi |= 1u64 << d;
+            }
+        }
+        let mut unused = std::collections::BTreeMap::new();
+        for (id, system, code) in dict.iter() {
+            let ci = &mut info[id as usize];
+            match system {
+                CodeSystem::Dmd => ci.flags |= CodeInfo::MEDICINE,
+                CodeSystem::Icd10 => {
+                    ci.flags |= CodeInfo::HOSPITAL_DX;
+                    if code.len() >= 3 {
+                        if let Some(h) = self.hfrs.categories.iter().position(|c| c.code == code[..3])
+                        {
+                            ci.hfrs = (h + 1) as u8;
+                        }
+                    }
+                    for (c, cat) in self.charlson.categories.iter().enumerate() {
+                        if cat.prefixes.iter().any(|p| code.starts_with(p.as_str())) {
+                            ci.charlson |= 1 << c;
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if ci.efi == 0 && ci.charlson == 0 && ci.hfrs == 0 && ci.flags & CodeInfo::MEDICINE == 0
+            {
+                *unused.entry(system).or_insert(0u64) += 1;
+            }
+        }
+        Lookup {
+            info,
+            unused_by_system: unused.into_iter().collect(),
+        }
+    }
+}
+
+fn load_efi(dir: &Path, files: &mut Vec<ModelFile>) -> Result<EfiSpec, ModelError> {
+    let t = Tsv::read(dir, "efi/deficits.tsv", files)?;
+    let (cs, cn, cr, cl, cm) = (
+        t.col("deficit")?,
+        t.col("name")?,
+        t.col("rule")?,
+        t.col("lookback_months")?,
+        t.col("min_distinct")?,
+    );
+    let mut deficits = Vec::new();
+    for row in &t.rows {
+        let rule = match t.field(row, cr)? {
+            "codes" => DeficitRule::Codes,
+            "polypharmacy" => {
+                let lb = t.field(row, cl)?;
+                let md = t.field(row, cm)?;
+                DeficitRule::Polypharmacy {
+                    lookback_months: lb
+                        .parse()
+                        .map_err(|_| t.err(row.0, "polypharmacy needs lookback_months"))?,
+                    min_distinct: md
+                        .parse()
+                        .map_err(|_| t.err(row.0, "polypharmacy needs min_distinct"))?,
+                }
+            }
+            other => return Err(t.err(row.0, format!("unknown rule '{other}'"))),
+        };
+        deficits.push(Deficit {
+            slug: t.field(row, cs)?.to_string(),
+            name: t.field(row, cn)?.to_string(),
+            rule,
+        });
+    }
+    let coded = deficits
+        .iter()
+        .filter(|d| d.rule == DeficitRule::Codes)
+        .count();
+    if deficits.is_empty() || coded > 64 {
+        return Err(t.err(0, "between 1 and 64 coded deficits are supported"));
+    }
+    // Coded deficits must come first so their index is their bit in CodeInfo::efi.
+    if deficits[..coded].iter().any(|d| d.rule != DeficitRule::Codes) {
+        return Err(t.err(0, "coded deficits must be listed before rule-based ones"));
+    }
+
+    let c = Tsv::read(dir, "efi/codes.tsv", files)?;
+    let (kd, ks, kc) = (c.col("deficit")?, c.col("code_system")?, c.col("code")?);
+    let mut codes = Vec::new();
+    for row in &c.rows {
+        let slug = c.field(row, kd)?;
+        let d = deficits[..coded]
+            .iter()
+            .position(|x| x.slug == slug)
+            .ok_or_else(|| c.err(row.0, format!("unknown deficit '{slug}'")))?;
+        let sys_raw = c.field(row, ks)?;
+        let system = CodeSystem::parse(sys_raw)
+            .ok_or_else(|| c.err(row.0, format!("unknown code system '{sys_raw}'")))?;
+        let code = normalise(system, c.field(row, kc)?)
+            .map_err(|p| c.err(row.0, p.reason()))?;
+        codes.push((d as u8, system, code));
+    }
+
+    let p = Tsv::read(dir, "efi/params.tsv", files)?;
+    let n = deficits.len() as u64;
+    let mut category_max_count = [0u32; 3];
+    for (i, key) in ["fit_max", "mild_max", "moderate_max"].iter().enumerate() {
+        let (line, v) = p.value(key)?;
+        let (num, den) =
+            parse_decimal(&v).ok_or_else(|| p.err(line, format!("'{v}' is not a decimal")))?;
+        // Largest k with k / n <= num / den, exactly.
+        category_max_count[i] = ((num * n) / den) as u32;
+    }
+    Ok(EfiSpec {
+        deficits,
+        codes,
+        category_max_count,
+    })
+}
+
+fn load_hfrs(dir: &Path, files: &mut Vec<ModelFile>) -> Result<HfrsSpec, ModelError> {
+    let t = Tsv::read(dir, "hfrs/weights.tsv", files)?;
+    let (cc, cw, cd) = (
+        t.col("icd10_3char")?,
+        t.col("weight")?,
+        t.col("description")?,
+    );
+    let mut categories = Vec::new();
+    for row in &t.rows {
+        let code = normalise(CodeSystem::Icd10, t.field(row, cc)?)
+            .map_err(|p| t.err(row.0, p.reason()))?;
+        if code.len() != 3 {
+            return Err(t.err(row.0, format!("'{code}' is not a three-character category")));
+        }
+        categories.push(HfrsCategory {
+            code,
+            weight_tenths: tenths(&t, row.0, t.field(row, cw)?)?,
+            description: t.field(row, cd)?.to_string(),
+        });
+    }
+    if categories.is_empty() || categories.len() > 255 {
+        return Err(t.err(0, "between 1 and 255 HFRS categories are supported"));
+    }
+    let p = Tsv::read(dir, "hfrs/params.tsv", files)?;
+    let (l1, v1) = p.value("intermediate_from")?;
+    let (l2, v2) = p.value("high_above")?;
+    Ok(HfrsSpec {
+        categories,
+        lookback_months: p.value_u32("lookback_months")?,
+        intermediate_from_tenths: tenths(&p, l1, &v1)?,
+        high_above_tenths: tenths(&p, l2, &v2)?,
+    })
+}
+
+fn load_charlson(dir: &Path, files: &mut Vec<ModelFile>) -> Result<CharlsonSpec, ModelError> {
+    let p = Tsv::read(dir, "charlson/params.tsv", files)?;
+    let (_, weight_set) = p.value("weights")?;
+    let t = Tsv::read(dir, "charlson/categories.tsv", files)?;
+    let (ck, cn, cp) = (t.col("key")?, t.col("category")?, t.col("icd10_prefixes")?);
+    let cw = t.col(&format!("{weight_set}_weight"))?;
+    let mut categories = Vec::new();
+    for row in &t.rows {
+        let mut prefixes = Vec::new();
+        for raw in t.field(row, cp)?.split('|') {
+            prefixes.push(
+                normalise(CodeSystem::Icd10, raw).map_err(|e| t.err(row.0, e.reason()))?,
+            );
+        }
+        let w = t.field(row, cw)?;
+        categories.push(CharlsonCategory {
+            key: t.field(row, ck)?.to_string(),
+            name: t.field(row, cn)?.to_string(),
+            prefixes,
+            weight: w
+                .parse()
+                .map_err(|_| t.err(row.0, format!("weight '{w}' is not a whole number")))?,
+        });
+    }
+    if categories.is_empty() || categories.len() > 32 {
+        return Err(t.err(0, "between 1 and 32 Charlson categories are supported"));
+    }
+    let mut hierarchy = Vec::new();
+    for (line, v) in p.values("hierarchy")? {
+        let (a, b) = v
+            .split_once('>')
+            .ok_or_else(|| p.err(line, "hierarchy must read 'milder>more_severe'"))?;
+        let find = |k: &str| {
+            categories
+                .iter()
+                .position(|c| c.key == k)
+                .ok_or_else(|| p.err(line, format!("unknown category '{k}'")))
+        };
+        hierarchy.push((find(a)?, find(b)?));
+    }
+    Ok(CharlsonSpec {
+        categories,
+        weight_set,
+        lookback_months: p.value_u32("lookback_months")?,
+        hierarchy,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn models() -> Models {
+        Models::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models"))).unwrap()
+    }
+
+    #[test]
+    fn decimals_are_exact() {
+        assert_eq!(parse_decimal("0.12"), Some((12, 100)));
+        assert_eq!(parse_decimal("7.1"), Some((71, 10)));
+        assert_eq!(parse_decimal("15"), Some((15, 1)));
+        assert_eq!(parse_decimal("-1"), None);
+        assert_eq!(parse_decimal("."), None);
+    }
+
+    #[test]
+    fn published_efi_has_36_deficits_and_clegg_cut_points() {
+        let m = models();
+        assert_eq!(m.efi.deficits.len(), 36);
+        assert_eq!(
+            m.efi.deficits.iter().filter(|d| d.rule == DeficitRule::Codes).count(),
+            35
+        );
+        // 0.12 * 36 = 4.32, 0.24 * 36 = 8.64, 0.36 * 36 = 12.96.
+        assert_eq!(m.efi.category_max_count, [4, 8, 12]);
+        let poly = m.efi.deficits.last().unwrap();
+        assert_eq!(
+            poly.rule,
+            DeficitRule::Polypharmacy {
+                lookback_months: 12,
+                min_distinct: 5
+            }
+        );
+    }
+
+    #[test]
+    fn efi_errata_are_applied() {
+        let m = models();
+        let has = |slug: &str, sys: CodeSystem, code: &str| {
+            let d = m.efi.deficits.iter().position(|x| x.slug == slug).unwrap() as u8;
+            m.efi.codes.iter().any(|(dd, s, c)| *dd == d && *s == sys && c == code)
+        };
+        assert!(!has("ckd", CodeSystem::Snomed, "73211009"));
+        assert!(has("diabetes", CodeSystem::Snomed, "73211009"));
+        assert!(!has("fragility-fracture", CodeSystem::Snomed, "64859006"));
+        assert!(has("osteoporosis", CodeSystem::Snomed, "64859006"));
+        // A published Read v2 quirk kept: R200. "[D]Old age" in falls.
+        assert!(has("falls", CodeSystem::Read2, "R200"));
+        // Read v2 case is significant and kept.
+        assert!(has("falls", CodeSystem::Read2, "8HTl"));
+    }
+
+    #[test]
+    fn hfrs_has_109_categories_summing_to_173_2() {
+        let m = models();
+        assert_eq!(m.hfrs.categories.len(), 109);
+        let sum: u32 = m.hfrs.categories.iter().map(|c| c.weight_tenths).sum();
+        assert_eq!(sum, 1732);
+        let f00 = m.hfrs.categories.iter().find(|c| c.code == "F00").unwrap();
+        assert_eq!(f00.weight_tenths, 71);
+        assert_eq!(m.hfrs.lookback_months, 24);
+        assert_eq!((m.hfrs.intermediate_from_tenths, m.hfrs.high_above_tenths), (50, 150));
+    }
+
+    #[test]
+    fn charlson_uses_quan_2011_weights_and_hierarchy() {
+        let m = models();
+        assert_eq!(m.charlson.categories.len(), 17);
+        let w: Vec<u32> = m.charlson.categories.iter().map(|c| c.weight).collect();
+        assert_eq!(w, vec![0, 2, 0, 0, 2, 1, 1, 0, 2, 0, 1, 2, 1, 2, 4, 6, 4]);
+        assert_eq!(w.iter().sum::<u32>(), 28);
+        assert_eq!(m.charlson.hierarchy.len(), 3);
+    }
+
+    #[test]
+    fn compile_resolves_prefixes_once_per_distinct_code() {
+        let m = models();
+        let dict = CodeDict::from_pairs(vec![
+            (CodeSystem::Icd10, "F051".into()),
+            (CodeSystem::Icd10, "C780".into()),
+            (CodeSystem::Dmd, "1234567".into()),
+            (CodeSystem::Snomed, "1912002".into()),
+            (CodeSystem::Snomed, "999999999".into()),
+        ]);
+        let l = m.compile(&dict);
+        let f051 = l.info[dict.get(CodeSystem::Icd10, "F051").unwrap() as usize];
+        let f05 = m.hfrs.categories.iter().position(|c| c.code == "F05").unwrap();
+        assert_eq!(f051.hfrs as usize, f05 + 1);
+        let dementia = m.charlson.categories.iter().position(|c| c.key == "dementia").unwrap();
+        assert_eq!(f051.charlson, 1 << dementia);
+        let c780 = l.info[dict.get(CodeSystem::Icd10, "C780").unwrap() as usize];
+        assert_eq!(c780.charlson.count_ones(), 1, "C78 is metastatic only");
+        let fall = l.info[dict.get(CodeSystem::Snomed, "1912002").unwrap() as usize];
+        let falls = m.efi.deficits.iter().position(|d| d.slug == "falls").unwrap();
+        assert_eq!(fall.efi, 1 << falls);
+        assert_eq!(
+            l.info[dict.get(CodeSystem::Dmd, "1234567").unwrap() as usize].flags,
+            CodeInfo::MEDICINE
+        );
+        assert_eq!(l.unused_by_system, vec![(CodeSystem::Snomed, 1)]);
+    }
+}

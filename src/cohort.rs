@@ -1,0 +1,1540 @@
+//! The cohort contract: reading `patients.parquet`, `events.parquet` and `encounters.parquet`,
+//! checking them, normalising them once at the edge, and laying them out grouped by patient.
+//!
+//! Pipeline position: first stage. Input is a folder of Parquet files; output is a [`Cohort`]
+//! (columnar, one offsets array per table over parallel columns) plus a [`ValidationReport`].
+//! After this stage there are no strings in the per-event data: patients are indices, codes are
+//! `u32` ids into [`CodeDict`], dates are days since 1970.
+//!
+//! Rules (documented in README.md, "The cohort contract"):
+//! - a structural problem (missing or unreadable file, missing column, wrong type, a bad patient
+//!   row, direct identifiers) is an **error**: the cohort is refused;
+//! - a bad event or encounter row (null or impossible value, unknown patient, unknown code
+//!   system, malformed code) is **rejected**: counted, kept in [`Cohort::rejects`] with file, row
+//!   and reason, and written beside the outputs. More than `max_reject_fraction` of a file
+//!   rejected is an error;
+//! - codes that no code list uses are counted, never an error.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use crate::codes::{normalise, CodeDict, CodeSystem};
+use crate::date;
+
+/// The three files of a cohort folder.
+pub const PATIENTS_FILE: &str = "patients.parquet";
+/// Coded clinical events.
+pub const EVENTS_FILE: &str = "events.parquet";
+/// Hospital encounters.
+pub const ENCOUNTERS_FILE: &str = "encounters.parquet";
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
+/// Sex as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Sex {
+    /// Female.
+    F,
+    /// Male.
+    M,
+    /// Unknown or not stated.
+    U,
+}
+
+impl Sex {
+    /// One-letter code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Sex::F => "F",
+            Sex::M => "M",
+            Sex::U => "U",
+        }
+    }
+}
+
+/// Hospital setting of an encounter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Setting {
+    /// Admitted patient care.
+    Inpatient,
+    /// Accident and emergency attendance.
+    Ae,
+    /// Outpatient appointment.
+    Outpatient,
+}
+
+impl Setting {
+    /// Parse a `setting` value (case-insensitive; `a&e`, `a_and_e`, `ed` accepted for `ae`).
+    pub fn parse(raw: &str) -> Option<Setting> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "inpatient" | "ip" | "apc" => Some(Setting::Inpatient),
+            "ae" | "a&e" | "a_and_e" | "ed" | "ecds" => Some(Setting::Ae),
+            "outpatient" | "op" => Some(Setting::Outpatient),
+            _ => None,
+        }
+    }
+
+    /// Canonical name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Setting::Inpatient => "inpatient",
+            Setting::Ae => "ae",
+            Setting::Outpatient => "outpatient",
+        }
+    }
+}
+
+/// Registered patients, one row each, sorted by pseudonym (so every output order that ends in
+/// "then by patient" is the index order).
+#[derive(Debug, Clone, Default)]
+pub struct Patients {
+    /// Pseudonyms, ascending, unique.
+    pub id: Vec<String>,
+    /// Date of birth (days).
+    pub birth: Vec<i32>,
+    /// Sex.
+    pub sex: Vec<Sex>,
+    /// Index into `practices`.
+    pub practice: Vec<u32>,
+    /// Distinct practice codes, sorted.
+    pub practices: Vec<String>,
+    /// Index into `pcns`.
+    pub pcn: Vec<u32>,
+    /// Distinct PCN codes, sorted.
+    pub pcns: Vec<String>,
+    /// IMD decile 1 (most deprived) to 10; 0 when not recorded.
+    pub imd_decile: Vec<u8>,
+    /// Index into `ethnicities`.
+    pub ethnicity: Vec<u32>,
+    /// Distinct ethnicity groups, sorted ("Unknown" when not recorded).
+    pub ethnicities: Vec<String>,
+    /// Lives in a care home (false when not recorded).
+    pub care_home: Vec<bool>,
+    /// Date of death (days), `i32::MAX` when alive.
+    pub death: Vec<i32>,
+}
+
+impl Patients {
+    /// Number of patients.
+    pub fn len(&self) -> usize {
+        self.id.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.id.is_empty()
+    }
+}
+
+/// Coded events grouped by patient: patient `p`'s events are `offsets[p]..offsets[p + 1]`.
+/// Order within a patient is not significant.
+#[derive(Debug, Clone, Default)]
+pub struct Events {
+    /// `patients.len() + 1` offsets.
+    pub offsets: Vec<u64>,
+    /// Code id into [`CodeDict`].
+    pub code: Vec<u32>,
+    /// Event date (days).
+    pub day: Vec<i32>,
+}
+
+/// Hospital encounters grouped by patient, like [`Events`].
+#[derive(Debug, Clone, Default)]
+pub struct Encounters {
+    /// `patients.len() + 1` offsets.
+    pub offsets: Vec<u64>,
+    /// Setting.
+    pub setting: Vec<Setting>,
+    /// Start date (days).
+    pub start: Vec<i32>,
+    /// End date (days); equals `start` when not recorded.
+    pub end: Vec<i32>,
+    /// Emergency (non-elective) admission or attendance.
+    pub emergency: Vec<bool>,
+}
+
+/// A cohort read, checked and laid out for scoring.
+#[derive(Debug, Clone, Default)]
+pub struct Cohort {
+    /// The folder read.
+    pub dir: PathBuf,
+    /// Patients.
+    pub patients: Patients,
+    /// Events by patient.
+    pub events: Events,
+    /// Encounters by patient.
+    pub encounters: Encounters,
+    /// Interned codes.
+    pub codes: CodeDict,
+    /// What was checked and found.
+    pub report: ValidationReport,
+    /// Rows rejected, in file and row order.
+    pub rejects: Vec<Reject>,
+}
+
+/// How serious a problem is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The cohort is refused.
+    Error,
+    /// Rows were rejected or something looks odd; the run goes on.
+    Warning,
+}
+
+/// One finding: where, what, how often, and the first rows.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Problem {
+    /// Error or warning.
+    pub severity: Severity,
+    /// File name within the cohort folder.
+    pub file: String,
+    /// Column, when the problem is about one.
+    pub column: Option<String>,
+    /// What is wrong.
+    pub message: String,
+    /// Rows affected (0 for file-level problems).
+    pub count: u64,
+    /// The first affected rows, 1-based data-row numbers.
+    pub first_rows: Vec<u64>,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{sev}: {}", self.file)?;
+        if let Some(c) = &self.column {
+            write!(f, ", column {c}")?;
+        }
+        write!(f, ": {}", self.message)?;
+        if self.count > 0 {
+            let rows: Vec<String> = self.first_rows.iter().map(|r| r.to_string()).collect();
+            let s = if self.count == 1 { "" } else { "s" };
+            write!(f, " ({} row{s}", self.count)?;
+            if !rows.is_empty() {
+                let more = if self.count as usize > rows.len() {
+                    ", ..."
+                } else {
+                    ""
+                };
+                let label = if rows.len() == 1 { "row" } else { "rows" };
+                write!(f, "; {label} {}{more}", rows.join(", "))?;
+            }
+            write!(f, ")")?;
+        }
+        Ok(())
+    }
+}
+
+/// Rows read and rejected for one file.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct FileCounts {
+    /// File name.
+    pub file: String,
+    /// Data rows in the file.
+    pub rows: u64,
+    /// Rows rejected.
+    pub rejected: u64,
+}
+
+/// Everything validation found, for `strata validate` and the run manifest.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ValidationReport {
+    /// Findings, errors first, then in file order.
+    pub problems: Vec<Problem>,
+    /// Per-file row counts.
+    pub files: Vec<FileCounts>,
+    /// Distinct codes seen, per code system.
+    pub distinct_codes: Vec<(String, u64)>,
+}
+
+impl ValidationReport {
+    /// Number of errors.
+    pub fn errors(&self) -> usize {
+        self.problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .count()
+    }
+
+    /// Number of warnings.
+    pub fn warnings(&self) -> usize {
+        self.problems.len() - self.errors()
+    }
+
+    /// True when the cohort can be scored.
+    pub fn is_ok(&self) -> bool {
+        self.errors() == 0
+    }
+}
+
+impl fmt::Display for ValidationReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for p in &self.problems {
+            writeln!(f, "{p}")?;
+        }
+        for c in &self.files {
+            writeln!(f, "{}: {} rows, {} rejected", c.file, c.rows, c.rejected)?;
+        }
+        write!(
+            f,
+            "{} error(s), {} warning(s)",
+            self.errors(),
+            self.warnings()
+        )
+    }
+}
+
+/// A rejected row: file, 1-based row, column and reason.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Reject {
+    /// File name.
+    pub file: &'static str,
+    /// 1-based data row.
+    pub row: u64,
+    /// Column at fault.
+    pub column: &'static str,
+    /// Why.
+    pub reason: &'static str,
+}
+
+/// Errors of the input stage.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// The cohort failed validation; the report says where and why.
+    #[error("cohort {dir} is not valid:\n{report}")]
+    Invalid {
+        /// The folder.
+        dir: PathBuf,
+        /// The findings.
+        report: Box<ValidationReport>,
+    },
+    /// The cohort would not fit in memory.
+    #[error("cohort {dir} needs about {needed_mb} MB to load but only {available_mb} MB of memory is available; run on a larger machine or split the cohort by PCN and score the parts (see README, 'Resource limits')")]
+    TooLarge {
+        /// The folder.
+        dir: PathBuf,
+        /// Estimated need.
+        needed_mb: u64,
+        /// What the machine has.
+        available_mb: u64,
+    },
+}
+
+/// Settings of a load.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// "Today": dates after it are impossible.
+    pub today: i32,
+    /// Accept columns that look like direct identifiers and day-precise birth dates.
+    pub allow_identifiers: bool,
+    /// A file with more than this fraction of its rows rejected is an error.
+    pub max_reject_fraction: f64,
+    /// Skip the memory estimate.
+    pub skip_memory_check: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            today: date::today(),
+            allow_identifiers: false,
+            max_reject_fraction: 0.01,
+            skip_memory_check: false,
+        }
+    }
+}
+
+const MAX_ROWS_SHOWN: usize = 5;
+
+/// Collects problems and rejects while reading.
+#[derive(Default)]
+struct Checker {
+    problems: Vec<Problem>,
+    files: Vec<FileCounts>,
+    rejects: Vec<Reject>,
+}
+
+impl Checker {
+    fn file_error(&mut self, file: &str, column: Option<&str>, message: String) {
+        self.problems.push(Problem {
+            severity: Severity::Error,
+            file: file.to_string(),
+            column: column.map(|c| c.to_string()),
+            message,
+            count: 0,
+            first_rows: vec![],
+        });
+    }
+
+    fn rows(&mut self, sev: Severity, file: &str, column: &str, message: &str, rows: &[u64]) {
+        if rows.is_empty() {
+            return;
+        }
+        self.problems.push(Problem {
+            severity: sev,
+            file: file.to_string(),
+            column: Some(column.to_string()),
+            message: message.to_string(),
+            count: rows.len() as u64,
+            first_rows: rows.iter().take(MAX_ROWS_SHOWN).copied().collect(),
+        });
+    }
+}
+
+/// Columns of the contract: name, required, accepted types (for messages).
+struct ColumnSpec {
+    name: &'static str,
+    required: bool,
+    kind: Kind,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// String, or an integer type (cast to its decimal text).
+    Id,
+    /// String.
+    Text,
+    /// Date, or Datetime (truncated to the date).
+    Date,
+    /// Any integer type.
+    Int,
+    /// Any number.
+    Number,
+    /// Boolean.
+    Bool,
+}
+
+impl Kind {
+    fn accepts(self, dt: &DataType) -> bool {
+        let int = matches!(
+            dt,
+            DataType::Int8
+                | DataType::Int16
+                | DataType::Int32
+                | DataType::Int64
+                | DataType::UInt8
+                | DataType::UInt16
+                | DataType::UInt32
+                | DataType::UInt64
+        );
+        match self {
+            Kind::Id => int || matches!(dt, DataType::String),
+            Kind::Text => matches!(dt, DataType::String),
+            Kind::Date => matches!(dt, DataType::Date | DataType::Datetime(_, _)),
+            Kind::Int => int,
+            Kind::Number => int || matches!(dt, DataType::Float32 | DataType::Float64),
+            Kind::Bool => matches!(dt, DataType::Boolean),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Kind::Id => "string or integer",
+            Kind::Text => "string",
+            Kind::Date => "date or timestamp",
+            Kind::Int => "integer",
+            Kind::Number => "number",
+            Kind::Bool => "boolean",
+        }
+    }
+}
+
+const fn req(name: &'static str, kind: Kind) -> ColumnSpec {
+    ColumnSpec {
+        name,
+        required: true,
+        kind,
+    }
+}
+
+const fn opt(name: &'static str, kind: Kind) -> ColumnSpec {
+    ColumnSpec {
+        name,
+        required: false,
+        kind,
+    }
+}
+
+const PATIENT_COLUMNS: &[ColumnSpec] = &[
+    req("patient_id", Kind::Id),
+    req("birth_date", Kind::Date),
+    req("sex", Kind::Text),
+    req("practice_code", Kind::Text),
+    req("pcn_code", Kind::Text),
+    opt("imd_decile", Kind::Int),
+    opt("ethnicity_group", Kind::Text),
+    opt("care_home", Kind::Bool),
+    opt("death_date", Kind::Date),
+];
+
+const EVENT_COLUMNS: &[ColumnSpec] = &[
+    req("patient_id", Kind::Id),
+    req("event_date", Kind::Date),
+    req("code_system", Kind::Text),
+    req("code", Kind::Text),
+    opt("value", Kind::Number),
+    opt("encounter_id", Kind::Id),
+];
+
+const ENCOUNTER_COLUMNS: &[ColumnSpec] = &[
+    req("patient_id", Kind::Id),
+    req("encounter_id", Kind::Id),
+    req("setting", Kind::Text),
+    req("start_date", Kind::Date),
+    req("end_date", Kind::Date),
+    req("emergency", Kind::Bool),
+];
+
+/// Column names that suggest a direct identifier (matched after lower-casing and removing
+/// `_`, `-` and spaces).
+const IDENTIFIER_NAMES: &[&str] = &[
+    "nhsnumber",
+    "nhsno",
+    "nhsnum",
+    "name",
+    "forename",
+    "surname",
+    "firstname",
+    "lastname",
+    "fullname",
+    "givenname",
+    "familyname",
+    "address",
+    "addressline1",
+    "addressline2",
+    "postcode",
+    "postalcode",
+    "dob",
+    "dateofbirth",
+    "phone",
+    "telephone",
+    "email",
+];
+
+/// True when a column name looks like a direct identifier.
+pub fn looks_like_identifier(column: &str) -> bool {
+    let k: String = column
+        .to_ascii_lowercase()
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-' | ' '))
+        .collect();
+    IDENTIFIER_NAMES.contains(&k.as_str())
+}
+
+/// True when `s` is a valid NHS number: 10 digits whose modulus 11 check digit is right.
+pub fn is_nhs_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 10 || !b.iter().all(|c| c.is_ascii_digit()) {
+        return false;
+    }
+    let sum: u32 = b[..9]
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c - b'0') as u32 * (10 - i as u32))
+        .sum();
+    let check = 11 - (sum % 11);
+    let check = if check == 11 { 0 } else { check };
+    check != 10 && check == (b[9] - b'0') as u32
+}
+
+/// A schema-checked, opened Parquet file.
+struct Table {
+    name: &'static str,
+    df: DataFrame,
+    present: Vec<&'static str>,
+}
+
+/// Open, check magic bytes and schema, and read the contract's columns of one file.
+fn read_table(
+    dir: &Path,
+    name: &'static str,
+    spec: &[ColumnSpec],
+    opts: &LoadOptions,
+    ck: &mut Checker,
+) -> Option<Table> {
+    let path = dir.join(name);
+    let mut file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            ck.file_error(name, None, "file is missing".into());
+            return None;
+        }
+        Err(e) => {
+            ck.file_error(name, None, format!("cannot open: {e}"));
+            return None;
+        }
+    };
+    if let Err(msg) = check_magic(&mut file) {
+        ck.file_error(name, None, msg);
+        return None;
+    }
+    let mut reader = ParquetReader::new(file);
+    let schema = match reader.schema() {
+        Ok(s) => s,
+        Err(e) => {
+            ck.file_error(
+                name,
+                None,
+                format!("not a readable Parquet file (corrupt or truncated): {e}"),
+            );
+            return None;
+        }
+    };
+    let mut present = Vec::new();
+    let mut ok = true;
+    let fields: Vec<(String, DataType)> = schema
+        .iter()
+        .map(|(n, f)| (n.to_string(), DataType::from_arrow_field(f)))
+        .collect();
+    if !opts.allow_identifiers {
+        for (n, _) in &fields {
+            if looks_like_identifier(n) {
+                ck.file_error(
+                    name,
+                    Some(n),
+                    "column looks like a direct identifier; strata takes pseudonymised data only (remove it, or pass --allow-identifiers if it is not identifying)".into(),
+                );
+                ok = false;
+            }
+        }
+    }
+    for c in spec {
+        match fields.iter().find(|(n, _)| n == c.name) {
+            None if c.required => {
+                ck.file_error(name, Some(c.name), "required column is missing".into());
+                ok = false;
+            }
+            None => {}
+            Some((_, dt)) if !c.kind.accepts(dt) => {
+                ck.file_error(
+                    name,
+                    Some(c.name),
+                    format!("has type {dt}, expected {}", c.kind.describe()),
+                );
+                ok = false;
+            }
+            Some(_) => present.push(c.name),
+        }
+    }
+    if !ok {
+        return None;
+    }
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            ck.file_error(name, None, format!("cannot open: {e}"));
+            return None;
+        }
+    };
+    let df = ParquetReader::new(file)
+        .with_columns(Some(present.iter().map(|s| s.to_string()).collect()))
+        .finish();
+    match df {
+        Ok(df) => Some(Table { name, df, present }),
+        Err(e) => {
+            ck.file_error(
+                name,
+                None,
+                format!("not a readable Parquet file (corrupt or truncated): {e}"),
+            );
+            None
+        }
+    }
+}
+
+/// Parquet files start and end with `PAR1`; say what the file looks like when they do not.
+fn check_magic(file: &mut File) -> Result<(), String> {
+    let len = file
+        .metadata()
+        .map_err(|e| format!("cannot read: {e}"))?
+        .len();
+    if len == 0 {
+        return Err("file is empty (0 bytes)".into());
+    }
+    let mut head = [0u8; 4];
+    let mut tail = [0u8; 4];
+    let n = file
+        .read(&mut head)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if n < 4 || &head != b"PAR1" {
+        let looks_text = head[..n]
+            .iter()
+            .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace());
+        return Err(if looks_text {
+            "not a Parquet file: it starts with text (a CSV file renamed to .parquet?)".into()
+        } else {
+            "not a Parquet file: it does not start with the PAR1 magic bytes".into()
+        });
+    }
+    if len < 12 {
+        return Err("not a readable Parquet file: truncated (shorter than a Parquet footer)".into());
+    }
+    file.seek(SeekFrom::End(-4))
+        .and_then(|_| file.read_exact(&mut tail))
+        .map_err(|e| format!("cannot read: {e}"))?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if &tail != b"PAR1" {
+        return Err("not a readable Parquet file: truncated (no PAR1 footer at the end)".into());
+    }
+    Ok(())
+}
+
+fn col_series(df: &DataFrame, name: &str) -> PolarsResult<Series> {
+    Ok(df.column(name)?.as_materialized_series().clone())
+}
+
+/// A column as text: strings as they are, integers as decimal text.
+fn text_col(df: &DataFrame, name: &str) -> PolarsResult<StringChunked> {
+    let s = col_series(df, name)?;
+    Ok(s.cast(&DataType::String)?.str()?.clone())
+}
+
+/// A date or timestamp column as days since 1970.
+fn day_col(df: &DataFrame, name: &str) -> PolarsResult<Int32Chunked> {
+    let s = col_series(df, name)?;
+    Ok(s.cast(&DataType::Date)?
+        .cast(&DataType::Int32)?
+        .i32()?
+        .clone())
+}
+
+fn bool_col(df: &DataFrame, name: &str) -> PolarsResult<BooleanChunked> {
+    Ok(col_series(df, name)?.bool()?.clone())
+}
+
+fn int_col(df: &DataFrame, name: &str) -> PolarsResult<Int64Chunked> {
+    let s = col_series(df, name)?;
+    Ok(s.cast(&DataType::Int64)?.i64()?.clone())
+}
+
+fn polars_err(ck: &mut Checker, file: &str, e: PolarsError) {
+    ck.file_error(file, None, format!("cannot decode: {e}"));
+}
+
+/// Intern a column of strings to indices into its sorted distinct values.
+fn intern_sorted(values: Vec<String>) -> (Vec<u32>, Vec<String>) {
+    let mut distinct: Vec<String> = values.clone();
+    distinct.sort();
+    distinct.dedup();
+    let index: FastMap<&str, u32> = distinct
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.as_str(), i as u32))
+        .collect();
+    let ids = values.iter().map(|v| index[v.as_str()]).collect();
+    (ids, distinct)
+}
+
+fn read_patients(t: &Table, opts: &LoadOptions, ck: &mut Checker) -> Option<Patients> {
+    let name = t.name;
+    let df = &t.df;
+    let n = df.height();
+    ck.files.push(FileCounts {
+        file: name.into(),
+        rows: n as u64,
+        rejected: 0,
+    });
+    if n == 0 {
+        ck.file_error(name, None, "has no rows: a cohort needs patients".into());
+        return None;
+    }
+    let has = |c: &str| t.present.contains(&c);
+    let cols = (|| -> PolarsResult<_> {
+        Ok((
+            text_col(df, "patient_id")?,
+            day_col(df, "birth_date")?,
+            text_col(df, "sex")?,
+            text_col(df, "practice_code")?,
+            text_col(df, "pcn_code")?,
+            if has("imd_decile") {
+                Some(int_col(df, "imd_decile")?)
+            } else {
+                None
+            },
+            if has("ethnicity_group") {
+                Some(text_col(df, "ethnicity_group")?)
+            } else {
+                None
+            },
+            if has("care_home") {
+                Some(bool_col(df, "care_home")?)
+            } else {
+                None
+            },
+            if has("death_date") {
+                Some(day_col(df, "death_date")?)
+            } else {
+                None
+            },
+        ))
+    })();
+    let (pid, birth, sex, practice, pcn, imd, eth, care, death) = match cols {
+        Ok(c) => c,
+        Err(e) => {
+            polars_err(ck, name, e);
+            return None;
+        }
+    };
+    let before = ck.problems.len();
+    let err = Severity::Error;
+    let mut bad: Vec<Vec<u64>> = vec![Vec::new(); 16];
+    let (earliest, today) = (date::earliest(), opts.today);
+    let mut rows: Vec<(String, usize)> = Vec::with_capacity(n);
+    let mut p = Patients::default();
+    let mut practices = Vec::with_capacity(n);
+    let mut pcns = Vec::with_capacity(n);
+    let mut eths = Vec::with_capacity(n);
+    for (i, v) in pid.iter().enumerate() {
+        let row = i as u64 + 1;
+        match v {
+            None => bad[0].push(row),
+            Some(s) => {
+                let s = s.trim();
+                if s.is_empty() {
+                    bad[0].push(row);
+                } else if s.len() > 128 {
+                    bad[1].push(row);
+                } else if !opts.allow_identifiers && is_nhs_number(s) {
+                    bad[2].push(row);
+                }
+                rows.push((s.to_string(), i));
+            }
+        }
+    }
+    for (i, v) in birth.iter().enumerate() {
+        let row = i as u64 + 1;
+        match v {
+            None => bad[3].push(row),
+            Some(d) if d < earliest || d > today => bad[4].push(row),
+            Some(d) => {
+                if !opts.allow_identifiers && date::from_days(d).format("%d").to_string() != "01"
+                {
+                    bad[5].push(row);
+                }
+            }
+        }
+        p.birth.push(v.unwrap_or(0));
+    }
+    for (i, v) in sex.iter().enumerate() {
+        let s = match v.map(|s| s.trim().to_ascii_uppercase()) {
+            Some(s) if s == "F" || s == "FEMALE" || s == "2" => Sex::F,
+            Some(s) if s == "M" || s == "MALE" || s == "1" => Sex::M,
+            Some(s) if s == "U" || s.is_empty() || s == "UNKNOWN" || s == "9" || s == "0" => {
+                Sex::U
+            }
+            None => Sex::U,
+            Some(_) => {
+                bad[6].push(i as u64 + 1);
+                Sex::U
+            }
+        };
+        p.sex.push(s);
+    }
+    for (i, v) in practice.iter().enumerate() {
+        match v.map(str::trim) {
+            Some(s) if !s.is_empty() => practices.push(s.to_string()),
+            _ => {
+                bad[7].push(i as u64 + 1);
+                practices.push(String::new());
+            }
+        }
+    }
+    for (i, v) in pcn.iter().enumerate() {
+        match v.map(str::trim) {
+            Some(s) if !s.is_empty() => pcns.push(s.to_string()),
+            _ => {
+                bad[8].push(i as u64 + 1);
+                pcns.push(String::new());
+            }
+        }
+    }
+    match imd {
+        Some(imd) => {
+            for (i, v) in imd.iter().enumerate() {
+                match v {
+                    None => p.imd_decile.push(0),
+                    Some(d) if (1..=10).contains(&d) => p.imd_decile.push(d as u8),
+                    Some(_) => {
+                        bad[9].push(i as u64 + 1);
+                        p.imd_decile.push(0);
+                    }
+                }
+            }
+        }
+        None => p.imd_decile = vec![0; n],
+    }
+    match eth {
+        Some(eth) => {
+            for v in eth.iter() {
+                eths.push(match v.map(str::trim) {
+                    Some(s) if !s.is_empty() => s.chars().take(64).collect(),
+                    _ => "Unknown".to_string(),
+                });
+            }
+        }
+        None => eths = vec!["Unknown".to_string(); n],
+    }
+    p.care_home = match care {
+        Some(c) => c.iter().map(|v| v.unwrap_or(false)).collect(),
+        None => vec![false; n],
+    };
+    match death {
+        Some(death) => {
+            for (i, v) in death.iter().enumerate() {
+                match v {
+                    None => p.death.push(i32::MAX),
+                    Some(d) if d < earliest || d > today || d < p.birth[i] => {
+                        bad[10].push(i as u64 + 1);
+                        p.death.push(i32::MAX);
+                    }
+                    Some(d) => p.death.push(d),
+                }
+            }
+        }
+        None => p.death = vec![i32::MAX; n],
+    }
+    // Duplicate pseudonyms.
+    rows.sort();
+    for w in rows.windows(2) {
+        if w[0].0 == w[1].0 {
+            bad[11].push(w[1].1 as u64 + 1);
+        }
+    }
+    bad[11].sort_unstable();
+    let msgs: [(&str, &str); 12] = [
+        ("patient_id", "null or empty pseudonym"),
+        ("patient_id", "pseudonym longer than 128 characters"),
+        ("patient_id", "value is a valid NHS number: strata takes pseudonyms only (pass --allow-identifiers if these are not NHS numbers)"),
+        ("birth_date", "null birth date"),
+        ("birth_date", "birth date before 1900 or after today"),
+        ("birth_date", "birth date more precise than the month (day is not the 1st): exact dates of birth identify people; truncate to the month or pass --allow-identifiers"),
+        ("sex", "sex is not F, M or U"),
+        ("practice_code", "null or empty practice code"),
+        ("pcn_code", "null or empty PCN code"),
+        ("imd_decile", "IMD decile outside 1-10"),
+        ("death_date", "death date before 1900, after today or before birth"),
+        ("patient_id", "duplicate pseudonym"),
+    ];
+    for (k, (col, msg)) in msgs.iter().enumerate() {
+        ck.rows(err, name, col, msg, &bad[k]);
+    }
+    if ck.problems.len() > before {
+        return None;
+    }
+    // Sort patients by pseudonym; every per-patient column follows.
+    let order: Vec<usize> = rows.iter().map(|r| r.1).collect();
+    p.id = rows.into_iter().map(|r| r.0).collect();
+    p.birth = permute(&p.birth, &order);
+    p.sex = permute(&p.sex, &order);
+    p.imd_decile = permute(&p.imd_decile, &order);
+    p.care_home = permute(&p.care_home, &order);
+    p.death = permute(&p.death, &order);
+    let take = |v: Vec<String>| -> Vec<String> {
+        let mut v: Vec<Option<String>> = v.into_iter().map(Some).collect();
+        order.iter().map(|&i| v[i].take().unwrap_or_default()).collect()
+    };
+    (p.practice, p.practices) = intern_sorted(take(practices));
+    (p.pcn, p.pcns) = intern_sorted(take(pcns));
+    (p.ethnicity, p.ethnicities) = intern_sorted(take(eths));
+    Some(p)
+}
+
+fn permute<T: Copy>(v: &[T], order: &[usize]) -> Vec<T> {
+    order.iter().map(|&i| v[i]).collect()
+}
+
+/// Row ranges for parallel decoding.
+fn ranges(n: usize) -> Vec<(usize, usize)> {
+    let parts = (rayon::current_num_threads() * 4).max(1);
+    let step = n.div_ceil(parts).max(65_536);
+    (0..n).step_by(step).map(|s| (s, (s + step).min(n))).collect()
+}
+
+/// Map pseudonyms to patient indices; consecutive equal pseudonyms (the common sorted case)
+/// skip the hash lookup.
+struct PatientIndex<'a> {
+    map: FastMap<&'a str, u32>,
+}
+
+impl<'a> PatientIndex<'a> {
+    fn new(p: &'a Patients) -> Self {
+        let mut map = FastMap::with_capacity_and_hasher(p.len(), Default::default());
+        for (i, id) in p.id.iter().enumerate() {
+            map.insert(id.as_str(), i as u32);
+        }
+        PatientIndex { map }
+    }
+}
+
+/// Reasons a row is rejected, shared by events and encounters.
+mod reason {
+    pub const NULL_PATIENT: &str = "null patient_id";
+    pub const UNKNOWN_PATIENT: &str = "patient_id not in patients.parquet";
+    pub const NULL_DATE: &str = "null date";
+    pub const DATE_RANGE: &str = "date before 1900 or after today";
+    pub const NULL_SYSTEM: &str = "null code_system";
+    pub const UNKNOWN_SYSTEM: &str = "unknown code_system";
+    pub const NULL_CODE: &str = "null code";
+    pub const UNKNOWN_SETTING: &str = "setting is not inpatient, ae or outpatient";
+    pub const END_BEFORE_START: &str = "end_date before start_date";
+    pub const NULL_EMERGENCY: &str = "null emergency flag";
+}
+
+const UNSET: u32 = u32::MAX;
+
+/// One parallel part of the events file, decoded.
+struct EventPart {
+    patient: Vec<u32>,
+    day: Vec<i32>,
+    /// Local code id into `local`.
+    code: Vec<u32>,
+    /// Row of each kept event (1-based), to report rows whose code turns out malformed.
+    row: Vec<u64>,
+    local: Vec<(CodeSystem, String)>,
+    rejects: Vec<Reject>,
+}
+
+fn decode_events(
+    t: &Table,
+    pidx: &PatientIndex,
+    opts: &LoadOptions,
+) -> PolarsResult<Vec<EventPart>> {
+    let df = &t.df;
+    let pid = text_col(df, "patient_id")?;
+    let day = day_col(df, "event_date")?;
+    let sys = text_col(df, "code_system")?;
+    let code = text_col(df, "code")?;
+    let (earliest, today) = (date::earliest(), opts.today);
+    let parts = ranges(df.height())
+        .into_par_iter()
+        .map(|(lo, hi)| {
+            let len = hi - lo;
+            let (pid, day, sys, code) = (
+                pid.slice(lo as i64, len),
+                day.slice(lo as i64, len),
+                sys.slice(lo as i64, len),
+                code.slice(lo as i64, len),
+            );
+            let mut part = EventPart {
+                patient: Vec::with_capacity(len),
+                day: Vec::with_capacity(len),
+                code: Vec::with_capacity(len),
+                row: Vec::with_capacity(len),
+                local: Vec::new(),
+                rejects: Vec::new(),
+            };
+            let mut local: FastMap<(CodeSystem, &str), u32> = FastMap::default();
+            let mut last_pid: Option<&str> = None;
+            let mut last_idx = UNSET;
+            let mut last_sys: Option<(&str, Option<CodeSystem>)> = None;
+            let it = pid
+                .iter()
+                .zip(day.iter())
+                .zip(sys.iter())
+                .zip(code.iter());
+            for (k, (((p, d), s), c)) in it.enumerate() {
+                let row = (lo + k) as u64 + 1;
+                let mut reject = |column: &'static str, reason: &'static str| {
+                    part.rejects.push(Reject {
+                        file: EVENTS_FILE,
+                        row,
+                        column,
+                        reason,
+                    })
+                };
+                let Some(p) = p else {
+                    reject("patient_id", reason::NULL_PATIENT);
+                    continue;
+                };
+                let pi = if last_pid == Some(p) {
+                    last_idx
+                } else {
+                    let idx = pidx
+                        .map
+                        .get(p)
+                        .or_else(|| pidx.map.get(p.trim()))
+                        .copied()
+                        .unwrap_or(UNSET);
+                    last_pid = Some(p);
+                    last_idx = idx;
+                    idx
+                };
+                if pi == UNSET {
+                    reject("patient_id", reason::UNKNOWN_PATIENT);
+                    continue;
+                }
+                let Some(d) = d else {
+                    reject("event_date", reason::NULL_DATE);
+                    continue;
+                };
+                if d < earliest || d > today {
+                    reject("event_date", reason::DATE_RANGE);
+                    continue;
+                }
+                let Some(s) = s else {
+                    reject("code_system", reason::NULL_SYSTEM);
+                    continue;
+                };
+                let system = match last_sys {
+                    Some((raw, parsed)) if raw == s => parsed,
+                    _ => {
+                        let parsed = CodeSystem::parse(s);
+                        last_sys = Some((s, parsed));
+                        parsed
+                    }
+                };
+                let Some(system) = system else {
+                    reject("code_system", reason::UNKNOWN_SYSTEM);
+                    continue;
+                };
+                let Some(c) = c else {
+                    reject("code", reason::NULL_CODE);
+                    continue;
+                };
+                let next = local.len() as u32;
+                let id = *local.entry((system, c)).or_insert(next);
+                if id == next {
+                    part.local.push((system, c.to_string()));
+                }
+                part.patient.push(pi);
+                part.day.push(d);
+                part.code.push(id);
+                part.row.push(row);
+            }
+            part
+        })
+        .collect();
+    Ok(parts)
+}
+
+/// Group decoded rows by patient with a counting sort (or a straight copy when the file was
+/// already in patient order). Returns the offsets and the permutation applied.
+fn group_by_patient(n_patients: usize, patient: &[u32]) -> (Vec<u64>, Option<Vec<u32>>) {
+    let mut counts = vec![0u64; n_patients + 1];
+    for &p in patient {
+        counts[p as usize + 1] += 1;
+    }
+    for i in 1..counts.len() {
+        counts[i] += counts[i - 1];
+    }
+    let offsets = counts;
+    let sorted = patient.par_windows(2).all(|w| w[0] <= w[1]);
+    if sorted {
+        return (offsets, None);
+    }
+    let mut next = offsets.clone();
+    let mut perm = vec![0u32; patient.len()];
+    for (k, &p) in patient.iter().enumerate() {
+        let slot = &mut next[p as usize];
+        perm[*slot as usize] = k as u32;
+        *slot += 1;
+    }
+    (offsets, Some(perm))
+}
+
+fn apply<T: Copy + Send + Sync>(v: Vec<T>, perm: &Option<Vec<u32>>) -> Vec<T> {
+    match perm {
+        None => v,
+        Some(perm) => perm.par_iter().map(|&k| v[k as usize]).collect(),
+    }
+}
+
+fn read_events(
+    t: &Table,
+    patients: &Patients,
+    opts: &LoadOptions,
+    ck: &mut Checker,
+) -> Option<(Events, CodeDict)> {
+    let pidx = PatientIndex::new(patients);
+    let parts = match decode_events(t, &pidx, opts) {
+        Ok(p) => p,
+        Err(e) => {
+            polars_err(ck, t.name, e);
+            return None;
+        }
+    };
+    // Normalise each distinct raw code once, then build the dictionary in sorted order.
+    let mut raw: Vec<(CodeSystem, &str)> = parts
+        .iter()
+        .flat_map(|p| p.local.iter().map(|(s, c)| (*s, c.as_str())))
+        .collect();
+    raw.sort_unstable();
+    raw.dedup();
+    let normalised: Vec<Result<String, crate::codes::CodeProblem>> = raw
+        .par_iter()
+        .map(|(s, c)| normalise(*s, c))
+        .collect();
+    let dict = CodeDict::from_pairs(
+        raw.iter()
+            .zip(&normalised)
+            .filter_map(|((s, _), n)| n.as_ref().ok().map(|c| (*s, c.clone())))
+            .collect(),
+    );
+    let global: FastMap<(CodeSystem, &str), Result<u32, &'static str>> = raw
+        .iter()
+        .zip(&normalised)
+        .map(|((s, c), n)| {
+            let id = match n {
+                Ok(code) => dict.get(*s, code).ok_or("code not interned"),
+                Err(p) => Err(p.reason()),
+            };
+            ((*s, *c), id)
+        })
+        .collect();
+    let maps: Vec<Vec<Result<u32, &'static str>>> = parts
+        .iter()
+        .map(|part| {
+            part.local
+                .iter()
+                .map(|(s, c)| global[&(*s, c.as_str())])
+                .collect()
+        })
+        .collect();
+    drop(global);
+    drop(raw);
+    let total: usize = parts.iter().map(|p| p.patient.len()).sum();
+    let mut patient = Vec::with_capacity(total);
+    let mut day = Vec::with_capacity(total);
+    let mut code = Vec::with_capacity(total);
+    let mut rejects = Vec::new();
+    for (part, map) in parts.into_iter().zip(maps) {
+        rejects.extend(part.rejects);
+        for k in 0..part.patient.len() {
+            match map[part.code[k] as usize] {
+                Ok(id) => {
+                    patient.push(part.patient[k]);
+                    day.push(part.day[k]);
+                    code.push(id);
+                }
+                Err(reason) => rejects.push(Reject {
+                    file: EVENTS_FILE,
+                    row: part.row[k],
+                    column: "code",
+                    reason,
+                }),
+            }
+        }
+    }
+    let (offsets, perm) = group_by_patient(patients.len(), &patient);
+    drop(patient);
+    let events = Events {
+        offsets,
+        code: apply(code, &perm),
+        day: apply(day, &perm),
+    };
+    finish_file(t, rejects, opts, ck);
+    Some((events, dict))
+}
+
+/// Record a file's counts and rejects, and turn a high reject rate into an error.
+fn finish_file(t: &Table, mut rejects: Vec<Reject>, opts: &LoadOptions, ck: &mut Checker) {
+    let rows = t.df.height() as u64;
+    rejects.sort();
+    ck.files.push(FileCounts {
+        file: t.name.into(),
+        rows,
+        rejected: rejects.len() as u64,
+    });
+    if rows == 0 {
+        ck.problems.push(Problem {
+            severity: Severity::Warning,
+            file: t.name.into(),
+            column: None,
+            message: "has no rows".into(),
+            count: 0,
+            first_rows: vec![],
+        });
+    }
+    let mut by_reason: Vec<((&str, &str), Vec<u64>)> = Vec::new();
+    for r in &rejects {
+        match by_reason
+            .iter_mut()
+            .find(|(k, _)| *k == (r.column, r.reason))
+        {
+            Some((_, rows)) => rows.push(r.row),
+            None => by_reason.push(((r.column, r.reason), vec![r.row])),
+        }
+    }
+    let too_many = rows > 0 && rejects.len() as f64 > opts.max_reject_fraction * rows as f64;
+    for ((col, reason), rs) in by_reason {
+        ck.rows(
+            Severity::Warning,
+            t.name,
+            col,
+            &format!("row rejected: {reason}"),
+            &rs,
+        );
+    }
+    if too_many {
+        ck.file_error(
+            t.name,
+            None,
+            format!(
+                "{} of {} rows rejected, more than the {:.2}% allowed (--max-rejected); see the rejected-row warnings",
+                rejects.len(),
+                rows,
+                opts.max_reject_fraction * 100.0
+            ),
+        );
+    }
+    ck.rejects.extend(rejects);
+}
+
+fn read_encounters(
+    t: &Table,
+    patients: &Patients,
+    opts: &LoadOptions,
+    ck: &mut Checker,
+) -> Option<Encounters> {
+    let df = &t.df;
+    let cols = (|| -> PolarsResult<_> {
+        Ok((
+            text_col(df, "patient_id")?,
+            text_col(df, "setting")?,
+            day_col(df, "start_date")?,
+            day_col(df, "end_date")?,
+            bool_col(df, "emergency")?,
+        ))
+    })();
+    let (pid, setting, start, end, emergency) = match cols {
+        Ok(c) => c,
+        Err(e) => {
+            polars_err(ck, t.name, e);
+            return None;
+        }
+    };
+    let pidx = PatientIndex::new(patients);
+    let (earliest, today) = (date::earliest(), opts.today);
+    let mut rejects = Vec::new();
+    let mut patient = Vec::new();
+    let mut e = Encounters::default();
+    let it = pid
+        .iter()
+        .zip(setting.iter())
+        .zip(start.iter())
+        .zip(end.iter())
+        .zip(emergency.iter());
+    for (k, ((((p, s), st), en), em)) in it.enumerate() {
+        let row = k as u64 + 1;
+        let mut reject = |column: &'static str, reason: &'static str| {
+            rejects.push(Reject {
+                file: ENCOUNTERS_FILE,
+                row,
+                column,
+                reason,
+            })
+        };
+        let Some(p) = p else {
+            reject("patient_id", reason::NULL_PATIENT);
+            continue;
+        };
+        let Some(&pi) = pidx.map.get(p).or_else(|| pidx.map.get(p.trim())) else {
+            reject("patient_id", reason::UNKNOWN_PATIENT);
+            continue;
+        };
+        let Some(setting) = s.and_then(Setting::parse) else {
+            reject("setting", reason::UNKNOWN_SETTING);
+            continue;
+        };
+        let Some(st) = st else {
+            reject("start_date", reason::NULL_DATE);
+            continue;
+        };
+        if st < earliest || st > today {
+            reject("start_date", reason::DATE_RANGE);
+            continue;
+        }
+        let en = en.unwrap_or(st);
+        if en < st {
+            reject("end_date", reason::END_BEFORE_START);
+            continue;
+        }
+        if en > today {
+            reject("end_date", reason::DATE_RANGE);
+            continue;
+        }
+        let Some(em) = em else {
+            reject("emergency", reason::NULL_EMERGENCY);
+            continue;
+        };
+        patient.push(pi);
+        e.setting.push(setting);
+        e.start.push(st);
+        e.end.push(en);
+        e.emergency.push(em);
+    }
+    let (offsets, perm) = group_by_patient(patients.len(), &patient);
+    e.offsets = offsets;
+    e.setting = apply(e.setting, &perm);
+    e.start = apply(e.start, &perm);
+    e.end = apply(e.end, &perm);
+    e.emergency = apply(e.emergency, &perm);
+    finish_file(t, rejects, opts, ck);
+    Some(e)
+}
+
+/// Bytes of memory a load needs per event row and per patient, measured (see BENCHMARKS.md):
+/// the decoded Parquet columns plus the grouped layout.
+pub const BYTES_PER_EVENT: u64 = 90;
+/// See [`BYTES_PER_EVENT`].
+pub const BYTES_PER_PATIENT: u64 = 400;
+
+/// Memory available to this process in bytes (Linux `MemAvailable`, or the cgroup limit when
+/// lower); `None` when it cannot be told.
+pub fn available_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let avail = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemAvailable:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()?
+        * 1024;
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    Some(cgroup.map_or(avail, |c| c.min(avail)))
+}
+
+/// Rows in a Parquet file from its footer, without reading data.
+fn footer_rows(path: &Path) -> Option<u64> {
+    let f = File::open(path).ok()?;
+    ParquetReader::new(f).num_rows().ok().map(|n| n as u64)
+}
+
+/// Estimated bytes needed to load the cohort in `dir`, from the files' footers.
+pub fn estimate_memory(dir: &Path) -> u64 {
+    let ev = footer_rows(&dir.join(EVENTS_FILE)).unwrap_or(0)
+        + footer_rows(&dir.join(ENCOUNTERS_FILE)).unwrap_or(0);
+    let pa = footer_rows(&dir.join(PATIENTS_FILE)).unwrap_or(0);
+    ev * BYTES_PER_EVENT + pa * BYTES_PER_PATIENT
+}
+
+impl Cohort {
+    /// Read, check and lay out the cohort in `dir`. Fails with [`InputError::Invalid`] when the
+    /// report has errors.
+    pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Cohort, InputError> {
+        if !opts.skip_memory_check {
+            let needed = estimate_memory(dir);
+            if let Some(avail) = available_memory() {
+                if needed > avail {
+                    return Err(InputError::TooLarge {
+                        dir: dir.to_path_buf(),
+                        needed_mb: needed >> 20,
+                        available_mb: avail >> 20,
+                    });
+                }
+            }
+        }
+        let cohort = Cohort::read(dir, opts);
+        if cohort.report.is_ok() {
+            Ok(cohort)
+        } else {
+            Err(InputError::Invalid {
+                dir: dir.to_path_buf(),
+                report: Box::new(cohort.report),
+            })
+        }
+    }
+
+    /// Read and check everything that can be read, never failing: the report says what is
+    /// wrong. This is `strata validate`.
+    pub fn read(dir: &Path, opts: &LoadOptions) -> Cohort {
+        let mut ck = Checker::default();
+        let mut cohort = Cohort {
+            dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        if !dir.is_dir() {
+            ck.file_error(
+                &dir.display().to_string(),
+                None,
+                "cohort folder does not exist".into(),
+            );
+        } else {
+            let pt = read_table(dir, PATIENTS_FILE, PATIENT_COLUMNS, opts, &mut ck);
+            let et = read_table(dir, EVENTS_FILE, EVENT_COLUMNS, opts, &mut ck);
+            let nt = read_table(dir, ENCOUNTERS_FILE, ENCOUNTER_COLUMNS, opts, &mut ck);
+            let patients = pt.and_then(|t| read_patients(&t, opts, &mut ck));
+            if let Some(p) = patients {
+                if let Some((events, dict)) =
+                    et.as_ref().and_then(|t| read_events(t, &p, opts, &mut ck))
+                {
+                    cohort.events = events;
+                    cohort.codes = dict;
+                }
+                if let Some(e) = nt.as_ref().and_then(|t| read_encounters(t, &p, opts, &mut ck)) {
+                    cohort.encounters = e;
+                }
+                cohort.patients = p;
+            } else {
+                for t in [et, nt].into_iter().flatten() {
+                    ck.files.push(FileCounts {
+                        file: t.name.into(),
+                        rows: t.df.height() as u64,
+                        rejected: 0,
+                    });
+                }
+            }
+        }
+        let mut by_system = std::collections::BTreeMap::new();
+        for (_, s, _) in cohort.codes.iter() {
+            *by_system.entry(s.name().to_string()).or_insert(0u64) += 1;
+        }
+        ck.problems.sort_by_key(|p| p.severity);
+        cohort.report = ValidationReport {
+            problems: ck.problems,
+            files: ck.files,
+            distinct_codes: by_system.into_iter().collect(),
+        };
+        cohort.rejects = ck.rejects;
+        cohort
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nhs_numbers_are_recognised_by_their_check_digit() {
+        // 943 476 5919 is the NHS's published example of a valid number.
+        assert!(is_nhs_number("9434765919"));
+        assert!(!is_nhs_number("9434765918"));
+        assert!(!is_nhs_number("943476591"));
+        assert!(!is_nhs_number("94347659190"));
+        assert!(!is_nhs_number("943476591X"));
+    }
+
+    #[test]
+    fn identifier_columns_are_recognised() {
+        for c in ["nhs_number", "NHSNumber", "Post Code", "postcode", "date_of_birth", "surname"] {
+            assert!(looks_like_identifier(c), "{c}");
+        }
+        for c in ["patient_id", "birth_date", "practice_code", "pcn_code"] {
+            assert!(!looks_like_identifier(c), "{c}");
+        }
+    }
+
+    #[test]
+    fn grouping_is_a_stable_counting_sort() {
+        let (off, perm) = group_by_patient(3, &[2, 0, 2, 1, 0]);
+        assert_eq!(off, vec![0, 2, 3, 5]);
+        assert_eq!(perm.unwrap(), vec![1, 4, 3, 0, 2]);
+        let (off, perm) = group_by_patient(3, &[0, 0, 2]);
+        assert_eq!(off, vec![0, 2, 2, 3]);
+        assert!(perm.is_none());
+    }
+}

@@ -1,0 +1,79 @@
+//! Dates as days since 1970-01-01 (`i32`), the one representation used from `cohort` onwards
+//! (it is also Arrow's and Parquet's `Date32`). Calendar arithmetic goes through chrono here.
+
+use chrono::{Datelike, Months, NaiveDate};
+
+/// 1970-01-01.
+pub fn epoch() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid constant date")
+}
+
+/// Days since 1970-01-01 of a date.
+pub fn to_days(d: NaiveDate) -> i32 {
+    (d - epoch()).num_days() as i32
+}
+
+/// The date of a day number.
+pub fn from_days(days: i32) -> NaiveDate {
+    epoch() + chrono::Duration::days(days as i64)
+}
+
+/// Parse `YYYY-MM-DD` to days.
+pub fn parse_days(s: &str) -> Option<i32> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok().map(to_days)
+}
+
+/// ISO text of a day number.
+pub fn format_days(days: i32) -> String {
+    from_days(days).format("%Y-%m-%d").to_string()
+}
+
+/// The same calendar day `months` months earlier (clamped to the month's last day: 29 Feb minus
+/// 12 months is 28 Feb).
+pub fn minus_months(days: i32, months: u32) -> i32 {
+    let d = from_days(days);
+    to_days(d.checked_sub_months(Months::new(months)).unwrap_or(d))
+}
+
+/// Whole years between a birth date and a date (the age on that date).
+pub fn age_years(birth: i32, on: i32) -> i32 {
+    let (b, o) = (from_days(birth), from_days(on));
+    let mut age = o.year() - b.year();
+    if (o.month(), o.day()) < (b.month(), b.day()) {
+        age -= 1;
+    }
+    age
+}
+
+/// Today in UTC, as days.
+pub fn today() -> i32 {
+    to_days(chrono::Utc::now().date_naive())
+}
+
+/// 1900-01-01: the earliest date accepted in a cohort.
+pub fn earliest() -> i32 {
+    to_days(NaiveDate::from_ymd_opt(1900, 1, 1).expect("valid constant date"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_months() {
+        let d = parse_days("2025-04-01").unwrap();
+        assert_eq!(format_days(d), "2025-04-01");
+        assert_eq!(format_days(minus_months(d, 24)), "2023-04-01");
+        assert_eq!(format_days(minus_months(d, 12)), "2024-04-01");
+        let leap = parse_days("2024-02-29").unwrap();
+        assert_eq!(format_days(minus_months(leap, 12)), "2023-02-28");
+        assert_eq!(parse_days("1970-01-01"), Some(0));
+    }
+
+    #[test]
+    fn age_turns_on_the_birthday() {
+        let b = parse_days("1960-04-01").unwrap();
+        assert_eq!(age_years(b, parse_days("2025-03-31").unwrap()), 64);
+        assert_eq!(age_years(b, parse_days("2025-04-01").unwrap()), 65);
+    }
+}

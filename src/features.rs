@@ -1,0 +1,142 @@
+//! Per-patient features at an as-of date: which deficits, diagnoses and medicines fall in which
+//! window. This is the only module that looks at time.
+//!
+//! Pipeline position: `cohort` (grouped events) + `codelists::Lookup` -> **features** ->
+//! `scores`. Each patient is computed from its own slice alone, so any partition of the cohort
+//! by patient gives the same rows; rayon runs over patient ranges and writes into a pre-sized
+//! vector, so output order never depends on the thread count.
+
+use rayon::prelude::*;
+
+use crate::codelists::{CodeInfo, DeficitRule, Lookup, Models};
+use crate::cohort::{Cohort, Setting};
+use crate::date;
+
+/// The windows of one scoring run, as inclusive day ranges ending at the as-of date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Windows {
+    /// The as-of (index) date: nothing after it counts.
+    pub as_of: i32,
+    /// First day of the polypharmacy window.
+    pub medicines_from: i32,
+    /// First day of the HFRS window.
+    pub hfrs_from: i32,
+    /// First day of the Charlson window.
+    pub charlson_from: i32,
+    /// First day of the 12-month hospital-activity window shown on lists.
+    pub activity_from: i32,
+}
+
+impl Windows {
+    /// Windows for `as_of` under the model files' look-backs (calendar months, inclusive).
+    pub fn new(models: &Models, as_of: i32) -> Windows {
+        let poly_months = models
+            .efi
+            .deficits
+            .iter()
+            .find_map(|d| match d.rule {
+                DeficitRule::Polypharmacy {
+                    lookback_months, ..
+                } => Some(lookback_months),
+                DeficitRule::Codes => None,
+            })
+            .unwrap_or(12);
+        Windows {
+            as_of,
+            medicines_from: date::minus_months(as_of, poly_months),
+            hfrs_from: date::minus_months(as_of, models.hfrs.lookback_months),
+            charlson_from: date::minus_months(as_of, models.charlson.lookback_months),
+            activity_from: date::minus_months(as_of, 12),
+        }
+    }
+}
+
+/// What one patient's record shows at the as-of date.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Features {
+    /// Bit d: coded eFI deficit d recorded on or before the as-of date.
+    pub efi_coded: u64,
+    /// Distinct dm+d codes in the polypharmacy window (capped at 255).
+    pub medicines: u8,
+    /// Bit c: HFRS category c coded in the HFRS window.
+    pub hfrs: u128,
+    /// Bit c: Charlson category c coded in the Charlson window.
+    pub charlson: u32,
+    /// Emergency inpatient admissions starting in the 12 months to the as-of date.
+    pub emergency_admissions_12m: u16,
+    /// A&E attendances in the 12 months to the as-of date.
+    pub ae_attendances_12m: u16,
+    /// Events and encounters dated after the as-of date, ignored (they are outcomes).
+    pub ignored_after_as_of: u32,
+}
+
+/// Features of one patient from its event and encounter slices.
+pub fn patient_features(cohort: &Cohort, lookup: &Lookup, w: &Windows, p: usize) -> Features {
+    let mut f = Features::default();
+    let ev = &cohort.events;
+    let (lo, hi) = (ev.offsets[p] as usize, ev.offsets[p + 1] as usize);
+    let mut meds: [u32; 8] = [0; 8];
+    let mut n_meds = 0usize;
+    let mut more_meds: Vec<u32> = Vec::new();
+    for k in lo..hi {
+        let day = ev.day[k];
+        if day > w.as_of {
+            f.ignored_after_as_of += 1;
+            continue;
+        }
+        let code = ev.code[k];
+        let ci: &CodeInfo = &lookup.info[code as usize];
+        f.efi_coded |= ci.efi;
+        if ci.flags == 0 {
+            continue;
+        }
+        if ci.flags & CodeInfo::MEDICINE != 0 && day >= w.medicines_from {
+            if !meds[..n_meds.min(8)].contains(&code) && !more_meds.contains(&code) {
+                if n_meds < 8 {
+                    meds[n_meds] = code;
+                } else {
+                    more_meds.push(code);
+                }
+                n_meds += 1;
+            }
+        }
+        if ci.flags & CodeInfo::HOSPITAL_DX != 0 {
+            if ci.hfrs != 0 && day >= w.hfrs_from {
+                f.hfrs |= 1u128 << (ci.hfrs - 1);
+            }
+            if day >= w.charlson_from {
+                f.charlson |= ci.charlson;
+            }
+        }
+    }
+    f.medicines = n_meds.min(255) as u8;
+    let en = &cohort.encounters;
+    for k in en.offsets[p] as usize..en.offsets[p + 1] as usize {
+        let start = en.start[k];
+        if start > w.as_of {
+            f.ignored_after_as_of += 1;
+            continue;
+        }
+        if start < w.activity_from {
+            continue;
+        }
+        match en.setting[k] {
+            Setting::Inpatient if en.emergency[k] => f.emergency_admissions_12m += 1,
+            Setting::Ae => f.ae_attendances_12m += 1,
+            _ => {}
+        }
+    }
+    f
+}
+
+/// Features of every patient, in patient order, computed in parallel.
+pub fn all_features(cohort: &Cohort, lookup: &Lookup, w: &Windows) -> Vec<Features> {
+    let n = cohort.patients.len();
+    let mut out = Vec::with_capacity(n);
+    (0..n)
+        .into_par_iter()
+        .with_min_len(2048)
+        .map(|p| patient_features(cohort, lookup, w, p))
+        .collect_into_vec(&mut out);
+    out
+}

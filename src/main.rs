@@ -1,0 +1,53 @@
+//! The `strata` command line: a thin clap front end over the library. Each subcommand lives in
+//! `cmd/` with its help text; errors are mapped to documented exit codes here.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+/// Population-health risk stratification: frailty scores and per-PCN lists from a pseudonymised
+/// cohort.
+#[derive(Parser)]
+#[command(name = "strata", version, about, long_about = None)]
+struct Cli {
+    /// Worker threads (default: all cores). Results are identical whatever the number.
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Demo(cmd::demo::Args),
+    Synth(cmd::synth::Args),
+    Validate(cmd::validate::Args),
+    Score(cmd::score::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        if let Err(e) = rayon::ThreadPoolBuilder::new().num_threads(n).build_global() {
+            eprintln!("strata: cannot start {n} threads: {e}");
+            std::process::exit(2);
+        }
+    }
+    let result = match cli.command {
+        Command::Demo(a) => cmd::demo::run(a),
+        Command::Synth(a) => cmd::synth::run(a),
+        Command::Validate(a) => cmd::validate::run(a),
+        Command::Score(a) => cmd::score::run(a),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            let code = e
+                .downcast_ref::<strata::Error>()
+                .map(strata::Error::exit_code)
+                .unwrap_or(1);
+            eprintln!("strata: {e:#}");
+            std::process::exit(code);
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! One scoring run from cohort folder to published output folder: the stages wired together,
+//! timed, and recorded in a manifest.
+//!
+//! Pipeline position: the whole flow, `cohort` -> `features` -> `scores` -> `lists` -> `output`.
+//! The binary's `score` and `demo` subcommands are thin wrappers over [`score`].
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::codelists::{ModelFile, Models};
+use crate::cohort::{Cohort, FileCounts, LoadOptions, Problem};
+use crate::features::{all_features, Windows};
+use crate::lists::{self, ListRules, Scored, Status, Suppression};
+use crate::output::{self, Written};
+use crate::scores::{Scorer, Scores};
+use crate::{date, Error};
+
+/// Settings of a scoring run.
+#[derive(Debug, Clone)]
+pub struct ScoreOptions {
+    /// Cohort folder.
+    pub cohort: PathBuf,
+    /// Output folder (replaced atomically).
+    pub out: PathBuf,
+    /// As-of (index) date, days.
+    pub as_of: i32,
+    /// Models folder.
+    pub models: PathBuf,
+    /// Input checks.
+    pub load: LoadOptions,
+    /// Who is listed.
+    pub rules: ListRules,
+    /// Small-number rules for the summary.
+    pub suppression: Suppression,
+}
+
+/// What a run did, written as `manifest.json` and printed by the binary.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Manifest {
+    /// strata's version.
+    pub strata_version: String,
+    /// As-of date.
+    pub as_of: String,
+    /// Date the run treated as today.
+    pub today: String,
+    /// Cohort folder as given.
+    pub cohort: String,
+    /// Rows read and rejected per input file.
+    pub inputs: Vec<FileCounts>,
+    /// Warnings from validation (errors stop the run).
+    pub warnings: Vec<String>,
+    /// Model files used, with hashes.
+    pub models: Vec<ModelFile>,
+    /// List rules.
+    pub rules: ListRules,
+    /// Summary suppression.
+    pub suppression: Suppression,
+    /// Patients in the cohort.
+    pub patients: u64,
+    /// Patients eligible (alive, born, old enough).
+    pub eligible: u64,
+    /// Patients on a list.
+    pub listed: u64,
+    /// Patients left out because they died on or before the as-of date.
+    pub deceased: u64,
+    /// Records dated after the as-of date, ignored by scoring.
+    pub ignored_after_as_of: u64,
+    /// Rows rejected across files (see rejects.csv).
+    pub rejected_rows: u64,
+    /// Distinct codes per system, and how many no list uses.
+    pub distinct_codes: Vec<(String, u64)>,
+    /// Codes no code list uses, per system.
+    pub unused_codes: Vec<(String, u64)>,
+    /// Files written.
+    pub outputs: Vec<Written>,
+    /// Worker threads.
+    pub threads: usize,
+    /// Seconds per stage.
+    pub seconds: Vec<(String, f64)>,
+}
+
+/// Score a loaded cohort at `as_of`: features, scores, ages and statuses of every patient.
+pub fn score_cohort(cohort: &Cohort, models: &Models, as_of: i32, rules: &ListRules) -> Scored {
+    let lookup = models.compile(&cohort.codes);
+    let windows = Windows::new(models, as_of);
+    let features = all_features(cohort, &lookup, &windows);
+    let scorer = Scorer::new(models);
+    let mut scores: Vec<Scores> = Vec::with_capacity(features.len());
+    features
+        .par_iter()
+        .with_min_len(4096)
+        .map(|f| scorer.score(f))
+        .collect_into_vec(&mut scores);
+    let (ages, status) = lists::statuses(cohort, as_of, rules);
+    Scored {
+        features,
+        scores,
+        ages,
+        status,
+    }
+}
+
+/// Run the nightly job: load and check the cohort, score it, rank each PCN's list, and publish
+/// the output folder atomically with its manifest.
+pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
+    let mut seconds = Vec::new();
+    let mut lap = {
+        let mut t = Instant::now();
+        move |name: &str, seconds: &mut Vec<(String, f64)>| {
+            seconds.push((name.to_string(), t.elapsed().as_secs_f64()));
+            t = Instant::now();
+        }
+    };
+    let models = Models::load(&opts.models)?;
+    lap("load_models", &mut seconds);
+    let cohort = Cohort::load(&opts.cohort, &opts.load)?;
+    lap("read_cohort", &mut seconds);
+    let lookup = models.compile(&cohort.codes);
+    let scored = score_cohort(&cohort, &models, opts.as_of, &opts.rules);
+    lap("score", &mut seconds);
+    let ranked = lists::rank(&cohort, &scored.scores, &scored.status, &opts.rules);
+    let summary = lists::summary(&cohort, &scored.scores, &scored.status, &opts.suppression);
+    lap("rank", &mut seconds);
+    let count = |s: Status| scored.status.iter().filter(|&&x| x == s).count() as u64;
+    let mut manifest = Manifest {
+        strata_version: env!("CARGO_PKG_VERSION").to_string(),
+        as_of: date::format_days(opts.as_of),
+        today: date::format_days(opts.load.today),
+        cohort: opts.cohort.display().to_string(),
+        inputs: cohort.report.files.clone(),
+        warnings: cohort
+            .report
+            .problems
+            .iter()
+            .map(Problem::to_string)
+            .collect(),
+        models: models.files.clone(),
+        rules: opts.rules,
+        suppression: opts.suppression,
+        patients: cohort.patients.len() as u64,
+        eligible: count(Status::Eligible),
+        listed: ranked.iter().map(|(_, v)| v.len() as u64).sum(),
+        deceased: count(Status::Deceased),
+        ignored_after_as_of: scored
+            .features
+            .iter()
+            .map(|f| f.ignored_after_as_of as u64)
+            .sum(),
+        rejected_rows: cohort.rejects.len() as u64,
+        distinct_codes: cohort.report.distinct_codes.clone(),
+        unused_codes: lookup
+            .unused_by_system
+            .iter()
+            .map(|(s, n)| (s.name().to_string(), *n))
+            .collect(),
+        outputs: Vec::new(),
+        threads: rayon::current_num_threads(),
+        seconds: Vec::new(),
+    };
+    let manifest = output::publish(&opts.out, |dir: &Path| -> Result<Manifest, Error> {
+        manifest.outputs =
+            output::write_outputs(dir, &cohort, &scored, &models, &ranked, &summary)?;
+        lap("write", &mut seconds);
+        manifest.seconds = seconds;
+        output::write_json(&dir.join("manifest.json"), &manifest)?;
+        Ok(manifest)
+    })?;
+    Ok(manifest)
+}

@@ -1,0 +1,1089 @@
+//! Synthetic ICS cohorts in the cohort contract, for demos, tests and benchmarks.
+//!
+//! Pipeline position: beside the pipeline, writing what `cohort` reads. It uses the same code
+//! lists as the scores (from `models/`), so it emits real eFI, HFRS and Charlson codes.
+//!
+//! The population: an English age-sex pyramid; PCNs that differ in deprivation (urban deprived to
+//! rural affluent) and ethnic mix; a latent frailty per person that rises with age and
+//! deprivation and drives coded deficits, medicines, GP contacts, A&E attendances, emergency
+//! admissions (with falls), hospital diagnoses and deaths. Targets (checked by
+//! `tests/synth.rs`): eFI among people aged 65+ near fit 50% / mild 35% / moderate 12% /
+//! severe 3% (Clegg 2016); emergency admissions of people aged 65+ near 271 per 1,000 a year
+//! and falls admissions near 2,100 per 100,000 a year (Staffordshire and Stoke-on-Trent,
+//! 2021-23); deaths near 1% a year.
+//!
+//! Determinism: every patient draws from its own random stream seeded by (seed, patient), and
+//! patients are generated in parallel into pre-ordered chunks, so the files are byte-identical
+//! for a seed whatever the thread count.
+//!
+//! Medicine codes are synthetic identifiers (`99…`), not real dm+d codes: polypharmacy only
+//! counts distinct medicine codes, so their meaning does not matter here.
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use crate::codelists::{DeficitRule, Models};
+use crate::codes::CodeSystem;
+use crate::date;
+use crate::output::{self, OutputError};
+
+/// Errors of the generator.
+#[derive(Debug, thiserror::Error)]
+pub enum SynthError {
+    /// Bad settings.
+    #[error("{0}")]
+    Settings(String),
+    /// Writing failed.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    /// Polars could not build or encode a table.
+    #[error("cannot build {what}: {source}")]
+    Encode {
+        /// Which table.
+        what: &'static str,
+        /// Cause.
+        source: PolarsError,
+    },
+}
+
+/// Settings of a synthetic cohort.
+#[derive(Debug, Clone)]
+pub struct SynthOptions {
+    /// Number of patients (default: one ICS, 1.2 million).
+    pub patients: usize,
+    /// Random seed: same seed, same files.
+    pub seed: u64,
+    /// The default as-of date the cohort is built around (days).
+    pub as_of: i32,
+    /// Years of history before `as_of`.
+    pub history_years: u32,
+    /// Years of follow-up after `as_of` (outcomes).
+    pub followup_years: u32,
+    /// Output folder (replaced atomically).
+    pub out: PathBuf,
+}
+
+/// The as-of date synthetic cohorts are built around: 2025-04-01.
+pub fn default_as_of() -> i32 {
+    date::parse_days("2025-04-01").unwrap_or(20179)
+}
+
+impl SynthOptions {
+    /// Defaults for `patients` and `seed` writing to `out`.
+    pub fn new(patients: usize, seed: u64, out: PathBuf) -> SynthOptions {
+        SynthOptions {
+            patients,
+            seed,
+            as_of: default_as_of(),
+            history_years: 4,
+            followup_years: 1,
+            out,
+        }
+    }
+}
+
+/// What was written.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SynthSummary {
+    /// Patients.
+    pub patients: u64,
+    /// Event rows.
+    pub events: u64,
+    /// Encounter rows.
+    pub encounters: u64,
+    /// Practices.
+    pub practices: u64,
+    /// PCNs.
+    pub pcns: u64,
+    /// Seed.
+    pub seed: u64,
+    /// As-of date the cohort is built around.
+    pub as_of: String,
+    /// First and last dates of the records.
+    pub period: (String, String),
+}
+
+/// SplitMix64: a small, fast, statistically sound generator; one stream per patient.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A stream for (seed, stream).
+    pub fn new(seed: u64, stream: u64) -> Rng {
+        Rng(mix(seed ^ mix(stream.wrapping_add(0x9E37_79B9_7F4A_7C15))))
+    }
+
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        mix(self.0)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform integer in [0, n).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            ((self.next_u64() as u128 * n as u128) >> 64) as u64
+        }
+    }
+
+    /// True with probability p.
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.f64() < p
+    }
+
+    /// Standard normal (Box-Muller).
+    pub fn normal(&mut self) -> f64 {
+        let u1 = self.f64().max(1e-300);
+        let u2 = self.f64();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
+    /// Poisson(lambda): inversion for small means, a rounded normal for large ones.
+    pub fn poisson(&mut self, lambda: f64) -> u32 {
+        if lambda <= 0.0 {
+            return 0;
+        }
+        if lambda > 40.0 {
+            return (lambda + lambda.sqrt() * self.normal()).round().max(0.0) as u32;
+        }
+        let l = (-lambda).exp();
+        let mut k = 0u32;
+        let mut p = 1.0;
+        loop {
+            p *= self.f64();
+            if p <= l {
+                return k;
+            }
+            k += 1;
+        }
+    }
+
+    /// Index drawn with the given weights.
+    pub fn weighted(&mut self, weights: &[f64]) -> usize {
+        let total: f64 = weights.iter().sum();
+        let mut x = self.f64() * total;
+        for (i, w) in weights.iter().enumerate() {
+            if x < *w {
+                return i;
+            }
+            x -= w;
+        }
+        weights.len() - 1
+    }
+}
+
+/// The SplitMix64 finaliser: a bijection on u64, so distinct inputs give distinct outputs.
+pub fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// England's registered population by five-year age band (percent, 0-4 ... 90+), ONS mid-year
+/// estimates rounded.
+const AGE_BANDS: [f64; 19] = [
+    5.4, 5.9, 6.1, 5.8, 6.0, 6.6, 6.9, 6.8, 6.4, 6.3, 6.8, 6.8, 6.0, 5.1, 5.0, 4.2, 2.8, 1.7, 1.0,
+];
+
+/// Ethnic groups (ONS 2021 high-level categories) and their shares in an affluent/rural and a
+/// deprived/urban PCN; a PCN mixes the two by its deprivation.
+const ETHNICITY: [(&str, f64, f64); 6] = [
+    ("White", 0.93, 0.62),
+    ("Asian or Asian British", 0.03, 0.20),
+    ("Black or Black British", 0.01, 0.09),
+    ("Mixed", 0.015, 0.04),
+    ("Other ethnic group", 0.005, 0.03),
+    ("Not stated", 0.01, 0.02),
+];
+
+/// Relative prevalence of each coded eFI deficit (by slug) among older people, and whether it
+/// marks advanced frailty (drawn more often when many deficits are present).
+const DEFICIT_WEIGHTS: &[(&str, f64, bool)] = &[
+    ("hypertension", 10.0, false),
+    ("arthritis", 8.0, false),
+    ("respiratory-disease", 4.0, false),
+    ("ckd", 4.0, false),
+    ("diabetes", 4.0, false),
+    ("chd", 3.5, false),
+    ("hearing-loss", 3.0, false),
+    ("vision-problems", 3.0, false),
+    ("urinary-system-disease", 3.0, false),
+    ("dyspnoea", 3.0, false),
+    ("falls", 2.5, true),
+    ("dizziness", 2.5, false),
+    ("anaemia", 2.5, false),
+    ("osteoporosis", 2.0, false),
+    ("atrial-fibrillation", 2.0, false),
+    ("foot-problems", 2.0, false),
+    ("sleep-disturbance", 2.0, false),
+    ("thyroid-disorders", 2.0, false),
+    ("urinary-incontinence", 2.0, true),
+    ("heart-failure", 1.5, true),
+    ("stroke-tia", 1.5, false),
+    ("peptic-ulcer", 1.5, false),
+    ("hypotension", 1.5, false),
+    ("cognitive-problems", 1.5, true),
+    ("mobility-problems", 1.5, true),
+    ("fragility-fracture", 1.2, true),
+    ("skin-ulcer", 1.0, true),
+    ("pvd", 1.0, false),
+    ("activity-limitation", 1.0, true),
+    ("weight-loss", 1.0, true),
+    ("heart-valve-disease", 1.0, false),
+    ("social-vulnerability", 1.0, false),
+    ("housebound", 0.7, true),
+    ("care-requirement", 0.7, true),
+    ("parkinsons", 0.4, true),
+];
+
+/// ICD-10 codes a hospital records for a patient with a deficit (secondary diagnoses).
+const DEFICIT_ICD10: &[(&str, &[&str])] = &[
+    ("hypertension", &["I10X"]),
+    ("arthritis", &["M199", "M179"]),
+    ("respiratory-disease", &["J449", "J459"]),
+    ("ckd", &["N183", "N184"]),
+    ("diabetes", &["E119", "E112"]),
+    ("chd", &["I251", "I252"]),
+    ("hearing-loss", &["H919"]),
+    ("vision-problems", &["H540", "H269"]),
+    ("urinary-system-disease", &["N390"]),
+    ("dyspnoea", &["R060"]),
+    ("falls", &["R296"]),
+    ("dizziness", &["R42X"]),
+    ("anaemia", &["D649"]),
+    ("osteoporosis", &["M819"]),
+    ("atrial-fibrillation", &["I48X"]),
+    ("sleep-disturbance", &["G479"]),
+    ("thyroid-disorders", &["E039"]),
+    ("urinary-incontinence", &["R32X"]),
+    ("heart-failure", &["I500"]),
+    ("stroke-tia", &["I639", "I693", "G459"]),
+    ("peptic-ulcer", &["K259"]),
+    ("hypotension", &["I959", "R55X"]),
+    ("cognitive-problems", &["F03X", "F019", "G309"]),
+    ("mobility-problems", &["R268", "Z993"]),
+    ("fragility-fracture", &["S720", "S525"]),
+    ("skin-ulcer", &["L899"]),
+    ("pvd", &["I739"]),
+    ("activity-limitation", &["Z736"]),
+    ("weight-loss", &["R634"]),
+    ("heart-valve-disease", &["I350"]),
+    ("social-vulnerability", &["Z602"]),
+    ("housebound", &["Z742"]),
+    ("care-requirement", &["Z749"]),
+    ("parkinsons", &["G20X"]),
+];
+
+/// Primary diagnoses of emergency admissions: (code, weight in the general population, extra
+/// weight per eFI deficit).
+const ACUTE_ICD10: &[(&str, f64, f64)] = &[
+    ("R074", 6.0, 0.0),
+    ("J189", 3.0, 0.6),
+    ("N390", 2.0, 0.6),
+    ("J440", 1.5, 0.3),
+    ("K359", 2.0, 0.0),
+    ("R104", 5.0, 0.0),
+    ("L031", 1.5, 0.2),
+    ("A419", 1.0, 0.3),
+    ("N179", 0.8, 0.4),
+    ("E86X", 0.5, 0.3),
+    ("F059", 0.3, 0.5),
+    ("R55X", 1.0, 0.3),
+    ("I214", 1.0, 0.1),
+    ("I639", 0.8, 0.2),
+    ("I500", 0.5, 0.4),
+    ("R410", 0.2, 0.3),
+    ("E871", 0.3, 0.2),
+    ("R53X", 0.2, 0.3),
+];
+
+/// Injuries recorded with a fall (external cause W00-W19 goes with them).
+const FALL_INJURY_ICD10: &[&str] = &["S720", "S721", "S525", "S065", "S010", "S422", "T141"];
+/// Fall external-cause codes.
+const FALL_CAUSE_ICD10: &[&str] = &["W19", "W18", "W10", "W01", "W06"];
+/// Other comorbidities a hospital may record (Charlson conditions beyond the eFI).
+const OTHER_ICD10: &[(&str, f64)] = &[
+    ("C349", 0.2),
+    ("C509", 0.25),
+    ("C189", 0.2),
+    ("C61X", 0.25),
+    ("C787", 0.05),
+    ("C795", 0.05),
+    ("K703", 0.05),
+    ("K746", 0.05),
+    ("M069", 0.15),
+    ("B24X", 0.01),
+    ("G819", 0.03),
+    ("K219", 0.4),
+    ("E785", 0.6),
+    ("Z867", 0.3),
+];
+
+/// Common primary-care codes outside every eFI list (observations, vaccinations, reviews), SNOMED
+/// CT. `tests/synth.rs` checks that none is in a code list.
+const NOISE_SNOMED: &[(&str, Option<(f64, f64)>)] = &[
+    ("75367002", Some((132.0, 16.0))),
+    ("271649006", Some((132.0, 16.0))),
+    ("271650006", Some((80.0, 9.0))),
+    ("27113001", Some((78.0, 15.0))),
+    ("60621009", Some((27.5, 4.5))),
+    ("50373000", Some((168.0, 9.0))),
+    ("77176002", None),
+    ("8517006", None),
+    ("266919005", None),
+    ("185316007", None),
+    ("390906007", None),
+    ("86198006", None),
+    ("228273003", None),
+    ("410620009", None),
+];
+
+/// A synthetic code table: every code the generator can emit, by index.
+struct CodeTable {
+    codes: Vec<(CodeSystem, String)>,
+    /// [deficit][0 = snomed, 1 = read2, 2 = ctv3] -> code indices.
+    deficit: Vec<[Vec<u32>; 3]>,
+    deficit_weight: Vec<f64>,
+    deficit_advanced: Vec<bool>,
+    deficit_icd: Vec<Vec<u32>>,
+    acute: Vec<(u32, f64, f64)>,
+    fall_injury: Vec<u32>,
+    fall_cause: Vec<u32>,
+    other: Vec<(u32, f64)>,
+    noise: Vec<(u32, Option<(f64, f64)>)>,
+    medicines: Vec<u32>,
+    coded_deficits: usize,
+}
+
+impl CodeTable {
+    fn add(&mut self, system: CodeSystem, code: &str) -> u32 {
+        self.codes.push((system, code.to_string()));
+        (self.codes.len() - 1) as u32
+    }
+
+    fn build(models: &Models) -> Result<CodeTable, SynthError> {
+        let coded: Vec<&str> = models
+            .efi
+            .deficits
+            .iter()
+            .filter(|d| d.rule == DeficitRule::Codes)
+            .map(|d| d.slug.as_str())
+            .collect();
+        let mut t = CodeTable {
+            codes: Vec::new(),
+            deficit: vec![Default::default(); coded.len()],
+            deficit_weight: vec![0.3; coded.len()],
+            deficit_advanced: vec![false; coded.len()],
+            deficit_icd: vec![Vec::new(); coded.len()],
+            acute: Vec::new(),
+            fall_injury: Vec::new(),
+            fall_cause: Vec::new(),
+            other: Vec::new(),
+            noise: Vec::new(),
+            medicines: Vec::new(),
+            coded_deficits: coded.len(),
+        };
+        for (d, system, code) in &models.efi.codes {
+            let slot = match system {
+                CodeSystem::Snomed => 0,
+                CodeSystem::Read2 => 1,
+                CodeSystem::Ctv3 => 2,
+                _ => continue,
+            };
+            // Read v2 and CTV3 are written padded to five characters, as extracts hold them.
+            let text = if slot == 0 {
+                code.clone()
+            } else {
+                format!("{code:.<5}")
+            };
+            let id = t.add(*system, &text);
+            t.deficit[*d as usize][slot].push(id);
+        }
+        for (slug, w, adv) in DEFICIT_WEIGHTS {
+            if let Some(d) = coded.iter().position(|s| s == slug) {
+                t.deficit_weight[d] = *w;
+                t.deficit_advanced[d] = *adv;
+            }
+        }
+        for (slug, codes) in DEFICIT_ICD10 {
+            if let Some(d) = coded.iter().position(|s| s == slug) {
+                for c in codes.iter() {
+                    let id = t.add(CodeSystem::Icd10, c);
+                    t.deficit_icd[d].push(id);
+                }
+            }
+        }
+        for (c, w, per) in ACUTE_ICD10 {
+            let id = t.add(CodeSystem::Icd10, c);
+            t.acute.push((id, *w, *per));
+        }
+        for c in FALL_INJURY_ICD10 {
+            let id = t.add(CodeSystem::Icd10, c);
+            t.fall_injury.push(id);
+        }
+        for c in FALL_CAUSE_ICD10 {
+            let id = t.add(CodeSystem::Icd10, c);
+            t.fall_cause.push(id);
+        }
+        for (c, w) in OTHER_ICD10 {
+            let id = t.add(CodeSystem::Icd10, c);
+            t.other.push((id, *w));
+        }
+        for (c, v) in NOISE_SNOMED {
+            let id = t.add(CodeSystem::Snomed, c);
+            t.noise.push((id, *v));
+        }
+        for k in 0..240u32 {
+            let id = t.add(CodeSystem::Dmd, &format!("99{:07}", 1000 + k * 37));
+            t.medicines.push(id);
+        }
+        if t.deficit.iter().any(|s| s[0].is_empty()) {
+            return Err(SynthError::Settings(
+                "every coded eFI deficit needs at least one SNOMED CT code".into(),
+            ));
+        }
+        Ok(t)
+    }
+}
+
+/// Calibrated parameters (see module docs for the targets; `tests/synth.rs` checks them).
+mod k {
+    /// Mean eFI deficits at age 75 in a middling-deprivation area.
+    pub const EFI_AT_75: f64 = 4.95;
+    /// Growth of the mean per year of age (65+).
+    pub const EFI_PER_YEAR: f64 = 0.03;
+    /// Extra growth per year of age below 50 (fewer deficits in the young).
+    pub const EFI_YOUNG_PER_YEAR: f64 = 0.035;
+    /// Deprivation effect: mean multiplied by exp(DEPRIVATION * (5.5 - decile) / 4.5).
+    pub const DEPRIVATION: f64 = 0.25;
+    /// Spread of the latent frailty (log scale).
+    pub const SIGMA: f64 = 0.42;
+    /// Emergency admissions a year at 50, before frailty.
+    pub const EMERGENCY_AT_50: f64 = 0.098;
+    /// Growth per year of age.
+    pub const EMERGENCY_PER_YEAR: f64 = 0.04;
+    /// Admission rate multiplied by exp(EMERGENCY_PER_DEFICIT * deficits) (normalised).
+    pub const EMERGENCY_PER_DEFICIT: f64 = 0.12;
+    /// Share of emergency admissions of people 65+ that follow a fall, before frailty.
+    pub const FALL_SHARE: f64 = 0.045;
+    /// Extra fall share per eFI deficit.
+    pub const FALL_SHARE_PER_DEFICIT: f64 = 0.006;
+    /// Gompertz mortality: ln(annual probability) = MORT_A + MORT_B * age.
+    pub const MORT_A: f64 = -9.9;
+    /// See MORT_A.
+    pub const MORT_B: f64 = 0.0865;
+    /// Mortality multiplied by exp(MORT_PER_DEFICIT * deficits) (normalised).
+    pub const MORT_PER_DEFICIT: f64 = 0.12;
+}
+
+/// The generated rows of a chunk of patients.
+#[derive(Default)]
+struct Chunk {
+    birth: Vec<i32>,
+    sex: Vec<&'static str>,
+    practice: Vec<u32>,
+    imd: Vec<i32>,
+    ethnicity: Vec<&'static str>,
+    care_home: Vec<bool>,
+    death: Vec<Option<i32>>,
+    // events
+    e_patient: Vec<u32>,
+    e_day: Vec<i32>,
+    e_code: Vec<u32>,
+    e_value: Vec<Option<f64>>,
+    e_encounter: Vec<Option<u64>>,
+    // encounters
+    n_patient: Vec<u32>,
+    n_id: Vec<u64>,
+    n_setting: Vec<&'static str>,
+    n_start: Vec<i32>,
+    n_end: Vec<i32>,
+    n_emergency: Vec<bool>,
+}
+
+struct World<'a> {
+    t: &'a CodeTable,
+    seed: u64,
+    as_of: i32,
+    start: i32,
+    end: i32,
+    snomed_from: i32,
+    n_practices: usize,
+    practices_per_pcn: usize,
+    /// Mean IMD decile per PCN.
+    pcn_decile: Vec<f64>,
+    /// Practice uses Read v2 (EMIS-like) rather than CTV3 (TPP-like) before SNOMED CT.
+    practice_read2: Vec<bool>,
+}
+
+fn efi_mean(age: f64, decile: f64) -> f64 {
+    let mut m = k::EFI_AT_75 * (k::EFI_PER_YEAR * (age - 75.0)).exp();
+    if age < 50.0 {
+        m *= (k::EFI_YOUNG_PER_YEAR * (age - 50.0)).exp();
+    }
+    m * (k::DEPRIVATION * (5.5 - decile) / 4.5).exp()
+}
+
+/// Days in a year.
+const YEAR: f64 = 365.25;
+
+impl World<'_> {
+    fn patient(&self, i: usize, c: &mut Chunk) {
+        let mut r = Rng::new(self.seed, i as u64);
+        let t = self.t;
+        let practice = r.below(self.n_practices as u64) as usize;
+        let pcn = practice / self.practices_per_pcn;
+        let decile = (self.pcn_decile[pcn] + 1.8 * r.normal()).round().clamp(1.0, 10.0);
+        // Age at the as-of date: older populations in affluent areas.
+        let tilt = 1.0 + 0.04 * (decile - 5.5);
+        let weights: Vec<f64> = AGE_BANDS
+            .iter()
+            .enumerate()
+            .map(|(b, w)| if b >= 13 { w * tilt } else { *w })
+            .collect();
+        let band = r.weighted(&weights);
+        let age = if band == 18 {
+            90.0 + (-(1.0 - r.f64()).ln() * 4.0).min(15.0)
+        } else {
+            band as f64 * 5.0 + r.f64() * 5.0
+        };
+        let birth_exact = self.as_of - (age * YEAR) as i32;
+        let bd = date::from_days(birth_exact);
+        let birth = date::to_days(bd - chrono::Duration::days(chrono::Datelike::day0(&bd) as i64));
+        let p_female = if age >= 85.0 {
+            0.62
+        } else if age >= 70.0 {
+            0.54
+        } else {
+            0.5
+        };
+        let sex = if r.chance(0.002) {
+            "U"
+        } else if r.chance(p_female) {
+            "F"
+        } else {
+            "M"
+        };
+        let urban = ((10.0 - self.pcn_decile[pcn]) / 8.0).clamp(0.0, 1.0);
+        let ew: Vec<f64> = ETHNICITY
+            .iter()
+            .map(|(_, a, b)| a * (1.0 - urban) + b * urban)
+            .collect();
+        let ethnicity = ETHNICITY[r.weighted(&ew)].0;
+
+        // Latent frailty and eFI deficits at the as-of date.
+        let mean = efi_mean(age, decile);
+        let z = r.normal();
+        let lambda = mean * (k::SIGMA * z - k::SIGMA * k::SIGMA / 2.0).exp();
+        let total = r.poisson(lambda).min(t.coded_deficits as u32 + 1);
+        let poly_p = 1.0 / (1.0 + (-(total as f64 - 3.5)).exp());
+        let poly = total >= 1 && r.chance(poly_p);
+        let coded = (total - poly as u32) as usize;
+        let mut w: Vec<f64> = (0..t.coded_deficits)
+            .map(|d| {
+                let base = t.deficit_weight[d];
+                if t.deficit_advanced[d] {
+                    base * (0.3 + total as f64 / 6.0)
+                } else {
+                    base
+                }
+            })
+            .collect();
+        let mut deficits = Vec::with_capacity(coded);
+        for _ in 0..coded.min(t.coded_deficits) {
+            let d = r.weighted(&w);
+            w[d] = 0.0;
+            deficits.push(d);
+        }
+        let care_home = age >= 65.0 && r.chance(0.002 * (total as f64).powf(1.6));
+
+        // Death: Gompertz hazard scaled by frailty, over the whole period.
+        let frail_norm =
+            (mean * ((k::MORT_PER_DEFICIT).exp() - 1.0)).exp().max(1e-9);
+        let mut death = None;
+        let hazard_at = |a: f64| (k::MORT_A + k::MORT_B * a).exp().min(0.9);
+        let mut day = self.start;
+        while day <= self.end {
+            let a = age + (day - self.as_of) as f64 / YEAR;
+            if a >= 0.0 {
+                let q = (hazard_at(a) * (k::MORT_PER_DEFICIT * total as f64).exp() / frail_norm)
+                    .min(0.95);
+                if r.chance(q / 12.0) {
+                    death = Some(day + r.below(30) as i32);
+                    break;
+                }
+            }
+            day += 30;
+        }
+        let death = death.filter(|&d| d <= self.end && d >= birth);
+        let last = death.unwrap_or(self.end).min(self.end);
+        let first = self.start.max(birth);
+        let pi = i as u32;
+
+        let legacy_read2 = self.practice_read2[practice];
+        let push = |c: &mut Chunk, day: i32, code: u32, value: Option<f64>, enc: Option<u64>| {
+            c.e_patient.push(pi);
+            c.e_day.push(day);
+            c.e_code.push(code);
+            c.e_value.push(value);
+            c.e_encounter.push(enc);
+        };
+        let span = (last - first).max(0) as u64;
+        let uniform_day = |r: &mut Rng| first + r.below(span + 1) as i32;
+
+        if last >= first {
+            // Coded deficits: first recorded before the as-of date, sometimes long before the
+            // extract window; recoded now and then.
+            for &d in &deficits {
+                let onset = (self.as_of - (r.f64() * r.f64() * 15.0 * YEAR) as i32)
+                    .max(birth + 365)
+                    .min(self.as_of);
+                if death.is_some_and(|x| onset > x) {
+                    continue;
+                }
+                let repeats = 1 + r.poisson(1.2);
+                for k in 0..repeats {
+                    let day = if k == 0 {
+                        onset
+                    } else {
+                        onset + r.below((last - onset).max(0) as u64 + 1) as i32
+                    };
+                    let slot = if day >= self.snomed_from {
+                        0
+                    } else if legacy_read2 {
+                        1
+                    } else {
+                        2
+                    };
+                    let list = if t.deficit[d][slot].is_empty() {
+                        &t.deficit[d][0]
+                    } else {
+                        &t.deficit[d][slot]
+                    };
+                    // Most coding uses a few common codes of each list.
+                    let pick = if r.chance(0.7) {
+                        r.below(list.len().min(3) as u64)
+                    } else {
+                        r.below(list.len() as u64)
+                    };
+                    push(c, day, list[pick as usize], None, None);
+                }
+            }
+            // New deficits in the follow-up year.
+            if r.chance((0.04 * lambda).min(0.5)) {
+                let d = r.below(t.coded_deficits as u64) as usize;
+                if !deficits.contains(&d) && last > self.as_of {
+                    let day = self.as_of + 1 + r.below((last - self.as_of) as u64) as i32;
+                    push(c, day, t.deficit[d][0][0], None, None);
+                }
+            }
+            // Medicines: repeat prescriptions every ~3 months. Polypharmacy means 5 or more
+            // distinct medicines in the 12 months to the as-of date; without it, at most 4.
+            let regular = if poly {
+                5 + r.poisson(0.35 * total as f64)
+            } else {
+                r.poisson(0.1 + 0.25 * total as f64 + 0.01 * (age - 40.0).max(0.0))
+                    .min(4)
+            };
+            let mut meds: Vec<u32> = Vec::new();
+            while meds.len() < regular as usize {
+                let m = t.medicines[r.below(t.medicines.len() as u64 / 2) as usize];
+                if !meds.contains(&m) {
+                    meds.push(m);
+                }
+            }
+            for &m in &meds {
+                let mut day = first + r.below(90) as i32;
+                while day <= last {
+                    push(c, day, m, None, None);
+                    day += 112 + r.below(56) as i32;
+                }
+            }
+            // Acute courses, kept outside the polypharmacy window when they would tip the count.
+            let window_from = date::minus_months(self.as_of, 12);
+            for _ in 0..r.poisson(0.3 * (self.end - self.start) as f64 / YEAR) {
+                let m = t.medicines[(t.medicines.len() / 2
+                    + r.below(t.medicines.len() as u64 / 2) as usize)
+                    .min(t.medicines.len() - 1)];
+                let day = uniform_day(&mut r);
+                let in_window = day >= window_from && day <= self.as_of;
+                if in_window && !poly {
+                    continue;
+                }
+                push(c, day, m, None, None);
+            }
+            // GP contacts: observations, reviews, vaccinations.
+            let years = (last - first) as f64 / YEAR;
+            let n_obs = r.poisson(years * (1.0 + 0.025 * age.max(0.0) + 0.4 * total as f64));
+            for _ in 0..n_obs {
+                let (code, v) = t.noise[r.below(t.noise.len() as u64) as usize];
+                let value = v.map(|(m, s)| ((m + s * r.normal()) * 10.0).round() / 10.0);
+                let day = uniform_day(&mut r);
+                push(c, day, code, value, None);
+            }
+
+            // Hospital activity.
+            let adm_norm = (mean * ((k::EMERGENCY_PER_DEFICIT).exp() - 1.0)).exp();
+            let rate = k::EMERGENCY_AT_50
+                * (k::EMERGENCY_PER_YEAR * (age - 50.0)).exp()
+                * (k::EMERGENCY_PER_DEFICIT * total as f64).exp()
+                / adm_norm;
+            let other: Vec<u32> = t
+                .other
+                .iter()
+                .filter(|(_, p)| r.chance(p * 0.02 * (age / 50.0).powi(2)))
+                .map(|(id, _)| *id)
+                .collect();
+            let mut enc_k = 0u64;
+            let mut new_enc = |setting: &'static str,
+                               start: i32,
+                               end: i32,
+                               emergency: bool,
+                               c: &mut Chunk|
+             -> u64 {
+                enc_k += 1;
+                let id = mix(self.seed ^ mix((i as u64) << 16 | enc_k));
+                c.n_patient.push(pi);
+                c.n_id.push(id);
+                c.n_setting.push(setting);
+                c.n_start.push(start);
+                c.n_end.push(end);
+                c.n_emergency.push(emergency);
+                id
+            };
+            let n_emerg = r.poisson(rate * years);
+            let acute_w: Vec<f64> = t
+                .acute
+                .iter()
+                .map(|(_, w, per)| w + per * total as f64)
+                .collect();
+            for _ in 0..n_emerg {
+                let start = uniform_day(&mut r);
+                let los = r.poisson(1.0 + 0.6 * total as f64 + (age / 30.0)) as i32;
+                let end = (start + los).min(self.end);
+                let enc = new_enc("inpatient", start, end, true, c);
+                let fall_p = if age >= 65.0 {
+                    k::FALL_SHARE + k::FALL_SHARE_PER_DEFICIT * total as f64
+                } else {
+                    0.02
+                };
+                if r.chance(fall_p) {
+                    let inj = t.fall_injury[r.below(t.fall_injury.len() as u64) as usize];
+                    let cause = t.fall_cause[r.below(t.fall_cause.len() as u64) as usize];
+                    push(c, start, inj, None, Some(enc));
+                    push(c, start, cause, None, Some(enc));
+                } else {
+                    let (code, _, _) = t.acute[r.weighted(&acute_w)];
+                    push(c, start, code, None, Some(enc));
+                }
+                // Secondary diagnoses: the patient's long-term conditions.
+                for &d in &deficits {
+                    if !t.deficit_icd[d].is_empty() && r.chance(0.5) {
+                        let codes = &t.deficit_icd[d];
+                        let code = codes[r.below(codes.len() as u64) as usize];
+                        push(c, start, code, None, Some(enc));
+                    }
+                }
+                for &o in &other {
+                    if r.chance(0.7) {
+                        push(c, start, o, None, Some(enc));
+                    }
+                }
+            }
+            for _ in 0..r.poisson(years * (0.25 + 0.002 * age + 0.05 * total as f64)) {
+                let day = uniform_day(&mut r);
+                new_enc("ae", day, day, true, c);
+            }
+            for _ in 0..r.poisson(years * (0.03 + 0.001 * age)) {
+                let start = uniform_day(&mut r);
+                let end = (start + r.poisson(1.5) as i32).min(self.end);
+                let enc = new_enc("inpatient", start, end, false, c);
+                let code = if !other.is_empty() && r.chance(0.5) {
+                    other[r.below(other.len() as u64) as usize]
+                } else {
+                    t.acute[r.below(t.acute.len() as u64) as usize].0
+                };
+                push(c, start, code, None, Some(enc));
+            }
+            for _ in 0..r.poisson(years * (0.4 + 0.01 * age + 0.1 * total as f64)) {
+                let day = uniform_day(&mut r);
+                new_enc("outpatient", day, day, false, c);
+            }
+        }
+        c.birth.push(birth);
+        c.sex.push(sex);
+        c.practice.push(practice as u32);
+        c.imd.push(decile as i32);
+        c.ethnicity.push(ethnicity);
+        c.care_home.push(care_home);
+        c.death.push(death);
+    }
+}
+
+fn encode(what: &'static str) -> impl FnOnce(PolarsError) -> SynthError {
+    move |source| SynthError::Encode { what, source }
+}
+
+/// Sort a chunk's events by (patient, date, code) and encounters by (patient, start, id), so the
+/// files read like an extract ordered by pseudonym and date.
+fn order_chunk(c: &mut Chunk) {
+    let mut idx: Vec<usize> = (0..c.e_patient.len()).collect();
+    idx.sort_by_key(|&k| (c.e_patient[k], c.e_day[k], c.e_code[k], c.e_encounter[k]));
+    c.e_patient = idx.iter().map(|&k| c.e_patient[k]).collect();
+    c.e_day = idx.iter().map(|&k| c.e_day[k]).collect();
+    c.e_code = idx.iter().map(|&k| c.e_code[k]).collect();
+    c.e_value = idx.iter().map(|&k| c.e_value[k]).collect();
+    c.e_encounter = idx.iter().map(|&k| c.e_encounter[k]).collect();
+    let mut idx: Vec<usize> = (0..c.n_patient.len()).collect();
+    idx.sort_by_key(|&k| (c.n_patient[k], c.n_start[k], c.n_id[k]));
+    c.n_patient = idx.iter().map(|&k| c.n_patient[k]).collect();
+    c.n_id = idx.iter().map(|&k| c.n_id[k]).collect();
+    c.n_setting = idx.iter().map(|&k| c.n_setting[k]).collect();
+    c.n_start = idx.iter().map(|&k| c.n_start[k]).collect();
+    c.n_end = idx.iter().map(|&k| c.n_end[k]).collect();
+    c.n_emergency = idx.iter().map(|&k| c.n_emergency[k]).collect();
+}
+
+fn date_col(name: &str, v: Vec<i32>) -> Column {
+    Int32Chunked::from_vec(name.into(), v)
+        .into_date()
+        .into_column()
+}
+
+fn opt_date_col(name: &str, v: &[Option<i32>]) -> Column {
+    Int32Chunked::new(name.into(), v).into_date().into_column()
+}
+
+/// Generate a cohort and write it to `opts.out` atomically. `models` supplies the code lists.
+pub fn generate(opts: &SynthOptions, models: &Models) -> Result<SynthSummary, SynthError> {
+    if opts.patients == 0 {
+        return Err(SynthError::Settings("--patients must be at least 1".into()));
+    }
+    let end = date::to_days(
+        date::from_days(opts.as_of)
+            .checked_add_months(chrono::Months::new(12 * opts.followup_years))
+            .unwrap_or(date::from_days(opts.as_of)),
+    ) - 1;
+    if end > date::today() {
+        return Err(SynthError::Settings(format!(
+            "the follow-up would end on {}, after today: choose an earlier --as-of",
+            date::format_days(end)
+        )));
+    }
+    let t = CodeTable::build(models)?;
+    let n = opts.patients;
+    let n_pcns = ((n as f64 / 40_000.0).round() as usize).clamp(2, 30);
+    let practices_per_pcn = 5;
+    let n_practices = n_pcns * practices_per_pcn;
+    let mut wr = Rng::new(opts.seed, u64::MAX);
+    // PCN deprivation from urban deprived (decile ~2) to rural affluent (~9), shuffled.
+    let mut pcn_decile: Vec<f64> = (0..n_pcns)
+        .map(|p| 2.0 + 7.0 * p as f64 / (n_pcns - 1).max(1) as f64)
+        .collect();
+    for i in (1..pcn_decile.len()).rev() {
+        let j = wr.below(i as u64 + 1) as usize;
+        pcn_decile.swap(i, j);
+    }
+    let practice_read2: Vec<bool> = (0..n_practices).map(|_| wr.chance(0.7)).collect();
+    let world = World {
+        t: &t,
+        seed: opts.seed,
+        as_of: opts.as_of,
+        start: date::minus_months(opts.as_of, 12 * opts.history_years),
+        end,
+        snomed_from: date::parse_days("2018-04-01").unwrap_or(17622),
+        n_practices,
+        practices_per_pcn,
+        pcn_decile,
+        practice_read2,
+    };
+    // Pseudonyms: 16 hex digits from a bijective mix, so distinct; patients are generated in
+    // pseudonym order so the files are sorted as many extracts are.
+    let mut ids: Vec<(u64, usize)> = (0..n)
+        .map(|i| (mix(opts.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ mix(i as u64)), i))
+        .collect();
+    ids.sort_unstable();
+    let pseudonyms: Vec<String> = ids.iter().map(|(h, _)| format!("{h:016x}")).collect();
+    let chunk_size = 4096;
+    let chunks: Vec<Chunk> = (0..n.div_ceil(chunk_size))
+        .into_par_iter()
+        .map(|ci| {
+            let mut c = Chunk::default();
+            for slot in ci * chunk_size..((ci + 1) * chunk_size).min(n) {
+                world.patient(slot, &mut c);
+            }
+            order_chunk(&mut c);
+            c
+        })
+        .collect();
+    let ods = |prefix: char, i: usize| format!("{prefix}{:05}", 81000 + i * 7);
+    let practice_codes: Vec<String> = (0..n_practices).map(|i| ods('P', i)).collect();
+    let pcn_codes: Vec<String> = (0..n_pcns).map(|i| format!("U{:05}", 10000 + i * 37)).collect();
+
+    let summary = output::publish(&opts.out, |dir: &Path| -> Result<SynthSummary, SynthError> {
+        // patients.parquet
+        let mut birth = Vec::with_capacity(n);
+        let mut sex = Vec::with_capacity(n);
+        let mut practice = Vec::with_capacity(n);
+        let mut pcn = Vec::with_capacity(n);
+        let mut imd = Vec::with_capacity(n);
+        let mut eth = Vec::with_capacity(n);
+        let mut care = Vec::with_capacity(n);
+        let mut death = Vec::with_capacity(n);
+        for c in &chunks {
+            birth.extend_from_slice(&c.birth);
+            sex.extend_from_slice(&c.sex);
+            for &p in &c.practice {
+                practice.push(practice_codes[p as usize].as_str());
+                pcn.push(pcn_codes[p as usize / practices_per_pcn].as_str());
+            }
+            imd.extend_from_slice(&c.imd);
+            eth.extend_from_slice(&c.ethnicity);
+            care.extend_from_slice(&c.care_home);
+            death.extend_from_slice(&c.death);
+        }
+        let mut df = DataFrame::new(
+            n,
+            vec![
+                Column::new("patient_id".into(), &pseudonyms),
+                date_col("birth_date", birth),
+                Column::new("sex".into(), sex),
+                Column::new("practice_code".into(), practice),
+                Column::new("pcn_code".into(), pcn),
+                Column::new("imd_decile".into(), imd),
+                Column::new("ethnicity_group".into(), eth),
+                Column::new("care_home".into(), care),
+                opt_date_col("death_date", &death),
+            ],
+        )
+        .map_err(encode("patients"))?;
+        write(dir, "patients.parquet", &mut df)?;
+        drop(df);
+
+        // events.parquet
+        let ne: usize = chunks.iter().map(|c| c.e_patient.len()).sum();
+        let mut pid = Vec::with_capacity(ne);
+        let mut day = Vec::with_capacity(ne);
+        let mut system = Vec::with_capacity(ne);
+        let mut code = Vec::with_capacity(ne);
+        let mut value = Vec::with_capacity(ne);
+        let mut enc = Vec::with_capacity(ne);
+        let enc_text = |e: u64| format!("{e:016x}");
+        for c in &chunks {
+            for k in 0..c.e_patient.len() {
+                pid.push(pseudonyms[c.e_patient[k] as usize].as_str());
+                let (s, text) = &t.codes[c.e_code[k] as usize];
+                system.push(s.name());
+                code.push(text.as_str());
+            }
+            day.extend_from_slice(&c.e_day);
+            value.extend_from_slice(&c.e_value);
+            enc.extend(c.e_encounter.iter().map(|e| e.map(enc_text)));
+        }
+        let mut df = DataFrame::new(
+            ne,
+            vec![
+                Column::new("patient_id".into(), pid),
+                date_col("event_date", day),
+                Column::new("code_system".into(), system),
+                Column::new("code".into(), code),
+                Column::new("value".into(), value),
+                Column::new("encounter_id".into(), enc),
+            ],
+        )
+        .map_err(encode("events"))?;
+        write(dir, "events.parquet", &mut df)?;
+        drop(df);
+
+        // encounters.parquet
+        let nn: usize = chunks.iter().map(|c| c.n_patient.len()).sum();
+        let mut pid = Vec::with_capacity(nn);
+        let mut id = Vec::with_capacity(nn);
+        let mut setting = Vec::with_capacity(nn);
+        let mut start = Vec::with_capacity(nn);
+        let mut endd = Vec::with_capacity(nn);
+        let mut emergency = Vec::with_capacity(nn);
+        for c in &chunks {
+            for k in 0..c.n_patient.len() {
+                pid.push(pseudonyms[c.n_patient[k] as usize].as_str());
+                id.push(enc_text(c.n_id[k]));
+            }
+            setting.extend_from_slice(&c.n_setting);
+            start.extend_from_slice(&c.n_start);
+            endd.extend_from_slice(&c.n_end);
+            emergency.extend_from_slice(&c.n_emergency);
+        }
+        let mut df = DataFrame::new(
+            nn,
+            vec![
+                Column::new("patient_id".into(), pid),
+                Column::new("encounter_id".into(), id),
+                Column::new("setting".into(), setting),
+                date_col("start_date", start),
+                date_col("end_date", endd),
+                Column::new("emergency".into(), emergency),
+            ],
+        )
+        .map_err(encode("encounters"))?;
+        write(dir, "encounters.parquet", &mut df)?;
+
+        let summary = SynthSummary {
+            patients: n as u64,
+            events: ne as u64,
+            encounters: nn as u64,
+            practices: n_practices as u64,
+            pcns: n_pcns as u64,
+            seed: opts.seed,
+            as_of: date::format_days(opts.as_of),
+            period: (date::format_days(world.start), date::format_days(world.end)),
+        };
+        output::write_json(&dir.join("manifest.json"), &summary)?;
+        Ok(summary)
+    })?;
+    Ok(summary)
+}
+
+fn write(dir: &Path, name: &'static str, df: &mut DataFrame) -> Result<(), SynthError> {
+    let path = dir.join(name);
+    let mut f = std::fs::File::create(&path).map_err(|source| OutputError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    ParquetWriter::new(&mut f)
+        .with_compression(ParquetCompression::Zstd(None))
+        .finish(df)
+        .map_err(encode(name))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streams_are_deterministic_and_distinct() {
+        let a: Vec<u64> = (0..4).map(|_| Rng::new(7, 1).next_u64()).collect();
+        assert!(a.windows(2).all(|w| w[0] == w[1]));
+        assert_ne!(Rng::new(7, 1).next_u64(), Rng::new(7, 2).next_u64());
+        assert_ne!(Rng::new(7, 1).next_u64(), Rng::new(8, 1).next_u64());
+    }
+
+    #[test]
+    fn poisson_mean_is_right() {
+        let mut r = Rng::new(1, 1);
+        for lambda in [0.3, 4.7, 60.0] {
+            let n = 20000;
+            let mean: f64 = (0..n).map(|_| r.poisson(lambda) as f64).sum::<f64>() / n as f64;
+            assert!((mean - lambda).abs() < 0.05 * lambda + 0.02, "{lambda}: {mean}");
+        }
+    }
+}
