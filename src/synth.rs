@@ -474,7 +474,7 @@ mod k {
     /// Admission rate multiplied by exp(EMERGENCY_PER_DEFICIT * deficits) (normalised).
     pub const EMERGENCY_PER_DEFICIT: f64 = 0.12;
     /// Share of emergency admissions of people 65+ that follow a fall, before frailty.
-    pub const FALL_SHARE: f64 = 0.045;
+    pub const FALL_SHARE: f64 = 0.04;
     /// Extra fall share per eFI deficit.
     pub const FALL_SHARE_PER_DEFICIT: f64 = 0.006;
     /// Gompertz mortality: ln(annual probability) = MORT_A + MORT_B * age.

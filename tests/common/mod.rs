@@ -1,0 +1,187 @@
+//! Shared test helpers: build small cohorts row by row and write them as Parquet, run the
+//! binary, read outputs.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use polars::prelude::*;
+
+/// One patient row.
+#[derive(Clone, Debug)]
+pub struct P {
+    pub id: String,
+    pub birth: &'static str,
+    pub sex: &'static str,
+    pub practice: &'static str,
+    pub pcn: &'static str,
+    pub imd: Option<i32>,
+    pub death: Option<&'static str>,
+}
+
+/// A patient aged `age`-ish at 2025-04-01 (born on the first of April of the year).
+pub fn patient(id: &str, birth: &'static str) -> P {
+    P {
+        id: id.to_string(),
+        birth,
+        sex: "F",
+        practice: "P1",
+        pcn: "PCN1",
+        imd: Some(5),
+        death: None,
+    }
+}
+
+/// One event row.
+#[derive(Clone, Debug)]
+pub struct E {
+    pub id: String,
+    pub date: &'static str,
+    pub system: &'static str,
+    pub code: String,
+}
+
+pub fn ev(id: &str, date: &'static str, system: &'static str, code: &str) -> E {
+    E {
+        id: id.to_string(),
+        date,
+        system,
+        code: code.to_string(),
+    }
+}
+
+/// One encounter row.
+#[derive(Clone, Debug)]
+pub struct N {
+    pub id: String,
+    pub enc: String,
+    pub setting: &'static str,
+    pub start: &'static str,
+    pub emergency: bool,
+}
+
+fn days(s: &str) -> i32 {
+    strata::date::parse_days(s).unwrap_or_else(|| panic!("bad test date {s}"))
+}
+
+fn date_col(name: &str, v: Vec<i32>) -> Column {
+    Int32Chunked::from_vec(name.into(), v).into_date().into_column()
+}
+
+pub fn write_parquet(path: &Path, mut df: DataFrame) {
+    let mut f = std::fs::File::create(path).unwrap();
+    ParquetWriter::new(&mut f).finish(&mut df).unwrap();
+}
+
+pub fn patients_frame(ps: &[P]) -> DataFrame {
+    DataFrame::new(
+        ps.len(),
+        vec![
+            Column::new("patient_id".into(), ps.iter().map(|p| p.id.as_str()).collect::<Vec<_>>()),
+            date_col("birth_date", ps.iter().map(|p| days(p.birth)).collect()),
+            Column::new("sex".into(), ps.iter().map(|p| p.sex).collect::<Vec<_>>()),
+            Column::new("practice_code".into(), ps.iter().map(|p| p.practice).collect::<Vec<_>>()),
+            Column::new("pcn_code".into(), ps.iter().map(|p| p.pcn).collect::<Vec<_>>()),
+            Column::new("imd_decile".into(), ps.iter().map(|p| p.imd).collect::<Vec<_>>()),
+            Int32Chunked::new(
+                "death_date".into(),
+                &ps.iter().map(|p| p.death.map(days)).collect::<Vec<_>>(),
+            )
+            .into_date()
+            .into_column(),
+        ],
+    )
+    .unwrap()
+}
+
+pub fn events_frame(es: &[E]) -> DataFrame {
+    DataFrame::new(
+        es.len(),
+        vec![
+            Column::new("patient_id".into(), es.iter().map(|e| e.id.as_str()).collect::<Vec<_>>()),
+            date_col("event_date", es.iter().map(|e| days(e.date)).collect()),
+            Column::new("code_system".into(), es.iter().map(|e| e.system).collect::<Vec<_>>()),
+            Column::new("code".into(), es.iter().map(|e| e.code.as_str()).collect::<Vec<_>>()),
+        ],
+    )
+    .unwrap()
+}
+
+pub fn encounters_frame(ns: &[N]) -> DataFrame {
+    DataFrame::new(
+        ns.len(),
+        vec![
+            Column::new("patient_id".into(), ns.iter().map(|n| n.id.as_str()).collect::<Vec<_>>()),
+            Column::new("encounter_id".into(), ns.iter().map(|n| n.enc.as_str()).collect::<Vec<_>>()),
+            Column::new("setting".into(), ns.iter().map(|n| n.setting).collect::<Vec<_>>()),
+            date_col("start_date", ns.iter().map(|n| days(n.start)).collect()),
+            date_col("end_date", ns.iter().map(|n| days(n.start)).collect()),
+            Column::new("emergency".into(), ns.iter().map(|n| n.emergency).collect::<Vec<_>>()),
+        ],
+    )
+    .unwrap()
+}
+
+/// Write a cohort folder.
+pub fn write_cohort(dir: &Path, ps: &[P], es: &[E], ns: &[N]) {
+    std::fs::create_dir_all(dir).unwrap();
+    write_parquet(&dir.join("patients.parquet"), patients_frame(ps));
+    write_parquet(&dir.join("events.parquet"), events_frame(es));
+    write_parquet(&dir.join("encounters.parquet"), encounters_frame(ns));
+}
+
+/// The repository's models folder.
+pub fn models_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models"))
+}
+
+/// The repository's fixtures folder.
+pub fn fixtures() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures"))
+}
+
+/// Run the strata binary.
+pub fn strata(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .env("STRATA_MODELS", models_dir())
+        .output()
+        .expect("run strata")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// Read a CSV output as a polars frame.
+pub fn read_csv(path: &Path) -> DataFrame {
+    CsvReadOptions::default()
+        .with_has_header(true)
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))
+        .unwrap()
+        .finish()
+        .unwrap()
+}
+
+/// All files under a folder with their bytes, sorted by path (for byte-identity checks).
+pub fn tree_bytes(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    fn walk(base: &Path, d: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p.strip_prefix(base).unwrap().to_string_lossy().to_string();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
