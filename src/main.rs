@@ -42,10 +42,13 @@ fn main() {
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
-            let code = e
-                .downcast_ref::<strata::Error>()
-                .map(strata::Error::exit_code)
-                .unwrap_or(1);
+            let code = if e.downcast_ref::<cmd::UsageError>().is_some() {
+                2
+            } else {
+                e.downcast_ref::<strata::Error>()
+                    .map(strata::Error::exit_code)
+                    .unwrap_or(1)
+            };
             eprintln!("strata: {e:#}");
             std::process::exit(code);
         }

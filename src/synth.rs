@@ -61,6 +61,8 @@ pub struct SynthOptions {
     pub history_years: u32,
     /// Years of follow-up after `as_of` (outcomes).
     pub followup_years: u32,
+    /// Number of PCNs (default: one per 40,000 patients, 2 to 30), five practices each.
+    pub pcns: Option<usize>,
     /// Output folder (replaced atomically).
     pub out: PathBuf,
 }
@@ -79,6 +81,7 @@ impl SynthOptions {
             as_of: default_as_of(),
             history_years: 4,
             followup_years: 1,
+            pcns: None,
             out,
         }
     }
@@ -881,7 +884,10 @@ pub fn generate(opts: &SynthOptions, models: &Models) -> Result<SynthSummary, Sy
     }
     let t = CodeTable::build(models)?;
     let n = opts.patients;
-    let n_pcns = ((n as f64 / 40_000.0).round() as usize).clamp(2, 30);
+    let n_pcns = opts
+        .pcns
+        .unwrap_or(((n as f64 / 40_000.0).round() as usize).clamp(2, 30))
+        .max(1);
     let practices_per_pcn = 5;
     let n_practices = n_pcns * practices_per_pcn;
     let mut wr = Rng::new(opts.seed, u64::MAX);

@@ -9,12 +9,29 @@ pub mod validate;
 
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use strata::cohort::LoadOptions;
+
+/// A bad argument value: exit code 2, like clap's own usage errors.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// A usage error as an anyhow error.
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
 
 /// Parse `YYYY-MM-DD`.
 pub fn parse_date(s: &str) -> Result<i32> {
-    strata::date::parse_days(s).ok_or_else(|| anyhow!("'{s}' is not a date (YYYY-MM-DD)"))
+    strata::date::parse_days(s).ok_or_else(|| usage(format!("'{s}' is not a date (YYYY-MM-DD)")))
 }
 
 /// Input-checking flags shared by `validate` and `score`.
@@ -39,7 +56,7 @@ impl InputArgs {
     /// The library's options.
     pub fn options(&self) -> Result<LoadOptions> {
         if !(0.0..=1.0).contains(&self.max_rejected) {
-            return Err(anyhow!("--max-rejected must be between 0 and 1"));
+            return Err(usage("--max-rejected must be between 0 and 1"));
         }
         Ok(LoadOptions {
             today: match &self.today {

@@ -48,9 +48,8 @@ pub fn run(a: Args) -> Result<i32> {
 
 /// Library options from the arguments.
 pub fn options(a: &Args) -> Result<ScoreOptions> {
-    let min_category = EfiCategory::parse(&a.min_category).ok_or_else(|| {
-        anyhow::anyhow!("--min-category must be fit, mild, moderate or severe")
-    })?;
+    let min_category = EfiCategory::parse(&a.min_category)
+        .ok_or_else(|| super::usage("--min-category must be fit, mild, moderate or severe"))?;
     Ok(ScoreOptions {
         cohort: a.cohort.clone(),
         out: a.out.clone(),

@@ -21,6 +21,9 @@ pub struct Args {
     /// The as-of date the cohort is built around (4 years of history before, 1 after).
     #[arg(long, default_value = "2025-04-01", value_name = "YYYY-MM-DD")]
     pub as_of: String,
+    /// Number of PCNs, five practices each (default: one per 40,000 patients, 2 to 30).
+    #[arg(long)]
+    pub pcns: Option<usize>,
     /// Output folder; replaced atomically.
     #[arg(long)]
     pub out: PathBuf,
@@ -34,6 +37,7 @@ pub fn run(a: Args) -> Result<i32> {
     let models = Models::load(&super::models_dir(&a.models)).map_err(strata::Error::from)?;
     let mut opts = SynthOptions::new(a.patients, a.seed, a.out.clone());
     opts.as_of = super::parse_date(&a.as_of)?;
+    opts.pcns = a.pcns;
     let t = std::time::Instant::now();
     let s = synth::generate(&opts, &models).map_err(strata::Error::from)?;
     println!(

@@ -1,0 +1,173 @@
+//! The synthetic cohort: deterministic for a seed whatever the thread count, real codes only,
+//! and calibrated to the published rates it claims (checked here on a generated cohort).
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::*;
+use polars::prelude::*;
+use strata::codelists::Models;
+use strata::cohort::{Cohort, LoadOptions};
+use strata::lists::{ListRules, Status};
+use strata::run::score_cohort;
+use strata::scores::EfiCategory;
+use strata::synth::{self, SynthOptions};
+
+fn models() -> Models {
+    Models::load(&models_dir()).unwrap()
+}
+
+fn generate(n: usize, seed: u64, threads: usize, out: &std::path::Path) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| synth::generate(&SynthOptions::new(n, seed, out.to_path_buf()), &models()))
+        .unwrap();
+}
+
+#[test]
+fn same_seed_same_bytes_whatever_the_thread_count() {
+    let d = tempfile::tempdir().unwrap();
+    generate(3000, 11, 1, &d.path().join("a"));
+    generate(3000, 11, 3, &d.path().join("b"));
+    generate(3000, 12, 2, &d.path().join("c"));
+    let a = tree_bytes(&d.path().join("a"));
+    assert_eq!(a, tree_bytes(&d.path().join("b")));
+    assert_ne!(a, tree_bytes(&d.path().join("c")));
+}
+
+#[test]
+fn generated_cohort_passes_validation_with_no_rejects() {
+    let d = tempfile::tempdir().unwrap();
+    generate(2000, 5, 2, d.path());
+    let c = Cohort::load(d.path(), &LoadOptions::default()).unwrap();
+    assert_eq!(c.report.problems, vec![]);
+    assert!(c.rejects.is_empty());
+    assert_eq!(c.patients.len(), 2000);
+    // All five code systems appear: Read v2 / CTV3 before 2018, SNOMED CT after, ICD-10, dm+d.
+    let systems: Vec<&str> = c.report.distinct_codes.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(systems, vec!["ctv3", "dmd", "icd10", "read2", "snomed"]);
+}
+
+/// Rates on a 100,000-patient cohort against the published targets the generator claims.
+#[test]
+fn synthetic_population_matches_published_rates() {
+    let d = tempfile::tempdir().unwrap();
+    generate(100_000, 2025, 2, d.path());
+    let cohort = Cohort::load(d.path(), &LoadOptions::default()).unwrap();
+    let m = models();
+    let as_of = synth::default_as_of();
+    let end = strata::date::parse_days("2026-03-31").unwrap();
+    let rules = ListRules::default();
+    let s = score_cohort(&cohort, &m, as_of, &rules);
+    let p = &cohort.patients;
+
+    // eFI categories among people aged 65+ alive at the as-of date (Clegg 2016).
+    let eligible: Vec<usize> = (0..p.len()).filter(|&i| s.status[i] == Status::Eligible).collect();
+    let n65 = eligible.len() as f64;
+    let share = |c: EfiCategory| {
+        eligible.iter().filter(|&&i| s.scores[i].efi_category == c).count() as f64 / n65
+    };
+    let (fit, mild, moderate, severe) = (
+        share(EfiCategory::Fit),
+        share(EfiCategory::Mild),
+        share(EfiCategory::Moderate),
+        share(EfiCategory::Severe),
+    );
+    println!("eFI 65+: fit {fit:.3} mild {mild:.3} moderate {moderate:.3} severe {severe:.3}");
+    assert!((fit - 0.50).abs() < 0.04, "fit {fit}");
+    assert!((mild - 0.35).abs() < 0.04, "mild {mild}");
+    assert!((moderate - 0.12).abs() < 0.03, "moderate {moderate}");
+    assert!((severe - 0.03).abs() < 0.015, "severe {severe}");
+    // Frailty is graded by age and deprivation.
+    let mean_efi = |f: &dyn Fn(usize) -> bool| {
+        let v: Vec<f64> = eligible
+            .iter()
+            .filter(|&&i| f(i))
+            .map(|&i| s.scores[i].efi_deficits as f64)
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    assert!(mean_efi(&|i| s.ages[i] >= 85) > mean_efi(&|i| s.ages[i] < 75) + 1.0);
+    assert!(mean_efi(&|i| p.imd_decile[i] <= 2) > mean_efi(&|i| p.imd_decile[i] >= 9));
+
+    // Outcomes in the follow-up year among people alive at the as-of date.
+    let alive: Vec<usize> = (0..p.len())
+        .filter(|&i| p.birth[i] <= as_of && p.death[i] > as_of)
+        .collect();
+    let deaths = alive.iter().filter(|&&i| p.death[i] <= end).count() as f64;
+    let mortality = deaths / alive.len() as f64;
+    println!("mortality {mortality:.4}");
+    assert!((mortality - 0.010).abs() < 0.002, "annual mortality {mortality}");
+
+    // Emergency admissions and falls admissions of people 65+, from the files themselves.
+    let events = ParquetReader::new(std::fs::File::open(d.path().join("events.parquet")).unwrap())
+        .with_columns(Some(vec!["code_system".into(), "code".into(), "encounter_id".into()]))
+        .finish()
+        .unwrap();
+    let mut falls_enc = HashSet::new();
+    let sys = events.column("code_system").unwrap().str().unwrap().clone();
+    let code = events.column("code").unwrap().str().unwrap().clone();
+    let enc = events.column("encounter_id").unwrap().str().unwrap().clone();
+    for ((s, c), e) in sys.iter().zip(code.iter()).zip(enc.iter()) {
+        if let (Some("icd10"), Some(c), Some(e)) = (s, c, e) {
+            let b = c.as_bytes();
+            if b.len() >= 3 && b[0] == b'W' && (b[1] == b'0' || b[1] == b'1') {
+                falls_enc.insert(e.to_string());
+            }
+        }
+    }
+    let encs = ParquetReader::new(std::fs::File::open(d.path().join("encounters.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    let old: HashSet<&str> = eligible.iter().map(|&i| p.id[i].as_str()).collect();
+    let col = |n: &str| encs.column(n).unwrap().as_materialized_series().clone();
+    let (pid, id, setting, start, em) = (col("patient_id"), col("encounter_id"), col("setting"), col("start_date"), col("emergency"));
+    let start = start.cast(&DataType::Int32).unwrap();
+    let (mut nel, mut falls) = (0u64, 0u64);
+    for k in 0..encs.height() {
+        let in_year = {
+            let d = start.i32().unwrap().get(k).unwrap();
+            d > as_of && d <= end
+        };
+        let is_nel = setting.str().unwrap().get(k) == Some("inpatient") && em.bool().unwrap().get(k) == Some(true);
+        if in_year && is_nel && old.contains(pid.str().unwrap().get(k).unwrap()) {
+            nel += 1;
+            if falls_enc.contains(id.str().unwrap().get(k).unwrap()) {
+                falls += 1;
+            }
+        }
+    }
+    let nel_rate = nel as f64 / n65 * 1000.0;
+    let falls_rate = falls as f64 / n65 * 100_000.0;
+    println!("65+: emergency admissions {nel_rate:.0}/1,000, falls admissions {falls_rate:.0}/100,000");
+    assert!((nel_rate - 271.0).abs() < 30.0, "emergency admissions {nel_rate}");
+    assert!((falls_rate - 2100.0).abs() < 420.0, "falls admissions {falls_rate}");
+
+    // About 40 coded events per patient.
+    let per = cohort.events.code.len() as f64 / p.len() as f64;
+    println!("events per patient {per:.1}");
+    assert!((30.0..55.0).contains(&per), "events per patient {per}");
+}
+
+#[test]
+fn background_codes_are_in_no_code_list() {
+    // The generator's observation codes must not create deficits by accident.
+    let d = tempfile::tempdir().unwrap();
+    generate(500, 1, 1, d.path());
+    let c = Cohort::load(d.path(), &LoadOptions::default()).unwrap();
+    let m = models();
+    let lookup = m.compile(&c.codes);
+    let mut seen = 0;
+    for (id, sys, code) in c.codes.iter() {
+        let info = lookup.info[id as usize];
+        if ["75367002", "271649006", "271650006", "27113001", "60621009", "50373000", "77176002", "8517006", "266919005", "185316007", "390906007", "86198006", "228273003", "410620009"].contains(&code) {
+            assert_eq!(sys, strata::codes::CodeSystem::Snomed);
+            assert_eq!(info.efi, 0, "{code} is in an eFI list");
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 14, "every background code appears in a 500-patient cohort");
+}
