@@ -579,7 +579,22 @@ fn read_table(
         return None;
     }
     let mut reader = ParquetReader::new(file);
-    let schema = match reader.schema() {
+    // Polars may panic on footers it cannot represent (e.g. decimal columns without the decimal
+    // feature): turn any panic into an error message.
+    let schema = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        reader.schema().map(|schema| {
+            schema
+                .iter()
+                .map(|(n, f)| (n.to_string(), DataType::from_arrow_field(f)))
+                .collect::<Vec<(String, DataType)>>()
+        })
+    }))
+    .unwrap_or_else(|_| {
+        Err(PolarsError::ComputeError(
+            "the file's schema uses a type strata cannot read".into(),
+        ))
+    });
+    let fields = match schema {
         Ok(s) => s,
         Err(e) => {
             ck.file_error(
@@ -592,10 +607,6 @@ fn read_table(
     };
     let mut present = Vec::new();
     let mut ok = true;
-    let fields: Vec<(String, DataType)> = schema
-        .iter()
-        .map(|(n, f)| (n.to_string(), DataType::from_arrow_field(f)))
-        .collect();
     if !opts.allow_identifiers {
         for (n, _) in &fields {
             if looks_like_identifier(n) {
@@ -636,9 +647,16 @@ fn read_table(
             return None;
         }
     };
-    let df = ParquetReader::new(file)
-        .with_columns(Some(present.iter().map(|s| s.to_string()).collect()))
-        .finish();
+    let df = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ParquetReader::new(file)
+            .with_columns(Some(present.iter().map(|s| s.to_string()).collect()))
+            .finish()
+    }))
+    .unwrap_or_else(|_| {
+        Err(PolarsError::ComputeError(
+            "the Parquet decoder failed on this file".into(),
+        ))
+    });
     match df {
         Ok(df) => Some(Table { name, df, present }),
         Err(e) => {
