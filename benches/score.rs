@@ -56,12 +56,30 @@ fn read(file: &str, cols: &[&str]) -> DataFrame {
 fn bare_read() -> usize {
     let p = read(
         "patients.parquet",
-        &["patient_id", "birth_date", "sex", "practice_code", "pcn_code", "imd_decile", "care_home", "death_date"],
+        &[
+            "patient_id",
+            "birth_date",
+            "sex",
+            "practice_code",
+            "pcn_code",
+            "imd_decile",
+            "care_home",
+            "death_date",
+        ],
     );
-    let e = read("events.parquet", &["patient_id", "event_date", "code_system", "code"]);
+    let e = read(
+        "events.parquet",
+        &["patient_id", "event_date", "code_system", "code"],
+    );
     let n = read(
         "encounters.parquet",
-        &["patient_id", "setting", "start_date", "end_date", "emergency"],
+        &[
+            "patient_id",
+            "setting",
+            "start_date",
+            "end_date",
+            "emergency",
+        ],
     );
     p.height() + e.height() + n.height()
 }

@@ -270,7 +270,10 @@ impl Tsv {
     fn value(&self, key: &str) -> Result<(usize, String), ModelError> {
         let mut v = self.values(key)?;
         if v.len() != 1 {
-            return Err(self.err(0, format!("expected exactly one '{key}' row, found {}", v.len())));
+            return Err(self.err(
+                0,
+                format!("expected exactly one '{key}' row, found {}", v.len()),
+            ));
         }
         Ok(v.remove(0))
     }
@@ -357,7 +360,11 @@ impl Models {
                 CodeSystem::Icd10 => {
                     ci.flags |= CodeInfo::HOSPITAL_DX;
                     if code.len() >= 3 {
-                        if let Some(h) = self.hfrs.categories.iter().position(|c| c.code == code[..3])
+                        if let Some(h) = self
+                            .hfrs
+                            .categories
+                            .iter()
+                            .position(|c| c.code == code[..3])
                         {
                             ci.hfrs = (h + 1) as u8;
                         }
@@ -419,11 +426,15 @@ fn load_efi(dir: &Path, files: &mut Vec<ModelFile>) -> Result<EfiSpec, ModelErro
         .iter()
         .filter(|d| d.rule == DeficitRule::Codes)
         .count();
-    if deficits.is_empty() || coded > 64 {
-        return Err(t.err(0, "between 1 and 64 coded deficits are supported"));
+    // Every deficit, coded or rule-based, is a bit of a u64 mask.
+    if deficits.is_empty() || deficits.len() > 64 {
+        return Err(t.err(0, "between 1 and 64 deficits are supported"));
     }
     // Coded deficits must come first so their index is their bit in CodeInfo::efi.
-    if deficits[..coded].iter().any(|d| d.rule != DeficitRule::Codes) {
+    if deficits[..coded]
+        .iter()
+        .any(|d| d.rule != DeficitRule::Codes)
+    {
         return Err(t.err(0, "coded deficits must be listed before rule-based ones"));
     }
 
@@ -439,8 +450,7 @@ fn load_efi(dir: &Path, files: &mut Vec<ModelFile>) -> Result<EfiSpec, ModelErro
         let sys_raw = c.field(row, ks)?;
         let system = CodeSystem::parse(sys_raw)
             .ok_or_else(|| c.err(row.0, format!("unknown code system '{sys_raw}'")))?;
-        let code = normalise(system, c.field(row, kc)?)
-            .map_err(|p| c.err(row.0, p.reason()))?;
+        let code = normalise(system, c.field(row, kc)?).map_err(|p| c.err(row.0, p.reason()))?;
         codes.push((d as u8, system, code));
     }
 
@@ -481,8 +491,9 @@ fn load_hfrs(dir: &Path, files: &mut Vec<ModelFile>) -> Result<HfrsSpec, ModelEr
             description: t.field(row, cd)?.to_string(),
         });
     }
-    if categories.is_empty() || categories.len() > 255 {
-        return Err(t.err(0, "between 1 and 255 HFRS categories are supported"));
+    // Each category is a bit of a u128 in the features.
+    if categories.is_empty() || categories.len() > 128 {
+        return Err(t.err(0, "between 1 and 128 HFRS categories are supported"));
     }
     let p = Tsv::read(dir, "hfrs/params.tsv", files)?;
     let (l1, v1) = p.value("intermediate_from")?;
@@ -505,9 +516,7 @@ fn load_charlson(dir: &Path, files: &mut Vec<ModelFile>) -> Result<CharlsonSpec,
     for row in &t.rows {
         let mut prefixes = Vec::new();
         for raw in t.field(row, cp)?.split('|') {
-            prefixes.push(
-                normalise(CodeSystem::Icd10, raw).map_err(|e| t.err(row.0, e.reason()))?,
-            );
+            prefixes.push(normalise(CodeSystem::Icd10, raw).map_err(|e| t.err(row.0, e.reason()))?);
         }
         let w = t.field(row, cw)?;
         categories.push(CharlsonCategory {
@@ -565,7 +574,11 @@ mod tests {
         let m = models();
         assert_eq!(m.efi.deficits.len(), 36);
         assert_eq!(
-            m.efi.deficits.iter().filter(|d| d.rule == DeficitRule::Codes).count(),
+            m.efi
+                .deficits
+                .iter()
+                .filter(|d| d.rule == DeficitRule::Codes)
+                .count(),
             35
         );
         // 0.12 * 36 = 4.32, 0.24 * 36 = 8.64, 0.36 * 36 = 12.96.
@@ -585,7 +598,10 @@ mod tests {
         let m = models();
         let has = |slug: &str, sys: CodeSystem, code: &str| {
             let d = m.efi.deficits.iter().position(|x| x.slug == slug).unwrap() as u8;
-            m.efi.codes.iter().any(|(dd, s, c)| *dd == d && *s == sys && c == code)
+            m.efi
+                .codes
+                .iter()
+                .any(|(dd, s, c)| *dd == d && *s == sys && c == code)
         };
         assert!(!has("ckd", CodeSystem::Snomed, "73211009"));
         assert!(has("diabetes", CodeSystem::Snomed, "73211009"));
@@ -606,7 +622,10 @@ mod tests {
         let f00 = m.hfrs.categories.iter().find(|c| c.code == "F00").unwrap();
         assert_eq!(f00.weight_tenths, 71);
         assert_eq!(m.hfrs.lookback_months, 24);
-        assert_eq!((m.hfrs.intermediate_from_tenths, m.hfrs.high_above_tenths), (50, 150));
+        assert_eq!(
+            (m.hfrs.intermediate_from_tenths, m.hfrs.high_above_tenths),
+            (50, 150)
+        );
     }
 
     #[test]
@@ -631,14 +650,29 @@ mod tests {
         ]);
         let l = m.compile(&dict);
         let f051 = l.info[dict.get(CodeSystem::Icd10, "F051").unwrap() as usize];
-        let f05 = m.hfrs.categories.iter().position(|c| c.code == "F05").unwrap();
+        let f05 = m
+            .hfrs
+            .categories
+            .iter()
+            .position(|c| c.code == "F05")
+            .unwrap();
         assert_eq!(f051.hfrs as usize, f05 + 1);
-        let dementia = m.charlson.categories.iter().position(|c| c.key == "dementia").unwrap();
+        let dementia = m
+            .charlson
+            .categories
+            .iter()
+            .position(|c| c.key == "dementia")
+            .unwrap();
         assert_eq!(f051.charlson, 1 << dementia);
         let c780 = l.info[dict.get(CodeSystem::Icd10, "C780").unwrap() as usize];
         assert_eq!(c780.charlson.count_ones(), 1, "C78 is metastatic only");
         let fall = l.info[dict.get(CodeSystem::Snomed, "1912002").unwrap() as usize];
-        let falls = m.efi.deficits.iter().position(|d| d.slug == "falls").unwrap();
+        let falls = m
+            .efi
+            .deficits
+            .iter()
+            .position(|d| d.slug == "falls")
+            .unwrap();
         assert_eq!(fall.efi, 1 << falls);
         assert_eq!(
             l.info[dict.get(CodeSystem::Dmd, "1234567").unwrap() as usize].flags,

@@ -262,12 +262,18 @@ mod tests {
             normalise(CodeSystem::Ctv3, "XE0WE1"),
             Err(CodeProblem::TooLong)
         );
-        assert_eq!(normalise(CodeSystem::Ctv3, "....."), Err(CodeProblem::Empty));
+        assert_eq!(
+            normalise(CodeSystem::Ctv3, "....."),
+            Err(CodeProblem::Empty)
+        );
     }
 
     #[test]
     fn snomed_is_digits_only() {
-        assert_eq!(normalise(CodeSystem::Snomed, " 1912002\t").unwrap(), "1912002");
+        assert_eq!(
+            normalise(CodeSystem::Snomed, " 1912002\t").unwrap(),
+            "1912002"
+        );
         assert_eq!(
             normalise(CodeSystem::Snomed, "19120O2"),
             Err(CodeProblem::Malformed)

@@ -20,7 +20,9 @@ pub fn from_days(days: i32) -> NaiveDate {
 
 /// Parse `YYYY-MM-DD` to days.
 pub fn parse_days(s: &str) -> Option<i32> {
-    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").ok().map(to_days)
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .ok()
+        .map(to_days)
 }
 
 /// ISO text of a day number.

@@ -22,6 +22,7 @@ pub mod date;
 pub mod features;
 pub mod lists;
 pub mod output;
+pub mod privacy;
 pub mod run;
 pub mod scores;
 pub mod synth;

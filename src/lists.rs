@@ -352,7 +352,12 @@ mod tests {
         let cells = suppress(&v, &[], &Suppression::publication());
         assert_eq!(
             cells,
-            vec![Cell::Count(10), Cell::Count(15), Cell::Count(20), Cell::Count(100)]
+            vec![
+                Cell::Count(10),
+                Cell::Count(15),
+                Cell::Count(20),
+                Cell::Count(100)
+            ]
         );
     }
 }

@@ -37,7 +37,9 @@ pub enum OutputError {
         source: PolarsError,
     },
     /// The destination exists and is not a strata output folder.
-    #[error("{0} exists and is not a strata output folder (no manifest.json); refusing to replace it")]
+    #[error(
+        "{0} exists and is not a strata output folder (no manifest.json); refusing to replace it"
+    )]
     NotOurs(PathBuf),
 }
 
@@ -146,7 +148,9 @@ pub fn list_frame(
     cols.push(col_str("practice_code", &|i| {
         p.practices[p.practice[idx(i)] as usize].clone()
     }));
-    cols.push(col_str("age_band", &|i| lists::age_band(scored.ages[idx(i)])));
+    cols.push(col_str("age_band", &|i| {
+        lists::age_band(scored.ages[idx(i)])
+    }));
     cols.push(col_str("sex", &|i| p.sex[idx(i)].code().to_string()));
     cols.push(Column::new(
         "efi_score".into(),
@@ -172,7 +176,9 @@ pub fn list_frame(
     cols.push(col_str("hfrs_band", &|i| {
         scored.scores[idx(i)].hfrs_band.name().to_string()
     }));
-    cols.push(col_u32("charlson_score", &|i| scored.scores[idx(i)].charlson));
+    cols.push(col_u32("charlson_score", &|i| {
+        scored.scores[idx(i)].charlson
+    }));
     cols.push(col_str("efi_deficits_present", &|i| {
         scorer.efi_reasons(&scored.features[idx(i)])
     }));
@@ -247,11 +253,7 @@ pub fn scores_frame(cohort: &Cohort, scored: &Scored) -> PolarsResult<DataFrame>
         ),
         Column::new(
             "status".into(),
-            scored
-                .status
-                .iter()
-                .map(|&x| status(x))
-                .collect::<Vec<_>>(),
+            scored.status.iter().map(|&x| status(x)).collect::<Vec<_>>(),
         ),
         Column::new(
             "efi_deficits".into(),
@@ -351,6 +353,7 @@ pub fn write_outputs(
     ranked: &[(u32, Vec<u32>)],
     summary: &Summary,
 ) -> Result<Vec<Written>, OutputError> {
+    let t0 = std::time::Instant::now();
     let scorer = Scorer::new(models);
     let lists_dir = dir.join("lists");
     std::fs::create_dir_all(&lists_dir).map_err(io_err(&lists_dir))?;
@@ -382,6 +385,7 @@ pub fn write_outputs(
             ])
         })
         .collect();
+    eprintln!("TRACE lists written {:?}", t0.elapsed());
     let mut written = Vec::new();
     for w in per_pcn {
         written.extend(w?);
@@ -408,8 +412,8 @@ pub fn write_outputs(
 /// Write `value` as pretty JSON to `path`, synced.
 pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), OutputError> {
     let mut f = File::create(path).map_err(io_err(path))?;
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| io_err(path)(std::io::Error::other(e)))?;
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| io_err(path)(std::io::Error::other(e)))?;
     f.write_all(text.as_bytes()).map_err(io_err(path))?;
     f.write_all(b"\n").map_err(io_err(path))?;
     f.sync_all().map_err(io_err(path))

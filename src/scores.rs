@@ -214,7 +214,11 @@ impl<'m> Scorer<'m> {
             .filter(|c| f.hfrs & (1u128 << c) != 0)
             .map(|c| &self.models.hfrs.categories[c])
             .collect();
-        cats.sort_by(|a, b| b.weight_tenths.cmp(&a.weight_tenths).then(a.code.cmp(&b.code)));
+        cats.sort_by(|a, b| {
+            b.weight_tenths
+                .cmp(&a.weight_tenths)
+                .then(a.code.cmp(&b.code))
+        });
         cats.iter()
             .map(|c| {
                 format!(

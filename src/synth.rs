@@ -545,7 +545,9 @@ impl World<'_> {
         let t = self.t;
         let practice = r.below(self.n_practices as u64) as usize;
         let pcn = practice / self.practices_per_pcn;
-        let decile = (self.pcn_decile[pcn] + 1.8 * r.normal()).round().clamp(1.0, 10.0);
+        let decile = (self.pcn_decile[pcn] + 1.8 * r.normal())
+            .round()
+            .clamp(1.0, 10.0);
         // Age at the as-of date: older populations in affluent areas.
         let tilt = 1.0 + 0.04 * (decile - 5.5);
         let weights: Vec<f64> = AGE_BANDS
@@ -610,8 +612,7 @@ impl World<'_> {
         let care_home = age >= 65.0 && r.chance(0.002 * (total as f64).powf(1.6));
 
         // Death: Gompertz hazard scaled by frailty, over the whole period.
-        let frail_norm =
-            (mean * ((k::MORT_PER_DEFICIT).exp() - 1.0)).exp().max(1e-9);
+        let frail_norm = (mean * ((k::MORT_PER_DEFICIT).exp() - 1.0)).exp().max(1e-9);
         let mut death = None;
         let hazard_at = |a: f64| (k::MORT_A + k::MORT_B * a).exp().min(0.9);
         let mut day = self.start;
@@ -915,7 +916,12 @@ pub fn generate(opts: &SynthOptions, models: &Models) -> Result<SynthSummary, Sy
     // Pseudonyms: 16 hex digits from a bijective mix, so distinct; patients are generated in
     // pseudonym order so the files are sorted as many extracts are.
     let mut ids: Vec<(u64, usize)> = (0..n)
-        .map(|i| (mix(opts.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ mix(i as u64)), i))
+        .map(|i| {
+            (
+                mix(opts.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ mix(i as u64)),
+                i,
+            )
+        })
         .collect();
     ids.sort_unstable();
     let pseudonyms: Vec<String> = ids.iter().map(|(h, _)| format!("{h:016x}")).collect();
@@ -933,128 +939,133 @@ pub fn generate(opts: &SynthOptions, models: &Models) -> Result<SynthSummary, Sy
         .collect();
     let ods = |prefix: char, i: usize| format!("{prefix}{:05}", 81000 + i * 7);
     let practice_codes: Vec<String> = (0..n_practices).map(|i| ods('P', i)).collect();
-    let pcn_codes: Vec<String> = (0..n_pcns).map(|i| format!("U{:05}", 10000 + i * 37)).collect();
+    let pcn_codes: Vec<String> = (0..n_pcns)
+        .map(|i| format!("U{:05}", 10000 + i * 37))
+        .collect();
 
-    let summary = output::publish(&opts.out, |dir: &Path| -> Result<SynthSummary, SynthError> {
-        // patients.parquet
-        let mut birth = Vec::with_capacity(n);
-        let mut sex = Vec::with_capacity(n);
-        let mut practice = Vec::with_capacity(n);
-        let mut pcn = Vec::with_capacity(n);
-        let mut imd = Vec::with_capacity(n);
-        let mut eth = Vec::with_capacity(n);
-        let mut care = Vec::with_capacity(n);
-        let mut death = Vec::with_capacity(n);
-        for c in &chunks {
-            birth.extend_from_slice(&c.birth);
-            sex.extend_from_slice(&c.sex);
-            for &p in &c.practice {
-                practice.push(practice_codes[p as usize].as_str());
-                pcn.push(pcn_codes[p as usize / practices_per_pcn].as_str());
+    let summary = output::publish(
+        &opts.out,
+        |dir: &Path| -> Result<SynthSummary, SynthError> {
+            // patients.parquet
+            let mut birth = Vec::with_capacity(n);
+            let mut sex = Vec::with_capacity(n);
+            let mut practice = Vec::with_capacity(n);
+            let mut pcn = Vec::with_capacity(n);
+            let mut imd = Vec::with_capacity(n);
+            let mut eth = Vec::with_capacity(n);
+            let mut care = Vec::with_capacity(n);
+            let mut death = Vec::with_capacity(n);
+            for c in &chunks {
+                birth.extend_from_slice(&c.birth);
+                sex.extend_from_slice(&c.sex);
+                for &p in &c.practice {
+                    practice.push(practice_codes[p as usize].as_str());
+                    pcn.push(pcn_codes[p as usize / practices_per_pcn].as_str());
+                }
+                imd.extend_from_slice(&c.imd);
+                eth.extend_from_slice(&c.ethnicity);
+                care.extend_from_slice(&c.care_home);
+                death.extend_from_slice(&c.death);
             }
-            imd.extend_from_slice(&c.imd);
-            eth.extend_from_slice(&c.ethnicity);
-            care.extend_from_slice(&c.care_home);
-            death.extend_from_slice(&c.death);
-        }
-        let mut df = DataFrame::new(
-            n,
-            vec![
-                Column::new("patient_id".into(), &pseudonyms),
-                date_col("birth_date", birth),
-                Column::new("sex".into(), sex),
-                Column::new("practice_code".into(), practice),
-                Column::new("pcn_code".into(), pcn),
-                Column::new("imd_decile".into(), imd),
-                Column::new("ethnicity_group".into(), eth),
-                Column::new("care_home".into(), care),
-                opt_date_col("death_date", &death),
-            ],
-        )
-        .map_err(encode("patients"))?;
-        write(dir, "patients.parquet", &mut df)?;
-        drop(df);
+            let mut df = DataFrame::new(
+                n,
+                vec![
+                    Column::new("patient_id".into(), &pseudonyms),
+                    date_col("birth_date", birth),
+                    Column::new("sex".into(), sex),
+                    Column::new("practice_code".into(), practice),
+                    Column::new("pcn_code".into(), pcn),
+                    Column::new("imd_decile".into(), imd),
+                    Column::new("ethnicity_group".into(), eth),
+                    Column::new("care_home".into(), care),
+                    opt_date_col("death_date", &death),
+                ],
+            )
+            .map_err(encode("patients"))?;
+            write(dir, "patients.parquet", &mut df)?;
+            drop(df);
 
-        // events.parquet
-        let ne: usize = chunks.iter().map(|c| c.e_patient.len()).sum();
-        let mut pid = Vec::with_capacity(ne);
-        let mut day = Vec::with_capacity(ne);
-        let mut system = Vec::with_capacity(ne);
-        let mut code = Vec::with_capacity(ne);
-        let mut value = Vec::with_capacity(ne);
-        let mut enc = Vec::with_capacity(ne);
-        let enc_text = |e: u64| format!("{e:016x}");
-        for c in &chunks {
-            for k in 0..c.e_patient.len() {
-                pid.push(pseudonyms[c.e_patient[k] as usize].as_str());
-                let (s, text) = &t.codes[c.e_code[k] as usize];
-                system.push(s.name());
-                code.push(text.as_str());
+            // events.parquet
+            let ne: usize = chunks.iter().map(|c| c.e_patient.len()).sum();
+            let mut pid = Vec::with_capacity(ne);
+            let mut day = Vec::with_capacity(ne);
+            let mut system = Vec::with_capacity(ne);
+            let mut code = Vec::with_capacity(ne);
+            let mut value = Vec::with_capacity(ne);
+            let mut enc = Vec::with_capacity(ne);
+            let enc_text = |e: u64| format!("{e:016x}");
+            for c in &chunks {
+                for k in 0..c.e_patient.len() {
+                    pid.push(pseudonyms[c.e_patient[k] as usize].as_str());
+                    let (s, text) = &t.codes[c.e_code[k] as usize];
+                    system.push(s.name());
+                    code.push(text.as_str());
+                }
+                day.extend_from_slice(&c.e_day);
+                value.extend_from_slice(&c.e_value);
+                enc.extend(c.e_encounter.iter().map(|e| e.map(enc_text)));
             }
-            day.extend_from_slice(&c.e_day);
-            value.extend_from_slice(&c.e_value);
-            enc.extend(c.e_encounter.iter().map(|e| e.map(enc_text)));
-        }
-        let mut df = DataFrame::new(
-            ne,
-            vec![
-                Column::new("patient_id".into(), pid),
-                date_col("event_date", day),
-                Column::new("code_system".into(), system),
-                Column::new("code".into(), code),
-                Column::new("value".into(), value),
-                Column::new("encounter_id".into(), enc),
-            ],
-        )
-        .map_err(encode("events"))?;
-        write(dir, "events.parquet", &mut df)?;
-        drop(df);
+            let mut df = DataFrame::new(
+                ne,
+                vec![
+                    Column::new("patient_id".into(), pid),
+                    date_col("event_date", day),
+                    Column::new("code_system".into(), system),
+                    Column::new("code".into(), code),
+                    Column::new("value".into(), value),
+                    Column::new("encounter_id".into(), enc),
+                ],
+            )
+            .map_err(encode("events"))?;
+            write(dir, "events.parquet", &mut df)?;
+            drop(df);
 
-        // encounters.parquet
-        let nn: usize = chunks.iter().map(|c| c.n_patient.len()).sum();
-        let mut pid = Vec::with_capacity(nn);
-        let mut id = Vec::with_capacity(nn);
-        let mut setting = Vec::with_capacity(nn);
-        let mut start = Vec::with_capacity(nn);
-        let mut endd = Vec::with_capacity(nn);
-        let mut emergency = Vec::with_capacity(nn);
-        for c in &chunks {
-            for k in 0..c.n_patient.len() {
-                pid.push(pseudonyms[c.n_patient[k] as usize].as_str());
-                id.push(enc_text(c.n_id[k]));
+            // encounters.parquet
+            let nn: usize = chunks.iter().map(|c| c.n_patient.len()).sum();
+            let mut pid = Vec::with_capacity(nn);
+            let mut id = Vec::with_capacity(nn);
+            let mut setting = Vec::with_capacity(nn);
+            let mut start = Vec::with_capacity(nn);
+            let mut endd = Vec::with_capacity(nn);
+            let mut emergency = Vec::with_capacity(nn);
+            for c in &chunks {
+                for k in 0..c.n_patient.len() {
+                    pid.push(pseudonyms[c.n_patient[k] as usize].as_str());
+                    id.push(enc_text(c.n_id[k]));
+                }
+                setting.extend_from_slice(&c.n_setting);
+                start.extend_from_slice(&c.n_start);
+                endd.extend_from_slice(&c.n_end);
+                emergency.extend_from_slice(&c.n_emergency);
             }
-            setting.extend_from_slice(&c.n_setting);
-            start.extend_from_slice(&c.n_start);
-            endd.extend_from_slice(&c.n_end);
-            emergency.extend_from_slice(&c.n_emergency);
-        }
-        let mut df = DataFrame::new(
-            nn,
-            vec![
-                Column::new("patient_id".into(), pid),
-                Column::new("encounter_id".into(), id),
-                Column::new("setting".into(), setting),
-                date_col("start_date", start),
-                date_col("end_date", endd),
-                Column::new("emergency".into(), emergency),
-            ],
-        )
-        .map_err(encode("encounters"))?;
-        write(dir, "encounters.parquet", &mut df)?;
+            let mut df = DataFrame::new(
+                nn,
+                vec![
+                    Column::new("patient_id".into(), pid),
+                    Column::new("encounter_id".into(), id),
+                    Column::new("setting".into(), setting),
+                    date_col("start_date", start),
+                    date_col("end_date", endd),
+                    Column::new("emergency".into(), emergency),
+                ],
+            )
+            .map_err(encode("encounters"))?;
+            write(dir, "encounters.parquet", &mut df)?;
 
-        let summary = SynthSummary {
-            patients: n as u64,
-            events: ne as u64,
-            encounters: nn as u64,
-            practices: n_practices as u64,
-            pcns: n_pcns as u64,
-            seed: opts.seed,
-            as_of: date::format_days(opts.as_of),
-            period: (date::format_days(world.start), date::format_days(world.end)),
-        };
-        output::write_json(&dir.join("manifest.json"), &summary)?;
-        Ok(summary)
-    })?;
+            let summary = SynthSummary {
+                patients: n as u64,
+                events: ne as u64,
+                encounters: nn as u64,
+                practices: n_practices as u64,
+                pcns: n_pcns as u64,
+                seed: opts.seed,
+                as_of: date::format_days(opts.as_of),
+                period: (date::format_days(world.start), date::format_days(world.end)),
+            };
+            output::write_json(&dir.join("manifest.json"), &summary)?;
+            Ok(summary)
+        },
+    )?;
     Ok(summary)
 }
 
@@ -1089,7 +1100,10 @@ mod tests {
         for lambda in [0.3, 4.7, 60.0] {
             let n = 20000;
             let mean: f64 = (0..n).map(|_| r.poisson(lambda) as f64).sum::<f64>() / n as f64;
-            assert!((mean - lambda).abs() < 0.05 * lambda + 0.02, "{lambda}: {mean}");
+            assert!(
+                (mean - lambda).abs() < 0.05 * lambda + 0.02,
+                "{lambda}: {mean}"
+            );
         }
     }
 }

@@ -35,39 +35,87 @@ fn writes_a_ranked_explained_list_per_pcn() {
     let out = d.path().join("out");
     let o = score_into(&cohort(), &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("listed across 4 PCN lists"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("listed across 4 PCN lists"),
+        "{}",
+        stdout(&o)
+    );
     let mut listed = 0;
     for pcn in ["U10000", "U10037", "U10074", "U10111"] {
         let csv = read_csv(&out.join(format!("lists/{pcn}.csv")));
-        let pq = ParquetReader::new(std::fs::File::open(out.join(format!("lists/{pcn}.parquet"))).unwrap())
-            .finish()
-            .unwrap();
+        let pq = ParquetReader::new(
+            std::fs::File::open(out.join(format!("lists/{pcn}.parquet"))).unwrap(),
+        )
+        .finish()
+        .unwrap();
         assert_eq!(csv.height(), pq.height());
         assert!(csv.height() > 10);
         listed += csv.height();
-        let names: Vec<String> = csv.get_column_names().iter().map(|s| s.to_string()).collect();
-        for forbidden in ["birth_date", "age", "death_date", "nhs_number", "ethnicity_group"] {
-            assert!(!names.contains(&forbidden.to_string()), "{forbidden} leaked");
+        let names: Vec<String> = csv
+            .get_column_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for forbidden in [
+            "birth_date",
+            "age",
+            "death_date",
+            "nhs_number",
+            "ethnicity_group",
+        ] {
+            assert!(
+                !names.contains(&forbidden.to_string()),
+                "{forbidden} leaked"
+            );
         }
         let cat = csv.column("efi_category").unwrap().str().unwrap().clone();
-        let def = csv.column("efi_deficits").unwrap().cast(&DataType::Int64).unwrap();
+        let def = csv
+            .column("efi_deficits")
+            .unwrap()
+            .cast(&DataType::Int64)
+            .unwrap();
         let def = def.i64().unwrap();
-        let hfrs = csv.column("hfrs_score").unwrap().cast(&DataType::Float64).unwrap();
+        let hfrs = csv
+            .column("hfrs_score")
+            .unwrap()
+            .cast(&DataType::Float64)
+            .unwrap();
         let hfrs = hfrs.f64().unwrap();
         let pid = csv.column("patient_id").unwrap().str().unwrap().clone();
-        let reasons = csv.column("efi_deficits_present").unwrap().str().unwrap().clone();
-        let rank = |c: &str| ["fit", "mild", "moderate", "severe"].iter().position(|x| *x == c).unwrap();
+        let reasons = csv
+            .column("efi_deficits_present")
+            .unwrap()
+            .str()
+            .unwrap()
+            .clone();
+        let rank = |c: &str| {
+            ["fit", "mild", "moderate", "severe"]
+                .iter()
+                .position(|x| *x == c)
+                .unwrap()
+        };
         for i in 0..csv.height() {
             let c = cat.get(i).unwrap();
             assert_ne!(c, "fit", "fit patients are not listed by default");
             let n = def.get(i).unwrap();
-            assert_eq!(reasons.get(i).unwrap().split("; ").count() as i64, n, "one reason per deficit");
+            assert_eq!(
+                reasons.get(i).unwrap().split("; ").count() as i64,
+                n,
+                "one reason per deficit"
+            );
             if i > 0 {
-                let prev = (rank(cat.get(i - 1).unwrap()), def.get(i - 1).unwrap(), hfrs.get(i - 1).unwrap());
+                let prev = (
+                    rank(cat.get(i - 1).unwrap()),
+                    def.get(i - 1).unwrap(),
+                    hfrs.get(i - 1).unwrap(),
+                );
                 let cur = (rank(c), n, hfrs.get(i).unwrap());
                 assert!(prev >= cur, "row {i} out of order");
                 if prev == cur {
-                    assert!(pid.get(i - 1).unwrap() < pid.get(i).unwrap(), "ties by pseudonym");
+                    assert!(
+                        pid.get(i - 1).unwrap() < pid.get(i).unwrap(),
+                        "ties by pseudonym"
+                    );
                 }
             }
         }
@@ -122,10 +170,16 @@ fn results_do_not_depend_on_the_thread_count() {
     let d = tempfile::tempdir().unwrap();
     let a = d.path().join("a");
     let b = d.path().join("b");
-    assert!(score_into(&cohort(), &a, &["--threads", "1"]).status.success());
-    assert!(score_into(&cohort(), &b, &["--threads", "2"]).status.success());
+    assert!(score_into(&cohort(), &a, &["--threads", "1"])
+        .status
+        .success());
+    assert!(score_into(&cohort(), &b, &["--threads", "2"])
+        .status
+        .success());
     let strip = |v: Vec<(String, Vec<u8>)>| -> Vec<(String, Vec<u8>)> {
-        v.into_iter().filter(|(p, _)| p != "manifest.json").collect()
+        v.into_iter()
+            .filter(|(p, _)| p != "manifest.json")
+            .collect()
     };
     let (ta, tb) = (strip(tree_bytes(&a)), strip(tree_bytes(&b)));
     assert!(ta.len() >= 10);
@@ -155,7 +209,10 @@ fn a_failed_run_leaves_the_previous_output_untouched() {
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
         .filter(|n| n.starts_with('.'))
         .collect();
-    assert!(leftovers.is_empty(), "temporary folders left: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "temporary folders left: {leftovers:?}"
+    );
 }
 
 #[test]
@@ -167,7 +224,10 @@ fn refuses_to_replace_a_folder_that_is_not_a_strata_output() {
     let o = score_into(&cohort(), &out, &[]);
     assert_eq!(o.status.code(), Some(5));
     assert!(stderr(&o).contains("not a strata output folder"));
-    assert_eq!(std::fs::read(out.join("thesis.docx")).unwrap(), b"years of work");
+    assert_eq!(
+        std::fs::read(out.join("thesis.docx")).unwrap(),
+        b"years of work"
+    );
 }
 
 #[test]
@@ -176,7 +236,15 @@ fn bad_arguments_are_usage_errors() {
     let o = score_into(&cohort(), &d.path().join("o"), &["--min-category", "frail"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--min-category"));
-    let o = strata(&["score", "--cohort", "x", "--out", "y", "--as-of", "2025-13-01"]);
+    let o = strata(&[
+        "score",
+        "--cohort",
+        "x",
+        "--out",
+        "y",
+        "--as-of",
+        "2025-13-01",
+    ]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("not a date"));
 }

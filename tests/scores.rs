@@ -138,7 +138,13 @@ fn polypharmacy_needs_five_distinct_medicines_in_the_12_months_to_the_as_of_date
     }
     es.push(ev("edge", "2024-03-31", "dmd", meds[4]));
     // repeats: one medicine issued five times
-    for d in ["2024-05-01", "2024-07-01", "2024-09-01", "2024-11-01", "2025-01-01"] {
+    for d in [
+        "2024-05-01",
+        "2024-07-01",
+        "2024-09-01",
+        "2024-11-01",
+        "2025-01-01",
+    ] {
         es.push(ev("repeat", d, "dmd", meds[0]));
     }
     // the fifth after the as-of date
@@ -181,7 +187,11 @@ fn read_v2_and_ctv3_codes_match_with_padding_and_case_kept() {
     let r = score(&ps, &es, &[]);
     assert_eq!(get(&r, "padded").1.efi_deficits, 1);
     assert_eq!(get(&r, "bare").1.efi_deficits, 1);
-    assert_eq!(get(&r, "wrongcase").1.efi_deficits, 0, "Read codes are case-sensitive");
+    assert_eq!(
+        get(&r, "wrongcase").1.efi_deficits,
+        0,
+        "Read codes are case-sensitive"
+    );
     assert_eq!(get(&r, "ctv3").1.efi_deficits, 1);
     assert_eq!(get(&r, "both").1.efi_deficits, 1);
 }
@@ -198,7 +208,11 @@ fn a_code_in_two_deficits_counts_for_both() {
         .map(|(_, _, c)| {
             (
                 c.clone(),
-                m.efi.codes.iter().filter(|(_, s, c2)| *s == snomed && c2 == c).count(),
+                m.efi
+                    .codes
+                    .iter()
+                    .filter(|(_, s, c2)| *s == snomed && c2 == c)
+                    .count(),
             )
         })
         .find(|(_, n)| *n == 2)
@@ -267,7 +281,11 @@ fn hfrs_window_is_the_two_years_up_to_the_as_of_date() {
         ev("gp", "2024-01-01", "snomed", "26929004"),
     ];
     let r = score(&ps, &es, &[]);
-    assert_eq!(get(&r, "first").1.hfrs_tenths, 71, "window opens 24 months before");
+    assert_eq!(
+        get(&r, "first").1.hfrs_tenths,
+        71,
+        "window opens 24 months before"
+    );
     assert_eq!(get(&r, "before").1.hfrs_tenths, 0);
     assert_eq!(get(&r, "on").1.hfrs_tenths, 71);
     assert_eq!(get(&r, "after").1.hfrs_tenths, 0);

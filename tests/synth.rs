@@ -47,7 +47,12 @@ fn generated_cohort_passes_validation_with_no_rejects() {
     assert!(c.rejects.is_empty());
     assert_eq!(c.patients.len(), 2000);
     // All five code systems appear: Read v2 / CTV3 before 2018, SNOMED CT after, ICD-10, dm+d.
-    let systems: Vec<&str> = c.report.distinct_codes.iter().map(|(s, _)| s.as_str()).collect();
+    let systems: Vec<&str> = c
+        .report
+        .distinct_codes
+        .iter()
+        .map(|(s, _)| s.as_str())
+        .collect();
     assert_eq!(systems, vec!["ctv3", "dmd", "icd10", "read2", "snomed"]);
 }
 
@@ -65,10 +70,16 @@ fn synthetic_population_matches_published_rates() {
     let p = &cohort.patients;
 
     // eFI categories among people aged 65+ alive at the as-of date (Clegg 2016).
-    let eligible: Vec<usize> = (0..p.len()).filter(|&i| s.status[i] == Status::Eligible).collect();
+    let eligible: Vec<usize> = (0..p.len())
+        .filter(|&i| s.status[i] == Status::Eligible)
+        .collect();
     let n65 = eligible.len() as f64;
     let share = |c: EfiCategory| {
-        eligible.iter().filter(|&&i| s.scores[i].efi_category == c).count() as f64 / n65
+        eligible
+            .iter()
+            .filter(|&&i| s.scores[i].efi_category == c)
+            .count() as f64
+            / n65
     };
     let (fit, mild, moderate, severe) = (
         share(EfiCategory::Fit),
@@ -100,17 +111,29 @@ fn synthetic_population_matches_published_rates() {
     let deaths = alive.iter().filter(|&&i| p.death[i] <= end).count() as f64;
     let mortality = deaths / alive.len() as f64;
     println!("mortality {mortality:.4}");
-    assert!((mortality - 0.010).abs() < 0.002, "annual mortality {mortality}");
+    assert!(
+        (mortality - 0.010).abs() < 0.002,
+        "annual mortality {mortality}"
+    );
 
     // Emergency admissions and falls admissions of people 65+, from the files themselves.
     let events = ParquetReader::new(std::fs::File::open(d.path().join("events.parquet")).unwrap())
-        .with_columns(Some(vec!["code_system".into(), "code".into(), "encounter_id".into()]))
+        .with_columns(Some(vec![
+            "code_system".into(),
+            "code".into(),
+            "encounter_id".into(),
+        ]))
         .finish()
         .unwrap();
     let mut falls_enc = HashSet::new();
     let sys = events.column("code_system").unwrap().str().unwrap().clone();
     let code = events.column("code").unwrap().str().unwrap().clone();
-    let enc = events.column("encounter_id").unwrap().str().unwrap().clone();
+    let enc = events
+        .column("encounter_id")
+        .unwrap()
+        .str()
+        .unwrap()
+        .clone();
     for ((s, c), e) in sys.iter().zip(code.iter()).zip(enc.iter()) {
         if let (Some("icd10"), Some(c), Some(e)) = (s, c, e) {
             let b = c.as_bytes();
@@ -119,12 +142,19 @@ fn synthetic_population_matches_published_rates() {
             }
         }
     }
-    let encs = ParquetReader::new(std::fs::File::open(d.path().join("encounters.parquet")).unwrap())
-        .finish()
-        .unwrap();
+    let encs =
+        ParquetReader::new(std::fs::File::open(d.path().join("encounters.parquet")).unwrap())
+            .finish()
+            .unwrap();
     let old: HashSet<&str> = eligible.iter().map(|&i| p.id[i].as_str()).collect();
     let col = |n: &str| encs.column(n).unwrap().as_materialized_series().clone();
-    let (pid, id, setting, start, em) = (col("patient_id"), col("encounter_id"), col("setting"), col("start_date"), col("emergency"));
+    let (pid, id, setting, start, em) = (
+        col("patient_id"),
+        col("encounter_id"),
+        col("setting"),
+        col("start_date"),
+        col("emergency"),
+    );
     let start = start.cast(&DataType::Int32).unwrap();
     let (mut nel, mut falls) = (0u64, 0u64);
     for k in 0..encs.height() {
@@ -132,7 +162,8 @@ fn synthetic_population_matches_published_rates() {
             let d = start.i32().unwrap().get(k).unwrap();
             d > as_of && d <= end
         };
-        let is_nel = setting.str().unwrap().get(k) == Some("inpatient") && em.bool().unwrap().get(k) == Some(true);
+        let is_nel = setting.str().unwrap().get(k) == Some("inpatient")
+            && em.bool().unwrap().get(k) == Some(true);
         if in_year && is_nel && old.contains(pid.str().unwrap().get(k).unwrap()) {
             nel += 1;
             if falls_enc.contains(id.str().unwrap().get(k).unwrap()) {
@@ -142,9 +173,17 @@ fn synthetic_population_matches_published_rates() {
     }
     let nel_rate = nel as f64 / n65 * 1000.0;
     let falls_rate = falls as f64 / n65 * 100_000.0;
-    println!("65+: emergency admissions {nel_rate:.0}/1,000, falls admissions {falls_rate:.0}/100,000");
-    assert!((nel_rate - 271.0).abs() < 30.0, "emergency admissions {nel_rate}");
-    assert!((falls_rate - 2100.0).abs() < 420.0, "falls admissions {falls_rate}");
+    println!(
+        "65+: emergency admissions {nel_rate:.0}/1,000, falls admissions {falls_rate:.0}/100,000"
+    );
+    assert!(
+        (nel_rate - 271.0).abs() < 30.0,
+        "emergency admissions {nel_rate}"
+    );
+    assert!(
+        (falls_rate - 2100.0).abs() < 420.0,
+        "falls admissions {falls_rate}"
+    );
 
     // About 40 coded events per patient.
     let per = cohort.events.code.len() as f64 / p.len() as f64;
@@ -163,11 +202,31 @@ fn background_codes_are_in_no_code_list() {
     let mut seen = 0;
     for (id, sys, code) in c.codes.iter() {
         let info = lookup.info[id as usize];
-        if ["75367002", "271649006", "271650006", "27113001", "60621009", "50373000", "77176002", "8517006", "266919005", "185316007", "390906007", "86198006", "228273003", "410620009"].contains(&code) {
+        if [
+            "75367002",
+            "271649006",
+            "271650006",
+            "27113001",
+            "60621009",
+            "50373000",
+            "77176002",
+            "8517006",
+            "266919005",
+            "185316007",
+            "390906007",
+            "86198006",
+            "228273003",
+            "410620009",
+        ]
+        .contains(&code)
+        {
             assert_eq!(sys, strata::codes::CodeSystem::Snomed);
             assert_eq!(info.efi, 0, "{code} is in an eFI list");
             seen += 1;
         }
     }
-    assert_eq!(seen, 14, "every background code appears in a 500-patient cohort");
+    assert_eq!(
+        seen, 14,
+        "every background code appears in a 500-patient cohort"
+    );
 }

@@ -57,7 +57,12 @@ fn refused(cohort: &Path, expect: &[&str]) {
     assert!(!text.contains("panicked"), "{text}");
     let out = cohort.parent().unwrap().join("out");
     let s = strata(&[
-        "score", "--cohort", cohort.to_str().unwrap(), "--as-of", "2025-04-01", "--out",
+        "score",
+        "--cohort",
+        cohort.to_str().unwrap(),
+        "--as-of",
+        "2025-04-01",
+        "--out",
         out.to_str().unwrap(),
     ]);
     let text = stderr(&s);
@@ -78,7 +83,12 @@ fn refused(cohort: &Path, expect: &[&str]) {
 fn scores(cohort: &Path, extra: &[&str]) -> (String, PathBuf) {
     let out = cohort.parent().unwrap().join("out");
     let mut args = vec![
-        "score", "--cohort", cohort.to_str().unwrap(), "--as-of", "2025-04-01", "--out",
+        "score",
+        "--cohort",
+        cohort.to_str().unwrap(),
+        "--as-of",
+        "2025-04-01",
+        "--out",
         out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
@@ -92,7 +102,11 @@ fn a_good_cohort_validates() {
     let (_d, c) = good();
     let v = strata(&["validate", "--cohort", c.to_str().unwrap()]);
     assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
-    assert!(stdout(&v).contains("0 error(s), 0 warning(s)"), "{}", stdout(&v));
+    assert!(
+        stdout(&v).contains("0 error(s), 0 warning(s)"),
+        "{}",
+        stdout(&v)
+    );
     let j = strata(&["validate", "--cohort", c.to_str().unwrap(), "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
     assert_eq!(report["files"][1]["rows"], 123);
@@ -101,7 +115,11 @@ fn a_good_cohort_validates() {
 #[test]
 fn missing_folder_and_missing_file() {
     let d = tempfile::tempdir().unwrap();
-    let v = strata(&["validate", "--cohort", d.path().join("nope").to_str().unwrap()]);
+    let v = strata(&[
+        "validate",
+        "--cohort",
+        d.path().join("nope").to_str().unwrap(),
+    ]);
     assert_eq!(v.status.code(), Some(3));
     assert!(stdout(&v).contains("cohort folder does not exist"));
     let (_d, c) = good();
@@ -114,7 +132,10 @@ fn truncated_parquet() {
     let (_d, c) = good();
     let bytes = std::fs::read(c.join("events.parquet")).unwrap();
     std::fs::write(c.join("events.parquet"), &bytes[..bytes.len() * 2 / 3]).unwrap();
-    refused(&c, &["events.parquet: not a readable Parquet file: truncated"]);
+    refused(
+        &c,
+        &["events.parquet: not a readable Parquet file: truncated"],
+    );
 }
 
 #[test]
@@ -127,7 +148,10 @@ fn corrupt_parquet_pages_and_footer() {
         *b = 0xA5;
     }
     std::fs::write(c.join("patients.parquet"), &bytes).unwrap();
-    refused(&c, &["patients.parquet: not a readable Parquet file (corrupt or truncated)"]);
+    refused(
+        &c,
+        &["patients.parquet: not a readable Parquet file (corrupt or truncated)"],
+    );
 
     let (_d, c) = good();
     let mut bytes = std::fs::read(c.join("events.parquet")).unwrap();
@@ -142,7 +166,11 @@ fn corrupt_parquet_pages_and_footer() {
 #[test]
 fn csv_renamed_to_parquet() {
     let (_d, c) = good();
-    std::fs::write(c.join("patients.parquet"), "patient_id,birth_date\na1,1940-01-01\n").unwrap();
+    std::fs::write(
+        c.join("patients.parquet"),
+        "patient_id,birth_date\na1,1940-01-01\n",
+    )
+    .unwrap();
     refused(
         &c,
         &["patients.parquet: not a Parquet file: it starts with text (a CSV file renamed to .parquet?)"],
@@ -160,7 +188,10 @@ fn empty_file() {
 fn zero_rows() {
     let (_d, c) = good();
     write_parquet(&c.join("patients.parquet"), patients_frame(&[]));
-    refused(&c, &["patients.parquet: has no rows: a cohort needs patients"]);
+    refused(
+        &c,
+        &["patients.parquet: has no rows: a cohort needs patients"],
+    );
     // No events or encounters at all is odd but scoreable.
     let (_d, c) = good();
     write_parquet(&c.join("events.parquet"), events_frame(&[]));
@@ -175,17 +206,27 @@ fn missing_required_column() {
     let (_d, c) = good();
     let df = events_frame(&base_events()).drop("code").unwrap();
     write_parquet(&c.join("events.parquet"), df);
-    refused(&c, &["events.parquet, column code: required column is missing"]);
+    refused(
+        &c,
+        &["events.parquet, column code: required column is missing"],
+    );
 }
 
 #[test]
 fn wrong_column_type() {
     let (_d, c) = good();
     let mut df = events_frame(&base_events());
-    let as_text = df.column("event_date").unwrap().cast(&DataType::String).unwrap();
+    let as_text = df
+        .column("event_date")
+        .unwrap()
+        .cast(&DataType::String)
+        .unwrap();
     df.with_column(as_text).unwrap();
     write_parquet(&c.join("events.parquet"), df);
-    refused(&c, &["events.parquet, column event_date: has type str, expected date or timestamp"]);
+    refused(
+        &c,
+        &["events.parquet, column event_date: has type str, expected date or timestamp"],
+    );
 }
 
 #[test]
@@ -211,8 +252,14 @@ fn integer_ids_and_timestamps_are_accepted() {
     write_cohort(&c, &ps, &es, &[]);
     for f in ["patients.parquet", "events.parquet"] {
         let path = c.join(f);
-        let mut df = ParquetReader::new(std::fs::File::open(&path).unwrap()).finish().unwrap();
-        let id = df.column("patient_id").unwrap().cast(&DataType::Int64).unwrap();
+        let mut df = ParquetReader::new(std::fs::File::open(&path).unwrap())
+            .finish()
+            .unwrap();
+        let id = df
+            .column("patient_id")
+            .unwrap()
+            .cast(&DataType::Int64)
+            .unwrap();
         df.with_column(id).unwrap();
         if f == "events.parquet" {
             let ts = df
@@ -228,7 +275,14 @@ fn integer_ids_and_timestamps_are_accepted() {
     let s = ParquetReader::new(std::fs::File::open(out.join("scores.parquet")).unwrap())
         .finish()
         .unwrap();
-    let ids: Vec<String> = s.column("patient_id").unwrap().str().unwrap().iter().map(|x| x.unwrap().to_string()).collect();
+    let ids: Vec<String> = s
+        .column("patient_id")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|x| x.unwrap().to_string())
+        .collect();
     assert_eq!(ids, vec!["100", "101", "102"]);
 }
 
@@ -239,7 +293,10 @@ fn nulls_in_required_patient_columns() {
     let pcn = Column::new("pcn_code".into(), vec![Some("PCN1"), None, Some("PCN1")]);
     df.with_column(pcn).unwrap();
     write_parquet(&c.join("patients.parquet"), df);
-    refused(&c, &["patients.parquet, column pcn_code: null or empty PCN code (1 row; row 2)"]);
+    refused(
+        &c,
+        &["patients.parquet, column pcn_code: null or empty PCN code (1 row; row 2)"],
+    );
 }
 
 #[test]
@@ -248,7 +305,10 @@ fn duplicate_patient_ids() {
     let mut ps = base_patients();
     ps.push(patient("b2", "1960-01-01"));
     write_parquet(&c.join("patients.parquet"), patients_frame(&ps));
-    refused(&c, &["patients.parquet, column patient_id: duplicate pseudonym (1 row; row 4)"]);
+    refused(
+        &c,
+        &["patients.parquet, column patient_id: duplicate pseudonym (1 row; row 4)"],
+    );
 }
 
 #[test]
@@ -270,9 +330,19 @@ fn events_for_unknown_patients_are_rejected_and_too_many_refuse_the_cohort() {
     assert_eq!(m["rejected_rows"], 1);
     assert_eq!(m["inputs"][1]["rejected"], 1);
     // With a stricter threshold the cohort is refused.
-    let v = strata(&["validate", "--cohort", c.to_str().unwrap(), "--max-rejected", "0.001"]);
+    let v = strata(&[
+        "validate",
+        "--cohort",
+        c.to_str().unwrap(),
+        "--max-rejected",
+        "0.001",
+    ]);
     assert_eq!(v.status.code(), Some(3));
-    assert!(stdout(&v).contains("1 of 124 rows rejected, more than the 0.10% allowed"), "{}", stdout(&v));
+    assert!(
+        stdout(&v).contains("1 of 124 rows rejected, more than the 0.10% allowed"),
+        "{}",
+        stdout(&v)
+    );
 }
 
 #[test]
@@ -282,7 +352,13 @@ fn impossible_dates_are_rejected_rows() {
     es.push(ev("a1", "1899-12-31", "snomed", "1912002"));
     es.push(ev("a1", "2099-01-01", "snomed", "1912002"));
     write_parquet(&c.join("events.parquet"), events_frame(&es));
-    let v = strata(&["validate", "--cohort", c.to_str().unwrap(), "--max-rejected", "0.5"]);
+    let v = strata(&[
+        "validate",
+        "--cohort",
+        c.to_str().unwrap(),
+        "--max-rejected",
+        "0.5",
+    ]);
     assert_eq!(v.status.code(), Some(0));
     assert!(
         stdout(&v).contains("events.parquet, column event_date: row rejected: date before 1900 or after today (2 rows; rows 124, 125)"),
@@ -304,7 +380,10 @@ fn records_after_the_as_of_date_are_ignored_and_counted() {
     es.push(ev("a1", "2025-06-01", "icd10", "W19"));
     write_parquet(&c.join("events.parquet"), events_frame(&es));
     let (text, out) = scores(&c, &[]);
-    assert!(text.contains("1 records after the as-of date ignored"), "{text}");
+    assert!(
+        text.contains("1 records after the as-of date ignored"),
+        "{text}"
+    );
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(m["ignored_after_as_of"], 1);
@@ -318,7 +397,10 @@ fn non_utf8_bytes_are_a_type_error() {
     let bad: Vec<&[u8]> = (0..n).map(|_| &b"\xff\xfe1912002"[..]).collect();
     df.with_column(Column::new("code".into(), bad)).unwrap();
     write_parquet(&c.join("events.parquet"), df);
-    refused(&c, &["events.parquet, column code: has type binary, expected string"]);
+    refused(
+        &c,
+        &["events.parquet, column code: has type binary, expected string"],
+    );
 }
 
 #[test]
@@ -334,9 +416,19 @@ fn absurdly_long_strings() {
     es.push(ev("a1", "2024-01-01", "snomed", &"9".repeat(100_000)));
     es.push(ev("a1", "2024-01-01", "read2", "ABCDEFGH"));
     write_parquet(&c.join("events.parquet"), events_frame(&es));
-    let v = strata(&["validate", "--cohort", c.to_str().unwrap(), "--max-rejected", "0.5"]);
+    let v = strata(&[
+        "validate",
+        "--cohort",
+        c.to_str().unwrap(),
+        "--max-rejected",
+        "0.5",
+    ]);
     assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
-    assert!(stdout(&v).contains("column code: row rejected: code too long (2 rows; rows 124, 125)"), "{}", stdout(&v));
+    assert!(
+        stdout(&v).contains("column code: row rejected: code too long (2 rows; rows 124, 125)"),
+        "{}",
+        stdout(&v)
+    );
 }
 
 #[test]
@@ -350,8 +442,20 @@ fn codes_with_whitespace_and_case_are_normalised() {
     write_cohort(&c, &[patient("a1", "1940-01-01")], &es, &[]);
     let (_, out) = scores(&c, &["--min-category", "fit"]);
     let list = read_csv(&out.join("lists/PCN1.csv"));
-    assert_eq!(list.column("hfrs_score").unwrap().f64().unwrap().get(0), Some(7.1));
-    assert_eq!(list.column("efi_deficits").unwrap().cast(&DataType::Int64).unwrap().i64().unwrap().get(0), Some(1));
+    assert_eq!(
+        list.column("hfrs_score").unwrap().f64().unwrap().get(0),
+        Some(7.1)
+    );
+    assert_eq!(
+        list.column("efi_deficits")
+            .unwrap()
+            .cast(&DataType::Int64)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .get(0),
+        Some(1)
+    );
 }
 
 #[test]
@@ -361,7 +465,12 @@ fn unknown_code_systems_are_rejected_rows() {
     es.push(ev("a1", "2024-01-01", "loinc", "1234-5"));
     write_parquet(&c.join("events.parquet"), events_frame(&es));
     let v = strata(&["validate", "--cohort", c.to_str().unwrap()]);
-    assert!(stdout(&v).contains("column code_system: row rejected: unknown code_system (1 row; row 124)"), "{}", stdout(&v));
+    assert!(
+        stdout(&v)
+            .contains("column code_system: row rejected: unknown code_system (1 row; row 124)"),
+        "{}",
+        stdout(&v)
+    );
 }
 
 #[test]
@@ -385,7 +494,12 @@ fn a_pcn_of_one_and_a_cohort_of_one() {
 
     let d = tempfile::tempdir().unwrap();
     let c = d.path().join("cohort");
-    write_cohort(&c, &[patient("solo", "1930-01-01")], &[ev("solo", "2020-01-01", "snomed", "1912002")], &[]);
+    write_cohort(
+        &c,
+        &[patient("solo", "1930-01-01")],
+        &[ev("solo", "2020-01-01", "snomed", "1912002")],
+        &[],
+    );
     let (text, out) = scores(&c, &["--min-category", "fit"]);
     assert!(text.contains("scored 1 patients"), "{text}");
     assert_eq!(read_csv(&out.join("lists/PCN1.csv")).height(), 1);
@@ -397,23 +511,49 @@ fn ten_thousand_codes_for_one_patient() {
     let c = d.path().join("cohort");
     let mut es = Vec::new();
     for k in 0..10_000 {
-        es.push(ev("big", "2024-06-01", "dmd", &format!("{}", 5_000_000 + k)));
+        es.push(ev(
+            "big",
+            "2024-06-01",
+            "dmd",
+            &format!("{}", 5_000_000 + k),
+        ));
     }
-    write_cohort(&c, &[patient("big", "1940-01-01"), patient("small", "1940-01-01")], &es, &[]);
+    write_cohort(
+        &c,
+        &[patient("big", "1940-01-01"), patient("small", "1940-01-01")],
+        &es,
+        &[],
+    );
     let (_, out) = scores(&c, &["--min-category", "fit"]);
     let list = read_csv(&out.join("lists/PCN1.csv"));
-    assert_eq!(list.column("patient_id").unwrap().str().unwrap().get(0), Some("big"));
+    assert_eq!(
+        list.column("patient_id").unwrap().str().unwrap().get(0),
+        Some("big")
+    );
     // Polypharmacy counts; the medicine count saturates at 255 rather than overflowing.
-    assert_eq!(list.column("medicines_12m").unwrap().cast(&DataType::Int64).unwrap().i64().unwrap().get(0), Some(255));
+    assert_eq!(
+        list.column("medicines_12m")
+            .unwrap()
+            .cast(&DataType::Int64)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .get(0),
+        Some(255)
+    );
 }
 
 #[test]
 fn direct_identifiers_are_refused_unless_overridden() {
     let (_d, c) = good();
     let mut df = patients_frame(&base_patients());
-    df.with_column(Column::new("NHS_Number".into(), vec!["x", "y", "z"])).unwrap();
+    df.with_column(Column::new("NHS_Number".into(), vec!["x", "y", "z"]))
+        .unwrap();
     write_parquet(&c.join("patients.parquet"), df);
-    refused(&c, &["patients.parquet, column NHS_Number: column looks like a direct identifier"]);
+    refused(
+        &c,
+        &["patients.parquet, column NHS_Number: column looks like a direct identifier"],
+    );
     let (text, _) = scores(&c, &["--allow-identifiers"]);
     assert!(text.contains("scored 3 patients"), "{text}");
 
@@ -422,14 +562,20 @@ fn direct_identifiers_are_refused_unless_overridden() {
     let mut ps = base_patients();
     ps[0].id = "9434765919".into();
     write_parquet(&c.join("patients.parquet"), patients_frame(&ps));
-    refused(&c, &["patients.parquet, column patient_id: value is a valid NHS number"]);
+    refused(
+        &c,
+        &["patients.parquet, column patient_id: value is a valid NHS number"],
+    );
 
     // Exact dates of birth.
     let (_d, c) = good();
     let mut ps = base_patients();
     ps[1].birth = "1950-06-17";
     write_parquet(&c.join("patients.parquet"), patients_frame(&ps));
-    refused(&c, &["patients.parquet, column birth_date: birth date more precise than the month"]);
+    refused(
+        &c,
+        &["patients.parquet, column birth_date: birth date more precise than the month"],
+    );
 }
 
 #[test]

@@ -65,7 +65,9 @@ fn days(s: &str) -> i32 {
 }
 
 fn date_col(name: &str, v: Vec<i32>) -> Column {
-    Int32Chunked::from_vec(name.into(), v).into_date().into_column()
+    Int32Chunked::from_vec(name.into(), v)
+        .into_date()
+        .into_column()
 }
 
 pub fn write_parquet(path: &Path, mut df: DataFrame) {
@@ -77,12 +79,24 @@ pub fn patients_frame(ps: &[P]) -> DataFrame {
     DataFrame::new(
         ps.len(),
         vec![
-            Column::new("patient_id".into(), ps.iter().map(|p| p.id.as_str()).collect::<Vec<_>>()),
+            Column::new(
+                "patient_id".into(),
+                ps.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            ),
             date_col("birth_date", ps.iter().map(|p| days(p.birth)).collect()),
             Column::new("sex".into(), ps.iter().map(|p| p.sex).collect::<Vec<_>>()),
-            Column::new("practice_code".into(), ps.iter().map(|p| p.practice).collect::<Vec<_>>()),
-            Column::new("pcn_code".into(), ps.iter().map(|p| p.pcn).collect::<Vec<_>>()),
-            Column::new("imd_decile".into(), ps.iter().map(|p| p.imd).collect::<Vec<_>>()),
+            Column::new(
+                "practice_code".into(),
+                ps.iter().map(|p| p.practice).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "pcn_code".into(),
+                ps.iter().map(|p| p.pcn).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "imd_decile".into(),
+                ps.iter().map(|p| p.imd).collect::<Vec<_>>(),
+            ),
             Int32Chunked::new(
                 "death_date".into(),
                 &ps.iter().map(|p| p.death.map(days)).collect::<Vec<_>>(),
@@ -98,10 +112,19 @@ pub fn events_frame(es: &[E]) -> DataFrame {
     DataFrame::new(
         es.len(),
         vec![
-            Column::new("patient_id".into(), es.iter().map(|e| e.id.as_str()).collect::<Vec<_>>()),
+            Column::new(
+                "patient_id".into(),
+                es.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(),
+            ),
             date_col("event_date", es.iter().map(|e| days(e.date)).collect()),
-            Column::new("code_system".into(), es.iter().map(|e| e.system).collect::<Vec<_>>()),
-            Column::new("code".into(), es.iter().map(|e| e.code.as_str()).collect::<Vec<_>>()),
+            Column::new(
+                "code_system".into(),
+                es.iter().map(|e| e.system).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "code".into(),
+                es.iter().map(|e| e.code.as_str()).collect::<Vec<_>>(),
+            ),
         ],
     )
     .unwrap()
@@ -111,12 +134,24 @@ pub fn encounters_frame(ns: &[N]) -> DataFrame {
     DataFrame::new(
         ns.len(),
         vec![
-            Column::new("patient_id".into(), ns.iter().map(|n| n.id.as_str()).collect::<Vec<_>>()),
-            Column::new("encounter_id".into(), ns.iter().map(|n| n.enc.as_str()).collect::<Vec<_>>()),
-            Column::new("setting".into(), ns.iter().map(|n| n.setting).collect::<Vec<_>>()),
+            Column::new(
+                "patient_id".into(),
+                ns.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "encounter_id".into(),
+                ns.iter().map(|n| n.enc.as_str()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "setting".into(),
+                ns.iter().map(|n| n.setting).collect::<Vec<_>>(),
+            ),
             date_col("start_date", ns.iter().map(|n| days(n.start)).collect()),
             date_col("end_date", ns.iter().map(|n| days(n.start)).collect()),
-            Column::new("emergency".into(), ns.iter().map(|n| n.emergency).collect::<Vec<_>>()),
+            Column::new(
+                "emergency".into(),
+                ns.iter().map(|n| n.emergency).collect::<Vec<_>>(),
+            ),
         ],
     )
     .unwrap()
