@@ -516,13 +516,13 @@ struct Table {
 }
 
 /// Open, check magic bytes and schema, and read the contract's columns of one file.
-fn read_table(
+fn open_table(
     dir: &Path,
     name: &'static str,
     spec: &[ColumnSpec],
     opts: &LoadOptions,
     ck: &mut Checker,
-) -> Option<Table> {
+) -> Option<Opened> {
     let path = dir.join(name);
     let mut file = match File::open(&path) {
         Ok(f) => f,
@@ -602,6 +602,27 @@ fn read_table(
     if !ok {
         return None;
     }
+    Some(Opened {
+        name,
+        path,
+        present,
+    })
+}
+
+/// A file whose magic bytes and schema passed; its data not yet read.
+struct Opened {
+    name: &'static str,
+    path: PathBuf,
+    present: Vec<&'static str>,
+}
+
+/// Read the contract's columns of an opened file.
+fn load_table(o: Opened, ck: &mut Checker) -> Option<Table> {
+    let Opened {
+        name,
+        path,
+        present,
+    } = o;
     let file = match File::open(&path) {
         Ok(f) => f,
         Err(e) => {
@@ -1183,7 +1204,6 @@ fn read_events(
     opts: &LoadOptions,
     ck: &mut Checker,
 ) -> Option<(Events, CodeDict)> {
-    let t0 = std::time::Instant::now();
     let parts = match decode_events(t, pidx, opts) {
         Ok(p) => p,
         Err(e) => {
@@ -1191,7 +1211,6 @@ fn read_events(
             return None;
         }
     };
-    eprintln!("TRACE decode {:?}", t0.elapsed());
     // Parse each distinct raw (system, code) pair once, then build the dictionary in sorted
     // order so code ids do not depend on row order.
     let mut raw: Vec<(&str, &str)> = parts
@@ -1281,7 +1300,6 @@ fn read_events(
                 }
             });
     }
-    eprintln!("TRACE filled {:?}", t0.elapsed());
     let mut rejects = Vec::new();
     for (part, map) in parts.into_iter().zip(&maps) {
         rejects.extend(part.rejects);
@@ -1623,38 +1641,39 @@ impl Cohort {
                 "cohort folder does not exist".into(),
             );
         } else {
-            let t0 = std::time::Instant::now();
-            let pt = read_table(dir, PATIENTS_FILE, PATIENT_COLUMNS, opts, &mut ck);
-            let et = read_table(dir, EVENTS_FILE, EVENT_COLUMNS, opts, &mut ck);
-            let nt = read_table(dir, ENCOUNTERS_FILE, ENCOUNTER_COLUMNS, opts, &mut ck);
-            eprintln!("TRACE read tables {:?}", t0.elapsed());
-            let t0 = std::time::Instant::now();
-            let patients = pt.and_then(|t| read_patients(&t, opts, &mut ck));
-            eprintln!("TRACE patients {:?}", t0.elapsed());
+            // Every file's schema is checked first, so that all structural problems are
+            // reported together; then the data are read one file at a time, each dropped once
+            // decoded, to keep peak memory down.
+            let pt = open_table(dir, PATIENTS_FILE, PATIENT_COLUMNS, opts, &mut ck);
+            let et = open_table(dir, EVENTS_FILE, EVENT_COLUMNS, opts, &mut ck);
+            let nt = open_table(dir, ENCOUNTERS_FILE, ENCOUNTER_COLUMNS, opts, &mut ck);
+            let patients = pt
+                .and_then(|o| load_table(o, &mut ck))
+                .and_then(|t| read_patients(&t, opts, &mut ck));
             if let Some(p) = patients {
                 let pidx = PatientIndex::new(&p);
                 if let Some((events, dict)) = et
-                    .as_ref()
-                    .and_then(|t| read_events(t, &p, &pidx, opts, &mut ck))
+                    .and_then(|o| load_table(o, &mut ck))
+                    .and_then(|t| read_events(&t, &p, &pidx, opts, &mut ck))
                 {
                     cohort.events = events;
                     cohort.codes = dict;
                 }
-                eprintln!("TRACE events {:?}", t0.elapsed());
                 if let Some(e) = nt
-                    .as_ref()
-                    .and_then(|t| read_encounters(t, &p, &pidx, opts, &mut ck))
+                    .and_then(|o| load_table(o, &mut ck))
+                    .and_then(|t| read_encounters(&t, &p, &pidx, opts, &mut ck))
                 {
                     cohort.encounters = e;
                 }
-                eprintln!("TRACE encounters {:?}", t0.elapsed());
                 drop(pidx);
                 cohort.patients = p;
             } else {
-                for t in [et, nt].into_iter().flatten() {
+                // Without patients nothing else can be checked row by row; still say how big
+                // the other files are.
+                for o in [et, nt].into_iter().flatten() {
                     ck.files.push(FileCounts {
-                        file: t.name.into(),
-                        rows: t.df.height() as u64,
+                        file: o.name.into(),
+                        rows: footer_rows(&o.path).unwrap_or(0),
                         rejected: 0,
                     });
                 }

@@ -353,7 +353,6 @@ pub fn write_outputs(
     ranked: &[(u32, Vec<u32>)],
     summary: &Summary,
 ) -> Result<Vec<Written>, OutputError> {
-    let t0 = std::time::Instant::now();
     let scorer = Scorer::new(models);
     let lists_dir = dir.join("lists");
     std::fs::create_dir_all(&lists_dir).map_err(io_err(&lists_dir))?;
@@ -385,7 +384,6 @@ pub fn write_outputs(
             ])
         })
         .collect();
-    eprintln!("TRACE lists written {:?}", t0.elapsed());
     let mut written = Vec::new();
     for w in per_pcn {
         written.extend(w?);
