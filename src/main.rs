@@ -3,6 +3,12 @@
 
 mod cmd;
 
+/// mimalloc returns freed pages for reuse without faulting them in again, which matters when a run
+/// allocates and frees several gigabytes of columns (about 25% faster end to end than the system
+/// allocator on the ICS benchmark; BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 
 /// Population-health risk stratification: frailty scores and per-PCN lists from a pseudonymised
