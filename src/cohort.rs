@@ -567,6 +567,7 @@ fn open_table(
         }
     };
     let mut present = Vec::new();
+    let mut types = Vec::new();
     let mut ok = true;
     if !opts.allow_identifiers {
         for (n, _) in &fields {
@@ -595,7 +596,10 @@ fn open_table(
                 );
                 ok = false;
             }
-            Some(_) if c.used => present.push(c.name),
+            Some((_, dt)) if c.used => {
+                present.push(c.name);
+                types.push(dt.clone());
+            }
             Some(_) => {}
         }
     }
@@ -606,6 +610,7 @@ fn open_table(
         name,
         path,
         present,
+        types,
     })
 }
 
@@ -614,6 +619,8 @@ struct Opened {
     name: &'static str,
     path: PathBuf,
     present: Vec<&'static str>,
+    /// Polars types of the present columns, in `present` order.
+    types: Vec<DataType>,
 }
 
 /// Read the contract's columns of an opened file.
@@ -622,6 +629,7 @@ fn load_table(o: Opened, ck: &mut Checker) -> Option<Table> {
         name,
         path,
         present,
+        ..
     } = o;
     let file = match File::open(&path) {
         Ok(f) => f,
@@ -1165,6 +1173,118 @@ fn decode_events(
     Ok(parts)
 }
 
+/// `decode_events` on the dictionary fast path ([`crate::dictread`]): the same parts, from keys
+/// and per-row-group dictionaries. Fails when the file is not dictionary-encoded throughout; the
+/// caller then uses the general path. Returns the parts and the file's row count.
+fn decode_events_dict(
+    path: &Path,
+    pidx: &PatientIndex,
+    opts: &LoadOptions,
+) -> PolarsResult<(Vec<EventPart>, u64)> {
+    use polars_arrow::array::Array;
+    let f = crate::dictread::DictFile::open(path)?;
+    let mut los = Vec::with_capacity(f.row_groups());
+    let mut lo = 0usize;
+    for rg in 0..f.row_groups() {
+        los.push(lo);
+        lo += f.rows(rg);
+    }
+    let (earliest, today) = (date::earliest(), opts.today);
+    let parts: PolarsResult<Vec<EventPart>> = (0..f.row_groups())
+        .into_par_iter()
+        .map(|rg| {
+            let lo = los[rg];
+            let pid = f.dict_column(rg, "patient_id")?;
+            let sys = f.dict_column(rg, "code_system")?;
+            let code = f.dict_column(rg, "code")?;
+            let day = f.date_column(rg, "event_date")?.values;
+            let len = pid.keys.len();
+            if sys.keys.len() != len || code.keys.len() != len || day.len() != len {
+                return Err(PolarsError::ComputeError("ragged row group".into()));
+            }
+            // Each distinct pseudonym of the row group is looked up once.
+            let pmap: Vec<u32> = pid
+                .values
+                .iter()
+                .map(|v| {
+                    v.and_then(|p| pidx.map.get(p).or_else(|| pidx.map.get(p.trim())))
+                        .copied()
+                        .unwrap_or(UNSET)
+                })
+                .collect();
+            let ncode = code.values.len();
+            let mut pair = vec![UNSET; sys.values.len() * ncode];
+            let mut part = EventPart {
+                lo,
+                patient: vec![UNSET; len],
+                day: vec![0; len],
+                code: vec![UNSET; len],
+                local: Vec::new(),
+                rejects: Vec::new(),
+            };
+            let (pk, sk, ck) = (pid.keys.values(), sys.keys.values(), code.keys.values());
+            let dv = day.values();
+            let nulls = pid.keys.null_count()
+                + sys.keys.null_count()
+                + code.keys.null_count()
+                + day.null_count()
+                > 0;
+            for k in 0..len {
+                let row = (lo + k) as u64 + 1;
+                let mut reject = |column: &'static str, reason: &'static str| {
+                    part.rejects.push(Reject {
+                        file: EVENTS_FILE,
+                        row,
+                        column,
+                        reason,
+                    })
+                };
+                if nulls && !pid.keys.is_valid(k) {
+                    reject("patient_id", reason::NULL_PATIENT);
+                    continue;
+                }
+                let pi = pmap[pk[k] as usize];
+                if pi == UNSET {
+                    reject("patient_id", reason::UNKNOWN_PATIENT);
+                    continue;
+                }
+                if nulls && !day.is_valid(k) {
+                    reject("event_date", reason::NULL_DATE);
+                    continue;
+                }
+                let d = dv[k];
+                if d < earliest || d > today {
+                    reject("event_date", reason::DATE_RANGE);
+                    continue;
+                }
+                if nulls && !sys.keys.is_valid(k) {
+                    reject("code_system", reason::NULL_SYSTEM);
+                    continue;
+                }
+                if nulls && !code.keys.is_valid(k) {
+                    reject("code", reason::NULL_CODE);
+                    continue;
+                }
+                let slot = sk[k] as usize * ncode + ck[k] as usize;
+                let mut id = pair[slot];
+                if id == UNSET {
+                    id = part.local.len() as u32;
+                    part.local.push((
+                        sys.values.value(sk[k] as usize).to_string(),
+                        code.values.value(ck[k] as usize).to_string(),
+                    ));
+                    pair[slot] = id;
+                }
+                part.patient[k] = pi;
+                part.day[k] = d;
+                part.code[k] = id;
+            }
+            Ok(part)
+        })
+        .collect();
+    Ok((parts?, lo as u64))
+}
+
 /// Group decoded rows by patient with a counting sort (or a straight copy when the file was
 /// already in patient order). Returns the offsets and the permutation applied.
 fn group_by_patient(n_patients: usize, patient: &[u32]) -> (Vec<u64>, Option<Vec<u32>>) {
@@ -1198,17 +1318,35 @@ fn apply<T: Copy + Send + Sync>(v: Vec<T>, perm: &Option<Vec<u32>>) -> Vec<T> {
 }
 
 fn read_events(
-    t: &Table,
+    o: Opened,
     patients: &Patients,
     pidx: &PatientIndex,
     opts: &LoadOptions,
     ck: &mut Checker,
 ) -> Option<(Events, CodeDict)> {
-    let parts = match decode_events(t, pidx, opts) {
-        Ok(p) => p,
-        Err(e) => {
-            polars_err(ck, t.name, e);
-            return None;
+    let name = o.name;
+    // Fast path: dictionary-encoded strings and a Date32 date, decoded row group by row group.
+    let dict_ok = o.present.iter().zip(&o.types).all(|(c, t)| match *c {
+        "patient_id" | "code_system" | "code" => *t == DataType::String,
+        "event_date" => *t == DataType::Date,
+        _ => true,
+    });
+    let fast = if dict_ok {
+        decode_events_dict(&o.path, pidx, opts).ok()
+    } else {
+        None
+    };
+    let (parts, rows) = match fast {
+        Some(x) => x,
+        None => {
+            let t = load_table(o, ck)?;
+            match decode_events(&t, pidx, opts) {
+                Ok(p) => (p, t.df.height() as u64),
+                Err(e) => {
+                    polars_err(ck, t.name, e);
+                    return None;
+                }
+            }
         }
     };
     // Parse each distinct raw (system, code) pair once, then build the dictionary in sorted
@@ -1327,23 +1465,28 @@ fn read_events(
         code: apply(code, &perm),
         day: apply(day, &perm),
     };
-    finish_file(t, rejects, opts, ck);
+    finish_file(name, rows, rejects, opts, ck);
     Some((events, dict))
 }
 
 /// Record a file's counts and rejects, and turn a high reject rate into an error.
-fn finish_file(t: &Table, mut rejects: Vec<Reject>, opts: &LoadOptions, ck: &mut Checker) {
-    let rows = t.df.height() as u64;
+fn finish_file(
+    name: &'static str,
+    rows: u64,
+    mut rejects: Vec<Reject>,
+    opts: &LoadOptions,
+    ck: &mut Checker,
+) {
     rejects.sort();
     ck.files.push(FileCounts {
-        file: t.name.into(),
+        file: name.into(),
         rows,
         rejected: rejects.len() as u64,
     });
     if rows == 0 {
         ck.problems.push(Problem {
             severity: Severity::Warning,
-            file: t.name.into(),
+            file: name.into(),
             column: None,
             message: "has no rows".into(),
             count: 0,
@@ -1364,7 +1507,7 @@ fn finish_file(t: &Table, mut rejects: Vec<Reject>, opts: &LoadOptions, ck: &mut
     for ((col, reason), rs) in by_reason {
         ck.rows(
             Severity::Warning,
-            t.name,
+            name,
             col,
             &format!("row rejected: {reason}"),
             &rs,
@@ -1372,7 +1515,7 @@ fn finish_file(t: &Table, mut rejects: Vec<Reject>, opts: &LoadOptions, ck: &mut
     }
     if too_many {
         ck.file_error(
-            t.name,
+            name,
             None,
             format!(
                 "{} of {} rows rejected, more than the {:.2}% allowed (--max-rejected); see the rejected-row warnings",
@@ -1394,6 +1537,133 @@ struct EncounterPart {
     end: Vec<i32>,
     emergency: Vec<bool>,
     rejects: Vec<Reject>,
+}
+
+impl EncounterPart {
+    /// Check one decoded row and keep or reject it. `patient` is `None` when the pseudonym is
+    /// null and `Some(UNSET)` when it is unknown; `setting` is `None` when null or unknown.
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        row: u64,
+        patient: Option<u32>,
+        setting: Option<Setting>,
+        start: Option<i32>,
+        end: Option<i32>,
+        emergency: Option<bool>,
+        (earliest, today): (i32, i32),
+    ) {
+        let mut reject = |column: &'static str, reason: &'static str| {
+            self.rejects.push(Reject {
+                file: ENCOUNTERS_FILE,
+                row,
+                column,
+                reason,
+            })
+        };
+        let Some(pi) = patient else {
+            return reject("patient_id", reason::NULL_PATIENT);
+        };
+        if pi == UNSET {
+            return reject("patient_id", reason::UNKNOWN_PATIENT);
+        }
+        let Some(setting) = setting else {
+            return reject("setting", reason::UNKNOWN_SETTING);
+        };
+        let Some(st) = start else {
+            return reject("start_date", reason::NULL_DATE);
+        };
+        if st < earliest || st > today {
+            return reject("start_date", reason::DATE_RANGE);
+        }
+        let en = end.unwrap_or(st);
+        if en < st {
+            return reject("end_date", reason::END_BEFORE_START);
+        }
+        if en > today {
+            return reject("end_date", reason::DATE_RANGE);
+        }
+        let Some(em) = emergency else {
+            return reject("emergency", reason::NULL_EMERGENCY);
+        };
+        self.patient.push(pi);
+        self.setting.push(setting);
+        self.start.push(st);
+        self.end.push(en);
+        self.emergency.push(em);
+    }
+}
+
+/// `decode_encounters` on the dictionary fast path; see `decode_events_dict`.
+fn decode_encounters_dict(
+    path: &Path,
+    pidx: &PatientIndex,
+    opts: &LoadOptions,
+) -> PolarsResult<(Vec<EncounterPart>, u64)> {
+    use polars_arrow::array::Array;
+    let f = crate::dictread::DictFile::open(path)?;
+    let mut los = Vec::with_capacity(f.row_groups());
+    let mut lo = 0usize;
+    for rg in 0..f.row_groups() {
+        los.push(lo);
+        lo += f.rows(rg);
+    }
+    let bounds = (date::earliest(), opts.today);
+    let parts: PolarsResult<Vec<EncounterPart>> = (0..f.row_groups())
+        .into_par_iter()
+        .map(|rg| {
+            let lo = los[rg];
+            let pid = f.dict_column(rg, "patient_id")?;
+            let setting = f.dict_column(rg, "setting")?;
+            let start = f.date_column(rg, "start_date")?.values;
+            let end = f.date_column(rg, "end_date")?.values;
+            let em = f.bool_column(rg, "emergency")?;
+            let len = pid.keys.len();
+            if [setting.keys.len(), start.len(), end.len(), em.len()]
+                .iter()
+                .any(|&l| l != len)
+            {
+                return Err(PolarsError::ComputeError("ragged row group".into()));
+            }
+            let pmap: Vec<u32> = pid
+                .values
+                .iter()
+                .map(|v| {
+                    v.and_then(|p| pidx.map.get(p).or_else(|| pidx.map.get(p.trim())))
+                        .copied()
+                        .unwrap_or(UNSET)
+                })
+                .collect();
+            let smap: Vec<Option<Setting>> = setting
+                .values
+                .iter()
+                .map(|v| v.and_then(Setting::parse))
+                .collect();
+            let mut part = EncounterPart::default();
+            for k in 0..len {
+                let pi = pid
+                    .keys
+                    .is_valid(k)
+                    .then(|| pmap[pid.keys.value(k) as usize]);
+                let st = setting
+                    .keys
+                    .is_valid(k)
+                    .then(|| smap[setting.keys.value(k) as usize])
+                    .flatten();
+                part.push(
+                    (lo + k) as u64 + 1,
+                    pi,
+                    st,
+                    start.is_valid(k).then(|| start.value(k)),
+                    end.is_valid(k).then(|| end.value(k)),
+                    em.is_valid(k).then(|| em.value(k)),
+                    bounds,
+                );
+            }
+            Ok(part)
+        })
+        .collect();
+    Ok((parts?, lo as u64))
 }
 
 fn decode_encounters(
@@ -1445,35 +1715,21 @@ fn decode_encounters(
                 .zip(emergency.iter());
             for (k, ((((p, s), st), en), em)) in it.enumerate() {
                 let row = (lo + k) as u64 + 1;
-                let mut reject = |column: &'static str, reason: &'static str| {
-                    part.rejects.push(Reject {
-                        file: ENCOUNTERS_FILE,
-                        row,
-                        column,
-                        reason,
-                    })
+                let pi = match p {
+                    None => None,
+                    Some(p) if last_pid == Some(p) => Some(last_idx),
+                    Some(p) => {
+                        let idx = pidx
+                            .map
+                            .get(p)
+                            .or_else(|| pidx.map.get(p.trim()))
+                            .copied()
+                            .unwrap_or(UNSET);
+                        last_pid = Some(p);
+                        last_idx = idx;
+                        Some(idx)
+                    }
                 };
-                let Some(p) = p else {
-                    reject("patient_id", reason::NULL_PATIENT);
-                    continue;
-                };
-                let pi = if last_pid == Some(p) {
-                    last_idx
-                } else {
-                    let idx = pidx
-                        .map
-                        .get(p)
-                        .or_else(|| pidx.map.get(p.trim()))
-                        .copied()
-                        .unwrap_or(UNSET);
-                    last_pid = Some(p);
-                    last_idx = idx;
-                    idx
-                };
-                if pi == UNSET {
-                    reject("patient_id", reason::UNKNOWN_PATIENT);
-                    continue;
-                }
                 let parsed = match (s, last_setting) {
                     (Some(s), Some((raw, parsed))) if raw == s => parsed,
                     (Some(s), _) => {
@@ -1483,36 +1739,15 @@ fn decode_encounters(
                     }
                     (None, _) => None,
                 };
-                let Some(setting) = parsed else {
-                    reject("setting", reason::UNKNOWN_SETTING);
-                    continue;
-                };
-                let Some(&st) = st else {
-                    reject("start_date", reason::NULL_DATE);
-                    continue;
-                };
-                if st < earliest || st > today {
-                    reject("start_date", reason::DATE_RANGE);
-                    continue;
-                }
-                let en = en.copied().unwrap_or(st);
-                if en < st {
-                    reject("end_date", reason::END_BEFORE_START);
-                    continue;
-                }
-                if en > today {
-                    reject("end_date", reason::DATE_RANGE);
-                    continue;
-                }
-                let Some(em) = em else {
-                    reject("emergency", reason::NULL_EMERGENCY);
-                    continue;
-                };
-                part.patient.push(pi);
-                part.setting.push(setting);
-                part.start.push(st);
-                part.end.push(en);
-                part.emergency.push(em);
+                part.push(
+                    row,
+                    pi,
+                    parsed,
+                    st.copied(),
+                    en.copied(),
+                    em,
+                    (earliest, today),
+                );
             }
             part
         })
@@ -1520,17 +1755,34 @@ fn decode_encounters(
 }
 
 fn read_encounters(
-    t: &Table,
+    o: Opened,
     patients: &Patients,
     pidx: &PatientIndex,
     opts: &LoadOptions,
     ck: &mut Checker,
 ) -> Option<Encounters> {
-    let parts = match decode_encounters(t, pidx, opts) {
-        Ok(p) => p,
-        Err(e) => {
-            polars_err(ck, t.name, e);
-            return None;
+    let name = o.name;
+    let dict_ok = o.present.iter().zip(&o.types).all(|(c, t)| match *c {
+        "patient_id" | "setting" => *t == DataType::String,
+        "start_date" | "end_date" => *t == DataType::Date,
+        _ => true,
+    });
+    let fast = if dict_ok {
+        decode_encounters_dict(&o.path, pidx, opts).ok()
+    } else {
+        None
+    };
+    let (parts, rows) = match fast {
+        Some(x) => x,
+        None => {
+            let t = load_table(o, ck)?;
+            match decode_encounters(&t, pidx, opts) {
+                Ok(p) => (p, t.df.height() as u64),
+                Err(e) => {
+                    polars_err(ck, t.name, e);
+                    return None;
+                }
+            }
         }
     };
     let total: usize = parts.iter().map(|p| p.patient.len()).sum();
@@ -1557,7 +1809,7 @@ fn read_encounters(
     e.start = apply(e.start, &perm);
     e.end = apply(e.end, &perm);
     e.emergency = apply(e.emergency, &perm);
-    finish_file(t, rejects, opts, ck);
+    finish_file(name, rows, rejects, opts, ck);
     Some(e)
 }
 
@@ -1652,17 +1904,13 @@ impl Cohort {
                 .and_then(|t| read_patients(&t, opts, &mut ck));
             if let Some(p) = patients {
                 let pidx = PatientIndex::new(&p);
-                if let Some((events, dict)) = et
-                    .and_then(|o| load_table(o, &mut ck))
-                    .and_then(|t| read_events(&t, &p, &pidx, opts, &mut ck))
+                if let Some((events, dict)) =
+                    et.and_then(|o| read_events(o, &p, &pidx, opts, &mut ck))
                 {
                     cohort.events = events;
                     cohort.codes = dict;
                 }
-                if let Some(e) = nt
-                    .and_then(|o| load_table(o, &mut ck))
-                    .and_then(|t| read_encounters(&t, &p, &pidx, opts, &mut ck))
-                {
+                if let Some(e) = nt.and_then(|o| read_encounters(o, &p, &pidx, opts, &mut ck)) {
                     cohort.encounters = e;
                 }
                 drop(pidx);

@@ -19,6 +19,7 @@ pub mod codelists;
 pub mod codes;
 pub mod cohort;
 pub mod date;
+pub mod dictread;
 pub mod features;
 pub mod lists;
 pub mod output;

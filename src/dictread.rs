@@ -1,0 +1,161 @@
+//! The fast path of the input stage: reading dictionary-encoded string columns of a Parquet
+//! file as their dictionary (a handful of distinct values per row group) plus integer keys,
+//! instead of materialising one string per row.
+//!
+//! Pipeline position: inside `cohort`, beside the general polars reader. Parquet writers
+//! (pyarrow, polars, Spark) dictionary-encode low- and medium-cardinality string columns by
+//! default, so for a typical extract every string in the events file is decoded once per row
+//! group rather than once per row. When a column chunk is not fully dictionary-encoded, or a
+//! column has another physical type, the caller falls back to the general reader, which gives the
+//! same result more slowly.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use polars::prelude::{PlSmallStr, PolarsError, PolarsResult};
+use polars_arrow::array::{Array, BooleanArray, DictionaryArray, PrimitiveArray, Utf8ViewArray};
+use polars_arrow::datatypes::{ArrowDataType, Field, IntegerType, DTYPE_CATEGORICAL_NEW};
+use polars_buffer::Buffer;
+use polars_parquet::read::{read_metadata, FileMetadata, RowGroupMetadata};
+
+/// A Parquet file held in memory with its footer, for row-group-wise decoding.
+pub struct DictFile {
+    bytes: Buffer<u8>,
+    meta: FileMetadata,
+}
+
+/// One row group's dictionary-encoded string column: keys (null = missing) and distinct values.
+pub struct DictColumn {
+    /// One key per row, into `values`.
+    pub keys: PrimitiveArray<u32>,
+    /// Distinct values of the row group.
+    pub values: Utf8ViewArray,
+}
+
+/// One row group's 32-bit integer column (e.g. a date as days since 1970).
+pub struct IntColumn {
+    /// Values, with validity.
+    pub values: PrimitiveArray<i32>,
+}
+
+fn other(msg: &str) -> PolarsError {
+    PolarsError::ComputeError(msg.to_string().into())
+}
+
+impl DictFile {
+    /// Read the whole file and its footer.
+    pub fn open(path: &Path) -> PolarsResult<DictFile> {
+        let bytes = std::fs::read(path).map_err(|e| other(&e.to_string()))?;
+        let meta = read_metadata(&mut std::io::Cursor::new(&bytes))?;
+        Ok(DictFile {
+            bytes: Buffer::from_vec(bytes),
+            meta,
+        })
+    }
+
+    /// Number of row groups.
+    pub fn row_groups(&self) -> usize {
+        self.meta.row_groups.len()
+    }
+
+    /// Rows of row group `rg`.
+    pub fn rows(&self, rg: usize) -> usize {
+        self.meta.row_groups[rg].num_rows()
+    }
+
+    fn decode(
+        &self,
+        rg: &RowGroupMetadata,
+        column: &str,
+        dtype: ArrowDataType,
+        md: bool,
+    ) -> PolarsResult<Box<dyn Array>> {
+        let metas = rg
+            .columns_under_root_iter(column)
+            .ok_or_else(|| other("column not found"))?;
+        let cols: Vec<_> = metas
+            .map(|m| {
+                let r = m.byte_range();
+                (
+                    m,
+                    self.bytes.clone().sliced(r.start as usize..r.end as usize),
+                )
+            })
+            .collect();
+        let mut field = Field::new(PlSmallStr::from_str(column), dtype, true);
+        if md {
+            let mut meta = BTreeMap::new();
+            meta.insert(
+                PlSmallStr::from_static(DTYPE_CATEGORICAL_NEW),
+                PlSmallStr::from_static(""),
+            );
+            field = field.with_metadata(meta);
+        }
+        let (mut arrays, _) =
+            polars::io::parquet::read::_internal::to_deserializer(cols, field, None)?;
+        if arrays.len() != 1 {
+            return Err(other("expected one array per row group"));
+        }
+        Ok(arrays.remove(0))
+    }
+
+    /// Decode a string column of row group `rg` as keys + dictionary. Fails (and the caller falls
+    /// back) when any page of the chunk is not dictionary-encoded.
+    pub fn dict_column(&self, rg: usize, column: &str) -> PolarsResult<DictColumn> {
+        let dtype = ArrowDataType::Dictionary(
+            IntegerType::UInt32,
+            Box::new(ArrowDataType::Utf8View),
+            false,
+        );
+        let rgm = &self.meta.row_groups[rg];
+        let array = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.decode(rgm, column, dtype, true)
+        }))
+        .map_err(|_| other("dictionary decoding failed"))??;
+        let dict = array
+            .as_any()
+            .downcast_ref::<DictionaryArray<u32>>()
+            .ok_or_else(|| other("not a dictionary array"))?;
+        let values = dict
+            .values()
+            .as_any()
+            .downcast_ref::<Utf8ViewArray>()
+            .ok_or_else(|| other("dictionary values are not strings"))?
+            .clone();
+        Ok(DictColumn {
+            keys: dict.keys().clone(),
+            values,
+        })
+    }
+
+    /// Decode a Date32 column of row group `rg`.
+    pub fn date_column(&self, rg: usize, column: &str) -> PolarsResult<IntColumn> {
+        let rgm = &self.meta.row_groups[rg];
+        let array = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.decode(rgm, column, ArrowDataType::Date32, false)
+        }))
+        .map_err(|_| other("date decoding failed"))??;
+        let values = array
+            .as_any()
+            .downcast_ref::<PrimitiveArray<i32>>()
+            .ok_or_else(|| other("not an i32 array"))?
+            .clone();
+        Ok(IntColumn { values })
+    }
+}
+
+impl DictFile {
+    /// Decode a boolean column of row group `rg`.
+    pub fn bool_column(&self, rg: usize, column: &str) -> PolarsResult<BooleanArray> {
+        let rgm = &self.meta.row_groups[rg];
+        let array = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.decode(rgm, column, ArrowDataType::Boolean, false)
+        }))
+        .map_err(|_| other("boolean decoding failed"))??;
+        Ok(array
+            .as_any()
+            .downcast_ref::<BooleanArray>()
+            .ok_or_else(|| other("not a boolean array"))?
+            .clone())
+    }
+}
