@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use crate::codelists::{fnv1a64, Models};
 use crate::cohort::{Cohort, Reject};
 use crate::lists::{self, Scored, Status, Summary, SUMMARY_COLUMNS};
-use crate::scores::{tenths_str, Scorer};
+use crate::scores::Scorer;
 
 /// Errors of the output stage.
 #[derive(Debug, thiserror::Error)]
@@ -477,9 +477,4 @@ fn is_empty_dir(p: &Path) -> bool {
     std::fs::read_dir(p)
         .map(|mut d| d.next().is_none())
         .unwrap_or(false)
-}
-
-/// Short text of a tenths score for messages.
-pub fn score_text(t: u32) -> String {
-    tenths_str(t)
 }
