@@ -6,6 +6,7 @@
 //!   the floor any Parquet-based tool pays;
 //! - `load_cohort`: strata's read, validation, code interning and per-patient layout;
 //! - `score_end_to_end`: the whole `strata score` (load, score, rank, write lists and manifest).
+//!
 //! BENCHMARKS.md records the figures and the machine.
 
 use std::path::PathBuf;

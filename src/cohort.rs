@@ -342,6 +342,8 @@ pub struct LoadOptions {
     pub max_reject_fraction: f64,
     /// Skip the memory estimate.
     pub skip_memory_check: bool,
+    /// Memory the run may use, in bytes (default: what the machine has available).
+    pub memory_limit: Option<u64>,
 }
 
 impl Default for LoadOptions {
@@ -351,6 +353,7 @@ impl Default for LoadOptions {
             allow_identifiers: false,
             max_reject_fraction: 0.01,
             skip_memory_check: false,
+            memory_limit: None,
         }
     }
 }
@@ -1004,6 +1007,8 @@ mod reason {
 }
 
 const UNSET: u32 = u32::MAX;
+/// (column, reason) of a rejected row.
+type RejectReason = (&'static str, &'static str);
 /// log2 of the slots in the per-part code cache of `decode_events`.
 const CACHE_BITS: u32 = 10;
 
@@ -1357,7 +1362,7 @@ fn read_events(
         .collect();
     raw.par_sort_unstable();
     raw.dedup();
-    let parsed: Vec<Result<(CodeSystem, String), (&'static str, &'static str)>> = raw
+    let parsed: Vec<Result<(CodeSystem, String), RejectReason>> = raw
         .par_iter()
         .map(|(s, c)| {
             let system = CodeSystem::parse(s).ok_or(("code_system", reason::UNKNOWN_SYSTEM))?;
@@ -1371,7 +1376,7 @@ fn read_events(
             .filter_map(|r| r.as_ref().ok().cloned())
             .collect(),
     );
-    let global: FastMap<(&str, &str), Result<u32, (&'static str, &'static str)>> = raw
+    let global: FastMap<(&str, &str), Result<u32, RejectReason>> = raw
         .iter()
         .zip(&parsed)
         .map(|(k, r)| {
@@ -1383,7 +1388,7 @@ fn read_events(
         })
         .collect();
     // Per part: local id -> global id, and the rows kept.
-    let maps: Vec<Vec<Result<u32, (&'static str, &'static str)>>> = parts
+    let maps: Vec<Vec<Result<u32, RejectReason>>> = parts
         .par_iter()
         .map(|part| {
             part.local
@@ -1813,9 +1818,10 @@ fn read_encounters(
     Some(e)
 }
 
-/// Bytes of memory a load needs per event row and per patient, measured (see BENCHMARKS.md):
-/// the decoded Parquet columns plus the grouped layout.
-pub const BYTES_PER_EVENT: u64 = 90;
+/// Bytes of memory a load needs per event or encounter row and per patient: the worst case, the
+/// general (non-dictionary) path, measured at 4.3 GB peak for 63.6 million rows and 1.2 million
+/// patients (BENCHMARKS.md), rounded up. The dictionary path needs less than half of it.
+pub const BYTES_PER_EVENT: u64 = 72;
 /// See [`BYTES_PER_EVENT`].
 pub const BYTES_PER_PATIENT: u64 = 400;
 
@@ -1857,7 +1863,7 @@ impl Cohort {
     pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Cohort, InputError> {
         if !opts.skip_memory_check {
             let needed = estimate_memory(dir);
-            if let Some(avail) = available_memory() {
+            if let Some(avail) = opts.memory_limit.or_else(available_memory) {
                 if needed > avail {
                     return Err(InputError::TooLarge {
                         dir: dir.to_path_buf(),

@@ -90,15 +90,17 @@ pub fn patient_features(cohort: &Cohort, lookup: &Lookup, w: &Windows, p: usize)
         if ci.flags == 0 {
             continue;
         }
-        if ci.flags & CodeInfo::MEDICINE != 0 && day >= w.medicines_from {
-            if !meds[..n_meds.min(8)].contains(&code) && !more_meds.contains(&code) {
-                if n_meds < 8 {
-                    meds[n_meds] = code;
-                } else {
-                    more_meds.push(code);
-                }
-                n_meds += 1;
+        if ci.flags & CodeInfo::MEDICINE != 0
+            && day >= w.medicines_from
+            && !meds[..n_meds.min(8)].contains(&code)
+            && !more_meds.contains(&code)
+        {
+            if n_meds < 8 {
+                meds[n_meds] = code;
+            } else {
+                more_meds.push(code);
             }
+            n_meds += 1;
         }
         if ci.flags & CodeInfo::HOSPITAL_DX != 0 {
             if ci.hfrs != 0 && day >= w.hfrs_from {

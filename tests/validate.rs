@@ -597,3 +597,41 @@ fn every_problem_is_reported_not_just_the_first() {
         ],
     );
 }
+
+#[test]
+fn a_cohort_too_large_for_memory_is_refused_before_loading() {
+    let c = fixtures().join("cohort-2000");
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let s = strata(&[
+        "score",
+        "--cohort",
+        c.to_str().unwrap(),
+        "--as-of",
+        "2025-04-01",
+        "--out",
+        out.to_str().unwrap(),
+        "--memory-limit",
+        "1",
+    ]);
+    assert_eq!(s.status.code(), Some(6), "{}", stderr(&s));
+    assert!(
+        stderr(&s).contains("needs about 7 MB to load but only 1 MB of memory is available"),
+        "{}",
+        stderr(&s)
+    );
+    assert!(!out.exists());
+    // Enough memory: runs.
+    let s = strata(&[
+        "score",
+        "--cohort",
+        c.to_str().unwrap(),
+        "--as-of",
+        "2025-04-01",
+        "--out",
+        out.to_str().unwrap(),
+        "--memory-limit",
+        "64",
+    ]);
+    assert!(s.status.success(), "{}", stderr(&s));
+}

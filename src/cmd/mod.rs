@@ -50,6 +50,9 @@ pub struct InputArgs {
     /// Skip the check that the cohort fits in memory.
     #[arg(long)]
     pub skip_memory_check: bool,
+    /// Memory the run may use, in MB (default: what the machine has available).
+    #[arg(long, value_name = "MB")]
+    pub memory_limit: Option<u64>,
 }
 
 impl InputArgs {
@@ -66,6 +69,7 @@ impl InputArgs {
             allow_identifiers: self.allow_identifiers,
             max_reject_fraction: self.max_rejected,
             skip_memory_check: self.skip_memory_check,
+            memory_limit: self.memory_limit.map(|mb| mb << 20),
         })
     }
 }
