@@ -616,7 +616,7 @@ fn a_cohort_too_large_for_memory_is_refused_before_loading() {
     ]);
     assert_eq!(s.status.code(), Some(6), "{}", stderr(&s));
     assert!(
-        stderr(&s).contains("needs about 7 MB to load but only 1 MB of memory is available"),
+        stderr(&s).contains("needs about 8 MB to load but only 1 MB of memory is available"),
         "{}",
         stderr(&s)
     );
