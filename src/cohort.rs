@@ -983,6 +983,15 @@ struct PatientIndex<'a> {
 }
 
 impl<'a> PatientIndex<'a> {
+    /// The patient index of a pseudonym (surrounding whitespace forgiven), or `UNSET`.
+    fn lookup(&self, p: &str) -> u32 {
+        self.map
+            .get(p)
+            .or_else(|| self.map.get(p.trim()))
+            .copied()
+            .unwrap_or(UNSET)
+    }
+
     fn new(p: &'a Patients) -> Self {
         let mut map = FastMap::with_capacity_and_hasher(p.len(), Default::default());
         for (i, id) in p.id.iter().enumerate() {
@@ -1114,12 +1123,7 @@ fn decode_events(
                 let pi = if pv == last_view || last_pid == Some(p) {
                     last_idx
                 } else {
-                    let idx = pidx
-                        .map
-                        .get(p)
-                        .or_else(|| pidx.map.get(p.trim()))
-                        .copied()
-                        .unwrap_or(UNSET);
+                    let idx = pidx.lookup(p);
                     last_pid = Some(p);
                     last_idx = idx;
                     idx
@@ -1188,12 +1192,7 @@ fn decode_events_dict(
 ) -> PolarsResult<(Vec<EventPart>, u64)> {
     use polars_arrow::array::Array;
     let f = crate::dictread::DictFile::open(path)?;
-    let mut los = Vec::with_capacity(f.row_groups());
-    let mut lo = 0usize;
-    for rg in 0..f.row_groups() {
-        los.push(lo);
-        lo += f.rows(rg);
-    }
+    let (los, lo) = f.row_starts();
     let (earliest, today) = (date::earliest(), opts.today);
     let parts: PolarsResult<Vec<EventPart>> = (0..f.row_groups())
         .into_par_iter()
@@ -1211,11 +1210,7 @@ fn decode_events_dict(
             let pmap: Vec<u32> = pid
                 .values
                 .iter()
-                .map(|v| {
-                    v.and_then(|p| pidx.map.get(p).or_else(|| pidx.map.get(p.trim())))
-                        .copied()
-                        .unwrap_or(UNSET)
-                })
+                .map(|v| v.map_or(UNSET, |p| pidx.lookup(p)))
                 .collect();
             let ncode = code.values.len();
             let mut pair = vec![UNSET; sys.values.len() * ncode];
@@ -1607,12 +1602,7 @@ fn decode_encounters_dict(
 ) -> PolarsResult<(Vec<EncounterPart>, u64)> {
     use polars_arrow::array::Array;
     let f = crate::dictread::DictFile::open(path)?;
-    let mut los = Vec::with_capacity(f.row_groups());
-    let mut lo = 0usize;
-    for rg in 0..f.row_groups() {
-        los.push(lo);
-        lo += f.rows(rg);
-    }
+    let (los, lo) = f.row_starts();
     let bounds = (date::earliest(), opts.today);
     let parts: PolarsResult<Vec<EncounterPart>> = (0..f.row_groups())
         .into_par_iter()
@@ -1633,11 +1623,7 @@ fn decode_encounters_dict(
             let pmap: Vec<u32> = pid
                 .values
                 .iter()
-                .map(|v| {
-                    v.and_then(|p| pidx.map.get(p).or_else(|| pidx.map.get(p.trim())))
-                        .copied()
-                        .unwrap_or(UNSET)
-                })
+                .map(|v| v.map_or(UNSET, |p| pidx.lookup(p)))
                 .collect();
             let smap: Vec<Option<Setting>> = setting
                 .values
@@ -1724,12 +1710,7 @@ fn decode_encounters(
                     None => None,
                     Some(p) if last_pid == Some(p) => Some(last_idx),
                     Some(p) => {
-                        let idx = pidx
-                            .map
-                            .get(p)
-                            .or_else(|| pidx.map.get(p.trim()))
-                            .copied()
-                            .unwrap_or(UNSET);
+                        let idx = pidx.lookup(p);
                         last_pid = Some(p);
                         last_idx = idx;
                         Some(idx)

@@ -63,6 +63,17 @@ impl DictFile {
         self.meta.row_groups[rg].num_rows()
     }
 
+    /// The first row (0-based) of every row group, and the file's row count.
+    pub fn row_starts(&self) -> (Vec<usize>, usize) {
+        let mut starts = Vec::with_capacity(self.row_groups());
+        let mut lo = 0;
+        for rg in 0..self.row_groups() {
+            starts.push(lo);
+            lo += self.rows(rg);
+        }
+        (starts, lo)
+    }
+
     fn decode(
         &self,
         rg: &RowGroupMetadata,
