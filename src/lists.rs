@@ -214,8 +214,10 @@ pub fn suppress(values: &[u64], constraints: &[Vec<usize>], rule: &Suppression) 
 /// Core20 (most deprived quintile) group, with an all-PCN total row per group.
 #[derive(Debug, Clone)]
 pub struct Summary {
+    /// Names of the two label columns (`pcn_code`, `group`).
+    pub label_names: [&'static str; 2],
     /// Row labels: (pcn code or "ALL", group "all" | "core20").
-    pub rows: Vec<(String, &'static str)>,
+    pub rows: Vec<(String, String)>,
     /// Raw counts, row-major, 5 columns: fit, mild, moderate, severe, total.
     pub counts: Vec<u64>,
     /// Published cells, same layout.
@@ -268,10 +270,94 @@ pub fn summary(
     let cells = suppress(&counts, &constraints, rule);
     let mut rows = Vec::with_capacity(nrows);
     for pcn in p.pcns.iter().chain(std::iter::once(&"ALL".to_string())) {
-        rows.push((pcn.clone(), "all"));
-        rows.push((pcn.clone(), "core20"));
+        rows.push((pcn.clone(), "all".to_string()));
+        rows.push((pcn.clone(), "core20".to_string()));
     }
     Summary {
+        label_names: ["pcn_code", "group"],
+        rows,
+        counts,
+        cells,
+    }
+}
+
+/// The equity table: eligible patients by eFI category within each group of deprivation
+/// quintile, sex, age band and ethnic group, with a total row; suppressed like the summary (each
+/// dimension's groups add up to the total, so that is a constraint too). It shows whether frailty,
+/// and so the lists, fall unevenly across the population.
+pub fn equity(
+    cohort: &Cohort,
+    scores: &[Scores],
+    status: &[Status],
+    ages: &[i32],
+    rule: &Suppression,
+) -> Summary {
+    let p = &cohort.patients;
+    let quintile = |i: usize| match imd_quintile(p.imd_decile[i]) {
+        Some(q) => format!(
+            "{q}{}",
+            if q == 1 {
+                " (most deprived, Core20)"
+            } else if q == 5 {
+                " (least deprived)"
+            } else {
+                ""
+            }
+        ),
+        None => "unknown".to_string(),
+    };
+    let dims: Vec<(&str, Box<dyn Fn(usize) -> String + '_>)> = vec![
+        ("imd_quintile", Box::new(quintile)),
+        ("sex", Box::new(|i: usize| p.sex[i].code().to_string())),
+        ("age_band", Box::new(|i: usize| age_band(ages[i]))),
+        (
+            "ethnicity_group",
+            Box::new(|i: usize| p.ethnicities[p.ethnicity[i] as usize].clone()),
+        ),
+    ];
+    let eligible: Vec<usize> = (0..p.len())
+        .filter(|&i| status[i] == Status::Eligible)
+        .collect();
+    let mut rows: Vec<(String, String)> = Vec::new();
+    let mut counts: Vec<u64> = Vec::new();
+    let mut constraints: Vec<Vec<usize>> = Vec::new();
+    let mut dim_rows: Vec<Vec<usize>> = Vec::new();
+    for (name, key) in &dims {
+        let mut groups: std::collections::BTreeMap<String, [u64; 5]> = Default::default();
+        for &i in &eligible {
+            let g = groups.entry(key(i)).or_default();
+            g[scores[i].efi_category as usize] += 1;
+            g[4] += 1;
+        }
+        let mut these = Vec::new();
+        for (g, c) in groups {
+            these.push(rows.len());
+            rows.push((name.to_string(), g));
+            counts.extend_from_slice(&c);
+        }
+        dim_rows.push(these);
+    }
+    let total_row = rows.len();
+    let mut total = [0u64; 5];
+    for &i in &eligible {
+        total[scores[i].efi_category as usize] += 1;
+        total[4] += 1;
+    }
+    rows.push(("ALL".to_string(), "all".to_string()));
+    counts.extend_from_slice(&total);
+    for r in 0..rows.len() {
+        constraints.push((0..5).map(|c| r * 5 + c).collect());
+    }
+    for these in &dim_rows {
+        for c in 0..5 {
+            let mut set: Vec<usize> = these.iter().map(|&r| r * 5 + c).collect();
+            set.push(total_row * 5 + c);
+            constraints.push(set);
+        }
+    }
+    let cells = suppress(&counts, &constraints, rule);
+    Summary {
+        label_names: ["dimension", "group"],
         rows,
         counts,
         cells,
@@ -289,6 +375,8 @@ pub struct Scored {
     pub ages: Vec<i32>,
     /// Status at the as-of date.
     pub status: Vec<Status>,
+    /// Distinct codes of the cohort no code list uses, per system.
+    pub unused_codes: Vec<(crate::codes::CodeSystem, u64)>,
 }
 
 #[cfg(test)]

@@ -284,6 +284,13 @@ pub fn scores_frame(cohort: &Cohort, scored: &Scored) -> PolarsResult<DataFrame>
                 .map(|&d| lists::imd_quintile(d).map(|q| q as u32))
                 .collect::<Vec<Option<u32>>>(),
         ),
+        Column::new(
+            "core20".into(),
+            p.imd_decile
+                .iter()
+                .map(|&d| lists::is_core20(d))
+                .collect::<Vec<bool>>(),
+        ),
     ];
     DataFrame::new(n, cols)
 }
@@ -291,9 +298,10 @@ pub fn scores_frame(cohort: &Cohort, scored: &Scored) -> PolarsResult<DataFrame>
 /// The summary as a table of strings (suppressed cells are `[c]`).
 pub fn summary_frame(summary: &Summary) -> PolarsResult<DataFrame> {
     let n = summary.rows.len();
+    let [l0, l1] = summary.label_names;
     let mut cols = vec![
         Column::new(
-            "pcn_code".into(),
+            l0.into(),
             summary
                 .rows
                 .iter()
@@ -301,8 +309,12 @@ pub fn summary_frame(summary: &Summary) -> PolarsResult<DataFrame> {
                 .collect::<Vec<_>>(),
         ),
         Column::new(
-            "group".into(),
-            summary.rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            l1.into(),
+            summary
+                .rows
+                .iter()
+                .map(|r| r.1.as_str())
+                .collect::<Vec<_>>(),
         ),
     ];
     for (c, name) in SUMMARY_COLUMNS.iter().enumerate() {
@@ -352,6 +364,7 @@ pub fn write_outputs(
     models: &Models,
     ranked: &[(u32, Vec<u32>)],
     summary: &Summary,
+    equity: &Summary,
 ) -> Result<Vec<Written>, OutputError> {
     let scorer = Scorer::new(models);
     let lists_dir = dir.join("lists");
@@ -397,6 +410,11 @@ pub fn write_outputs(
     let mut df = summary_frame(summary).map_err(encode_err(&path))?;
     write_csv(&path, &mut df)?;
     written.push(record(dir, "summary.csv", df.height())?);
+
+    let path = dir.join("equity.csv");
+    let mut df = summary_frame(equity).map_err(encode_err(&path))?;
+    write_csv(&path, &mut df)?;
+    written.push(record(dir, "equity.csv", df.height())?);
 
     if !cohort.rejects.is_empty() {
         let path = dir.join("rejects.csv");

@@ -63,6 +63,8 @@ pub struct Manifest {
     pub eligible: u64,
     /// Patients on a list.
     pub listed: u64,
+    /// Of them, in the most deprived fifth (Core20).
+    pub listed_core20: u64,
     /// Patients left out because they died on or before the as-of date.
     pub deceased: u64,
     /// Records dated after the as-of date, ignored by scoring.
@@ -99,6 +101,7 @@ pub fn score_cohort(cohort: &Cohort, models: &Models, as_of: i32, rules: &ListRu
         scores,
         ages,
         status,
+        unused_codes: lookup.unused_by_system,
     }
 }
 
@@ -117,11 +120,17 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
     lap("load_models", &mut seconds);
     let cohort = Cohort::load(&opts.cohort, &opts.load)?;
     lap("read_cohort", &mut seconds);
-    let lookup = models.compile(&cohort.codes);
     let scored = score_cohort(&cohort, &models, opts.as_of, &opts.rules);
     lap("score", &mut seconds);
     let ranked = lists::rank(&cohort, &scored.scores, &scored.status, &opts.rules);
     let summary = lists::summary(&cohort, &scored.scores, &scored.status, &opts.suppression);
+    let equity = lists::equity(
+        &cohort,
+        &scored.scores,
+        &scored.status,
+        &scored.ages,
+        &opts.suppression,
+    );
     lap("rank", &mut seconds);
     let count = |s: Status| scored.status.iter().filter(|&&x| x == s).count() as u64;
     let mut manifest = Manifest {
@@ -142,6 +151,11 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
         patients: cohort.patients.len() as u64,
         eligible: count(Status::Eligible),
         listed: ranked.iter().map(|(_, v)| v.len() as u64).sum(),
+        listed_core20: ranked
+            .iter()
+            .flat_map(|(_, v)| v.iter())
+            .filter(|&&i| lists::is_core20(cohort.patients.imd_decile[i as usize]))
+            .count() as u64,
         deceased: count(Status::Deceased),
         ignored_after_as_of: scored
             .features
@@ -150,8 +164,8 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
             .sum(),
         rejected_rows: cohort.rejects.len() as u64,
         distinct_codes: cohort.report.distinct_codes.clone(),
-        unused_codes: lookup
-            .unused_by_system
+        unused_codes: scored
+            .unused_codes
             .iter()
             .map(|(s, n)| (s.name().to_string(), *n))
             .collect(),
@@ -161,7 +175,7 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
     };
     let manifest = output::publish(&opts.out, |dir: &Path| -> Result<Manifest, Error> {
         manifest.outputs =
-            output::write_outputs(dir, &cohort, &scored, &models, &ranked, &summary)?;
+            output::write_outputs(dir, &cohort, &scored, &models, &ranked, &summary, &equity)?;
         lap("write", &mut seconds);
         manifest.seconds = seconds;
         output::write_json(&dir.join("manifest.json"), &manifest)?;

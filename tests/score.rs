@@ -35,11 +35,7 @@ fn writes_a_ranked_explained_list_per_pcn() {
     let out = d.path().join("out");
     let o = score_into(&cohort(), &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(
-        stdout(&o).contains("listed across 4 PCN lists"),
-        "{}",
-        stdout(&o)
-    );
+    assert!(stdout(&o).contains("across 4 PCN lists"), "{}", stdout(&o));
     let mut listed = 0;
     for pcn in ["U10000", "U10037", "U10074", "U10111"] {
         let csv = read_csv(&out.join(format!("lists/{pcn}.csv")));
@@ -139,30 +135,70 @@ fn summary_suppresses_small_numbers_and_can_round_for_publication() {
         let extra: Vec<&str> = flag.into_iter().collect();
         let o = score_into(&cohort(), &out, &extra);
         assert!(o.status.success(), "{}", stderr(&o));
-        let text = std::fs::read_to_string(out.join("summary.csv")).unwrap();
-        let mut suppressed = 0;
-        for line in text.lines().skip(1) {
-            let cells: Vec<&str> = line.split(',').collect();
-            assert_eq!(cells.len(), 7);
-            let row: Vec<Option<u64>> = cells[2..].iter().map(|c| c.parse().ok()).collect();
-            for (c, v) in cells[2..].iter().zip(&row) {
-                match v {
-                    Some(n) => {
-                        assert!(*n == 0 || *n >= 8, "unsuppressed small count in {line}");
-                        assert_eq!(n % step, 0, "not rounded to {step}: {line}");
-                    }
-                    None => {
-                        assert_eq!(*c, "[c]");
-                        suppressed += 1;
+        for file in ["summary.csv", "equity.csv"] {
+            let text = std::fs::read_to_string(out.join(file)).unwrap();
+            let mut suppressed = 0;
+            for line in text.lines().skip(1) {
+                // Group labels may be quoted and hold commas: count cells from the right.
+                let all: Vec<&str> = line.split(',').collect();
+                let cells: Vec<&str> = all[all.len() - 7..].to_vec();
+                assert_eq!(cells.len(), 7);
+                let row: Vec<Option<u64>> = cells[2..].iter().map(|c| c.parse().ok()).collect();
+                for (c, v) in cells[2..].iter().zip(&row) {
+                    match v {
+                        Some(n) => {
+                            assert!(*n == 0 || *n >= 8, "unsuppressed small count in {line}");
+                            assert_eq!(n % step, 0, "not rounded to {step}: {line}");
+                        }
+                        None => {
+                            assert_eq!(*c, "[c]");
+                            suppressed += 1;
+                        }
                     }
                 }
+                // A row with a shown total never has exactly one suppressed cell.
+                let hidden = row.iter().filter(|v| v.is_none()).count();
+                assert_ne!(hidden, 1, "a lone suppressed cell is recoverable: {line}");
             }
-            // A row with a shown total never has exactly one suppressed cell.
-            let hidden = row.iter().filter(|v| v.is_none()).count();
-            assert_ne!(hidden, 1, "a lone suppressed cell is recoverable: {line}");
+            assert!(suppressed > 0, "the fixture has small cells in {file}");
         }
-        assert!(suppressed > 0, "the fixture has small cells");
     }
+}
+
+#[test]
+fn equity_table_partitions_the_eligible_population_in_every_dimension() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let o = score_into(&cohort(), &out, &[]);
+    assert!(o.status.success());
+    let eq = read_csv(&out.join("equity.csv"));
+    let dims = eq.column("dimension").unwrap().str().unwrap().clone();
+    let dims: std::collections::BTreeSet<String> =
+        dims.iter().map(|x| x.unwrap().to_string()).collect();
+    assert_eq!(
+        dims.into_iter().collect::<Vec<_>>(),
+        vec!["ALL", "age_band", "ethnicity_group", "imd_quintile", "sex"]
+    );
+    let text = std::fs::read_to_string(out.join("equity.csv")).unwrap();
+    assert!(
+        text.contains("imd_quintile,\"1 (most deprived, Core20)\","),
+        "{text}"
+    );
+    let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    let total_summary = summary
+        .lines()
+        .find(|l| l.starts_with("ALL,all,"))
+        .unwrap()
+        .to_string();
+    let total_equity = text
+        .lines()
+        .find(|l| l.starts_with("ALL,all,"))
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        total_summary, total_equity,
+        "both tables count the same eligible patients"
+    );
 }
 
 #[test]

@@ -75,12 +75,13 @@ pub fn print_manifest(m: &run::Manifest, out: &std::path::Path) {
     }
     let total: f64 = m.seconds.iter().map(|(_, s)| s).sum();
     println!(
-        "scored {} patients at {}: {} eligible (aged {}+, alive), {} listed across {} PCN lists; {} rows rejected, {} records after the as-of date ignored",
+        "scored {} patients at {}: {} eligible (aged {}+, alive), {} listed ({} in the most deprived fifth, Core20) across {} PCN lists; {} rows rejected, {} records after the as-of date ignored",
         m.patients,
         m.as_of,
         m.eligible,
         m.rules.min_age,
         m.listed,
+        m.listed_core20,
         m.outputs.iter().filter(|w| w.path.ends_with(".csv") && w.path.starts_with("lists/")).count(),
         m.rejected_rows,
         m.ignored_after_as_of
