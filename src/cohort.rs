@@ -135,7 +135,7 @@ impl Patients {
 
 /// Coded events grouped by patient: patient `p`'s events are `offsets[p]..offsets[p + 1]`.
 /// Order within a patient is not significant.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Events {
     /// `patients.len() + 1` offsets.
     pub offsets: Vec<u64>,
@@ -146,7 +146,7 @@ pub struct Events {
 }
 
 /// Hospital encounters grouped by patient, like [`Events`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Encounters {
     /// `patients.len() + 1` offsets.
     pub offsets: Vec<u64>,
@@ -177,6 +177,8 @@ pub struct Cohort {
     pub report: ValidationReport,
     /// Rows rejected, in file and row order.
     pub rejects: Vec<Reject>,
+    /// How each large file was decoded: (file, "dictionary" or "general").
+    pub read_paths: Vec<(String, String)>,
 }
 
 /// How serious a problem is.
@@ -344,6 +346,9 @@ pub struct LoadOptions {
     pub skip_memory_check: bool,
     /// Memory the run may use, in bytes (default: what the machine has available).
     pub memory_limit: Option<u64>,
+    /// Use the dictionary fast path where the file allows it (default). Off forces the general
+    /// path, for benchmarking it and for checking that both give the same cohort.
+    pub dictionary_path: bool,
 }
 
 impl Default for LoadOptions {
@@ -354,6 +359,7 @@ impl Default for LoadOptions {
             max_reject_fraction: 0.01,
             skip_memory_check: false,
             memory_limit: None,
+            dictionary_path: true,
         }
     }
 }
@@ -366,6 +372,7 @@ struct Checker {
     problems: Vec<Problem>,
     files: Vec<FileCounts>,
     rejects: Vec<Reject>,
+    paths: Vec<(String, String)>,
 }
 
 impl Checker {
@@ -1331,11 +1338,20 @@ fn read_events(
         "event_date" => *t == DataType::Date,
         _ => true,
     });
-    let fast = if dict_ok {
+    let fast = if dict_ok && opts.dictionary_path {
         decode_events_dict(&o.path, pidx, opts).ok()
     } else {
         None
     };
+    ck.paths.push((
+        name.to_string(),
+        if fast.is_some() {
+            "dictionary"
+        } else {
+            "general"
+        }
+        .to_string(),
+    ));
     let (parts, rows) = match fast {
         Some(x) => x,
         None => {
@@ -1753,11 +1769,20 @@ fn read_encounters(
         "start_date" | "end_date" => *t == DataType::Date,
         _ => true,
     });
-    let fast = if dict_ok {
+    let fast = if dict_ok && opts.dictionary_path {
         decode_encounters_dict(&o.path, pidx, opts).ok()
     } else {
         None
     };
+    ck.paths.push((
+        name.to_string(),
+        if fast.is_some() {
+            "dictionary"
+        } else {
+            "general"
+        }
+        .to_string(),
+    ));
     let (parts, rows) = match fast {
         Some(x) => x,
         None => {
@@ -1925,6 +1950,7 @@ impl Cohort {
             distinct_codes: by_system.into_iter().collect(),
         };
         cohort.rejects = ck.rejects;
+        cohort.read_paths = ck.paths;
         cohort
     }
 }

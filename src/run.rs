@@ -49,6 +49,8 @@ pub struct Manifest {
     pub cohort: String,
     /// Rows read and rejected per input file.
     pub inputs: Vec<FileCounts>,
+    /// How each large file was decoded (dictionary fast path or general path).
+    pub read_paths: Vec<(String, String)>,
     /// Warnings from validation (errors stop the run).
     pub warnings: Vec<String>,
     /// Model files used, with hashes.
@@ -139,6 +141,7 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
         today: date::format_days(opts.load.today),
         cohort: opts.cohort.display().to_string(),
         inputs: cohort.report.files.clone(),
+        read_paths: cohort.read_paths.clone(),
         warnings: cohort
             .report
             .problems

@@ -635,3 +635,42 @@ fn a_cohort_too_large_for_memory_is_refused_before_loading() {
     ]);
     assert!(s.status.success(), "{}", stderr(&s));
 }
+
+#[test]
+fn the_dictionary_path_and_the_general_path_read_the_same_cohort() {
+    use strata::cohort::{Cohort, LoadOptions};
+    for dir in [fixtures().join("cohort-2000"), fixtures().join("worked")] {
+        let fast = Cohort::load(&dir, &LoadOptions::default()).unwrap();
+        let general = Cohort::load(
+            &dir,
+            &LoadOptions {
+                dictionary_path: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(!fast.events.code.is_empty());
+        let paths = |c: &Cohort, p: &str| {
+            c.read_paths
+                .iter()
+                .map(|(f, x)| (f.clone(), x.clone()))
+                .collect::<Vec<_>>()
+                == vec![
+                    ("events.parquet".to_string(), p.to_string()),
+                    ("encounters.parquet".to_string(), p.to_string()),
+                ]
+        };
+        assert!(paths(&fast, "dictionary"), "{:?}", fast.read_paths);
+        assert!(paths(&general, "general"), "{:?}", general.read_paths);
+        assert_eq!(fast.events, general.events);
+        assert_eq!(fast.encounters, general.encounters);
+        assert_eq!(fast.report, general.report);
+        let codes = |c: &Cohort| {
+            c.codes
+                .iter()
+                .map(|(i, s, c)| (i, s, c.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(codes(&fast), codes(&general));
+    }
+}

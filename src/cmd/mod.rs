@@ -53,6 +53,9 @@ pub struct InputArgs {
     /// Memory the run may use, in MB (default: what the machine has available).
     #[arg(long, value_name = "MB")]
     pub memory_limit: Option<u64>,
+    /// Decode every string with polars instead of the dictionary fast path (for benchmarks).
+    #[arg(long, hide = true)]
+    pub no_dictionary_path: bool,
 }
 
 impl InputArgs {
@@ -70,6 +73,7 @@ impl InputArgs {
             max_reject_fraction: self.max_rejected,
             skip_memory_check: self.skip_memory_check,
             memory_limit: self.memory_limit.map(|mb| mb << 20),
+            dictionary_path: !self.no_dictionary_path,
         })
     }
 }
