@@ -381,30 +381,39 @@ pub fn write_outputs(
         }
         stems.push(stem);
     }
-    let per_pcn: Vec<Result<Vec<Written>, OutputError>> = ranked
-        .par_iter()
-        .zip(stems.par_iter())
-        .map(|((_, pats), stem)| {
-            let csv_rel = format!("lists/{stem}.csv");
-            let pq_rel = format!("lists/{stem}.parquet");
-            let csv = dir.join(&csv_rel);
-            let mut df = list_frame(cohort, scored, &scorer, pats).map_err(encode_err(&csv))?;
-            write_csv(&csv, &mut df)?;
-            write_parquet(&dir.join(&pq_rel), &mut df)?;
-            Ok(vec![
-                record(dir, &csv_rel, pats.len())?,
-                record(dir, &pq_rel, pats.len())?,
-            ])
-        })
-        .collect();
+    // The lists and the cohort-wide scores file are independent: write them side by side.
+    let (per_pcn, scores) = rayon::join(
+        || {
+            ranked
+                .par_iter()
+                .zip(stems.par_iter())
+                .map(|((_, pats), stem)| {
+                    let csv_rel = format!("lists/{stem}.csv");
+                    let pq_rel = format!("lists/{stem}.parquet");
+                    let csv = dir.join(&csv_rel);
+                    let mut df =
+                        list_frame(cohort, scored, &scorer, pats).map_err(encode_err(&csv))?;
+                    write_csv(&csv, &mut df)?;
+                    write_parquet(&dir.join(&pq_rel), &mut df)?;
+                    Ok(vec![
+                        record(dir, &csv_rel, pats.len())?,
+                        record(dir, &pq_rel, pats.len())?,
+                    ])
+                })
+                .collect::<Vec<Result<Vec<Written>, OutputError>>>()
+        },
+        || -> Result<Written, OutputError> {
+            let path = dir.join("scores.parquet");
+            let mut df = scores_frame(cohort, scored).map_err(encode_err(&path))?;
+            write_parquet(&path, &mut df)?;
+            record(dir, "scores.parquet", df.height())
+        },
+    );
     let mut written = Vec::new();
     for w in per_pcn {
         written.extend(w?);
     }
-    let path = dir.join("scores.parquet");
-    let mut df = scores_frame(cohort, scored).map_err(encode_err(&path))?;
-    write_parquet(&path, &mut df)?;
-    written.push(record(dir, "scores.parquet", df.height())?);
+    written.push(scores?);
 
     let path = dir.join("summary.csv");
     let mut df = summary_frame(summary).map_err(encode_err(&path))?;
