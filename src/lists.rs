@@ -281,6 +281,9 @@ pub fn summary(
     }
 }
 
+/// The group label of a patient (by index) within one dimension of the equity table.
+type GroupOf<'a> = Box<dyn Fn(usize) -> String + 'a>;
+
 /// The equity table: eligible patients by eFI category within each group of deprivation
 /// quintile, sex, age band and ethnic group, with a total row; suppressed like the summary (each
 /// dimension's groups add up to the total, so that is a constraint too). It shows whether frailty,
@@ -306,7 +309,7 @@ pub fn equity(
         ),
         None => "unknown".to_string(),
     };
-    let dims: Vec<(&str, Box<dyn Fn(usize) -> String + '_>)> = vec![
+    let dims: Vec<(&str, GroupOf)> = vec![
         ("imd_quintile", Box::new(quintile)),
         ("sex", Box::new(|i: usize| p.sex[i].code().to_string())),
         ("age_band", Box::new(|i: usize| age_band(ages[i]))),
