@@ -549,6 +549,14 @@ fn open_table(
         ck.file_error(name, None, msg);
         return None;
     }
+    if let Err(msg) = crate::dictread::check_file(&path) {
+        ck.file_error(
+            name,
+            None,
+            format!("not a readable Parquet file (corrupt or truncated): {msg}"),
+        );
+        return None;
+    }
     let mut reader = ParquetReader::new(file);
     // Polars may panic on footers it cannot represent (e.g. decimal columns without the decimal
     // feature): turn any panic into an error message.

@@ -16,7 +16,8 @@ use polars::prelude::{PlSmallStr, PolarsError, PolarsResult};
 use polars_arrow::array::{Array, BooleanArray, DictionaryArray, PrimitiveArray, Utf8ViewArray};
 use polars_arrow::datatypes::{ArrowDataType, Field, IntegerType, DTYPE_CATEGORICAL_NEW};
 use polars_buffer::Buffer;
-use polars_parquet::read::{read_metadata, FileMetadata, RowGroupMetadata};
+use polars_parquet::parquet::page::CompressedPage;
+use polars_parquet::read::{read_metadata, FileMetadata, PageReader, RowGroupMetadata};
 
 /// A Parquet file held in memory with its footer, for row-group-wise decoding.
 pub struct DictFile {
@@ -169,4 +170,76 @@ impl DictFile {
             .ok_or_else(|| other("not a boolean array"))?
             .clone())
     }
+}
+
+/// Largest page strata accepts, compressed or not (writers use about 1 MB).
+const MAX_PAGE_BYTES: usize = 256 << 20;
+/// Most rows a file may claim (patient and event indices are 32-bit).
+const MAX_ROWS: u64 = u32::MAX as u64;
+
+impl DictFile {
+    /// Check the footer and every page header against each other before any decoder trusts
+    /// them: a corrupt or hostile file can claim more values or bytes than it holds, and a
+    /// decoder that believes it asks for exabytes of memory and aborts the process (found by
+    /// fuzzing; `fuzz/artifacts-found/`). Reads headers only, not page data.
+    pub fn check(&self) -> Result<(), String> {
+        let total: u64 = self
+            .meta
+            .row_groups
+            .iter()
+            .map(|r| r.num_rows() as u64)
+            .sum();
+        if total > MAX_ROWS {
+            return Err(format!(
+                "the footer claims {total} rows, more than strata supports"
+            ));
+        }
+        let len = self.bytes.len() as u64;
+        for (g, rg) in self.meta.row_groups.iter().enumerate() {
+            let rows = rg.num_rows();
+            for col in rg.parquet_columns() {
+                let name = col.descriptor().path_in_schema.join(".");
+                let r = col.byte_range();
+                if r.start > r.end || r.end > len {
+                    return Err(format!(
+                        "row group {g}, column {name}: data lies outside the file (truncated?)"
+                    ));
+                }
+                if col.num_values() < 0 || col.num_values() as u64 > rows as u64 {
+                    return Err(format!(
+                        "row group {g}, column {name}: {} values claimed for {rows} rows",
+                        col.num_values()
+                    ));
+                }
+                let chunk = self.bytes.clone().sliced(r.start as usize..r.end as usize);
+                let pages =
+                    PageReader::new(std::io::Cursor::new(chunk), col, vec![], MAX_PAGE_BYTES);
+                let mut seen = 0usize;
+                for page in pages {
+                    let page = page.map_err(|e| {
+                        format!("row group {g}, column {name}: unreadable page header: {e}")
+                    })?;
+                    let (values, bytes) = match &page {
+                        CompressedPage::Data(d) => (d.num_values(), d.uncompressed_size()),
+                        CompressedPage::Dict(_) => (0, 0),
+                    };
+                    seen = seen.saturating_add(values);
+                    if seen > rows || bytes > MAX_PAGE_BYTES {
+                        return Err(format!(
+                            "row group {g}, column {name}: a page claims more values or bytes than the row group holds"
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Check a Parquet file's footer and page headers (see [`DictFile::check`]).
+pub fn check_file(path: &Path) -> Result<(), String> {
+    let f = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| DictFile::open(path)))
+        .map_err(|_| "the footer could not be decoded".to_string())?
+        .map_err(|e| e.to_string())?;
+    f.check()
 }

@@ -674,3 +674,19 @@ fn the_dictionary_path_and_the_general_path_read_the_same_cohort() {
         assert_eq!(codes(&fast), codes(&general));
     }
 }
+
+#[test]
+fn a_page_that_claims_more_values_than_its_row_group_is_refused_not_an_abort() {
+    // Found by fuzzing (fuzz/README.md): a patients.parquet whose page header claims ~2^64
+    // values made the decoder ask for exabytes and abort the process.
+    let (_d, c) = good();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/patients-page-claims-too-many-values.parquet"
+        ),
+        c.join("patients.parquet"),
+    )
+    .unwrap();
+    refused(&c, &["patients.parquet: not a readable Parquet file (corrupt or truncated): row group 0, column care_home: a page claims more values or bytes than the row group holds"]);
+}
