@@ -549,14 +549,19 @@ fn open_table(
         ck.file_error(name, None, msg);
         return None;
     }
-    if let Err(msg) = crate::dictread::check_file(&path) {
-        ck.file_error(
-            name,
-            None,
-            format!("not a readable Parquet file (corrupt or truncated): {msg}"),
-        );
-        return None;
-    }
+    // Footer and page headers are checked before any decoder trusts them; the file read for it
+    // is kept for the dictionary path, so it is read from disk once.
+    let dict_file = match crate::dictread::DictFile::open_checked(&path) {
+        Ok(f) => f,
+        Err(msg) => {
+            ck.file_error(
+                name,
+                None,
+                format!("not a readable Parquet file (corrupt or truncated): {msg}"),
+            );
+            return None;
+        }
+    };
     let mut reader = ParquetReader::new(file);
     // Polars may panic on footers it cannot represent (e.g. decimal columns without the decimal
     // feature): turn any panic into an error message.
@@ -629,6 +634,7 @@ fn open_table(
         path,
         present,
         types,
+        dict_file,
     })
 }
 
@@ -639,6 +645,8 @@ struct Opened {
     present: Vec<&'static str>,
     /// Polars types of the present columns, in `present` order.
     types: Vec<DataType>,
+    /// The file in memory, checked, for the dictionary path.
+    dict_file: crate::dictread::DictFile,
 }
 
 /// Read the contract's columns of an opened file.
@@ -1201,12 +1209,11 @@ fn decode_events(
 /// and per-row-group dictionaries. Fails when the file is not dictionary-encoded throughout; the
 /// caller then uses the general path. Returns the parts and the file's row count.
 fn decode_events_dict(
-    path: &Path,
+    f: &crate::dictread::DictFile,
     pidx: &PatientIndex,
     opts: &LoadOptions,
 ) -> PolarsResult<(Vec<EventPart>, u64)> {
     use polars_arrow::array::Array;
-    let f = crate::dictread::DictFile::open(path)?;
     let (los, lo) = f.row_starts();
     let (earliest, today) = (date::earliest(), opts.today);
     let parts: PolarsResult<Vec<EventPart>> = (0..f.row_groups())
@@ -1347,7 +1354,7 @@ fn read_events(
         _ => true,
     });
     let fast = if dict_ok && opts.dictionary_path {
-        decode_events_dict(&o.path, pidx, opts).ok()
+        decode_events_dict(&o.dict_file, pidx, opts).ok()
     } else {
         None
     };
@@ -1620,12 +1627,11 @@ impl EncounterPart {
 
 /// `decode_encounters` on the dictionary fast path; see `decode_events_dict`.
 fn decode_encounters_dict(
-    path: &Path,
+    f: &crate::dictread::DictFile,
     pidx: &PatientIndex,
     opts: &LoadOptions,
 ) -> PolarsResult<(Vec<EncounterPart>, u64)> {
     use polars_arrow::array::Array;
-    let f = crate::dictread::DictFile::open(path)?;
     let (los, lo) = f.row_starts();
     let bounds = (date::earliest(), opts.today);
     let parts: PolarsResult<Vec<EncounterPart>> = (0..f.row_groups())
@@ -1778,7 +1784,7 @@ fn read_encounters(
         _ => true,
     });
     let fast = if dict_ok && opts.dictionary_path {
-        decode_encounters_dict(&o.path, pidx, opts).ok()
+        decode_encounters_dict(&o.dict_file, pidx, opts).ok()
     } else {
         None
     };

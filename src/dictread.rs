@@ -236,10 +236,13 @@ impl DictFile {
     }
 }
 
-/// Check a Parquet file's footer and page headers (see [`DictFile::check`]).
-pub fn check_file(path: &Path) -> Result<(), String> {
-    let f = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| DictFile::open(path)))
-        .map_err(|_| "the footer could not be decoded".to_string())?
-        .map_err(|e| e.to_string())?;
-    f.check()
+impl DictFile {
+    /// Read a file and check its footer and page headers (see [`DictFile::check`]).
+    pub fn open_checked(path: &Path) -> Result<DictFile, String> {
+        let f = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| DictFile::open(path)))
+            .map_err(|_| "the footer could not be decoded".to_string())?
+            .map_err(|e| e.to_string())?;
+        f.check()?;
+        Ok(f)
+    }
 }
