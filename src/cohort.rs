@@ -1339,6 +1339,49 @@ fn apply<T: Copy + Send + Sync>(v: Vec<T>, perm: &Option<Vec<u32>>) -> Vec<T> {
     }
 }
 
+/// Decode a file's rows on the dictionary path ([`crate::dictread`]) when its columns have the
+/// types that path reads (`dict_types`) and its pages allow it, else on the general polars path;
+/// record which path was taken. Returns the decoded parts and the file's row count.
+fn decode_file<P>(
+    o: Opened,
+    dict_types: &[(&str, DataType)],
+    dictionary: impl FnOnce(&crate::dictread::DictFile) -> PolarsResult<(Vec<P>, u64)>,
+    general: impl FnOnce(&Table) -> PolarsResult<Vec<P>>,
+    opts: &LoadOptions,
+    ck: &mut Checker,
+) -> Option<(Vec<P>, u64)> {
+    let types_ok = o.present.iter().zip(&o.types).all(|(c, t)| {
+        dict_types
+            .iter()
+            .find(|(name, _)| name == c)
+            .is_none_or(|(_, want)| want == t)
+    });
+    let fast = if types_ok && opts.dictionary_path {
+        dictionary(&o.dict_file).ok()
+    } else {
+        None
+    };
+    let path = if fast.is_some() {
+        "dictionary"
+    } else {
+        "general"
+    };
+    ck.paths.push((o.name.to_string(), path.to_string()));
+    match fast {
+        Some(x) => Some(x),
+        None => {
+            let t = load_table(o, ck)?;
+            match general(&t) {
+                Ok(p) => Some((p, t.df.height() as u64)),
+                Err(e) => {
+                    polars_err(ck, t.name, e);
+                    None
+                }
+            }
+        }
+    }
+}
+
 fn read_events(
     o: Opened,
     patients: &Patients,
@@ -1347,39 +1390,19 @@ fn read_events(
     ck: &mut Checker,
 ) -> Option<(Events, CodeDict)> {
     let name = o.name;
-    // Fast path: dictionary-encoded strings and a Date32 date, decoded row group by row group.
-    let dict_ok = o.present.iter().zip(&o.types).all(|(c, t)| match *c {
-        "patient_id" | "code_system" | "code" => *t == DataType::String,
-        "event_date" => *t == DataType::Date,
-        _ => true,
-    });
-    let fast = if dict_ok && opts.dictionary_path {
-        decode_events_dict(&o.dict_file, pidx, opts).ok()
-    } else {
-        None
-    };
-    ck.paths.push((
-        name.to_string(),
-        if fast.is_some() {
-            "dictionary"
-        } else {
-            "general"
-        }
-        .to_string(),
-    ));
-    let (parts, rows) = match fast {
-        Some(x) => x,
-        None => {
-            let t = load_table(o, ck)?;
-            match decode_events(&t, pidx, opts) {
-                Ok(p) => (p, t.df.height() as u64),
-                Err(e) => {
-                    polars_err(ck, t.name, e);
-                    return None;
-                }
-            }
-        }
-    };
+    let (parts, rows) = decode_file(
+        o,
+        &[
+            ("patient_id", DataType::String),
+            ("code_system", DataType::String),
+            ("code", DataType::String),
+            ("event_date", DataType::Date),
+        ],
+        |f| decode_events_dict(f, pidx, opts),
+        |t| decode_events(t, pidx, opts),
+        opts,
+        ck,
+    )?;
     // Parse each distinct raw (system, code) pair once, then build the dictionary in sorted
     // order so code ids do not depend on row order.
     let mut raw: Vec<(&str, &str)> = parts
@@ -1778,38 +1801,19 @@ fn read_encounters(
     ck: &mut Checker,
 ) -> Option<Encounters> {
     let name = o.name;
-    let dict_ok = o.present.iter().zip(&o.types).all(|(c, t)| match *c {
-        "patient_id" | "setting" => *t == DataType::String,
-        "start_date" | "end_date" => *t == DataType::Date,
-        _ => true,
-    });
-    let fast = if dict_ok && opts.dictionary_path {
-        decode_encounters_dict(&o.dict_file, pidx, opts).ok()
-    } else {
-        None
-    };
-    ck.paths.push((
-        name.to_string(),
-        if fast.is_some() {
-            "dictionary"
-        } else {
-            "general"
-        }
-        .to_string(),
-    ));
-    let (parts, rows) = match fast {
-        Some(x) => x,
-        None => {
-            let t = load_table(o, ck)?;
-            match decode_encounters(&t, pidx, opts) {
-                Ok(p) => (p, t.df.height() as u64),
-                Err(e) => {
-                    polars_err(ck, t.name, e);
-                    return None;
-                }
-            }
-        }
-    };
+    let (parts, rows) = decode_file(
+        o,
+        &[
+            ("patient_id", DataType::String),
+            ("setting", DataType::String),
+            ("start_date", DataType::Date),
+            ("end_date", DataType::Date),
+        ],
+        |f| decode_encounters_dict(f, pidx, opts),
+        |t| decode_encounters(t, pidx, opts),
+        opts,
+        ck,
+    )?;
     let total: usize = parts.iter().map(|p| p.patient.len()).sum();
     let mut patient = Vec::with_capacity(total);
     let mut e = Encounters {
