@@ -1024,6 +1024,37 @@ impl<'a> PatientIndex<'a> {
     }
 }
 
+/// Pseudonym lookup for rows in file order: rows of one patient usually sit together, so the
+/// previous row's answer is reused when the Arrow view is identical (dictionary-decoded values
+/// share one view) or the text is equal, and only otherwise is the pseudonym hashed.
+struct PidCache<'p, 'a> {
+    index: &'p PatientIndex<'a>,
+    last_view: u128,
+    last_text: Option<&'p str>,
+    last_idx: u32,
+}
+
+impl<'p, 'a> PidCache<'p, 'a> {
+    fn new(index: &'p PatientIndex<'a>) -> Self {
+        PidCache {
+            index,
+            last_view: u128::MAX,
+            last_text: None,
+            last_idx: UNSET,
+        }
+    }
+
+    /// Patient index of `text` (whose Arrow view bits are `view`), or `UNSET`.
+    fn get(&mut self, text: &'p str, view: u128) -> u32 {
+        if view != self.last_view && self.last_text != Some(text) {
+            self.last_idx = self.index.lookup(text);
+            self.last_text = Some(text);
+        }
+        self.last_view = view;
+        self.last_idx
+    }
+}
+
 /// Reasons a row is rejected, shared by events and encounters.
 mod reason {
     pub const NULL_PATIENT: &str = "null patient_id";
@@ -1121,9 +1152,7 @@ fn decode_events(
             };
             let mut local: FastMap<(RawKey, RawKey), u32> = FastMap::default();
             let mut cache = vec![(0u128, 0u128, UNSET); 1 << CACHE_BITS];
-            let mut last_pid: Option<&str> = None;
-            let mut last_idx = UNSET;
-            let mut last_view = u128::MAX;
+            let mut pids = PidCache::new(pidx);
             let (sys_views, code_views, pid_views) = (sys.views(), code.views(), pid.views());
             let it = pid.iter().zip(day.iter()).zip(sys.iter()).zip(code.iter());
             for (k, (((p, d), s), c)) in it.enumerate() {
@@ -1140,18 +1169,7 @@ fn decode_events(
                     reject("patient_id", reason::NULL_PATIENT);
                     continue;
                 };
-                // Equal views mean equal strings (dictionary-decoded values share one view);
-                // otherwise compare the text, and only then hash.
-                let pv = pid_views[k].as_u128();
-                let pi = if pv == last_view || last_pid == Some(p) {
-                    last_idx
-                } else {
-                    let idx = pidx.lookup(p);
-                    last_pid = Some(p);
-                    last_idx = idx;
-                    idx
-                };
-                last_view = pv;
+                let pi = pids.get(p, pid_views[k].as_u128());
                 if pi == UNSET {
                     reject("patient_id", reason::UNKNOWN_PATIENT);
                     continue;
@@ -1748,8 +1766,8 @@ fn decode_encounters(
         .into_par_iter()
         .map(|(lo, pid, setting, start, end, emergency)| {
             let mut part = EncounterPart::default();
-            let mut last_pid: Option<&str> = None;
-            let mut last_idx = UNSET;
+            let mut pids = PidCache::new(pidx);
+            let pid_views = pid.views();
             let mut last_setting: Option<(&str, Option<Setting>)> = None;
             let it = pid
                 .iter()
@@ -1759,16 +1777,7 @@ fn decode_encounters(
                 .zip(emergency.iter());
             for (k, ((((p, s), st), en), em)) in it.enumerate() {
                 let row = (lo + k) as u64 + 1;
-                let pi = match p {
-                    None => None,
-                    Some(p) if last_pid == Some(p) => Some(last_idx),
-                    Some(p) => {
-                        let idx = pidx.lookup(p);
-                        last_pid = Some(p);
-                        last_idx = idx;
-                        Some(idx)
-                    }
-                };
+                let pi = p.map(|p| pids.get(p, pid_views[k].as_u128()));
                 let parsed = match (s, last_setting) {
                     (Some(s), Some((raw, parsed))) if raw == s => parsed,
                     (Some(s), _) => {
