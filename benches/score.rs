@@ -14,7 +14,8 @@ use std::sync::OnceLock;
 
 use polars::prelude::*;
 use strata::codelists::Models;
-use strata::cohort::{Cohort, LoadOptions};
+use strata::cohort::Cohort;
+use strata::input::LoadOptions;
 use strata::lists::{ListRules, Suppression};
 use strata::run::{self, ScoreOptions};
 use strata::synth::{self, SynthOptions};

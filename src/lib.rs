@@ -19,8 +19,8 @@ pub mod codelists;
 pub mod codes;
 pub mod cohort;
 pub mod date;
-pub mod dictread;
 pub mod features;
+pub mod input;
 pub mod lists;
 pub mod output;
 pub mod privacy;
@@ -33,7 +33,7 @@ pub mod synth;
 pub enum Error {
     /// The cohort could not be read or failed validation.
     #[error(transparent)]
-    Input(#[from] cohort::InputError),
+    Input(#[from] input::InputError),
     /// A model file is missing or malformed.
     #[error(transparent)]
     Model(#[from] codelists::ModelError),
@@ -49,8 +49,8 @@ impl Error {
     /// The process exit code documented in README.md.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Input(cohort::InputError::Invalid { .. }) => 3,
-            Error::Input(cohort::InputError::TooLarge { .. }) => 6,
+            Error::Input(input::InputError::Invalid { .. }) => 3,
+            Error::Input(input::InputError::TooLarge { .. }) => 6,
             Error::Model(_) => 4,
             Error::Output(_) => 5,
             Error::Synth(_) => 5,

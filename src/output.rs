@@ -13,7 +13,8 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::codelists::{fnv1a64, Models};
-use crate::cohort::{Cohort, Reject};
+use crate::cohort::Cohort;
+use crate::input::Reject;
 use crate::lists::{self, Scored, Status, Summary, SUMMARY_COLUMNS};
 use crate::scores::Scorer;
 

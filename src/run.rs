@@ -10,8 +10,9 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::codelists::{ModelFile, Models};
-use crate::cohort::{Cohort, FileCounts, LoadOptions, Problem};
+use crate::cohort::Cohort;
 use crate::features::{all_features, Windows};
+use crate::input::{FileCounts, LoadOptions, Problem};
 use crate::lists::{self, ListRules, Scored, Status, Suppression};
 use crate::output::{self, Written};
 use crate::scores::{Scorer, Scores};

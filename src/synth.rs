@@ -27,6 +27,7 @@ use rayon::prelude::*;
 use crate::codelists::{DeficitRule, Models};
 use crate::codes::CodeSystem;
 use crate::date;
+use crate::input::contract::{ENCOUNTERS_FILE, EVENTS_FILE, PATIENTS_FILE};
 use crate::output::{self, OutputError};
 
 /// Errors of the generator.
@@ -982,7 +983,7 @@ pub fn generate(opts: &SynthOptions, models: &Models) -> Result<SynthSummary, Sy
                 ],
             )
             .map_err(encode("patients"))?;
-            write(dir, "patients.parquet", &mut df)?;
+            write(dir, PATIENTS_FILE, &mut df)?;
             drop(df);
 
             // events.parquet
@@ -1017,7 +1018,7 @@ pub fn generate(opts: &SynthOptions, models: &Models) -> Result<SynthSummary, Sy
                 ],
             )
             .map_err(encode("events"))?;
-            write(dir, "events.parquet", &mut df)?;
+            write(dir, EVENTS_FILE, &mut df)?;
             drop(df);
 
             // encounters.parquet
@@ -1050,7 +1051,7 @@ pub fn generate(opts: &SynthOptions, models: &Models) -> Result<SynthSummary, Sy
                 ],
             )
             .map_err(encode("encounters"))?;
-            write(dir, "encounters.parquet", &mut df)?;
+            write(dir, ENCOUNTERS_FILE, &mut df)?;
 
             let summary = SynthSummary {
                 patients: n as u64,

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use strata::codelists::{DeficitRule, Models};
-use strata::cohort::{Cohort, LoadOptions};
+use strata::input::LoadOptions;
 use strata::lists::ListRules;
 use strata::run::score_cohort;
 use strata::scores::{EfiCategory, HfrsBand, Scores};
@@ -16,22 +16,29 @@ fn models() -> Models {
     Models::load(&models_dir()).unwrap()
 }
 
-/// Score a tiny cohort; returns scores by patient id.
+/// Score a tiny cohort through every input adaptor (Parquet on both decoding paths, frames and
+/// Arrow batches in memory); they must agree exactly. Returns scores by patient id.
 fn score(ps: &[P], es: &[E], ns: &[N]) -> Vec<(String, Scores, strata::features::Features)> {
-    let dir = tempfile::tempdir().unwrap();
-    write_cohort(dir.path(), ps, es, ns);
     let opts = LoadOptions {
         today: strata::date::parse_days("2026-11-25").unwrap(),
         max_reject_fraction: 1.0,
         ..Default::default()
     };
-    let cohort = Cohort::load(dir.path(), &opts).unwrap();
     let m = models();
     let as_of = strata::date::parse_days(AS_OF).unwrap();
-    let s = score_cohort(&cohort, &m, as_of, &ListRules::default());
-    (0..cohort.patients.len())
-        .map(|i| (cohort.patients.id[i].clone(), s.scores[i], s.features[i]))
-        .collect()
+    let mut results = ADAPTORS.iter().map(|&a| {
+        let cohort = load_via(a, ps, es, ns, &opts).unwrap();
+        let s = score_cohort(&cohort, &m, as_of, &ListRules::default());
+        let r: Vec<_> = (0..cohort.patients.len())
+            .map(|i| (cohort.patients.id[i].clone(), s.scores[i], s.features[i]))
+            .collect();
+        (a, r)
+    });
+    let (_, first) = results.next().unwrap();
+    for (a, r) in results {
+        assert_eq!(r, first, "adaptor {a:?} disagrees with Parquet");
+    }
+    first
 }
 
 /// The first SNOMED CT code of each coded deficit, in deficit order.

@@ -8,7 +8,8 @@ use std::collections::HashSet;
 use common::*;
 use polars::prelude::*;
 use strata::codelists::Models;
-use strata::cohort::{Cohort, LoadOptions};
+use strata::cohort::Cohort;
+use strata::input::LoadOptions;
 use strata::lists::{ListRules, Status};
 use strata::run::score_cohort;
 use strata::scores::EfiCategory;
@@ -54,6 +55,28 @@ fn generated_cohort_passes_validation_with_no_rejects() {
         .map(|(s, _)| s.as_str())
         .collect();
     assert_eq!(systems, vec!["ctv3", "dmd", "icd10", "read2", "snomed"]);
+}
+
+#[test]
+fn generated_files_hold_exactly_the_contract_columns_with_accepted_types() {
+    use strata::input::contract::{columns, ENCOUNTERS_FILE, EVENTS_FILE, PATIENTS_FILE};
+    let d = tempfile::tempdir().unwrap();
+    generate(300, 5, 2, d.path());
+    for name in [PATIENTS_FILE, EVENTS_FILE, ENCOUNTERS_FILE] {
+        let spec = columns(name).unwrap();
+        let f = std::fs::File::open(d.path().join(name)).unwrap();
+        let df = ParquetReader::new(f).finish().unwrap();
+        for (col, dt) in df.schema().iter() {
+            let c = spec
+                .iter()
+                .find(|c| c.name == col.as_str())
+                .unwrap_or_else(|| panic!("{name}: column {col} is not in the contract"));
+            assert!(c.kind.accepts(dt), "{name}: {col} has type {dt}");
+        }
+        for c in spec.iter().filter(|c| c.required) {
+            assert!(df.column(c.name).is_ok(), "{name}: {} missing", c.name);
+        }
+    }
 }
 
 /// Rates on a 100,000-patient cohort against the published targets the generator claims.

@@ -638,7 +638,8 @@ fn a_cohort_too_large_for_memory_is_refused_before_loading() {
 
 #[test]
 fn the_dictionary_path_and_the_general_path_read_the_same_cohort() {
-    use strata::cohort::{Cohort, LoadOptions};
+    use strata::cohort::Cohort;
+    use strata::input::LoadOptions;
     for dir in [fixtures().join("cohort-2000"), fixtures().join("worked")] {
         let fast = Cohort::load(&dir, &LoadOptions::default()).unwrap();
         let general = Cohort::load(

@@ -21,7 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use strata::cohort::{Cohort, LoadOptions};
+use strata::cohort::Cohort;
+use strata::input::LoadOptions;
 
 const FILES: [&str; 3] = ["patients.parquet", "events.parquet", "encounters.parquet"];
 

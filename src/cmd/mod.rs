@@ -10,7 +10,7 @@ pub mod validate;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use strata::cohort::LoadOptions;
+use strata::input::LoadOptions;
 
 /// A bad argument value: exit code 2, like clap's own usage errors.
 #[derive(Debug)]

@@ -159,10 +159,75 @@ pub fn encounters_frame(ns: &[N]) -> DataFrame {
 
 /// Write a cohort folder.
 pub fn write_cohort(dir: &Path, ps: &[P], es: &[E], ns: &[N]) {
+    use strata::input::contract::{ENCOUNTERS_FILE, EVENTS_FILE, PATIENTS_FILE};
     std::fs::create_dir_all(dir).unwrap();
-    write_parquet(&dir.join("patients.parquet"), patients_frame(ps));
-    write_parquet(&dir.join("events.parquet"), events_frame(es));
-    write_parquet(&dir.join("encounters.parquet"), encounters_frame(ns));
+    write_parquet(&dir.join(PATIENTS_FILE), patients_frame(ps));
+    write_parquet(&dir.join(EVENTS_FILE), events_frame(es));
+    write_parquet(&dir.join(ENCOUNTERS_FILE), encounters_frame(ns));
+}
+
+/// The ways a cohort reaches strata. Spec-style tests (small tables of patients with expected
+/// values) run on every one of them, so an adaptor cannot drift from the others.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adaptor {
+    /// A folder of Parquet files (`Cohort::load`), dictionary path where the file allows it.
+    Parquet,
+    /// The same folder with the dictionary path off (the general decoder).
+    ParquetGeneral,
+    /// Frames in memory (`Cohort::from_frames`).
+    Frames,
+    /// Arrow record batches in memory (`Cohort::from_arrow`).
+    Arrow,
+}
+
+/// Every adaptor.
+pub const ADAPTORS: [Adaptor; 4] = [
+    Adaptor::Parquet,
+    Adaptor::ParquetGeneral,
+    Adaptor::Frames,
+    Adaptor::Arrow,
+];
+
+/// Load a small cohort through one adaptor.
+pub fn load_via(
+    adaptor: Adaptor,
+    ps: &[P],
+    es: &[E],
+    ns: &[N],
+    opts: &strata::input::LoadOptions,
+) -> Result<strata::cohort::Cohort, strata::input::InputError> {
+    use strata::cohort::Cohort;
+    let frames = || (patients_frame(ps), events_frame(es), encounters_frame(ns));
+    match adaptor {
+        Adaptor::Parquet | Adaptor::ParquetGeneral => {
+            let dir = tempfile::tempdir().unwrap();
+            write_cohort(dir.path(), ps, es, ns);
+            let opts = strata::input::LoadOptions {
+                dictionary_path: adaptor == Adaptor::Parquet,
+                ..opts.clone()
+            };
+            Cohort::load(dir.path(), &opts)
+        }
+        Adaptor::Frames => {
+            let (p, e, n) = frames();
+            Cohort::from_frames(p, e, n, opts)
+        }
+        Adaptor::Arrow => {
+            let (p, e, n) = frames();
+            Cohort::from_arrow(batches(p), batches(e), batches(n), opts)
+        }
+    }
+}
+
+/// A frame as Arrow record batches, two rows a batch (so multi-batch tables are exercised).
+pub fn batches(df: DataFrame) -> Vec<polars_arrow::record_batch::RecordBatch> {
+    let mut out = Vec::new();
+    for off in (0..df.height().max(1)).step_by(2) {
+        let mut part = df.slice(off as i64, 2);
+        part.rechunk_mut();
+        out.extend(part.iter_chunks(CompatLevel::newest(), false));
+    }
+    out
 }
 
 /// The repository's models folder.

@@ -2,7 +2,7 @@
 //! file as their dictionary (a handful of distinct values per row group) plus integer keys,
 //! instead of materialising one string per row.
 //!
-//! Pipeline position: inside `cohort`, beside the general polars reader. Parquet writers
+//! Pipeline position: inside `input`, part of the Parquet adaptor, beside the general path. Parquet writers
 //! (pyarrow, polars, Spark) dictionary-encode low- and medium-cardinality string columns by
 //! default, so for a typical extract every string in the events file is decoded once per row
 //! group rather than once per row. When a column chunk is not fully dictionary-encoded, or a

@@ -1,0 +1,441 @@
+//! The shared layout every decoder pushes rows into: the patient index, the row rules (one copy
+//! of each reject rule for events and for encounters), code interning, and grouping rows by
+//! patient into a [`Cohort`](crate::cohort::Cohort)'s columns.
+//!
+//! Pipeline position: part of the first stage, `input`. Decoders (`events`, `encounters`) turn an
+//! adaptor's columns into raw values; this module decides what is kept and lays it out.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use super::contract::{reason, ENCOUNTERS_FILE, EVENTS_FILE};
+use super::report::Reject;
+use crate::codes::{normalise, CodeDict, CodeSystem};
+use crate::cohort::{Encounters, Events, Patients, Setting};
+
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
+/// No patient / no code: a row not (yet) kept.
+pub(crate) const UNSET: u32 = u32::MAX;
+/// (column, reason) of a rejected row.
+type RejectReason = (&'static str, &'static str);
+
+/// Map pseudonyms to patient indices; consecutive equal pseudonyms (the common sorted case)
+/// skip the hash lookup.
+pub(crate) struct PatientIndex<'a> {
+    map: FastMap<&'a str, u32>,
+}
+
+impl<'a> PatientIndex<'a> {
+    /// The patient index of a pseudonym (surrounding whitespace forgiven), or `UNSET`.
+    pub(crate) fn lookup(&self, p: &str) -> u32 {
+        self.map
+            .get(p)
+            .or_else(|| self.map.get(p.trim()))
+            .copied()
+            .unwrap_or(UNSET)
+    }
+
+    /// Index every patient by pseudonym.
+    pub(crate) fn new(p: &'a Patients) -> Self {
+        let mut map = FastMap::with_capacity_and_hasher(p.len(), Default::default());
+        for (i, id) in p.id.iter().enumerate() {
+            map.insert(id.as_str(), i as u32);
+        }
+        PatientIndex { map }
+    }
+}
+
+/// Pseudonym lookup for rows in file order: rows of one patient usually sit together, so the
+/// previous row's answer is reused when the Arrow view is identical (dictionary-decoded values
+/// share one view) or the text is equal, and only otherwise is the pseudonym hashed.
+pub(crate) struct PidCache<'p, 'a> {
+    index: &'p PatientIndex<'a>,
+    last_view: u128,
+    last_text: Option<&'p str>,
+    last_idx: u32,
+}
+
+impl<'p, 'a> PidCache<'p, 'a> {
+    /// An empty cache in front of `index`.
+    pub(crate) fn new(index: &'p PatientIndex<'a>) -> Self {
+        PidCache {
+            index,
+            last_view: u128::MAX,
+            last_text: None,
+            last_idx: UNSET,
+        }
+    }
+
+    /// Patient index of `text` (whose Arrow view bits are `view`), or `UNSET`.
+    pub(crate) fn get(&mut self, text: &'p str, view: u128) -> u32 {
+        if view != self.last_view && self.last_text != Some(text) {
+            self.last_idx = self.index.lookup(text);
+            self.last_text = Some(text);
+        }
+        self.last_view = view;
+        self.last_idx
+    }
+}
+
+/// One parallel part (an aligned chunk, typically a Parquet row group) of the events file,
+/// decoded. Vectors are indexed by row within the part; a row rejected while decoding has
+/// `code == UNSET`.
+pub(crate) struct EventPart {
+    /// First row of the part (0-based) in the file.
+    pub(crate) lo: usize,
+    pub(crate) patient: Vec<u32>,
+    pub(crate) day: Vec<i32>,
+    /// Local id into `local`.
+    pub(crate) code: Vec<u32>,
+    /// Distinct raw (code_system, code) pairs of the part, as they appear in the file.
+    pub(crate) local: Vec<(String, String)>,
+    pub(crate) rejects: Vec<Reject>,
+}
+
+impl EventPart {
+    /// A part of `len` rows starting at file row `lo` (0-based), every row not yet kept.
+    pub(crate) fn new(lo: usize, len: usize) -> EventPart {
+        EventPart {
+            lo,
+            patient: vec![UNSET; len],
+            day: vec![0; len],
+            code: vec![UNSET; len],
+            local: Vec::new(),
+            rejects: Vec::new(),
+        }
+    }
+
+    /// The event row rules, in order: a pseudonym (`None` when null, `Some(UNSET)` when unknown),
+    /// a date within 1900..=today, a code system and a code. On success the row's patient and
+    /// day are recorded at `k` and `true` is returned; the caller then sets its code id with
+    /// [`EventPart::keep`]. Otherwise the reject is recorded. The system is parsed and the code
+    /// normalised later, once per distinct pair ([`lay_out_events`]).
+    #[inline]
+    pub(crate) fn admit(
+        &mut self,
+        k: usize,
+        patient: Option<u32>,
+        day: Option<i32>,
+        has_system: bool,
+        has_code: bool,
+        (earliest, today): (i32, i32),
+    ) -> bool {
+        let row = (self.lo + k) as u64 + 1;
+        let mut reject = |column: &'static str, reason: &'static str| {
+            self.rejects.push(Reject {
+                file: EVENTS_FILE,
+                row,
+                column,
+                reason,
+            });
+            false
+        };
+        let Some(pi) = patient else {
+            return reject("patient_id", reason::NULL_PATIENT);
+        };
+        if pi == UNSET {
+            return reject("patient_id", reason::UNKNOWN_PATIENT);
+        }
+        let Some(d) = day else {
+            return reject("event_date", reason::NULL_DATE);
+        };
+        if d < earliest || d > today {
+            return reject("event_date", reason::DATE_RANGE);
+        }
+        if !has_system {
+            return reject("code_system", reason::NULL_SYSTEM);
+        }
+        if !has_code {
+            return reject("code", reason::NULL_CODE);
+        }
+        self.patient[k] = pi;
+        self.day[k] = d;
+        true
+    }
+
+    /// Set the local code id of an admitted row.
+    #[inline]
+    pub(crate) fn keep(&mut self, k: usize, local_id: u32) {
+        self.code[k] = local_id;
+    }
+
+    /// The local id of a raw (system, code) pair first seen at this row.
+    pub(crate) fn add_local(&mut self, system: &str, code: &str) -> u32 {
+        self.local.push((system.to_string(), code.to_string()));
+        (self.local.len() - 1) as u32
+    }
+}
+
+/// Lay out decoded event parts: parse each distinct raw (system, code) pair once, intern the
+/// codes in sorted order (so code ids do not depend on row order), reject rows whose system or
+/// code is malformed, and group the kept rows by patient.
+pub(crate) fn lay_out_events(
+    parts: Vec<EventPart>,
+    patients: &Patients,
+) -> (Events, CodeDict, Vec<Reject>) {
+    // Parse each distinct raw (system, code) pair once, then build the dictionary in sorted
+    // order so code ids do not depend on row order.
+    let mut raw: Vec<(&str, &str)> = parts
+        .iter()
+        .flat_map(|p| p.local.iter().map(|(s, c)| (s.as_str(), c.as_str())))
+        .collect();
+    raw.par_sort_unstable();
+    raw.dedup();
+    let parsed: Vec<Result<(CodeSystem, String), RejectReason>> = raw
+        .par_iter()
+        .map(|(s, c)| {
+            let system = CodeSystem::parse(s).ok_or(("code_system", reason::UNKNOWN_SYSTEM))?;
+            let code = normalise(system, c).map_err(|p| ("code", p.reason()))?;
+            Ok((system, code))
+        })
+        .collect();
+    let dict = CodeDict::from_pairs(
+        parsed
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect(),
+    );
+    let global: FastMap<(&str, &str), Result<u32, RejectReason>> = raw
+        .iter()
+        .zip(&parsed)
+        .map(|(k, r)| {
+            let id = match r {
+                Ok((system, code)) => dict.get(*system, code).ok_or(("code", "code not interned")),
+                Err(e) => Err(*e),
+            };
+            (*k, id)
+        })
+        .collect();
+    // Per part: local id -> global id, and the rows kept.
+    let maps: Vec<Vec<Result<u32, RejectReason>>> = parts
+        .par_iter()
+        .map(|part| {
+            part.local
+                .iter()
+                .map(|(s, c)| global[&(s.as_str(), c.as_str())])
+                .collect()
+        })
+        .collect();
+    drop(global);
+    drop(raw);
+    let kept: Vec<usize> = parts
+        .par_iter()
+        .zip(&maps)
+        .map(|(part, map)| {
+            part.code
+                .iter()
+                .filter(|&&c| c != UNSET && map[c as usize].is_ok())
+                .count()
+        })
+        .collect();
+    let total: usize = kept.iter().sum();
+    let mut patient = vec![0u32; total];
+    let mut day = vec![0i32; total];
+    let mut code = vec![0u32; total];
+    // Fill the output columns in parallel: each part writes its own disjoint slice.
+    {
+        let mut tasks = Vec::with_capacity(parts.len());
+        let (mut pr, mut dr, mut cr) = (&mut patient[..], &mut day[..], &mut code[..]);
+        for n in &kept {
+            let (p0, p1) = pr.split_at_mut(*n);
+            let (d0, d1) = dr.split_at_mut(*n);
+            let (c0, c1) = cr.split_at_mut(*n);
+            tasks.push((p0, d0, c0));
+            (pr, dr, cr) = (p1, d1, c1);
+        }
+        tasks
+            .into_par_iter()
+            .zip(parts.par_iter().zip(&maps))
+            .for_each(|((po, dout, co), (part, map))| {
+                let mut j = 0;
+                for k in 0..part.code.len() {
+                    let c = part.code[k];
+                    if c == UNSET {
+                        continue;
+                    }
+                    if let Ok(id) = map[c as usize] {
+                        po[j] = part.patient[k];
+                        dout[j] = part.day[k];
+                        co[j] = id;
+                        j += 1;
+                    }
+                }
+            });
+    }
+    let mut rejects = Vec::new();
+    for (part, map) in parts.into_iter().zip(&maps) {
+        rejects.extend(part.rejects);
+        if map.iter().all(|m| m.is_ok()) {
+            continue;
+        }
+        for (k, &c) in part.code.iter().enumerate() {
+            if c == UNSET {
+                continue;
+            }
+            if let Err((column, reason)) = map[c as usize] {
+                rejects.push(Reject {
+                    file: EVENTS_FILE,
+                    row: (part.lo + k) as u64 + 1,
+                    column,
+                    reason,
+                });
+            }
+        }
+    }
+    let (offsets, perm) = group_by_patient(patients.len(), &patient);
+    drop(patient);
+    let events = Events {
+        offsets,
+        code: apply(code, &perm),
+        day: apply(day, &perm),
+    };
+    (events, dict, rejects)
+}
+
+/// One decoded chunk of the encounters file: kept rows and rejects.
+#[derive(Default)]
+pub(crate) struct EncounterPart {
+    pub(crate) patient: Vec<u32>,
+    pub(crate) setting: Vec<Setting>,
+    pub(crate) start: Vec<i32>,
+    pub(crate) end: Vec<i32>,
+    pub(crate) emergency: Vec<bool>,
+    pub(crate) rejects: Vec<Reject>,
+}
+
+impl EncounterPart {
+    /// Check one decoded row and keep or reject it. `patient` is `None` when the pseudonym is
+    /// null and `Some(UNSET)` when it is unknown; `setting` is `None` when null or unknown.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn push(
+        &mut self,
+        row: u64,
+        patient: Option<u32>,
+        setting: Option<Setting>,
+        start: Option<i32>,
+        end: Option<i32>,
+        emergency: Option<bool>,
+        (earliest, today): (i32, i32),
+    ) {
+        let mut reject = |column: &'static str, reason: &'static str| {
+            self.rejects.push(Reject {
+                file: ENCOUNTERS_FILE,
+                row,
+                column,
+                reason,
+            })
+        };
+        let Some(pi) = patient else {
+            return reject("patient_id", reason::NULL_PATIENT);
+        };
+        if pi == UNSET {
+            return reject("patient_id", reason::UNKNOWN_PATIENT);
+        }
+        let Some(setting) = setting else {
+            return reject("setting", reason::UNKNOWN_SETTING);
+        };
+        let Some(st) = start else {
+            return reject("start_date", reason::NULL_DATE);
+        };
+        if st < earliest || st > today {
+            return reject("start_date", reason::DATE_RANGE);
+        }
+        let en = end.unwrap_or(st);
+        if en < st {
+            return reject("end_date", reason::END_BEFORE_START);
+        }
+        if en > today {
+            return reject("end_date", reason::DATE_RANGE);
+        }
+        let Some(em) = emergency else {
+            return reject("emergency", reason::NULL_EMERGENCY);
+        };
+        self.patient.push(pi);
+        self.setting.push(setting);
+        self.start.push(st);
+        self.end.push(en);
+        self.emergency.push(em);
+    }
+}
+
+/// Lay out decoded encounter parts: concatenate them in file order and group by patient.
+pub(crate) fn lay_out_encounters(
+    parts: Vec<EncounterPart>,
+    patients: &Patients,
+) -> (Encounters, Vec<Reject>) {
+    let total: usize = parts.iter().map(|p| p.patient.len()).sum();
+    let mut patient = Vec::with_capacity(total);
+    let mut e = Encounters {
+        offsets: Vec::new(),
+        setting: Vec::with_capacity(total),
+        start: Vec::with_capacity(total),
+        end: Vec::with_capacity(total),
+        emergency: Vec::with_capacity(total),
+    };
+    let mut rejects = Vec::new();
+    for part in parts {
+        patient.extend_from_slice(&part.patient);
+        e.setting.extend_from_slice(&part.setting);
+        e.start.extend_from_slice(&part.start);
+        e.end.extend_from_slice(&part.end);
+        e.emergency.extend_from_slice(&part.emergency);
+        rejects.extend(part.rejects);
+    }
+    let (offsets, perm) = group_by_patient(patients.len(), &patient);
+    e.offsets = offsets;
+    e.setting = apply(e.setting, &perm);
+    e.start = apply(e.start, &perm);
+    e.end = apply(e.end, &perm);
+    e.emergency = apply(e.emergency, &perm);
+    (e, rejects)
+}
+
+/// Group decoded rows by patient with a counting sort (or a straight copy when the file was
+/// already in patient order). Returns the offsets and the permutation applied.
+pub(crate) fn group_by_patient(n_patients: usize, patient: &[u32]) -> (Vec<u64>, Option<Vec<u32>>) {
+    let mut counts = vec![0u64; n_patients + 1];
+    for &p in patient {
+        counts[p as usize + 1] += 1;
+    }
+    for i in 1..counts.len() {
+        counts[i] += counts[i - 1];
+    }
+    let offsets = counts;
+    let sorted = patient.par_windows(2).all(|w| w[0] <= w[1]);
+    if sorted {
+        return (offsets, None);
+    }
+    let mut next = offsets.clone();
+    let mut perm = vec![0u32; patient.len()];
+    for (k, &p) in patient.iter().enumerate() {
+        let slot = &mut next[p as usize];
+        perm[*slot as usize] = k as u32;
+        *slot += 1;
+    }
+    (offsets, Some(perm))
+}
+
+/// Apply a permutation from [`group_by_patient`] to a column.
+pub(crate) fn apply<T: Copy + Send + Sync>(v: Vec<T>, perm: &Option<Vec<u32>>) -> Vec<T> {
+    match perm {
+        None => v,
+        Some(perm) => perm.par_iter().map(|&k| v[k as usize]).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouping_is_a_stable_counting_sort() {
+        let (off, perm) = group_by_patient(3, &[2, 0, 2, 1, 0]);
+        assert_eq!(off, vec![0, 2, 3, 5]);
+        assert_eq!(perm.unwrap(), vec![1, 4, 3, 0, 2]);
+        let (off, perm) = group_by_patient(3, &[0, 0, 2]);
+        assert_eq!(off, vec![0, 2, 2, 3]);
+        assert!(perm.is_none());
+    }
+}

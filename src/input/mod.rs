@@ -1,0 +1,409 @@
+//! The first stage: reading a cohort, checking it against the contract, normalising it once at
+//! the edge and laying it out grouped by patient as a [`Cohort`].
+//!
+//! ```text
+//!  adaptors                    decoders                  shared layout
+//!  parquet (files) ─┐     ┌─ patients ──────────────┐
+//!                   ├─► Opened ─┼─ events (general | dict) ─┼─► layout ──► Cohort
+//!  frame (memory) ──┘     └─ encounters (general | dict)┘     (rules, index, interning, grouping)
+//! ```
+//!
+//! - [`contract`]: the files, columns, accepted types and reject reasons, one definition;
+//! - `parquet` / `frame`: the adaptors (a folder of Parquet files; frames or Arrow record batches
+//!   in memory). A new adaptor (CSV, OMOP) is one file that yields an [`Opened`] table per
+//!   contract file, plus one arm in [`open_folder`] or one constructor beside
+//!   [`Cohort::from_frames`];
+//! - `patients`, `events`, `encounters`: decode rows; `layout`: keep or reject them (one copy of
+//!   each rule), intern codes, group by patient;
+//! - [`report`]: problems, rejects, counts; [`memory`]: the memory check.
+//!
+//! Rules (documented in README.md, "The cohort contract"):
+//! - a structural problem (missing or unreadable file, missing column, wrong type, a bad patient
+//!   row, direct identifiers) is an **error**: the cohort is refused;
+//! - a bad event or encounter row (null or impossible value, unknown patient, unknown code
+//!   system, malformed code) is **rejected**: counted, kept in [`Cohort::rejects`] with file, row
+//!   and reason, and written beside the outputs. More than `max_reject_fraction` of a file
+//!   rejected is an error;
+//! - codes that no code list uses are counted, never an error.
+
+pub mod contract;
+mod dictread;
+mod encounters;
+mod events;
+mod frame;
+mod layout;
+pub mod memory;
+mod parquet;
+mod patients;
+pub mod report;
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::codes::CodeDict;
+use crate::cohort::{Cohort, Encounters, Events, Patients};
+use crate::date;
+use contract::{
+    ColumnSpec, ENCOUNTERS_FILE, ENCOUNTER_COLUMNS, EVENTS_FILE, EVENT_COLUMNS, PATIENTS_FILE,
+    PATIENT_COLUMNS,
+};
+use frame::Table;
+use layout::PatientIndex;
+pub use memory::{available_memory, estimate_memory, BYTES_PER_EVENT, BYTES_PER_PATIENT};
+use report::Checker;
+pub use report::{FileCounts, InputError, Problem, Reject, Severity, ValidationReport};
+
+/// Settings of a load.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// "Today": dates after it are impossible.
+    pub today: i32,
+    /// Accept columns that look like direct identifiers and day-precise birth dates.
+    pub allow_identifiers: bool,
+    /// A file with more than this fraction of its rows rejected is an error.
+    pub max_reject_fraction: f64,
+    /// Skip the memory estimate.
+    pub skip_memory_check: bool,
+    /// Memory the run may use, in bytes (default: what the machine has available).
+    pub memory_limit: Option<u64>,
+    /// Use the dictionary fast path where the file allows it (default). Off forces the general
+    /// path, for benchmarking it and for checking that both give the same cohort.
+    pub dictionary_path: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            today: date::today(),
+            allow_identifiers: false,
+            max_reject_fraction: 0.01,
+            skip_memory_check: false,
+            memory_limit: None,
+            dictionary_path: true,
+        }
+    }
+}
+
+/// A table whose schema passed the contract, its rows not yet decoded.
+pub(crate) struct Opened {
+    /// Contract file name.
+    pub(crate) name: &'static str,
+    /// Used columns present.
+    pub(crate) present: Vec<&'static str>,
+    /// Their types, in `present` order.
+    pub(crate) types: Vec<DataType>,
+    /// Where the rows are.
+    pub(crate) source: Source,
+}
+
+/// Where an opened table's rows are.
+pub(crate) enum Source {
+    /// A Parquet file, checked and held in memory for the dictionary path.
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// Its bytes and metadata.
+        dict: dictread::DictFile,
+    },
+    /// A frame handed in memory.
+    Frame(DataFrame),
+}
+
+impl Opened {
+    /// The table as a frame of its used columns (reading the file on the Parquet path).
+    fn load(self, ck: &mut Checker) -> Option<Table> {
+        match self.source {
+            Source::Parquet { path, .. } => parquet::load(self.name, &path, self.present, ck),
+            Source::Frame(df) => Some(Table {
+                name: self.name,
+                df,
+                present: self.present,
+            }),
+        }
+    }
+
+    /// Rows, without decoding them.
+    fn rows(&self) -> u64 {
+        match &self.source {
+            Source::Parquet { path, .. } => parquet::footer_rows(path).unwrap_or(0),
+            Source::Frame(df) => df.height() as u64,
+        }
+    }
+}
+
+/// Pick the adaptor for each contract file of a cohort folder and open it. Today every file is
+/// Parquet; a CSV or OMOP adaptor is chosen here by what the folder holds.
+fn open_folder(dir: &Path, opts: &LoadOptions, ck: &mut Checker) -> [Option<Opened>; 3] {
+    let open = |name: &'static str, spec: &'static [ColumnSpec], ck: &mut Checker| {
+        parquet::open(dir, name, spec, opts, ck)
+    };
+    [
+        open(PATIENTS_FILE, PATIENT_COLUMNS, ck),
+        open(EVENTS_FILE, EVENT_COLUMNS, ck),
+        open(ENCOUNTERS_FILE, ENCOUNTER_COLUMNS, ck),
+    ]
+}
+
+/// Decode a file's rows on the dictionary path ([`dictread`]) when its columns have the
+/// types that path reads (`dict_types`) and its pages allow it, else on the general polars path;
+/// record which path was taken. Returns the decoded parts and the file's row count.
+pub(crate) fn decode_file<P>(
+    o: Opened,
+    dict_types: &[(&str, DataType)],
+    dictionary: impl FnOnce(&dictread::DictFile) -> PolarsResult<(Vec<P>, u64)>,
+    general: impl FnOnce(&Table) -> PolarsResult<Vec<P>>,
+    opts: &LoadOptions,
+    ck: &mut Checker,
+) -> Option<(Vec<P>, u64)> {
+    let types_ok = o.present.iter().zip(&o.types).all(|(c, t)| {
+        dict_types
+            .iter()
+            .find(|(name, _)| name == c)
+            .is_none_or(|(_, want)| want == t)
+    });
+    let fast = match &o.source {
+        Source::Parquet { dict, .. } if types_ok && opts.dictionary_path => dictionary(dict).ok(),
+        _ => None,
+    };
+    let path = if fast.is_some() {
+        "dictionary"
+    } else {
+        "general"
+    };
+    ck.paths.push((o.name.to_string(), path.to_string()));
+    match fast {
+        Some(x) => Some(x),
+        None => {
+            let t = o.load(ck)?;
+            match general(&t) {
+                Ok(p) => Some((p, t.df.height() as u64)),
+                Err(e) => {
+                    frame::polars_err(ck, t.name, e);
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// Decode, check and lay out the events table.
+fn read_events(
+    o: Opened,
+    patients: &Patients,
+    pidx: &PatientIndex,
+    opts: &LoadOptions,
+    ck: &mut Checker,
+) -> Option<(Events, CodeDict)> {
+    let name = o.name;
+    let (parts, rows) = decode_file(
+        o,
+        &[
+            ("patient_id", DataType::String),
+            ("code_system", DataType::String),
+            ("code", DataType::String),
+            ("event_date", DataType::Date),
+        ],
+        |f| events::decode_events_dict(f, pidx, opts),
+        |t| events::decode_events(t, pidx, opts),
+        opts,
+        ck,
+    )?;
+    let (events, dict, rejects) = layout::lay_out_events(parts, patients);
+    ck.finish_file(name, rows, rejects, opts);
+    Some((events, dict))
+}
+
+/// Decode, check and lay out the encounters table.
+fn read_encounters(
+    o: Opened,
+    patients: &Patients,
+    pidx: &PatientIndex,
+    opts: &LoadOptions,
+    ck: &mut Checker,
+) -> Option<Encounters> {
+    let name = o.name;
+    let (parts, rows) = decode_file(
+        o,
+        &[
+            ("patient_id", DataType::String),
+            ("setting", DataType::String),
+            ("start_date", DataType::Date),
+            ("end_date", DataType::Date),
+        ],
+        |f| encounters::decode_encounters_dict(f, pidx, opts),
+        |t| encounters::decode_encounters(t, pidx, opts),
+        opts,
+        ck,
+    )?;
+    let (e, rejects) = layout::lay_out_encounters(parts, patients);
+    ck.finish_file(name, rows, rejects, opts);
+    Some(e)
+}
+
+/// Read every opened table into `cohort`, recording what was found. Patients first: without
+/// them nothing else can be checked row by row.
+fn read_tables(
+    cohort: &mut Cohort,
+    [pt, et, nt]: [Option<Opened>; 3],
+    opts: &LoadOptions,
+    ck: &mut Checker,
+) {
+    let patients = pt
+        .and_then(|o| o.load(ck))
+        .and_then(|t| patients::read_patients(&t, opts, ck));
+    if let Some(p) = patients {
+        let pidx = PatientIndex::new(&p);
+        if let Some((events, dict)) = et.and_then(|o| read_events(o, &p, &pidx, opts, ck)) {
+            cohort.events = events;
+            cohort.codes = dict;
+        }
+        if let Some(e) = nt.and_then(|o| read_encounters(o, &p, &pidx, opts, ck)) {
+            cohort.encounters = e;
+        }
+        drop(pidx);
+        cohort.patients = p;
+    } else {
+        // Still say how big the other files are.
+        for o in [et, nt].into_iter().flatten() {
+            ck.files.push(FileCounts {
+                file: o.name.into(),
+                rows: o.rows(),
+                rejected: 0,
+            });
+        }
+    }
+}
+
+/// Close the report: problems errors first, distinct codes per system, rejects and read paths.
+fn finish(cohort: &mut Cohort, mut ck: Checker) {
+    let mut by_system = std::collections::BTreeMap::new();
+    for (_, s, _) in cohort.codes.iter() {
+        *by_system.entry(s.name().to_string()).or_insert(0u64) += 1;
+    }
+    ck.problems.sort_by_key(|p| p.severity);
+    cohort.report = ValidationReport {
+        problems: ck.problems,
+        files: ck.files,
+        distinct_codes: by_system.into_iter().collect(),
+    };
+    cohort.rejects = ck.rejects;
+    cohort.read_paths = ck.paths;
+}
+
+impl Cohort {
+    /// Read, check and lay out the cohort in `dir`. Fails with [`InputError::Invalid`] when the
+    /// report has errors.
+    pub fn load(dir: &Path, opts: &LoadOptions) -> Result<Cohort, InputError> {
+        if !opts.skip_memory_check {
+            let needed = estimate_memory(dir);
+            if let Some(avail) = opts.memory_limit.or_else(available_memory) {
+                if needed > avail {
+                    return Err(InputError::TooLarge {
+                        dir: dir.to_path_buf(),
+                        needed_mb: needed >> 20,
+                        available_mb: avail >> 20,
+                    });
+                }
+            }
+        }
+        Cohort::read(dir, opts).checked()
+    }
+
+    /// Read and check everything that can be read, never failing: the report says what is
+    /// wrong. This is `strata validate`.
+    pub fn read(dir: &Path, opts: &LoadOptions) -> Cohort {
+        let mut ck = Checker::default();
+        let mut cohort = Cohort {
+            dir: dir.to_path_buf(),
+            ..Default::default()
+        };
+        if !dir.is_dir() {
+            ck.file_error(
+                &dir.display().to_string(),
+                None,
+                "cohort folder does not exist".into(),
+            );
+        } else {
+            // Every file's schema is checked first, so that all structural problems are
+            // reported together; then the data are read one file at a time, each dropped once
+            // decoded, to keep peak memory down.
+            let opened = open_folder(dir, opts, &mut ck);
+            read_tables(&mut cohort, opened, opts, &mut ck);
+        }
+        finish(&mut cohort, ck);
+        cohort
+    }
+
+    /// The in-memory entry point: the same checks and layout as [`Cohort::load`], from three
+    /// polars frames (Arrow memory: from Python, Spark or a test). Each frame is named in
+    /// messages by the contract file it stands for (`patients.parquet`, ...). Fails with
+    /// [`InputError::Invalid`] when the report has errors.
+    pub fn from_frames(
+        patients: DataFrame,
+        events: DataFrame,
+        encounters: DataFrame,
+        opts: &LoadOptions,
+    ) -> Result<Cohort, InputError> {
+        let mut ck = Checker::default();
+        let mut cohort = Cohort::default();
+        let opened = [
+            frame::open(PATIENTS_FILE, patients, PATIENT_COLUMNS, opts, &mut ck),
+            frame::open(EVENTS_FILE, events, EVENT_COLUMNS, opts, &mut ck),
+            frame::open(
+                ENCOUNTERS_FILE,
+                encounters,
+                ENCOUNTER_COLUMNS,
+                opts,
+                &mut ck,
+            ),
+        ];
+        read_tables(&mut cohort, opened, opts, &mut ck);
+        finish(&mut cohort, ck);
+        cohort.checked()
+    }
+
+    /// The in-memory entry point for Arrow record batches (e.g. from the Arrow C data interface):
+    /// each table's batches become a frame without copying the buffers, then are checked as
+    /// [`Cohort::from_frames`] does.
+    pub fn from_arrow(
+        patients: ArrowTable,
+        events: ArrowTable,
+        encounters: ArrowTable,
+        opts: &LoadOptions,
+    ) -> Result<Cohort, InputError> {
+        let frame = |name: &'static str, t: ArrowTable| -> Result<DataFrame, InputError> {
+            frame::from_batches(t).map_err(|e| {
+                let mut ck = Checker::default();
+                frame::polars_err(&mut ck, name, e);
+                let mut c = Cohort::default();
+                finish(&mut c, ck);
+                InputError::Invalid {
+                    dir: PathBuf::new(),
+                    report: Box::new(c.report),
+                }
+            })
+        };
+        Cohort::from_frames(
+            frame(PATIENTS_FILE, patients)?,
+            frame(EVENTS_FILE, events)?,
+            frame(ENCOUNTERS_FILE, encounters)?,
+            opts,
+        )
+    }
+
+    /// `Ok(self)` when the report has no errors.
+    fn checked(self) -> Result<Cohort, InputError> {
+        if self.report.is_ok() {
+            Ok(self)
+        } else {
+            Err(InputError::Invalid {
+                dir: self.dir.clone(),
+                report: Box::new(self.report),
+            })
+        }
+    }
+}
+
+/// One table as Arrow record batches (each carries its schema), in row order.
+pub type ArrowTable = Vec<polars_arrow::record_batch::RecordBatch>;
