@@ -106,15 +106,30 @@ impl CodeProblem {
     }
 }
 
+/// Characters some exports carry around a code that are never part of it: the byte-order mark
+/// and zero-width space that spreadsheet tools leave, besides ordinary and non-breaking spaces.
+fn is_pad(c: char) -> bool {
+    c.is_whitespace() || c == '\u{feff}' || c == '\u{200b}'
+}
+
 /// Normalise one raw code of `system` to its canonical form.
 ///
-/// - all systems: surrounding whitespace removed;
-/// - SNOMED CT and dm+d: digits only, 6 to 18 of them;
-/// - ICD-10 and OPCS-4: upper-cased, dots and inner spaces removed (`i10.x` -> `I10X`);
-/// - Read v2 and CTV3: case kept, trailing '.' padding removed (`16D..` -> `16D`), at most 5
-///   characters.
+/// - all systems: surrounding whitespace removed, including non-breaking spaces, byte-order marks
+///   and zero-width spaces from spreadsheet exports;
+/// - SNOMED CT and dm+d: digits only, 6 to 18 of them (an integer column arrives here as its
+///   decimal text);
+/// - ICD-10 and OPCS-4: upper-cased, dots, inner spaces and `-` fillers removed (`i10.x` ->
+///   `I10X`); the dual-classification marks written after a code (dagger `†` or `+`, asterisk
+///   `*`, as in `G30.9†`, `F00.1*`) are removed, so `F00.1*` is `F001`. HES's own fillers and
+///   marks (`X` in the fourth place, `D`/`A` in the fifth) are kept: every ICD-10 list strata uses
+///   matches by prefix, so `I10X` counts as `I10` and `F001A` as `F00`;
+/// - Read v2: case kept (Read codes are case-sensitive: `8HTl.` and `8HTL.` are different
+///   concepts), trailing `.` padding removed (`16D..` -> `16D`), at most 5 characters; EMIS's
+///   form with a two-digit term code after the five characters (`16D1.00`, `8HTl.00`) is read as
+///   its code (`16D1`, `8HTl`);
+/// - CTV3: as Read v2, without the term suffix form (CTV3 terms are separate ids).
 pub fn normalise(system: CodeSystem, raw: &str) -> Result<String, CodeProblem> {
-    let s = raw.trim();
+    let s = raw.trim_matches(is_pad);
     if s.is_empty() {
         return Err(CodeProblem::Empty);
     }
@@ -132,14 +147,18 @@ pub fn normalise(system: CodeSystem, raw: &str) -> Result<String, CodeProblem> {
             Ok(s.to_string())
         }
         CodeSystem::Icd10 | CodeSystem::Opcs4 => {
+            // Dual-classification marks follow the code (possibly after a space).
+            let s = if system == CodeSystem::Icd10 {
+                s.trim_end_matches(|c: char| matches!(c, '†' | '+' | '*') || is_pad(c))
+            } else {
+                s
+            };
             let mut out = String::with_capacity(s.len());
             for c in s.chars() {
                 match c {
-                    '.' | ' ' | '\t' => {}
+                    '.' | '-' => {}
+                    c if is_pad(c) => {}
                     c if c.is_ascii_alphanumeric() => out.push(c.to_ascii_uppercase()),
-                    // HES pads some codes with '-' or 'X' as a filler ('R69X', 'I10-'): keep X,
-                    // drop '-'.
-                    '-' => {}
                     _ => return Err(CodeProblem::Malformed),
                 }
             }
@@ -152,6 +171,18 @@ pub fn normalise(system: CodeSystem, raw: &str) -> Result<String, CodeProblem> {
             Ok(out)
         }
         CodeSystem::Read2 | CodeSystem::Ctv3 => {
+            // EMIS: five characters then a two-digit term code.
+            let s = match s.as_bytes() {
+                [.., a, b] if system == CodeSystem::Read2
+                    && s.len() == 7
+                    && a.is_ascii_digit()
+                    && b.is_ascii_digit()
+                    && s.is_char_boundary(5) =>
+                {
+                    &s[..5]
+                }
+                _ => s,
+            };
             let t = s.trim_end_matches('.');
             if t.is_empty() {
                 return Err(CodeProblem::Empty);
@@ -265,6 +296,76 @@ mod tests {
         assert_eq!(
             normalise(CodeSystem::Ctv3, "....."),
             Err(CodeProblem::Empty)
+        );
+    }
+
+    #[test]
+    fn icd10_dual_classification_marks_are_removed() {
+        for raw in ["G30.9†", "G30.9+", "G309 †", "g30.9 +"] {
+            assert_eq!(normalise(CodeSystem::Icd10, raw).unwrap(), "G309", "{raw}");
+        }
+        for raw in ["F00.1*", "F001*", "F00.1 *"] {
+            assert_eq!(normalise(CodeSystem::Icd10, raw).unwrap(), "F001", "{raw}");
+        }
+        // Only after the code: a mark inside it is still malformed.
+        assert_eq!(
+            normalise(CodeSystem::Icd10, "F0*0"),
+            Err(CodeProblem::Malformed)
+        );
+        assert_eq!(normalise(CodeSystem::Icd10, "*"), Err(CodeProblem::Empty));
+        // OPCS-4 has no such marks.
+        assert_eq!(
+            normalise(CodeSystem::Opcs4, "W37.1*"),
+            Err(CodeProblem::Malformed)
+        );
+    }
+
+    #[test]
+    fn hes_fillers_are_kept_and_match_by_prefix() {
+        assert_eq!(normalise(CodeSystem::Icd10, "R69X").unwrap(), "R69X");
+        assert_eq!(normalise(CodeSystem::Icd10, "I10-").unwrap(), "I10");
+        assert_eq!(normalise(CodeSystem::Icd10, "F00.1A").unwrap(), "F001A");
+    }
+
+    #[test]
+    fn spreadsheet_padding_is_removed() {
+        assert_eq!(
+            normalise(CodeSystem::Snomed, "\u{a0}22298006\u{a0}").unwrap(),
+            "22298006"
+        );
+        assert_eq!(
+            normalise(CodeSystem::Snomed, "\u{feff}22298006").unwrap(),
+            "22298006"
+        );
+        assert_eq!(
+            normalise(CodeSystem::Snomed, "22298006\u{200b}").unwrap(),
+            "22298006"
+        );
+        assert_eq!(
+            normalise(CodeSystem::Icd10, "I10\u{a0}X").unwrap(),
+            "I10X"
+        );
+        assert_eq!(normalise(CodeSystem::Read2, "\u{a0}16D1.").unwrap(), "16D1");
+    }
+
+    #[test]
+    fn emis_read_codes_with_term_suffix_are_their_code() {
+        assert_eq!(normalise(CodeSystem::Read2, "16D1.00").unwrap(), "16D1");
+        assert_eq!(normalise(CodeSystem::Read2, "8HTl.00").unwrap(), "8HTl");
+        assert_eq!(normalise(CodeSystem::Read2, "8HTL.11").unwrap(), "8HTL");
+        assert_ne!(
+            normalise(CodeSystem::Read2, "8HTl.00").unwrap(),
+            normalise(CodeSystem::Read2, "8HTL.00").unwrap()
+        );
+        assert_eq!(normalise(CodeSystem::Read2, "G30..00").unwrap(), "G30");
+        // Not a term suffix: too long, or CTV3 (whose terms are separate ids).
+        assert_eq!(
+            normalise(CodeSystem::Read2, "16D1.0X"),
+            Err(CodeProblem::TooLong)
+        );
+        assert_eq!(
+            normalise(CodeSystem::Ctv3, "XE0WE00"),
+            Err(CodeProblem::TooLong)
         );
     }
 

@@ -127,7 +127,8 @@ pub const EVENT_COLUMNS: &[ColumnSpec] = &[
     req("patient_id", Kind::Id),
     req("event_date", Kind::Date),
     req("code_system", Kind::Text),
-    req("code", Kind::Text),
+    // SNOMED CT and dm+d ids are often held as bigint columns.
+    req("code", Kind::Id),
     checked(opt("value", Kind::Number)),
     checked(opt("encounter_id", Kind::Id)),
 ];
@@ -153,7 +154,7 @@ pub mod reason {
     pub const NULL_CODE: &str = "null code";
     pub const UNKNOWN_SETTING: &str = "setting is not inpatient, ae or outpatient";
     pub const END_BEFORE_START: &str = "end_date before start_date";
-    pub const NULL_EMERGENCY: &str = "null emergency flag";
+    pub const NULL_EMERGENCY: &str = "null emergency flag on an inpatient admission";
 }
 
 /// The columns of one contract file by its name.

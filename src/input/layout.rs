@@ -349,8 +349,12 @@ impl EncounterPart {
         if en > today {
             return reject("end_date", reason::DATE_RANGE);
         }
-        let Some(em) = emergency else {
-            return reject("emergency", reason::NULL_EMERGENCY);
+        // The flag means something for admissions only: a null on an A&E or outpatient row is
+        // what SUS and HES write there, not an error.
+        let em = match emergency {
+            Some(em) => em,
+            None if setting != Setting::Inpatient => false,
+            None => return reject("emergency", reason::NULL_EMERGENCY),
         };
         self.patient.push(pi);
         self.setting.push(setting);
