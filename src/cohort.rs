@@ -133,6 +133,27 @@ pub struct Encounters {
     pub emergency: Vec<bool>,
 }
 
+/// Prescriptions issued, grouped by patient like [`Events`], from `medications.parquet`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Medications {
+    /// Whether the cohort has a medications file (else polypharmacy uses `dmd` events).
+    pub present: bool,
+    /// `patients.len() + 1` offsets (empty when not present).
+    pub offsets: Vec<u64>,
+    /// Issue date (days).
+    pub day: Vec<i32>,
+    /// What counts as one medicine: the VTM id when given (tagged `1 << 63`), else the dm+d id.
+    pub medicine: Vec<u64>,
+    /// Rows left out as devices (BNF chapters 20-23).
+    pub devices: u64,
+}
+
+impl Medications {
+    /// Tag on [`Medications::medicine`] keys that are VTM ids, so a VTM id and a dm+d id that
+    /// happen to be the same number stay apart.
+    pub const VTM: u64 = 1 << 63;
+}
+
 /// A cohort read, checked and laid out for scoring.
 #[derive(Debug, Clone, Default)]
 pub struct Cohort {
@@ -144,6 +165,8 @@ pub struct Cohort {
     pub events: Events,
     /// Encounters by patient.
     pub encounters: Encounters,
+    /// Prescriptions by patient, from `medications.parquet` when the cohort has one.
+    pub medications: Medications,
     /// Interned codes.
     pub codes: CodeDict,
     /// What was checked and found.

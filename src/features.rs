@@ -78,6 +78,9 @@ pub fn patient_features(cohort: &Cohort, lookup: &Lookup, w: &Windows, p: usize)
     let mut meds: [u32; 8] = [0; 8];
     let mut n_meds = 0usize;
     let mut more_meds: Vec<u32> = Vec::new();
+    // With a medications table, medicines are counted from it alone (by VTM where given), never
+    // added to dm+d events, which could name the same medicine by another product.
+    let use_medications = cohort.medications.present;
     for k in lo..hi {
         let day = ev.day[k];
         if day > w.as_of {
@@ -91,6 +94,7 @@ pub fn patient_features(cohort: &Cohort, lookup: &Lookup, w: &Windows, p: usize)
             continue;
         }
         if ci.flags & CodeInfo::MEDICINE != 0
+            && !use_medications
             && day >= w.medicines_from
             && !meds[..n_meds.min(8)].contains(&code)
             && !more_meds.contains(&code)
@@ -111,6 +115,9 @@ pub fn patient_features(cohort: &Cohort, lookup: &Lookup, w: &Windows, p: usize)
             }
         }
     }
+    if use_medications {
+        n_meds = distinct_medicines(cohort, w, p);
+    }
     f.medicines = n_meds.min(255) as u8;
     let en = &cohort.encounters;
     for k in en.offsets[p] as usize..en.offsets[p + 1] as usize {
@@ -129,6 +136,20 @@ pub fn patient_features(cohort: &Cohort, lookup: &Lookup, w: &Windows, p: usize)
         }
     }
     f
+}
+
+/// Distinct medicines (VTM, else dm+d product) issued to patient `p` in the polypharmacy window,
+/// from the medications table.
+fn distinct_medicines(cohort: &Cohort, w: &Windows, p: usize) -> usize {
+    let m = &cohort.medications;
+    let (lo, hi) = (m.offsets[p] as usize, m.offsets[p + 1] as usize);
+    let mut seen: Vec<u64> = (lo..hi)
+        .filter(|&k| m.day[k] >= w.medicines_from && m.day[k] <= w.as_of)
+        .map(|k| m.medicine[k])
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen.len()
 }
 
 /// Features of every patient, in patient order, computed in parallel.

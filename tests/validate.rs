@@ -24,6 +24,8 @@ fn base_events() -> Vec<E> {
         }
         es.push(ev(id, "2024-01-01", "icd10", "F00.1"));
     }
+    // One of them a prescription, so the cohort can show polypharmacy (else validation warns).
+    es[39] = ev("a1", "2024-01-01", "dmd", "39720311000001101");
     es
 }
 

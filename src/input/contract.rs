@@ -15,6 +15,8 @@ pub const PATIENTS_FILE: &str = "patients.parquet";
 pub const EVENTS_FILE: &str = "events.parquet";
 /// Hospital encounters.
 pub const ENCOUNTERS_FILE: &str = "encounters.parquet";
+/// Prescriptions issued (optional): when present, the eFI's polypharmacy is counted from it.
+pub const MEDICATIONS_FILE: &str = "medications.parquet";
 
 /// One column of the contract.
 #[derive(Debug, Clone, Copy)]
@@ -143,8 +145,30 @@ pub const ENCOUNTER_COLUMNS: &[ColumnSpec] = &[
     req("emergency", Kind::Bool),
 ];
 
+/// Columns of `medications.parquet` (optional file).
+pub const MEDICATION_COLUMNS: &[ColumnSpec] = &[
+    req("patient_id", Kind::Id),
+    req("issue_date", Kind::Date),
+    // dm+d id of the product issued (VMP, AMP, VMPP or AMPP); SNOMED CT ids of dm+d concepts
+    // are the same numbers.
+    req("dmd_code", Kind::Id),
+    // Virtual Therapeutic Moiety (or ingredient) id: when given, medicines are counted by it,
+    // so one drug at two strengths or forms is one medicine.
+    opt("vtm_code", Kind::Id),
+    // BNF code: chapters 20-23 (dressings, appliances, incontinence and stoma products) are
+    // devices, not medicines, and are not counted.
+    opt("bnf_code", Kind::Text),
+];
+
+/// Is a BNF code in the device chapters (20 dressings, 21 appliances, 22 incontinence, 23
+/// stoma)? BNF codes start with the two-digit chapter.
+pub fn is_bnf_device(bnf: &str) -> bool {
+    matches!(bnf.trim().get(..2), Some("20" | "21" | "22" | "23"))
+}
+
 /// Reasons a row is rejected, shared by events and encounters and by every adaptor.
 pub mod reason {
+    pub const MALFORMED_DMD: &str = "dm+d code is not 6 to 18 digits";
     pub const NULL_PATIENT: &str = "null patient_id";
     pub const UNKNOWN_PATIENT: &str = "patient_id not in patients.parquet";
     pub const NULL_DATE: &str = "null date";
@@ -163,6 +187,7 @@ pub fn columns(file: &str) -> Option<&'static [ColumnSpec]> {
         PATIENTS_FILE => Some(PATIENT_COLUMNS),
         EVENTS_FILE => Some(EVENT_COLUMNS),
         ENCOUNTERS_FILE => Some(ENCOUNTER_COLUMNS),
+        MEDICATIONS_FILE => Some(MEDICATION_COLUMNS),
         _ => None,
     }
 }

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::contract::{reason, ENCOUNTERS_FILE, EVENTS_FILE};
 use super::report::Reject;
 use crate::codes::{normalise, CodeDict, CodeSystem};
-use crate::cohort::{Encounters, Events, Patients, Setting};
+use crate::cohort::{Encounters, Events, Medications, Patients, Setting};
 
 pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
@@ -394,6 +394,31 @@ pub(crate) fn lay_out_encounters(
     e.end = apply(e.end, &perm);
     e.emergency = apply(e.emergency, &perm);
     (e, rejects)
+}
+
+/// Lay out decoded medication parts: concatenate them in file order and group by patient.
+pub(crate) fn lay_out_medications(
+    parts: Vec<super::medications::MedicationPart>,
+    patients: &Patients,
+) -> (Medications, Vec<Reject>) {
+    let mut patient = Vec::new();
+    let mut m = Medications {
+        present: true,
+        ..Default::default()
+    };
+    let mut rejects = Vec::new();
+    for part in parts {
+        patient.extend_from_slice(&part.patient);
+        m.day.extend_from_slice(&part.day);
+        m.medicine.extend_from_slice(&part.medicine);
+        m.devices += part.devices;
+        rejects.extend(part.rejects);
+    }
+    let (offsets, perm) = group_by_patient(patients.len(), &patient);
+    m.offsets = offsets;
+    m.day = apply(m.day, &perm);
+    m.medicine = apply(m.medicine, &perm);
+    (m, rejects)
 }
 
 /// Group decoded rows by patient with a counting sort (or a straight copy when the file was

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use super::contract::{ENCOUNTERS_FILE, EVENTS_FILE, PATIENTS_FILE};
+use super::contract::{ENCOUNTERS_FILE, EVENTS_FILE, MEDICATIONS_FILE, PATIENTS_FILE};
 use super::parquet::footer_rows;
 
 /// Bytes of memory a load needs per event or encounter row and per patient: the worst case, the
@@ -37,7 +37,8 @@ pub fn available_memory() -> Option<u64> {
 /// Estimated bytes needed to load the cohort in `dir`, from the files' footers.
 pub fn estimate_memory(dir: &Path) -> u64 {
     let ev = footer_rows(&dir.join(EVENTS_FILE)).unwrap_or(0)
-        + footer_rows(&dir.join(ENCOUNTERS_FILE)).unwrap_or(0);
+        + footer_rows(&dir.join(ENCOUNTERS_FILE)).unwrap_or(0)
+        + footer_rows(&dir.join(MEDICATIONS_FILE)).unwrap_or(0);
     let pa = footer_rows(&dir.join(PATIENTS_FILE)).unwrap_or(0);
     ev * BYTES_PER_EVENT + pa * BYTES_PER_PATIENT
 }

@@ -32,6 +32,7 @@ mod encounters;
 mod events;
 mod frame;
 mod layout;
+mod medications;
 pub mod memory;
 mod parquet;
 mod patients;
@@ -42,11 +43,12 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 
 use crate::codes::CodeDict;
-use crate::cohort::{Cohort, Encounters, Events, Patients};
+use crate::codes::CodeSystem;
+use crate::cohort::{Cohort, Encounters, Events, Medications, Patients};
 use crate::date;
 use contract::{
-    ColumnSpec, ENCOUNTERS_FILE, ENCOUNTER_COLUMNS, EVENTS_FILE, EVENT_COLUMNS, PATIENTS_FILE,
-    PATIENT_COLUMNS,
+    ColumnSpec, ENCOUNTERS_FILE, ENCOUNTER_COLUMNS, EVENTS_FILE, EVENT_COLUMNS, MEDICATIONS_FILE,
+    MEDICATION_COLUMNS, PATIENTS_FILE, PATIENT_COLUMNS,
 };
 use frame::Table;
 use layout::PatientIndex;
@@ -132,17 +134,31 @@ impl Opened {
     }
 }
 
+/// The opened tables of a cohort: the three required ones, and medications when given.
+pub(crate) struct OpenedTables {
+    patients: Option<Opened>,
+    events: Option<Opened>,
+    encounters: Option<Opened>,
+    /// `None` when the cohort has no medications table (not an error).
+    medications: Option<Opened>,
+}
+
 /// Pick the adaptor for each contract file of a cohort folder and open it. Today every file is
 /// Parquet; a CSV or OMOP adaptor is chosen here by what the folder holds.
-fn open_folder(dir: &Path, opts: &LoadOptions, ck: &mut Checker) -> [Option<Opened>; 3] {
+fn open_folder(dir: &Path, opts: &LoadOptions, ck: &mut Checker) -> OpenedTables {
     let open = |name: &'static str, spec: &'static [ColumnSpec], ck: &mut Checker| {
         parquet::open(dir, name, spec, opts, ck)
     };
-    [
-        open(PATIENTS_FILE, PATIENT_COLUMNS, ck),
-        open(EVENTS_FILE, EVENT_COLUMNS, ck),
-        open(ENCOUNTERS_FILE, ENCOUNTER_COLUMNS, ck),
-    ]
+    OpenedTables {
+        patients: open(PATIENTS_FILE, PATIENT_COLUMNS, ck),
+        events: open(EVENTS_FILE, EVENT_COLUMNS, ck),
+        encounters: open(ENCOUNTERS_FILE, ENCOUNTER_COLUMNS, ck),
+        medications: if dir.join(MEDICATIONS_FILE).exists() {
+            open(MEDICATIONS_FILE, MEDICATION_COLUMNS, ck)
+        } else {
+            None
+        },
+    }
 }
 
 /// Decode a file's rows on the dictionary path ([`dictread`]) when its columns have the
@@ -241,14 +257,38 @@ fn read_encounters(
     Some(e)
 }
 
-/// Read every opened table into `cohort`, recording what was found. Patients first: without
-/// them nothing else can be checked row by row.
-fn read_tables(
-    cohort: &mut Cohort,
-    [pt, et, nt]: [Option<Opened>; 3],
+/// Decode, check and lay out the medications table.
+fn read_medications(
+    o: Opened,
+    patients: &Patients,
+    pidx: &PatientIndex,
     opts: &LoadOptions,
     ck: &mut Checker,
-) {
+) -> Option<Medications> {
+    let name = o.name;
+    let t = o.load(ck)?;
+    let rows = t.df.height() as u64;
+    let parts = match medications::decode_medications(&t, pidx, opts) {
+        Ok(p) => p,
+        Err(e) => {
+            frame::polars_err(ck, name, e);
+            return None;
+        }
+    };
+    let (m, rejects) = layout::lay_out_medications(parts, patients);
+    ck.finish_file(name, rows, rejects, opts);
+    Some(m)
+}
+
+/// Read every opened table into `cohort`, recording what was found. Patients first: without
+/// them nothing else can be checked row by row.
+fn read_tables(cohort: &mut Cohort, tables: OpenedTables, opts: &LoadOptions, ck: &mut Checker) {
+    let OpenedTables {
+        patients: pt,
+        events: et,
+        encounters: nt,
+        medications: mt,
+    } = tables;
     let patients = pt
         .and_then(|o| o.load(ck))
         .and_then(|t| patients::read_patients(&t, opts, ck));
@@ -261,11 +301,14 @@ fn read_tables(
         if let Some(e) = nt.and_then(|o| read_encounters(o, &p, &pidx, opts, ck)) {
             cohort.encounters = e;
         }
+        if let Some(m) = mt.and_then(|o| read_medications(o, &p, &pidx, opts, ck)) {
+            cohort.medications = m;
+        }
         drop(pidx);
         cohort.patients = p;
     } else {
         // Still say how big the other files are.
-        for o in [et, nt].into_iter().flatten() {
+        for o in [et, nt, mt].into_iter().flatten() {
             ck.files.push(FileCounts {
                 file: o.name.into(),
                 rows: o.rows(),
@@ -275,8 +318,26 @@ fn read_tables(
     }
 }
 
-/// Close the report: problems errors first, distinct codes per system, rejects and read paths.
+/// Close the report: the prescriptions warning, problems errors first, distinct codes per
+/// system, rejects and read paths.
 fn finish(cohort: &mut Cohort, mut ck: Checker) {
+    if ck.problems.iter().all(|p| p.severity != Severity::Error) && !cohort.patients.is_empty() {
+        if let Some(message) = prescriptions_warning(cohort) {
+            ck.problems.push(Problem {
+                severity: Severity::Warning,
+                file: if cohort.medications.present {
+                    MEDICATIONS_FILE
+                } else {
+                    EVENTS_FILE
+                }
+                .into(),
+                column: None,
+                message,
+                count: 0,
+                first_rows: vec![],
+            });
+        }
+    }
     let mut by_system = std::collections::BTreeMap::new();
     for (_, s, _) in cohort.codes.iter() {
         *by_system.entry(s.name().to_string()).or_insert(0u64) += 1;
@@ -289,6 +350,30 @@ fn finish(cohort: &mut Cohort, mut ck: Checker) {
     };
     cohort.rejects = ck.rejects;
     cohort.read_paths = ck.paths;
+}
+
+/// Where the cohort's prescriptions come from, for the manifest: `medications.parquet`, the
+/// `dmd` rows of `events.parquet`, or `none` (polypharmacy cannot be assessed).
+pub fn prescriptions_source(cohort: &Cohort) -> &'static str {
+    if cohort.medications.present {
+        MEDICATIONS_FILE
+    } else if cohort.codes.iter().any(|(_, s, _)| s == CodeSystem::Dmd) {
+        "events.parquet (dmd)"
+    } else {
+        "none"
+    }
+}
+
+/// A cohort with no prescriptions cannot show polypharmacy: say so rather than list nobody with it.
+fn prescriptions_warning(cohort: &Cohort) -> Option<String> {
+    let m = &cohort.medications;
+    if m.present && m.medicine.is_empty() {
+        Some("has no prescriptions (none kept): the eFI's polypharmacy deficit cannot be assessed and is absent for everyone".into())
+    } else if prescriptions_source(cohort) == "none" {
+        Some("no prescriptions: no medications.parquet and no dmd rows in events.parquet, so the eFI's polypharmacy deficit cannot be assessed and is absent for everyone (prescriptions recorded as SNOMED CT ids are dm+d ids: give them code_system dmd, or supply medications.parquet)".into())
+    } else {
+        None
+    }
 }
 
 impl Cohort {
@@ -345,19 +430,32 @@ impl Cohort {
         encounters: DataFrame,
         opts: &LoadOptions,
     ) -> Result<Cohort, InputError> {
+        Cohort::from_frames_with_medications(patients, events, encounters, None, opts)
+    }
+
+    /// [`Cohort::from_frames`] with the optional medications table.
+    pub fn from_frames_with_medications(
+        patients: DataFrame,
+        events: DataFrame,
+        encounters: DataFrame,
+        medications: Option<DataFrame>,
+        opts: &LoadOptions,
+    ) -> Result<Cohort, InputError> {
         let mut ck = Checker::default();
         let mut cohort = Cohort::default();
-        let opened = [
-            frame::open(PATIENTS_FILE, patients, PATIENT_COLUMNS, opts, &mut ck),
-            frame::open(EVENTS_FILE, events, EVENT_COLUMNS, opts, &mut ck),
-            frame::open(
+        let opened = OpenedTables {
+            patients: frame::open(PATIENTS_FILE, patients, PATIENT_COLUMNS, opts, &mut ck),
+            events: frame::open(EVENTS_FILE, events, EVENT_COLUMNS, opts, &mut ck),
+            encounters: frame::open(
                 ENCOUNTERS_FILE,
                 encounters,
                 ENCOUNTER_COLUMNS,
                 opts,
                 &mut ck,
             ),
-        ];
+            medications: medications
+                .and_then(|m| frame::open(MEDICATIONS_FILE, m, MEDICATION_COLUMNS, opts, &mut ck)),
+        };
         read_tables(&mut cohort, opened, opts, &mut ck);
         finish(&mut cohort, ck);
         cohort.checked()
