@@ -173,11 +173,12 @@ pub fn normalise(system: CodeSystem, raw: &str) -> Result<String, CodeProblem> {
         CodeSystem::Read2 | CodeSystem::Ctv3 => {
             // EMIS: five characters then a two-digit term code.
             let s = match s.as_bytes() {
-                [.., a, b] if system == CodeSystem::Read2
-                    && s.len() == 7
-                    && a.is_ascii_digit()
-                    && b.is_ascii_digit()
-                    && s.is_char_boundary(5) =>
+                [.., a, b]
+                    if system == CodeSystem::Read2
+                        && s.len() == 7
+                        && a.is_ascii_digit()
+                        && b.is_ascii_digit()
+                        && s.is_char_boundary(5) =>
                 {
                     &s[..5]
                 }
@@ -341,10 +342,7 @@ mod tests {
             normalise(CodeSystem::Snomed, "22298006\u{200b}").unwrap(),
             "22298006"
         );
-        assert_eq!(
-            normalise(CodeSystem::Icd10, "I10\u{a0}X").unwrap(),
-            "I10X"
-        );
+        assert_eq!(normalise(CodeSystem::Icd10, "I10\u{a0}X").unwrap(), "I10X");
         assert_eq!(normalise(CodeSystem::Read2, "\u{a0}16D1.").unwrap(), "16D1");
     }
 
