@@ -12,7 +12,10 @@ use crate::codelists::{CodeInfo, DeficitRule, Lookup, Models};
 use crate::cohort::{Cohort, Setting};
 use crate::date;
 
-/// The windows of one scoring run, as inclusive day ranges ending at the as-of date.
+/// The windows of one scoring run: each is the N calendar months ending on the as-of date, as
+/// the inclusive day range from the day after the as-of date minus N months to the as-of date
+/// (12 months: 365 days, 366 across 29 February), so windows of consecutive years tile without
+/// overlap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Windows {
     /// The as-of (index) date: nothing after it counts.
@@ -28,7 +31,7 @@ pub struct Windows {
 }
 
 impl Windows {
-    /// Windows for `as_of` under the model files' look-backs (calendar months, inclusive).
+    /// Windows for `as_of` under the model files' look-backs (calendar months).
     pub fn new(models: &Models, as_of: i32) -> Windows {
         let poly_months = models
             .efi
@@ -43,10 +46,10 @@ impl Windows {
             .unwrap_or(12);
         Windows {
             as_of,
-            medicines_from: date::minus_months(as_of, poly_months),
-            hfrs_from: date::minus_months(as_of, models.hfrs.lookback_months),
-            charlson_from: date::minus_months(as_of, models.charlson.lookback_months),
-            activity_from: date::minus_months(as_of, 12),
+            medicines_from: date::minus_months(as_of, poly_months) + 1,
+            hfrs_from: date::minus_months(as_of, models.hfrs.lookback_months) + 1,
+            charlson_from: date::minus_months(as_of, models.charlson.lookback_months) + 1,
+            activity_from: date::minus_months(as_of, 12) + 1,
         }
     }
 }

@@ -23,10 +23,10 @@ use strata::run::score_cohort;
 use strata::scores::{HfrsBand, Scorer, Scores};
 
 const AS_OF: &str = "2025-04-01";
-/// First day of the HFRS window at `AS_OF` (24 calendar months back, inclusive).
-const HFRS_FROM: &str = "2023-04-01";
-/// First day of the polypharmacy window at `AS_OF` (12 calendar months back, inclusive).
-const MEDICINES_FROM: &str = "2024-04-01";
+/// First day of the HFRS window at `AS_OF`: the day after the as-of date minus 24 months.
+const HFRS_FROM: &str = "2023-04-02";
+/// First day of the polypharmacy window at `AS_OF`: the day after the as-of date minus 12 months.
+const MEDICINES_FROM: &str = "2024-04-02";
 const TODAY: &str = "2026-11-25";
 
 fn days(s: &str) -> i32 {
@@ -491,7 +491,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     /// HFRS = sum of the weights of the distinct HFRS three-character categories coded in
-    /// ICD-10 from 2023-04-01 to 2025-04-01 inclusive, as a slow reference computes it.
+    /// ICD-10 from 2023-04-02 to 2025-04-01 inclusive, as a slow reference computes it.
     #[test]
     fn hfrs_equals_the_reference_sum_of_distinct_category_weights(
         patients in prop::collection::vec(prop::collection::vec(hfrs_event(), 0..16), 1..10)

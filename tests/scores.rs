@@ -134,16 +134,17 @@ fn efi_counts_a_deficit_once_from_any_time_up_to_and_including_the_as_of_date() 
 fn polypharmacy_needs_five_distinct_medicines_in_the_12_months_to_the_as_of_date() {
     let meds = ["1000001", "1000002", "1000003", "1000004", "1000005"];
     let mut es = Vec::new();
-    // five: four recent + one exactly 12 months before (first day of the window)
+    // five: four recent + one on the first day of the window (the day after the as-of date
+    // minus 12 months: the window is 365 days ending on the as-of date)
     for m in &meds[..4] {
         es.push(ev("five", "2025-01-01", "dmd", m));
     }
-    es.push(ev("five", "2024-04-01", "dmd", meds[4]));
-    // edge: the fifth one day before the window opens
+    es.push(ev("five", "2024-04-02", "dmd", meds[4]));
+    // edge: the fifth exactly 12 months before, one day before the window opens
     for m in &meds[..4] {
         es.push(ev("edge", "2025-01-01", "dmd", m));
     }
-    es.push(ev("edge", "2024-03-31", "dmd", meds[4]));
+    es.push(ev("edge", "2024-04-01", "dmd", meds[4]));
     // repeats: one medicine issued five times
     for d in [
         "2024-05-01",
@@ -280,8 +281,8 @@ fn hfrs_window_is_the_two_years_up_to_the_as_of_date() {
         .map(|id| patient(id, "1940-01-01"))
         .collect();
     let es = vec![
-        icd("first", "2023-04-01", "F00"),
-        icd("before", "2023-03-31", "F00"),
+        icd("first", "2023-04-02", "F00"),
+        icd("before", "2023-04-01", "F00"),
         icd("on", AS_OF, "F00"),
         icd("after", "2025-04-02", "F00"),
         // An ICD-10-like string in a GP code system is not a hospital diagnosis.
@@ -291,7 +292,7 @@ fn hfrs_window_is_the_two_years_up_to_the_as_of_date() {
     assert_eq!(
         get(&r, "first").1.hfrs_tenths,
         71,
-        "window opens 24 months before"
+        "window opens the day after the as-of date minus 24 months"
     );
     assert_eq!(get(&r, "before").1.hfrs_tenths, 0);
     assert_eq!(get(&r, "on").1.hfrs_tenths, 71);
@@ -324,7 +325,7 @@ fn charlson_uses_quan_2011_weights_and_the_hierarchy() {
         icd("mixed", "2024-01-01", "J44.9"),
         icd("mixed", "2024-01-01", "N18.4"),
         // Outside the 24-month window.
-        icd("old", "2023-03-31", "I50.0"),
+        icd("old", "2023-04-01", "I50.0"),
     ];
     let r = score(&ps, &es, &[]);
     let c = |id: &str| get(&r, id).1.charlson;
@@ -346,8 +347,8 @@ fn hospital_activity_counts_the_12_months_to_the_as_of_date() {
         emergency: em,
     };
     let ns = vec![
-        enc("a", "1", "inpatient", "2024-04-01", true),
-        enc("a", "2", "inpatient", "2024-03-31", true),
+        enc("a", "1", "inpatient", "2024-04-02", true),
+        enc("a", "2", "inpatient", "2024-04-01", true),
         enc("a", "3", "inpatient", "2025-01-01", false),
         enc("a", "4", "ae", "2025-04-01", true),
         enc("a", "5", "ae", "2025-04-02", true),
