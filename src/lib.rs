@@ -7,26 +7,38 @@
 //! Data flows one way through the modules, one per stage:
 //!
 //! ```text
-//! cohort ──► features ──► scores ──► lists ──► output
-//!   ▲            ▲
-//! codes      codelists (models/: code lists, weights, cut-points as data files)
+//!                 ┌─► scores ──────┐
+//! cohort ──► features              ├─► results ─┬─► lists ─────────────────┬─► output ─► publish
+//!   ▲           ▲ └─► population ──┘            └─► tables ─► disclosure ──┘
+//! codes    definitions (models/: code lists, weights, cut-points as data files, via datafile)
 //! ```
 //!
-//! [`run::score`] wires the stages together; [`synth`] writes synthetic cohorts in the same
-//! contract for demos, tests and benchmarks.
+//! `features` is the only module that looks at time (windows, ages, deaths at the as-of date);
+//! `population` turns that into eligibility and the shared groupings (age band, IMD quintile,
+//! Core20); `results` is the per-patient hand-off; `tables` counts and `disclosure` protects the
+//! aggregate tables; `output` builds the files (per-patient columns defined once in
+//! `output::columns`, one writer per format) and `publish` makes the folder appear atomically
+//! with its manifest. [`run::score`] wires the stages together; [`synth`] writes synthetic
+//! cohorts in the same contract for demos, tests and benchmarks (through `publish`).
 
-pub mod codelists;
 pub mod codes;
 pub mod cohort;
+pub mod datafile;
 pub mod date;
+pub mod definitions;
 pub mod dictread;
+pub mod disclosure;
 pub mod features;
 pub mod lists;
 pub mod output;
+pub mod population;
 pub mod privacy;
+pub mod publish;
+pub mod results;
 pub mod run;
 pub mod scores;
 pub mod synth;
+pub mod tables;
 
 /// Any error of the library, by stage. The binary maps each to an exit code.
 #[derive(Debug, thiserror::Error)]
@@ -34,12 +46,12 @@ pub enum Error {
     /// The cohort could not be read or failed validation.
     #[error(transparent)]
     Input(#[from] cohort::InputError),
-    /// A model file is missing or malformed.
+    /// A definition file (models/) is missing or malformed.
     #[error(transparent)]
-    Model(#[from] codelists::ModelError),
+    Definitions(#[from] definitions::DefinitionError),
     /// Outputs could not be written.
     #[error(transparent)]
-    Output(#[from] output::OutputError),
+    Output(#[from] publish::OutputError),
     /// The synthetic cohort could not be generated.
     #[error(transparent)]
     Synth(#[from] synth::SynthError),
@@ -51,7 +63,7 @@ impl Error {
         match self {
             Error::Input(cohort::InputError::Invalid { .. }) => 3,
             Error::Input(cohort::InputError::TooLarge { .. }) => 6,
-            Error::Model(_) => 4,
+            Error::Definitions(_) => 4,
             Error::Output(_) => 5,
             Error::Synth(_) => 5,
         }
