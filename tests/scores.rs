@@ -4,17 +4,11 @@
 mod common;
 
 use common::*;
-use strata::codelists::{DeficitRule, Models};
 use strata::cohort::{Cohort, LoadOptions};
+use strata::definitions::{DeficitRule, Definitions};
 use strata::lists::ListRules;
 use strata::run::score_cohort;
 use strata::scores::{EfiCategory, HfrsBand, Scores};
-
-const AS_OF: &str = "2025-04-01";
-
-fn models() -> Models {
-    Models::load(&models_dir()).unwrap()
-}
 
 /// Score a tiny cohort; returns scores by patient id.
 fn score(ps: &[P], es: &[E], ns: &[N]) -> Vec<(String, Scores, strata::features::Features)> {
@@ -26,7 +20,7 @@ fn score(ps: &[P], es: &[E], ns: &[N]) -> Vec<(String, Scores, strata::features:
         ..Default::default()
     };
     let cohort = Cohort::load(dir.path(), &opts).unwrap();
-    let m = models();
+    let m = definitions();
     let as_of = strata::date::parse_days(AS_OF).unwrap();
     let s = score_cohort(&cohort, &m, as_of, &ListRules::default());
     (0..cohort.patients.len())
@@ -35,7 +29,7 @@ fn score(ps: &[P], es: &[E], ns: &[N]) -> Vec<(String, Scores, strata::features:
 }
 
 /// The first SNOMED CT code of each coded deficit, in deficit order.
-fn deficit_codes(m: &Models) -> Vec<String> {
+fn deficit_codes(m: &Definitions) -> Vec<String> {
     let coded = m
         .efi
         .deficits
@@ -68,7 +62,7 @@ fn get<'a>(
 
 #[test]
 fn efi_categories_change_exactly_at_the_published_cut_points() {
-    let m = models();
+    let m = definitions();
     let codes = deficit_codes(&m);
     // n deficits -> expected category: 0.12*36 = 4.32, 0.24*36 = 8.64, 0.36*36 = 12.96.
     let cases = [
@@ -100,7 +94,7 @@ fn efi_categories_change_exactly_at_the_published_cut_points() {
 
 #[test]
 fn efi_counts_a_deficit_once_from_any_time_up_to_and_including_the_as_of_date() {
-    let m = models();
+    let m = definitions();
     let codes = deficit_codes(&m);
     let ps = vec![
         patient("old", "1940-01-01"),
@@ -198,7 +192,7 @@ fn read_v2_and_ctv3_codes_match_with_padding_and_case_kept() {
 
 #[test]
 fn a_code_in_two_deficits_counts_for_both() {
-    let m = models();
+    let m = definitions();
     let snomed = strata::codes::CodeSystem::Snomed;
     let (code, n) = m
         .efi
