@@ -13,10 +13,11 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use polars::prelude::*;
-use strata::codelists::Models;
 use strata::cohort::Cohort;
+use strata::definitions::Definitions;
+use strata::disclosure::Suppression;
 use strata::input::LoadOptions;
-use strata::lists::{ListRules, Suppression};
+use strata::lists::ListRules;
 use strata::run::{self, ScoreOptions};
 use strata::synth::{self, SynthOptions};
 
@@ -40,7 +41,7 @@ fn cohort() -> &'static PathBuf {
             .join(format!("ics-{n}"));
         if !dir.join("manifest.json").is_file() {
             eprintln!("generating {n} patients into {}", dir.display());
-            let models = Models::load(&models_dir()).expect("models");
+            let models = Definitions::load(&models_dir()).expect("models");
             synth::generate(&SynthOptions::new(n, 42, dir.clone()), &models).expect("synth");
         }
         dir

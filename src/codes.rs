@@ -1,7 +1,7 @@
 //! Clinical code systems and code normalisation: the edge where raw strings from an extract become
 //! canonical codes, and where canonical codes are interned to dense integer ids.
 //!
-//! Pipeline position: used by `cohort` (reading) and `codelists` (compiling lists against the
+//! Pipeline position: used by `input` (reading) and `definitions` (compiling lists against the
 //! cohort's dictionary). Nothing after `cohort` ever sees a code string in a hot loop.
 
 use std::collections::HashMap;

@@ -1,16 +1,17 @@
 //! Per-patient features at an as-of date: which deficits, diagnoses and medicines fall in which
-//! window. This is the only module that looks at time.
+//! window, and each patient's age and whether they are alive on that date. This is the only
+//! module that looks at time.
 //!
-//! Pipeline position: `cohort` (grouped events) + `codelists::Lookup` -> **features** ->
-//! `scores`. Each patient is computed from its own slice alone, so any partition of the cohort
+//! Pipeline position: `cohort` (grouped events) + `definitions::Lookup` -> **features** ->
+//! `scores`; the ages and [`Vital`] states feed `population`. Each patient is computed from its own slice alone, so any partition of the cohort
 //! by patient gives the same rows; rayon runs over patient ranges and writes into a pre-sized
 //! vector, so output order never depends on the thread count.
 
 use rayon::prelude::*;
 
-use crate::codelists::{CodeInfo, DeficitRule, Lookup, Models};
 use crate::cohort::{Cohort, Setting};
 use crate::date;
+use crate::definitions::{CodeInfo, DeficitRule, Definitions, Lookup};
 
 /// The windows of one scoring run: each is the N calendar months ending on the as-of date, as
 /// the inclusive day range from the day after the as-of date minus N months to the as-of date
@@ -32,7 +33,7 @@ pub struct Windows {
 
 impl Windows {
     /// Windows for `as_of` under the model files' look-backs (calendar months).
-    pub fn new(models: &Models, as_of: i32) -> Windows {
+    pub fn new(models: &Definitions, as_of: i32) -> Windows {
         let poly_months = models
             .efi
             .deficits
@@ -153,6 +154,35 @@ fn distinct_medicines(cohort: &Cohort, w: &Windows, p: usize) -> usize {
     seen.sort_unstable();
     seen.dedup();
     seen.len()
+}
+
+/// Whether a patient is alive at the as-of date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vital {
+    /// Born on or before the as-of date and not dead by it.
+    Alive,
+    /// Died on or before the as-of date.
+    Deceased,
+    /// Born after the as-of date (a back-test at a past date).
+    NotYetBorn,
+}
+
+/// Age in whole years at `as_of` and vital state of every patient, in patient order.
+pub fn ages_and_vitals(cohort: &Cohort, as_of: i32) -> (Vec<i32>, Vec<Vital>) {
+    let p = &cohort.patients;
+    let mut ages = Vec::with_capacity(p.len());
+    let mut vitals = Vec::with_capacity(p.len());
+    for i in 0..p.len() {
+        ages.push(date::age_years(p.birth[i], as_of));
+        vitals.push(if p.birth[i] > as_of {
+            Vital::NotYetBorn
+        } else if p.death[i] <= as_of {
+            Vital::Deceased
+        } else {
+            Vital::Alive
+        });
+    }
+    (ages, vitals)
 }
 
 /// Features of every patient, in patient order, computed in parallel.

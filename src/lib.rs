@@ -1,32 +1,47 @@
 //! strata: population-health risk stratification for Integrated Care Systems.
 //!
-//! Reads a pseudonymised cohort (Parquet: patients, coded events, hospital encounters), computes
-//! the electronic Frailty Index, the Hospital Frailty Risk Score and the Charlson index exactly as
-//! published, and writes a ranked, explained frailty list per Primary Care Network.
+//! Reads a pseudonymised cohort (Parquet: patients, coded events, hospital encounters, optional
+//! medications), computes the electronic Frailty Index, the Hospital Frailty Risk Score and the
+//! Charlson index from their published definitions, and writes a ranked, explained frailty list
+//! per Primary Care Network.
 //!
 //! Data flows one way through the modules, one per stage:
 //!
 //! ```text
-//! cohort ──► features ──► scores ──► lists ──► output
-//!   ▲            ▲
-//! codes      codelists (models/: code lists, weights, cut-points as data files)
+//!                            ┌─► scores ──────┐
+//! input ──► cohort ──► features              ├─► results ─┬─► lists ─────────────────┬─► output ─► publish
+//!   ▲                     ▲ └─► population ──┘            └─► tables ─► disclosure ──┘
+//! codes              definitions (models/: code lists, weights, cut-points as data files, via datafile)
 //! ```
 //!
-//! [`run::score`] wires the stages together; [`synth`] writes synthetic cohorts in the same
-//! contract for demos, tests and benchmarks.
+//! `input` reads and checks a cohort (Parquet files or Arrow data in memory) into a [`cohort::Cohort`].
+//!
+//! `features` is the only module that looks at time (windows, ages, deaths at the as-of date);
+//! `population` turns that into eligibility and the shared groupings (age band, IMD quintile,
+//! Core20); `results` is the per-patient hand-off; `tables` counts and `disclosure` protects the
+//! aggregate tables; `output` builds the files (per-patient columns defined once in
+//! `output::columns`, one writer per format) and `publish` makes the folder appear atomically
+//! with its manifest. [`run::score`] wires the stages together; [`synth`] writes synthetic
+//! cohorts in the same contract for demos, tests and benchmarks (through `publish`).
 
-pub mod codelists;
 pub mod codes;
 pub mod cohort;
+pub mod datafile;
 pub mod date;
+pub mod definitions;
+pub mod disclosure;
 pub mod features;
 pub mod input;
 pub mod lists;
 pub mod output;
+pub mod population;
 pub mod privacy;
+pub mod publish;
+pub mod results;
 pub mod run;
 pub mod scores;
 pub mod synth;
+pub mod tables;
 
 /// Any error of the library, by stage. The binary maps each to an exit code.
 #[derive(Debug, thiserror::Error)]
@@ -34,12 +49,12 @@ pub enum Error {
     /// The cohort could not be read or failed validation.
     #[error(transparent)]
     Input(#[from] input::InputError),
-    /// A model file is missing or malformed.
+    /// A definition file (models/) is missing or malformed.
     #[error(transparent)]
-    Model(#[from] codelists::ModelError),
+    Definitions(#[from] definitions::DefinitionError),
     /// Outputs could not be written.
     #[error(transparent)]
-    Output(#[from] output::OutputError),
+    Output(#[from] publish::OutputError),
     /// The synthetic cohort could not be generated.
     #[error(transparent)]
     Synth(#[from] synth::SynthError),
@@ -51,7 +66,7 @@ impl Error {
         match self {
             Error::Input(input::InputError::Invalid { .. }) => 3,
             Error::Input(input::InputError::TooLarge { .. }) => 6,
-            Error::Model(_) => 4,
+            Error::Definitions(_) => 4,
             Error::Output(_) => 5,
             Error::Synth(_) => 5,
         }

@@ -1,7 +1,8 @@
 //! One scoring run from cohort folder to published output folder: the stages wired together,
 //! timed, and recorded in a manifest.
 //!
-//! Pipeline position: the whole flow, `cohort` -> `features` -> `scores` -> `lists` -> `output`.
+//! Pipeline position: the whole flow, `cohort` -> `features` -> `scores` + `population` ->
+//! `results` -> `lists` and `tables` -> `disclosure` -> `output` -> `publish`.
 //! The binary's `score` and `demo` subcommands are thin wrappers over [`score`].
 
 use std::path::{Path, PathBuf};
@@ -9,14 +10,18 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use crate::codelists::{ModelFile, Models};
 use crate::cohort::Cohort;
-use crate::features::{all_features, Windows};
+use crate::definitions::{DefinitionFile, Definitions};
+use crate::disclosure::{self, Suppression};
+use crate::features::{ages_and_vitals, all_features, Windows};
 use crate::input::{FileCounts, LoadOptions, Problem};
-use crate::lists::{self, ListRules, Scored, Status, Suppression};
-use crate::output::{self, Written};
+use crate::lists::{self, ListRules};
+use crate::output::{self, PublishedTable};
+use crate::population::{self, Status};
+use crate::publish::{self, Written};
+use crate::results::Scored;
 use crate::scores::{Scorer, Scores};
-use crate::{date, Error};
+use crate::{date, tables, Error};
 
 /// Settings of a scoring run.
 #[derive(Debug, Clone)]
@@ -55,7 +60,7 @@ pub struct Manifest {
     /// Warnings from validation (errors stop the run).
     pub warnings: Vec<String>,
     /// Model files used, with hashes.
-    pub models: Vec<ModelFile>,
+    pub models: Vec<DefinitionFile>,
     /// List rules.
     pub rules: ListRules,
     /// Summary suppression.
@@ -87,18 +92,24 @@ pub struct Manifest {
 }
 
 /// Score a loaded cohort at `as_of`: features, scores, ages and statuses of every patient.
-pub fn score_cohort(cohort: &Cohort, models: &Models, as_of: i32, rules: &ListRules) -> Scored {
-    let lookup = models.compile(&cohort.codes);
-    let windows = Windows::new(models, as_of);
+pub fn score_cohort(
+    cohort: &Cohort,
+    definitions: &Definitions,
+    as_of: i32,
+    rules: &ListRules,
+) -> Scored {
+    let lookup = definitions.compile(&cohort.codes);
+    let windows = Windows::new(definitions, as_of);
     let features = all_features(cohort, &lookup, &windows);
-    let scorer = Scorer::new(models);
+    let scorer = Scorer::new(definitions);
     let mut scores: Vec<Scores> = Vec::with_capacity(features.len());
     features
         .par_iter()
         .with_min_len(4096)
         .map(|f| scorer.score(f))
         .collect_into_vec(&mut scores);
-    let (ages, status) = lists::statuses(cohort, as_of, rules);
+    let (ages, vitals) = ages_and_vitals(cohort, as_of);
+    let status = population::statuses(&ages, &vitals, rules.min_age);
     Scored {
         features,
         scores,
@@ -119,21 +130,28 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
             t = Instant::now();
         }
     };
-    let models = Models::load(&opts.models)?;
+    let definitions = Definitions::load(&opts.models)?;
     lap("load_models", &mut seconds);
     let cohort = Cohort::load(&opts.cohort, &opts.load)?;
     lap("read_cohort", &mut seconds);
-    let scored = score_cohort(&cohort, &models, opts.as_of, &opts.rules);
+    let scored = score_cohort(&cohort, &definitions, opts.as_of, &opts.rules);
     lap("score", &mut seconds);
     let ranked = lists::rank(&cohort, &scored.scores, &scored.status, &opts.rules);
-    let summary = lists::summary(&cohort, &scored.scores, &scored.status, &opts.suppression);
-    let equity = lists::equity(
-        &cohort,
-        &scored.scores,
-        &scored.status,
-        &scored.ages,
-        &opts.suppression,
-    );
+    let summary = tables::summary(&cohort, &scored.scores, &scored.status).table();
+    let equity = tables::equity(&cohort, &scored.scores, &scored.status, &scored.ages).table();
+    let cells = disclosure::protect(&[&summary, &equity], &opts.suppression);
+    let published = [
+        PublishedTable {
+            stem: "summary",
+            table: &summary,
+            cells: &cells[0],
+        },
+        PublishedTable {
+            stem: "equity",
+            table: &equity,
+            cells: &cells[1],
+        },
+    ];
     lap("rank", &mut seconds);
     let count = |s: Status| scored.status.iter().filter(|&&x| x == s).count() as u64;
     let mut manifest = Manifest {
@@ -149,7 +167,7 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
             .iter()
             .map(Problem::to_string)
             .collect(),
-        models: models.files.clone(),
+        models: definitions.files.clone(),
         rules: opts.rules,
         suppression: opts.suppression,
         patients: cohort.patients.len() as u64,
@@ -158,7 +176,7 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
         listed_core20: ranked
             .iter()
             .flat_map(|(_, v)| v.iter())
-            .filter(|&&i| lists::is_core20(cohort.patients.imd_decile[i as usize]))
+            .filter(|&&i| population::is_core20(cohort.patients.imd_decile[i as usize]))
             .count() as u64,
         deceased: count(Status::Deceased),
         ignored_after_as_of: scored
@@ -177,12 +195,12 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
         threads: rayon::current_num_threads(),
         seconds: Vec::new(),
     };
-    let manifest = output::publish(&opts.out, |dir: &Path| -> Result<Manifest, Error> {
+    let manifest = publish::publish(&opts.out, |dir: &Path| -> Result<Manifest, Error> {
         manifest.outputs =
-            output::write_outputs(dir, &cohort, &scored, &models, &ranked, &summary, &equity)?;
+            output::write_outputs(dir, &cohort, &scored, &definitions, &ranked, &published)?;
         lap("write", &mut seconds);
         manifest.seconds = seconds;
-        output::write_json(&dir.join("manifest.json"), &manifest)?;
+        publish::write_json(&dir.join("manifest.json"), &manifest)?;
         Ok(manifest)
     })?;
     Ok(manifest)

@@ -1,10 +1,10 @@
 //! eFI, HFRS and Charlson: pure functions from a patient's [`Features`] to scores, categories and
 //! the reasons behind them, exactly as the model files define them.
 //!
-//! Pipeline position: `features` -> **scores** -> `lists`. No I/O, no dates: every window was
-//! applied by `features`, every list and weight comes from `codelists::Models`.
+//! Pipeline position: `features` -> **scores** -> `results`. No I/O, no dates: every window was
+//! applied by `features`, every list and weight comes from `definitions::Definitions`.
 
-use crate::codelists::{DeficitRule, Models};
+use crate::definitions::{DeficitRule, Definitions};
 use crate::features::Features;
 
 /// eFI category (Clegg et al. 2016).
@@ -87,14 +87,14 @@ pub struct Scores {
 /// Score functions bound to one set of model files.
 #[derive(Debug, Clone)]
 pub struct Scorer<'m> {
-    models: &'m Models,
+    models: &'m Definitions,
     /// Index of the polypharmacy deficit and its threshold, if the eFI has one.
     polypharmacy: Option<(usize, u32)>,
 }
 
 impl<'m> Scorer<'m> {
     /// Bind to the loaded models.
-    pub fn new(models: &'m Models) -> Scorer<'m> {
+    pub fn new(models: &'m Definitions) -> Scorer<'m> {
         let polypharmacy = models
             .efi
             .deficits
@@ -210,7 +210,7 @@ impl<'m> Scorer<'m> {
 
     /// HFRS categories coded, heaviest first, ties by code ("F05 Delirium (3.2); ...").
     pub fn hfrs_reasons(&self, f: &Features) -> String {
-        let mut cats: Vec<&crate::codelists::HfrsCategory> = (0..128)
+        let mut cats: Vec<&crate::definitions::HfrsCategory> = (0..128)
             .filter(|c| f.hfrs & (1u128 << c) != 0)
             .map(|c| &self.models.hfrs.categories[c])
             .collect();

@@ -24,11 +24,11 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use crate::codelists::{DeficitRule, Models};
 use crate::codes::CodeSystem;
 use crate::date;
+use crate::definitions::{DeficitRule, Definitions};
 use crate::input::contract::{ENCOUNTERS_FILE, EVENTS_FILE, PATIENTS_FILE};
-use crate::output::{self, OutputError};
+use crate::publish::{self, OutputError};
 
 /// Errors of the generator.
 #[derive(Debug, thiserror::Error)]
@@ -374,7 +374,7 @@ impl CodeTable {
         (self.codes.len() - 1) as u32
     }
 
-    fn build(models: &Models) -> Result<CodeTable, SynthError> {
+    fn build(models: &Definitions) -> Result<CodeTable, SynthError> {
         let coded: Vec<&str> = models
             .efi
             .deficits
@@ -869,7 +869,7 @@ fn opt_date_col(name: &str, v: &[Option<i32>]) -> Column {
 }
 
 /// Generate a cohort and write it to `opts.out` atomically. `models` supplies the code lists.
-pub fn generate(opts: &SynthOptions, models: &Models) -> Result<SynthSummary, SynthError> {
+pub fn generate(opts: &SynthOptions, models: &Definitions) -> Result<SynthSummary, SynthError> {
     if opts.patients == 0 {
         return Err(SynthError::Settings("--patients must be at least 1".into()));
     }
@@ -944,7 +944,7 @@ pub fn generate(opts: &SynthOptions, models: &Models) -> Result<SynthSummary, Sy
         .map(|i| format!("U{:05}", 10000 + i * 37))
         .collect();
 
-    let summary = output::publish(
+    let summary = publish::publish(
         &opts.out,
         |dir: &Path| -> Result<SynthSummary, SynthError> {
             // patients.parquet
@@ -1063,7 +1063,7 @@ pub fn generate(opts: &SynthOptions, models: &Models) -> Result<SynthSummary, Sy
                 as_of: date::format_days(opts.as_of),
                 period: (date::format_days(world.start), date::format_days(world.end)),
             };
-            output::write_json(&dir.join("manifest.json"), &summary)?;
+            publish::write_json(&dir.join("manifest.json"), &summary)?;
             Ok(summary)
         },
     )?;

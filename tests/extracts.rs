@@ -22,7 +22,7 @@ fn opts() -> LoadOptions {
 }
 
 fn scores(c: &Cohort) -> Vec<(String, Scores)> {
-    let m = strata::codelists::Models::load(&models_dir()).unwrap();
+    let m = definitions();
     let as_of = strata::date::parse_days(AS_OF).unwrap();
     let s = score_cohort(c, &m, as_of, &ListRules::default());
     (0..c.patients.len())
@@ -202,7 +202,7 @@ fn outpatient_and_ae_rows_need_no_emergency_flag_but_admissions_do() {
             vec![(4, "emergency")],
             "only the admission without a flag"
         );
-        let m = strata::codelists::Models::load(&models_dir()).unwrap();
+        let m = definitions();
         let s = score_cohort(
             &c,
             &m,
@@ -214,8 +214,11 @@ fn outpatient_and_ae_rows_need_no_emergency_flag_but_admissions_do() {
     }
 }
 
-/// A medications table: (patient, issue date, dm+d id, VTM id, BNF code).
-fn medications_frame(rows: &[(&str, &str, i64, Option<i64>, Option<&str>)]) -> DataFrame {
+/// One medications row: (patient, issue date, dm+d id, VTM id, BNF code).
+type Med<'a> = (&'a str, &'a str, i64, Option<i64>, Option<&'a str>);
+
+/// A medications table.
+fn medications_frame(rows: &[Med]) -> DataFrame {
     let days = |s: &str| strata::date::parse_days(s).unwrap();
     DataFrame::new(
         rows.len(),
@@ -261,7 +264,7 @@ fn with_medications(ps: &[P], meds: DataFrame) -> Vec<(String, Scores, u8)> {
         &opts(),
     )
     .unwrap();
-    let m = strata::codelists::Models::load(&models_dir()).unwrap();
+    let m = definitions();
     let as_of = strata::date::parse_days(AS_OF).unwrap();
     let run = |c: &Cohort| {
         let s = score_cohort(c, &m, as_of, &ListRules::default());
@@ -330,7 +333,7 @@ fn polypharmacy_counts_medicines_by_vtm_not_products_or_devices() {
 #[test]
 fn without_a_vtm_medicines_are_counted_by_product_within_twelve_months() {
     let ps = [patient("A", "1940-04-01")];
-    let rows: Vec<(&str, &str, i64, Option<i64>, Option<&str>)> = vec![
+    let rows: Vec<Med> = vec![
         ("A", "2025-01-15", 300001, None, None),
         ("A", "2025-01-15", 300002, None, None),
         ("A", "2025-01-15", 300003, None, None),

@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use polars::prelude::*;
-use strata::codelists::Models as Definitions;
 use strata::cohort::Cohort;
+use strata::definitions::Definitions;
 use strata::input::contract::{ENCOUNTERS_FILE, EVENTS_FILE, PATIENTS_FILE};
 use strata::input::{InputError, LoadOptions};
 use strata::lists::ListRules;

@@ -13,16 +13,15 @@ use common::*;
 use polars::prelude::*;
 use proptest::prelude::*;
 use proptest::sample::select;
-use strata::codelists::{DeficitRule, HfrsSpec, Models};
 use strata::codes::CodeSystem;
 use strata::cohort::Cohort;
+use strata::definitions::{DeficitRule, Definitions, HfrsSpec};
 use strata::features::{Features, Windows};
 use strata::input::LoadOptions;
 use strata::lists::ListRules;
 use strata::run::score_cohort;
 use strata::scores::{HfrsBand, Scorer, Scores};
 
-const AS_OF: &str = "2025-04-01";
 /// First day of the HFRS window at `AS_OF`: the day after the as-of date minus 24 months.
 const HFRS_FROM: &str = "2023-04-02";
 /// First day of the polypharmacy window at `AS_OF`: the day after the as-of date minus 12 months.
@@ -33,9 +32,9 @@ fn days(s: &str) -> i32 {
     strata::date::parse_days(s).unwrap_or_else(|| panic!("bad test date {s}"))
 }
 
-fn models() -> &'static Models {
-    static MODELS: OnceLock<Models> = OnceLock::new();
-    MODELS.get_or_init(|| Models::load(&models_dir()).unwrap())
+fn models() -> &'static Definitions {
+    static MODELS: OnceLock<Definitions> = OnceLock::new();
+    MODELS.get_or_init(definitions)
 }
 
 /// One generated event as plain values: the raw strings written to `events.parquet`.
@@ -215,7 +214,7 @@ fn any_efi_event() -> impl Strategy<Value = EfiEv> {
 /// Slow reference for the deficit mask and the medicine count: coded deficits from the code lists
 /// looked up per event on or before the as-of date; distinct dm+d codes in the polypharmacy
 /// window, and polypharmacy when there are enough of them.
-fn reference_efi(m: &Models, evs: &[EfiEv], as_of: i32) -> (u64, usize) {
+fn reference_efi(m: &Definitions, evs: &[EfiEv], as_of: i32) -> (u64, usize) {
     let mut mask = 0u64;
     let mut medicines = BTreeSet::new();
     for e in evs {
@@ -242,7 +241,7 @@ fn reference_efi(m: &Models, evs: &[EfiEv], as_of: i32) -> (u64, usize) {
 }
 
 /// Bit mask of the deficits a (system, canonical code) belongs to.
-fn deficits_of(m: &Models, code: &(CodeSystem, String)) -> u64 {
+fn deficits_of(m: &Definitions, code: &(CodeSystem, String)) -> u64 {
     m.efi
         .codes
         .iter()
@@ -548,18 +547,8 @@ fn read_parquet(path: &Path) -> DataFrame {
 }
 
 /// Run `strata score` on a cohort folder into `out`; panics with stderr on failure.
-fn score_into(cohort: &Path, out: &Path) {
-    let o = strata(&[
-        "score",
-        "--cohort",
-        cohort.to_str().unwrap(),
-        "--as-of",
-        AS_OF,
-        "--out",
-        out.to_str().unwrap(),
-        "--today",
-        TODAY,
-    ]);
+fn score_ok(cohort: &Path, out: &Path) {
+    let o = score_into(cohort, out, &["--today", TODAY]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
 
@@ -576,7 +565,7 @@ fn fixture_outputs() -> &'static Vec<(String, Vec<u8>)> {
     static OUT: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
     OUT.get_or_init(|| {
         let d = tempfile::tempdir().unwrap();
-        score_into(&fixture(), &d.path().join("out"));
+        score_ok(&fixture(), &d.path().join("out"));
         outputs(&d.path().join("out"))
     })
 }
@@ -641,7 +630,7 @@ proptest! {
             shuffled(encounters, seed.rotate_left(17) ^ 0x5EED),
         );
         let out = d.path().join("out");
-        score_into(&cohort, &out);
+        score_ok(&cohort, &out);
         let got = outputs(&out);
         let names = |v: &[(String, Vec<u8>)]| v.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
         prop_assert_eq!(names(&got), names(expected));
@@ -690,7 +679,7 @@ fn rows_where(df: &DataFrame, col: &str, value: &str) -> DataFrame {
 fn scoring_each_pcn_alone_gives_the_same_lists_and_scores() {
     let d = tempfile::tempdir().unwrap();
     let whole = d.path().join("whole");
-    score_into(&fixture(), &whole);
+    score_ok(&fixture(), &whole);
     let whole_scores = read_parquet(&whole.join("scores.parquet"));
     let (patients, events, encounters) = fixture_frames();
     let pcns: BTreeSet<String> = patients
@@ -727,7 +716,7 @@ fn scoring_each_pcn_alone_gives_the_same_lists_and_scores() {
         write_parquet(&part.join("events.parquet"), ev);
         write_parquet(&part.join("encounters.parquet"), en);
         let out = d.path().join(format!("out-{pcn}"));
-        score_into(&part, &out);
+        score_ok(&part, &out);
         let stem = strata::output::file_stem(pcn);
         let lists: Vec<String> = std::fs::read_dir(out.join("lists"))
             .unwrap()

@@ -4,29 +4,11 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
 use polars::prelude::*;
 
-const AS_OF: &str = "2025-04-01";
-
 fn cohort() -> std::path::PathBuf {
     fixtures().join("cohort-2000")
-}
-
-fn score_into(cohort: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "score",
-        "--cohort",
-        cohort.to_str().unwrap(),
-        "--as-of",
-        AS_OF,
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    strata(&args)
 }
 
 #[test]

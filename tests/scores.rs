@@ -4,17 +4,11 @@
 mod common;
 
 use common::*;
-use strata::codelists::{DeficitRule, Models};
+use strata::definitions::{DeficitRule, Definitions};
 use strata::input::LoadOptions;
 use strata::lists::ListRules;
 use strata::run::score_cohort;
 use strata::scores::{EfiCategory, HfrsBand, Scores};
-
-const AS_OF: &str = "2025-04-01";
-
-fn models() -> Models {
-    Models::load(&models_dir()).unwrap()
-}
 
 /// Score a tiny cohort through every input adaptor (Parquet on both decoding paths, frames and
 /// Arrow batches in memory); they must agree exactly. Returns scores by patient id.
@@ -24,7 +18,7 @@ fn score(ps: &[P], es: &[E], ns: &[N]) -> Vec<(String, Scores, strata::features:
         max_reject_fraction: 1.0,
         ..Default::default()
     };
-    let m = models();
+    let m = definitions();
     let as_of = strata::date::parse_days(AS_OF).unwrap();
     let mut results = ADAPTORS.iter().map(|&a| {
         let cohort = load_via(a, ps, es, ns, &opts).unwrap();
@@ -42,7 +36,7 @@ fn score(ps: &[P], es: &[E], ns: &[N]) -> Vec<(String, Scores, strata::features:
 }
 
 /// The first SNOMED CT code of each coded deficit, in deficit order.
-fn deficit_codes(m: &Models) -> Vec<String> {
+fn deficit_codes(m: &Definitions) -> Vec<String> {
     let coded = m
         .efi
         .deficits
@@ -75,7 +69,7 @@ fn get<'a>(
 
 #[test]
 fn efi_categories_change_exactly_at_the_published_cut_points() {
-    let m = models();
+    let m = definitions();
     let codes = deficit_codes(&m);
     // n deficits -> expected category: 0.12*36 = 4.32, 0.24*36 = 8.64, 0.36*36 = 12.96.
     let cases = [
@@ -107,7 +101,7 @@ fn efi_categories_change_exactly_at_the_published_cut_points() {
 
 #[test]
 fn efi_counts_a_deficit_once_from_any_time_up_to_and_including_the_as_of_date() {
-    let m = models();
+    let m = definitions();
     let codes = deficit_codes(&m);
     let ps = vec![
         patient("old", "1940-01-01"),
@@ -206,7 +200,7 @@ fn read_v2_and_ctv3_codes_match_with_padding_and_case_kept() {
 
 #[test]
 fn a_code_in_two_deficits_counts_for_both() {
-    let m = models();
+    let m = definitions();
     let snomed = strata::codes::CodeSystem::Snomed;
     let (code, n) = m
         .efi

@@ -7,25 +7,26 @@ use std::collections::HashSet;
 
 use common::*;
 use polars::prelude::*;
-use strata::codelists::Models;
 use strata::cohort::Cohort;
 use strata::input::LoadOptions;
-use strata::lists::{ListRules, Status};
+use strata::lists::ListRules;
+use strata::population::Status;
 use strata::run::score_cohort;
 use strata::scores::EfiCategory;
 use strata::synth::{self, SynthOptions};
-
-fn models() -> Models {
-    Models::load(&models_dir()).unwrap()
-}
 
 fn generate(n: usize, seed: u64, threads: usize, out: &std::path::Path) {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .unwrap();
-    pool.install(|| synth::generate(&SynthOptions::new(n, seed, out.to_path_buf()), &models()))
-        .unwrap();
+    pool.install(|| {
+        synth::generate(
+            &SynthOptions::new(n, seed, out.to_path_buf()),
+            &definitions(),
+        )
+    })
+    .unwrap();
 }
 
 #[test]
@@ -85,7 +86,7 @@ fn synthetic_population_matches_published_rates() {
     let d = tempfile::tempdir().unwrap();
     generate(100_000, 2025, 2, d.path());
     let cohort = Cohort::load(d.path(), &LoadOptions::default()).unwrap();
-    let m = models();
+    let m = definitions();
     let as_of = synth::default_as_of();
     let end = strata::date::parse_days("2026-03-31").unwrap();
     let rules = ListRules::default();
@@ -220,7 +221,7 @@ fn background_codes_are_in_no_code_list() {
     let d = tempfile::tempdir().unwrap();
     generate(500, 1, 1, d.path());
     let c = Cohort::load(d.path(), &LoadOptions::default()).unwrap();
-    let m = models();
+    let m = definitions();
     let lookup = m.compile(&c.codes);
     let mut seen = 0;
     for (id, sys, code) in c.codes.iter() {

@@ -58,15 +58,7 @@ fn refused(cohort: &Path, expect: &[&str]) {
     }
     assert!(!text.contains("panicked"), "{text}");
     let out = cohort.parent().unwrap().join("out");
-    let s = strata(&[
-        "score",
-        "--cohort",
-        cohort.to_str().unwrap(),
-        "--as-of",
-        "2025-04-01",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let s = score_into(cohort, &out, &[]);
     let text = stderr(&s);
     assert_eq!(s.status.code(), Some(3), "score: {text}");
     for e in expect {
@@ -84,17 +76,7 @@ fn refused(cohort: &Path, expect: &[&str]) {
 /// Score must succeed; returns (stdout, out folder).
 fn scores(cohort: &Path, extra: &[&str]) -> (String, PathBuf) {
     let out = cohort.parent().unwrap().join("out");
-    let mut args = vec![
-        "score",
-        "--cohort",
-        cohort.to_str().unwrap(),
-        "--as-of",
-        "2025-04-01",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let s = strata(&args);
+    let s = score_into(cohort, &out, extra);
     assert!(s.status.success(), "{}", stderr(&s));
     (stdout(&s) + &stderr(&s), out)
 }
@@ -102,28 +84,21 @@ fn scores(cohort: &Path, extra: &[&str]) -> (String, PathBuf) {
 #[test]
 fn a_good_cohort_validates() {
     let (_d, c) = good();
-    let v = strata(&["validate", "--cohort", c.to_str().unwrap()]);
-    assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
-    assert!(
-        stdout(&v).contains("0 error(s), 0 warning(s)"),
-        "{}",
-        stdout(&v)
-    );
-    let j = strata(&["validate", "--cohort", c.to_str().unwrap(), "--json"]);
-    let report: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap();
+    validate_says(&c, &[], 0, "0 error(s), 0 warning(s)");
+    let (_, json) = validate(&c, &["--json"]);
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(report["files"][1]["rows"], 123);
 }
 
 #[test]
 fn missing_folder_and_missing_file() {
     let d = tempfile::tempdir().unwrap();
-    let v = strata(&[
-        "validate",
-        "--cohort",
-        d.path().join("nope").to_str().unwrap(),
-    ]);
-    assert_eq!(v.status.code(), Some(3));
-    assert!(stdout(&v).contains("cohort folder does not exist"));
+    validate_says(
+        &d.path().join("nope"),
+        &[],
+        3,
+        "cohort folder does not exist",
+    );
     let (_d, c) = good();
     std::fs::remove_file(c.join("encounters.parquet")).unwrap();
     refused(&c, &["encounters.parquet: file is missing"]);
@@ -332,18 +307,11 @@ fn events_for_unknown_patients_are_rejected_and_too_many_refuse_the_cohort() {
     assert_eq!(m["rejected_rows"], 1);
     assert_eq!(m["inputs"][1]["rejected"], 1);
     // With a stricter threshold the cohort is refused.
-    let v = strata(&[
-        "validate",
-        "--cohort",
-        c.to_str().unwrap(),
-        "--max-rejected",
-        "0.001",
-    ]);
-    assert_eq!(v.status.code(), Some(3));
-    assert!(
-        stdout(&v).contains("1 of 124 rows rejected, more than the 0.10% allowed"),
-        "{}",
-        stdout(&v)
+    validate_says(
+        &c,
+        &["--max-rejected", "0.001"],
+        3,
+        "1 of 124 rows rejected, more than the 0.10% allowed",
     );
 }
 
@@ -354,18 +322,11 @@ fn impossible_dates_are_rejected_rows() {
     es.push(ev("a1", "1899-12-31", "snomed", "1912002"));
     es.push(ev("a1", "2099-01-01", "snomed", "1912002"));
     write_parquet(&c.join("events.parquet"), events_frame(&es));
-    let v = strata(&[
-        "validate",
-        "--cohort",
-        c.to_str().unwrap(),
-        "--max-rejected",
-        "0.5",
-    ]);
-    assert_eq!(v.status.code(), Some(0));
-    assert!(
-        stdout(&v).contains("events.parquet, column event_date: row rejected: date before 1900 or after today (2 rows; rows 124, 125)"),
-        "{}",
-        stdout(&v)
+    validate_says(
+        &c,
+        &["--max-rejected", "0.5"],
+        0,
+        "events.parquet, column event_date: row rejected: date before 1900 or after today (2 rows; rows 124, 125)",
     );
     // Birth dates are patient rows: an impossible one refuses the cohort.
     let (_d, c) = good();
@@ -418,18 +379,11 @@ fn absurdly_long_strings() {
     es.push(ev("a1", "2024-01-01", "snomed", &"9".repeat(100_000)));
     es.push(ev("a1", "2024-01-01", "read2", "ABCDEFGH"));
     write_parquet(&c.join("events.parquet"), events_frame(&es));
-    let v = strata(&[
-        "validate",
-        "--cohort",
-        c.to_str().unwrap(),
-        "--max-rejected",
-        "0.5",
-    ]);
-    assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
-    assert!(
-        stdout(&v).contains("column code: row rejected: code too long (2 rows; rows 124, 125)"),
-        "{}",
-        stdout(&v)
+    validate_says(
+        &c,
+        &["--max-rejected", "0.5"],
+        0,
+        "column code: row rejected: code too long (2 rows; rows 124, 125)",
     );
 }
 
@@ -466,12 +420,10 @@ fn unknown_code_systems_are_rejected_rows() {
     let mut es = base_events();
     es.push(ev("a1", "2024-01-01", "loinc", "1234-5"));
     write_parquet(&c.join("events.parquet"), events_frame(&es));
-    let v = strata(&["validate", "--cohort", c.to_str().unwrap()]);
+    let (_, text) = validate(&c, &[]);
     assert!(
-        stdout(&v)
-            .contains("column code_system: row rejected: unknown code_system (1 row; row 124)"),
-        "{}",
-        stdout(&v)
+        text.contains("column code_system: row rejected: unknown code_system (1 row; row 124)"),
+        "{text}"
     );
 }
 
@@ -605,17 +557,7 @@ fn a_cohort_too_large_for_memory_is_refused_before_loading() {
     let c = fixtures().join("cohort-2000");
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("out");
-    let s = strata(&[
-        "score",
-        "--cohort",
-        c.to_str().unwrap(),
-        "--as-of",
-        "2025-04-01",
-        "--out",
-        out.to_str().unwrap(),
-        "--memory-limit",
-        "1",
-    ]);
+    let s = score_into(&c, &out, &["--memory-limit", "1"]);
     assert_eq!(s.status.code(), Some(6), "{}", stderr(&s));
     assert!(
         stderr(&s).contains("needs about 8 MB to load but only 1 MB of memory is available"),
@@ -624,17 +566,7 @@ fn a_cohort_too_large_for_memory_is_refused_before_loading() {
     );
     assert!(!out.exists());
     // Enough memory: runs.
-    let s = strata(&[
-        "score",
-        "--cohort",
-        c.to_str().unwrap(),
-        "--as-of",
-        "2025-04-01",
-        "--out",
-        out.to_str().unwrap(),
-        "--memory-limit",
-        "64",
-    ]);
+    let s = score_into(&c, &out, &["--memory-limit", "64"]);
     assert!(s.status.success(), "{}", stderr(&s));
 }
 

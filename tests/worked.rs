@@ -10,15 +10,7 @@ use polars::prelude::*;
 fn the_list_matches_the_hand_worked_example() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("out");
-    let o = strata(&[
-        "score",
-        "--cohort",
-        fixtures().join("worked").to_str().unwrap(),
-        "--as-of",
-        "2025-04-01",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let o = score_into(&fixtures().join("worked"), &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let got = read_csv(&out.join("lists/WORKED.csv"));
     let want = read_csv(&fixtures().join("worked/expected-list.csv"));

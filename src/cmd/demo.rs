@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use strata::codelists::Models;
-use strata::lists::{ListRules, Suppression};
+use strata::definitions::Definitions;
+use strata::disclosure::Suppression;
+use strata::lists::ListRules;
 use strata::run::{self, ScoreOptions};
 use strata::synth::{self, SynthOptions};
 
@@ -23,11 +24,11 @@ pub struct Args {
 
 /// Run the subcommand.
 pub fn run(a: Args) -> Result<i32> {
-    let models_dir = Models::default_dir();
+    let models_dir = Definitions::default_dir();
     let cohort = a.dir.join("cohort");
     let out = a.dir.join("out");
     if !cohort.join("manifest.json").is_file() {
-        let models = Models::load(&models_dir).map_err(strata::Error::from)?;
+        let models = Definitions::load(&models_dir).map_err(strata::Error::from)?;
         println!(
             "generating a synthetic cohort of {} patients in {}",
             a.patients,

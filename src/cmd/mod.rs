@@ -81,5 +81,5 @@ impl InputArgs {
 /// The models folder: the flag, else the default search.
 pub fn models_dir(flag: &Option<PathBuf>) -> PathBuf {
     flag.clone()
-        .unwrap_or_else(strata::codelists::Models::default_dir)
+        .unwrap_or_else(strata::definitions::Definitions::default_dir)
 }

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use strata::lists::{ListRules, Suppression};
+use strata::disclosure::Suppression;
+use strata::lists::ListRules;
 use strata::run::{self, ScoreOptions};
 use strata::scores::EfiCategory;
 

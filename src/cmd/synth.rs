@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use strata::codelists::Models;
+use strata::definitions::Definitions;
 use strata::synth::{self, SynthOptions};
 
 /// Write a synthetic ICS cohort in the cohort contract: an English age-sex pyramid, PCNs from
@@ -34,7 +34,7 @@ pub struct Args {
 
 /// Run the subcommand.
 pub fn run(a: Args) -> Result<i32> {
-    let models = Models::load(&super::models_dir(&a.models)).map_err(strata::Error::from)?;
+    let models = Definitions::load(&super::models_dir(&a.models)).map_err(strata::Error::from)?;
     let mut opts = SynthOptions::new(a.patients, a.seed, a.out.clone());
     opts.as_of = super::parse_date(&a.as_of)?;
     opts.pcns = a.pcns;

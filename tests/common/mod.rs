@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use polars::prelude::*;
+use strata::definitions::Definitions;
 
 /// One patient row.
 #[derive(Clone, Debug)]
@@ -238,6 +239,47 @@ pub fn models_dir() -> PathBuf {
 /// The repository's fixtures folder.
 pub fn fixtures() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures"))
+}
+
+/// The repository's definitions (code lists, weights, cut-points), loaded.
+pub fn definitions() -> Definitions {
+    Definitions::load(&models_dir()).unwrap()
+}
+
+/// The as-of date of the end-to-end runs.
+pub const AS_OF: &str = "2025-04-01";
+
+/// Run `strata score` on `cohort` at [`AS_OF`] into `out`, with `extra` flags.
+pub fn score_into(cohort: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "score",
+        "--cohort",
+        cohort.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    strata(&args)
+}
+
+/// Run `strata validate` on `cohort` with `extra` flags: its exit code and stdout.
+pub fn validate(cohort: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let mut args = vec!["validate", "--cohort", cohort.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = strata(&args);
+    (o.status.code(), stdout(&o))
+}
+
+/// `strata validate` on `cohort` with `extra` flags exits with `code` and prints `expect`.
+pub fn validate_says(cohort: &Path, extra: &[&str], code: i32, expect: &str) {
+    let (got, text) = validate(cohort, extra);
+    assert_eq!(got, Some(code), "{text}");
+    assert!(
+        text.contains(expect),
+        "validate output lacks {expect:?}:\n{text}"
+    );
 }
 
 /// Run the strata binary.

@@ -8,33 +8,19 @@
 use std::path::{Path, PathBuf};
 
 use crate::codes::{normalise, CodeDict, CodeSystem};
+use crate::datafile::{parse_decimal, DataFileError, Tsv};
 
-/// A problem with a model file: which file, which line, what.
+/// A problem with the definition files: which file, which line, what.
 #[derive(Debug, thiserror::Error)]
-pub enum ModelError {
-    /// The file could not be read.
-    #[error("cannot read model file {path}: {source}")]
-    Io {
-        /// File path.
-        path: PathBuf,
-        /// Underlying error.
-        source: std::io::Error,
-    },
-    /// A line of the file is not what its header says.
-    #[error("{path}, line {line}: {message}")]
-    Parse {
-        /// File path.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        message: String,
-    },
+pub enum DefinitionError {
+    /// A file could not be read, or a line of it is not what its header says.
+    #[error(transparent)]
+    File(#[from] DataFileError),
 }
 
 /// One model file as read: where, its content hash (for the run manifest) and its size.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct ModelFile {
+pub struct DefinitionFile {
     /// Path relative to the models folder.
     pub path: String,
     /// FNV-1a 64-bit hash of the bytes, hex: enough to tell which version a run used.
@@ -131,7 +117,7 @@ pub struct CharlsonSpec {
 
 /// Everything loaded from a models folder.
 #[derive(Debug, Clone)]
-pub struct Models {
+pub struct Definitions {
     /// The folder read.
     pub dir: PathBuf,
     /// eFI definition.
@@ -141,7 +127,7 @@ pub struct Models {
     /// Charlson definition.
     pub charlson: CharlsonSpec,
     /// Files read, with hashes, for the manifest.
-    pub files: Vec<ModelFile>,
+    pub files: Vec<DefinitionFile>,
 }
 
 /// Per-code facts for the scoring scan: one 16-byte record per interned code id.
@@ -173,139 +159,18 @@ pub struct Lookup {
     pub unused_by_system: Vec<(CodeSystem, u64)>,
 }
 
-/// FNV-1a 64-bit hash, used to fingerprint model and output files.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in bytes {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h
+/// Read one definition file and record it (path, hash, size) for the run manifest.
+fn read(dir: &Path, rel: &str, files: &mut Vec<DefinitionFile>) -> Result<Tsv, DefinitionError> {
+    let t = Tsv::read(dir, rel)?;
+    files.push(DefinitionFile {
+        path: rel.to_string(),
+        fnv1a64: format!("{:016x}", t.fnv1a64),
+        bytes: t.bytes,
+    });
+    Ok(t)
 }
 
-/// A TSV model file: '#' comment lines, one header line, then rows.
-struct Tsv {
-    path: PathBuf,
-    header: Vec<String>,
-    rows: Vec<(usize, Vec<String>)>,
-}
-
-impl Tsv {
-    fn read(dir: &Path, rel: &str, files: &mut Vec<ModelFile>) -> Result<Tsv, ModelError> {
-        let path = dir.join(rel);
-        let bytes = std::fs::read(&path).map_err(|source| ModelError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        files.push(ModelFile {
-            path: rel.to_string(),
-            fnv1a64: format!("{:016x}", fnv1a64(&bytes)),
-            bytes: bytes.len() as u64,
-        });
-        let text = String::from_utf8(bytes).map_err(|_| ModelError::Parse {
-            path: path.clone(),
-            line: 0,
-            message: "not UTF-8".into(),
-        })?;
-        let mut header = None;
-        let mut rows = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim_end_matches('\r');
-            if line.starts_with('#') || line.trim().is_empty() {
-                continue;
-            }
-            let fields: Vec<String> = line.split('\t').map(|s| s.trim().to_string()).collect();
-            if header.is_none() {
-                header = Some(fields);
-            } else {
-                rows.push((i + 1, fields));
-            }
-        }
-        let header = header.ok_or_else(|| ModelError::Parse {
-            path: path.clone(),
-            line: 0,
-            message: "no header line".into(),
-        })?;
-        Ok(Tsv { path, header, rows })
-    }
-
-    fn col(&self, name: &str) -> Result<usize, ModelError> {
-        self.header
-            .iter()
-            .position(|h| h == name)
-            .ok_or_else(|| ModelError::Parse {
-                path: self.path.clone(),
-                line: 0,
-                message: format!("header has no column '{name}'"),
-            })
-    }
-
-    fn err(&self, line: usize, message: impl Into<String>) -> ModelError {
-        ModelError::Parse {
-            path: self.path.clone(),
-            line,
-            message: message.into(),
-        }
-    }
-
-    fn field<'a>(&self, row: &'a (usize, Vec<String>), col: usize) -> Result<&'a str, ModelError> {
-        row.1
-            .get(col)
-            .map(|s| s.as_str())
-            .ok_or_else(|| self.err(row.0, format!("missing field {}", col + 1)))
-    }
-
-    /// All values of a key/value file for `key`.
-    fn values(&self, key: &str) -> Result<Vec<(usize, String)>, ModelError> {
-        let (k, v) = (self.col("key")?, self.col("value")?);
-        let mut out = Vec::new();
-        for row in &self.rows {
-            if self.field(row, k)? == key {
-                out.push((row.0, self.field(row, v)?.to_string()));
-            }
-        }
-        Ok(out)
-    }
-
-    fn value(&self, key: &str) -> Result<(usize, String), ModelError> {
-        let mut v = self.values(key)?;
-        if v.len() != 1 {
-            return Err(self.err(
-                0,
-                format!("expected exactly one '{key}' row, found {}", v.len()),
-            ));
-        }
-        Ok(v.remove(0))
-    }
-
-    fn value_u32(&self, key: &str) -> Result<u32, ModelError> {
-        let (line, v) = self.value(key)?;
-        v.parse()
-            .map_err(|_| self.err(line, format!("'{key}' must be a whole number, got '{v}'")))
-    }
-}
-
-/// Parse a non-negative decimal like `7.1` or `0.12` into (numerator, denominator) exactly.
-pub fn parse_decimal(s: &str) -> Option<(u64, u64)> {
-    let (int, frac) = match s.split_once('.') {
-        Some((i, f)) => (i, f),
-        None => (s, ""),
-    };
-    if int.is_empty() && frac.is_empty() {
-        return None;
-    }
-    if !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    if frac.len() > 9 || int.len() > 9 {
-        return None;
-    }
-    let den = 10u64.pow(frac.len() as u32);
-    let num = format!("{int}{frac}").parse::<u64>().ok()?;
-    Some((num, den))
-}
-
-fn tenths(t: &Tsv, line: usize, s: &str) -> Result<u32, ModelError> {
+fn tenths(t: &Tsv, line: usize, s: &str) -> Result<u32, DataFileError> {
     let (num, den) =
         parse_decimal(s).ok_or_else(|| t.err(line, format!("'{s}' is not a decimal number")))?;
     if den > 10 {
@@ -314,14 +179,14 @@ fn tenths(t: &Tsv, line: usize, s: &str) -> Result<u32, ModelError> {
     Ok((num * 10 / den) as u32)
 }
 
-impl Models {
+impl Definitions {
     /// Load every model file from `dir` (the repository's `models/`).
-    pub fn load(dir: &Path) -> Result<Models, ModelError> {
+    pub fn load(dir: &Path) -> Result<Definitions, DefinitionError> {
         let mut files = Vec::new();
         let efi = load_efi(dir, &mut files)?;
         let hfrs = load_hfrs(dir, &mut files)?;
         let charlson = load_charlson(dir, &mut files)?;
-        Ok(Models {
+        Ok(Definitions {
             dir: dir.to_path_buf(),
             efi,
             hfrs,
@@ -389,8 +254,8 @@ impl Models {
     }
 }
 
-fn load_efi(dir: &Path, files: &mut Vec<ModelFile>) -> Result<EfiSpec, ModelError> {
-    let t = Tsv::read(dir, "efi/deficits.tsv", files)?;
+fn load_efi(dir: &Path, files: &mut Vec<DefinitionFile>) -> Result<EfiSpec, DefinitionError> {
+    let t = read(dir, "efi/deficits.tsv", files)?;
     let (cs, cn, cr, cl, cm) = (
         t.col("deficit")?,
         t.col("name")?,
@@ -414,7 +279,7 @@ fn load_efi(dir: &Path, files: &mut Vec<ModelFile>) -> Result<EfiSpec, ModelErro
                         .map_err(|_| t.err(row.0, "polypharmacy needs min_distinct"))?,
                 }
             }
-            other => return Err(t.err(row.0, format!("unknown rule '{other}'"))),
+            other => return Err(t.err(row.0, format!("unknown rule '{other}'")).into()),
         };
         deficits.push(Deficit {
             slug: t.field(row, cs)?.to_string(),
@@ -428,17 +293,19 @@ fn load_efi(dir: &Path, files: &mut Vec<ModelFile>) -> Result<EfiSpec, ModelErro
         .count();
     // Every deficit, coded or rule-based, is a bit of a u64 mask.
     if deficits.is_empty() || deficits.len() > 64 {
-        return Err(t.err(0, "between 1 and 64 deficits are supported"));
+        return Err(t.err(0, "between 1 and 64 deficits are supported").into());
     }
     // Coded deficits must come first so their index is their bit in CodeInfo::efi.
     if deficits[..coded]
         .iter()
         .any(|d| d.rule != DeficitRule::Codes)
     {
-        return Err(t.err(0, "coded deficits must be listed before rule-based ones"));
+        return Err(t
+            .err(0, "coded deficits must be listed before rule-based ones")
+            .into());
     }
 
-    let c = Tsv::read(dir, "efi/codes.tsv", files)?;
+    let c = read(dir, "efi/codes.tsv", files)?;
     let (kd, ks, kc) = (c.col("deficit")?, c.col("code_system")?, c.col("code")?);
     let mut codes = Vec::new();
     for row in &c.rows {
@@ -454,7 +321,7 @@ fn load_efi(dir: &Path, files: &mut Vec<ModelFile>) -> Result<EfiSpec, ModelErro
         codes.push((d as u8, system, code));
     }
 
-    let p = Tsv::read(dir, "efi/params.tsv", files)?;
+    let p = read(dir, "efi/params.tsv", files)?;
     let n = deficits.len() as u64;
     let mut category_max_count = [0u32; 3];
     for (i, key) in ["fit_max", "mild_max", "moderate_max"].iter().enumerate() {
@@ -471,8 +338,8 @@ fn load_efi(dir: &Path, files: &mut Vec<ModelFile>) -> Result<EfiSpec, ModelErro
     })
 }
 
-fn load_hfrs(dir: &Path, files: &mut Vec<ModelFile>) -> Result<HfrsSpec, ModelError> {
-    let t = Tsv::read(dir, "hfrs/weights.tsv", files)?;
+fn load_hfrs(dir: &Path, files: &mut Vec<DefinitionFile>) -> Result<HfrsSpec, DefinitionError> {
+    let t = read(dir, "hfrs/weights.tsv", files)?;
     let (cc, cw, cd) = (
         t.col("icd10_3char")?,
         t.col("weight")?,
@@ -483,7 +350,9 @@ fn load_hfrs(dir: &Path, files: &mut Vec<ModelFile>) -> Result<HfrsSpec, ModelEr
         let code = normalise(CodeSystem::Icd10, t.field(row, cc)?)
             .map_err(|p| t.err(row.0, p.reason()))?;
         if code.len() != 3 {
-            return Err(t.err(row.0, format!("'{code}' is not a three-character category")));
+            return Err(t
+                .err(row.0, format!("'{code}' is not a three-character category"))
+                .into());
         }
         categories.push(HfrsCategory {
             code,
@@ -493,9 +362,11 @@ fn load_hfrs(dir: &Path, files: &mut Vec<ModelFile>) -> Result<HfrsSpec, ModelEr
     }
     // Each category is a bit of a u128 in the features.
     if categories.is_empty() || categories.len() > 128 {
-        return Err(t.err(0, "between 1 and 128 HFRS categories are supported"));
+        return Err(t
+            .err(0, "between 1 and 128 HFRS categories are supported")
+            .into());
     }
-    let p = Tsv::read(dir, "hfrs/params.tsv", files)?;
+    let p = read(dir, "hfrs/params.tsv", files)?;
     let (l1, v1) = p.value("intermediate_from")?;
     let (l2, v2) = p.value("high_above")?;
     Ok(HfrsSpec {
@@ -506,10 +377,13 @@ fn load_hfrs(dir: &Path, files: &mut Vec<ModelFile>) -> Result<HfrsSpec, ModelEr
     })
 }
 
-fn load_charlson(dir: &Path, files: &mut Vec<ModelFile>) -> Result<CharlsonSpec, ModelError> {
-    let p = Tsv::read(dir, "charlson/params.tsv", files)?;
+fn load_charlson(
+    dir: &Path,
+    files: &mut Vec<DefinitionFile>,
+) -> Result<CharlsonSpec, DefinitionError> {
+    let p = read(dir, "charlson/params.tsv", files)?;
     let (_, weight_set) = p.value("weights")?;
-    let t = Tsv::read(dir, "charlson/categories.tsv", files)?;
+    let t = read(dir, "charlson/categories.tsv", files)?;
     let (ck, cn, cp) = (t.col("key")?, t.col("category")?, t.col("icd10_prefixes")?);
     let cw = t.col(&format!("{weight_set}_weight"))?;
     let mut categories = Vec::new();
@@ -529,7 +403,9 @@ fn load_charlson(dir: &Path, files: &mut Vec<ModelFile>) -> Result<CharlsonSpec,
         });
     }
     if categories.is_empty() || categories.len() > 32 {
-        return Err(t.err(0, "between 1 and 32 Charlson categories are supported"));
+        return Err(t
+            .err(0, "between 1 and 32 Charlson categories are supported")
+            .into());
     }
     let mut hierarchy = Vec::new();
     for (line, v) in p.values("hierarchy")? {
@@ -556,17 +432,8 @@ fn load_charlson(dir: &Path, files: &mut Vec<ModelFile>) -> Result<CharlsonSpec,
 mod tests {
     use super::*;
 
-    fn models() -> Models {
-        Models::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models"))).unwrap()
-    }
-
-    #[test]
-    fn decimals_are_exact() {
-        assert_eq!(parse_decimal("0.12"), Some((12, 100)));
-        assert_eq!(parse_decimal("7.1"), Some((71, 10)));
-        assert_eq!(parse_decimal("15"), Some((15, 1)));
-        assert_eq!(parse_decimal("-1"), None);
-        assert_eq!(parse_decimal("."), None);
+    fn models() -> Definitions {
+        Definitions::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models"))).unwrap()
     }
 
     #[test]

@@ -1,0 +1,266 @@
+//! The per-patient columns of the lists and the scores file, defined once: each column's name,
+//! which files show it, and how its value is got from a patient's results.
+//!
+//! Pipeline position: inside `output`, reading `results` and `population`. A new per-patient
+//! column (a new score, a model's risk) is one entry of [`PATIENT_COLUMNS`]; its place in the
+//! table is its place in both files.
+
+use std::borrow::Cow;
+
+use polars::prelude::*;
+
+use crate::cohort::Cohort;
+use crate::population::{age_band, imd_quintile, is_core20};
+use crate::results::Scored;
+use crate::scores::Scorer;
+
+/// One patient as a column sees it: the run's results and the patient's index (and rank on a
+/// list).
+#[derive(Clone, Copy)]
+pub struct Row<'a> {
+    /// The cohort (patient attributes).
+    pub cohort: &'a Cohort,
+    /// The run's per-patient results.
+    pub scored: &'a Scored,
+    /// The score definitions (denominators, reasons).
+    pub scorer: &'a Scorer<'a>,
+    /// Patient index.
+    pub i: usize,
+    /// Position on the list, from 1 (0 in the scores file).
+    pub rank: u32,
+}
+
+/// How a column's value is got from a [`Row`], by type.
+#[derive(Clone, Copy)]
+pub enum Value {
+    /// Unsigned integer.
+    U32(fn(Row<'_>) -> u32),
+    /// Unsigned integer or null.
+    OptU32(fn(Row<'_>) -> Option<u32>),
+    /// Floating point.
+    F64(fn(Row<'_>) -> f64),
+    /// Boolean.
+    Bool(fn(Row<'_>) -> bool),
+    /// Text, borrowed from the cohort or computed.
+    Text(for<'a> fn(Row<'a>) -> Cow<'a, str>),
+}
+
+/// Which per-patient files show a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// The PCN lists only (what a care team needs to act: reasons, activity, flags).
+    List,
+    /// The scores file only (cohort-wide fields for analysts).
+    Scores,
+    /// Both.
+    Both,
+}
+
+impl Shown {
+    /// On the PCN lists.
+    pub fn on_list(self) -> bool {
+        matches!(self, Shown::List | Shown::Both)
+    }
+
+    /// In the scores file.
+    pub fn in_scores(self) -> bool {
+        matches!(self, Shown::Scores | Shown::Both)
+    }
+}
+
+/// One per-patient output column.
+#[derive(Clone, Copy)]
+pub struct PatientColumn {
+    /// Column name in every file.
+    pub name: &'static str,
+    /// Which files show it.
+    pub shown: Shown,
+    /// The value.
+    pub value: Value,
+}
+
+const fn col(name: &'static str, shown: Shown, value: Value) -> PatientColumn {
+    PatientColumn { name, shown, value }
+}
+
+/// Every per-patient column, in file order (each file keeps the columns it shows, in this
+/// order).
+pub const PATIENT_COLUMNS: &[PatientColumn] = &[
+    col("rank", Shown::List, Value::U32(|r| r.rank)),
+    col(
+        "patient_id",
+        Shown::Both,
+        Value::Text(|r| Cow::Borrowed(&r.cohort.patients.id[r.i])),
+    ),
+    col(
+        "pcn_code",
+        Shown::Scores,
+        Value::Text(|r| {
+            let p = &r.cohort.patients;
+            Cow::Borrowed(&p.pcns[p.pcn[r.i] as usize])
+        }),
+    ),
+    col(
+        "practice_code",
+        Shown::Both,
+        Value::Text(|r| {
+            let p = &r.cohort.patients;
+            Cow::Borrowed(&p.practices[p.practice[r.i] as usize])
+        }),
+    ),
+    col(
+        "age_band",
+        Shown::Both,
+        Value::Text(|r| Cow::Owned(age_band(r.scored.ages[r.i]))),
+    ),
+    col(
+        "sex",
+        Shown::List,
+        Value::Text(|r| Cow::Borrowed(r.cohort.patients.sex[r.i].code())),
+    ),
+    col(
+        "status",
+        Shown::Scores,
+        Value::Text(|r| Cow::Borrowed(r.scored.status[r.i].name())),
+    ),
+    col(
+        "efi_score",
+        Shown::List,
+        Value::F64(|r| {
+            let d = r.scored.scores[r.i].efi_deficits as f64;
+            (d / r.scorer.efi_denominator() as f64 * 1000.0).round() / 1000.0
+        }),
+    ),
+    col(
+        "efi_deficits",
+        Shown::Both,
+        Value::U32(|r| r.scored.scores[r.i].efi_deficits),
+    ),
+    col(
+        "efi_category",
+        Shown::Both,
+        Value::Text(|r| Cow::Borrowed(r.scored.scores[r.i].efi_category.name())),
+    ),
+    col(
+        "hfrs_score",
+        Shown::Both,
+        Value::F64(|r| r.scored.scores[r.i].hfrs_tenths as f64 / 10.0),
+    ),
+    col(
+        "hfrs_band",
+        Shown::Both,
+        Value::Text(|r| Cow::Borrowed(r.scored.scores[r.i].hfrs_band.name())),
+    ),
+    col(
+        "charlson_score",
+        Shown::Both,
+        Value::U32(|r| r.scored.scores[r.i].charlson),
+    ),
+    col(
+        "efi_deficits_present",
+        Shown::List,
+        Value::Text(|r| Cow::Owned(r.scorer.efi_reasons(&r.scored.features[r.i]))),
+    ),
+    col(
+        "hfrs_diagnoses",
+        Shown::List,
+        Value::Text(|r| Cow::Owned(r.scorer.hfrs_reasons(&r.scored.features[r.i]))),
+    ),
+    col(
+        "charlson_conditions",
+        Shown::List,
+        Value::Text(|r| Cow::Owned(r.scorer.charlson_reasons(&r.scored.scores[r.i]))),
+    ),
+    col(
+        "medicines_12m",
+        Shown::List,
+        Value::U32(|r| r.scored.features[r.i].medicines as u32),
+    ),
+    col(
+        "emergency_admissions_12m",
+        Shown::List,
+        Value::U32(|r| r.scored.features[r.i].emergency_admissions_12m as u32),
+    ),
+    col(
+        "ae_attendances_12m",
+        Shown::List,
+        Value::U32(|r| r.scored.features[r.i].ae_attendances_12m as u32),
+    ),
+    col(
+        "imd_quintile",
+        Shown::Both,
+        Value::OptU32(|r| imd_quintile(r.cohort.patients.imd_decile[r.i]).map(|q| q as u32)),
+    ),
+    col(
+        "core20",
+        Shown::Both,
+        Value::Bool(|r| is_core20(r.cohort.patients.imd_decile[r.i])),
+    ),
+    col(
+        "care_home",
+        Shown::List,
+        Value::Bool(|r| r.cohort.patients.care_home[r.i]),
+    ),
+];
+
+impl PatientColumn {
+    /// The column over `n` rows, row `k` given by `row(k)`.
+    pub fn build<'a>(&self, n: usize, row: impl Fn(usize) -> Row<'a>) -> Column {
+        let name = self.name.into();
+        match self.value {
+            Value::U32(f) => Column::new(name, (0..n).map(|k| f(row(k))).collect::<Vec<u32>>()),
+            Value::OptU32(f) => Column::new(
+                name,
+                (0..n).map(|k| f(row(k))).collect::<Vec<Option<u32>>>(),
+            ),
+            Value::F64(f) => Column::new(name, (0..n).map(|k| f(row(k))).collect::<Vec<f64>>()),
+            Value::Bool(f) => Column::new(name, (0..n).map(|k| f(row(k))).collect::<Vec<bool>>()),
+            Value::Text(f) => Column::new(
+                name,
+                (0..n).map(|k| f(row(k))).collect::<Vec<Cow<'a, str>>>(),
+            ),
+        }
+    }
+}
+
+/// The columns of one PCN's list, in rank order (`patients` are the listed patients in rank
+/// order).
+pub fn list_frame(
+    cohort: &Cohort,
+    scored: &Scored,
+    scorer: &Scorer,
+    patients: &[u32],
+) -> PolarsResult<DataFrame> {
+    let n = patients.len();
+    let row = |k: usize| Row {
+        cohort,
+        scored,
+        scorer,
+        i: patients[k] as usize,
+        rank: k as u32 + 1,
+    };
+    let cols = PATIENT_COLUMNS
+        .iter()
+        .filter(|c| c.shown.on_list())
+        .map(|c| c.build(n, row))
+        .collect();
+    DataFrame::new(n, cols)
+}
+
+/// Every patient's scores (one row per patient, pseudonym order), for analysts.
+pub fn scores_frame(cohort: &Cohort, scored: &Scored, scorer: &Scorer) -> PolarsResult<DataFrame> {
+    let n = cohort.patients.len();
+    let row = |i: usize| Row {
+        cohort,
+        scored,
+        scorer,
+        i,
+        rank: 0,
+    };
+    let cols = PATIENT_COLUMNS
+        .iter()
+        .filter(|c| c.shown.in_scores())
+        .map(|c| c.build(n, row))
+        .collect();
+    DataFrame::new(n, cols)
+}

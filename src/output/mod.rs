@@ -1,0 +1,212 @@
+//! The files of a scoring run: per-PCN lists, the scores file, the protected aggregate tables
+//! and rejected rows, built as tables and handed to writers.
+//!
+//! Pipeline position: `lists` + `disclosure` + `results` -> **output**, inside a folder that
+//! `publish` makes appear atomically. The per-patient columns are defined once in [`columns`];
+//! each file format is a [`TableWriter`] in a file of its own ([`csv`], [`parquet`]): a new
+//! format is a new file, a `mod` line and its place in the format lists below.
+
+pub mod columns;
+pub mod csv;
+pub mod parquet;
+
+use std::path::Path;
+
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use crate::cohort::Cohort;
+use crate::definitions::Definitions;
+use crate::disclosure::Cell;
+use crate::input::Reject;
+use crate::publish::{record, OutputError, Written};
+use crate::results::Scored;
+use crate::scores::Scorer;
+use crate::tables::{CountedTable, COUNT_COLUMNS};
+
+pub use columns::{list_frame, scores_frame, PatientColumn, PATIENT_COLUMNS};
+
+/// A file format: writes a table to a path, synced.
+pub trait TableWriter: Sync {
+    /// File name extension, without the dot.
+    fn extension(&self) -> &'static str;
+    /// Write `df` to `path` (created or replaced) and sync it to disk.
+    fn write(&self, path: &Path, df: &mut DataFrame) -> Result<(), OutputError>;
+}
+
+/// Formats of each PCN list, in the order they are written and recorded.
+pub const LIST_FORMATS: &[&dyn TableWriter] = &[&csv::Csv, &parquet::Parquet];
+/// Formats of the scores file.
+pub const SCORES_FORMATS: &[&dyn TableWriter] = &[&parquet::Parquet];
+/// Formats of the aggregate tables and of the rejected rows.
+pub const TABLE_FORMATS: &[&dyn TableWriter] = &[&csv::Csv];
+
+/// An aggregate table ready to write: its file stem, its counts and its published cells.
+#[derive(Debug, Clone, Copy)]
+pub struct PublishedTable<'a> {
+    /// File name without extension (`summary`).
+    pub stem: &'a str,
+    /// The counted table (labels, layout).
+    pub table: &'a CountedTable,
+    /// Its published cells (from `disclosure`), same layout.
+    pub cells: &'a [Cell],
+}
+
+/// A PCN code as a safe file stem: ASCII letters, digits, '-' and '_' kept, others '_'.
+pub fn file_stem(code: &str) -> String {
+    let s: String = code
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if s.is_empty() {
+        "_".to_string()
+    } else {
+        s
+    }
+}
+
+fn encode_err(path: &Path) -> impl FnOnce(PolarsError) -> OutputError + '_ {
+    move |source| OutputError::Encode {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Write `df` as `stem` in each of `formats` under `dir`; the records of the files written.
+fn write_all(
+    dir: &Path,
+    stem: &str,
+    formats: &[&dyn TableWriter],
+    df: &mut DataFrame,
+) -> Result<Vec<Written>, OutputError> {
+    let mut written = Vec::with_capacity(formats.len());
+    for w in formats {
+        let rel = format!("{stem}.{}", w.extension());
+        w.write(&dir.join(&rel), df)?;
+        written.push(record(dir, &rel, df.height())?);
+    }
+    Ok(written)
+}
+
+/// A published table as a table of strings (suppressed cells are `[c]`).
+pub fn table_frame(t: &PublishedTable) -> PolarsResult<DataFrame> {
+    let rows = &t.table.rows;
+    let n = rows.len();
+    let nc = COUNT_COLUMNS.len();
+    let [l0, l1] = t.table.label_names;
+    let mut cols = vec![
+        Column::new(
+            l0.into(),
+            rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            l1.into(),
+            rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
+        ),
+    ];
+    for (c, name) in COUNT_COLUMNS.iter().enumerate() {
+        cols.push(Column::new(
+            (*name).into(),
+            (0..n)
+                .map(|r| t.cells[r * nc + c].text())
+                .collect::<Vec<String>>(),
+        ));
+    }
+    DataFrame::new(n, cols)
+}
+
+/// Rejected rows as a table.
+pub fn rejects_frame(rejects: &[Reject]) -> PolarsResult<DataFrame> {
+    let n = rejects.len();
+    DataFrame::new(
+        n,
+        vec![
+            Column::new(
+                "file".into(),
+                rejects.iter().map(|r| r.file).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "row".into(),
+                rejects.iter().map(|r| r.row).collect::<Vec<u64>>(),
+            ),
+            Column::new(
+                "column".into(),
+                rejects.iter().map(|r| r.column).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "reason".into(),
+                rejects.iter().map(|r| r.reason).collect::<Vec<_>>(),
+            ),
+        ],
+    )
+}
+
+/// Write every output of a scoring run into `dir` (which must exist and be empty): the lists,
+/// the scores file, each published table, and the rejected rows if any. Returns the files
+/// written, in a fixed order.
+pub fn write_outputs(
+    dir: &Path,
+    cohort: &Cohort,
+    scored: &Scored,
+    definitions: &Definitions,
+    ranked: &[(u32, Vec<u32>)],
+    tables: &[PublishedTable],
+) -> Result<Vec<Written>, OutputError> {
+    let scorer = Scorer::new(definitions);
+    let lists_dir = dir.join("lists");
+    std::fs::create_dir_all(&lists_dir).map_err(crate::publish::io_err(&lists_dir))?;
+    // Distinct stems even if two PCN codes clean up to the same text.
+    let mut stems: Vec<String> = Vec::new();
+    for (pcn, _) in ranked {
+        let base = file_stem(&cohort.patients.pcns[*pcn as usize]);
+        let mut stem = base.clone();
+        let mut k = 2;
+        while stems.contains(&stem) {
+            stem = format!("{base}~{k}");
+            k += 1;
+        }
+        stems.push(stem);
+    }
+    // The lists and the cohort-wide scores file are independent: write them side by side.
+    let (per_pcn, scores) = rayon::join(
+        || {
+            ranked
+                .par_iter()
+                .zip(stems.par_iter())
+                .map(|((_, pats), stem)| {
+                    let stem = format!("lists/{stem}");
+                    let mut df = list_frame(cohort, scored, &scorer, pats)
+                        .map_err(encode_err(&dir.join(format!("{stem}.csv"))))?;
+                    write_all(dir, &stem, LIST_FORMATS, &mut df)
+                })
+                .collect::<Vec<Result<Vec<Written>, OutputError>>>()
+        },
+        || -> Result<Vec<Written>, OutputError> {
+            let mut df = scores_frame(cohort, scored, &scorer)
+                .map_err(encode_err(&dir.join("scores.parquet")))?;
+            write_all(dir, "scores", SCORES_FORMATS, &mut df)
+        },
+    );
+    let mut written = Vec::new();
+    for w in per_pcn {
+        written.extend(w?);
+    }
+    written.extend(scores?);
+    for t in tables {
+        let mut df = table_frame(t).map_err(encode_err(&dir.join(format!("{}.csv", t.stem))))?;
+        written.extend(write_all(dir, t.stem, TABLE_FORMATS, &mut df)?);
+    }
+    if !cohort.rejects.is_empty() {
+        let mut df =
+            rejects_frame(&cohort.rejects).map_err(encode_err(&dir.join("rejects.csv")))?;
+        written.extend(write_all(dir, "rejects", TABLE_FORMATS, &mut df)?);
+    }
+    Ok(written)
+}

@@ -1,0 +1,27 @@
+//! The per-patient results of a run: what the per-patient stages (`features`, `scores`,
+//! `population`) hand to the cohort-wide ones (`lists`, `tables`, `output`).
+//!
+//! Pipeline position: between the two halves, `scores` + `population` -> **results** ->
+//! `lists`, `tables`, `output`. It lives on its own rather than in `run` (which builds it) so
+//! that the stages reading it do not depend on the module that wires them together. One vector
+//! per field, in patient order; a new per-patient result is a new field here.
+
+use crate::codes::CodeSystem;
+use crate::features::Features;
+use crate::population::Status;
+use crate::scores::Scores;
+
+/// Per-patient results of a run, in patient order.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    /// Features.
+    pub features: Vec<Features>,
+    /// Scores.
+    pub scores: Vec<Scores>,
+    /// Age at the as-of date.
+    pub ages: Vec<i32>,
+    /// Status at the as-of date.
+    pub status: Vec<Status>,
+    /// Distinct codes of the cohort no code list uses, per system.
+    pub unused_codes: Vec<(CodeSystem, u64)>,
+}
