@@ -1,14 +1,34 @@
-//! Statistical disclosure control of counted tables: which cells are published, suppressed or
-//! rounded.
+//! Statistical disclosure control of the aggregate tables of one run: which cells are published,
+//! suppressed or rounded, decided for all tables together and proved by a linear-programming
+//! auditor.
 //!
 //! Pipeline position: `tables` (counts and the relations among them) -> **disclosure** ->
-//! `output`. It never counts and never sees a patient: it takes every counted table of a run
-//! with its [`Relation`]s and returns the cells to publish. Today each table is protected on
-//! its own by primary suppression of small counts, secondary suppression along the relations,
-//! then rounding ([`suppress`]); [`protect`] takes all of a run's tables at once so that a
-//! protection across tables can replace it without changing its callers.
+//! `output`. It never counts and never sees a patient. As statistical agencies do (tau-Argus, R
+//! sdcTable), every table of a run is flattened into one [`Grid`] of cells with every relation an
+//! outsider can see among them: a row's categories add up to its total, the PCN rows add up to
+//! the `ALL` rows, each equity dimension adds up to `ALL`, rows of different tables that count the
+//! same people are equal (the summary's `ALL`/`core20` row is the equity table's IMD quintile 1
+//! row), and a difference an outsider can take (a PCN's everyone minus its Core20: the rest of the
+//! PCN) is a cell of its own that must be protected when small. Counts 1-7 are hidden (primary
+//! suppression), then complementary cells are hidden until the auditor, which bounds every hidden
+//! cell from below and above by LP over all relations, finds none pinned to one value. Rounding
+//! (`--publication`) is applied on top. Counting stays in `tables`, so counts from several
+//! partitions can be added before they are protected here, once.
+//!
+//! The LP solver is `microlp` (pure Rust, maintained: the successor of minilp, used by good_lp).
+//! `grid`, `audit` and `protect` hold the general method; this file maps strata's tables onto it.
 
-use crate::tables::{CountedTable, Relation};
+mod audit;
+mod grid;
+mod protect;
+
+use std::collections::HashMap;
+
+pub use audit::{audit, Audit, CellInterval};
+pub use grid::{Grid, Relation, Table};
+pub use protect::{primary_mask, protect_with, Options, Rule};
+
+use crate::tables::CountedTable;
 
 /// Small-number rules for aggregate tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -58,79 +78,270 @@ impl Cell {
     }
 }
 
-/// Protect every counted table of a run under `rule`: the published cells of each table, in the
-/// tables' order and each table's cell order.
-pub fn protect(tables: &[&CountedTable], rule: &Suppression) -> Vec<Vec<Cell>> {
-    tables
-        .iter()
-        .map(|t| suppress(&t.cells, &t.relations, rule))
-        .collect()
+/// Everything that can go wrong; all of it comes from the input grid except `Solver`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DisclosureError {
+    /// A builder call named a cell that does not exist.
+    #[error("cell {cell} out of range: the grid has {cells} cells")]
+    CellOutOfRange {
+        /// The offending index.
+        cell: usize,
+        /// Number of cells in the grid.
+        cells: usize,
+    },
+    /// A relation names a cell that does not exist.
+    #[error("relation {relation} names cell {cell}, but the grid has {cells} cells")]
+    RelationOutOfRange {
+        /// Index of the relation in `Grid::relations`.
+        relation: usize,
+        /// The offending index.
+        cell: usize,
+        /// Number of cells in the grid.
+        cells: usize,
+    },
+    /// A relation does not hold for the true values: the tables were not counted consistently,
+    /// so the auditor's reasoning (and the protection) would not apply.
+    #[error("relation {relation} does not hold: total {total} but parts add to {sum}")]
+    Inconsistent {
+        /// Index of the relation in `Grid::relations`.
+        relation: usize,
+        /// Value of the total cell.
+        total: u128,
+        /// Sum of the parts.
+        sum: u128,
+    },
+    /// The suppression mask does not have one entry per cell.
+    #[error("mask has {found} entries, the grid has {expected} cells")]
+    MaskLength {
+        /// Number of cells in the grid.
+        expected: usize,
+        /// Length of the mask given.
+        found: usize,
+    },
+    /// `add_table` was given values that do not form whole rows.
+    #[error("{cells} values do not form a table with {cols} columns")]
+    TableShape {
+        /// Number of values given.
+        cells: usize,
+        /// Number of columns asked for.
+        cols: usize,
+    },
+    /// A builder call named a row outside the table.
+    #[error("row {row} out of range: the table has {rows} rows")]
+    RowOutOfRange {
+        /// The offending row.
+        row: usize,
+        /// Number of rows in the table.
+        rows: usize,
+    },
+    /// Two rows said to be equal have different numbers of columns.
+    #[error("rows of {left} and {right} columns cannot be equal cell by cell")]
+    ColumnMismatch {
+        /// Columns of the first table.
+        left: usize,
+        /// Columns of the second table.
+        right: usize,
+    },
+    /// The LP solver failed on a component (should not happen for a consistent grid).
+    #[error("LP solver failed on the component of {cells} cells starting at cell {first_cell}: {message}")]
+    Solver {
+        /// Smallest cell of the component.
+        first_cell: usize,
+        /// Number of suppressed cells in the component.
+        cells: usize,
+        /// What the solver said.
+        message: String,
+    },
 }
 
-/// Apply primary suppression (1..=max), then secondary suppression so that no suppressed cell
-/// can be worked out from a total: while a relation has exactly one suppressed cell (among its
-/// parts and total), the smallest other non-zero part (the total only as a last resort) is
-/// suppressed too. Then round.
-pub fn suppress(values: &[u64], relations: &[Relation], rule: &Suppression) -> Vec<Cell> {
-    let mut hidden: Vec<bool> = values
-        .iter()
-        .map(|&v| v >= 1 && v <= rule.max_suppressed)
-        .collect();
-    loop {
-        let mut changed = false;
-        for r in relations {
-            let members = || r.parts.iter().copied().chain(std::iter::once(r.total));
-            if members().filter(|&i| hidden[i]).count() != 1 {
-                continue;
-            }
-            let total = r.total;
-            let pick = r
-                .parts
-                .iter()
-                .copied()
-                .filter(|&i| !hidden[i] && values[i] > 0 && i != total)
-                .min_by_key(|&i| (values[i], i))
-                .or_else(|| Some(total).filter(|&t| !hidden[t] && values[t] > 0));
-            if let Some(i) = pick {
-                hidden[i] = true;
-                changed = true;
-            }
+/// All tables of one run as one grid.
+#[derive(Debug, Clone)]
+pub struct RunGrid {
+    /// The cells (every table's, then the derived ones) and their relations.
+    pub grid: Grid,
+    /// Global index of each table's first cell; a table's cells are contiguous, row-major.
+    pub offsets: Vec<usize>,
+}
+
+/// The population whose count minus the Core20 part of it an outsider can take, if `key` has
+/// such a part: everyone (`all`) and each PCN.
+fn core20_part(key: &str) -> Option<String> {
+    const CORE20: &str = "imd_quintile=1";
+    if key == "all" {
+        Some(CORE20.to_string())
+    } else if key.starts_with("pcn=") && !key.contains('&') {
+        Some(format!("{key}&{CORE20}"))
+    } else {
+        None
+    }
+}
+
+/// Flatten every table of a run into one grid with all the relations an outsider can see (see
+/// the module documentation). `rule` decides which derived differences are sensitive.
+pub fn run_grid(tables: &[&CountedTable], rule: &Suppression) -> RunGrid {
+    let mut grid = Grid::new();
+    let mut offsets = Vec::with_capacity(tables.len());
+    // (population, column) -> first global cell counting it.
+    let mut first: HashMap<(&str, usize), usize> = HashMap::new();
+    // Populations in first-seen order, with their row's first cell and width.
+    let mut rows: Vec<(&str, usize, usize)> = Vec::new();
+    for t in tables {
+        let base = grid.values.len();
+        offsets.push(base);
+        for &v in &t.cells {
+            grid.add_cell(v);
         }
-        if !changed {
-            break;
+        for r in &t.relations {
+            grid.relations.push(Relation::new(
+                base + r.total,
+                r.parts.iter().map(|&p| base + p).collect(),
+            ));
+        }
+        let width = if t.rows.is_empty() {
+            0
+        } else {
+            t.cells.len() / t.rows.len()
+        };
+        for (row, key) in t.populations.iter().enumerate() {
+            let start = base + row * width;
+            if !first.contains_key(&(key.as_str(), 0)) {
+                rows.push((key.as_str(), start, width));
+            }
+            for c in 0..width {
+                match first.get(&(key.as_str(), c)) {
+                    Some(&f) => grid.relations.push(Relation::equal(f, start + c)),
+                    None => {
+                        first.insert((key.as_str(), c), start + c);
+                    }
+                }
+            }
         }
     }
-    values
-        .iter()
-        .zip(hidden)
-        .map(|(&v, h)| {
-            if h {
-                Cell::Suppressed
-            } else if rule.round_to > 1 {
-                Cell::Count((v + rule.round_to / 2) / rule.round_to * rule.round_to)
+    // Differences an outsider can take: a population minus its Core20 part.
+    for &(key, start, width) in &rows {
+        let Some(part) = core20_part(key) else {
+            continue;
+        };
+        if !first.contains_key(&(part.as_str(), 0)) {
+            continue;
+        }
+        for c in 0..width {
+            let (whole, core20) = (start + c, first[&(part.as_str(), c)]);
+            let v = grid.values[whole].saturating_sub(grid.values[core20]);
+            // A small difference is a cell of its own, never printed, that needs protecting; a
+            // large one only bounds the attacker (Core20 <= everyone).
+            let d = if (1..=rule.max_suppressed).contains(&v) {
+                grid.add_cell(v)
             } else {
-                Cell::Count(v)
-            }
+                grid.add_free_cell(v)
+            };
+            grid.relations.push(Relation::new(whole, vec![core20, d]));
+        }
+    }
+    RunGrid { grid, offsets }
+}
+
+/// Protect every counted table of a run together: primary suppression of counts 1 to
+/// `rule.max_suppressed`, complementary suppression until the LP auditor finds no hidden count
+/// that can be worked out from anything published in the run, then rounding to `rule.round_to`.
+/// Returns each table's published cells, in table order.
+pub fn protect(
+    tables: &[&CountedTable],
+    rule: &Suppression,
+) -> Result<Vec<Vec<Cell>>, DisclosureError> {
+    let rg = run_grid(tables, rule);
+    let hidden = protect::protect(
+        &rg.grid,
+        &Rule {
+            max_suppressed: rule.max_suppressed,
+        },
+    )?;
+    Ok(tables
+        .iter()
+        .zip(&rg.offsets)
+        .map(|(t, &base)| {
+            (0..t.cells.len())
+                .map(|k| {
+                    let v = t.cells[k];
+                    if hidden[base + k] {
+                        Cell::Suppressed
+                    } else {
+                        Cell::Count(round_to_multiple(v, rule.round_to))
+                    }
+                })
+                .collect()
         })
-        .collect()
+        .collect())
+}
+
+/// Audit what [`protect`] (or anything else) publishes for a run's tables: the LP interval of
+/// every hidden cell, and the hidden non-zero cells pinned to one value (none, if protection
+/// holds). Rounding is ignored: the auditor knows the exact published values, the stronger
+/// attacker.
+pub fn audit_tables(
+    tables: &[&CountedTable],
+    cells: &[Vec<Cell>],
+    rule: &Suppression,
+) -> Result<Audit, DisclosureError> {
+    let rg = run_grid(tables, rule);
+    let mut hidden = primary_mask(&rg.grid, &Rule { max_suppressed: 0 });
+    for (t, &base) in cells.iter().zip(&rg.offsets) {
+        for (k, c) in t.iter().enumerate() {
+            hidden[base + k] = *c == Cell::Suppressed;
+        }
+    }
+    // Derived cells are never printed.
+    let n_table: usize = cells.iter().map(Vec::len).sum();
+    for h in hidden.iter_mut().skip(n_table) {
+        *h = true;
+    }
+    audit(&rg.grid, &hidden)
+}
+
+/// Round `v` to the nearest multiple of `round_to` (halves up); 0 or 1 leaves it as it is.
+pub fn round_to_multiple(v: u64, round_to: u64) -> u64 {
+    if round_to <= 1 {
+        return v;
+    }
+    let r = u128::from(round_to);
+    u64::try_from((u128::from(v) + r / 2) / r * r).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tables::Relation as TableRelation;
 
-    /// fit + mild + moderate + severe = total, as cells 0..=4.
-    fn row() -> Relation {
-        Relation {
-            total: 4,
-            parts: vec![0, 1, 2, 3],
+    /// One table of one row: fit + mild + moderate + severe = total (cells 0..=4) when `total`.
+    fn table(cells: &[u64], total: bool) -> CountedTable {
+        CountedTable {
+            label_names: ["a", "b"],
+            rows: vec![("r".into(), "r".into())],
+            cells: cells.to_vec(),
+            relations: if total {
+                vec![TableRelation {
+                    total: 4,
+                    parts: vec![0, 1, 2, 3],
+                }]
+            } else {
+                vec![]
+            },
+            populations: vec!["r".into()],
         }
+    }
+
+    fn protect_one(cells: &[u64], total: bool, rule: &Suppression) -> Vec<Cell> {
+        let t = table(cells, total);
+        let out = protect(&[&t], rule).unwrap().remove(0);
+        assert!(audit_tables(&[&t], std::slice::from_ref(&out), rule)
+            .unwrap()
+            .is_safe());
+        out
     }
 
     #[test]
     fn counts_one_to_seven_are_suppressed_zero_and_eight_are_not() {
-        let v = [0, 1, 7, 8, 16];
-        let cells = suppress(&v, &[], &Suppression::default());
+        let cells = protect_one(&[0, 1, 7, 8, 16], false, &Suppression::default());
         assert_eq!(
             cells,
             vec![
@@ -146,8 +357,7 @@ mod tests {
     #[test]
     fn a_lone_suppressed_cell_drags_a_second_so_the_total_does_not_reveal_it() {
         // fit=100, mild=3, moderate=20, severe=9, total=132.
-        let v = [100, 3, 20, 9, 132];
-        let cells = suppress(&v, &[row()], &Suppression::default());
+        let cells = protect_one(&[100, 3, 20, 9, 132], true, &Suppression::default());
         assert_eq!(cells[1], Cell::Suppressed);
         assert_eq!(cells[3], Cell::Suppressed, "smallest other cell goes too");
         assert_eq!(cells[0], Cell::Count(100));
@@ -156,8 +366,7 @@ mod tests {
 
     #[test]
     fn when_only_the_total_is_left_it_is_suppressed() {
-        let v = [0, 3, 0, 0, 3];
-        let cells = suppress(&v, &[row()], &Suppression::default());
+        let cells = protect_one(&[0, 3, 0, 0, 3], true, &Suppression::default());
         assert_eq!(cells[1], Cell::Suppressed);
         assert_eq!(cells[4], Cell::Suppressed);
         assert_eq!(cells[0], Cell::Count(0));
@@ -165,16 +374,35 @@ mod tests {
 
     #[test]
     fn publication_rounds_to_five_after_suppression() {
-        let v = [12, 13, 22, 100];
-        let cells = suppress(&v, &[], &Suppression::publication());
+        let cells = protect_one(&[12, 13, 22, 100, 147], false, &Suppression::publication());
         assert_eq!(
             cells,
             vec![
                 Cell::Count(10),
                 Cell::Count(15),
                 Cell::Count(20),
-                Cell::Count(100)
+                Cell::Count(100),
+                Cell::Count(145)
             ]
         );
+    }
+
+    #[test]
+    fn rows_counting_the_same_people_are_one_cell_across_tables() {
+        let mut a = table(&[100, 3, 20, 9, 132], true);
+        a.populations = vec!["imd_quintile=1".into()];
+        let mut b = table(&[100, 3, 20, 9, 132], true);
+        b.populations = vec!["imd_quintile=1".into()];
+        let rg = run_grid(&[&a, &b], &Suppression::default());
+        assert_eq!(
+            rg.grid
+                .relations
+                .iter()
+                .filter(|r| r.parts.len() == 1)
+                .count(),
+            5
+        );
+        let out = protect(&[&a, &b], &Suppression::default()).unwrap();
+        assert_eq!(out[0], out[1], "hidden together, published together");
     }
 }

@@ -52,6 +52,10 @@ pub enum Error {
     /// A definition file (models/) is missing or malformed.
     #[error(transparent)]
     Definitions(#[from] definitions::DefinitionError),
+    /// The aggregate tables could not be protected (an inconsistent table or a solver failure:
+    /// nothing is published).
+    #[error(transparent)]
+    Disclosure(#[from] disclosure::DisclosureError),
     /// Outputs could not be written.
     #[error(transparent)]
     Output(#[from] publish::OutputError),
@@ -68,6 +72,7 @@ impl Error {
             Error::Input(input::InputError::TooLarge { .. }) => 6,
             Error::Definitions(_) => 4,
             Error::Output(_) => 5,
+            Error::Disclosure(_) => 1,
             Error::Synth(_) => 5,
         }
     }

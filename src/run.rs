@@ -139,7 +139,8 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
     let ranked = lists::rank(&cohort, &scored.scores, &scored.status, &opts.rules);
     let summary = tables::summary(&cohort, &scored.scores, &scored.status).table();
     let equity = tables::equity(&cohort, &scored.scores, &scored.status, &scored.ages).table();
-    let cells = disclosure::protect(&[&summary, &equity], &opts.suppression);
+    lap("rank", &mut seconds);
+    let cells = disclosure::protect(&[&summary, &equity], &opts.suppression)?;
     let published = [
         PublishedTable {
             stem: "summary",
@@ -152,7 +153,7 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
             cells: &cells[1],
         },
     ];
-    lap("rank", &mut seconds);
+    lap("protect", &mut seconds);
     let count = |s: Status| scored.status.iter().filter(|&&x| x == s).count() as u64;
     let mut manifest = Manifest {
         strata_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -41,6 +41,25 @@ impl TableKind {
         }
     }
 
+    /// The population a row counts (see [`CountedTable::populations`]).
+    pub fn population(self, a: &str, b: &str) -> String {
+        let core20 = "imd_quintile=1";
+        match self {
+            TableKind::Summary => match (a, b) {
+                ("ALL", "all") => "all".into(),
+                ("ALL", _) => core20.into(),
+                (pcn, "all") => format!("pcn={pcn}"),
+                (pcn, _) => format!("pcn={pcn}&{core20}"),
+            },
+            TableKind::Equity => match (a, b) {
+                ("ALL", _) => "all".into(),
+                // "1 (most deprived, Core20)" -> 1.
+                ("imd_quintile", q) => format!("imd_quintile={}", q.split(' ').next().unwrap_or(q)),
+                (dim, g) => format!("{dim}={g}"),
+            },
+        }
+    }
+
     /// The section holding the total (`ALL`) rows; the sections before it hold their parts.
     fn total_section(self) -> u8 {
         match self {
@@ -148,11 +167,16 @@ impl Counts {
                 }
             }
         }
+        let populations = rows
+            .iter()
+            .map(|(a, b)| self.kind.population(a, b))
+            .collect();
         CountedTable {
             label_names: self.kind.label_names(),
             rows,
             cells,
             relations,
+            populations,
         }
     }
 }
@@ -177,6 +201,11 @@ pub struct CountedTable {
     pub cells: Vec<u64>,
     /// Every linear relation among the cells that a reader could use to recover a hidden one.
     pub relations: Vec<Relation>,
+    /// Per row, the population it counts, as a canonical key: two rows of any tables with the
+    /// same key count the same people, so their cells are equal (the summary's `ALL`/`core20`
+    /// row is the equity table's IMD quintile 1 row, and both `ALL` rows are everyone). Keys
+    /// are `&`-joined `name=value` conditions in a fixed order; everyone eligible is `all`.
+    pub populations: Vec<String>,
 }
 
 /// Count the summary: eligible patients per PCN by eFI category, for everyone and for the

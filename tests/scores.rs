@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use strata::definitions::{DeficitRule, Definitions};
 use strata::input::LoadOptions;
 use strata::lists::ListRules;
 use strata::run::score_cohort;
@@ -33,31 +32,6 @@ fn score(ps: &[P], es: &[E], ns: &[N]) -> Vec<(String, Scores, strata::features:
         assert_eq!(r, first, "adaptor {a:?} disagrees with Parquet");
     }
     first
-}
-
-/// The first SNOMED CT code of each coded deficit, in deficit order.
-fn deficit_codes(m: &Definitions) -> Vec<String> {
-    let coded = m
-        .efi
-        .deficits
-        .iter()
-        .filter(|d| d.rule == DeficitRule::Codes)
-        .count();
-    (0..coded)
-        .map(|d| {
-            m.efi
-                .codes
-                .iter()
-                .find(|(dd, s, c)| {
-                    *dd as usize == d
-                        && *s == strata::codes::CodeSystem::Snomed
-                        // a code in one deficit only, so counts are exact
-                        && m.efi.codes.iter().filter(|(_, s2, c2)| s2 == s && c2 == c).count() == 1
-                })
-                .map(|(_, _, c)| c.clone())
-                .unwrap()
-        })
-        .collect()
 }
 
 fn get<'a>(

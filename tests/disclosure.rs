@@ -1,0 +1,292 @@
+//! Disclosure control that holds: the two differencing attacks found on the old table-by-table
+//! rule are reproduced and defeated, and on random cohorts (small PCNs, skewed deprivation) the
+//! outside auditor (`tests/common/audit.rs`, which reads only the published CSV files) and the
+//! library's auditor (which knows the true counts) find no suppressed count that can be worked
+//! out. Every other test that runs `strata score` also audits its output (`common::score_into`).
+
+mod common;
+
+use common::audit::audit_folder;
+use common::*;
+use proptest::prelude::*;
+use strata::disclosure::{self, Cell, Suppression};
+use strata::tables::{CountedTable, Relation};
+
+/// The old rule (kept here only to show it fails): hide 1-7, then while a relation has exactly
+/// one hidden cell, hide its smallest other non-zero part (the total as a last resort).
+fn naive(values: &[u64], relations: &[Relation]) -> Vec<Cell> {
+    let mut hidden: Vec<bool> = values.iter().map(|&v| (1..=7).contains(&v)).collect();
+    loop {
+        let mut changed = false;
+        for r in relations {
+            let members = || r.parts.iter().copied().chain(std::iter::once(r.total));
+            if members().filter(|&i| hidden[i]).count() != 1 {
+                continue;
+            }
+            let pick = r
+                .parts
+                .iter()
+                .copied()
+                .filter(|&i| !hidden[i] && values[i] > 0)
+                .min_by_key(|&i| (values[i], i))
+                .or_else(|| Some(r.total).filter(|&t| !hidden[t] && values[t] > 0));
+            if let Some(i) = pick {
+                hidden[i] = true;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    hidden
+        .iter()
+        .zip(values)
+        .map(|(&h, &v)| if h { Cell::Suppressed } else { Cell::Count(v) })
+        .collect()
+}
+
+/// A table of PCN rows and their ALL row, five columns, with every relation.
+fn pcn_table(rows: &[(&str, [u64; 5])]) -> CountedTable {
+    let n = rows.len();
+    let mut relations: Vec<Relation> = (0..n)
+        .map(|r| Relation {
+            total: r * 5 + 4,
+            parts: (0..4).map(|c| r * 5 + c).collect(),
+        })
+        .collect();
+    for c in 0..5 {
+        relations.push(Relation {
+            total: (n - 1) * 5 + c,
+            parts: (0..n - 1).map(|r| r * 5 + c).collect(),
+        });
+    }
+    CountedTable {
+        label_names: ["pcn_code", "group"],
+        rows: rows
+            .iter()
+            .map(|(p, _)| (p.to_string(), "all".to_string()))
+            .collect(),
+        cells: rows.iter().flat_map(|(_, v)| *v).collect(),
+        relations,
+        populations: rows
+            .iter()
+            .map(|(p, _)| {
+                if *p == "ALL" {
+                    "all".into()
+                } else {
+                    format!("pcn={p}")
+                }
+            })
+            .collect(),
+    }
+}
+
+/// (a) Within one table: PCNs A, B and C have their fit and mild counts suppressed; with row
+/// totals and the ALL row, the old rule let A's moderate count (3) be solved exactly.
+#[test]
+fn differencing_rows_and_the_all_row_no_longer_recovers_a_cell() {
+    let t = pcn_table(&[
+        ("A", [2, 4, 3, 40, 49]),
+        ("B", [5, 6, 30, 50, 91]),
+        ("C", [1, 7, 25, 60, 93]),
+        ("D", [20, 30, 8, 9, 67]),
+        ("E", [40, 35, 11, 10, 96]),
+        ("ALL", [68, 82, 77, 169, 396]),
+    ]);
+    let rule = Suppression::default();
+    let a_moderate = 2;
+    let old = naive(&t.cells, &t.relations);
+    let a = disclosure::audit_tables(&[&t], &[old], &rule).unwrap();
+    assert!(
+        a.exposed.contains(&a_moderate),
+        "the attack works on the old rule"
+    );
+    let iv = a.interval(a_moderate).unwrap();
+    assert_eq!((iv.lo, iv.hi), (3.0, 3.0));
+
+    let new = disclosure::protect(&[&t], &rule).unwrap();
+    assert_eq!(new[0][a_moderate], Cell::Suppressed);
+    let a = disclosure::audit_tables(&[&t], &new, &rule).unwrap();
+    assert!(a.is_safe(), "exposed {:?}", a.exposed);
+    let iv = a.interval(a_moderate).unwrap();
+    assert!(iv.lo < iv.hi, "{iv:?}");
+}
+
+/// Patients with the given counts per IMD quintile (1..5, then unknown) and eFI category, in
+/// two PCNs.
+fn cohort_with(counts: &[[usize; 4]; 6]) -> (Vec<P>, Vec<E>) {
+    let defs = definitions();
+    let codes = deficit_codes(&defs);
+    let deficits = [0, 5, 9, 13];
+    let (mut ps, mut es) = (Vec::new(), Vec::new());
+    for (g, row) in counts.iter().enumerate() {
+        for (cat, &n) in row.iter().enumerate() {
+            for i in 0..n {
+                let id = format!("p{g}{cat}{i:04}");
+                let mut p = patient(&id, "1940-01-01");
+                p.imd = (g < 5).then_some(2 * g as i32 + 1);
+                p.pcn = if g < 3 { "PCN_A" } else { "PCN_B" };
+                p.practice = if g < 3 { "P_A" } else { "P_B" };
+                p.sex = if i % 2 == 0 { "F" } else { "M" };
+                for c in codes.iter().take(deficits[cat]) {
+                    es.push(ev(&id, "2024-01-01", "snomed", c));
+                }
+                ps.push(p);
+            }
+        }
+    }
+    (ps, es)
+}
+
+/// (b) Across tables: the summary's ALL/core20 row equals the equity table's IMD quintile 1
+/// row. Protected separately, the equity table hid q1's fit (10) to cover unknown's fit (3), the
+/// summary printed 10, and 3 followed by subtraction. Through the binary, on a hand-made cohort.
+#[test]
+fn a_count_hidden_in_one_table_is_not_printed_in_another() {
+    let (ps, es) = cohort_with(&[
+        [10, 12, 20, 15],
+        [30, 25, 20, 14],
+        [28, 26, 18, 13],
+        [35, 22, 21, 16],
+        [40, 30, 19, 17],
+        [3, 11, 20, 25],
+    ]);
+    let d = tempfile::tempdir().unwrap();
+    let c = d.path().join("cohort");
+    write_cohort(&c, &ps, &es, &[]);
+    let out = d.path().join("out");
+    let o = score_into(&c, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let equity = std::fs::read_to_string(out.join("equity.csv")).unwrap();
+    let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+    let unknown = equity
+        .lines()
+        .find(|l| l.starts_with("imd_quintile,unknown"))
+        .unwrap();
+    assert!(
+        unknown.starts_with("imd_quintile,unknown,[c],"),
+        "{unknown}"
+    );
+    let q1 = equity
+        .lines()
+        .find(|l| l.starts_with("imd_quintile,\"1 "))
+        .unwrap();
+    let core20 = summary
+        .lines()
+        .find(|l| l.starts_with("ALL,core20"))
+        .unwrap();
+    // The same count is shown or hidden alike in both tables.
+    let counts = |l: &str| l.rsplit(',').take(5).map(String::from).collect::<Vec<_>>();
+    assert_eq!(counts(q1), counts(core20));
+    let f = audit_folder(&out, 1);
+    assert!(f.suppressed > 0 && f.pinned.is_empty(), "{f:?}");
+}
+
+#[test]
+fn the_fixture_and_a_publication_run_pass_the_outside_auditor() {
+    let d = tempfile::tempdir().unwrap();
+    for (name, extra) in [("plain", vec![]), ("publication", vec!["--publication"])] {
+        let out = d.path().join(name);
+        let o = score_into(&fixtures().join("cohort-2000"), &out, &extra);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let f = audit_folder(&out, if extra.is_empty() { 1 } else { 5 });
+        assert!(f.suppressed > 0, "the fixture has small counts to protect");
+        assert!(f.pinned.is_empty(), "{f:?}");
+    }
+}
+
+/// A random small cohort: `n` patients over up to four PCNs, deprivation skewed towards one
+/// quintile, mixed frailty.
+fn random_cohort() -> impl Strategy<Value = Vec<(u8, Option<u8>, u8, u8)>> {
+    prop::collection::vec(
+        (
+            0u8..4,
+            prop_oneof![
+                6 => Just(Some(1u8)),
+                1 => (2u8..=5).prop_map(Some),
+                1 => Just(None),
+            ],
+            prop_oneof![4 => Just(0u8), 2 => Just(1u8), 1 => Just(2u8), 1 => Just(3u8)],
+            0u8..2,
+        ),
+        1..70,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn no_suppressed_count_of_a_random_cohort_can_be_worked_out(people in random_cohort()) {
+        let defs = definitions();
+        let codes = deficit_codes(&defs);
+        let deficits = [0, 5, 9, 13];
+        let (mut ps, mut es) = (Vec::new(), Vec::new());
+        for (i, (pcn, q, cat, sex)) in people.iter().enumerate() {
+            let id = format!("r{i:03}");
+            let mut p = patient(&id, "1945-01-01");
+            p.pcn = ["PCN_A", "PCN_B", "PCN_C", "PCN_D"][*pcn as usize];
+            p.imd = q.map(|q| 2 * q as i32);
+            p.sex = if *sex == 0 { "F" } else { "M" };
+            for c in codes.iter().take(deficits[*cat as usize]) {
+                es.push(ev(&id, "2024-01-01", "snomed", c));
+            }
+            ps.push(p);
+        }
+        let d = tempfile::tempdir().unwrap();
+        let c = d.path().join("cohort");
+        write_cohort(&c, &ps, &es, &[]);
+        let out = d.path().join("out");
+        let opts = strata::run::ScoreOptions {
+            cohort: c.clone(),
+            out: out.clone(),
+            as_of: strata::date::parse_days(AS_OF).unwrap(),
+            models: models_dir(),
+            load: strata::input::LoadOptions {
+                today: strata::date::parse_days("2026-11-25").unwrap(),
+                ..Default::default()
+            },
+            rules: Default::default(),
+            suppression: Suppression::default(),
+        };
+        strata::run::score(&opts).unwrap();
+        let f = audit_folder(&out, 1);
+        prop_assert!(f.pinned.is_empty(), "{:?}", f);
+    }
+}
+
+#[test]
+fn outside_auditor_catches_the_old_rule() {
+    // The auditor must be able to fail: a summary written with the old rule's cells is caught.
+    let t = pcn_table(&[
+        ("A", [2, 4, 3, 40, 49]),
+        ("B", [5, 6, 30, 50, 91]),
+        ("C", [1, 7, 25, 60, 93]),
+        ("D", [20, 30, 8, 9, 67]),
+        ("E", [40, 35, 11, 10, 96]),
+        ("ALL", [68, 82, 77, 169, 396]),
+    ]);
+    let old = naive(&t.cells, &t.relations);
+    let d = tempfile::tempdir().unwrap();
+    let mut summary = String::from("pcn_code,group,fit,mild,moderate,severe,total\n");
+    let mut core20 = String::new();
+    for (r, (p, _)) in t.rows.iter().enumerate() {
+        let cells: Vec<String> = old[r * 5..r * 5 + 5].iter().map(|c| c.text()).collect();
+        summary += &format!("{p},all,{}\n", cells.join(","));
+        core20 += &format!("{p},core20,0,0,0,0,0\n");
+    }
+    std::fs::write(d.path().join("summary.csv"), summary + &core20).unwrap();
+    std::fs::write(
+        d.path().join("equity.csv"),
+        "dimension,group,fit,mild,moderate,severe,total\nALL,all,68,82,77,169,396\n",
+    )
+    .unwrap();
+    let f = audit_folder(d.path(), 1);
+    assert!(
+        f.pinned
+            .iter()
+            .any(|(_, row, col, v)| row == "A/all" && col == "moderate" && *v == 3),
+        "{f:?}"
+    );
+}
