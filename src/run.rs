@@ -79,6 +79,9 @@ pub struct Manifest {
     pub ignored_after_as_of: u64,
     /// Rows rejected across files (see rejects.csv).
     pub rejected_rows: u64,
+    /// Where prescriptions came from (`medications.parquet`, `events.parquet (dmd)`), or `none`:
+    /// then the eFI's polypharmacy deficit could not be assessed.
+    pub prescriptions: String,
     /// Distinct codes per system, and how many no list uses.
     pub distinct_codes: Vec<(String, u64)>,
     /// Codes no code list uses, per system.
@@ -186,6 +189,7 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
             .map(|f| f.ignored_after_as_of as u64)
             .sum(),
         rejected_rows: cohort.rejects.len() as u64,
+        prescriptions: crate::input::prescriptions_source(&cohort).to_string(),
         distinct_codes: cohort.report.distinct_codes.clone(),
         unused_codes: scored
             .unused_codes

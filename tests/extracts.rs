@@ -365,3 +365,26 @@ fn a_cohort_without_prescriptions_is_warned_about() {
     let c = load_via(Adaptor::Parquet, &ps, &es, &[], &opts()).unwrap();
     assert!(!c.report.to_string().contains("no prescriptions"));
 }
+
+#[test]
+fn score_says_when_polypharmacy_cannot_be_assessed_and_the_manifest_records_it() {
+    let d = tempfile::tempdir().unwrap();
+    let c = d.path().join("cohort");
+    write_cohort(
+        &c,
+        &[patient("A", "1940-04-01")],
+        &[ev("A", "2024-01-01", "snomed", "1912002")],
+        &[],
+    );
+    let out = d.path().join("out");
+    let o = score_into(&c, &out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o) + &stderr(&o);
+    assert!(
+        text.contains("polypharmacy deficit cannot be assessed"),
+        "{text}"
+    );
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["prescriptions"], "none");
+}
