@@ -35,6 +35,7 @@ pub mod input;
 pub mod lists;
 pub mod output;
 pub mod population;
+pub mod predictors;
 pub mod privacy;
 pub mod publish;
 pub mod results;

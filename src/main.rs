@@ -29,6 +29,7 @@ enum Command {
     Synth(cmd::synth::Args),
     Validate(cmd::validate::Args),
     Score(cmd::score::Args),
+    Features(cmd::features::Args),
 }
 
 fn main() {
@@ -47,6 +48,7 @@ fn main() {
         Command::Synth(a) => cmd::synth::run(a),
         Command::Validate(a) => cmd::validate::run(a),
         Command::Score(a) => cmd::score::run(a),
+        Command::Features(a) => cmd::features::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

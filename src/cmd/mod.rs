@@ -3,6 +3,7 @@
 //! 5 output, 6 not enough memory.
 
 pub mod demo;
+pub mod features;
 pub mod score;
 pub mod synth;
 pub mod validate;

@@ -210,3 +210,36 @@ pub fn write_outputs(
     }
     Ok(written)
 }
+
+/// The exported feature table as a frame: `patient_id`, the features (`f32`, null where
+/// unknown), then the outcome labels when present.
+pub fn predictor_frame(
+    cohort: &Cohort,
+    t: &crate::predictors::PredictorTable,
+) -> PolarsResult<DataFrame> {
+    let n = t.patients.len();
+    let w = t.names.len();
+    let mut cols: Vec<Column> = Vec::with_capacity(w + 4);
+    cols.push(Column::new(
+        "patient_id".into(),
+        t.patients
+            .iter()
+            .map(|&p| cohort.patients.id[p as usize].as_str())
+            .collect::<Vec<_>>(),
+    ));
+    for (j, name) in t.names.iter().enumerate() {
+        let v: Vec<Option<f32>> = (0..n)
+            .map(|i| Some(t.rows[i * w + j]).filter(|x| !x.is_nan()))
+            .collect();
+        cols.push(Column::new(name.as_str().into(), v));
+    }
+    if let Some(o) = &t.outcomes {
+        for (k, outcome) in crate::predictors::Outcome::ALL.iter().enumerate() {
+            cols.push(Column::new(
+                outcome.name().into(),
+                o.iter().map(|r| r[k]).collect::<Vec<bool>>(),
+            ));
+        }
+    }
+    DataFrame::new(n, cols)
+}

@@ -1,0 +1,282 @@
+//! The prediction models' view of a patient: one row of numeric features at an as-of date, from
+//! what is known on or before it only, and the outcome labels from the 365 days after it.
+//!
+//! Pipeline position: `features` + `scores` (per-patient results of a run) and `cohort` ->
+//! **predictors** -> `models` (training, evaluation, prediction) and `strata features` (the
+//! exported table). Like `features`, every row is computed from the patient's own slice, in
+//! parallel over patients, so the table never depends on the thread count. Records after the
+//! as-of date are read only by [`outcomes`], never by [`predictor_rows`] (tested: a record after
+//! the as-of date moves no feature).
+
+use rayon::prelude::*;
+
+use crate::codes::CodeSystem;
+use crate::cohort::{Cohort, Setting};
+use crate::date;
+use crate::definitions::Definitions;
+use crate::features::Features;
+use crate::scores::{Scorer, Scores};
+
+/// Look-backs of the hospital-activity features, in calendar months.
+pub const ACTIVITY_MONTHS: [u32; 3] = [3, 12, 24];
+
+/// The outcomes strata predicts, each over the 365 days after the as-of date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Any emergency (non-elective) inpatient admission (the SPARRA / PARR outcome).
+    EmergencyAdmission,
+    /// An emergency admission with a falls diagnosis (ICD-10 W00-W19) recorded during the stay.
+    FallsAdmission,
+    /// Death from any cause.
+    Death,
+}
+
+impl Outcome {
+    /// All three, in column order.
+    pub const ALL: [Outcome; 3] = [
+        Outcome::EmergencyAdmission,
+        Outcome::FallsAdmission,
+        Outcome::Death,
+    ];
+
+    /// Name used in files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::EmergencyAdmission => "emergency_admission",
+            Outcome::FallsAdmission => "falls_admission",
+            Outcome::Death => "death",
+        }
+    }
+
+    /// Parse a name.
+    pub fn parse(s: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.name() == s.trim())
+    }
+
+    /// How it reads on a list ("emergency admission").
+    pub fn words(self) -> &'static str {
+        match self {
+            Outcome::EmergencyAdmission => "emergency admission",
+            Outcome::FallsAdmission => "falls admission",
+            Outcome::Death => "death",
+        }
+    }
+}
+
+/// Days after the as-of date in which an outcome counts: `as_of + 1 ..= as_of + OUTCOME_DAYS`.
+pub const OUTCOME_DAYS: i32 = 365;
+
+/// The feature table's column names, in order (the order a model file records).
+pub fn predictor_names(defs: &Definitions) -> Vec<String> {
+    let mut v: Vec<String> = ["age", "sex_female", "sex_male", "imd_decile", "care_home"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for d in &defs.efi.deficits {
+        v.push(format!("efi_{}", d.slug.replace('-', "_")));
+    }
+    v.extend(["efi_score", "hfrs_score", "hfrs_intermediate", "hfrs_high"].map(String::from));
+    for c in &defs.charlson.categories {
+        v.push(format!("charlson_{}", c.key));
+    }
+    v.push("charlson_score".into());
+    for what in [
+        "emergency_admissions",
+        "ae_attendances",
+        "outpatient_attendances",
+        "bed_days",
+    ] {
+        for m in ACTIVITY_MONTHS {
+            v.push(format!("{what}_{m}m"));
+        }
+    }
+    v.push("days_since_emergency_admission".into());
+    v.push("medicines_12m".into());
+    v
+}
+
+/// One row of features per patient (in patient order), row-major, `NaN` where unknown (IMD decile
+/// not recorded, no emergency admission ever).
+pub fn predictor_rows(
+    cohort: &Cohort,
+    defs: &Definitions,
+    features: &[Features],
+    scores: &[Scores],
+    as_of: i32,
+) -> Vec<f32> {
+    let scorer = Scorer::new(defs);
+    let width = predictor_names(defs).len();
+    let froms: Vec<i32> = ACTIVITY_MONTHS
+        .iter()
+        .map(|&m| date::minus_months(as_of, m))
+        .collect();
+    let n_def = defs.efi.deficits.len();
+    let n_ch = defs.charlson.categories.len();
+    let hfrs = &defs.hfrs;
+    let mut out = vec![0f32; cohort.patients.len() * width];
+    out.par_chunks_mut(width)
+        .with_min_len(1024)
+        .enumerate()
+        .for_each(|(p, row)| {
+            let pa = &cohort.patients;
+            let (f, s) = (&features[p], &scores[p]);
+            let mut k = 0;
+            let mut put = |v: f32| {
+                row[k] = v;
+                k += 1;
+            };
+            put(date::age_years(pa.birth[p], as_of) as f32);
+            put((pa.sex[p] == crate::cohort::Sex::F) as u8 as f32);
+            put((pa.sex[p] == crate::cohort::Sex::M) as u8 as f32);
+            put(match pa.imd_decile[p] {
+                0 => f32::NAN,
+                d => d as f32,
+            });
+            put(pa.care_home[p] as u8 as f32);
+            let mask = scorer.efi_mask(f);
+            for d in 0..n_def {
+                put(((mask >> d) & 1) as f32);
+            }
+            put(s.efi_deficits as f32 / n_def.max(1) as f32);
+            put(s.hfrs_tenths as f32 / 10.0);
+            put((s.hfrs_tenths >= hfrs.intermediate_from_tenths
+                && s.hfrs_tenths <= hfrs.high_above_tenths) as u8 as f32);
+            put((s.hfrs_tenths > hfrs.high_above_tenths) as u8 as f32);
+            for c in 0..n_ch {
+                put(((f.charlson >> c) & 1) as f32);
+            }
+            put(s.charlson as f32);
+            let en = &cohort.encounters;
+            let (lo, hi) = (en.offsets[p] as usize, en.offsets[p + 1] as usize);
+            let mut counts = [[0f32; 3]; 4];
+            let mut last_emergency: Option<i32> = None;
+            for e in lo..hi {
+                let (st, end) = (en.start[e], en.end[e].min(as_of));
+                if st > as_of {
+                    continue;
+                }
+                let emergency = en.setting[e] == Setting::Inpatient && en.emergency[e];
+                if emergency {
+                    last_emergency = Some(last_emergency.map_or(st, |l: i32| l.max(st)));
+                }
+                for (w, &from) in froms.iter().enumerate() {
+                    if st >= from {
+                        match en.setting[e] {
+                            Setting::Inpatient if en.emergency[e] => counts[0][w] += 1.0,
+                            Setting::Ae => counts[1][w] += 1.0,
+                            Setting::Outpatient => counts[2][w] += 1.0,
+                            Setting::Inpatient => {}
+                        }
+                    }
+                    if en.setting[e] == Setting::Inpatient {
+                        // Nights in hospital within the window (a day case is 0).
+                        let nights = end - st.max(from);
+                        if nights > 0 {
+                            counts[3][w] += nights as f32;
+                        }
+                    }
+                }
+            }
+            for c in counts {
+                for v in c {
+                    put(v);
+                }
+            }
+            put(last_emergency.map_or(f32::NAN, |d| (as_of - d) as f32));
+            put(f.medicines as f32);
+            debug_assert_eq!(k, width);
+        });
+    out
+}
+
+/// The three outcome labels of every patient (in patient order, columns in [`Outcome::ALL`]
+/// order): what happened in the 365 days after `as_of`.
+pub fn outcomes(cohort: &Cohort, as_of: i32) -> Vec<[bool; 3]> {
+    let end = as_of + OUTCOME_DAYS;
+    // ICD-10 W00-W19 (falls), by code id.
+    let falls: Vec<bool> = cohort
+        .codes
+        .iter()
+        .map(|(_, s, c)| {
+            s == CodeSystem::Icd10
+                && c.len() >= 3
+                && c.starts_with('W')
+                && c[1..3].parse::<u8>().is_ok_and(|n| n <= 19)
+        })
+        .collect();
+    (0..cohort.patients.len())
+        .into_par_iter()
+        .with_min_len(2048)
+        .map(|p| {
+            let en = &cohort.encounters;
+            let ev = &cohort.events;
+            let (elo, ehi) = (ev.offsets[p] as usize, ev.offsets[p + 1] as usize);
+            let mut admission = false;
+            let mut falls_admission = false;
+            for e in en.offsets[p] as usize..en.offsets[p + 1] as usize {
+                let st = en.start[e];
+                if en.setting[e] != Setting::Inpatient
+                    || !en.emergency[e]
+                    || st <= as_of
+                    || st > end
+                {
+                    continue;
+                }
+                admission = true;
+                if !falls_admission {
+                    falls_admission = (elo..ehi).any(|k| {
+                        falls[ev.code[k] as usize] && ev.day[k] >= st && ev.day[k] <= en.end[e]
+                    });
+                }
+            }
+            let d = cohort.patients.death[p];
+            [admission, falls_admission, d > as_of && d <= end]
+        })
+        .collect()
+}
+
+/// The exported feature table of one as-of date: who is in it (everyone alive at the as-of
+/// date), the features in [`predictor_names`] order, and the outcomes when asked.
+#[derive(Debug, Clone)]
+pub struct PredictorTable {
+    /// Column names, in order.
+    pub names: Vec<String>,
+    /// Patient indices of the rows (alive and born at the as-of date), ascending.
+    pub patients: Vec<u32>,
+    /// Row-major features, `patients.len() * names.len()`.
+    pub rows: Vec<f32>,
+    /// The three outcomes per row, when asked for.
+    pub outcomes: Option<Vec<[bool; 3]>>,
+}
+
+/// Build the table for `cohort` at `as_of` from a run's per-patient results.
+pub fn predictor_table(
+    cohort: &Cohort,
+    defs: &Definitions,
+    scored: &crate::results::Scored,
+    as_of: i32,
+    with_outcomes: bool,
+) -> PredictorTable {
+    let names = predictor_names(defs);
+    let width = names.len();
+    let all = predictor_rows(cohort, defs, &scored.features, &scored.scores, as_of);
+    let (_, vitals) = crate::features::ages_and_vitals(cohort, as_of);
+    let patients: Vec<u32> = (0..cohort.patients.len() as u32)
+        .filter(|&p| vitals[p as usize] == crate::features::Vital::Alive)
+        .collect();
+    let mut rows = Vec::with_capacity(patients.len() * width);
+    for &p in &patients {
+        rows.extend_from_slice(&all[p as usize * width..(p as usize + 1) * width]);
+    }
+    let outcomes = with_outcomes.then(|| {
+        let o = outcomes(cohort, as_of);
+        patients.iter().map(|&p| o[p as usize]).collect()
+    });
+    PredictorTable {
+        names,
+        patients,
+        rows,
+        outcomes,
+    }
+}

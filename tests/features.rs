@@ -1,0 +1,133 @@
+//! `strata features`: the risk models' feature table. No leakage: records after the as-of date
+//! move no feature and only the outcome labels; the exported file is what the library computes.
+
+mod common;
+
+use common::*;
+use polars::prelude::*;
+use strata::lists::ListRules;
+use strata::predictors::{predictor_table, Outcome};
+use strata::run::score_cohort;
+
+fn enc(id: &str, k: &str, setting: &'static str, start: &'static str, em: bool) -> N {
+    N {
+        id: id.to_string(),
+        enc: k.to_string(),
+        setting,
+        start,
+        emergency: em,
+    }
+}
+
+/// The same history for `id`; `later` adds what happens after the as-of date.
+fn history(id: &str, later: bool) -> (Vec<E>, Vec<N>) {
+    let mut es = vec![
+        ev(id, "2023-06-01", "snomed", "1912002"),
+        ev(id, "2024-11-01", "icd10", "F00.1"),
+        ev(id, "2025-01-10", "dmd", "39720311000001101"),
+    ];
+    let mut ns = vec![
+        enc(id, &format!("{id}1"), "inpatient", "2024-11-01", true),
+        enc(id, &format!("{id}2"), "ae", "2025-03-01", true),
+        enc(id, &format!("{id}3"), "outpatient", "2024-02-01", false),
+    ];
+    if later {
+        es.push(ev(id, "2025-06-01", "icd10", "W19"));
+        es.push(ev(id, "2025-06-01", "snomed", "161898004"));
+        ns.push(enc(id, &format!("{id}4"), "inpatient", "2025-06-01", true));
+        ns.push(enc(id, &format!("{id}5"), "ae", "2025-05-01", true));
+    }
+    (es, ns)
+}
+
+#[test]
+fn records_after_the_as_of_date_move_no_feature_only_the_outcomes() {
+    let mut later = patient("later", "1940-04-01");
+    later.death = Some("2025-12-01");
+    let ps = [patient("before", "1940-04-01"), later];
+    let (mut es, mut ns) = history("before", false);
+    let (e2, n2) = history("later", true);
+    es.extend(e2);
+    ns.extend(n2);
+    let opts = strata::input::LoadOptions {
+        today: strata::date::parse_days("2026-11-25").unwrap(),
+        ..Default::default()
+    };
+    let defs = definitions();
+    let as_of = strata::date::parse_days(AS_OF).unwrap();
+    for a in ADAPTORS {
+        let c = load_via(a, &ps, &es, &ns, &opts).unwrap();
+        let scored = score_cohort(&c, &defs, as_of, &ListRules::default());
+        let t = predictor_table(&c, &defs, &scored, as_of, true);
+        let w = t.names.len();
+        assert_eq!(t.patients.len(), 2);
+        let (before, later) = (&t.rows[..w], &t.rows[w..]);
+        for j in 0..w {
+            assert!(
+                before[j] == later[j] || (before[j].is_nan() && later[j].is_nan()),
+                "{a:?}: feature {} moved: {} vs {}",
+                t.names[j],
+                before[j],
+                later[j]
+            );
+        }
+        // The history is seen: one emergency admission and 12-month A&E, F00 in HFRS.
+        let col = |n: &str| t.names.iter().position(|x| x == n).unwrap();
+        assert_eq!(before[col("emergency_admissions_12m")], 1.0);
+        assert_eq!(before[col("ae_attendances_3m")], 1.0);
+        assert_eq!(before[col("outpatient_attendances_12m")], 0.0);
+        assert_eq!(before[col("outpatient_attendances_24m")], 1.0);
+        assert!((before[col("hfrs_score")] - 7.1).abs() < 1e-6);
+        assert_eq!(before[col("days_since_emergency_admission")], 151.0);
+        let o = t.outcomes.as_ref().unwrap();
+        assert_eq!(o[0], [false, false, false]);
+        assert_eq!(o[1], [true, true, true], "{:?}", Outcome::ALL);
+    }
+}
+
+#[test]
+fn the_exported_file_is_the_table_with_outcomes() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("features.parquet");
+    let o = strata(&[
+        "features",
+        "--cohort",
+        fixtures().join("cohort-2000").to_str().unwrap(),
+        "--as-of",
+        "2024-04-01",
+        "--out",
+        out.to_str().unwrap(),
+        "--outcomes",
+        "--today",
+        "2026-11-25",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let df = ParquetReader::new(std::fs::File::open(&out).unwrap())
+        .finish()
+        .unwrap();
+    let names = strata::predictors::predictor_names(&definitions());
+    assert_eq!(df.width(), 1 + names.len() + 3);
+    assert!(df.height() > 1900 && df.height() <= 2000, "{}", df.height());
+    let admitted = df
+        .column("emergency_admission")
+        .unwrap()
+        .bool()
+        .unwrap()
+        .sum()
+        .unwrap();
+    assert!(admitted > 0, "some admissions in the year after");
+    // Outcomes need the year after the as-of date to have passed.
+    let o = strata(&[
+        "features",
+        "--cohort",
+        fixtures().join("cohort-2000").to_str().unwrap(),
+        "--as-of",
+        "2026-01-01",
+        "--out",
+        out.to_str().unwrap(),
+        "--outcomes",
+        "--today",
+        "2026-11-25",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
