@@ -82,18 +82,23 @@ fn pcn_table(rows: &[(&str, [u64; 5])]) -> CountedTable {
     }
 }
 
-/// (a) Within one table: PCNs A, B and C have their fit and mild counts suppressed; with row
-/// totals and the ALL row, the old rule let A's moderate count (3) be solved exactly.
-#[test]
-fn differencing_rows_and_the_all_row_no_longer_recovers_a_cell() {
-    let t = pcn_table(&[
+/// The summary of attack (a): PCNs A, B and C with small fit and mild counts.
+fn attack_a() -> CountedTable {
+    pcn_table(&[
         ("A", [2, 4, 3, 40, 49]),
         ("B", [5, 6, 30, 50, 91]),
         ("C", [1, 7, 25, 60, 93]),
         ("D", [20, 30, 8, 9, 67]),
         ("E", [40, 35, 11, 10, 96]),
         ("ALL", [68, 82, 77, 169, 396]),
-    ]);
+    ])
+}
+
+/// (a) Within one table: PCNs A, B and C have their fit and mild counts suppressed; with row
+/// totals and the ALL row, the old rule let A's moderate count (3) be solved exactly.
+#[test]
+fn differencing_rows_and_the_all_row_no_longer_recovers_a_cell() {
+    let t = attack_a();
     let rule = Suppression::default();
     let a_moderate = 2;
     let old = naive(&t.cells, &t.relations);
@@ -259,14 +264,7 @@ proptest! {
 #[test]
 fn outside_auditor_catches_the_old_rule() {
     // The auditor must be able to fail: a summary written with the old rule's cells is caught.
-    let t = pcn_table(&[
-        ("A", [2, 4, 3, 40, 49]),
-        ("B", [5, 6, 30, 50, 91]),
-        ("C", [1, 7, 25, 60, 93]),
-        ("D", [20, 30, 8, 9, 67]),
-        ("E", [40, 35, 11, 10, 96]),
-        ("ALL", [68, 82, 77, 169, 396]),
-    ]);
+    let t = attack_a();
     let old = naive(&t.cells, &t.relations);
     let d = tempfile::tempdir().unwrap();
     let mut summary = String::from("pcn_code,group,fit,mild,moderate,severe,total\n");

@@ -7,7 +7,7 @@
 //!
 //! Property: `Cohort::read` returns (problems in its report are fine) and never panics or
 //! aborts. strata itself turns panics of the Parquet decoder into report errors
-//! (`catch_unwind` in `cohort::open_table` / `cohort::load_table`), so a panic that is caught
+//! (`catch_unwind` in `input::parquet::open` / `input::parquet::load`), so a panic that is caught
 //! inside strata is not a finding; only a panic that escapes `Cohort::read`, or an abort, is.
 //! libfuzzer-sys installs a panic hook that aborts on *every* panic, caught or not, so this target
 //! replaces it with one that only records the last panic (message, place and backtrace), and
