@@ -30,6 +30,8 @@ enum Command {
     Validate(cmd::validate::Args),
     Score(cmd::score::Args),
     Features(cmd::features::Args),
+    Train(cmd::train::Args),
+    Evaluate(cmd::evaluate::Args),
 }
 
 fn main() {
@@ -49,6 +51,8 @@ fn main() {
         Command::Validate(a) => cmd::validate::run(a),
         Command::Score(a) => cmd::score::run(a),
         Command::Features(a) => cmd::features::run(a),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Evaluate(a) => cmd::evaluate::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

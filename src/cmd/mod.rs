@@ -3,9 +3,11 @@
 //! 5 output, 6 not enough memory.
 
 pub mod demo;
+pub mod evaluate;
 pub mod features;
 pub mod score;
 pub mod synth;
+pub mod train;
 pub mod validate;
 
 use std::path::PathBuf;

@@ -1,0 +1,187 @@
+//! `strata train`: fit a risk model with temporal validation, as SPARRA does.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use strata::cohort::Cohort;
+use strata::date;
+use strata::definitions::Definitions;
+use strata::predictors::{Outcome, OUTCOME_DAYS};
+use strata_models::card::{Cohort as CardCohort, ModelCard};
+use strata_models::metrics::{evaluate, EvalOptions, Metrics};
+use strata_models::{fit_gbdt, GbdtParams, LogisticModel, LogisticParams};
+
+/// Fit a model of one outcome and write its model card (JSON).
+///
+/// Features are taken at the as-of date minus 12 months and labels from the 365 days after
+/// that; the model is then validated on the later window (features at the as-of date, labels
+/// from the 365 days after it), never on the rows it was fitted on. The card records the
+/// outcome, the features in order, the preprocessing, the fitted parameters, both windows and
+/// the validation figures (AUROC and AUPRC with bootstrap intervals, Brier, calibration).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Cohort folder.
+    #[arg(long)]
+    pub cohort: PathBuf,
+    /// Outcome: emergency_admission, falls_admission or death.
+    #[arg(long)]
+    pub outcome: String,
+    /// Model: logistic (L2, standardised features) or gbdt (histogram gradient-boosted trees).
+    #[arg(long, default_value = "logistic")]
+    pub model: String,
+    /// Model card to write (JSON).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Validation as-of date; training uses the as-of date 12 months earlier.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub as_of: String,
+    /// Trees (gbdt).
+    #[arg(long, default_value_t = 200)]
+    pub trees: usize,
+    /// Models folder (code lists, weights). Default: $STRATA_MODELS, ./models, or the built-in.
+    #[arg(long)]
+    pub models: Option<PathBuf>,
+    #[command(flatten)]
+    pub input: super::InputArgs,
+}
+
+/// One window's design matrix and labels.
+pub struct Window {
+    /// Features and labels.
+    pub data: strata_models::Dataset,
+    /// The table it came from.
+    pub table: strata::predictors::PredictorTable,
+}
+
+/// The feature table at `as_of` with the labels of `outcome`.
+pub fn window(cohort: &Cohort, defs: &Definitions, as_of: i32, outcome: Outcome) -> Result<Window> {
+    let scored = strata::run::score_cohort(cohort, defs, as_of, &Default::default());
+    let table = strata::predictors::predictor_table(cohort, defs, &scored, as_of, true);
+    let k = Outcome::ALL
+        .iter()
+        .position(|&o| o == outcome)
+        .unwrap_or_default();
+    let y: Vec<u8> = table
+        .outcomes
+        .as_ref()
+        .map(|o| o.iter().map(|r| r[k] as u8).collect())
+        .unwrap_or_default();
+    let data = strata_models::Dataset::from_row_major(table.names.clone(), &table.rows, y)
+        .context("building the design matrix")?;
+    Ok(Window { data, table })
+}
+
+/// The card's description of a window.
+fn describe(w: &Window, as_of: i32, what: &str) -> CardCohort {
+    CardCohort {
+        description: format!(
+            "{what}: everyone alive at the as-of date; features from records on or before it, label from the {OUTCOME_DAYS} days after"
+        ),
+        window_start: date::format_days(as_of),
+        window_end: date::format_days(as_of + OUTCOME_DAYS),
+        n_rows: w.data.n_rows(),
+        events: w.data.y().iter().map(|&v| v as usize).sum(),
+    }
+}
+
+/// Print the headline figures of an evaluation.
+pub fn print_metrics(label: &str, m: &Metrics) {
+    let ci = m
+        .bootstrap
+        .as_ref()
+        .map(|b| format!(" [{:.3}, {:.3}]", b.auroc.lower, b.auroc.upper))
+        .unwrap_or_default();
+    println!(
+        "{label}: n {} events {} ({:.1}%)  AUROC {:.3}{ci}  AUPRC {:.3}  Brier {:.4}  calibration slope {:.2} intercept {:.2}",
+        m.n,
+        m.events,
+        100.0 * m.prevalence,
+        m.auroc,
+        m.auprc,
+        m.brier,
+        m.calibration.slope,
+        m.calibration.intercept
+    );
+}
+
+/// Run the subcommand.
+pub fn run(a: Args) -> Result<i32> {
+    let outcome = Outcome::parse(&a.outcome).ok_or_else(|| {
+        super::usage("--outcome must be emergency_admission, falls_admission or death")
+    })?;
+    let as_of = super::parse_date(&a.as_of)?;
+    let load = a.input.options()?;
+    if as_of + OUTCOME_DAYS > load.today {
+        return Err(super::usage(
+            "validation needs the 365 days after --as-of to have passed",
+        ));
+    }
+    let train_at = date::minus_months(as_of, 12);
+    let defs = Definitions::load(&super::models_dir(&a.models)).map_err(strata::Error::from)?;
+    let cohort = Cohort::load(&a.cohort, &load).map_err(strata::Error::from)?;
+    let train = window(&cohort, &defs, train_at, outcome)?;
+    let valid = window(&cohort, &defs, as_of, outcome)?;
+    let opts = EvalOptions::default();
+    let (mut card, p_train) = match a.model.as_str() {
+        "logistic" => {
+            let params = LogisticParams::default();
+            let m = LogisticModel::fit(&train.data, &params)?;
+            let p = m.predict_proba(&train.data)?;
+            (
+                ModelCard::logistic(
+                    outcome.name(),
+                    &m,
+                    &params,
+                    describe(&train, train_at, "training"),
+                ),
+                p,
+            )
+        }
+        "gbdt" => {
+            let params = GbdtParams {
+                n_trees: a.trees,
+                ..GbdtParams::default()
+            };
+            let fit = fit_gbdt(&train.data, &params)?;
+            let p = fit.model.predict_proba(&train.data)?;
+            (
+                ModelCard::gbdt(
+                    outcome.name(),
+                    &fit,
+                    &params,
+                    describe(&train, train_at, "training"),
+                ),
+                p,
+            )
+        }
+        _ => return Err(super::usage("--model must be logistic or gbdt")),
+    };
+    let predictor = card.predictor()?;
+    let p_valid = predictor.predict_proba(&valid.data)?;
+    let training = evaluate(
+        train.data.y(),
+        &p_train,
+        &EvalOptions {
+            bootstrap_resamples: 0,
+            ..opts.clone()
+        },
+    )?;
+    let validation = evaluate(valid.data.y(), &p_valid, &opts)?;
+    card.training_metrics = Some(training.clone());
+    card.validation_metrics = Some(validation.clone());
+    card.validation_cohort = Some(describe(
+        &valid,
+        as_of,
+        "temporal validation (the following year)",
+    ));
+    card.intended_use = format!(
+        "Ranking people by their risk of {} in the next 365 days, to help a proactive care team decide whom to review first. Not a diagnosis, and not for decisions about any one person without clinical review.",
+        outcome.words()
+    );
+    card.limitations = "Fitted on one cohort and validated on the same population a year later (temporal validation), not on another population. Features come from coded primary-care and hospital records, so people with little recorded contact look low-risk. Check calibration and discrimination by deprivation, sex, age and ethnic group with `strata evaluate` before use.".into();
+    card.save(&a.out)?;
+    print_metrics("training (fitted on, not validation)", &training);
+    print_metrics("validation (next year)", &validation);
+    println!("{}: model card written", a.out.display());
+    Ok(0)
+}
