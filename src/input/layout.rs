@@ -79,6 +79,27 @@ impl<'p, 'a> PidCache<'p, 'a> {
     }
 }
 
+/// The rules every dated row of events and medications meets, in order: a pseudonym (`None`
+/// when null, `Some(UNSET)` when not in `patients.parquet`), then a date (`None` when null)
+/// within 1900..=today. Returns the patient index and day, or the column and reason to reject.
+#[inline]
+pub(crate) fn check_patient_and_date(
+    patient: Option<u32>,
+    day: Option<i32>,
+    date_column: &'static str,
+    (earliest, today): (i32, i32),
+) -> Result<(u32, i32), RejectReason> {
+    let pi = patient.ok_or(("patient_id", reason::NULL_PATIENT))?;
+    if pi == UNSET {
+        return Err(("patient_id", reason::UNKNOWN_PATIENT));
+    }
+    let d = day.ok_or((date_column, reason::NULL_DATE))?;
+    if d < earliest || d > today {
+        return Err((date_column, reason::DATE_RANGE));
+    }
+    Ok((pi, d))
+}
+
 /// One parallel part (an aligned chunk, typically a Parquet row group) of the events file,
 /// decoded. Vectors are indexed by row within the part; a row rejected while decoding has
 /// `code == UNSET`.
@@ -120,7 +141,7 @@ impl EventPart {
         day: Option<i32>,
         has_system: bool,
         has_code: bool,
-        (earliest, today): (i32, i32),
+        bounds: (i32, i32),
     ) -> bool {
         let row = (self.lo + k) as u64 + 1;
         let mut reject = |column: &'static str, reason: &'static str| {
@@ -132,18 +153,10 @@ impl EventPart {
             });
             false
         };
-        let Some(pi) = patient else {
-            return reject("patient_id", reason::NULL_PATIENT);
+        let (pi, d) = match check_patient_and_date(patient, day, "event_date", bounds) {
+            Ok(x) => x,
+            Err((column, reason)) => return reject(column, reason),
         };
-        if pi == UNSET {
-            return reject("patient_id", reason::UNKNOWN_PATIENT);
-        }
-        let Some(d) = day else {
-            return reject("event_date", reason::NULL_DATE);
-        };
-        if d < earliest || d > today {
-            return reject("event_date", reason::DATE_RANGE);
-        }
         if !has_system {
             return reject("code_system", reason::NULL_SYSTEM);
         }

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use super::contract::{is_bnf_device, reason, MEDICATIONS_FILE};
 use super::frame::{day_col, text_col, Table};
-use super::layout::{PatientIndex, PidCache, UNSET};
+use super::layout::{check_patient_and_date, PatientIndex, PidCache};
 use super::report::Reject;
 use super::LoadOptions;
 use crate::codes::{normalise, CodeSystem};
@@ -77,7 +77,7 @@ pub(crate) fn decode_medications(
         chunks.push((lo, p, d, m, v, b));
         lo += p.len();
     }
-    let (earliest, today) = (date::earliest(), opts.today);
+    let bounds = (date::earliest(), opts.today);
     Ok(chunks
         .into_par_iter()
         .map(|(lo, pid, day, dmd, vtm, bnf)| {
@@ -100,23 +100,14 @@ pub(crate) fn decode_medications(
                         reason,
                     })
                 };
-                let Some(p) = p else {
-                    reject("patient_id", reason::NULL_PATIENT);
-                    continue;
+                let pi = p.map(|p| pids.get(p, pid_views[k].as_u128()));
+                let (pi, d) = match check_patient_and_date(pi, d.copied(), "issue_date", bounds) {
+                    Ok(x) => x,
+                    Err((column, reason)) => {
+                        reject(column, reason);
+                        continue;
+                    }
                 };
-                let pi = pids.get(p, pid_views[k].as_u128());
-                if pi == UNSET {
-                    reject("patient_id", reason::UNKNOWN_PATIENT);
-                    continue;
-                }
-                let Some(&d) = d else {
-                    reject("issue_date", reason::NULL_DATE);
-                    continue;
-                };
-                if d < earliest || d > today {
-                    reject("issue_date", reason::DATE_RANGE);
-                    continue;
-                }
                 let Some(m) = m else {
                     reject("dmd_code", reason::NULL_CODE);
                     continue;
