@@ -69,6 +69,7 @@ fn train_validates_on_the_following_year_and_evaluate_reports_by_group() {
         assert!(groups
             .iter()
             .any(|g| g["dimension"] == "imd_quintile" && g["group"] == "1"));
+        assert!(groups.iter().any(|g| g["dimension"] == "ethnicity_group"));
         let n: u64 = groups
             .iter()
             .filter(|g| g["dimension"] == "sex")

@@ -12,7 +12,7 @@ use strata_models::metrics::{evaluate, EvalOptions, Metrics};
 
 /// Evaluate a model card on a cohort at an as-of date: features at the date, labels from the 365
 /// days after it. Prints AUROC and AUPRC with bootstrap 95% intervals, Brier score, calibration
-/// intercept and slope, and the same by sex, age band and IMD quintile, so that a researcher sees
+/// intercept and slope, and the same by sex, age band, IMD quintile and ethnic group, so that a researcher sees
 /// whether the model serves the most deprived fifth as well as the rest. `--json` for machines.
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -77,7 +77,7 @@ pub fn run(a: Args) -> Result<i32> {
         .map(|&i| strata::date::age_years(pa.birth[i as usize], as_of))
         .collect();
     type Key<'a> = Box<dyn Fn(usize) -> String + 'a>;
-    let dims: [(&'static str, Key); 3] = [
+    let dims: [(&'static str, Key); 4] = [
         (
             "sex",
             Box::new(|k: usize| {
@@ -107,6 +107,13 @@ pub fn run(a: Args) -> Result<i32> {
             Box::new(|k: usize| {
                 imd_quintile(pa.imd_decile[w.table.patients[k] as usize])
                     .map_or("unknown".to_string(), |q| q.to_string())
+            }),
+        ),
+        (
+            "ethnicity_group",
+            Box::new(|k: usize| {
+                let p = w.table.patients[k] as usize;
+                pa.ethnicities[pa.ethnicity[p] as usize].clone()
             }),
         ),
     ];
