@@ -303,16 +303,12 @@ pub fn audit_tables(
     rule: &Suppression,
 ) -> Result<Audit, DisclosureError> {
     let rg = run_grid(tables, rule);
-    let mut hidden = primary_mask(&rg.grid, &Rule { max_suppressed: 0 });
+    // Derived cells (after the tables' own) are never printed: hidden unless a table shows them.
+    let mut hidden = vec![true; rg.grid.values.len()];
     for (t, &base) in cells.iter().zip(&rg.offsets) {
         for (k, c) in t.iter().enumerate() {
             hidden[base + k] = *c == Cell::Suppressed;
         }
-    }
-    // Derived cells are never printed.
-    let n_table: usize = cells.iter().map(Vec::len).sum();
-    for h in hidden.iter_mut().skip(n_table) {
-        *h = true;
     }
     audit(&rg.grid, &hidden)
 }

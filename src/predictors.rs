@@ -14,8 +14,9 @@ use crate::codes::CodeSystem;
 use crate::cohort::{Cohort, Setting};
 use crate::date;
 use crate::definitions::Definitions;
-use crate::features::Features;
-use crate::scores::{Scorer, Scores};
+use crate::population::Status;
+use crate::results::Scored;
+use crate::scores::Scorer;
 
 /// Look-backs of the hospital-activity features, in calendar months.
 pub const ACTIVITY_MONTHS: [u32; 3] = [3, 12, 24];
@@ -101,10 +102,10 @@ pub fn predictor_names(defs: &Definitions) -> Vec<String> {
 pub fn predictor_rows(
     cohort: &Cohort,
     defs: &Definitions,
-    features: &[Features],
-    scores: &[Scores],
+    scored: &Scored,
     as_of: i32,
 ) -> Vec<f32> {
+    let (features, scores, ages) = (&scored.features, &scored.scores, &scored.ages);
     let scorer = Scorer::new(defs);
     let width = predictor_names(defs).len();
     let froms: Vec<i32> = ACTIVITY_MONTHS
@@ -126,7 +127,7 @@ pub fn predictor_rows(
                 row[k] = v;
                 k += 1;
             };
-            put(date::age_years(pa.birth[p], as_of) as f32);
+            put(ages[p] as f32);
             put((pa.sex[p] == crate::cohort::Sex::F) as u8 as f32);
             put((pa.sex[p] == crate::cohort::Sex::M) as u8 as f32);
             put(match pa.imd_decile[p] {
@@ -254,16 +255,22 @@ pub struct PredictorTable {
 pub fn predictor_table(
     cohort: &Cohort,
     defs: &Definitions,
-    scored: &crate::results::Scored,
+    scored: &Scored,
     as_of: i32,
     with_outcomes: bool,
 ) -> PredictorTable {
     let names = predictor_names(defs);
     let width = names.len();
-    let all = predictor_rows(cohort, defs, &scored.features, &scored.scores, as_of);
-    let (_, vitals) = crate::features::ages_and_vitals(cohort, as_of);
+    let all = predictor_rows(cohort, defs, scored, as_of);
+    // Alive and born at the as-of date, whatever their age (the lists' minimum age is not the
+    // models' population).
     let patients: Vec<u32> = (0..cohort.patients.len() as u32)
-        .filter(|&p| vitals[p as usize] == crate::features::Vital::Alive)
+        .filter(|&p| {
+            !matches!(
+                scored.status[p as usize],
+                Status::Deceased | Status::NotYetBorn
+            )
+        })
         .collect();
     let mut rows = Vec::with_capacity(patients.len() * width);
     for &p in &patients {

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Result};
-use strata::cohort::{Cohort, Sex};
+use strata::cohort::Cohort;
 use strata::definitions::Definitions;
 use strata::population::imd_quintile;
 use strata::predictors::{Outcome, OUTCOME_DAYS};
@@ -70,24 +70,22 @@ pub fn run(a: Args) -> Result<i32> {
     let opts = EvalOptions::default();
     let overall = evaluate(y, &p, &opts)?;
     let pa = &cohort.patients;
-    let ages: Vec<i32> = w
+    // Ages are the table's `age` column.
+    let width = w.table.names.len();
+    let age = w
         .table
-        .patients
+        .names
         .iter()
-        .map(|&i| strata::date::age_years(pa.birth[i as usize], as_of))
+        .position(|n| n == "age")
+        .ok_or_else(|| anyhow!("the feature table has no age column"))?;
+    let ages: Vec<i32> = (0..y.len())
+        .map(|k| w.table.rows[k * width + age] as i32)
         .collect();
     type Key<'a> = Box<dyn Fn(usize) -> String + 'a>;
     let dims: [(&'static str, Key); 4] = [
         (
             "sex",
-            Box::new(|k: usize| {
-                match pa.sex[w.table.patients[k] as usize] {
-                    Sex::F => "F",
-                    Sex::M => "M",
-                    Sex::U => "U",
-                }
-                .to_string()
-            }),
+            Box::new(|k: usize| pa.sex[w.table.patients[k] as usize].code().to_string()),
         ),
         (
             "age_band",
