@@ -5,7 +5,10 @@
 //! - `bare_read`: polars reading every column strata needs from the three files, nothing else:
 //!   the floor any Parquet-based tool pays;
 //! - `load_cohort`: strata's read, validation, code interning and per-patient layout;
-//! - `score_end_to_end`: the whole `strata score` (load, score, rank, write lists and manifest).
+//! - `score_end_to_end`: the whole `strata score` (load, score, apply the three default risk
+//!   models, rank, explain every listed patient's risks, write lists and manifest);
+//! - `score_without_models`: the same with `--no-risk-models`, so the models' cost is the
+//!   difference.
 //!
 //! BENCHMARKS.md records the figures and the machine.
 
@@ -93,8 +96,7 @@ fn load_cohort() -> usize {
     c.events.code.len()
 }
 
-#[divan::bench(sample_count = 3, sample_size = 1)]
-fn score_end_to_end() -> u64 {
+fn score(risk_models: Vec<PathBuf>) -> u64 {
     let out = std::env::temp_dir().join(format!("strata-bench-out-{}", std::process::id()));
     let opts = ScoreOptions {
         cohort: cohort().clone(),
@@ -104,8 +106,19 @@ fn score_end_to_end() -> u64 {
         load: LoadOptions::default(),
         rules: ListRules::default(),
         suppression: Suppression::default(),
+        risk_models,
     };
     let m = run::score(&opts).expect("score");
     let _ = std::fs::remove_dir_all(&out);
     m.listed
+}
+
+#[divan::bench(sample_count = 3, sample_size = 1)]
+fn score_end_to_end() -> u64 {
+    score(vec![models_dir().join("risk")])
+}
+
+#[divan::bench(sample_count = 3, sample_size = 1)]
+fn score_without_models() -> u64 {
+    score(Vec::new())
 }

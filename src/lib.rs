@@ -39,6 +39,7 @@ pub mod predictors;
 pub mod privacy;
 pub mod publish;
 pub mod results;
+pub mod risk;
 pub mod run;
 pub mod scores;
 pub mod synth;
@@ -57,6 +58,9 @@ pub enum Error {
     /// nothing is published).
     #[error(transparent)]
     Disclosure(#[from] disclosure::DisclosureError),
+    /// A risk model card could not be read or applied.
+    #[error(transparent)]
+    Risk(#[from] risk::RiskError),
     /// Outputs could not be written.
     #[error(transparent)]
     Output(#[from] publish::OutputError),
@@ -71,7 +75,7 @@ impl Error {
         match self {
             Error::Input(input::InputError::Invalid { .. }) => 3,
             Error::Input(input::InputError::TooLarge { .. }) => 6,
-            Error::Definitions(_) => 4,
+            Error::Definitions(_) | Error::Risk(_) => 4,
             Error::Output(_) => 5,
             Error::Disclosure(_) => 1,
             Error::Synth(_) => 5,

@@ -6,7 +6,29 @@
 
 use crate::cohort::Cohort;
 use crate::population::Status;
+use crate::predictors::Outcome;
+use crate::risk::{ModelRisk, RiskBand};
 use crate::scores::{EfiCategory, Scores};
+
+/// What orders a list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RankBy {
+    /// eFI category, then deficits, then HFRS (the default).
+    Frailty,
+    /// A risk model's probability, highest first.
+    Risk(Outcome),
+}
+
+impl RankBy {
+    /// Parse `frailty` or an outcome name.
+    pub fn parse(s: &str) -> Option<RankBy> {
+        match s {
+            "frailty" => Some(RankBy::Frailty),
+            o => Outcome::parse(o).map(RankBy::Risk),
+        }
+    }
+}
 
 /// Who goes on a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -16,6 +38,11 @@ pub struct ListRules {
     pub min_age: i32,
     /// Mildest eFI category listed.
     pub min_category: EfiCategory,
+    /// What orders the lists.
+    pub rank_by: RankBy,
+    /// Also list eligible people in this band or above of the ranking model, whatever their
+    /// frailty (only when ranking by a model).
+    pub min_risk_band: Option<RiskBand>,
 }
 
 impl Default for ListRules {
@@ -23,23 +50,33 @@ impl Default for ListRules {
         ListRules {
             min_age: 65,
             min_category: EfiCategory::Mild,
+            rank_by: RankBy::Frailty,
+            min_risk_band: None,
         }
     }
 }
 
 /// Listed patients of each PCN in rank order: `(pcn index, patient indices)`, PCNs in code
-/// order. Severe first; within a category by eFI, then HFRS, both descending; ties by
-/// pseudonym (patient indices are in pseudonym order).
+/// order. By frailty: severe first; within a category by eFI, then HFRS, both descending. By a
+/// model (`risk`, the model `rules.rank_by` names): probability descending. Ties by pseudonym
+/// (patient indices are in pseudonym order).
 pub fn rank(
     cohort: &Cohort,
     scores: &[Scores],
     status: &[Status],
     rules: &ListRules,
+    risk: Option<&ModelRisk>,
 ) -> Vec<(u32, Vec<u32>)> {
     let p = &cohort.patients;
+    let risk = risk.filter(|_| matches!(rules.rank_by, RankBy::Risk(_)));
     let mut by_pcn: Vec<Vec<u32>> = vec![Vec::new(); p.pcns.len()];
     for i in 0..p.len() {
-        if status[i] == Status::Eligible && scores[i].efi_category >= rules.min_category {
+        let frail = scores[i].efi_category >= rules.min_category;
+        let at_risk = match (risk, rules.min_risk_band) {
+            (Some(r), Some(b)) => r.band[i] >= b,
+            _ => false,
+        };
+        if status[i] == Status::Eligible && (frail || at_risk) {
             by_pcn[p.pcn[i] as usize].push(i as u32);
         }
     }
@@ -47,14 +84,21 @@ pub fn rank(
         .into_iter()
         .enumerate()
         .map(|(pcn, mut v)| {
-            v.sort_by(|&a, &b| {
-                let (sa, sb) = (&scores[a as usize], &scores[b as usize]);
-                sb.efi_category
-                    .cmp(&sa.efi_category)
-                    .then(sb.efi_deficits.cmp(&sa.efi_deficits))
-                    .then(sb.hfrs_tenths.cmp(&sa.hfrs_tenths))
-                    .then(a.cmp(&b))
-            });
+            match risk {
+                Some(r) => v.sort_by(|&a, &b| {
+                    r.probability[b as usize]
+                        .total_cmp(&r.probability[a as usize])
+                        .then(a.cmp(&b))
+                }),
+                None => v.sort_by(|&a, &b| {
+                    let (sa, sb) = (&scores[a as usize], &scores[b as usize]);
+                    sb.efi_category
+                        .cmp(&sa.efi_category)
+                        .then(sb.efi_deficits.cmp(&sa.efi_deficits))
+                        .then(sb.hfrs_tenths.cmp(&sa.hfrs_tenths))
+                        .then(a.cmp(&b))
+                }),
+            }
             (pcn as u32, v)
         })
         .collect()

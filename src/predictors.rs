@@ -97,6 +97,114 @@ pub fn predictor_names(defs: &Definitions) -> Vec<String> {
     v
 }
 
+/// Builds one patient's row of features (in [`predictor_names`] order) at an as-of date; made
+/// once per run, then used for every patient (in parallel) or only for those a list shows.
+pub struct RowBuilder<'a> {
+    cohort: &'a Cohort,
+    scored: &'a Scored,
+    scorer: Scorer<'a>,
+    defs: &'a Definitions,
+    as_of: i32,
+    froms: [i32; 3],
+    width: usize,
+}
+
+impl<'a> RowBuilder<'a> {
+    /// A builder for `cohort` at `as_of`, from the run's per-patient results.
+    pub fn new(cohort: &'a Cohort, defs: &'a Definitions, scored: &'a Scored, as_of: i32) -> Self {
+        RowBuilder {
+            cohort,
+            scored,
+            scorer: Scorer::new(defs),
+            defs,
+            as_of,
+            froms: ACTIVITY_MONTHS.map(|m| date::minus_months(as_of, m)),
+            width: predictor_names(defs).len(),
+        }
+    }
+
+    /// Features per row.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Write patient `p`'s features into `row` (`width()` long); `NaN` where unknown (IMD
+    /// decile not recorded, no emergency admission ever).
+    pub fn fill(&self, p: usize, row: &mut [f32]) {
+        let (defs, cohort, as_of) = (self.defs, self.cohort, self.as_of);
+        let n_def = defs.efi.deficits.len();
+        let n_ch = defs.charlson.categories.len();
+        let hfrs = &defs.hfrs;
+        let pa = &cohort.patients;
+        let (f, s) = (&self.scored.features[p], &self.scored.scores[p]);
+        let mut k = 0;
+        let mut put = |v: f32| {
+            row[k] = v;
+            k += 1;
+        };
+        put(self.scored.ages[p] as f32);
+        put((pa.sex[p] == crate::cohort::Sex::F) as u8 as f32);
+        put((pa.sex[p] == crate::cohort::Sex::M) as u8 as f32);
+        put(match pa.imd_decile[p] {
+            0 => f32::NAN,
+            d => d as f32,
+        });
+        put(pa.care_home[p] as u8 as f32);
+        let mask = self.scorer.efi_mask(f);
+        for d in 0..n_def {
+            put(((mask >> d) & 1) as f32);
+        }
+        put(s.efi_deficits as f32 / n_def.max(1) as f32);
+        put(s.hfrs_tenths as f32 / 10.0);
+        put((s.hfrs_tenths >= hfrs.intermediate_from_tenths
+            && s.hfrs_tenths <= hfrs.high_above_tenths) as u8 as f32);
+        put((s.hfrs_tenths > hfrs.high_above_tenths) as u8 as f32);
+        for c in 0..n_ch {
+            put(((f.charlson >> c) & 1) as f32);
+        }
+        put(s.charlson as f32);
+        let en = &cohort.encounters;
+        let (lo, hi) = (en.offsets[p] as usize, en.offsets[p + 1] as usize);
+        let mut counts = [[0f32; 3]; 4];
+        let mut last_emergency: Option<i32> = None;
+        for e in lo..hi {
+            let (st, end) = (en.start[e], en.end[e].min(as_of));
+            if st > as_of {
+                continue;
+            }
+            let emergency = en.setting[e] == Setting::Inpatient && en.emergency[e];
+            if emergency {
+                last_emergency = Some(last_emergency.map_or(st, |l: i32| l.max(st)));
+            }
+            for (w, &from) in self.froms.iter().enumerate() {
+                if st >= from {
+                    match en.setting[e] {
+                        Setting::Inpatient if en.emergency[e] => counts[0][w] += 1.0,
+                        Setting::Ae => counts[1][w] += 1.0,
+                        Setting::Outpatient => counts[2][w] += 1.0,
+                        Setting::Inpatient => {}
+                    }
+                }
+                if en.setting[e] == Setting::Inpatient {
+                    // Nights in hospital within the window (a day case is 0).
+                    let nights = end - st.max(from);
+                    if nights > 0 {
+                        counts[3][w] += nights as f32;
+                    }
+                }
+            }
+        }
+        for c in counts {
+            for v in c {
+                put(v);
+            }
+        }
+        put(last_emergency.map_or(f32::NAN, |d| (as_of - d) as f32));
+        put(f.medicines as f32);
+        debug_assert_eq!(k, self.width);
+    }
+}
+
 /// One row of features per patient (in patient order), row-major, `NaN` where unknown (IMD decile
 /// not recorded, no emergency admission ever).
 pub fn predictor_rows(
@@ -105,89 +213,13 @@ pub fn predictor_rows(
     scored: &Scored,
     as_of: i32,
 ) -> Vec<f32> {
-    let (features, scores, ages) = (&scored.features, &scored.scores, &scored.ages);
-    let scorer = Scorer::new(defs);
-    let width = predictor_names(defs).len();
-    let froms: Vec<i32> = ACTIVITY_MONTHS
-        .iter()
-        .map(|&m| date::minus_months(as_of, m))
-        .collect();
-    let n_def = defs.efi.deficits.len();
-    let n_ch = defs.charlson.categories.len();
-    let hfrs = &defs.hfrs;
+    let b = RowBuilder::new(cohort, defs, scored, as_of);
+    let width = b.width();
     let mut out = vec![0f32; cohort.patients.len() * width];
     out.par_chunks_mut(width)
         .with_min_len(1024)
         .enumerate()
-        .for_each(|(p, row)| {
-            let pa = &cohort.patients;
-            let (f, s) = (&features[p], &scores[p]);
-            let mut k = 0;
-            let mut put = |v: f32| {
-                row[k] = v;
-                k += 1;
-            };
-            put(ages[p] as f32);
-            put((pa.sex[p] == crate::cohort::Sex::F) as u8 as f32);
-            put((pa.sex[p] == crate::cohort::Sex::M) as u8 as f32);
-            put(match pa.imd_decile[p] {
-                0 => f32::NAN,
-                d => d as f32,
-            });
-            put(pa.care_home[p] as u8 as f32);
-            let mask = scorer.efi_mask(f);
-            for d in 0..n_def {
-                put(((mask >> d) & 1) as f32);
-            }
-            put(s.efi_deficits as f32 / n_def.max(1) as f32);
-            put(s.hfrs_tenths as f32 / 10.0);
-            put((s.hfrs_tenths >= hfrs.intermediate_from_tenths
-                && s.hfrs_tenths <= hfrs.high_above_tenths) as u8 as f32);
-            put((s.hfrs_tenths > hfrs.high_above_tenths) as u8 as f32);
-            for c in 0..n_ch {
-                put(((f.charlson >> c) & 1) as f32);
-            }
-            put(s.charlson as f32);
-            let en = &cohort.encounters;
-            let (lo, hi) = (en.offsets[p] as usize, en.offsets[p + 1] as usize);
-            let mut counts = [[0f32; 3]; 4];
-            let mut last_emergency: Option<i32> = None;
-            for e in lo..hi {
-                let (st, end) = (en.start[e], en.end[e].min(as_of));
-                if st > as_of {
-                    continue;
-                }
-                let emergency = en.setting[e] == Setting::Inpatient && en.emergency[e];
-                if emergency {
-                    last_emergency = Some(last_emergency.map_or(st, |l: i32| l.max(st)));
-                }
-                for (w, &from) in froms.iter().enumerate() {
-                    if st >= from {
-                        match en.setting[e] {
-                            Setting::Inpatient if en.emergency[e] => counts[0][w] += 1.0,
-                            Setting::Ae => counts[1][w] += 1.0,
-                            Setting::Outpatient => counts[2][w] += 1.0,
-                            Setting::Inpatient => {}
-                        }
-                    }
-                    if en.setting[e] == Setting::Inpatient {
-                        // Nights in hospital within the window (a day case is 0).
-                        let nights = end - st.max(from);
-                        if nights > 0 {
-                            counts[3][w] += nights as f32;
-                        }
-                    }
-                }
-            }
-            for c in counts {
-                for v in c {
-                    put(v);
-                }
-            }
-            put(last_emergency.map_or(f32::NAN, |d| (as_of - d) as f32));
-            put(f.medicines as f32);
-            debug_assert_eq!(k, width);
-        });
+        .for_each(|(p, row)| b.fill(p, row));
     out
 }
 

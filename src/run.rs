@@ -20,6 +20,7 @@ use crate::output::{self, PublishedTable};
 use crate::population::{self, Status};
 use crate::publish::{self, Written};
 use crate::results::Scored;
+use crate::risk::{self, AppliedModel, Explainer};
 use crate::scores::{Scorer, Scores};
 use crate::{date, tables, Error};
 
@@ -40,6 +41,8 @@ pub struct ScoreOptions {
     pub rules: ListRules,
     /// Small-number rules for the summary.
     pub suppression: Suppression,
+    /// Risk model cards to apply (files, or folders of cards); empty for none.
+    pub risk_models: Vec<PathBuf>,
 }
 
 /// What a run did, written as `manifest.json` and printed by the binary.
@@ -61,6 +64,8 @@ pub struct Manifest {
     pub warnings: Vec<String>,
     /// Model files used, with hashes.
     pub models: Vec<DefinitionFile>,
+    /// Risk model cards applied, with hashes.
+    pub risk_models: Vec<AppliedModel>,
     /// List rules.
     pub rules: ListRules,
     /// Summary suppression.
@@ -134,12 +139,30 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
         }
     };
     let definitions = Definitions::load(&opts.models)?;
+    let models = risk::load(&opts.risk_models, &definitions)?;
+    let ranking_model = match opts.rules.rank_by {
+        lists::RankBy::Frailty => None,
+        lists::RankBy::Risk(o) => Some(
+            models
+                .iter()
+                .position(|m| m.outcome == o)
+                .ok_or(risk::RiskError::NotLoaded(o.name()))?,
+        ),
+    };
     lap("load_models", &mut seconds);
     let cohort = Cohort::load(&opts.cohort, &opts.load)?;
     lap("read_cohort", &mut seconds);
     let scored = score_cohort(&cohort, &definitions, opts.as_of, &opts.rules);
     lap("score", &mut seconds);
-    let ranked = lists::rank(&cohort, &scored.scores, &scored.status, &opts.rules);
+    let risks = risk::apply(&models, &cohort, &definitions, &scored, opts.as_of);
+    lap("predict", &mut seconds);
+    let ranked = lists::rank(
+        &cohort,
+        &scored.scores,
+        &scored.status,
+        &opts.rules,
+        ranking_model.map(|k| &risks[k]),
+    );
     let summary = tables::summary(&cohort, &scored.scores, &scored.status).table();
     let equity = tables::equity(&cohort, &scored.scores, &scored.status, &scored.ages).table();
     lap("rank", &mut seconds);
@@ -170,8 +193,15 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
             .problems
             .iter()
             .map(Problem::to_string)
+            .chain(models.iter().filter(|m| m.file.caveats.contains("synthetic")).map(|m| {
+                format!(
+                    "warning: the {} model ({}) was trained on synthetic data: retrain it on local data (strata train) before acting on its figures",
+                    m.file.outcome, m.file.path
+                )
+            }))
             .collect(),
         models: definitions.files.clone(),
+        risk_models: models.iter().map(|m| m.file.clone()).collect(),
         rules: opts.rules,
         suppression: opts.suppression,
         patients: cohort.patients.len() as u64,
@@ -200,9 +230,21 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
         threads: rayon::current_num_threads(),
         seconds: Vec::new(),
     };
+    let risk_columns = output::RiskColumns {
+        models: &models,
+        risks: &risks,
+        explainer: Explainer::new(&cohort, &definitions, &scored, opts.as_of),
+    };
     let manifest = publish::publish(&opts.out, |dir: &Path| -> Result<Manifest, Error> {
-        manifest.outputs =
-            output::write_outputs(dir, &cohort, &scored, &definitions, &ranked, &published)?;
+        manifest.outputs = output::write_outputs(
+            dir,
+            &cohort,
+            &scored,
+            &definitions,
+            &ranked,
+            &published,
+            &risk_columns,
+        )?;
         lap("write", &mut seconds);
         manifest.seconds = seconds;
         publish::write_json(&dir.join("manifest.json"), &manifest)?;

@@ -254,6 +254,7 @@ proptest! {
             },
             rules: Default::default(),
             suppression: Suppression::default(),
+            risk_models: Vec::new(),
         };
         strata::run::score(&opts).unwrap();
         let f = audit_folder(&out, 1);

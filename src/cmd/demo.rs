@@ -20,6 +20,8 @@ pub struct Args {
     /// Patients in the demo cohort.
     #[arg(long, default_value_t = 100_000)]
     pub patients: usize,
+    #[command(flatten)]
+    pub risk: super::score::RiskArgs,
 }
 
 /// Run the subcommand.
@@ -42,9 +44,10 @@ pub fn run(a: Args) -> Result<i32> {
         cohort,
         out: out.clone(),
         as_of: synth::default_as_of(),
+        risk_models: a.risk.paths(&models_dir),
         models: models_dir,
         load: Default::default(),
-        rules: ListRules::default(),
+        rules: a.risk.rules(ListRules::default())?,
         suppression: Suppression::default(),
     };
     let m = run::score(&opts)?;

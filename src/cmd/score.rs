@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use strata::disclosure::Suppression;
-use strata::lists::ListRules;
+use strata::lists::{ListRules, RankBy};
+use strata::risk::RiskBand;
 use strata::run::{self, ScoreOptions};
 use strata::scores::EfiCategory;
 
@@ -36,7 +37,65 @@ pub struct Args {
     #[arg(long)]
     pub publication: bool,
     #[command(flatten)]
+    pub risk: RiskArgs,
+    #[command(flatten)]
     pub input: super::InputArgs,
+}
+
+/// Risk-model flags shared by `score` and `demo`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RiskArgs {
+    /// Risk model card to apply (`strata train` writes them), or a folder whose *.json cards
+    /// are all applied; repeat for several, at most one per outcome. Default: the models
+    /// folder's `risk/` (the default cards, trained on synthetic data).
+    #[arg(long, value_name = "CARD|DIR")]
+    pub risk_models: Vec<PathBuf>,
+    /// Apply no risk model (lists show frailty scores only).
+    #[arg(long, conflicts_with = "risk_models")]
+    pub no_risk_models: bool,
+    /// Order the lists by `frailty` (eFI category, deficits, HFRS) or by a model's probability:
+    /// emergency_admission, falls_admission or death.
+    #[arg(long, default_value = "frailty")]
+    pub rank_by: String,
+    /// When ranking by a model, also list eligible people in this band of it or above, however
+    /// frail: low, moderate, high (top 5% of the PCN; the default then) or very_high (top 1%).
+    #[arg(long, value_name = "BAND")]
+    pub list_risk_band: Option<String>,
+}
+
+impl RiskArgs {
+    /// The cards to apply, given the models folder.
+    pub fn paths(&self, models: &std::path::Path) -> Vec<PathBuf> {
+        if self.no_risk_models {
+            Vec::new()
+        } else if !self.risk_models.is_empty() {
+            self.risk_models.clone()
+        } else if models.join("risk").is_dir() {
+            vec![models.join("risk")]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// List rules with the ranking and the risk band applied.
+    pub fn rules(&self, mut rules: ListRules) -> Result<ListRules> {
+        rules.rank_by = RankBy::parse(&self.rank_by).ok_or_else(|| {
+            super::usage("--rank-by must be frailty, emergency_admission, falls_admission or death")
+        })?;
+        rules.min_risk_band = match (&self.list_risk_band, rules.rank_by) {
+            (Some(_), RankBy::Frailty) => {
+                return Err(super::usage(
+                    "--list-risk-band needs --rank-by with a model (emergency_admission, falls_admission or death)",
+                ))
+            }
+            (Some(b), _) => Some(RiskBand::parse(b).ok_or_else(|| {
+                super::usage("--list-risk-band must be low, moderate, high or very_high")
+            })?),
+            (None, RankBy::Risk(_)) => Some(RiskBand::High),
+            (None, RankBy::Frailty) => None,
+        };
+        Ok(rules)
+    }
 }
 
 /// Run the subcommand.
@@ -51,16 +110,19 @@ pub fn run(a: Args) -> Result<i32> {
 pub fn options(a: &Args) -> Result<ScoreOptions> {
     let min_category = EfiCategory::parse(&a.min_category)
         .ok_or_else(|| super::usage("--min-category must be fit, mild, moderate or severe"))?;
+    let models = super::models_dir(&a.models);
     Ok(ScoreOptions {
         cohort: a.cohort.clone(),
         out: a.out.clone(),
         as_of: super::parse_date(&a.as_of)?,
-        models: super::models_dir(&a.models),
+        risk_models: a.risk.paths(&models),
+        models,
         load: a.input.options()?,
-        rules: ListRules {
+        rules: a.risk.rules(ListRules {
             min_age: a.min_age,
             min_category,
-        },
+            ..Default::default()
+        })?,
         suppression: if a.publication {
             Suppression::publication()
         } else {
@@ -93,5 +155,13 @@ pub fn print_manifest(m: &run::Manifest, out: &std::path::Path) {
         .map(|(n, s)| format!("{n} {s:.2}s"))
         .collect();
     println!("time {total:.2}s ({})", stages.join(", "));
+    if !m.risk_models.is_empty() {
+        let names: Vec<String> = m
+            .risk_models
+            .iter()
+            .map(|r| format!("{} ({})", r.outcome, r.kind))
+            .collect();
+        println!("risk models applied: {}", names.join(", "));
+    }
     println!("lists: {}", out.join("lists").display());
 }

@@ -122,6 +122,7 @@ pub fn run(a: Args) -> Result<i32> {
     let train = window(&cohort, &defs, train_at, outcome)?;
     let valid = window(&cohort, &defs, as_of, outcome)?;
     let opts = EvalOptions::default();
+    let fit_started = std::time::Instant::now();
     let (mut card, p_train) = match a.model.as_str() {
         "logistic" => {
             let params = LogisticParams::default();
@@ -156,6 +157,14 @@ pub fn run(a: Args) -> Result<i32> {
         }
         _ => return Err(super::usage("--model must be logistic or gbdt")),
     };
+    println!(
+        "fitted {} on {} rows x {} features in {:.2} s ({} threads)",
+        a.model,
+        train.data.n_rows(),
+        train.table.names.len(),
+        fit_started.elapsed().as_secs_f64(),
+        rayon::current_num_threads()
+    );
     let predictor = card.predictor()?;
     let p_valid = predictor.predict_proba(&valid.data)?;
     let training = evaluate(

@@ -12,6 +12,7 @@ use polars::prelude::*;
 use crate::cohort::Cohort;
 use crate::population::{age_band, imd_quintile, is_core20};
 use crate::results::Scored;
+use crate::risk::{Explainer, ModelRisk, RiskBand, RiskModel};
 use crate::scores::Scorer;
 
 /// One patient as a column sees it: the run's results and the patient's index (and rank on a
@@ -223,6 +224,98 @@ impl PatientColumn {
     }
 }
 
+/// The risk models a run applied, their results, and what explains them: the model columns of
+/// the lists and the scores file. Model columns are named after the outcome (`death_risk`) and
+/// follow the fixed columns, models in outcome order.
+pub struct RiskColumns<'a> {
+    /// The models applied, in outcome order.
+    pub models: &'a [RiskModel],
+    /// Their results, same order.
+    pub risks: &'a [ModelRisk],
+    /// Explains listed patients' risks.
+    pub explainer: Explainer<'a>,
+}
+
+/// A probability as published: four decimal places.
+fn rounded(p: f64) -> Option<f64> {
+    (!p.is_nan()).then(|| (p * 10_000.0).round() / 10_000.0)
+}
+
+fn band_text(b: RiskBand) -> Option<&'static str> {
+    (b != RiskBand::NotRanked).then(|| b.name())
+}
+
+impl RiskColumns<'_> {
+    /// The model columns of a list (`patients` in rank order): per model its probability, rank
+    /// and percentile within the PCN, band, and the top factors in plain words.
+    pub fn list_columns(&self, patients: &[u32]) -> Vec<Column> {
+        let mut cols = Vec::new();
+        for (m, r) in self.models.iter().zip(self.risks) {
+            let o = r.outcome.name();
+            let each = |f: &dyn Fn(usize) -> Option<f64>| -> Vec<Option<f64>> {
+                patients.iter().map(|&p| f(p as usize)).collect()
+            };
+            cols.push(Column::new(
+                format!("{o}_risk").into(),
+                each(&|p| rounded(r.probability[p])),
+            ));
+            cols.push(Column::new(
+                format!("{o}_rank_in_pcn").into(),
+                patients
+                    .iter()
+                    .map(|&p| r.pcn_rank[p as usize])
+                    .collect::<Vec<u32>>(),
+            ));
+            cols.push(Column::new(
+                format!("{o}_percentile_in_pcn").into(),
+                patients
+                    .iter()
+                    .map(|&p| r.percentile[p as usize] as u32)
+                    .collect::<Vec<u32>>(),
+            ));
+            cols.push(Column::new(
+                format!("{o}_band").into(),
+                patients
+                    .iter()
+                    .map(|&p| band_text(r.band[p as usize]))
+                    .collect::<Vec<Option<&str>>>(),
+            ));
+            cols.push(Column::new(
+                format!("{o}_factors").into(),
+                patients
+                    .iter()
+                    .map(|&p| self.explainer.factors(m, p as usize))
+                    .collect::<Vec<String>>(),
+            ));
+        }
+        cols
+    }
+
+    /// The model columns of the scores file: per model its probability (null for patients
+    /// not alive at the as-of date) and band (null for those not eligible).
+    pub fn score_columns(&self) -> Vec<Column> {
+        let mut cols = Vec::new();
+        for r in self.risks {
+            let o = r.outcome.name();
+            cols.push(Column::new(
+                format!("{o}_risk").into(),
+                r.probability
+                    .iter()
+                    .map(|&p| rounded(p))
+                    .collect::<Vec<Option<f64>>>(),
+            ));
+            cols.push(Column::new(
+                format!("{o}_band").into(),
+                r.band
+                    .iter()
+                    .map(|&b| band_text(b))
+                    .collect::<Vec<Option<&str>>>(),
+            ));
+        }
+        cols
+    }
+}
+
 /// The columns of one PCN's list, in rank order (`patients` are the listed patients in rank
 /// order).
 pub fn list_frame(
@@ -230,6 +323,7 @@ pub fn list_frame(
     scored: &Scored,
     scorer: &Scorer,
     patients: &[u32],
+    risk: &RiskColumns,
 ) -> PolarsResult<DataFrame> {
     let n = patients.len();
     let row = |k: usize| Row {
@@ -239,16 +333,22 @@ pub fn list_frame(
         i: patients[k] as usize,
         rank: k as u32 + 1,
     };
-    let cols = PATIENT_COLUMNS
+    let mut cols: Vec<Column> = PATIENT_COLUMNS
         .iter()
         .filter(|c| c.shown.on_list())
         .map(|c| c.build(n, row))
         .collect();
+    cols.extend(risk.list_columns(patients));
     DataFrame::new(n, cols)
 }
 
 /// Every patient's scores (one row per patient, pseudonym order), for analysts.
-pub fn scores_frame(cohort: &Cohort, scored: &Scored, scorer: &Scorer) -> PolarsResult<DataFrame> {
+pub fn scores_frame(
+    cohort: &Cohort,
+    scored: &Scored,
+    scorer: &Scorer,
+    risk: &RiskColumns,
+) -> PolarsResult<DataFrame> {
     let n = cohort.patients.len();
     let row = |i: usize| Row {
         cohort,
@@ -257,10 +357,11 @@ pub fn scores_frame(cohort: &Cohort, scored: &Scored, scorer: &Scorer) -> Polars
         i,
         rank: 0,
     };
-    let cols = PATIENT_COLUMNS
+    let mut cols: Vec<Column> = PATIENT_COLUMNS
         .iter()
         .filter(|c| c.shown.in_scores())
         .map(|c| c.build(n, row))
         .collect();
+    cols.extend(risk.score_columns());
     DataFrame::new(n, cols)
 }

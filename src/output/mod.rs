@@ -24,7 +24,7 @@ use crate::results::Scored;
 use crate::scores::Scorer;
 use crate::tables::{CountedTable, COUNT_COLUMNS};
 
-pub use columns::{list_frame, scores_frame, PatientColumn, PATIENT_COLUMNS};
+pub use columns::{list_frame, scores_frame, PatientColumn, RiskColumns, PATIENT_COLUMNS};
 
 /// A file format: writes a table to a path, synced.
 pub trait TableWriter: Sync {
@@ -158,6 +158,7 @@ pub fn write_outputs(
     definitions: &Definitions,
     ranked: &[(u32, Vec<u32>)],
     tables: &[PublishedTable],
+    risk: &RiskColumns,
 ) -> Result<Vec<Written>, OutputError> {
     let scorer = Scorer::new(definitions);
     let lists_dir = dir.join("lists");
@@ -182,14 +183,14 @@ pub fn write_outputs(
                 .zip(stems.par_iter())
                 .map(|((_, pats), stem)| {
                     let stem = format!("lists/{stem}");
-                    let mut df = list_frame(cohort, scored, &scorer, pats)
+                    let mut df = list_frame(cohort, scored, &scorer, pats, risk)
                         .map_err(encode_err(&dir.join(format!("{stem}.csv"))))?;
                     write_all(dir, &stem, LIST_FORMATS, &mut df)
                 })
                 .collect::<Vec<Result<Vec<Written>, OutputError>>>()
         },
         || -> Result<Vec<Written>, OutputError> {
-            let mut df = scores_frame(cohort, scored, &scorer)
+            let mut df = scores_frame(cohort, scored, &scorer, risk)
                 .map_err(encode_err(&dir.join("scores.parquet")))?;
             write_all(dir, "scores", SCORES_FORMATS, &mut df)
         },

@@ -55,6 +55,12 @@ pub enum ModelError {
     /// A matrix that should be positive definite was not (e.g. a Hessian with perfect separation).
     #[error("matrix not positive definite in {0}")]
     NotPositiveDefinite(&'static str),
+    /// Every prediction is the same, so a slope against them is undefined (e.g. a tree model
+    /// that found no split: too few events for its minimum leaf size).
+    #[error(
+        "{0}: every prediction is the same (a model that found no split has too few events to learn from)"
+    )]
+    ConstantPredictions(&'static str),
     /// The model file is malformed or inconsistent (bad child index, wrong feature count, ...).
     #[error("invalid model: {0}")]
     InvalidModel(String),

@@ -190,6 +190,9 @@ pub fn calibration(y: &[u8], p: &[f64]) -> Result<Calibration> {
         return Err(ModelError::SingleClass("calibration"));
     }
     let lp: Vec<f64> = p.iter().map(|&v| logit_clipped(v)).collect();
+    if lp.iter().all(|&v| v == lp[0]) {
+        return Err(ModelError::ConstantPredictions("calibration slope"));
+    }
     // Intercept with offset.
     let mut a = 0.0f64;
     let mut converged = false;
@@ -219,8 +222,26 @@ pub fn calibration(y: &[u8], p: &[f64]) -> Result<Calibration> {
             grad_norm: last,
         });
     }
-    // Slope: y ~ 1 + lp.
+    // Slope: y ~ 1 + lp. Newton steps, halved until the log-likelihood does not fall, so that
+    // near-separated predictions (a tree ensemble on its own training rows) cannot throw the
+    // iteration off to infinity.
+    let loglik = |c: f64, b: f64| -> f64 {
+        y.iter()
+            .zip(&lp)
+            .map(|(&yi, &x)| {
+                let z = c + b * x;
+                // log sigmoid(z) and log(1 - sigmoid(z)), stable.
+                let log1pexp = if z > 0.0 {
+                    z + (-z).exp().ln_1p()
+                } else {
+                    z.exp().ln_1p()
+                };
+                if yi == 1 { z - log1pexp } else { -log1pexp }
+            })
+            .sum()
+    };
     let (mut c, mut b) = (0.0f64, 1.0f64);
+    let mut ll = loglik(c, b);
     converged = false;
     for _ in 0..100 {
         let (mut g0, mut g1, mut h00, mut h01, mut h11) = (0.0, 0.0, 0.0, 0.0, 0.0);
@@ -240,12 +261,22 @@ pub fn calibration(y: &[u8], p: &[f64]) -> Result<Calibration> {
         }
         let dc = (h11 * g0 - h01 * g1) / det;
         let db = (h00 * g1 - h01 * g0) / det;
-        c += dc;
-        b += db;
         last = g0.abs().max(g1.abs());
         if dc.abs().max(db.abs()) < 1e-12 {
             converged = true;
             break;
+        }
+        let mut t = 1.0;
+        loop {
+            let (nc, nb) = (c + t * dc, b + t * db);
+            let nll = loglik(nc, nb);
+            if nll >= ll - 1e-12 * ll.abs() || t < 1e-10 {
+                c = nc;
+                b = nb;
+                ll = nll;
+                break;
+            }
+            t *= 0.5;
         }
     }
     if !converged {

@@ -1,0 +1,365 @@
+//! Risk models on the nightly lists (`strata score` with model cards): the probabilities
+//! recomputed independently from the card and the exported feature table, rank, percentile and
+//! band within the PCN, explanations that add up to the prediction, ranking by a model, and the
+//! errors a bad card configuration gets.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use common::*;
+use polars::prelude::*;
+use strata::cohort::Cohort;
+use strata::risk::{self, Explainer, RiskBand};
+
+const TODAY: &str = "2026-11-25";
+
+fn cohort_dir() -> std::path::PathBuf {
+    fixtures().join("cohort-2000")
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let o = strata(args);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    stdout(&o)
+}
+
+fn score(out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["--today", TODAY];
+    args.extend_from_slice(extra);
+    score_into(&cohort_dir(), out, &args)
+}
+
+fn read_parquet(path: &Path) -> DataFrame {
+    ParquetReader::new(std::fs::File::open(path).unwrap())
+        .finish()
+        .unwrap()
+}
+
+fn strs(df: &DataFrame, c: &str) -> Vec<Option<String>> {
+    let col = df.column(c).unwrap().cast(&DataType::String).unwrap();
+    col.str()
+        .unwrap()
+        .iter()
+        .map(|s| s.map(str::to_string))
+        .collect()
+}
+
+fn floats(df: &DataFrame, c: &str) -> Vec<Option<f64>> {
+    let col = df.column(c).unwrap().cast(&DataType::Float64).unwrap();
+    col.f64().unwrap().iter().collect()
+}
+
+/// Train a small GBDT card on the fixture (the default cards are logistic).
+fn gbdt_card(dir: &Path, outcome: &str) -> std::path::PathBuf {
+    let card = dir.join(format!("{outcome}.gbdt.json"));
+    run_ok(&[
+        "train",
+        "--cohort",
+        cohort_dir().to_str().unwrap(),
+        "--outcome",
+        outcome,
+        "--model",
+        "gbdt",
+        "--trees",
+        "25",
+        "--as-of",
+        AS_OF,
+        "--today",
+        TODAY,
+        "--out",
+        card.to_str().unwrap(),
+    ]);
+    card
+}
+
+#[test]
+fn probabilities_match_the_card_applied_independently_to_the_exported_table() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let o = score(&out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["risk_models"].as_array().unwrap().len(), 3);
+    assert!(stderr(&o).contains("trained on synthetic data"));
+
+    // The feature table strata exports, and the default emergency-admission card, applied here
+    // by hand: standardise, missing -> the mean (z = 0), dot product, logistic.
+    let table = d.path().join("features.parquet");
+    run_ok(&[
+        "features",
+        "--cohort",
+        cohort_dir().to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+        "--today",
+        TODAY,
+        "--out",
+        table.to_str().unwrap(),
+    ]);
+    let x = read_parquet(&table);
+    let card: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(models_dir().join("risk/emergency_admission.logistic.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let names: Vec<&str> = card["feature_names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let num = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let coef = num(&card["model"]["logistic"]["coef"]);
+    let mean = num(&card["preprocessing"]["standardise"]["mean"]);
+    let sd = num(&card["preprocessing"]["standardise"]["sd"]);
+    let intercept = card["model"]["logistic"]["intercept"].as_f64().unwrap();
+    let cols: Vec<Vec<Option<f64>>> = names.iter().map(|n| floats(&x, n)).collect();
+    let ids = strs(&x, "patient_id");
+    let mut expected: HashMap<String, f64> = HashMap::new();
+    for (r, id) in ids.iter().enumerate() {
+        let mut z = intercept;
+        for j in 0..names.len() {
+            if let Some(v) = cols[j][r] {
+                z += coef[j] * (v - mean[j]) / sd[j];
+            }
+        }
+        expected.insert(id.clone().unwrap(), 1.0 / (1.0 + (-z).exp()));
+    }
+
+    let scores = read_parquet(&out.join("scores.parquet"));
+    let sid = strs(&scores, "patient_id");
+    let risk = floats(&scores, "emergency_admission_risk");
+    let status = strs(&scores, "status");
+    let mut checked = 0;
+    for i in 0..sid.len() {
+        let id = sid[i].clone().unwrap();
+        match expected.get(&id) {
+            Some(p) => {
+                let got = risk[i].expect("a probability for everyone alive");
+                assert!((got - p).abs() <= 0.00005 + 1e-9, "{id}: {got} vs {p}");
+                checked += 1;
+            }
+            None => {
+                assert_eq!(status[i].as_deref(), Some("deceased"), "{id}");
+                assert_eq!(risk[i], None, "no probability for the dead: {id}");
+            }
+        }
+    }
+    assert_eq!(checked, expected.len());
+    assert!(checked > 1500, "{checked}");
+}
+
+#[test]
+fn rank_percentile_and_band_are_within_the_pcn_and_reasons_are_words() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    assert!(score(&out, &[]).status.success());
+    let scores = read_parquet(&out.join("scores.parquet"));
+    let pcn = strs(&scores, "pcn_code");
+    let status = strs(&scores, "status");
+    let sid = strs(&scores, "patient_id");
+    // Eligible people per PCN.
+    let mut eligible: HashMap<String, u32> = HashMap::new();
+    for i in 0..sid.len() {
+        if status[i].as_deref() == Some("eligible") {
+            *eligible.entry(pcn[i].clone().unwrap()).or_default() += 1;
+        }
+    }
+    let mut listed = 0;
+    for (code, n) in eligible {
+        let list = read_csv(&out.join(format!("lists/{code}.csv")));
+        let ids = strs(&list, "patient_id");
+        let prob = floats(&list, "death_risk");
+        let ranks = floats(&list, "death_rank_in_pcn");
+        let pct = floats(&list, "death_percentile_in_pcn");
+        let band = strs(&list, "death_band");
+        let factors = strs(&list, "death_factors");
+        // Ranks are distinct, within 1..=n, and follow the (published, rounded) probability.
+        let mut by_rank: Vec<(u32, f64)> = (0..ids.len())
+            .map(|k| (ranks[k].unwrap() as u32, prob[k].unwrap()))
+            .collect();
+        by_rank.sort_by_key(|x| x.0);
+        for w in by_rank.windows(2) {
+            assert!(w[0].0 < w[1].0 && w[0].1 >= w[1].1, "{code}: {w:?}");
+        }
+        for k in 0..ids.len() {
+            let id = ids[k].as_deref().unwrap();
+            let r = ranks[k].unwrap() as u32;
+            assert!((1..=n).contains(&r), "{code} {id} rank {r} of {n}");
+            let p = (100 * (n - r + 1)).div_ceil(n);
+            assert_eq!(pct[k], Some(p as f64), "{code} {id}");
+            assert_eq!(
+                band[k].as_deref(),
+                Some(RiskBand::of_rank(r, n).name()),
+                "{code} {id}"
+            );
+            let f = factors[k].clone().unwrap_or_default();
+            assert!(!f.is_empty(), "{id} has no reasons");
+            for raw in ["efi_", "_12m", "_3m", "sex_", "imd_decile", "charlson_"] {
+                assert!(!f.contains(raw), "{id}: feature name in {f:?}");
+            }
+            listed += 1;
+        }
+    }
+    assert!(listed > 100, "{listed}");
+}
+
+#[test]
+fn contributions_add_up_to_the_prediction_for_logistic_and_trees() {
+    let d = tempfile::tempdir().unwrap();
+    let gbdt = gbdt_card(d.path(), "emergency_admission");
+    let defs = definitions();
+    let opts = strata::input::LoadOptions {
+        today: strata::date::parse_days(TODAY).unwrap(),
+        ..Default::default()
+    };
+    let cohort = Cohort::load(&cohort_dir(), &opts).unwrap();
+    let as_of = strata::date::parse_days(AS_OF).unwrap();
+    let scored = strata::run::score_cohort(&cohort, &defs, as_of, &Default::default());
+    let models = risk::load(
+        &[models_dir().join("risk/death.logistic.json"), gbdt],
+        &defs,
+    )
+    .unwrap();
+    assert_eq!(models.len(), 2);
+    let risks = risk::apply(&models, &cohort, &defs, &scored, as_of);
+    let ex = Explainer::new(&cohort, &defs, &scored, as_of);
+    let mut nonzero = 0;
+    for p in (0..cohort.patients.len()).step_by(7) {
+        let row = ex.row(p);
+        for (m, r) in models.iter().zip(&risks) {
+            let c = m.contributions(&row);
+            let margin = m.margin(&row);
+            let sum: f64 = m.base_value() + c.iter().sum::<f64>();
+            assert!(
+                (sum - margin).abs() <= 1e-6 * (1.0 + margin.abs()),
+                "{:?} patient {p}: base + contributions {sum} vs margin {margin}",
+                m.outcome
+            );
+            if !r.probability[p].is_nan() {
+                let prob = 1.0 / (1.0 + (-margin).exp());
+                assert!((r.probability[p] - prob).abs() < 1e-12);
+            }
+            nonzero += c.iter().filter(|v| v.abs() > 0.0).count();
+        }
+    }
+    assert!(nonzero > 0);
+}
+
+#[test]
+fn lists_can_be_ranked_by_a_model_and_carry_high_risk_people_who_are_not_frail() {
+    let d = tempfile::tempdir().unwrap();
+    let by_frailty = d.path().join("frailty");
+    let by_risk = d.path().join("risk");
+    assert!(score(&by_frailty, &[]).status.success());
+    let o = score(
+        &by_risk,
+        &[
+            "--rank-by",
+            "emergency_admission",
+            "--list-risk-band",
+            "moderate",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (mut n_frailty, mut n_risk, mut fit_but_high) = (0, 0, 0);
+    for e in std::fs::read_dir(by_risk.join("lists")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_none_or(|x| x != "csv") {
+            continue;
+        }
+        let list = read_csv(&p);
+        let prob = floats(&list, "emergency_admission_risk");
+        let band = strs(&list, "emergency_admission_band");
+        let cat = strs(&list, "efi_category");
+        let rank = floats(&list, "rank");
+        for k in 0..prob.len() {
+            assert_eq!(rank[k], Some(k as f64 + 1.0));
+            if k > 0 {
+                assert!(prob[k - 1] >= prob[k], "{p:?} not in risk order at {k}");
+            }
+            let high = matches!(band[k].as_deref(), Some("moderate" | "high" | "very_high"));
+            let frail = cat[k].as_deref() != Some("fit");
+            assert!(high || frail, "{p:?} row {k} neither frail nor high risk");
+            if !frail {
+                fit_but_high += 1;
+            }
+        }
+        n_risk += prob.len();
+        n_frailty += read_csv(&by_frailty.join("lists").join(p.file_name().unwrap())).height();
+    }
+    assert!(
+        fit_but_high > 0,
+        "no fit person in the high band was listed"
+    );
+    assert_eq!(n_risk, n_frailty + fit_but_high);
+}
+
+#[test]
+fn bad_model_configurations_are_refused_with_the_reason() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    let o = score(&out, &["--rank-by", "death", "--no-risk-models"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(
+        stderr(&o).contains("no death model is configured"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!out.exists());
+
+    let o = score(&out, &["--list-risk-band", "high"]);
+    assert_eq!(o.status.code(), Some(2));
+
+    // A card that needs a feature strata does not make.
+    let text = std::fs::read_to_string(models_dir().join("risk/death.logistic.json")).unwrap();
+    let bad = d.path().join("bad.json");
+    std::fs::write(&bad, text.replacen("\"age\"", "\"age_exact_days\"", 1)).unwrap();
+    let o = score(&out, &["--risk-models", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(stderr(&o).contains("age_exact_days"), "{}", stderr(&o));
+
+    // Two cards for one outcome.
+    let copy = d.path().join("copy.json");
+    std::fs::write(&copy, &text).unwrap();
+    let o = score(
+        &out,
+        &[
+            "--risk-models",
+            copy.to_str().unwrap(),
+            "--risk-models",
+            models_dir().join("risk").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(4));
+    assert!(
+        stderr(&o).contains("two risk models predict death"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Not a card.
+    std::fs::write(&bad, "{\"outcome\": \"death\"}").unwrap();
+    let o = score(&out, &["--risk-models", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(stderr(&o).contains("bad.json"), "{}", stderr(&o));
+    assert!(!out.exists());
+}
+
+#[test]
+fn without_models_the_lists_have_no_model_columns() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("out");
+    assert!(score(&out, &["--no-risk-models"]).status.success());
+    let scores = read_parquet(&out.join("scores.parquet"));
+    assert!(scores.column("death_risk").is_err());
+}
