@@ -73,7 +73,7 @@ pub fn rank(
     for i in 0..p.len() {
         let frail = scores[i].efi_category >= rules.min_category;
         let at_risk = match (risk, rules.min_risk_band) {
-            (Some(r), Some(b)) => r.band[i] >= b,
+            (Some(r), Some(b)) => r.band(&p.pcn, i) >= b,
             _ => false,
         };
         if status[i] == Status::Eligible && (frail || at_risk) {

@@ -90,6 +90,162 @@ pub struct RiskModel {
     columns: Vec<usize>,
     /// The model's feature names, in its order.
     names: Vec<String>,
+    /// How each of the model's features is said in words, resolved once at load.
+    words: Vec<Word>,
+    /// A logistic model folded onto strata's full feature row, for applying it to everyone.
+    linear: Option<Linear>,
+}
+
+/// `intercept + sum coef_j (x_j - mean_j) / sd_j` (missing -> the mean) rewritten as
+/// `base + sum w_j v_j` over strata's whole feature row, `v_j = x_j`, or `mean_j` when missing;
+/// `w_j = coef_j / sd_j`, zero for features the model does not use.
+#[derive(Debug, Clone)]
+struct Linear {
+    base: f64,
+    w: Vec<f64>,
+    mean: Vec<f64>,
+}
+
+impl Linear {
+    fn new(m: &strata_models::LogisticModel, columns: &[usize], width: usize) -> Linear {
+        let (mut w, mut mean) = (vec![0.0; width], vec![0.0; width]);
+        let mut base = m.intercept;
+        for (j, &c) in columns.iter().enumerate() {
+            w[c] += m.coef[j] / m.sd[j];
+            mean[c] = m.mean[j];
+            base -= m.coef[j] / m.sd[j] * m.mean[j];
+        }
+        Linear { base, w, mean }
+    }
+
+    /// Log-odds of one full row; four running sums so the loop is not one long chain of adds.
+    fn margin(&self, row: &[f32]) -> f64 {
+        let mut acc = [0.0f64; 4];
+        for (k, ((&x, &w), &mean)) in row.iter().zip(&self.w).zip(&self.mean).enumerate() {
+            let v = if x.is_nan() { mean } else { f64::from(x) };
+            acc[k % 4] += w * v;
+        }
+        self.base + (acc[0] + acc[1]) + (acc[2] + acc[3])
+    }
+}
+
+/// How a feature is said in words, resolved from its name once per model.
+#[derive(Debug, Clone)]
+enum Word {
+    Age,
+    Female,
+    Male,
+    Imd,
+    CareHome,
+    EfiScore,
+    HfrsScore,
+    CharlsonScore,
+    DaysSinceEmergency,
+    /// A yes/no feature: its name when present.
+    Flag(String),
+    /// A count: singular and plural phrases.
+    Count(String, String),
+    /// Anything else: the raw name.
+    Raw(String),
+}
+
+impl Word {
+    fn of(defs: &Definitions, name: &str) -> Word {
+        match name {
+            "age" => return Word::Age,
+            "sex_female" => return Word::Female,
+            "sex_male" => return Word::Male,
+            "imd_decile" => return Word::Imd,
+            "care_home" => return Word::CareHome,
+            "efi_score" => return Word::EfiScore,
+            "hfrs_score" => return Word::HfrsScore,
+            "hfrs_intermediate" => return Word::Flag("HFRS intermediate".into()),
+            "hfrs_high" => return Word::Flag("HFRS high".into()),
+            "charlson_score" => return Word::CharlsonScore,
+            "days_since_emergency_admission" => return Word::DaysSinceEmergency,
+            "medicines_12m" => {
+                return Word::Count(
+                    "medicine in 12 months".into(),
+                    "medicines in 12 months".into(),
+                )
+            }
+            _ => {}
+        }
+        if let Some(slug) = name.strip_prefix("efi_") {
+            if let Some(d) = defs
+                .efi
+                .deficits
+                .iter()
+                .find(|d| d.slug.replace('-', "_") == slug)
+            {
+                return Word::Flag(d.name.clone());
+            }
+        }
+        if let Some(key) = name.strip_prefix("charlson_") {
+            if let Some(c) = defs.charlson.categories.iter().find(|c| c.key == key) {
+                return Word::Flag(c.name.clone());
+            }
+        }
+        for (what, one, many) in [
+            (
+                "emergency_admissions",
+                "emergency admission",
+                "emergency admissions",
+            ),
+            ("ae_attendances", "A&E attendance", "A&E attendances"),
+            (
+                "outpatient_attendances",
+                "outpatient attendance",
+                "outpatient attendances",
+            ),
+            ("bed_days", "night in hospital", "nights in hospital"),
+        ] {
+            for m in ACTIVITY_MONTHS {
+                if name == format!("{what}_{m}m") {
+                    return Word::Count(
+                        format!("{one} in {m} months"),
+                        format!("{many} in {m} months"),
+                    );
+                }
+            }
+        }
+        Word::Raw(name.to_string())
+    }
+
+    fn say(&self, v: f32) -> String {
+        let yes = v >= 0.5;
+        if v.is_nan() {
+            return match self {
+                Word::Imd => "deprivation (IMD) not recorded".to_string(),
+                Word::DaysSinceEmergency => "no emergency admission on record".to_string(),
+                Word::Raw(n) => format!("{n} not recorded"),
+                Word::Flag(n) | Word::Count(_, n) => format!("{n} not recorded"),
+                _ => "not recorded".to_string(),
+            };
+        }
+        match self {
+            // The band, as on the lists: an exact age is one more quasi-identifier.
+            Word::Age => format!("age {}", crate::population::age_band(v as i32)),
+            Word::Female => if yes { "female" } else { "not female" }.to_string(),
+            Word::Male => if yes { "male" } else { "not male" }.to_string(),
+            Word::Imd => format!("IMD decile {v} (1 = most deprived)"),
+            Word::CareHome => if yes {
+                "lives in a care home"
+            } else {
+                "not in a care home"
+            }
+            .to_string(),
+            Word::EfiScore => format!("eFI {v:.2}"),
+            Word::HfrsScore => format!("HFRS {v:.1}"),
+            Word::CharlsonScore => format!("Charlson score {v}"),
+            Word::DaysSinceEmergency => format!("last emergency admission {v} days ago"),
+            Word::Flag(n) if yes => n.clone(),
+            Word::Flag(n) => format!("no record of {}", n.to_lowercase()),
+            Word::Count(one, _) if v == 1.0 => format!("1 {one}"),
+            Word::Count(_, many) => format!("{v} {many}"),
+            Word::Raw(n) => format!("{n} {v}"),
+        }
+    }
 }
 
 /// What the manifest records of each applied model.
@@ -178,11 +334,30 @@ pub struct ModelRisk {
     /// Rank within the PCN's eligible people (1 = highest risk; ties by pseudonym); 0 when not
     /// eligible.
     pub pcn_rank: Vec<u32>,
-    /// Percentage of the PCN's eligible people at or below this patient's rank (100 = the
-    /// highest); 0 when not eligible.
-    pub percentile: Vec<u8>,
-    /// Band by rank within the PCN.
-    pub band: Vec<RiskBand>,
+    /// Eligible people per PCN (by PCN index): what ranks are out of.
+    pub pcn_eligible: Vec<u32>,
+}
+
+impl ModelRisk {
+    fn ranked(&self, pcn: &[u32], p: usize) -> Option<(u32, u32)> {
+        let r = self.pcn_rank[p];
+        (r > 0).then(|| (r, self.pcn_eligible[pcn[p] as usize]))
+    }
+
+    /// Percentage of the PCN's eligible people at or below patient `p`'s rank (100 = the
+    /// highest), `ceil(100 (n - rank + 1) / n)`; 0 when not eligible. `pcn` is the patients'
+    /// PCN index column.
+    pub fn percentile(&self, pcn: &[u32], p: usize) -> u32 {
+        self.ranked(pcn, p).map_or(0, |(r, n)| {
+            (100 * (n - r + 1) as u64).div_ceil(n as u64) as u32
+        })
+    }
+
+    /// Patient `p`'s band by rank within the PCN.
+    pub fn band(&self, pcn: &[u32], p: usize) -> RiskBand {
+        self.ranked(pcn, p)
+            .map_or(RiskBand::NotRanked, |(r, n)| RiskBand::of_rank(r, n))
+    }
 }
 
 /// Load the model cards at `paths` (each a card file or a folder whose `*.json` files are all
@@ -210,7 +385,7 @@ pub fn load(paths: &[PathBuf], defs: &Definitions) -> Result<Vec<RiskModel>, Ris
     }
     let mut models: Vec<RiskModel> = Vec::new();
     for path in files {
-        let m = load_one(&path, &table)?;
+        let m = load_one(&path, &table, defs)?;
         if let Some(first) = models.iter().find(|x| x.outcome == m.outcome) {
             return Err(RiskError::Duplicate {
                 outcome: m.outcome.name(),
@@ -224,7 +399,7 @@ pub fn load(paths: &[PathBuf], defs: &Definitions) -> Result<Vec<RiskModel>, Ris
     Ok(models)
 }
 
-fn load_one(path: &Path, table: &[String]) -> Result<RiskModel, RiskError> {
+fn load_one(path: &Path, table: &[String], defs: &Definitions) -> Result<RiskModel, RiskError> {
     let bytes = std::fs::read(path).map_err(|source| RiskError::Io {
         path: path.to_path_buf(),
         source,
@@ -270,8 +445,17 @@ fn load_one(path: &Path, table: &[String]) -> Result<RiskModel, RiskError> {
             ),
             caveats: card.caveats.clone(),
         },
+        linear: match &predictor {
+            Predictor::Logistic(m) => Some(Linear::new(m, &columns, table.len())),
+            Predictor::Gbdt(_) => None,
+        },
         predictor,
         columns,
+        words: card
+            .feature_names
+            .iter()
+            .map(|n| Word::of(defs, n))
+            .collect(),
         names: card.feature_names.clone(),
     })
 }
@@ -329,26 +513,41 @@ pub fn apply(
     let n = cohort.patients.len();
     let builder = RowBuilder::new(cohort, defs, scored, as_of);
     let width = builder.width();
-    let k = models.len();
-    // Row-major n x k probabilities, computed per patient in parallel.
-    let mut probs = vec![f64::NAN; n * k];
-    probs
-        .par_chunks_mut(k)
-        .with_min_len(2048)
-        .enumerate()
-        .for_each_init(
-            || (vec![0f32; width], Vec::new()),
-            |(row, x), (p, out)| {
+    // One probability column per model, filled in fixed patient ranges in parallel: each range
+    // builds a patient's feature row once for every model.
+    const RANGE: usize = 4096;
+    let mut probability: Vec<Vec<f64>> = models.iter().map(|_| vec![f64::NAN; n]).collect();
+    let mut ranges: Vec<Vec<&mut [f64]>> = Vec::new();
+    for column in probability.iter_mut() {
+        for (c, chunk) in column.chunks_mut(RANGE).enumerate() {
+            if ranges.len() <= c {
+                ranges.push(Vec::new());
+            }
+            ranges[c].push(chunk);
+        }
+    }
+    ranges.into_par_iter().enumerate().for_each_init(
+        || (vec![0f32; width], Vec::new()),
+        |(row, x), (c, mut outs)| {
+            for k in 0..outs.first().map_or(0, |o| o.len()) {
+                let p = c * RANGE + k;
                 if matches!(scored.status[p], Status::Deceased | Status::NotYetBorn) {
-                    return;
+                    continue;
                 }
                 builder.fill(p, row);
-                for (m, o) in models.iter().zip(out.iter_mut()) {
-                    m.gather(row, x);
-                    *o = sigmoid(m.predictor.margin_row(x));
+                for (m, out) in models.iter().zip(outs.iter_mut()) {
+                    let z = match &m.linear {
+                        Some(l) => l.margin(row),
+                        None => {
+                            m.gather(row, x);
+                            m.predictor.margin_row(x)
+                        }
+                    };
+                    out[k] = sigmoid(z);
                 }
-            },
-        );
+            }
+        },
+    );
     // Eligible patients per PCN, in pseudonym (index) order.
     let pa = &cohort.patients;
     let mut by_pcn: Vec<Vec<u32>> = vec![Vec::new(); pa.pcns.len()];
@@ -357,35 +556,30 @@ pub fn apply(
             by_pcn[pa.pcn[p] as usize].push(p as u32);
         }
     }
-    (0..k)
+    let pcn_eligible: Vec<u32> = by_pcn.iter().map(|v| v.len() as u32).collect();
+    probability
         .into_par_iter()
-        .map(|m| {
-            let probability: Vec<f64> = (0..n).map(|p| probs[p * k + m]).collect();
+        .zip(models)
+        .map(|(probability, model)| {
             let mut pcn_rank = vec![0u32; n];
-            let mut percentile = vec![0u8; n];
-            let mut band = vec![RiskBand::NotRanked; n];
+            let mut order: Vec<u32> = Vec::new();
             for members in &by_pcn {
-                let mut order = members.clone();
+                order.clear();
+                order.extend_from_slice(members);
                 order.sort_by(|&a, &b| {
                     probability[b as usize]
                         .total_cmp(&probability[a as usize])
                         .then(a.cmp(&b))
                 });
-                let total = order.len() as u32;
                 for (r, &p) in order.iter().enumerate() {
-                    let rank = r as u32 + 1;
-                    pcn_rank[p as usize] = rank;
-                    percentile[p as usize] =
-                        ((100 * (total - rank + 1) as u64).div_ceil(total as u64)) as u8;
-                    band[p as usize] = RiskBand::of_rank(rank, total);
+                    pcn_rank[p as usize] = r as u32 + 1;
                 }
             }
             ModelRisk {
-                outcome: models[m].outcome,
+                outcome: model.outcome,
                 probability,
                 pcn_rank,
-                percentile,
-                band,
+                pcn_eligible: pcn_eligible.clone(),
             }
         })
         .collect()
@@ -395,7 +589,6 @@ pub fn apply(
 /// would cost a tree ensemble's SHAP values for a million people).
 pub struct Explainer<'a> {
     builder: RowBuilder<'a>,
-    defs: &'a Definitions,
 }
 
 impl<'a> Explainer<'a> {
@@ -403,7 +596,6 @@ impl<'a> Explainer<'a> {
     pub fn new(cohort: &'a Cohort, defs: &'a Definitions, scored: &'a Scored, as_of: i32) -> Self {
         Explainer {
             builder: RowBuilder::new(cohort, defs, scored, as_of),
-            defs,
         }
     }
 
@@ -414,114 +606,27 @@ impl<'a> Explainer<'a> {
         row
     }
 
-    /// The factors raising patient `p`'s risk most under `model` (largest positive
+    /// For each of `models`, the factors raising patient `p`'s risk most (largest positive
     /// contributions first, at most [`FACTORS_SHOWN`]), in plain words, joined by "; ".
-    pub fn factors(&self, model: &RiskModel, p: usize) -> String {
+    pub fn factors(&self, models: &[RiskModel], p: usize) -> Vec<String> {
         let row = self.row(p);
-        let contributions = model.contributions(&row);
-        top_factors(&contributions, FACTORS_SHOWN)
+        models
             .iter()
-            .map(|f| {
-                describe(
-                    self.defs,
-                    &model.names[f.feature],
-                    row[model.columns[f.feature]],
-                )
+            .map(|m| {
+                top_factors(&m.contributions(&row), FACTORS_SHOWN)
+                    .iter()
+                    .map(|f| m.words[f.feature].say(row[m.columns[f.feature]]))
+                    .collect::<Vec<_>>()
+                    .join("; ")
             })
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-}
-
-fn plural(n: f32, one: &str, many: &str) -> String {
-    if n == 1.0 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
+            .collect()
     }
 }
 
 /// A feature of strata's table with its value, in words a care coordinator reads ("2 emergency
 /// admissions in 12 months", "Falls", "no record of heart failure", "age 85-89").
 pub fn describe(defs: &Definitions, name: &str, v: f32) -> String {
-    let flag = |what: &str| {
-        if v >= 0.5 {
-            what.to_string()
-        } else {
-            format!("no record of {}", what.to_lowercase())
-        }
-    };
-    if v.is_nan() {
-        return match name {
-            "imd_decile" => "deprivation (IMD) not recorded".to_string(),
-            "days_since_emergency_admission" => "no emergency admission on record".to_string(),
-            _ => format!("{name} not recorded"),
-        };
-    }
-    match name {
-        // The band, as on the lists: an exact age is one more quasi-identifier.
-        "age" => return format!("age {}", crate::population::age_band(v as i32)),
-        "sex_female" => return if v >= 0.5 { "female" } else { "not female" }.to_string(),
-        "sex_male" => return if v >= 0.5 { "male" } else { "not male" }.to_string(),
-        "imd_decile" => return format!("IMD decile {v} (1 = most deprived)"),
-        "care_home" => {
-            return if v >= 0.5 {
-                "lives in a care home".to_string()
-            } else {
-                "not in a care home".to_string()
-            }
-        }
-        "efi_score" => return format!("eFI {v:.2}"),
-        "hfrs_score" => return format!("HFRS {v:.1}"),
-        "hfrs_intermediate" => return flag("HFRS intermediate"),
-        "hfrs_high" => return flag("HFRS high"),
-        "charlson_score" => return format!("Charlson score {v}"),
-        "days_since_emergency_admission" => {
-            return format!("last emergency admission {v} days ago")
-        }
-        "medicines_12m" => return plural(v, "medicine in 12 months", "medicines in 12 months"),
-        _ => {}
-    }
-    if let Some(slug) = name.strip_prefix("efi_") {
-        if let Some(d) = defs
-            .efi
-            .deficits
-            .iter()
-            .find(|d| d.slug.replace('-', "_") == slug)
-        {
-            return flag(&d.name);
-        }
-    }
-    if let Some(key) = name.strip_prefix("charlson_") {
-        if let Some(c) = defs.charlson.categories.iter().find(|c| c.key == key) {
-            return flag(&c.name);
-        }
-    }
-    for (what, one, many) in [
-        (
-            "emergency_admissions",
-            "emergency admission",
-            "emergency admissions",
-        ),
-        ("ae_attendances", "A&E attendance", "A&E attendances"),
-        (
-            "outpatient_attendances",
-            "outpatient attendance",
-            "outpatient attendances",
-        ),
-        ("bed_days", "night in hospital", "nights in hospital"),
-    ] {
-        for m in ACTIVITY_MONTHS {
-            if name == format!("{what}_{m}m") {
-                return plural(
-                    v,
-                    &format!("{one} in {m} months"),
-                    &format!("{many} in {m} months"),
-                );
-            }
-        }
-    }
-    format!("{name} {v}")
+    Word::of(defs, name).say(v)
 }
 
 #[cfg(test)]

@@ -232,6 +232,7 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
     };
     let risk_columns = output::RiskColumns {
         models: &models,
+        pcn: &cohort.patients.pcn,
         risks: &risks,
         explainer: Explainer::new(&cohort, &definitions, &scored, opts.as_of),
     };

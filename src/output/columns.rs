@@ -230,6 +230,8 @@ impl PatientColumn {
 pub struct RiskColumns<'a> {
     /// The models applied, in outcome order.
     pub models: &'a [RiskModel],
+    /// Each patient's PCN index (ranks are within it).
+    pub pcn: &'a [u32],
     /// Their results, same order.
     pub risks: &'a [ModelRisk],
     /// Explains listed patients' risks.
@@ -249,15 +251,20 @@ impl RiskColumns<'_> {
     /// The model columns of a list (`patients` in rank order): per model its probability, rank
     /// and percentile within the PCN, band, and the top factors in plain words.
     pub fn list_columns(&self, patients: &[u32]) -> Vec<Column> {
+        // One feature row per listed patient explains every model.
+        let factors: Vec<Vec<String>> = patients
+            .iter()
+            .map(|&p| self.explainer.factors(self.models, p as usize))
+            .collect();
         let mut cols = Vec::new();
-        for (m, r) in self.models.iter().zip(self.risks) {
+        for (m, r) in self.risks.iter().enumerate() {
             let o = r.outcome.name();
-            let each = |f: &dyn Fn(usize) -> Option<f64>| -> Vec<Option<f64>> {
-                patients.iter().map(|&p| f(p as usize)).collect()
-            };
             cols.push(Column::new(
                 format!("{o}_risk").into(),
-                each(&|p| rounded(r.probability[p])),
+                patients
+                    .iter()
+                    .map(|&p| rounded(r.probability[p as usize]))
+                    .collect::<Vec<Option<f64>>>(),
             ));
             cols.push(Column::new(
                 format!("{o}_rank_in_pcn").into(),
@@ -270,49 +277,39 @@ impl RiskColumns<'_> {
                 format!("{o}_percentile_in_pcn").into(),
                 patients
                     .iter()
-                    .map(|&p| r.percentile[p as usize] as u32)
+                    .map(|&p| r.percentile(self.pcn, p as usize))
                     .collect::<Vec<u32>>(),
             ));
             cols.push(Column::new(
                 format!("{o}_band").into(),
                 patients
                     .iter()
-                    .map(|&p| band_text(r.band[p as usize]))
+                    .map(|&p| band_text(r.band(self.pcn, p as usize)))
                     .collect::<Vec<Option<&str>>>(),
             ));
             cols.push(Column::new(
                 format!("{o}_factors").into(),
-                patients
-                    .iter()
-                    .map(|&p| self.explainer.factors(m, p as usize))
-                    .collect::<Vec<String>>(),
+                factors.iter().map(|f| f[m].as_str()).collect::<Vec<&str>>(),
             ));
         }
         cols
     }
 
     /// The model columns of the scores file: per model its probability (null for patients
-    /// not alive at the as-of date) and band (null for those not eligible).
+    /// not alive at the as-of date). Ranks and bands are on the lists.
     pub fn score_columns(&self) -> Vec<Column> {
-        let mut cols = Vec::new();
-        for r in self.risks {
-            let o = r.outcome.name();
-            cols.push(Column::new(
-                format!("{o}_risk").into(),
-                r.probability
-                    .iter()
-                    .map(|&p| rounded(p))
-                    .collect::<Vec<Option<f64>>>(),
-            ));
-            cols.push(Column::new(
-                format!("{o}_band").into(),
-                r.band
-                    .iter()
-                    .map(|&b| band_text(b))
-                    .collect::<Vec<Option<&str>>>(),
-            ));
-        }
-        cols
+        self.risks
+            .iter()
+            .map(|r| {
+                Column::new(
+                    format!("{}_risk", r.outcome.name()).into(),
+                    r.probability
+                        .iter()
+                        .map(|&p| rounded(p))
+                        .collect::<Vec<Option<f64>>>(),
+                )
+            })
+            .collect()
     }
 }
 
