@@ -31,7 +31,7 @@ impl RankBy {
 }
 
 /// Who goes on a list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct ListRules {
     /// Youngest age (years at the as-of date) listed and counted; the eFI was developed and
     /// validated in people aged 65 and over (Clegg 2016).
@@ -43,6 +43,14 @@ pub struct ListRules {
     /// Also list eligible people in this band or above of the ranking model, whatever their
     /// frailty (only when ranking by a model).
     pub min_risk_band: Option<RiskBand>,
+    /// Also list eligible people whose probability under the ranking model is at least this,
+    /// whatever their frailty (only when ranking by a model).
+    pub min_risk: Option<f64>,
+    /// Keep at most this many people per PCN list (the top of the ranking).
+    pub top: Option<u32>,
+    /// Keep at most this percentage of the PCN's eligible people (rounded up), the top of the
+    /// ranking.
+    pub top_percent: Option<f64>,
 }
 
 impl Default for ListRules {
@@ -52,6 +60,9 @@ impl Default for ListRules {
             min_category: EfiCategory::Mild,
             rank_by: RankBy::Frailty,
             min_risk_band: None,
+            min_risk: None,
+            top: None,
+            top_percent: None,
         }
     }
 }
@@ -70,12 +81,14 @@ pub fn rank(
     let p = &cohort.patients;
     let risk = risk.filter(|_| matches!(rules.rank_by, RankBy::Risk(_)));
     let mut by_pcn: Vec<Vec<u32>> = vec![Vec::new(); p.pcns.len()];
+    let mut eligible = vec![0u64; p.pcns.len()];
     for i in 0..p.len() {
+        eligible[p.pcn[i] as usize] += (status[i] == Status::Eligible) as u64;
         let frail = scores[i].efi_category >= rules.min_category;
-        let at_risk = match (risk, rules.min_risk_band) {
-            (Some(r), Some(b)) => r.band(&p.pcn, i) >= b,
-            _ => false,
-        };
+        let at_risk = risk.is_some_and(|r| {
+            rules.min_risk_band.is_some_and(|b| r.band(&p.pcn, i) >= b)
+                || rules.min_risk.is_some_and(|t| r.probability[i] >= t)
+        });
         if status[i] == Status::Eligible && (frail || at_risk) {
             by_pcn[p.pcn[i] as usize].push(i as u32);
         }
@@ -98,6 +111,12 @@ pub fn rank(
                         .then(sb.hfrs_tenths.cmp(&sa.hfrs_tenths))
                         .then(a.cmp(&b))
                 }),
+            }
+            if let Some(n) = rules.top {
+                v.truncate(n as usize);
+            }
+            if let Some(pct) = rules.top_percent {
+                v.truncate((eligible[pcn] as f64 * pct / 100.0).ceil() as usize);
             }
             (pcn as u32, v)
         })

@@ -363,3 +363,79 @@ fn without_models_the_lists_have_no_model_columns() {
     let scores = read_parquet(&out.join("scores.parquet"));
     assert!(scores.column("death_risk").is_err());
 }
+
+fn list_lengths(out: &Path) -> Vec<(String, usize)> {
+    let mut v: Vec<(String, usize)> = std::fs::read_dir(out.join("lists"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .map(|p| {
+            let n = read_csv(&p).height();
+            (p.file_stem().unwrap().to_string_lossy().to_string(), n)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn list_size_can_be_capped_by_count_share_or_probability() {
+    let d = tempfile::tempdir().unwrap();
+    let full = d.path().join("full");
+    assert!(score(&full, &[]).status.success());
+    let all = list_lengths(&full);
+
+    let top = d.path().join("top");
+    assert!(score(&top, &["--top", "5"]).status.success());
+    let capped = list_lengths(&top);
+    for ((pcn, n), (_, m)) in all.iter().zip(&capped) {
+        assert_eq!(*m, (*n).min(5), "{pcn}");
+        // The same five people, in the same order, as the top of the full list.
+        let a = read_csv(&full.join(format!("lists/{pcn}.csv")));
+        let b = read_csv(&top.join(format!("lists/{pcn}.csv")));
+        assert_eq!(strs(&a, "patient_id")[..*m], strs(&b, "patient_id")[..]);
+    }
+
+    // Top 10% of each PCN's eligible people (from scores.parquet), rounded up.
+    let pct = d.path().join("pct");
+    assert!(score(&pct, &["--top-percent", "10"]).status.success());
+    let scores = read_parquet(&full.join("scores.parquet"));
+    let (pcns, status) = (strs(&scores, "pcn_code"), strs(&scores, "status"));
+    for (pcn, m) in list_lengths(&pct) {
+        let eligible = (0..pcns.len())
+            .filter(|&i| {
+                pcns[i].as_deref() == Some(&pcn) && status[i].as_deref() == Some("eligible")
+            })
+            .count();
+        let n = all.iter().find(|x| x.0 == pcn).unwrap().1;
+        assert_eq!(m, n.min((eligible as f64 * 0.1).ceil() as usize), "{pcn}");
+    }
+
+    // Everyone eligible at or above a probability, ranked by that model.
+    let thr = d.path().join("thr");
+    let o = score(
+        &thr,
+        &[
+            "--rank-by",
+            "death",
+            "--min-risk",
+            "0.2",
+            "--min-category",
+            "severe",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut over = 0;
+    for (pcn, _) in list_lengths(&thr) {
+        let l = read_csv(&thr.join(format!("lists/{pcn}.csv")));
+        let (p, cat) = (floats(&l, "death_risk"), strs(&l, "efi_category"));
+        for k in 0..p.len() {
+            let high = p[k].unwrap() >= 0.2 - 0.00005;
+            assert!(high || cat[k].as_deref() == Some("severe"), "{pcn} row {k}");
+            over += high as usize;
+        }
+    }
+    assert!(over > 0);
+    assert_eq!(score(&thr, &["--min-risk", "0.2"]).status.code(), Some(2));
+    assert_eq!(score(&thr, &["--top-percent", "0"]).status.code(), Some(2));
+}

@@ -61,6 +61,16 @@ pub struct RiskArgs {
     /// frail: low, moderate, high (top 5% of the PCN; the default then) or very_high (top 1%).
     #[arg(long, value_name = "BAND")]
     pub list_risk_band: Option<String>,
+    /// When ranking by a model, also list eligible people whose probability is at least this
+    /// (0-1), however frail.
+    #[arg(long, value_name = "PROBABILITY")]
+    pub min_risk: Option<f64>,
+    /// Keep only the top N of each PCN's list (e.g. what a weekly meeting can review).
+    #[arg(long, value_name = "N")]
+    pub top: Option<u32>,
+    /// Keep only the top X% of each PCN's eligible population (rounded up).
+    #[arg(long, value_name = "X", conflicts_with = "top")]
+    pub top_percent: Option<f64>,
 }
 
 impl RiskArgs {
@@ -91,9 +101,32 @@ impl RiskArgs {
             (Some(b), _) => Some(RiskBand::parse(b).ok_or_else(|| {
                 super::usage("--list-risk-band must be low, moderate, high or very_high")
             })?),
-            (None, RankBy::Risk(_)) => Some(RiskBand::High),
+            (None, RankBy::Risk(_)) if self.min_risk.is_none() => Some(RiskBand::High),
+            (None, RankBy::Risk(_)) => None,
             (None, RankBy::Frailty) => None,
         };
+        if let Some(t) = self.min_risk {
+            if rules.rank_by == RankBy::Frailty {
+                return Err(super::usage(
+                    "--min-risk needs --rank-by with a model (emergency_admission, falls_admission or death)",
+                ));
+            }
+            if !(0.0..=1.0).contains(&t) {
+                return Err(super::usage(
+                    "--min-risk must be a probability between 0 and 1",
+                ));
+            }
+            rules.min_risk = Some(t);
+        }
+        if let Some(x) = self.top_percent {
+            if !(x > 0.0 && x <= 100.0) {
+                return Err(super::usage(
+                    "--top-percent must be above 0 and at most 100",
+                ));
+            }
+        }
+        rules.top = self.top;
+        rules.top_percent = self.top_percent;
         Ok(rules)
     }
 }
