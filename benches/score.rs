@@ -107,6 +107,7 @@ fn score(risk_models: Vec<PathBuf>) -> u64 {
         rules: ListRules::default(),
         suppression: Suppression::default(),
         risk_models,
+        previous: None,
     };
     let m = run::score(&opts).expect("score");
     let _ = std::fs::remove_dir_all(&out);

@@ -24,6 +24,7 @@
 //! with its manifest. [`run::score`] wires the stages together; [`synth`] writes synthetic
 //! cohorts in the same contract for demos, tests and benchmarks (through `publish`).
 
+pub mod changes;
 pub mod codes;
 pub mod cohort;
 pub mod datafile;

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
+use crate::changes::{Changes, Previous};
 use crate::cohort::Cohort;
 use crate::definitions::{DefinitionFile, Definitions};
 use crate::disclosure::{self, Suppression};
@@ -43,6 +44,8 @@ pub struct ScoreOptions {
     pub suppression: Suppression,
     /// Risk model cards to apply (files, or folders of cards); empty for none.
     pub risk_models: Vec<PathBuf>,
+    /// The previous run's folder, to say what changed since (none: nothing compared).
+    pub previous: Option<PathBuf>,
 }
 
 /// What a run did, written as `manifest.json` and printed by the binary.
@@ -84,6 +87,12 @@ pub struct Manifest {
     pub ignored_after_as_of: u64,
     /// Rows rejected across files (see rejects.csv).
     pub rejected_rows: u64,
+    /// The previous run the lists were compared with, or why none was.
+    pub compared_with: String,
+    /// People new on a list since the previous run.
+    pub new_on_lists: u64,
+    /// People on a list last time and not now (see `lists/<PCN>.dropped.csv`).
+    pub dropped_off_lists: u64,
     /// Where prescriptions came from (`medications.parquet`, `events.parquet (dmd)`), or `none`:
     /// then the eFI's polypharmacy deficit could not be assessed.
     pub prescriptions: String,
@@ -165,6 +174,21 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
     );
     let summary = tables::summary(&cohort, &scored.scores, &scored.status).table();
     let equity = tables::equity(&cohort, &scored.scores, &scored.status, &scored.ages).table();
+    let mut compare_warning = None;
+    let changes = match &opts.previous {
+        None => Changes::none(&cohort, "nothing compared (no previous run given)"),
+        Some(dir) => match Previous::read(dir) {
+            Ok(Some(prev)) => Changes::compare(&cohort, &scored, &opts.rules, &ranked, &prev),
+            Ok(None) => Changes::none(
+                &cohort,
+                format!("no previous run in {} to compare with", dir.display()),
+            ),
+            Err(e) => {
+                compare_warning = Some(format!("warning: not compared with the previous run: {e}"));
+                Changes::none(&cohort, e.to_string())
+            }
+        },
+    };
     lap("rank", &mut seconds);
     let cells = disclosure::protect(&[&summary, &equity], &opts.suppression)?;
     let published = [
@@ -199,6 +223,7 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
                     m.file.outcome, m.file.path
                 )
             }))
+            .chain(compare_warning)
             .collect(),
         models: definitions.files.clone(),
         risk_models: models.iter().map(|m| m.file.clone()).collect(),
@@ -219,6 +244,9 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
             .map(|f| f.ignored_after_as_of as u64)
             .sum(),
         rejected_rows: cohort.rejects.len() as u64,
+        compared_with: changes.compared_with.clone(),
+        new_on_lists: changes.new_on_lists(),
+        dropped_off_lists: changes.dropped_total(),
         prescriptions: crate::input::prescriptions_source(&cohort).to_string(),
         distinct_codes: cohort.report.distinct_codes.clone(),
         unused_codes: scored
@@ -239,12 +267,15 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
     let manifest = publish::publish(&opts.out, |dir: &Path| -> Result<Manifest, Error> {
         manifest.outputs = output::write_outputs(
             dir,
-            &cohort,
-            &scored,
-            &definitions,
-            &ranked,
-            &published,
-            &risk_columns,
+            &output::RunResults {
+                cohort: &cohort,
+                scored: &scored,
+                definitions: &definitions,
+                ranked: &ranked,
+                tables: &published,
+                risk: &risk_columns,
+                changes: &changes,
+            },
         )?;
         lap("write", &mut seconds);
         manifest.seconds = seconds;

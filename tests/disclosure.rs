@@ -255,6 +255,7 @@ proptest! {
             rules: Default::default(),
             suppression: Suppression::default(),
             risk_models: Vec::new(),
+            previous: None,
         };
         strata::run::score(&opts).unwrap();
         let f = audit_folder(&out, 1);

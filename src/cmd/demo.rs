@@ -45,6 +45,7 @@ pub fn run(a: Args) -> Result<i32> {
         out: out.clone(),
         as_of: synth::default_as_of(),
         risk_models: a.risk.paths(&models_dir),
+        previous: super::score::previous_run(&out, &None, false),
         models: models_dir,
         load: Default::default(),
         rules: a.risk.rules(ListRules::default())?,

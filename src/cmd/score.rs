@@ -38,6 +38,13 @@ pub struct Args {
     pub publication: bool,
     #[command(flatten)]
     pub risk: RiskArgs,
+    /// The previous run to say what changed since (new on a list, up or down a category,
+    /// dropped off and why). Default: the output folder being replaced, if it holds a run.
+    #[arg(long, value_name = "DIR")]
+    pub previous: Option<PathBuf>,
+    /// Compare with no previous run.
+    #[arg(long, conflicts_with = "previous")]
+    pub no_compare: bool,
     #[command(flatten)]
     pub input: super::InputArgs,
 }
@@ -149,6 +156,7 @@ pub fn options(a: &Args) -> Result<ScoreOptions> {
         out: a.out.clone(),
         as_of: super::parse_date(&a.as_of)?,
         risk_models: a.risk.paths(&models),
+        previous: previous_run(&a.out, &a.previous, a.no_compare),
         models,
         load: a.input.options()?,
         rules: a.risk.rules(ListRules {
@@ -162,6 +170,12 @@ pub fn options(a: &Args) -> Result<ScoreOptions> {
             Suppression::default()
         },
     })
+}
+
+/// The previous run to compare with: the flag, else `out` (a first run finds nothing there and
+/// says so).
+pub fn previous_run(out: &std::path::Path, flag: &Option<PathBuf>, off: bool) -> Option<PathBuf> {
+    (!off).then(|| flag.clone().unwrap_or_else(|| out.to_path_buf()))
 }
 
 /// Print what a run did.
@@ -196,5 +210,9 @@ pub fn print_manifest(m: &run::Manifest, out: &std::path::Path) {
             .collect();
         println!("risk models applied: {}", names.join(", "));
     }
+    println!(
+        "since the previous run: {} new on a list, {} dropped off; compared with {}",
+        m.new_on_lists, m.dropped_off_lists, m.compared_with
+    );
     println!("lists: {}", out.join("lists").display());
 }

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 
 use polars::prelude::*;
 
+use crate::changes::Changes;
 use crate::cohort::Cohort;
 use crate::population::{age_band, imd_quintile, is_core20};
 use crate::results::Scored;
@@ -321,6 +322,7 @@ pub fn list_frame(
     scorer: &Scorer,
     patients: &[u32],
     risk: &RiskColumns,
+    changes: &Changes,
 ) -> PolarsResult<DataFrame> {
     let n = patients.len();
     let row = |k: usize| Row {
@@ -335,6 +337,17 @@ pub fn list_frame(
         .filter(|c| c.shown.on_list())
         .map(|c| c.build(n, row))
         .collect();
+    // What changed since the previous run, beside the rank ("" when nothing was compared).
+    cols.insert(
+        1.min(cols.len()),
+        Column::new(
+            "change".into(),
+            patients
+                .iter()
+                .map(|&p| changes.change[p as usize].map_or("", |c| c.name()))
+                .collect::<Vec<&str>>(),
+        ),
+    );
     cols.extend(risk.list_columns(patients));
     DataFrame::new(n, cols)
 }
@@ -345,6 +358,7 @@ pub fn scores_frame(
     scored: &Scored,
     scorer: &Scorer,
     risk: &RiskColumns,
+    listed: &[bool],
 ) -> PolarsResult<DataFrame> {
     let n = cohort.patients.len();
     let row = |i: usize| Row {
@@ -359,6 +373,7 @@ pub fn scores_frame(
         .filter(|c| c.shown.in_scores())
         .map(|c| c.build(n, row))
         .collect();
+    cols.push(Column::new("listed".into(), listed));
     cols.extend(risk.score_columns());
     DataFrame::new(n, cols)
 }

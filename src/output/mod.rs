@@ -15,6 +15,7 @@ use std::path::Path;
 use polars::prelude::*;
 use rayon::prelude::*;
 
+use crate::changes::{Changes, Dropped};
 use crate::cohort::Cohort;
 use crate::definitions::Definitions;
 use crate::disclosure::Cell;
@@ -122,6 +123,36 @@ pub fn table_frame(t: &PublishedTable) -> PolarsResult<DataFrame> {
     DataFrame::new(n, cols)
 }
 
+/// People who dropped off a list since the previous run, as a table.
+pub fn dropped_frame(dropped: &[Dropped]) -> PolarsResult<DataFrame> {
+    DataFrame::new(
+        dropped.len(),
+        vec![
+            Column::new(
+                "patient_id".into(),
+                dropped
+                    .iter()
+                    .map(|d| d.patient_id.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "previous_category".into(),
+                dropped
+                    .iter()
+                    .map(|d| d.previous_category.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "reason".into(),
+                dropped
+                    .iter()
+                    .map(|d| d.reason.as_str())
+                    .collect::<Vec<_>>(),
+            ),
+        ],
+    )
+}
+
 /// Rejected rows as a table.
 pub fn rejects_frame(rejects: &[Reject]) -> PolarsResult<DataFrame> {
     let n = rejects.len();
@@ -148,18 +179,37 @@ pub fn rejects_frame(rejects: &[Reject]) -> PolarsResult<DataFrame> {
     )
 }
 
+/// Everything a scoring run writes, computed: what [`write_outputs`] turns into files.
+pub struct RunResults<'a> {
+    /// The cohort (patient attributes, rejects).
+    pub cohort: &'a Cohort,
+    /// Per-patient results.
+    pub scored: &'a Scored,
+    /// Score definitions (denominators, reasons).
+    pub definitions: &'a Definitions,
+    /// Each PCN's list in rank order.
+    pub ranked: &'a [(u32, Vec<u32>)],
+    /// The protected aggregate tables.
+    pub tables: &'a [PublishedTable<'a>],
+    /// The risk models' columns.
+    pub risk: &'a RiskColumns<'a>,
+    /// What changed since the previous run.
+    pub changes: &'a Changes,
+}
+
 /// Write every output of a scoring run into `dir` (which must exist and be empty): the lists,
-/// the scores file, each published table, and the rejected rows if any. Returns the files
-/// written, in a fixed order.
-pub fn write_outputs(
-    dir: &Path,
-    cohort: &Cohort,
-    scored: &Scored,
-    definitions: &Definitions,
-    ranked: &[(u32, Vec<u32>)],
-    tables: &[PublishedTable],
-    risk: &RiskColumns,
-) -> Result<Vec<Written>, OutputError> {
+/// what dropped off them, the scores file, each published table, and the rejected rows if any.
+/// Returns the files written, in a fixed order.
+pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Vec<Written>, OutputError> {
+    let RunResults {
+        cohort,
+        scored,
+        definitions,
+        ranked,
+        tables,
+        risk,
+        changes,
+    } = *r;
     let scorer = Scorer::new(definitions);
     let lists_dir = dir.join("lists");
     std::fs::create_dir_all(&lists_dir).map_err(crate::publish::io_err(&lists_dir))?;
@@ -181,16 +231,31 @@ pub fn write_outputs(
             ranked
                 .par_iter()
                 .zip(stems.par_iter())
-                .map(|((_, pats), stem)| {
+                .map(|((pcn, pats), stem)| {
                     let stem = format!("lists/{stem}");
-                    let mut df = list_frame(cohort, scored, &scorer, pats, risk)
+                    let mut df = list_frame(cohort, scored, &scorer, pats, risk, changes)
                         .map_err(encode_err(&dir.join(format!("{stem}.csv"))))?;
-                    write_all(dir, &stem, LIST_FORMATS, &mut df)
+                    let mut written = write_all(dir, &stem, LIST_FORMATS, &mut df)?;
+                    if !changes.change.iter().all(Option::is_none)
+                        || !changes.dropped.iter().all(Vec::is_empty)
+                    {
+                        let dropped = format!("{stem}.dropped");
+                        let mut df = dropped_frame(&changes.dropped[*pcn as usize])
+                            .map_err(encode_err(&dir.join(format!("{dropped}.csv"))))?;
+                        written.extend(write_all(dir, &dropped, TABLE_FORMATS, &mut df)?);
+                    }
+                    Ok(written)
                 })
                 .collect::<Vec<Result<Vec<Written>, OutputError>>>()
         },
         || -> Result<Vec<Written>, OutputError> {
-            let mut df = scores_frame(cohort, scored, &scorer, risk)
+            let mut listed = vec![false; cohort.patients.len()];
+            for (_, pats) in ranked {
+                for &p in pats {
+                    listed[p as usize] = true;
+                }
+            }
+            let mut df = scores_frame(cohort, scored, &scorer, risk, &listed)
                 .map_err(encode_err(&dir.join("scores.parquet")))?;
             write_all(dir, "scores", SCORES_FORMATS, &mut df)
         },
