@@ -588,3 +588,133 @@ pub fn evaluate(y: &[u8], p: &[f64], opts: &EvalOptions) -> Result<Metrics> {
         bootstrap,
     })
 }
+
+/// A one-variable logistic recalibration `P(y=1) = sigmoid(intercept + slope * x)`: turns a score
+/// that is not a probability (the eFI, the HFRS) into one, fitted by maximum likelihood on one
+/// window and applied to another. Increasing in `x` when `slope > 0`, so it keeps the score's
+/// ranking (and its ties).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Recalibration {
+    /// Log-odds at `x = 0`.
+    pub intercept: f64,
+    /// Change in log-odds per unit of `x`.
+    pub slope: f64,
+}
+
+impl Recalibration {
+    /// Fits `y ~ 1 + x` (unpenalised logistic GLM, the statsmodels `GLM(y, [1, x], Binomial())`
+    /// estimate) by Newton's method, to a step below 1e-10, at most 100 steps. Errors if `x` is
+    /// not finite, only one class is present, `x` is constant, or the fit does not converge
+    /// (perfect separation).
+    pub fn fit(x: &[f64], y: &[u8]) -> Result<Recalibration> {
+        if x.len() != y.len() {
+            return Err(ModelError::Shape(format!(
+                "{} labels but {} scores",
+                y.len(),
+                x.len()
+            )));
+        }
+        if y.is_empty() {
+            return Err(ModelError::Empty("recalibration"));
+        }
+        if let Some(row) = y.iter().position(|&v| v > 1) {
+            return Err(ModelError::BadLabel { row, value: y[row] });
+        }
+        if let Some(row) = x.iter().position(|v| !v.is_finite()) {
+            return Err(ModelError::Param {
+                name: "scores",
+                reason: format!("row {row} is {}, not a finite number", x[row]),
+            });
+        }
+        let events = y.iter().filter(|&&v| v == 1).count();
+        if events == 0 || events == y.len() {
+            return Err(ModelError::SingleClass("recalibration"));
+        }
+        // Start from the event rate with slope 0, the null model.
+        let rate = events as f64 / y.len() as f64;
+        let (mut a, mut b) = ((rate / (1.0 - rate)).ln(), 0.0f64);
+        let mut last = f64::INFINITY;
+        for _ in 0..100 {
+            let (mut g0, mut g1, mut h00, mut h01, mut h11) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            for (&yi, &xi) in y.iter().zip(x) {
+                let mu = sigmoid(a + b * xi);
+                let r = f64::from(yi) - mu;
+                let w = mu * (1.0 - mu);
+                g0 += r;
+                g1 += r * xi;
+                h00 += w;
+                h01 += w * xi;
+                h11 += w * xi * xi;
+            }
+            let det = h00 * h11 - h01 * h01;
+            if !(det.is_finite() && det > 1e-12 * (h00 * h11).max(f64::MIN_POSITIVE)) {
+                return Err(ModelError::NotPositiveDefinite("recalibration"));
+            }
+            let da = (h11 * g0 - h01 * g1) / det;
+            let db = (h00 * g1 - h01 * g0) / det;
+            a += da;
+            b += db;
+            last = g0.abs().max(g1.abs());
+            if da.abs().max(db.abs()) < 1e-10 {
+                return Ok(Recalibration {
+                    intercept: a,
+                    slope: b,
+                });
+            }
+        }
+        Err(ModelError::NoConvergence {
+            solver: "recalibration",
+            iterations: 100,
+            grad_norm: last,
+        })
+    }
+
+    /// The recalibrated probability of each score.
+    pub fn apply(&self, x: &[f64]) -> Vec<f64> {
+        x.iter()
+            .map(|&v| sigmoid(self.intercept + self.slope * v))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recalibration_recovers_the_generating_model() {
+        // Exact expected counts: at score x, n = 1000 rows of which round(1000 sigmoid(-2 + 0.5 x))
+        // are events, so the MLE is close to (-2, 0.5) (exact up to the rounding of counts).
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for s in 0..10 {
+            let xs = f64::from(s);
+            let events = (1000.0 * sigmoid(-2.0 + 0.5 * xs)).round() as usize;
+            for k in 0..1000 {
+                x.push(xs);
+                y.push(u8::from(k < events));
+            }
+        }
+        let r = Recalibration::fit(&x, &y).unwrap();
+        assert!((r.intercept + 2.0).abs() < 0.01, "{r:?}");
+        assert!((r.slope - 0.5).abs() < 0.01, "{r:?}");
+        // Increasing in the score, so the ranking is the score's.
+        let p = r.apply(&[0.0, 1.0, 9.0]);
+        assert!(p[0] < p[1] && p[1] < p[2]);
+        // The fitted model's mean equals the event rate (a property of the logistic MLE).
+        let mean: f64 = r.apply(&x).iter().sum::<f64>() / x.len() as f64;
+        let rate = y.iter().map(|&v| f64::from(v)).sum::<f64>() / y.len() as f64;
+        assert!((mean - rate).abs() < 1e-8, "{mean} vs {rate}");
+    }
+
+    #[test]
+    fn recalibration_refuses_what_it_cannot_fit() {
+        assert!(matches!(
+            Recalibration::fit(&[1.0, 2.0], &[0, 0]),
+            Err(ModelError::SingleClass(_))
+        ));
+        assert!(Recalibration::fit(&[1.0, 1.0, 1.0], &[0, 1, 0]).is_err());
+        // Perfect separation: no finite maximum.
+        assert!(Recalibration::fit(&[0.0, 1.0, 2.0, 3.0], &[0, 0, 1, 1]).is_err());
+        assert!(Recalibration::fit(&[f64::NAN, 1.0], &[0, 1]).is_err());
+    }
+}
