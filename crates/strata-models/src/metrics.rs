@@ -448,6 +448,17 @@ pub fn bootstrap_ci(
     level: f64,
 ) -> Result<BootstrapCi> {
     check(y, p)?;
+    bootstrap_unchecked(y, p, resamples, seed, level)
+}
+
+/// [`bootstrap_ci`] on any finite scores (checked by the caller).
+fn bootstrap_unchecked(
+    y: &[u8],
+    p: &[f64],
+    resamples: usize,
+    seed: u64,
+    level: f64,
+) -> Result<BootstrapCi> {
     if resamples == 0 || !(level > 0.0 && level < 1.0) {
         return Err(ModelError::Param {
             name: "bootstrap",
@@ -549,9 +560,50 @@ pub struct Metrics {
 /// Computes every metric of [`Metrics`] for outcomes `y` (1 = event) and probabilities `p`.
 pub fn evaluate(y: &[u8], p: &[f64], opts: &EvalOptions) -> Result<Metrics> {
     check(y, p)?;
-    let order = order_desc(p);
+    evaluate_score(y, p, Some(p), opts)
+}
+
+/// Like [`evaluate`] for a risk score that is not itself a probability (the eFI, the HFRS): the
+/// ranking metrics (AUROC, AUPRC, the top fractions and their bootstrap intervals) come from
+/// `score` (any finite numbers, higher = more risk, ties kept), and the metrics that need a
+/// probability (Brier, log-loss, calibration intercept and slope, calibration table) from
+/// `probability`, e.g. the score through a [`Recalibration`].
+///
+/// With `probability` `None` those are not applicable: Brier, log-loss and the calibration
+/// intercept and slope are NaN (`null` in JSON) and the calibration table holds the observed
+/// rate of each group of the score with no mean predicted risk.
+/// `evaluate_score(y, p, Some(p), opts)` equals `evaluate(y, p, opts)`.
+pub fn evaluate_score(
+    y: &[u8],
+    score: &[f64],
+    probability: Option<&[f64]>,
+    opts: &EvalOptions,
+) -> Result<Metrics> {
+    if y.len() != score.len() {
+        return Err(ModelError::Shape(format!(
+            "{} labels but {} scores",
+            y.len(),
+            score.len()
+        )));
+    }
+    if y.is_empty() {
+        return Err(ModelError::Empty("metric"));
+    }
+    if let Some(row) = y.iter().position(|&v| v > 1) {
+        return Err(ModelError::BadLabel { row, value: y[row] });
+    }
+    if let Some(row) = score.iter().position(|v| !v.is_finite()) {
+        return Err(ModelError::Param {
+            name: "scores",
+            reason: format!("row {row} is {}, not a finite number", score[row]),
+        });
+    }
+    if let Some(p) = probability {
+        check(y, p)?;
+    }
+    let order = order_desc(score);
     let (auroc, auprc) =
-        ranked_auc_ap(&order, y, p, None).ok_or(ModelError::SingleClass("evaluate"))?;
+        ranked_auc_ap(&order, y, score, None).ok_or(ModelError::SingleClass("evaluate"))?;
     let mut top = Vec::new();
     for &f in &opts.top_fractions {
         if !(f > 0.0 && f <= 1.0) {
@@ -564,9 +616,9 @@ pub fn evaluate(y: &[u8], p: &[f64], opts: &EvalOptions) -> Result<Metrics> {
     }
     let events = y.iter().filter(|&&v| v == 1).count();
     let bootstrap = if opts.bootstrap_resamples > 0 {
-        Some(bootstrap_ci(
+        Some(bootstrap_unchecked(
             y,
-            p,
+            score,
             opts.bootstrap_resamples,
             opts.bootstrap_seed,
             opts.level,
@@ -574,16 +626,58 @@ pub fn evaluate(y: &[u8], p: &[f64], opts: &EvalOptions) -> Result<Metrics> {
     } else {
         None
     };
+    let (brier, log_loss, calibration, calibration_table) = match probability {
+        Some(p) => (
+            brier(y, p)?,
+            log_loss(y, p)?,
+            calibration(y, p)?,
+            calibration_table(y, p, opts.calibration_groups)?,
+        ),
+        None => {
+            // Groups of the score itself (the same rule, on the score), observed rates only.
+            let ranks: Vec<f64> = {
+                let mut r = vec![0.0; y.len()];
+                let n = y.len() as f64;
+                // Position in descending order -> a value in [0, 1] increasing with the score,
+                // tied scores sharing one value.
+                let mut k = 0;
+                while k < order.len() {
+                    let s = score[order[k]];
+                    let start = k;
+                    while k < order.len() && score[order[k]] == s {
+                        k += 1;
+                    }
+                    for &i in &order[start..k] {
+                        r[i] = 1.0 - start as f64 / n;
+                    }
+                }
+                r
+            };
+            let mut table = calibration_table(y, &ranks, opts.calibration_groups)?;
+            for b in &mut table {
+                b.mean_predicted = None;
+            }
+            (
+                f64::NAN,
+                f64::NAN,
+                Calibration {
+                    intercept: f64::NAN,
+                    slope: f64::NAN,
+                },
+                table,
+            )
+        }
+    };
     Ok(Metrics {
         n: y.len(),
         events,
         prevalence: events as f64 / y.len() as f64,
         auroc,
         auprc,
-        brier: brier(y, p)?,
-        log_loss: log_loss(y, p)?,
-        calibration: calibration(y, p)?,
-        calibration_table: calibration_table(y, p, opts.calibration_groups)?,
+        brier,
+        log_loss,
+        calibration,
+        calibration_table,
         top,
         bootstrap,
     })
@@ -704,6 +798,36 @@ mod tests {
         let mean: f64 = r.apply(&x).iter().sum::<f64>() / x.len() as f64;
         let rate = y.iter().map(|&v| f64::from(v)).sum::<f64>() / y.len() as f64;
         assert!((mean - rate).abs() < 1e-8, "{mean} vs {rate}");
+    }
+
+    #[test]
+    fn a_score_ranks_like_its_probability() {
+        // Probabilities on a grid of 0.01 (so with ties), outcomes that follow them loosely.
+        let p: Vec<f64> = (0..200)
+            .map(|i| ((i * 37) % 98 + 1) as f64 / 100.0)
+            .collect();
+        let y: Vec<u8> = (0..200)
+            .map(|i| u8::from((((i * 61) % 100) as f64 / 100.0) < p[i]))
+            .collect();
+        let opts = EvalOptions::default();
+        let m = evaluate(&y, &p, &opts).unwrap();
+        assert_eq!(evaluate_score(&y, &p, Some(&p), &opts).unwrap(), m);
+        // A score on another scale (ties kept), with the probabilities for calibration.
+        let score: Vec<f64> = p.iter().map(|v| 40.0 * v - 3.0).collect();
+        assert_eq!(evaluate_score(&y, &score, Some(&p), &opts).unwrap(), m);
+        // Without probabilities: the ranking metrics stay, calibration is not applicable.
+        let r = evaluate_score(&y, &score, None, &opts).unwrap();
+        assert_eq!((r.auroc, r.auprc, &r.top), (m.auroc, m.auprc, &m.top));
+        assert_eq!(r.bootstrap, m.bootstrap);
+        assert!(r.brier.is_nan() && r.calibration.slope.is_nan());
+        assert!(
+            r.calibration_table
+                .iter()
+                .all(|b| b.mean_predicted.is_none())
+        );
+        let events: usize = r.calibration_table.iter().map(|b| b.events).sum();
+        assert_eq!(events, m.events);
+        assert!(evaluate_score(&y, &[f64::NAN; 200], None, &opts).is_err());
     }
 
     #[test]
