@@ -831,6 +831,46 @@ mod tests {
     }
 
     #[test]
+    fn calibration_slope_converges_where_a_full_newton_step_overshoots() {
+        // A small group whose predictions carry almost no information and include extreme ones:
+        // the slope is near 0, far from the starting 1, and the logits reach -9.
+        let p: Vec<f64> = (0..60)
+            .map(|i| match i % 6 {
+                0 => 0.0001,
+                1 => 0.9,
+                2 => 0.3,
+                3 => 0.05,
+                4 => 0.6,
+                _ => 0.15,
+            })
+            .collect();
+        let y: Vec<u8> = (0..60).map(|i| u8::from(i % 5 == 0)).collect();
+        let c = calibration(&y, &p).unwrap();
+        // The score equations of y ~ 1 + logit(p) hold at the fitted values.
+        let lp: Vec<f64> = p.iter().map(|&v| logit_clipped(v)).collect();
+        // Refit the intercept for the fitted slope by Newton in one variable, then check both
+        // score equations.
+        let mut icpt = 0.0;
+        for _ in 0..200 {
+            let (mut g, mut h) = (0.0, 0.0);
+            for (&yi, &x) in y.iter().zip(&lp) {
+                let mu = sigmoid(icpt + c.slope * x);
+                g += f64::from(yi) - mu;
+                h += mu * (1.0 - mu);
+            }
+            icpt += g / h;
+        }
+        let (mut g0, mut g1) = (0.0, 0.0);
+        for (&yi, &x) in y.iter().zip(&lp) {
+            let r = f64::from(yi) - sigmoid(icpt + c.slope * x);
+            g0 += r;
+            g1 += r * x;
+        }
+        assert!(g0.abs() < 1e-8 && g1.abs() < 1e-6, "{g0} {g1} {c:?}");
+        assert!(c.slope.abs() < 0.5, "{c:?}");
+    }
+
+    #[test]
     fn recalibration_refuses_what_it_cannot_fit() {
         assert!(matches!(
             Recalibration::fit(&[1.0, 2.0], &[0, 0]),
