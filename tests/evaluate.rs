@@ -66,6 +66,12 @@ fn card_predictions(card: &Path) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// Rows of a predictions file: patient id and probability, `None` a null.
+type Rows = Vec<(Option<String>, Option<f64>)>;
+
+/// A bad file: its name, rows, column names, and what the error must say.
+type Case = (&'static str, Rows, [&'static str; 2], Vec<String>);
+
 /// Write predictions as Parquet with the given column names; `None` is a null.
 fn write_predictions(path: &Path, rows: &[(Option<String>, Option<f64>)], names: [&str; 2]) {
     let ids: Vec<Option<&str>> = rows.iter().map(|r| r.0.as_deref()).collect();
@@ -200,19 +206,14 @@ fn bad_predictions_files_are_refused_with_file_column_and_rows() {
     let card = train(d.path());
     let preds = card_predictions(&card);
     let n = preds.len();
-    let good: Vec<(Option<String>, Option<f64>)> = preds
+    let good: Rows = preds
         .iter()
         .map(|(id, p)| (Some(id.clone()), Some(*p)))
         .collect();
     let cohort = cohort_dir();
     let cohort = cohort.to_str().unwrap();
     // Each case: the rows, the column names, and what the error must say.
-    let mut cases: Vec<(
-        &str,
-        Vec<(Option<String>, Option<f64>)>,
-        [&str; 2],
-        Vec<String>,
-    )> = Vec::new();
+    let mut cases: Vec<Case> = Vec::new();
     cases.push((
         "missing-column",
         good.clone(),
