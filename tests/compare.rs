@@ -153,6 +153,18 @@ fn compare_lists_models_predictions_and_the_scores_alone_like_evaluate() {
         metrics::brier(y, &rounded).unwrap()
     );
 
+    // What each adds over the eFI alone: the difference of the AUROCs, with a paired interval
+    // around it; none for the eFI itself.
+    let efi_auroc = rows[2]["overall"]["auroc"].as_f64().unwrap();
+    for r in [&rows[0], &rows[1], &rows[3]] {
+        let d = &r["auroc_minus_efi"];
+        let diff = d["difference"].as_f64().unwrap();
+        assert!((diff - (r["overall"]["auroc"].as_f64().unwrap() - efi_auroc)).abs() < 1e-12);
+        assert!(d["interval"]["lower"].as_f64().unwrap() <= diff);
+        assert!(diff <= d["interval"]["upper"].as_f64().unwrap());
+    }
+    assert!(rows[2].get("auroc_minus_efi").is_none());
+
     // The scores alone: ranking figures from the score itself, calibration figures from the
     // recalibration fitted on the training window (a year earlier) and applied unchanged.
     let train_w = evaluation::window(&cohort, &defs, days(TRAINING_AS_OF), outcome).unwrap();

@@ -8,7 +8,7 @@ use strata::date;
 use strata::definitions::Definitions;
 use strata::evaluation::{self, Evaluation};
 use strata::predictors::{Outcome, OUTCOME_DAYS};
-use strata_models::metrics::{EvalOptions, Metrics};
+use strata_models::metrics::{paired_auroc_difference, AurocDifference, EvalOptions, Metrics};
 
 use super::evaluate::{file_label, parse_outcome, write_plot};
 
@@ -74,6 +74,9 @@ struct Entry {
     /// The score recalibration, for a score.
     #[serde(skip_serializing_if = "Option::is_none")]
     recalibration: Option<strata_models::Recalibration>,
+    /// AUROC minus the eFI's, with a paired bootstrap interval (not for the eFI itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auroc_minus_efi: Option<AurocDifference>,
     overall: Metrics,
     groups: Vec<evaluation::GroupMetrics>,
 }
@@ -88,7 +91,17 @@ fn fig(v: f64, decimals: usize) -> String {
 }
 
 /// The table row of one predictor.
-fn row(name: &str, m: &Metrics, e: &Evaluation) -> String {
+fn row(en: &Entry, e: &Evaluation) -> String {
+    let (name, m) = (&en.name, &en.overall);
+    let vs_efi = en.auroc_minus_efi.as_ref().map_or_else(
+        || "-".to_string(),
+        |d| {
+            format!(
+                "{:+.3} [{:+.3}, {:+.3}]",
+                d.difference, d.interval.lower, d.interval.upper
+            )
+        },
+    );
     let ci = m
         .bootstrap
         .as_ref()
@@ -100,7 +113,7 @@ fn row(name: &str, m: &Metrics, e: &Evaluation) -> String {
             .map_or_else(|| "n/a".to_string(), |m| format!("{:.3}", m.auroc))
     };
     format!(
-        "{name:<24} {:.3} {ci:<16} {:>6.3} {:>7} {:>6} {:>7} {:>7} {:>7} {:>7}",
+        "{name:<24} {:.3} {ci:<16} {:>6.3} {:>7} {:>6} {:>7} {:>7} {:>7} {:>7}  {vs_efi}",
         m.auroc,
         m.auprc,
         fig(m.brier, 4),
@@ -170,9 +183,12 @@ pub fn run(a: Args) -> Result<i32> {
         }
     };
     let mut entries: Vec<(Entry, Evaluation)> = Vec::new();
+    // The ranking each entry is judged by, for the paired comparison with the eFI.
+    let mut rankings: Vec<Vec<f64>> = Vec::new();
     for (k, (path, (card, _))) in cards.iter().enumerate() {
         let p = evaluation::card_probabilities(path, card, &w)?;
         let e = evaluation::evaluate(y, &p, &groups, &opts)?;
+        rankings.push(p);
         entries.push((
             Entry {
                 name: label(k),
@@ -180,6 +196,7 @@ pub fn run(a: Args) -> Result<i32> {
                 source: Some(path.display().to_string()),
                 calibration: "the model's own probabilities".into(),
                 recalibration: None,
+                auroc_minus_efi: None,
                 overall: e.overall.clone(),
                 groups: e.groups.clone(),
             },
@@ -189,6 +206,7 @@ pub fn run(a: Args) -> Result<i32> {
     for (k, path) in a.predictions.iter().enumerate() {
         let p = evaluation::read_predictions(path, &cohort, &w)?;
         let e = evaluation::evaluate(y, &p, &groups, &opts)?;
+        rankings.push(p);
         entries.push((
             Entry {
                 name: label(cards.len() + k),
@@ -196,6 +214,7 @@ pub fn run(a: Args) -> Result<i32> {
                 source: Some(path.display().to_string()),
                 calibration: "the file's own probabilities".into(),
                 recalibration: None,
+                auroc_minus_efi: None,
                 overall: e.overall.clone(),
                 groups: e.groups.clone(),
             },
@@ -204,6 +223,7 @@ pub fn run(a: Args) -> Result<i32> {
     }
     for (name, column) in [("eFI alone", "efi_score"), ("HFRS alone", "hfrs_score")] {
         let b = evaluation::evaluate_baseline(column, &train, &w, &groups, &opts)?;
+        rankings.push(w.feature(column)?);
         entries.push((
             Entry {
                 name: name.into(),
@@ -211,11 +231,25 @@ pub fn run(a: Args) -> Result<i32> {
                 source: Some(column.into()),
                 calibration: b.calibration.note.clone(),
                 recalibration: b.calibration.recalibration,
+                auroc_minus_efi: None,
                 overall: b.evaluation.overall.clone(),
                 groups: b.evaluation.groups.clone(),
             },
             b.evaluation,
         ));
+    }
+    let efi = w.feature("efi_score")?;
+    for ((en, _), r) in entries.iter_mut().zip(&rankings) {
+        if en.source.as_deref() != Some("efi_score") {
+            en.auroc_minus_efi = Some(paired_auroc_difference(
+                y,
+                r,
+                &efi,
+                opts.bootstrap_resamples,
+                opts.bootstrap_seed,
+                opts.level,
+            )?);
+        }
     }
     if let Some(plot) = &a.plot {
         let series: Vec<(String, &Evaluation)> =
@@ -248,7 +282,7 @@ pub fn run(a: Args) -> Result<i32> {
             100.0 * events as f64 / w.len().max(1) as f64
         );
         println!(
-            "{:<24} {:<22} {:>6} {:>7} {:>6} {:>7} {:>7} {:>7} {:>7}",
+            "{:<24} {:<22} {:>6} {:>7} {:>6} {:>7} {:>7} {:>7} {:>7}  {}",
             "predictor",
             "AUROC [95% CI]",
             "AUPRC",
@@ -257,10 +291,11 @@ pub fn run(a: Args) -> Result<i32> {
             "sens5%",
             "PPV5%",
             "Core20",
-            "rest"
+            "rest",
+            "AUROC minus eFI's [95% CI]"
         );
         for (en, e) in &entries {
-            println!("{}", row(&en.name, &en.overall, e));
+            println!("{}", row(en, e));
         }
         println!();
         println!(
