@@ -91,7 +91,7 @@ fn fig(v: f64, decimals: usize) -> String {
 }
 
 /// The table row of one predictor.
-fn row(en: &Entry, e: &Evaluation) -> String {
+fn row(en: &Entry, e: &Evaluation, width: usize) -> String {
     let (name, m) = (&en.name, &en.overall);
     let vs_efi = en.auroc_minus_efi.as_ref().map_or_else(
         || "-".to_string(),
@@ -113,7 +113,7 @@ fn row(en: &Entry, e: &Evaluation) -> String {
             .map_or_else(|| "n/a".to_string(), |m| format!("{:.3}", m.auroc))
     };
     format!(
-        "{name:<24} {:.3} {ci:<16} {:>6.3} {:>7} {:>6} {:>7} {:>7} {:>7} {:>7}  {vs_efi}",
+        "{name:<width$} {:.3} {ci:<16} {:>6.3} {:>7} {:>6} {:>7} {:>7} {:>7} {:>7}  {vs_efi}",
         m.auroc,
         m.auprc,
         fig(m.brier, 4),
@@ -281,8 +281,14 @@ pub fn run(a: Args) -> Result<i32> {
             events,
             100.0 * events as f64 / w.len().max(1) as f64
         );
+        let width = entries
+            .iter()
+            .map(|(en, _)| en.name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(10);
         println!(
-            "{:<24} {:<22} {:>6} {:>7} {:>6} {:>7} {:>7} {:>7} {:>7}  {}",
+            "{:<width$} {:<22} {:>6} {:>7} {:>6} {:>7} {:>7} {:>7} {:>7}  {}",
             "predictor",
             "AUROC [95% CI]",
             "AUPRC",
@@ -295,7 +301,7 @@ pub fn run(a: Args) -> Result<i32> {
             "AUROC minus eFI's [95% CI]"
         );
         for (en, e) in &entries {
-            println!("{}", row(en, e));
+            println!("{}", row(en, e, width));
         }
         println!();
         println!(

@@ -26,7 +26,8 @@ const PALETTE: [&str; 8] = [
     "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
 ];
 
-const WIDTH: f64 = 720.0;
+/// Width of the figure without the legend's labels.
+const MIN_WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 520.0;
 const LEFT: f64 = 80.0;
 const TOP: f64 = 50.0;
@@ -84,6 +85,14 @@ pub fn calibration_svg(title: &str, series: &[Series<'_>]) -> String {
         .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max);
     let max = axis_max(largest);
+    // Room for the longest legend label (about 7 px a character at 12 px).
+    let longest = series
+        .iter()
+        .map(|s| s.label.chars().count())
+        .chain(["perfect calibration".len()])
+        .max()
+        .unwrap_or(0);
+    let width = MIN_WIDTH.max((LEFT + PLOT + 56.0 + 7.0 * longest as f64 + 16.0).ceil());
     let x = |v: f64| LEFT + PLOT * (v / max);
     let y = |v: f64| TOP + PLOT * (1.0 - v / max);
     let mut s = String::new();
@@ -91,9 +100,9 @@ pub fn calibration_svg(title: &str, series: &[Series<'_>]) -> String {
     let _ = writeln!(
         s,
         r##"<?xml version="1.0" encoding="UTF-8"?>
-<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="Helvetica, Arial, sans-serif" font-size="12">
+<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{HEIGHT}" viewBox="0 0 {width} {HEIGHT}" font-family="Helvetica, Arial, sans-serif" font-size="12">
 <title>{}</title>
-<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>
+<rect x="0" y="0" width="{width}" height="{HEIGHT}" fill="#ffffff"/>
 <text x="{:.2}" y="28" text-anchor="middle" font-size="15">{}</text>"##,
         escape(title),
         LEFT + PLOT / 2.0,
