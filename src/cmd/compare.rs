@@ -288,7 +288,7 @@ pub fn run(a: Args) -> Result<i32> {
             .unwrap_or(0)
             .max(10);
         println!(
-            "{:<width$} {:<22} {:>6} {:>7} {:>6} {:>7} {:>7} {:>7} {:>7}  {}",
+            "{:<width$} {:<22} {:>6} {:>7} {:>6} {:>7} {:>7} {:>7} {:>7}  AUROC minus eFI's [95% CI]",
             "predictor",
             "AUROC [95% CI]",
             "AUPRC",
@@ -297,8 +297,7 @@ pub fn run(a: Args) -> Result<i32> {
             "sens5%",
             "PPV5%",
             "Core20",
-            "rest",
-            "AUROC minus eFI's [95% CI]"
+            "rest"
         );
         for (en, e) in &entries {
             println!("{}", row(en, e, width));
