@@ -368,3 +368,72 @@ fn bad_predictions_files_are_refused_with_file_column_and_rows() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("predicts emergency_admission"));
 }
+
+#[test]
+fn integer_patient_ids_and_float32_probabilities_match_the_cohort_by_value() {
+    // Sixty patients with numeric pseudonyms; every third has an emergency admission in the
+    // year after the as-of date; patient 160 died before it, so is not in the window.
+    let d = tempfile::tempdir().unwrap();
+    let mut ps: Vec<P> = (101..=160)
+        .map(|i| patient(&i.to_string(), "1950-04-01"))
+        .collect();
+    ps[59].death = Some("2025-01-15");
+    let es: Vec<E> = ps
+        .iter()
+        .map(|p| ev(&p.id, "2024-01-10", "snomed", "38341003"))
+        .collect();
+    let ns: Vec<N> = ps
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| k % 3 == 0)
+        .map(|(k, p)| N {
+            id: p.id.clone(),
+            enc: format!("E{k}"),
+            setting: "inpatient",
+            start: "2025-06-01",
+            emergency: true,
+        })
+        .collect();
+    write_cohort(d.path(), &ps, &es, &ns);
+    let opts = LoadOptions {
+        today: strata::date::parse_days(TODAY).unwrap(),
+        ..Default::default()
+    };
+    let cohort = Cohort::load(d.path(), &opts).unwrap();
+    let defs = definitions();
+    let as_of = strata::date::parse_days(AS_OF).unwrap();
+    let w = evaluation::window(&cohort, &defs, as_of, Outcome::EmergencyAdmission).unwrap();
+    assert_eq!(w.len(), 59);
+    assert_eq!(w.labels().iter().filter(|&&v| v == 1).count(), 20);
+
+    // Integer ids in descending order, float32 probabilities id / 1000.
+    let write = |path: &Path, ids: Vec<i64>| {
+        let probs: Vec<f32> = ids.iter().map(|&i| i as f32 / 1000.0).collect();
+        let df = DataFrame::new(
+            ids.len(),
+            vec![
+                Column::new("patient_id".into(), ids),
+                Column::new("probability".into(), probs),
+            ],
+        )
+        .unwrap();
+        write_parquet(path, df);
+    };
+    let file = d.path().join("int-ids.parquet");
+    write(&file, (101..=159).rev().collect());
+    let p = evaluation::read_predictions(&file, &cohort, &w).unwrap();
+    for (k, &patient) in w.table.patients.iter().enumerate() {
+        let id: i64 = cohort.patients.id[patient as usize].parse().unwrap();
+        assert_eq!(p[k], f64::from(id as f32 / 1000.0), "row {k}");
+    }
+    // The patient who died before the as-of date is not in the window: refused, not dropped.
+    let file = d.path().join("with-dead.parquet");
+    write(&file, (101..=160).collect());
+    let err = evaluation::read_predictions(&file, &cohort, &w)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("column patient_id: not in the evaluation window: died on or before the as-of date or born after it (e.g. '160') (1 row; row 60)"),
+        "{err}"
+    );
+}
