@@ -20,8 +20,9 @@ use super::evaluate::{file_label, parse_outcome, write_plot};
 /// predictor is evaluated exactly as `strata evaluate` does: everyone alive at the as-of date,
 /// the outcome in the 365 days after, the same metrics and groups. The table shows AUROC with its
 /// bootstrap 95% interval, AUPRC, Brier score, calibration slope, sensitivity and PPV when the
-/// top 5% are flagged, and AUROC in Core20 (IMD quintile 1) and in the rest; `--json` prints
-/// everything, by group too.
+/// top 5% are flagged, AUROC in Core20 (IMD quintile 1) and in the rest, and each predictor's
+/// AUROC minus the eFI's with a paired bootstrap 95% interval (an interval excluding 0 is a
+/// difference the window can tell apart); `--json` prints everything, by group too.
 ///
 /// The eFI and the HFRS are scores, not probabilities: their ranking figures (AUROC, AUPRC,
 /// sensitivity, PPV) are the score's own, and for Brier and calibration each is turned into a
