@@ -23,6 +23,10 @@
 //! `output::columns`, one writer per format) and `publish` makes the folder appear atomically
 //! with its manifest. [`run::score`] wires the stages together; [`synth`] writes synthetic
 //! cohorts in the same contract for demos, tests and benchmarks (through `publish`).
+//!
+//! The risk models branch off after `results`: `predictors` builds their feature table and
+//! outcome labels, and `evaluation` scores predictions on a window (`strata train`, `evaluate`,
+//! `compare`).
 
 pub mod changes;
 pub mod codes;
@@ -31,6 +35,7 @@ pub mod datafile;
 pub mod date;
 pub mod definitions;
 pub mod disclosure;
+pub mod evaluation;
 pub mod features;
 pub mod input;
 pub mod lists;

@@ -32,6 +32,7 @@ enum Command {
     Features(cmd::features::Args),
     Train(cmd::train::Args),
     Evaluate(cmd::evaluate::Args),
+    Compare(cmd::compare::Args),
 }
 
 fn main() {
@@ -53,6 +54,7 @@ fn main() {
         Command::Features(a) => cmd::features::run(a),
         Command::Train(a) => cmd::train::run(a),
         Command::Evaluate(a) => cmd::evaluate::run(a),
+        Command::Compare(a) => cmd::compare::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

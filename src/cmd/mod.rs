@@ -2,6 +2,7 @@
 //! report. Exit codes: 0 success, 1 other failure, 2 usage, 3 invalid cohort, 4 model files,
 //! 5 output, 6 not enough memory.
 
+pub mod compare;
 pub mod demo;
 pub mod evaluate;
 pub mod features;

@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use strata::cohort::Cohort;
 use strata::date;
 use strata::definitions::Definitions;
+use strata::evaluation::{window, Window};
 use strata::predictors::{Outcome, OUTCOME_DAYS};
 use strata_models::card::{Cohort as CardCohort, ModelCard};
 use strata_models::metrics::{evaluate, EvalOptions, Metrics};
@@ -43,32 +44,6 @@ pub struct Args {
     pub models: Option<PathBuf>,
     #[command(flatten)]
     pub input: super::InputArgs,
-}
-
-/// One window's design matrix and labels.
-pub struct Window {
-    /// Features and labels.
-    pub data: strata_models::Dataset,
-    /// The table it came from.
-    pub table: strata::predictors::PredictorTable,
-}
-
-/// The feature table at `as_of` with the labels of `outcome`.
-pub fn window(cohort: &Cohort, defs: &Definitions, as_of: i32, outcome: Outcome) -> Result<Window> {
-    let scored = strata::run::score_cohort(cohort, defs, as_of, &Default::default());
-    let table = strata::predictors::predictor_table(cohort, defs, &scored, as_of, true);
-    let k = Outcome::ALL
-        .iter()
-        .position(|&o| o == outcome)
-        .unwrap_or_default();
-    let y: Vec<u8> = table
-        .outcomes
-        .as_ref()
-        .map(|o| o.iter().map(|r| r[k] as u8).collect())
-        .unwrap_or_default();
-    let data = strata_models::Dataset::from_row_major(table.names.clone(), &table.rows, y)
-        .context("building the design matrix")?;
-    Ok(Window { data, table })
 }
 
 /// The card's description of a window.

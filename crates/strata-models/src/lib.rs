@@ -9,6 +9,7 @@
 //! * [`metrics`]: AUROC, AUPRC, Brier, log-loss, calibration, top-k case-finding, bootstrap CIs,
 //!   matching scikit-learn / statsmodels definitions.
 //! * [`card`]: the self-describing JSON model artefact ("model card").
+//! * [`plot`]: the calibration plot as a self-contained SVG.
 //!
 //! Everything is deterministic: seeded generators, and parallel work (rayon) reduced in a fixed
 //! order or with exact integer arithmetic, so results do not depend on the thread count.
@@ -24,6 +25,7 @@ pub mod explain;
 pub mod gbdt;
 pub mod logistic;
 pub mod metrics;
+pub mod plot;
 pub mod rng;
 pub mod shap;
 pub mod tree;
@@ -33,6 +35,6 @@ pub use data::Dataset;
 pub use error::{ModelError, Result};
 pub use gbdt::{BinCuts, GbdtFit, GbdtParams, fit_gbdt};
 pub use logistic::{LogisticModel, LogisticParams};
-pub use metrics::{EvalOptions, Metrics, evaluate};
+pub use metrics::{EvalOptions, Metrics, Recalibration, evaluate};
 pub use shap::TreeExplainer;
 pub use tree::{GbdtModel, Tree};

@@ -448,6 +448,17 @@ pub fn bootstrap_ci(
     level: f64,
 ) -> Result<BootstrapCi> {
     check(y, p)?;
+    bootstrap_unchecked(y, p, resamples, seed, level)
+}
+
+/// [`bootstrap_ci`] on any finite scores (checked by the caller).
+fn bootstrap_unchecked(
+    y: &[u8],
+    p: &[f64],
+    resamples: usize,
+    seed: u64,
+    level: f64,
+) -> Result<BootstrapCi> {
     if resamples == 0 || !(level > 0.0 && level < 1.0) {
         return Err(ModelError::Param {
             name: "bootstrap",
@@ -487,6 +498,100 @@ pub fn bootstrap_ci(
         auprc: Interval {
             lower: quantile_sorted(&aps, ql),
             upper: quantile_sorted(&aps, qu),
+        },
+    })
+}
+
+/// The difference in AUROC between two rankings of the same rows, with a paired bootstrap
+/// interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AurocDifference {
+    /// AUROC of the first ranking minus AUROC of the second.
+    pub difference: f64,
+    /// Confidence level, e.g. 0.95.
+    pub level: f64,
+    /// Resamples requested.
+    pub resamples: usize,
+    /// Resamples used (one with no event or no non-event is skipped).
+    pub used: usize,
+    /// RNG seed.
+    pub seed: u64,
+    /// Percentile interval of the difference.
+    pub interval: Interval,
+}
+
+/// AUROC of `a` minus AUROC of `b` on the same rows (scores: any finite numbers, higher = more
+/// risk), with a paired bootstrap percentile interval: each resample draws rows once, from the
+/// same generator [`bootstrap_ci`] uses (`SplitMix64::stream(seed, b)`), and both rankings are
+/// evaluated on it, so the interval reflects the correlation between the two. An interval that
+/// excludes 0 is a difference the window can tell apart.
+pub fn paired_auroc_difference(
+    y: &[u8],
+    a: &[f64],
+    b: &[f64],
+    resamples: usize,
+    seed: u64,
+    level: f64,
+) -> Result<AurocDifference> {
+    if y.len() != a.len() || y.len() != b.len() {
+        return Err(ModelError::Shape(format!(
+            "{} labels but {} and {} scores",
+            y.len(),
+            a.len(),
+            b.len()
+        )));
+    }
+    if y.is_empty() {
+        return Err(ModelError::Empty("paired AUROC difference"));
+    }
+    if let Some(row) = y.iter().position(|&v| v > 1) {
+        return Err(ModelError::BadLabel { row, value: y[row] });
+    }
+    if let Some(row) = a.iter().chain(b).position(|v| !v.is_finite()) {
+        return Err(ModelError::Param {
+            name: "scores",
+            reason: format!("row {} is not a finite number", row % y.len()),
+        });
+    }
+    if resamples == 0 || !(level > 0.0 && level < 1.0) {
+        return Err(ModelError::Param {
+            name: "bootstrap",
+            reason: format!("resamples {resamples} must be > 0 and level {level} in (0, 1)"),
+        });
+    }
+    let (oa, ob) = (order_desc(a), order_desc(b));
+    let single = || ModelError::SingleClass("paired AUROC difference");
+    let difference = ranked_auc_ap(&oa, y, a, None).ok_or_else(single)?.0
+        - ranked_auc_ap(&ob, y, b, None).ok_or_else(single)?.0;
+    let n = y.len();
+    let stats: Vec<Option<f64>> = (0..resamples)
+        .into_par_iter()
+        .map(|r| {
+            let mut rng = SplitMix64::stream(seed, r as u64);
+            let mut w = vec![0u32; n];
+            for _ in 0..n {
+                w[rng.below(n)] += 1;
+            }
+            let ra = ranked_auc_ap(&oa, y, a, Some(&w))?;
+            let rb = ranked_auc_ap(&ob, y, b, Some(&w))?;
+            Some(ra.0 - rb.0)
+        })
+        .collect();
+    let mut d: Vec<f64> = stats.into_iter().flatten().collect();
+    if d.is_empty() {
+        return Err(single());
+    }
+    d.sort_by(f64::total_cmp);
+    let (ql, qu) = ((1.0 - level) / 2.0, (1.0 + level) / 2.0);
+    Ok(AurocDifference {
+        difference,
+        level,
+        resamples,
+        used: d.len(),
+        seed,
+        interval: Interval {
+            lower: quantile_sorted(&d, ql),
+            upper: quantile_sorted(&d, qu),
         },
     })
 }
@@ -549,9 +654,50 @@ pub struct Metrics {
 /// Computes every metric of [`Metrics`] for outcomes `y` (1 = event) and probabilities `p`.
 pub fn evaluate(y: &[u8], p: &[f64], opts: &EvalOptions) -> Result<Metrics> {
     check(y, p)?;
-    let order = order_desc(p);
+    evaluate_score(y, p, Some(p), opts)
+}
+
+/// Like [`evaluate`] for a risk score that is not itself a probability (the eFI, the HFRS): the
+/// ranking metrics (AUROC, AUPRC, the top fractions and their bootstrap intervals) come from
+/// `score` (any finite numbers, higher = more risk, ties kept), and the metrics that need a
+/// probability (Brier, log-loss, calibration intercept and slope, calibration table) from
+/// `probability`, e.g. the score through a [`Recalibration`].
+///
+/// With `probability` `None` those are not applicable: Brier, log-loss and the calibration
+/// intercept and slope are NaN (`null` in JSON) and the calibration table holds the observed
+/// rate of each group of the score with no mean predicted risk.
+/// `evaluate_score(y, p, Some(p), opts)` equals `evaluate(y, p, opts)`.
+pub fn evaluate_score(
+    y: &[u8],
+    score: &[f64],
+    probability: Option<&[f64]>,
+    opts: &EvalOptions,
+) -> Result<Metrics> {
+    if y.len() != score.len() {
+        return Err(ModelError::Shape(format!(
+            "{} labels but {} scores",
+            y.len(),
+            score.len()
+        )));
+    }
+    if y.is_empty() {
+        return Err(ModelError::Empty("metric"));
+    }
+    if let Some(row) = y.iter().position(|&v| v > 1) {
+        return Err(ModelError::BadLabel { row, value: y[row] });
+    }
+    if let Some(row) = score.iter().position(|v| !v.is_finite()) {
+        return Err(ModelError::Param {
+            name: "scores",
+            reason: format!("row {row} is {}, not a finite number", score[row]),
+        });
+    }
+    if let Some(p) = probability {
+        check(y, p)?;
+    }
+    let order = order_desc(score);
     let (auroc, auprc) =
-        ranked_auc_ap(&order, y, p, None).ok_or(ModelError::SingleClass("evaluate"))?;
+        ranked_auc_ap(&order, y, score, None).ok_or(ModelError::SingleClass("evaluate"))?;
     let mut top = Vec::new();
     for &f in &opts.top_fractions {
         if !(f > 0.0 && f <= 1.0) {
@@ -564,9 +710,9 @@ pub fn evaluate(y: &[u8], p: &[f64], opts: &EvalOptions) -> Result<Metrics> {
     }
     let events = y.iter().filter(|&&v| v == 1).count();
     let bootstrap = if opts.bootstrap_resamples > 0 {
-        Some(bootstrap_ci(
+        Some(bootstrap_unchecked(
             y,
-            p,
+            score,
             opts.bootstrap_resamples,
             opts.bootstrap_seed,
             opts.level,
@@ -574,17 +720,297 @@ pub fn evaluate(y: &[u8], p: &[f64], opts: &EvalOptions) -> Result<Metrics> {
     } else {
         None
     };
+    let (brier, log_loss, calibration, calibration_table) = match probability {
+        Some(p) => (
+            brier(y, p)?,
+            log_loss(y, p)?,
+            calibration(y, p)?,
+            calibration_table(y, p, opts.calibration_groups)?,
+        ),
+        None => {
+            // Groups of the score itself (the same rule, on the score), observed rates only.
+            let ranks: Vec<f64> = {
+                let mut r = vec![0.0; y.len()];
+                let n = y.len() as f64;
+                // Position in descending order -> a value in [0, 1] increasing with the score,
+                // tied scores sharing one value.
+                let mut k = 0;
+                while k < order.len() {
+                    let s = score[order[k]];
+                    let start = k;
+                    while k < order.len() && score[order[k]] == s {
+                        k += 1;
+                    }
+                    for &i in &order[start..k] {
+                        r[i] = 1.0 - start as f64 / n;
+                    }
+                }
+                r
+            };
+            let mut table = calibration_table(y, &ranks, opts.calibration_groups)?;
+            for b in &mut table {
+                b.mean_predicted = None;
+            }
+            (
+                f64::NAN,
+                f64::NAN,
+                Calibration {
+                    intercept: f64::NAN,
+                    slope: f64::NAN,
+                },
+                table,
+            )
+        }
+    };
     Ok(Metrics {
         n: y.len(),
         events,
         prevalence: events as f64 / y.len() as f64,
         auroc,
         auprc,
-        brier: brier(y, p)?,
-        log_loss: log_loss(y, p)?,
-        calibration: calibration(y, p)?,
-        calibration_table: calibration_table(y, p, opts.calibration_groups)?,
+        brier,
+        log_loss,
+        calibration,
+        calibration_table,
         top,
         bootstrap,
     })
+}
+
+/// A one-variable logistic recalibration `P(y=1) = sigmoid(intercept + slope * x)`: turns a score
+/// that is not a probability (the eFI, the HFRS) into one, fitted by maximum likelihood on one
+/// window and applied to another. Increasing in `x` when `slope > 0`, so it keeps the score's
+/// ranking (and its ties).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Recalibration {
+    /// Log-odds at `x = 0`.
+    pub intercept: f64,
+    /// Change in log-odds per unit of `x`.
+    pub slope: f64,
+}
+
+impl Recalibration {
+    /// Fits `y ~ 1 + x` (unpenalised logistic GLM, the statsmodels `GLM(y, [1, x], Binomial())`
+    /// estimate) by Newton's method, to a step below 1e-10, at most 100 steps. Errors if `x` is
+    /// not finite, only one class is present, `x` is constant, or the fit does not converge
+    /// (perfect separation).
+    pub fn fit(x: &[f64], y: &[u8]) -> Result<Recalibration> {
+        if x.len() != y.len() {
+            return Err(ModelError::Shape(format!(
+                "{} labels but {} scores",
+                y.len(),
+                x.len()
+            )));
+        }
+        if y.is_empty() {
+            return Err(ModelError::Empty("recalibration"));
+        }
+        if let Some(row) = y.iter().position(|&v| v > 1) {
+            return Err(ModelError::BadLabel { row, value: y[row] });
+        }
+        if let Some(row) = x.iter().position(|v| !v.is_finite()) {
+            return Err(ModelError::Param {
+                name: "scores",
+                reason: format!("row {row} is {}, not a finite number", x[row]),
+            });
+        }
+        let events = y.iter().filter(|&&v| v == 1).count();
+        if events == 0 || events == y.len() {
+            return Err(ModelError::SingleClass("recalibration"));
+        }
+        // Start from the event rate with slope 0, the null model.
+        let rate = events as f64 / y.len() as f64;
+        let (mut a, mut b) = ((rate / (1.0 - rate)).ln(), 0.0f64);
+        let mut last = f64::INFINITY;
+        for _ in 0..100 {
+            let (mut g0, mut g1, mut h00, mut h01, mut h11) = (0.0, 0.0, 0.0, 0.0, 0.0);
+            for (&yi, &xi) in y.iter().zip(x) {
+                let mu = sigmoid(a + b * xi);
+                let r = f64::from(yi) - mu;
+                let w = mu * (1.0 - mu);
+                g0 += r;
+                g1 += r * xi;
+                h00 += w;
+                h01 += w * xi;
+                h11 += w * xi * xi;
+            }
+            let det = h00 * h11 - h01 * h01;
+            if !(det.is_finite() && det > 1e-12 * (h00 * h11).max(f64::MIN_POSITIVE)) {
+                return Err(ModelError::NotPositiveDefinite("recalibration"));
+            }
+            let da = (h11 * g0 - h01 * g1) / det;
+            let db = (h00 * g1 - h01 * g0) / det;
+            a += da;
+            b += db;
+            last = g0.abs().max(g1.abs());
+            if da.abs().max(db.abs()) < 1e-10 {
+                return Ok(Recalibration {
+                    intercept: a,
+                    slope: b,
+                });
+            }
+        }
+        Err(ModelError::NoConvergence {
+            solver: "recalibration",
+            iterations: 100,
+            grad_norm: last,
+        })
+    }
+
+    /// The recalibrated probability of each score.
+    pub fn apply(&self, x: &[f64]) -> Vec<f64> {
+        x.iter()
+            .map(|&v| sigmoid(self.intercept + self.slope * v))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recalibration_recovers_the_generating_model() {
+        // Exact expected counts: at score x, n = 1000 rows of which round(1000 sigmoid(-2 + 0.5 x))
+        // are events, so the MLE is close to (-2, 0.5) (exact up to the rounding of counts).
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for s in 0..10 {
+            let xs = f64::from(s);
+            let events = (1000.0 * sigmoid(-2.0 + 0.5 * xs)).round() as usize;
+            for k in 0..1000 {
+                x.push(xs);
+                y.push(u8::from(k < events));
+            }
+        }
+        let r = Recalibration::fit(&x, &y).unwrap();
+        assert!((r.intercept + 2.0).abs() < 0.01, "{r:?}");
+        assert!((r.slope - 0.5).abs() < 0.01, "{r:?}");
+        // Increasing in the score, so the ranking is the score's.
+        let p = r.apply(&[0.0, 1.0, 9.0]);
+        assert!(p[0] < p[1] && p[1] < p[2]);
+        // The fitted model's mean equals the event rate (a property of the logistic MLE).
+        let mean: f64 = r.apply(&x).iter().sum::<f64>() / x.len() as f64;
+        let rate = y.iter().map(|&v| f64::from(v)).sum::<f64>() / y.len() as f64;
+        assert!((mean - rate).abs() < 1e-8, "{mean} vs {rate}");
+    }
+
+    #[test]
+    fn a_score_ranks_like_its_probability() {
+        // Probabilities on a grid of 0.01 (so with ties), outcomes that follow them loosely.
+        let p: Vec<f64> = (0..200)
+            .map(|i| ((i * 37) % 98 + 1) as f64 / 100.0)
+            .collect();
+        let y: Vec<u8> = (0..200)
+            .map(|i| u8::from((((i * 61) % 100) as f64 / 100.0) < p[i]))
+            .collect();
+        let opts = EvalOptions::default();
+        let m = evaluate(&y, &p, &opts).unwrap();
+        assert_eq!(evaluate_score(&y, &p, Some(&p), &opts).unwrap(), m);
+        // A score on another scale (ties kept), with the probabilities for calibration.
+        let score: Vec<f64> = p.iter().map(|v| 40.0 * v - 3.0).collect();
+        assert_eq!(evaluate_score(&y, &score, Some(&p), &opts).unwrap(), m);
+        // Without probabilities: the ranking metrics stay, calibration is not applicable.
+        let r = evaluate_score(&y, &score, None, &opts).unwrap();
+        assert_eq!((r.auroc, r.auprc, &r.top), (m.auroc, m.auprc, &m.top));
+        assert_eq!(r.bootstrap, m.bootstrap);
+        assert!(r.brier.is_nan() && r.calibration.slope.is_nan());
+        assert!(
+            r.calibration_table
+                .iter()
+                .all(|b| b.mean_predicted.is_none())
+        );
+        let events: usize = r.calibration_table.iter().map(|b| b.events).sum();
+        assert_eq!(events, m.events);
+        assert!(evaluate_score(&y, &[f64::NAN; 200], None, &opts).is_err());
+    }
+
+    #[test]
+    fn calibration_slope_converges_where_a_full_newton_step_overshoots() {
+        // A small group whose predictions carry almost no information and include extreme ones:
+        // the slope is near 0, far from the starting 1, and the logits reach -9.
+        let p: Vec<f64> = (0..60)
+            .map(|i| match i % 6 {
+                0 => 0.0001,
+                1 => 0.9,
+                2 => 0.3,
+                3 => 0.05,
+                4 => 0.6,
+                _ => 0.15,
+            })
+            .collect();
+        let y: Vec<u8> = (0..60).map(|i| u8::from(i % 5 == 0)).collect();
+        let c = calibration(&y, &p).unwrap();
+        // The score equations of y ~ 1 + logit(p) hold at the fitted values.
+        let lp: Vec<f64> = p.iter().map(|&v| logit_clipped(v)).collect();
+        // Refit the intercept for the fitted slope by Newton in one variable, then check both
+        // score equations.
+        let mut icpt = 0.0;
+        for _ in 0..200 {
+            let (mut g, mut h) = (0.0, 0.0);
+            for (&yi, &x) in y.iter().zip(&lp) {
+                let mu = sigmoid(icpt + c.slope * x);
+                g += f64::from(yi) - mu;
+                h += mu * (1.0 - mu);
+            }
+            icpt += g / h;
+        }
+        let (mut g0, mut g1) = (0.0, 0.0);
+        for (&yi, &x) in y.iter().zip(&lp) {
+            let r = f64::from(yi) - sigmoid(icpt + c.slope * x);
+            g0 += r;
+            g1 += r * x;
+        }
+        assert!(g0.abs() < 1e-8 && g1.abs() < 1e-6, "{g0} {g1} {c:?}");
+        assert!(c.slope.abs() < 0.5, "{c:?}");
+    }
+
+    #[test]
+    fn paired_difference_is_zero_for_one_ranking_and_signed_otherwise() {
+        let p: Vec<f64> = (0..300)
+            .map(|i| ((i * 37) % 98 + 1) as f64 / 100.0)
+            .collect();
+        let y: Vec<u8> = (0..300)
+            .map(|i| u8::from((((i * 61) % 100) as f64 / 100.0) < p[i]))
+            .collect();
+        // The same ranking on another scale: exactly 0, interval [0, 0].
+        let scaled: Vec<f64> = p.iter().map(|v| 3.0 * v + 1.0).collect();
+        let same = paired_auroc_difference(&y, &p, &scaled, 50, 7, 0.95).unwrap();
+        assert_eq!(same.difference, 0.0);
+        assert_eq!((same.interval.lower, same.interval.upper), (0.0, 0.0));
+        // Against a noisier ranking: the point difference is the difference of the AUROCs, and
+        // swapping the two negates it.
+        let noisy: Vec<f64> = p
+            .iter()
+            .enumerate()
+            .map(|(i, v)| v + ((i * 13) % 10) as f64 / 10.0)
+            .collect();
+        let d = paired_auroc_difference(&y, &p, &noisy, 200, 7, 0.95).unwrap();
+        let expect = auroc(&y, &p).unwrap()
+            - auroc(&y, &noisy.iter().map(|v| v / 2.0).collect::<Vec<_>>()).unwrap();
+        assert!((d.difference - expect).abs() < 1e-12, "{d:?} {expect}");
+        assert!(
+            d.difference > 0.0
+                && d.interval.lower <= d.difference
+                && d.difference <= d.interval.upper
+        );
+        let r = paired_auroc_difference(&y, &noisy, &p, 200, 7, 0.95).unwrap();
+        assert_eq!(r.difference, -d.difference);
+        assert!((r.interval.lower + d.interval.upper).abs() < 1e-12);
+        // Paired resamples: the interval of the difference is narrower than the two AUROC
+        // intervals side by side would suggest.
+        let ca = bootstrap_ci(&y, &p, 200, 7, 0.95).unwrap();
+        assert!(d.interval.upper - d.interval.lower < 2.0 * (ca.auroc.upper - ca.auroc.lower));
+    }
+
+    #[test]
+    fn recalibration_refuses_what_it_cannot_fit() {
+        assert!(matches!(
+            Recalibration::fit(&[1.0, 2.0], &[0, 0]),
+            Err(ModelError::SingleClass(_))
+        ));
+        assert!(Recalibration::fit(&[1.0, 1.0, 1.0], &[0, 1, 0]).is_err());
+        // Perfect separation: no finite maximum.
+        assert!(Recalibration::fit(&[0.0, 1.0, 2.0, 3.0], &[0, 0, 1, 1]).is_err());
+        assert!(Recalibration::fit(&[f64::NAN, 1.0], &[0, 1]).is_err());
+    }
 }
