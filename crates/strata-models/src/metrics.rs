@@ -181,7 +181,9 @@ pub struct Calibration {
     pub slope: f64,
 }
 
-/// Fits the two calibration GLMs by Newton's method (to a step below 1e-12; at most 100 steps).
+/// Fits the two calibration GLMs by Newton's method (at most 100 steps), stopping when a step is
+/// below 1e-12 or the score equations are zero to rounding (gradient below 1e-12 x the rows:
+/// with a million rows the sums cannot get closer, and the estimates are then exact to ~1e-10).
 /// Errors if only one class is present or the fit does not converge (e.g. perfect separation).
 pub fn calibration(y: &[u8], p: &[f64]) -> Result<Calibration> {
     check(y, p)?;
@@ -210,7 +212,7 @@ pub fn calibration(y: &[u8], p: &[f64]) -> Result<Calibration> {
         let step = g / h;
         a += step;
         last = g.abs();
-        if step.abs() < 1e-12 {
+        if step.abs() < 1e-12 || last < 1e-12 * y.len() as f64 {
             converged = true;
             break;
         }
@@ -262,7 +264,7 @@ pub fn calibration(y: &[u8], p: &[f64]) -> Result<Calibration> {
         let dc = (h11 * g0 - h01 * g1) / det;
         let db = (h00 * g1 - h01 * g0) / det;
         last = g0.abs().max(g1.abs());
-        if dc.abs().max(db.abs()) < 1e-12 {
+        if dc.abs().max(db.abs()) < 1e-12 || last < 1e-12 * y.len() as f64 {
             converged = true;
             break;
         }
@@ -270,7 +272,9 @@ pub fn calibration(y: &[u8], p: &[f64]) -> Result<Calibration> {
         loop {
             let (nc, nb) = (c + t * dc, b + t * db);
             let nll = loglik(nc, nb);
-            if nll >= ll - 1e-12 * ll.abs() || t < 1e-10 {
+            // Accept unless the log-likelihood really falls: a drop within rounding of a sum of
+            // a million terms is no reason to shorten the step (that would stall the iteration).
+            if (nll.is_finite() && nll >= ll - 1e-10 * (1.0 + ll.abs())) || t < 1e-10 {
                 c = nc;
                 b = nb;
                 ll = nll;
