@@ -69,6 +69,9 @@ pub struct SynthOptions {
     pub pcns: Option<usize>,
     /// Output folder (replaced atomically).
     pub out: PathBuf,
+    /// Rows per Parquet row group aimed at (default [`ROW_GROUP_ROWS`], what polars writes by
+    /// default); smaller values let tests cover many row groups on a small cohort.
+    pub row_group_rows: usize,
 }
 
 /// The as-of date synthetic cohorts are built around: 2025-04-01.
@@ -87,6 +90,7 @@ impl SynthOptions {
             followup_years: 1,
             pcns: None,
             out,
+            row_group_rows: ROW_GROUP_ROWS,
         }
     }
 }
@@ -1354,21 +1358,21 @@ pub fn generate(opts: &SynthOptions, models: &Definitions) -> Result<SynthSummar
                     PATIENTS_FILE,
                     &patients_schema,
                     n,
-                    ROW_GROUP_ROWS,
+                    opts.row_group_rows,
                 )?,
                 events: GroupedWriter::create(
                     dir,
                     EVENTS_FILE,
                     &events_schema,
                     ne,
-                    ROW_GROUP_ROWS,
+                    opts.row_group_rows,
                 )?,
                 encounters: GroupedWriter::create(
                     dir,
                     ENCOUNTERS_FILE,
                     &encounters_schema,
                     nn,
-                    ROW_GROUP_ROWS,
+                    opts.row_group_rows,
                 )?,
                 names,
                 pending: Pending::default(),
@@ -1417,6 +1421,97 @@ mod tests {
         assert!(a.windows(2).all(|w| w[0] == w[1]));
         assert_ne!(Rng::new(7, 1).next_u64(), Rng::new(7, 2).next_u64());
         assert_ne!(Rng::new(7, 1).next_u64(), Rng::new(8, 1).next_u64());
+    }
+
+    /// A frame of the given absolute rows with every kind of column the generator writes: long
+    /// and short strings (plain and dictionary-encoded), a mostly null string, a number null only
+    /// in the first rows (so later row groups have no validity bitmap at all), dates, booleans.
+    fn frame(rows: &[usize]) -> DataFrame {
+        let long: Vec<String> = rows
+            .iter()
+            .map(|&k| format!("{:016x}", mix(k as u64)))
+            .collect();
+        let short: Vec<&str> = rows.iter().map(|&k| ["a", "bb", "ccc"][k % 3]).collect();
+        let enc: Vec<Option<String>> = rows
+            .iter()
+            .map(|&k| (k % 5 == 0).then(|| format!("{:016x}", k / 5)))
+            .collect();
+        let value: Vec<Option<f64>> = rows
+            .iter()
+            .map(|&k| (k >= 1500 || k % 7 != 0).then_some(k as f64 / 10.0))
+            .collect();
+        let day: Vec<i32> = rows.iter().map(|&k| 19000 + (k % 400) as i32).collect();
+        let flag: Vec<bool> = rows.iter().map(|&k| k % 3 == 1).collect();
+        DataFrame::new(
+            rows.len(),
+            vec![
+                Column::new("long".into(), long),
+                Column::new("short".into(), short),
+                Column::new("enc".into(), enc),
+                Column::new("value".into(), value),
+                date_col("day", day),
+                Column::new("flag".into(), flag),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn row_group_plans_match_polars() {
+        assert_eq!(row_group_plan(0, 10), Vec::<usize>::new());
+        assert_eq!(row_group_plan(9, 10), vec![9]);
+        assert_eq!(row_group_plan(19, 10), vec![19]);
+        assert_eq!(row_group_plan(20, 10), vec![10, 10]);
+        assert_eq!(row_group_plan(29, 10), vec![14, 15]);
+        assert_eq!(row_group_plan(54_295_421, ROW_GROUP_ROWS).len(), 207);
+    }
+
+    #[test]
+    fn writing_row_group_by_row_group_gives_the_bytes_of_writing_the_whole_frame() {
+        let d = tempfile::tempdir().unwrap();
+        // Targets that put group starts at every bit offset within a byte.
+        for (rows, target) in [
+            (0, 1001),
+            (5, 1001),
+            (1000, 1001),
+            (2003, 1001),
+            (10_499, 1001),
+            (7_777, 333),
+        ] {
+            let mut whole = frame(&(0..rows).collect::<Vec<_>>());
+            let mut expected = Vec::new();
+            ParquetWriter::new(&mut expected)
+                .with_compression(ParquetCompression::Zstd(None))
+                .with_row_group_size(Some(target))
+                .finish(&mut whole)
+                .unwrap();
+            let mut w =
+                GroupedWriter::create(d.path(), "t.parquet", whole.schema(), rows, target).unwrap();
+            let mut start = 0;
+            while let Some(n) = w.wanted() {
+                let pad = w.padding();
+                let idx: Vec<usize> = std::iter::repeat_n(start, pad)
+                    .chain(start..start + n)
+                    .collect();
+                w.write_next(&frame(&idx)).unwrap();
+                start += n;
+            }
+            w.finish().unwrap();
+            let got = std::fs::read(d.path().join("t.parquet")).unwrap();
+            assert!(got == expected, "{rows} rows in groups of {target}");
+        }
+    }
+
+    #[test]
+    fn a_row_group_of_the_wrong_size_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let whole = frame(&[0, 1, 2]);
+        let mut w = GroupedWriter::create(d.path(), "t.parquet", whole.schema(), 3, 10).unwrap();
+        assert!(matches!(
+            w.write_next(&frame(&[0, 1])),
+            Err(SynthError::Internal(_))
+        ));
+        assert!(matches!(w.finish(), Err(SynthError::Internal(_))));
     }
 
     #[test]
