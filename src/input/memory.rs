@@ -26,12 +26,14 @@ pub const BYTES_PER_EVENT: u64 = 72;
 /// See [`BYTES_PER_EVENT`].
 pub const BYTES_PER_PATIENT: u64 = 400;
 /// Bytes per event or encounter row read on the dictionary path, on top of the file's own bytes
-/// (read into memory whole, see `dictread::DictFile`). While the events are laid out, a row is
-/// held twice: decoded (patient, day, local code: 12 bytes) and laid out (12 bytes); encounters
-/// take 14 bytes twice. The rest is the row groups being decoded (16 bytes a row for the few in
-/// flight) and what scoring adds per row. Measured peaks (BENCHMARKS.md, "Scale") are 26-30
-/// bytes a row including everything per patient; 32 leaves a margin.
-pub const DICT_BYTES_PER_EVENT: u64 = 32;
+/// (read into memory whole, see `dictread::DictFile`). The dictionary path keeps no string per
+/// row: a decoded row is its patient index, day and a local code id (12 bytes, `EventPart`), and
+/// while the events are laid out each row is held twice, decoded and laid out (24 bytes);
+/// encounters hold 14 bytes twice at their layout, when the events are down to 8 bytes a row.
+/// The few row groups being decoded add 16 bytes a row each. Measured peaks of `strata score`
+/// (BENCHMARKS.md, "Scale"), with this estimate: 1.2 million patients, 63.7 million rows, 2.1 GB
+/// peak against 2.5 GB; 5.8 million patients, 307.7 million rows, 8.5-9.6 GB against 12.0 GB.
+pub const DICT_BYTES_PER_EVENT: u64 = 26;
 
 /// The path a file will be read on, as its footer tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -66,6 +68,9 @@ pub struct MemoryEstimate {
     pub needed: u64,
 }
 
+/// The columns (and types) a file's dictionary path reads.
+type DictTypes = &'static [(&'static str, DataType)];
+
 /// Memory available to this process in bytes (Linux `MemAvailable`, or the cgroup limit when
 /// lower); `None` when it cannot be told.
 pub fn available_memory() -> Option<u64> {
@@ -93,7 +98,7 @@ pub fn estimate_memory(dir: &Path) -> u64 {
 /// cannot be read counts as empty: the load then reports the problem itself.
 pub fn memory_estimate(dir: &Path) -> MemoryEstimate {
     let mut files = Vec::new();
-    let tables: [(&'static str, Option<&[(&str, DataType)]>); 4] = [
+    let tables: [(&'static str, Option<DictTypes>); 4] = [
         (PATIENTS_FILE, None),
         (EVENTS_FILE, Some(EVENT_DICT_TYPES)),
         (ENCOUNTERS_FILE, Some(ENCOUNTER_DICT_TYPES)),
