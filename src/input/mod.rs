@@ -166,15 +166,15 @@ fn open_folder(dir: &Path, opts: &LoadOptions, ck: &mut Checker) -> OpenedTables
 
 /// Decode a file's rows on the dictionary path ([`dictread`]) when its columns have the
 /// types that path reads (`dict_types`) and its pages allow it, else on the general polars path;
-/// record which path was taken. Returns the decoded parts and the file's row count.
-pub(crate) fn decode_file<P>(
+/// record which path was taken. Returns the decoded rows and the file's row count.
+pub(crate) fn decode_file<T>(
     o: Opened,
     dict_types: &[(&str, DataType)],
-    dictionary: impl FnOnce(&dictread::DictFile) -> PolarsResult<(Vec<P>, u64)>,
-    general: impl FnOnce(&Table) -> PolarsResult<Vec<P>>,
+    dictionary: impl FnOnce(&dictread::DictFile) -> PolarsResult<(T, u64)>,
+    general: impl FnOnce(&Table) -> PolarsResult<T>,
     opts: &LoadOptions,
     ck: &mut Checker,
-) -> Option<(Vec<P>, u64)> {
+) -> Option<(T, u64)> {
     let types_ok = o.present.iter().zip(&o.types).all(|(c, t)| {
         dict_types
             .iter()
