@@ -560,7 +560,7 @@ fn a_cohort_too_large_for_memory_is_refused_before_loading() {
     let s = score_into(&c, &out, &["--memory-limit", "1"]);
     assert_eq!(s.status.code(), Some(6), "{}", stderr(&s));
     assert!(
-        stderr(&s).contains("needs about 4 MB to load but only 1 MB of memory is available"),
+        stderr(&s).contains("needs about 2 MB to load but only 1 MB of memory is available"),
         "{}",
         stderr(&s)
     );

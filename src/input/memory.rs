@@ -20,20 +20,20 @@ use super::contract::{ENCOUNTERS_FILE, EVENTS_FILE, MEDICATIONS_FILE, PATIENTS_F
 use super::{ENCOUNTER_DICT_TYPES, EVENT_DICT_TYPES};
 
 /// Bytes of memory a load needs per event or encounter row read on the general (non-dictionary)
-/// path, and per patient: measured at 4.3 GB peak for 63.6 million rows and 1.2 million patients
+/// path, and per patient: measured at 4.2 GB peak for 63.6 million rows and 1.2 million patients
 /// (BENCHMARKS.md), rounded up.
 pub const BYTES_PER_EVENT: u64 = 72;
 /// See [`BYTES_PER_EVENT`].
 pub const BYTES_PER_PATIENT: u64 = 400;
 /// Bytes per event or encounter row read on the dictionary path, on top of the file's own bytes
 /// (read into memory whole, see `dictread::DictFile`). The dictionary path keeps no string per
-/// row: a decoded row is its patient index, day and a local code id (12 bytes, `EventPart`), and
-/// while the events are laid out each row is held twice, decoded and laid out (24 bytes);
-/// encounters hold 14 bytes twice at their layout, when the events are down to 8 bytes a row.
-/// The few row groups being decoded add 16 bytes a row each. Measured peaks of `strata score`
-/// (BENCHMARKS.md, "Scale"), with this estimate: 1.2 million patients, 63.7 million rows, 2.1 GB
-/// peak against 2.5 GB; 5.8 million patients, 307.7 million rows, 8.5-9.6 GB against 12.0 GB.
-pub const DICT_BYTES_PER_EVENT: u64 = 26;
+/// row: a decoded event is its patient index, day and code id (12 bytes), written once into
+/// file-wide columns and compacted in place (`layout::decode_event_parts`); encounters hold 14
+/// bytes a row twice at their layout, when the events are down to 8 bytes a row; the few row
+/// groups being decoded add 16 bytes a row each. Measured peaks of `strata score`
+/// (BENCHMARKS.md, "Scale"), with this estimate: 1.2 million patients, 63.7 million rows, 1.29-1.31
+/// GB against 1.73 GB; 5.8 million patients, 307.7 million rows, 5.85-5.91 GB against 8.36 GB.
+pub const DICT_BYTES_PER_EVENT: u64 = 14;
 
 /// The path a file will be read on, as its footer tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
