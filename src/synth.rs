@@ -16,6 +16,10 @@
 //! patients are generated in parallel into pre-ordered chunks, so the files are byte-identical
 //! for a seed whatever the thread count.
 //!
+//! Memory: bounded whatever the number of patients (see [`generate`]): rows are written a Parquet
+//! row group at a time, cut where polars cuts the whole table ([`row_group_plan`]), so the files
+//! are the bytes writing each table at once gives.
+//!
 //! Medicine codes are synthetic identifiers (`99…`), not real dm+d codes: polypharmacy only
 //! counts distinct medicine codes, so their meaning does not matter here.
 
