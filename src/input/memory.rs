@@ -2,7 +2,7 @@
 //! cohort takes, against what the machine has, so a run too large fails in a second with advice
 //! rather than being killed by the operating system after minutes.
 //!
-//! The estimate follows the path each file will be read on ([`super::decode_file`]): a file whose
+//! The estimate follows the path each file will be read on (`input::decode_file`): a file whose
 //! string columns are dictionary-encoded in every row group (the footer records a dictionary page
 //! per column chunk) goes through the dictionary path, which holds the file's bytes and a few
 //! integers per row; any other file goes through the general path, which materialises strings.
