@@ -16,6 +16,10 @@
 //! patients are generated in parallel into pre-ordered chunks, so the files are byte-identical
 //! for a seed whatever the thread count.
 //!
+//! Memory: bounded whatever the number of patients (see [`generate`]): rows are written a Parquet
+//! row group at a time, cut where polars cuts the whole table ([`row_group_plan`]), so the files
+//! are the bytes writing each table at once gives.
+//!
 //! Medicine codes are synthetic identifiers (`99…`), not real dm+d codes: polypharmacy only
 //! counts distinct medicine codes, so their meaning does not matter here.
 
@@ -39,6 +43,9 @@ pub enum SynthError {
     /// Writing failed.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// The writing pass did not produce the rows the counting pass planned (a bug).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// Polars could not build or encode a table.
     #[error("cannot build {what}: {source}")]
     Encode {
@@ -66,6 +73,9 @@ pub struct SynthOptions {
     pub pcns: Option<usize>,
     /// Output folder (replaced atomically).
     pub out: PathBuf,
+    /// Rows per Parquet row group aimed at (default [`ROW_GROUP_ROWS`], what polars writes by
+    /// default); smaller values let tests cover many row groups on a small cohort.
+    pub row_group_rows: usize,
 }
 
 /// The as-of date synthetic cohorts are built around: 2025-04-01.
@@ -84,6 +94,7 @@ impl SynthOptions {
             followup_years: 1,
             pcns: None,
             out,
+            row_group_rows: ROW_GROUP_ROWS,
         }
     }
 }
@@ -858,6 +869,121 @@ fn order_chunk(c: &mut Chunk) {
     c.n_emergency = idx.iter().map(|&k| c.n_emergency[k]).collect();
 }
 
+/// Rows per row group that polars' `ParquetWriter::finish` aims at when none is set (512²).
+pub const ROW_GROUP_ROWS: usize = 512 * 512;
+
+/// Patients generated together by one task (their events are sorted within it).
+const CHUNK_PATIENTS: usize = 4096;
+
+/// Chunks generated in parallel before their rows are written: the writing pass holds one wave's
+/// rows plus less than one row group per file, whatever the number of patients.
+const WAVE_CHUNKS: usize = 16;
+
+/// The row groups, by number of rows, that polars' `ParquetWriter::finish` (0.55) cuts a
+/// one-chunk frame of `rows` rows into for the target `target`: none for an empty frame, one
+/// below the target, otherwise `rows / target` groups of `rows / (rows / target)` rows, the last
+/// also taking the remainder. Writing these groups one by one through the same writer gives the
+/// bytes of writing the whole frame at once, which is how `synth` streams without changing its
+/// files.
+pub fn row_group_plan(rows: usize, target: usize) -> Vec<usize> {
+    if rows == 0 {
+        return Vec::new();
+    }
+    let target = target.max(1);
+    if rows < target {
+        return vec![rows];
+    }
+    let groups = rows / target;
+    let size = rows / groups;
+    let mut plan = vec![size; groups - 1];
+    plan.push(rows - size * (groups - 1));
+    plan
+}
+
+/// A Parquet file written row group by row group, cut as [`row_group_plan`] says, so that its
+/// bytes are those `ParquetWriter::finish` writes for the whole table at once.
+pub struct GroupedWriter {
+    name: &'static str,
+    writer: polars::io::parquet::write::BatchedWriter<std::fs::File>,
+    plan: Vec<usize>,
+    next: usize,
+    written: usize,
+}
+
+impl GroupedWriter {
+    /// Create `dir/name` for a table of `rows` rows with `schema`, zstd-compressed, in row
+    /// groups planned for `target` rows.
+    pub fn create(
+        dir: &Path,
+        name: &'static str,
+        schema: &Schema,
+        rows: usize,
+        target: usize,
+    ) -> Result<GroupedWriter, SynthError> {
+        let path = dir.join(name);
+        let f = std::fs::File::create(&path).map_err(|source| OutputError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let writer = ParquetWriter::new(f)
+            .with_compression(ParquetCompression::Zstd(None))
+            .batched(schema)
+            .map_err(encode(name))?;
+        Ok(GroupedWriter {
+            name,
+            writer,
+            plan: row_group_plan(rows, target),
+            next: 0,
+            written: 0,
+        })
+    }
+
+    /// Rows the next row group takes (`None` once every group is written).
+    pub fn wanted(&self) -> Option<usize> {
+        self.plan.get(self.next).copied()
+    }
+
+    /// Padding rows the frame of the next group starts with (see [`GroupedWriter::write_next`]).
+    pub fn padding(&self) -> usize {
+        self.written % 8
+    }
+
+    /// Write the next row group from `padded`: [`GroupedWriter::padding`] rows of any content,
+    /// then exactly [`GroupedWriter::wanted`] rows. The padding is sliced off, which leaves the
+    /// group's validity and boolean bitmaps at the bit offset they have in a slice of the whole
+    /// table: the writer sizes its pages from those bitmaps' bytes, so the pages, and the file,
+    /// come out the same.
+    pub fn write_next(&mut self, padded: &DataFrame) -> Result<(), SynthError> {
+        let (pad, rows) = (self.padding(), self.wanted().unwrap_or(0));
+        if rows == 0 || padded.height() != pad + rows {
+            return Err(SynthError::Internal(format!(
+                "{}: a row group of {} rows does not match the plan ({pad} + {rows})",
+                self.name,
+                padded.height()
+            )));
+        }
+        let group = padded.slice(pad as i64, rows);
+        self.writer.write_batch(&group).map_err(encode(self.name))?;
+        self.written += rows;
+        self.next += 1;
+        Ok(())
+    }
+
+    /// Write the footer; fails when the rows written are not the rows planned.
+    pub fn finish(self) -> Result<(), SynthError> {
+        if self.next != self.plan.len() {
+            return Err(SynthError::Internal(format!(
+                "{}: {} rows written of {} planned",
+                self.name,
+                self.written,
+                self.plan.iter().sum::<usize>()
+            )));
+        }
+        self.writer.finish().map_err(encode(self.name))?;
+        Ok(())
+    }
+}
+
 fn date_col(name: &str, v: Vec<i32>) -> Column {
     Int32Chunked::from_vec(name.into(), v)
         .into_date()
@@ -868,7 +994,269 @@ fn opt_date_col(name: &str, v: &[Option<i32>]) -> Column {
     Int32Chunked::new(name.into(), v).into_date().into_column()
 }
 
+/// `v` at the rows `idx`.
+fn take<T: Clone>(v: &[T], idx: &[usize]) -> Vec<T> {
+    idx.iter().map(|&k| v[k].clone()).collect()
+}
+
+/// Row indices of a group of `rows` rows preceded by `pad` padding rows (copies of row 0).
+fn padded_rows(pad: usize, rows: usize) -> Vec<usize> {
+    std::iter::repeat_n(0, pad).chain(0..rows).collect()
+}
+
+/// A pseudonym: 16 hex digits.
+fn pseudonym(h: u64) -> String {
+    format!("{h:016x}")
+}
+
+/// An encounter id: 16 hex digits.
+fn encounter_text(e: u64) -> String {
+    format!("{e:016x}")
+}
+
+/// Generated rows waiting for their row group, one queue per file (the patients' queue in
+/// `pat`, events in `ev`, encounters in `en`; each uses its own fields of [`Chunk`]).
+#[derive(Default)]
+struct Pending {
+    pat: Chunk,
+    /// Patient slot of the first row of `pat`.
+    pat_first: usize,
+    ev: Chunk,
+    en: Chunk,
+}
+
+impl Pending {
+    fn push(&mut self, c: Chunk) {
+        let p = &mut self.pat;
+        p.birth.extend(c.birth);
+        p.sex.extend(c.sex);
+        p.practice.extend(c.practice);
+        p.imd.extend(c.imd);
+        p.ethnicity.extend(c.ethnicity);
+        p.care_home.extend(c.care_home);
+        p.death.extend(c.death);
+        let e = &mut self.ev;
+        e.e_patient.extend(c.e_patient);
+        e.e_day.extend(c.e_day);
+        e.e_code.extend(c.e_code);
+        e.e_value.extend(c.e_value);
+        e.e_encounter.extend(c.e_encounter);
+        let n = &mut self.en;
+        n.n_patient.extend(c.n_patient);
+        n.n_id.extend(c.n_id);
+        n.n_setting.extend(c.n_setting);
+        n.n_start.extend(c.n_start);
+        n.n_end.extend(c.n_end);
+        n.n_emergency.extend(c.n_emergency);
+    }
+
+    fn drop_patients(&mut self, k: usize) {
+        let p = &mut self.pat;
+        p.birth.drain(..k);
+        p.sex.drain(..k);
+        p.practice.drain(..k);
+        p.imd.drain(..k);
+        p.ethnicity.drain(..k);
+        p.care_home.drain(..k);
+        p.death.drain(..k);
+        self.pat_first += k;
+    }
+
+    fn drop_events(&mut self, k: usize) {
+        let e = &mut self.ev;
+        e.e_patient.drain(..k);
+        e.e_day.drain(..k);
+        e.e_code.drain(..k);
+        e.e_value.drain(..k);
+        e.e_encounter.drain(..k);
+    }
+
+    fn drop_encounters(&mut self, k: usize) {
+        let n = &mut self.en;
+        n.n_patient.drain(..k);
+        n.n_id.drain(..k);
+        n.n_setting.drain(..k);
+        n.n_start.drain(..k);
+        n.n_end.drain(..k);
+        n.n_emergency.drain(..k);
+    }
+}
+
+/// What the frames of the three files are built from besides the generated rows.
+struct Names<'a> {
+    /// Sorted pseudonym hashes, by patient slot.
+    hashes: &'a [u64],
+    practice_codes: &'a [String],
+    pcn_codes: &'a [String],
+    practices_per_pcn: usize,
+    t: &'a CodeTable,
+}
+
+impl Names<'_> {
+    /// Pseudonyms of the patients whose slots `slots` hold, as `&str` through `store`.
+    fn pseudonyms<'s>(&self, slots: &[u32], store: &'s mut Vec<String>) -> Vec<&'s str> {
+        let lo = slots.iter().copied().min().unwrap_or(0) as usize;
+        let hi = slots.iter().copied().max().map_or(0, |h| h as usize + 1);
+        *store = self.hashes[lo..hi.max(lo)]
+            .iter()
+            .map(|&h| pseudonym(h))
+            .collect();
+        let store: &'s Vec<String> = store;
+        slots
+            .iter()
+            .map(|&s| store[s as usize - lo].as_str())
+            .collect()
+    }
+
+    /// `patients.parquet` rows `idx` of `p`, whose row 0 is patient slot `first`.
+    fn patients(&self, p: &Chunk, first: usize, idx: &[usize]) -> PolarsResult<DataFrame> {
+        let ids: Vec<String> = idx
+            .iter()
+            .map(|&k| pseudonym(self.hashes[first + k]))
+            .collect();
+        let practice: Vec<&str> = idx
+            .iter()
+            .map(|&k| self.practice_codes[p.practice[k] as usize].as_str())
+            .collect();
+        let pcn: Vec<&str> = idx
+            .iter()
+            .map(|&k| self.pcn_codes[p.practice[k] as usize / self.practices_per_pcn].as_str())
+            .collect();
+        DataFrame::new(
+            idx.len(),
+            vec![
+                Column::new("patient_id".into(), &ids),
+                date_col("birth_date", take(&p.birth, idx)),
+                Column::new("sex".into(), take(&p.sex, idx)),
+                Column::new("practice_code".into(), practice),
+                Column::new("pcn_code".into(), pcn),
+                Column::new("imd_decile".into(), take(&p.imd, idx)),
+                Column::new("ethnicity_group".into(), take(&p.ethnicity, idx)),
+                Column::new("care_home".into(), take(&p.care_home, idx)),
+                opt_date_col("death_date", &take(&p.death, idx)),
+            ],
+        )
+    }
+
+    /// `events.parquet` rows `idx` of `e`.
+    fn events(&self, e: &Chunk, idx: &[usize]) -> PolarsResult<DataFrame> {
+        let mut store = Vec::new();
+        let pid = self.pseudonyms(&take(&e.e_patient, idx), &mut store);
+        let (mut system, mut code) = (Vec::with_capacity(idx.len()), Vec::with_capacity(idx.len()));
+        for &k in idx {
+            let (s, text) = &self.t.codes[e.e_code[k] as usize];
+            system.push(s.name());
+            code.push(text.as_str());
+        }
+        let enc: Vec<Option<String>> = idx
+            .iter()
+            .map(|&k| e.e_encounter[k].map(encounter_text))
+            .collect();
+        DataFrame::new(
+            idx.len(),
+            vec![
+                Column::new("patient_id".into(), pid),
+                date_col("event_date", take(&e.e_day, idx)),
+                Column::new("code_system".into(), system),
+                Column::new("code".into(), code),
+                Column::new("value".into(), take(&e.e_value, idx)),
+                Column::new("encounter_id".into(), enc),
+            ],
+        )
+    }
+
+    /// `encounters.parquet` rows `idx` of `n`.
+    fn encounters(&self, n: &Chunk, idx: &[usize]) -> PolarsResult<DataFrame> {
+        let mut store = Vec::new();
+        let pid = self.pseudonyms(&take(&n.n_patient, idx), &mut store);
+        let id: Vec<String> = idx.iter().map(|&k| encounter_text(n.n_id[k])).collect();
+        DataFrame::new(
+            idx.len(),
+            vec![
+                Column::new("patient_id".into(), pid),
+                Column::new("encounter_id".into(), id),
+                Column::new("setting".into(), take(&n.n_setting, idx)),
+                date_col("start_date", take(&n.n_start, idx)),
+                date_col("end_date", take(&n.n_end, idx)),
+                Column::new("emergency".into(), take(&n.n_emergency, idx)),
+            ],
+        )
+    }
+}
+
+/// The three files being written and the rows waiting for them.
+struct Writers<'a> {
+    names: Names<'a>,
+    patients: GroupedWriter,
+    events: GroupedWriter,
+    encounters: GroupedWriter,
+    pending: Pending,
+}
+
+impl Writers<'_> {
+    /// Write every row group whose rows are all pending.
+    fn flush(&mut self) -> Result<(), SynthError> {
+        while let Some(rows) = self.patients.wanted() {
+            if self.pending.pat.birth.len() < rows {
+                break;
+            }
+            let idx = padded_rows(self.patients.padding(), rows);
+            let p = &self.pending;
+            let df = self
+                .names
+                .patients(&p.pat, p.pat_first, &idx)
+                .map_err(encode(PATIENTS_FILE))?;
+            self.patients.write_next(&df)?;
+            self.pending.drop_patients(rows);
+        }
+        while let Some(rows) = self.events.wanted() {
+            if self.pending.ev.e_patient.len() < rows {
+                break;
+            }
+            let idx = padded_rows(self.events.padding(), rows);
+            let df = self
+                .names
+                .events(&self.pending.ev, &idx)
+                .map_err(encode(EVENTS_FILE))?;
+            self.events.write_next(&df)?;
+            self.pending.drop_events(rows);
+        }
+        while let Some(rows) = self.encounters.wanted() {
+            if self.pending.en.n_patient.len() < rows {
+                break;
+            }
+            let idx = padded_rows(self.encounters.padding(), rows);
+            let df = self
+                .names
+                .encounters(&self.pending.en, &idx)
+                .map_err(encode(ENCOUNTERS_FILE))?;
+            self.encounters.write_next(&df)?;
+            self.pending.drop_encounters(rows);
+        }
+        Ok(())
+    }
+
+    /// Write the footers; fails when rows are left over or missing.
+    fn finish(self) -> Result<(), SynthError> {
+        let p = &self.pending;
+        if !p.pat.birth.is_empty() || !p.ev.e_patient.is_empty() || !p.en.n_patient.is_empty() {
+            return Err(SynthError::Internal(
+                "rows generated beyond the counts of the first pass".into(),
+            ));
+        }
+        self.patients.finish()?;
+        self.events.finish()?;
+        self.encounters.finish()
+    }
+}
+
 /// Generate a cohort and write it to `opts.out` atomically. `models` supplies the code lists.
+///
+/// Memory is bounded whatever the number of patients: a first pass generates every patient and
+/// only counts the rows (the row groups of a file depend on its total), a second generates them
+/// again, wave by wave, and writes each row group as soon as its rows exist. Apart from one
+/// 8-byte pseudonym hash per patient, what is held is a wave of patients' rows plus less than
+/// a row group per file. The files are byte-identical to writing each table as one frame.
 pub fn generate(opts: &SynthOptions, models: &Definitions) -> Result<SynthSummary, SynthError> {
     if opts.patients == 0 {
         return Err(SynthError::Settings("--patients must be at least 1".into()));
@@ -882,6 +1270,12 @@ pub fn generate(opts: &SynthOptions, models: &Definitions) -> Result<SynthSummar
         return Err(SynthError::Settings(format!(
             "the follow-up would end on {}, after today: choose an earlier --as-of",
             date::format_days(end)
+        )));
+    }
+    if opts.patients > u32::MAX as usize {
+        return Err(SynthError::Settings(format!(
+            "--patients must be at most {}",
+            u32::MAX
         )));
     }
     let t = CodeTable::build(models)?;
@@ -915,143 +1309,94 @@ pub fn generate(opts: &SynthOptions, models: &Definitions) -> Result<SynthSummar
         practice_read2,
     };
     // Pseudonyms: 16 hex digits from a bijective mix, so distinct; patients are generated in
-    // pseudonym order so the files are sorted as many extracts are.
-    let mut ids: Vec<(u64, usize)> = (0..n)
-        .map(|i| {
-            (
-                mix(opts.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ mix(i as u64)),
-                i,
-            )
-        })
+    // pseudonym order so the files are sorted as many extracts are. Patient slot i has the i-th
+    // smallest hash.
+    let mut hashes: Vec<u64> = (0..n)
+        .into_par_iter()
+        .map(|i| mix(opts.seed.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ mix(i as u64)))
         .collect();
-    ids.sort_unstable();
-    let pseudonyms: Vec<String> = ids.iter().map(|(h, _)| format!("{h:016x}")).collect();
-    let chunk_size = 4096;
-    let chunks: Vec<Chunk> = (0..n.div_ceil(chunk_size))
+    hashes.par_sort_unstable();
+    let n_chunks = n.div_ceil(CHUNK_PATIENTS);
+    let chunk = |ci: usize| {
+        let mut c = Chunk::default();
+        for slot in ci * CHUNK_PATIENTS..((ci + 1) * CHUNK_PATIENTS).min(n) {
+            world.patient(slot, &mut c);
+        }
+        c
+    };
+    // First pass: the row counts, which fix the row groups.
+    let (ne, nn) = (0..n_chunks)
         .into_par_iter()
         .map(|ci| {
-            let mut c = Chunk::default();
-            for slot in ci * chunk_size..((ci + 1) * chunk_size).min(n) {
-                world.patient(slot, &mut c);
-            }
-            order_chunk(&mut c);
-            c
+            let c = chunk(ci);
+            (c.e_patient.len(), c.n_patient.len())
         })
-        .collect();
+        .reduce(|| (0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
     let ods = |prefix: char, i: usize| format!("{prefix}{:05}", 81000 + i * 7);
     let practice_codes: Vec<String> = (0..n_practices).map(|i| ods('P', i)).collect();
     let pcn_codes: Vec<String> = (0..n_pcns)
         .map(|i| format!("U{:05}", 10000 + i * 37))
         .collect();
+    let names = Names {
+        hashes: &hashes,
+        practice_codes: &practice_codes,
+        pcn_codes: &pcn_codes,
+        practices_per_pcn,
+        t: &t,
+    };
 
     let summary = publish::publish(
         &opts.out,
         |dir: &Path| -> Result<SynthSummary, SynthError> {
-            // patients.parquet
-            let mut birth = Vec::with_capacity(n);
-            let mut sex = Vec::with_capacity(n);
-            let mut practice = Vec::with_capacity(n);
-            let mut pcn = Vec::with_capacity(n);
-            let mut imd = Vec::with_capacity(n);
-            let mut eth = Vec::with_capacity(n);
-            let mut care = Vec::with_capacity(n);
-            let mut death = Vec::with_capacity(n);
-            for c in &chunks {
-                birth.extend_from_slice(&c.birth);
-                sex.extend_from_slice(&c.sex);
-                for &p in &c.practice {
-                    practice.push(practice_codes[p as usize].as_str());
-                    pcn.push(pcn_codes[p as usize / practices_per_pcn].as_str());
+            let empty = Chunk::default();
+            let schema = |df: PolarsResult<DataFrame>, what: &'static str| {
+                df.map(|d| d.schema().as_ref().clone())
+                    .map_err(encode(what))
+            };
+            let patients_schema = schema(names.patients(&empty, 0, &[]), PATIENTS_FILE)?;
+            let events_schema = schema(names.events(&empty, &[]), EVENTS_FILE)?;
+            let encounters_schema = schema(names.encounters(&empty, &[]), ENCOUNTERS_FILE)?;
+            let mut w = Writers {
+                patients: GroupedWriter::create(
+                    dir,
+                    PATIENTS_FILE,
+                    &patients_schema,
+                    n,
+                    opts.row_group_rows,
+                )?,
+                events: GroupedWriter::create(
+                    dir,
+                    EVENTS_FILE,
+                    &events_schema,
+                    ne,
+                    opts.row_group_rows,
+                )?,
+                encounters: GroupedWriter::create(
+                    dir,
+                    ENCOUNTERS_FILE,
+                    &encounters_schema,
+                    nn,
+                    opts.row_group_rows,
+                )?,
+                names,
+                pending: Pending::default(),
+            };
+            // Second pass: generate again, a wave of chunks at a time, and write.
+            for wave in (0..n_chunks).step_by(WAVE_CHUNKS) {
+                let chunks: Vec<Chunk> = (wave..(wave + WAVE_CHUNKS).min(n_chunks))
+                    .into_par_iter()
+                    .map(|ci| {
+                        let mut c = chunk(ci);
+                        order_chunk(&mut c);
+                        c
+                    })
+                    .collect();
+                for c in chunks {
+                    w.pending.push(c);
                 }
-                imd.extend_from_slice(&c.imd);
-                eth.extend_from_slice(&c.ethnicity);
-                care.extend_from_slice(&c.care_home);
-                death.extend_from_slice(&c.death);
+                w.flush()?;
             }
-            let mut df = DataFrame::new(
-                n,
-                vec![
-                    Column::new("patient_id".into(), &pseudonyms),
-                    date_col("birth_date", birth),
-                    Column::new("sex".into(), sex),
-                    Column::new("practice_code".into(), practice),
-                    Column::new("pcn_code".into(), pcn),
-                    Column::new("imd_decile".into(), imd),
-                    Column::new("ethnicity_group".into(), eth),
-                    Column::new("care_home".into(), care),
-                    opt_date_col("death_date", &death),
-                ],
-            )
-            .map_err(encode("patients"))?;
-            write(dir, PATIENTS_FILE, &mut df)?;
-            drop(df);
-
-            // events.parquet
-            let ne: usize = chunks.iter().map(|c| c.e_patient.len()).sum();
-            let mut pid = Vec::with_capacity(ne);
-            let mut day = Vec::with_capacity(ne);
-            let mut system = Vec::with_capacity(ne);
-            let mut code = Vec::with_capacity(ne);
-            let mut value = Vec::with_capacity(ne);
-            let mut enc = Vec::with_capacity(ne);
-            let enc_text = |e: u64| format!("{e:016x}");
-            for c in &chunks {
-                for k in 0..c.e_patient.len() {
-                    pid.push(pseudonyms[c.e_patient[k] as usize].as_str());
-                    let (s, text) = &t.codes[c.e_code[k] as usize];
-                    system.push(s.name());
-                    code.push(text.as_str());
-                }
-                day.extend_from_slice(&c.e_day);
-                value.extend_from_slice(&c.e_value);
-                enc.extend(c.e_encounter.iter().map(|e| e.map(enc_text)));
-            }
-            let mut df = DataFrame::new(
-                ne,
-                vec![
-                    Column::new("patient_id".into(), pid),
-                    date_col("event_date", day),
-                    Column::new("code_system".into(), system),
-                    Column::new("code".into(), code),
-                    Column::new("value".into(), value),
-                    Column::new("encounter_id".into(), enc),
-                ],
-            )
-            .map_err(encode("events"))?;
-            write(dir, EVENTS_FILE, &mut df)?;
-            drop(df);
-
-            // encounters.parquet
-            let nn: usize = chunks.iter().map(|c| c.n_patient.len()).sum();
-            let mut pid = Vec::with_capacity(nn);
-            let mut id = Vec::with_capacity(nn);
-            let mut setting = Vec::with_capacity(nn);
-            let mut start = Vec::with_capacity(nn);
-            let mut endd = Vec::with_capacity(nn);
-            let mut emergency = Vec::with_capacity(nn);
-            for c in &chunks {
-                for k in 0..c.n_patient.len() {
-                    pid.push(pseudonyms[c.n_patient[k] as usize].as_str());
-                    id.push(enc_text(c.n_id[k]));
-                }
-                setting.extend_from_slice(&c.n_setting);
-                start.extend_from_slice(&c.n_start);
-                endd.extend_from_slice(&c.n_end);
-                emergency.extend_from_slice(&c.n_emergency);
-            }
-            let mut df = DataFrame::new(
-                nn,
-                vec![
-                    Column::new("patient_id".into(), pid),
-                    Column::new("encounter_id".into(), id),
-                    Column::new("setting".into(), setting),
-                    date_col("start_date", start),
-                    date_col("end_date", endd),
-                    Column::new("emergency".into(), emergency),
-                ],
-            )
-            .map_err(encode("encounters"))?;
-            write(dir, ENCOUNTERS_FILE, &mut df)?;
+            w.finish()?;
 
             let summary = SynthSummary {
                 patients: n as u64,
@@ -1070,19 +1415,6 @@ pub fn generate(opts: &SynthOptions, models: &Definitions) -> Result<SynthSummar
     Ok(summary)
 }
 
-fn write(dir: &Path, name: &'static str, df: &mut DataFrame) -> Result<(), SynthError> {
-    let path = dir.join(name);
-    let mut f = std::fs::File::create(&path).map_err(|source| OutputError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    ParquetWriter::new(&mut f)
-        .with_compression(ParquetCompression::Zstd(None))
-        .finish(df)
-        .map_err(encode(name))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1093,6 +1425,97 @@ mod tests {
         assert!(a.windows(2).all(|w| w[0] == w[1]));
         assert_ne!(Rng::new(7, 1).next_u64(), Rng::new(7, 2).next_u64());
         assert_ne!(Rng::new(7, 1).next_u64(), Rng::new(8, 1).next_u64());
+    }
+
+    /// A frame of the given absolute rows with every kind of column the generator writes: long
+    /// and short strings (plain and dictionary-encoded), a mostly null string, a number null only
+    /// in the first rows (so later row groups have no validity bitmap at all), dates, booleans.
+    fn frame(rows: &[usize]) -> DataFrame {
+        let long: Vec<String> = rows
+            .iter()
+            .map(|&k| format!("{:016x}", mix(k as u64)))
+            .collect();
+        let short: Vec<&str> = rows.iter().map(|&k| ["a", "bb", "ccc"][k % 3]).collect();
+        let enc: Vec<Option<String>> = rows
+            .iter()
+            .map(|&k| (k % 5 == 0).then(|| format!("{:016x}", k / 5)))
+            .collect();
+        let value: Vec<Option<f64>> = rows
+            .iter()
+            .map(|&k| (k >= 1500 || k % 7 != 0).then_some(k as f64 / 10.0))
+            .collect();
+        let day: Vec<i32> = rows.iter().map(|&k| 19000 + (k % 400) as i32).collect();
+        let flag: Vec<bool> = rows.iter().map(|&k| k % 3 == 1).collect();
+        DataFrame::new(
+            rows.len(),
+            vec![
+                Column::new("long".into(), long),
+                Column::new("short".into(), short),
+                Column::new("enc".into(), enc),
+                Column::new("value".into(), value),
+                date_col("day", day),
+                Column::new("flag".into(), flag),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn row_group_plans_match_polars() {
+        assert_eq!(row_group_plan(0, 10), Vec::<usize>::new());
+        assert_eq!(row_group_plan(9, 10), vec![9]);
+        assert_eq!(row_group_plan(19, 10), vec![19]);
+        assert_eq!(row_group_plan(20, 10), vec![10, 10]);
+        assert_eq!(row_group_plan(29, 10), vec![14, 15]);
+        assert_eq!(row_group_plan(54_295_421, ROW_GROUP_ROWS).len(), 207);
+    }
+
+    #[test]
+    fn writing_row_group_by_row_group_gives_the_bytes_of_writing_the_whole_frame() {
+        let d = tempfile::tempdir().unwrap();
+        // Targets that put group starts at every bit offset within a byte.
+        for (rows, target) in [
+            (0, 1001),
+            (5, 1001),
+            (1000, 1001),
+            (2003, 1001),
+            (10_499, 1001),
+            (7_777, 333),
+        ] {
+            let mut whole = frame(&(0..rows).collect::<Vec<_>>());
+            let mut expected = Vec::new();
+            ParquetWriter::new(&mut expected)
+                .with_compression(ParquetCompression::Zstd(None))
+                .with_row_group_size(Some(target))
+                .finish(&mut whole)
+                .unwrap();
+            let mut w =
+                GroupedWriter::create(d.path(), "t.parquet", whole.schema(), rows, target).unwrap();
+            let mut start = 0;
+            while let Some(n) = w.wanted() {
+                let pad = w.padding();
+                let idx: Vec<usize> = std::iter::repeat_n(start, pad)
+                    .chain(start..start + n)
+                    .collect();
+                w.write_next(&frame(&idx)).unwrap();
+                start += n;
+            }
+            w.finish().unwrap();
+            let got = std::fs::read(d.path().join("t.parquet")).unwrap();
+            assert!(got == expected, "{rows} rows in groups of {target}");
+        }
+    }
+
+    #[test]
+    fn a_row_group_of_the_wrong_size_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let whole = frame(&[0, 1, 2]);
+        let mut w = GroupedWriter::create(d.path(), "t.parquet", whole.schema(), 3, 10).unwrap();
+        assert!(matches!(
+            w.write_next(&frame(&[0, 1])),
+            Err(SynthError::Internal(_))
+        ));
+        assert!(matches!(w.finish(), Err(SynthError::Internal(_))));
     }
 
     #[test]

@@ -254,3 +254,30 @@ fn background_codes_are_in_no_code_list() {
         "every background code appears in a 500-patient cohort"
     );
 }
+
+#[test]
+fn files_are_what_writing_each_whole_table_at_once_gives() {
+    // The generator writes row group by row group in bounded memory; its files must be the bytes
+    // polars writes for each whole table at once (as it did before streaming). Small row groups
+    // put many groups, and group starts at every bit offset, in a small cohort.
+    use strata::input::contract::{ENCOUNTERS_FILE, EVENTS_FILE, PATIENTS_FILE};
+    let d = tempfile::tempdir().unwrap();
+    let mut opts = SynthOptions::new(2500, 3, d.path().join("c"));
+    opts.row_group_rows = 777;
+    synth::generate(&opts, &definitions()).unwrap();
+    for name in [PATIENTS_FILE, EVENTS_FILE, ENCOUNTERS_FILE] {
+        let path = d.path().join("c").join(name);
+        let mut df = ParquetReader::new(std::fs::File::open(&path).unwrap())
+            .finish()
+            .unwrap();
+        df.rechunk_mut();
+        assert!(df.height() > 2 * 777, "{name}: {} rows", df.height());
+        let mut whole = Vec::new();
+        ParquetWriter::new(&mut whole)
+            .with_compression(ParquetCompression::Zstd(None))
+            .with_row_group_size(Some(777))
+            .finish(&mut df)
+            .unwrap();
+        assert!(std::fs::read(&path).unwrap() == whole, "{name}");
+    }
+}

@@ -560,7 +560,7 @@ fn a_cohort_too_large_for_memory_is_refused_before_loading() {
     let s = score_into(&c, &out, &["--memory-limit", "1"]);
     assert_eq!(s.status.code(), Some(6), "{}", stderr(&s));
     assert!(
-        stderr(&s).contains("needs about 8 MB to load but only 1 MB of memory is available"),
+        stderr(&s).contains("needs about 2 MB to load but only 1 MB of memory is available"),
         "{}",
         stderr(&s)
     );
@@ -624,4 +624,77 @@ fn a_page_that_claims_more_values_than_its_row_group_is_refused_not_an_abort() {
     )
     .unwrap();
     refused(&c, &["patients.parquet: not a readable Parquet file (corrupt or truncated): row group 0, column care_home: a page claims more values or bytes than the row group holds"]);
+}
+
+#[test]
+fn the_memory_estimate_follows_the_path_each_file_is_read_on() {
+    use strata::cohort::Cohort;
+    use strata::input::{memory_estimate, LoadOptions, ReadPath, BYTES_PER_EVENT};
+    use strata::input::{BYTES_PER_PATIENT, DICT_BYTES_PER_EVENT};
+    let d = tempfile::tempdir().unwrap();
+    let c = d.path().join("cohort");
+    std::fs::create_dir(&c).unwrap();
+    for f in ["patients.parquet", "events.parquet", "encounters.parquet"] {
+        std::fs::copy(fixtures().join("cohort-2000").join(f), c.join(f)).unwrap();
+    }
+    // What the estimate says each file is read on, and what the reader then does.
+    let paths = |c: &Path| {
+        let estimated: Vec<(String, String)> = memory_estimate(c)
+            .files
+            .iter()
+            .filter(|f| f.file != "patients.parquet")
+            .map(|f| {
+                let p = match f.path {
+                    ReadPath::Dictionary => "dictionary",
+                    ReadPath::General => "general",
+                };
+                (f.file.to_string(), p.to_string())
+            })
+            .collect();
+        (
+            estimated,
+            Cohort::read(c, &LoadOptions::default()).read_paths,
+        )
+    };
+    let (estimated, read) = paths(&c);
+    assert_eq!(estimated, read);
+    assert!(
+        estimated.iter().all(|(_, p)| p == "dictionary"),
+        "{estimated:?}"
+    );
+    let before = memory_estimate(&c);
+    let events = |e: &strata::input::MemoryEstimate| {
+        e.files
+            .iter()
+            .find(|f| f.file == "events.parquet")
+            .unwrap()
+            .clone()
+    };
+    let ev = events(&before);
+    assert_eq!(ev.needed, ev.rows * DICT_BYTES_PER_EVENT + ev.bytes);
+    let pa = &before.files[0];
+    assert_eq!(
+        (pa.file, pa.needed),
+        ("patients.parquet", pa.rows * BYTES_PER_PATIENT)
+    );
+
+    // A code column with every value distinct is written plain, not dictionary-encoded: the
+    // events are then read on the general path, and the estimate says so.
+    let mut df = ParquetReader::new(std::fs::File::open(c.join("events.parquet")).unwrap())
+        .finish()
+        .unwrap();
+    let unique: Vec<String> = (0..df.height()).map(|i| format!("X{i}")).collect();
+    df.with_column(Column::new("code".into(), unique)).unwrap();
+    write_parquet(&c.join("events.parquet"), df);
+    let (estimated, read) = paths(&c);
+    assert_eq!(estimated, read);
+    assert_eq!(
+        estimated,
+        vec![
+            ("events.parquet".to_string(), "general".to_string()),
+            ("encounters.parquet".to_string(), "dictionary".to_string()),
+        ]
+    );
+    let ev = events(&memory_estimate(&c));
+    assert_eq!(ev.needed, ev.rows * BYTES_PER_EVENT);
 }

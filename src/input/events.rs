@@ -6,11 +6,10 @@
 //! [`super::layout::lay_out_events`].
 
 use polars::prelude::*;
-use rayon::prelude::*;
 
 use super::dictread::DictFile;
 use super::frame::{day_col, text_col, Table};
-use super::layout::{EventPart, FastMap, PatientIndex, PidCache, UNSET};
+use super::layout::{decode_event_parts, DecodedEvents, FastMap, PatientIndex, PidCache, UNSET};
 use super::LoadOptions;
 use crate::date;
 
@@ -39,7 +38,7 @@ pub(crate) fn decode_events(
     t: &Table,
     pidx: &PatientIndex,
     opts: &LoadOptions,
-) -> PolarsResult<Vec<EventPart>> {
+) -> PolarsResult<DecodedEvents> {
     let mut df = DataFrame::new(
         t.df.height(),
         vec![
@@ -66,56 +65,52 @@ pub(crate) fn decode_events(
         lo += p.len();
     }
     let bounds = (date::earliest(), opts.today);
-    let parts = chunks
-        .into_par_iter()
-        .map(|(lo, pid, day, sys, code)| {
-            let len = pid.len();
-            let mut part = EventPart::new(lo, len);
-            let mut local: FastMap<(RawKey, RawKey), u32> = FastMap::default();
-            let mut cache = vec![(0u128, 0u128, UNSET); 1 << CACHE_BITS];
-            let mut pids = PidCache::new(pidx);
-            let (sys_views, code_views, pid_views) = (sys.views(), code.views(), pid.views());
-            let it = pid.iter().zip(day.iter()).zip(sys.iter()).zip(code.iter());
-            for (k, (((p, d), s), c)) in it.enumerate() {
-                let pi = p.map(|p| pids.get(p, pid_views[k].as_u128()));
-                if !part.admit(k, pi, d.copied(), s.is_some(), c.is_some(), bounds) {
-                    continue;
-                }
-                let (Some(s), Some(c)) = (s, c) else {
-                    continue;
-                };
-                // The system is parsed and the code normalised later, once per distinct pair.
-                let (sv, cv) = (sys_views[k], code_views[k]);
-                let (sb, cb) = (sv.as_u128(), cv.as_u128());
-                let inline = sv.length <= 12 && cv.length <= 12;
-                // A small direct-mapped cache in front of the map: most rows repeat a code seen
-                // recently, and then no hashing is needed at all.
-                let slot = ((cb ^ (cb >> 64) ^ sb) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                    >> (64 - CACHE_BITS);
-                let cached = &mut cache[slot as usize];
-                let id = if inline && cached.2 != UNSET && cached.0 == sb && cached.1 == cb {
-                    cached.2
-                } else {
-                    let key = (raw_key(sv.length, sb, s), raw_key(cv.length, cb, c));
-                    let id = match local.get(&key) {
-                        Some(&id) => id,
-                        None => {
-                            let id = part.add_local(s, c);
-                            local.insert(key, id);
-                            id
-                        }
-                    };
-                    if inline {
-                        *cached = (sb, cb, id);
-                    }
-                    id
-                };
-                part.keep(k, id);
+    let spans: Vec<(usize, usize)> = chunks.iter().map(|c| (c.0, c.1.len())).collect();
+    decode_event_parts(&spans, |i, part| {
+        let (_, pid, day, sys, code) = chunks[i];
+        let mut local: FastMap<(RawKey, RawKey), u32> = FastMap::default();
+        let mut cache = vec![(0u128, 0u128, UNSET); 1 << CACHE_BITS];
+        let mut pids = PidCache::new(pidx);
+        let (sys_views, code_views, pid_views) = (sys.views(), code.views(), pid.views());
+        let it = pid.iter().zip(day.iter()).zip(sys.iter()).zip(code.iter());
+        for (k, (((p, d), s), c)) in it.enumerate() {
+            let pi = p.map(|p| pids.get(p, pid_views[k].as_u128()));
+            if !part.admit(k, pi, d.copied(), s.is_some(), c.is_some(), bounds) {
+                continue;
             }
-            part
-        })
-        .collect();
-    Ok(parts)
+            let (Some(s), Some(c)) = (s, c) else {
+                continue;
+            };
+            // The system is parsed and the code normalised later, once per distinct pair.
+            let (sv, cv) = (sys_views[k], code_views[k]);
+            let (sb, cb) = (sv.as_u128(), cv.as_u128());
+            let inline = sv.length <= 12 && cv.length <= 12;
+            // A small direct-mapped cache in front of the map: most rows repeat a code seen
+            // recently, and then no hashing is needed at all.
+            let slot = ((cb ^ (cb >> 64) ^ sb) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                >> (64 - CACHE_BITS);
+            let cached = &mut cache[slot as usize];
+            let id = if inline && cached.2 != UNSET && cached.0 == sb && cached.1 == cb {
+                cached.2
+            } else {
+                let key = (raw_key(sv.length, sb, s), raw_key(cv.length, cb, c));
+                let id = match local.get(&key) {
+                    Some(&id) => id,
+                    None => {
+                        let id = part.add_local(s, c);
+                        local.insert(key, id);
+                        id
+                    }
+                };
+                if inline {
+                    *cached = (sb, cb, id);
+                }
+                id
+            };
+            part.keep(k, id);
+        }
+        Ok(())
+    })
 }
 
 /// `decode_events` on the dictionary fast path ([`crate::dictread`]): the same parts, from keys
@@ -125,59 +120,61 @@ pub(crate) fn decode_events_dict(
     f: &DictFile,
     pidx: &PatientIndex,
     opts: &LoadOptions,
-) -> PolarsResult<(Vec<EventPart>, u64)> {
+) -> PolarsResult<(DecodedEvents, u64)> {
     use polars_arrow::array::Array;
-    let (los, lo) = f.row_starts();
+    let (los, rows) = f.row_starts();
     let bounds = (date::earliest(), opts.today);
-    let parts: PolarsResult<Vec<EventPart>> = (0..f.row_groups())
-        .into_par_iter()
-        .map(|rg| {
-            let lo = los[rg];
-            let pid = f.dict_column(rg, "patient_id")?;
-            let sys = f.dict_column(rg, "code_system")?;
-            let code = f.dict_column(rg, "code")?;
-            let day = f.date_column(rg, "event_date")?.values;
-            let len = pid.keys.len();
-            if sys.keys.len() != len || code.keys.len() != len || day.len() != len {
-                return Err(PolarsError::ComputeError("ragged row group".into()));
-            }
-            // Each distinct pseudonym of the row group is looked up once.
-            let pmap: Vec<u32> = pid
-                .values
-                .iter()
-                .map(|v| v.map_or(UNSET, |p| pidx.lookup(p)))
-                .collect();
-            let ncode = code.values.len();
-            let mut pair = vec![UNSET; sys.values.len() * ncode];
-            let mut part = EventPart::new(lo, len);
-            let (pk, sk, ck) = (pid.keys.values(), sys.keys.values(), code.keys.values());
-            let dv = day.values();
-            let nulls = pid.keys.null_count()
-                + sys.keys.null_count()
-                + code.keys.null_count()
-                + day.null_count()
-                > 0;
-            for k in 0..len {
-                let pi = (!nulls || pid.keys.is_valid(k)).then(|| pmap[pk[k] as usize]);
-                let d = (!nulls || day.is_valid(k)).then(|| dv[k]);
-                let has_system = !nulls || sys.keys.is_valid(k);
-                let has_code = !nulls || code.keys.is_valid(k);
-                if !part.admit(k, pi, d, has_system, has_code, bounds) {
-                    continue;
-                }
-                let slot = sk[k] as usize * ncode + ck[k] as usize;
-                let mut id = pair[slot];
-                if id == UNSET {
-                    id = part.add_local(
-                        sys.values.value(sk[k] as usize),
-                        code.values.value(ck[k] as usize),
-                    );
-                    pair[slot] = id;
-                }
-                part.keep(k, id);
-            }
-            Ok(part)
-        })
+    let spans: Vec<(usize, usize)> = (0..f.row_groups())
+        .map(|rg| (los[rg], f.rows(rg)))
         .collect();
-    Ok((parts?, lo as u64))
+    let decoded = decode_event_parts(&spans, |rg, part| {
+        let pid = f.dict_column(rg, "patient_id")?;
+        let sys = f.dict_column(rg, "code_system")?;
+        let code = f.dict_column(rg, "code")?;
+        let day = f.date_column(rg, "event_date")?.values;
+        let len = part.len();
+        if pid.keys.len() != len
+            || sys.keys.len() != len
+            || code.keys.len() != len
+            || day.len() != len
+        {
+            return Err(PolarsError::ComputeError("ragged row group".into()));
+        }
+        // Each distinct pseudonym of the row group is looked up once.
+        let pmap: Vec<u32> = pid
+            .values
+            .iter()
+            .map(|v| v.map_or(UNSET, |p| pidx.lookup(p)))
+            .collect();
+        let ncode = code.values.len();
+        let mut pair = vec![UNSET; sys.values.len() * ncode];
+        let (pk, sk, ck) = (pid.keys.values(), sys.keys.values(), code.keys.values());
+        let dv = day.values();
+        let nulls = pid.keys.null_count()
+            + sys.keys.null_count()
+            + code.keys.null_count()
+            + day.null_count()
+            > 0;
+        for k in 0..len {
+            let pi = (!nulls || pid.keys.is_valid(k)).then(|| pmap[pk[k] as usize]);
+            let d = (!nulls || day.is_valid(k)).then(|| dv[k]);
+            let has_system = !nulls || sys.keys.is_valid(k);
+            let has_code = !nulls || code.keys.is_valid(k);
+            if !part.admit(k, pi, d, has_system, has_code, bounds) {
+                continue;
+            }
+            let slot = sk[k] as usize * ncode + ck[k] as usize;
+            let mut id = pair[slot];
+            if id == UNSET {
+                id = part.add_local(
+                    sys.values.value(sk[k] as usize),
+                    code.values.value(ck[k] as usize),
+                );
+                pair[slot] = id;
+            }
+            part.keep(k, id);
+        }
+        Ok(())
+    })?;
+    Ok((decoded, rows as u64))
 }

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use polars::prelude::{PolarsError, PolarsResult};
 use rayon::prelude::*;
 
 use super::contract::{reason, ENCOUNTERS_FILE, EVENTS_FILE};
@@ -100,32 +101,102 @@ pub(crate) fn check_patient_and_date(
     Ok((pi, d))
 }
 
-/// One parallel part (an aligned chunk, typically a Parquet row group) of the events file,
-/// decoded. Vectors are indexed by row within the part; a row rejected while decoding has
-/// `code == UNSET`.
-pub(crate) struct EventPart {
+/// One parallel part (an aligned chunk, typically a Parquet row group) of the events file, being
+/// decoded: its rows' slices of the file-wide columns ([`decode_event_parts`]), indexed by row
+/// within the part; a row rejected while decoding has `code == UNSET`.
+pub(crate) struct EventPart<'a> {
     /// First row of the part (0-based) in the file.
     pub(crate) lo: usize,
-    pub(crate) patient: Vec<u32>,
-    pub(crate) day: Vec<i32>,
+    pub(crate) patient: &'a mut [u32],
+    pub(crate) day: &'a mut [i32],
     /// Local id into `local`.
-    pub(crate) code: Vec<u32>,
+    pub(crate) code: &'a mut [u32],
     /// Distinct raw (code_system, code) pairs of the part, as they appear in the file.
     pub(crate) local: Vec<(String, String)>,
     pub(crate) rejects: Vec<Reject>,
 }
 
-impl EventPart {
-    /// A part of `len` rows starting at file row `lo` (0-based), every row not yet kept.
-    pub(crate) fn new(lo: usize, len: usize) -> EventPart {
-        EventPart {
-            lo,
-            patient: vec![UNSET; len],
-            day: vec![0; len],
-            code: vec![UNSET; len],
-            local: Vec::new(),
-            rejects: Vec::new(),
+/// What is left of a decoded part besides its rows: where they are, its local codes, its rejects.
+pub(crate) struct PartInfo {
+    lo: usize,
+    len: usize,
+    local: Vec<(String, String)>,
+    rejects: Vec<Reject>,
+}
+
+/// The decoded events file: one set of columns for the whole file (every part wrote its own
+/// rows in place), and the parts' codes and rejects. Laying out then compacts the columns in
+/// place, so a row is never held twice.
+pub(crate) struct DecodedEvents {
+    patient: Vec<u32>,
+    day: Vec<i32>,
+    code: Vec<u32>,
+    parts: Vec<PartInfo>,
+}
+
+/// Decode the events file in parallel parts: `spans` are the parts' (first row, rows), in file
+/// order and contiguous from row 0; `decode(i, part)` fills part `i` through
+/// [`EventPart::admit`] and [`EventPart::keep`]. The first error stops the decoding.
+pub(crate) fn decode_event_parts(
+    spans: &[(usize, usize)],
+    decode: impl Fn(usize, &mut EventPart) -> PolarsResult<()> + Sync,
+) -> PolarsResult<DecodedEvents> {
+    let mut total = 0usize;
+    for &(lo, len) in spans {
+        if lo != total {
+            return Err(PolarsError::ComputeError(
+                "event parts are not contiguous".into(),
+            ));
         }
+        total += len;
+    }
+    let mut patient = vec![UNSET; total];
+    let mut day = vec![0i32; total];
+    let mut code = vec![UNSET; total];
+    let parts = {
+        let mut tasks = Vec::with_capacity(spans.len());
+        let (mut pr, mut dr, mut cr) = (&mut patient[..], &mut day[..], &mut code[..]);
+        for (i, &(lo, len)) in spans.iter().enumerate() {
+            let (p0, p1) = pr.split_at_mut(len);
+            let (d0, d1) = dr.split_at_mut(len);
+            let (c0, c1) = cr.split_at_mut(len);
+            tasks.push((i, lo, p0, d0, c0));
+            (pr, dr, cr) = (p1, d1, c1);
+        }
+        tasks
+            .into_par_iter()
+            .map(|(i, lo, patient, day, code)| {
+                let len = patient.len();
+                let mut part = EventPart {
+                    lo,
+                    patient,
+                    day,
+                    code,
+                    local: Vec::new(),
+                    rejects: Vec::new(),
+                };
+                decode(i, &mut part)?;
+                Ok(PartInfo {
+                    lo,
+                    len,
+                    local: part.local,
+                    rejects: part.rejects,
+                })
+            })
+            .collect::<PolarsResult<Vec<PartInfo>>>()?
+    };
+    Ok(DecodedEvents {
+        patient,
+        day,
+        code,
+        parts,
+    })
+}
+
+impl EventPart<'_> {
+    /// Rows of the part.
+    pub(crate) fn len(&self) -> usize {
+        self.code.len()
     }
 
     /// The event row rules, in order: a pseudonym (`None` when null, `Some(UNSET)` when unknown),
@@ -181,13 +252,19 @@ impl EventPart {
     }
 }
 
-/// Lay out decoded event parts: parse each distinct raw (system, code) pair once, intern the
+/// Lay out the decoded events: parse each distinct raw (system, code) pair once, intern the
 /// codes in sorted order (so code ids do not depend on row order), reject rows whose system or
-/// code is malformed, and group the kept rows by patient.
+/// code is malformed, and group the kept rows by patient. Kept rows are compacted in place.
 pub(crate) fn lay_out_events(
-    parts: Vec<EventPart>,
+    decoded: DecodedEvents,
     patients: &Patients,
 ) -> (Events, CodeDict, Vec<Reject>) {
+    let DecodedEvents {
+        mut patient,
+        mut day,
+        mut code,
+        parts,
+    } = decoded;
     // Parse each distinct raw (system, code) pair once, then build the dictionary in sorted
     // order so code ids do not depend on row order.
     let mut raw: Vec<(&str, &str)> = parts
@@ -221,7 +298,7 @@ pub(crate) fn lay_out_events(
             (*k, id)
         })
         .collect();
-    // Per part: local id -> global id, and the rows kept.
+    // Per part: local id -> global id.
     let maps: Vec<Vec<Result<u32, RejectReason>>> = parts
         .par_iter()
         .map(|part| {
@@ -233,70 +310,64 @@ pub(crate) fn lay_out_events(
         .collect();
     drop(global);
     drop(raw);
-    let kept: Vec<usize> = parts
-        .par_iter()
-        .zip(&maps)
-        .map(|(part, map)| {
-            part.code
-                .iter()
-                .filter(|&&c| c != UNSET && map[c as usize].is_ok())
-                .count()
-        })
-        .collect();
-    let total: usize = kept.iter().sum();
-    let mut patient = vec![0u32; total];
-    let mut day = vec![0i32; total];
-    let mut code = vec![0u32; total];
-    // Fill the output columns in parallel: each part writes its own disjoint slice.
-    {
+    // Within each part, move its kept rows to the front of its slice (in place: a row only moves
+    // down) with their global code ids, and note the rows whose code was refused.
+    let compacted: Vec<(usize, Vec<Reject>)> = {
         let mut tasks = Vec::with_capacity(parts.len());
         let (mut pr, mut dr, mut cr) = (&mut patient[..], &mut day[..], &mut code[..]);
-        for n in &kept {
-            let (p0, p1) = pr.split_at_mut(*n);
-            let (d0, d1) = dr.split_at_mut(*n);
-            let (c0, c1) = cr.split_at_mut(*n);
+        for part in &parts {
+            let (p0, p1) = pr.split_at_mut(part.len);
+            let (d0, d1) = dr.split_at_mut(part.len);
+            let (c0, c1) = cr.split_at_mut(part.len);
             tasks.push((p0, d0, c0));
             (pr, dr, cr) = (p1, d1, c1);
         }
         tasks
             .into_par_iter()
             .zip(parts.par_iter().zip(&maps))
-            .for_each(|((po, dout, co), (part, map))| {
+            .map(|((p, d, c), (part, map))| {
+                let mut refused = Vec::new();
                 let mut j = 0;
-                for k in 0..part.code.len() {
-                    let c = part.code[k];
-                    if c == UNSET {
+                for k in 0..c.len() {
+                    let local = c[k];
+                    if local == UNSET {
                         continue;
                     }
-                    if let Ok(id) = map[c as usize] {
-                        po[j] = part.patient[k];
-                        dout[j] = part.day[k];
-                        co[j] = id;
-                        j += 1;
+                    match map[local as usize] {
+                        Ok(id) => {
+                            p[j] = p[k];
+                            d[j] = d[k];
+                            c[j] = id;
+                            j += 1;
+                        }
+                        Err((column, reason)) => refused.push(Reject {
+                            file: EVENTS_FILE,
+                            row: (part.lo + k) as u64 + 1,
+                            column,
+                            reason,
+                        }),
                     }
                 }
-            });
-    }
+                (j, refused)
+            })
+            .collect()
+    };
+    // Then close the gaps between parts (a no-op when nothing was rejected).
     let mut rejects = Vec::new();
-    for (part, map) in parts.into_iter().zip(&maps) {
+    let mut kept = 0;
+    for (part, (n, refused)) in parts.into_iter().zip(compacted) {
+        if part.lo != kept {
+            patient.copy_within(part.lo..part.lo + n, kept);
+            day.copy_within(part.lo..part.lo + n, kept);
+            code.copy_within(part.lo..part.lo + n, kept);
+        }
+        kept += n;
         rejects.extend(part.rejects);
-        if map.iter().all(|m| m.is_ok()) {
-            continue;
-        }
-        for (k, &c) in part.code.iter().enumerate() {
-            if c == UNSET {
-                continue;
-            }
-            if let Err((column, reason)) = map[c as usize] {
-                rejects.push(Reject {
-                    file: EVENTS_FILE,
-                    row: (part.lo + k) as u64 + 1,
-                    column,
-                    reason,
-                });
-            }
-        }
+        rejects.extend(refused);
     }
+    patient.truncate(kept);
+    day.truncate(kept);
+    code.truncate(kept);
     let (offsets, perm) = group_by_patient(patients.len(), &patient);
     drop(patient);
     let events = Events {
@@ -470,6 +541,62 @@ pub(crate) fn apply<T: Copy + Send + Sync>(v: Vec<T>, perm: &Option<Vec<u32>>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rows rejected while decoding and rows whose code is refused at layout, in several parts:
+    /// the kept rows close up in place, in file order, and the rejects come part by part.
+    #[test]
+    fn events_are_compacted_in_place_across_parts() {
+        let patients = Patients {
+            id: vec!["a".into(), "b".into()],
+            ..Default::default()
+        };
+        // (patient, day, system, code); patient UNSET = rejected while decoding.
+        let rows: [(u32, i32, &str, &str); 7] = [
+            (1, 10, "snomed", "75367002"),
+            (UNSET, 11, "snomed", "75367002"),
+            (0, 12, "nonsense", "1"),
+            (0, 13, "icd10", "F00.1"),
+            (1, 14, "nonsense", "1"),
+            (0, 15, "snomed", "271649006"),
+            (1, 16, "snomed", "75367002"),
+        ];
+        let spans = [(0, 3), (3, 2), (5, 2)];
+        let decoded = decode_event_parts(&spans, |i, part| {
+            for k in 0..part.len() {
+                let (p, d, s, c) = rows[spans[i].0 + k];
+                let pi = if p == UNSET { None } else { Some(p) };
+                if part.admit(k, pi, Some(d), true, true, (0, 100)) {
+                    let id = part.add_local(s, c);
+                    part.keep(k, id);
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+        let (events, dict, rejects) = lay_out_events(decoded, &patients);
+        let kept: Vec<(i32, String)> = events
+            .code
+            .iter()
+            .zip(&events.day)
+            .map(|(&c, &d)| (d, dict.entry(c).1.to_string()))
+            .collect();
+        // Patient 0's rows (days 13, 15), then patient 1's (10, 16).
+        assert_eq!(events.offsets, vec![0, 2, 4]);
+        assert_eq!(
+            kept,
+            vec![
+                (13, "F001".to_string()),
+                (15, "271649006".to_string()),
+                (10, "75367002".to_string()),
+                (16, "75367002".to_string()),
+            ]
+        );
+        let rows: Vec<(u64, &str)> = rejects.iter().map(|r| (r.row, r.column)).collect();
+        assert_eq!(
+            rows,
+            vec![(2, "patient_id"), (3, "code_system"), (5, "code_system")]
+        );
+    }
 
     #[test]
     fn grouping_is_a_stable_counting_sort() {

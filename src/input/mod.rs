@@ -52,7 +52,10 @@ use contract::{
 };
 use frame::Table;
 use layout::PatientIndex;
-pub use memory::{available_memory, estimate_memory, BYTES_PER_EVENT, BYTES_PER_PATIENT};
+pub use memory::{
+    available_memory, estimate_memory, memory_estimate, FileEstimate, MemoryEstimate, ReadPath,
+    BYTES_PER_EVENT, BYTES_PER_PATIENT, DICT_BYTES_PER_EVENT,
+};
 use report::Checker;
 pub use report::{FileCounts, InputError, Problem, Reject, Severity, ValidationReport};
 
@@ -163,15 +166,15 @@ fn open_folder(dir: &Path, opts: &LoadOptions, ck: &mut Checker) -> OpenedTables
 
 /// Decode a file's rows on the dictionary path ([`dictread`]) when its columns have the
 /// types that path reads (`dict_types`) and its pages allow it, else on the general polars path;
-/// record which path was taken. Returns the decoded parts and the file's row count.
-pub(crate) fn decode_file<P>(
+/// record which path was taken. Returns the decoded rows and the file's row count.
+pub(crate) fn decode_file<T>(
     o: Opened,
     dict_types: &[(&str, DataType)],
-    dictionary: impl FnOnce(&dictread::DictFile) -> PolarsResult<(Vec<P>, u64)>,
-    general: impl FnOnce(&Table) -> PolarsResult<Vec<P>>,
+    dictionary: impl FnOnce(&dictread::DictFile) -> PolarsResult<(T, u64)>,
+    general: impl FnOnce(&Table) -> PolarsResult<T>,
     opts: &LoadOptions,
     ck: &mut Checker,
-) -> Option<(Vec<P>, u64)> {
+) -> Option<(T, u64)> {
     let types_ok = o.present.iter().zip(&o.types).all(|(c, t)| {
         dict_types
             .iter()
@@ -203,6 +206,23 @@ pub(crate) fn decode_file<P>(
     }
 }
 
+/// The columns the dictionary path reads from `events.parquet` and the types they must have
+/// (strings dictionary-decoded, dates as days); the memory check reads the same list.
+pub(crate) const EVENT_DICT_TYPES: &[(&str, DataType)] = &[
+    ("patient_id", DataType::String),
+    ("code_system", DataType::String),
+    ("code", DataType::String),
+    ("event_date", DataType::Date),
+];
+
+/// See [`EVENT_DICT_TYPES`]: the same for `encounters.parquet`.
+pub(crate) const ENCOUNTER_DICT_TYPES: &[(&str, DataType)] = &[
+    ("patient_id", DataType::String),
+    ("setting", DataType::String),
+    ("start_date", DataType::Date),
+    ("end_date", DataType::Date),
+];
+
 /// Decode, check and lay out the events table.
 fn read_events(
     o: Opened,
@@ -214,12 +234,7 @@ fn read_events(
     let name = o.name;
     let (parts, rows) = decode_file(
         o,
-        &[
-            ("patient_id", DataType::String),
-            ("code_system", DataType::String),
-            ("code", DataType::String),
-            ("event_date", DataType::Date),
-        ],
+        EVENT_DICT_TYPES,
         |f| events::decode_events_dict(f, pidx, opts),
         |t| events::decode_events(t, pidx, opts),
         opts,
@@ -241,12 +256,7 @@ fn read_encounters(
     let name = o.name;
     let (parts, rows) = decode_file(
         o,
-        &[
-            ("patient_id", DataType::String),
-            ("setting", DataType::String),
-            ("start_date", DataType::Date),
-            ("end_date", DataType::Date),
-        ],
+        ENCOUNTER_DICT_TYPES,
         |f| encounters::decode_encounters_dict(f, pidx, opts),
         |t| encounters::decode_encounters(t, pidx, opts),
         opts,
