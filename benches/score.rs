@@ -100,7 +100,7 @@ fn score(risk_models: Vec<PathBuf>) -> u64 {
     let out = std::env::temp_dir().join(format!("strata-bench-out-{}", std::process::id()));
     let opts = ScoreOptions {
         cohort: cohort().clone(),
-        out: out.clone(),
+        out: strata::publish::Destination::Folder(out.clone()),
         as_of: synth::default_as_of(),
         models: models_dir(),
         load: LoadOptions::default(),

@@ -53,6 +53,8 @@ pub struct Tsv {
     pub bytes: u64,
     /// FNV-1a 64-bit hash of the file's bytes.
     pub fnv1a64: u64,
+    /// SHA-256 of the file's bytes, hex.
+    pub sha256: String,
 }
 
 impl Tsv {
@@ -64,6 +66,7 @@ impl Tsv {
             source,
         })?;
         let (size, hash) = (bytes.len() as u64, fnv1a64(&bytes));
+        let sha256 = crate::provenance::sha256_hex(&bytes);
         let text = String::from_utf8(bytes).map_err(|_| DataFileError::Parse {
             path: path.clone(),
             line: 0,
@@ -94,6 +97,7 @@ impl Tsv {
             rows,
             bytes: size,
             fnv1a64: hash,
+            sha256,
         })
     }
 

@@ -30,6 +30,11 @@ pub fn format_days(days: i32) -> String {
     from_days(days).format("%Y-%m-%d").to_string()
 }
 
+/// Serialize a day number as its ISO text (for `#[serde(serialize_with)]`).
+pub fn serialize_days<S: serde::Serializer>(days: &i32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_days(*days))
+}
+
 /// The same calendar day `months` months earlier (clamped to the month's last day: 29 Feb minus
 /// 12 months is 28 Feb).
 pub fn minus_months(days: i32, months: u32) -> i32 {

@@ -27,6 +27,8 @@ pub struct DefinitionFile {
     pub fnv1a64: String,
     /// Size in bytes.
     pub bytes: u64,
+    /// SHA-256 of the bytes, hex.
+    pub sha256: String,
 }
 
 /// How a deficit is found.
@@ -166,6 +168,7 @@ fn read(dir: &Path, rel: &str, files: &mut Vec<DefinitionFile>) -> Result<Tsv, D
         path: rel.to_string(),
         fnv1a64: format!("{:016x}", t.fnv1a64),
         bytes: t.bytes,
+        sha256: t.sha256.clone(),
     });
     Ok(t)
 }

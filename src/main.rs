@@ -33,6 +33,7 @@ enum Command {
     Train(cmd::train::Args),
     Evaluate(cmd::evaluate::Args),
     Compare(cmd::compare::Args),
+    Runs(cmd::runs::Args),
 }
 
 fn main() {
@@ -55,6 +56,7 @@ fn main() {
         Command::Train(a) => cmd::train::run(a),
         Command::Evaluate(a) => cmd::evaluate::run(a),
         Command::Compare(a) => cmd::compare::run(a),
+        Command::Runs(a) => cmd::runs::run(a),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -19,20 +19,22 @@ use crate::input::{FileCounts, LoadOptions, Problem};
 use crate::lists::{self, ListRules};
 use crate::output::{self, PublishedTable};
 use crate::population::{self, Status};
-use crate::publish::{self, Written};
+use crate::provenance::{self, FileHash, InputHashes};
+use crate::publish::{self, Destination, Written};
 use crate::results::Scored;
 use crate::risk::{self, AppliedModel, Explainer};
 use crate::scores::{Scorer, Scores};
 use crate::{date, tables, Error};
 
-/// Settings of a scoring run.
-#[derive(Debug, Clone)]
+/// Settings of a scoring run (recorded in full in the manifest as `config`).
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ScoreOptions {
     /// Cohort folder.
     pub cohort: PathBuf,
-    /// Output folder (replaced atomically).
-    pub out: PathBuf,
+    /// Output folder (replaced atomically), or output root (`ROOT/<as-of>/` and `ROOT/latest`).
+    pub out: Destination,
     /// As-of (index) date, days.
+    #[serde(serialize_with = "date::serialize_days")]
     pub as_of: i32,
     /// Models folder.
     pub models: PathBuf,
@@ -53,6 +55,12 @@ pub struct ScoreOptions {
 pub struct Manifest {
     /// strata's version.
     pub strata_version: String,
+    /// The git commit strata was built from, or "unknown".
+    pub git_commit: String,
+    /// The full effective configuration of the run (every option, defaults included).
+    pub config: ScoreOptions,
+    /// Every cohort file read, with its SHA-256.
+    pub input_files: Vec<FileHash>,
     /// As-of date.
     pub as_of: String,
     /// Date the run treated as today.
@@ -137,8 +145,16 @@ pub fn score_cohort(
 }
 
 /// Run the nightly job: load and check the cohort, score it, rank each PCN's list, and publish
-/// the output folder atomically with its manifest.
+/// the output folder atomically with its manifest. With an output root, the run's start and end
+/// are recorded in the root's history (`history`).
 pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
+    let as_of = date::format_days(opts.as_of);
+    let counts = |m: &Manifest| (m.patients, m.listed);
+    crate::history::logged(&opts.out, &as_of, counts, || score_once(opts))
+}
+
+fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
+    let input_hashes = InputHashes::start(&opts.cohort);
     let mut seconds = Vec::new();
     let mut lap = {
         let mut t = Instant::now();
@@ -206,7 +222,10 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
     lap("protect", &mut seconds);
     let count = |s: Status| scored.status.iter().filter(|&&x| x == s).count() as u64;
     let mut manifest = Manifest {
-        strata_version: env!("CARGO_PKG_VERSION").to_string(),
+        strata_version: provenance::VERSION.to_string(),
+        git_commit: provenance::GIT_COMMIT.to_string(),
+        config: opts.clone(),
+        input_files: input_hashes.finish()?,
         as_of: date::format_days(opts.as_of),
         today: date::format_days(opts.load.today),
         cohort: opts.cohort.display().to_string(),
@@ -264,7 +283,9 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
         risks: &risks,
         explainer: Explainer::new(&cohort, &definitions, &scored, opts.as_of),
     };
-    let manifest = publish::publish(&opts.out, |dir: &Path| -> Result<Manifest, Error> {
+    // The run's folder name in an output root.
+    let day = date::format_days(opts.as_of);
+    let manifest = publish::publish_to(&opts.out, &day, |dir: &Path| -> Result<Manifest, Error> {
         manifest.outputs = output::write_outputs(
             dir,
             &output::RunResults {

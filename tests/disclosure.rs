@@ -245,7 +245,7 @@ proptest! {
         let out = d.path().join("out");
         let opts = strata::run::ScoreOptions {
             cohort: c.clone(),
-            out: out.clone(),
+            out: strata::publish::Destination::Folder(out.clone()),
             as_of: strata::date::parse_days(AS_OF).unwrap(),
             models: models_dir(),
             load: strata::input::LoadOptions {

@@ -6,11 +6,13 @@ use anyhow::Result;
 use strata::definitions::Definitions;
 use strata::disclosure::Suppression;
 use strata::lists::ListRules;
+use strata::publish::Destination;
 use strata::run::{self, ScoreOptions};
 use strata::synth::{self, SynthOptions};
 
 /// Run the nightly job end to end on a synthetic cohort: generate it if absent, score it at
-/// 2025-04-01 and write the per-PCN lists. Use it to see what strata produces before pointing
+/// 2025-04-01 and write the per-PCN lists to <dir>/runs/2025-04-01 (<dir>/runs/latest points
+/// at it). Use it to see what strata produces before pointing
 /// it at real data.
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -28,7 +30,7 @@ pub struct Args {
 pub fn run(a: Args) -> Result<i32> {
     let models_dir = Definitions::default_dir();
     let cohort = a.dir.join("cohort");
-    let out = a.dir.join("out");
+    let root = a.dir.join("runs");
     if !cohort.join("manifest.json").is_file() {
         let models = Definitions::load(&models_dir).map_err(strata::Error::from)?;
         println!(
@@ -42,7 +44,7 @@ pub fn run(a: Args) -> Result<i32> {
     }
     let opts = ScoreOptions {
         cohort,
-        out: out.clone(),
+        out: Destination::Root(root.clone()),
         as_of: synth::default_as_of(),
         risk_models: a.risk.paths(&models_dir),
         previous: super::score::previous_run(&out, &None, false),
@@ -52,7 +54,13 @@ pub fn run(a: Args) -> Result<i32> {
         suppression: Suppression::default(),
     };
     let m = run::score(&opts)?;
+    let out = root.join(&m.as_of);
     super::score::print_manifest(&m, &out);
     println!("summary: {}", out.join("summary.csv").display());
+    println!(
+        "latest run: {} (past runs: strata runs --root {})",
+        root.join(strata::publish::LATEST).display(),
+        root.display()
+    );
     Ok(0)
 }

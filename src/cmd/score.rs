@@ -5,15 +5,23 @@ use std::path::PathBuf;
 use anyhow::Result;
 use strata::disclosure::Suppression;
 use strata::lists::{ListRules, RankBy};
+use strata::publish::Destination;
 use strata::risk::RiskBand;
 use strata::run::{self, ScoreOptions};
 use strata::scores::EfiCategory;
 
 /// Score a cohort at an as-of date and write, per PCN, a ranked frailty list (CSV and Parquet)
 /// with the reasons each person is on it, plus every patient's scores, a small-number-suppressed
-/// summary, any rejected rows and a manifest. Use it for the nightly batch. The output folder is
-/// replaced only when the run succeeds.
+/// summary, any rejected rows and a manifest (with SHA-256 of every input, model and output
+/// file). Use it for the nightly batch.
+///
+/// With `--root ROOT` (for schedulers) the run is written to ROOT/<as-of>/ (a rerun of the same
+/// as-of date replaces it in one step) and ROOT/latest is moved to it only once it is complete;
+/// ROOT/runs.jsonl records every run's start and end (`strata runs --root ROOT` lists them). With
+/// `--out DIR` the folder DIR is replaced as a whole. Either way a failed or killed run leaves
+/// the previous output as it was.
 #[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("destination").required(true).args(["out", "root"])))]
 pub struct Args {
     /// Cohort folder (patients.parquet, events.parquet, encounters.parquet).
     #[arg(long)]
@@ -23,7 +31,10 @@ pub struct Args {
     pub as_of: String,
     /// Output folder; replaced atomically.
     #[arg(long)]
-    pub out: PathBuf,
+    pub out: Option<PathBuf>,
+    /// Output root: the run goes to ROOT/<as-of>/ and ROOT/latest points at the last good run.
+    #[arg(long)]
+    pub root: Option<PathBuf>,
     /// Models folder (code lists, weights). Default: $STRATA_MODELS, ./models, or the built-in.
     #[arg(long)]
     pub models: Option<PathBuf>,
@@ -142,7 +153,7 @@ impl RiskArgs {
 pub fn run(a: Args) -> Result<i32> {
     let opts = options(&a)?;
     let m = run::score(&opts)?;
-    print_manifest(&m, &opts.out);
+    print_manifest(&m, &opts.out.folder(&m.as_of));
     Ok(0)
 }
 
@@ -153,7 +164,11 @@ pub fn options(a: &Args) -> Result<ScoreOptions> {
     let models = super::models_dir(&a.models);
     Ok(ScoreOptions {
         cohort: a.cohort.clone(),
-        out: a.out.clone(),
+        out: match (&a.out, &a.root) {
+            (_, Some(root)) => Destination::Root(root.clone()),
+            (Some(out), None) => Destination::Folder(out.clone()),
+            (None, None) => return Err(super::usage("give --out DIR or --root ROOT")),
+        },
         as_of: super::parse_date(&a.as_of)?,
         risk_models: a.risk.paths(&models),
         previous: previous_run(&a.out, &a.previous, a.no_compare),

@@ -60,9 +60,10 @@ use report::Checker;
 pub use report::{FileCounts, InputError, Problem, Reject, Severity, ValidationReport};
 
 /// Settings of a load.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct LoadOptions {
     /// "Today": dates after it are impossible.
+    #[serde(serialize_with = "date::serialize_days")]
     pub today: i32,
     /// Accept columns that look like direct identifiers and day-precise birth dates.
     pub allow_identifiers: bool,
