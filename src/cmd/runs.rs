@@ -23,6 +23,12 @@ pub struct Args {
 
 /// Run the subcommand.
 pub fn run(a: Args) -> Result<i32> {
+    if !a.root.is_dir() {
+        return Err(super::usage(format!(
+            "{} is not a folder (an output root of strata score --root)",
+            a.root.display()
+        )));
+    }
     let runs = history::runs(&a.root).map_err(strata::Error::from)?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&runs)?);
