@@ -21,7 +21,9 @@
 //! Core20); `results` is the per-patient hand-off; `tables` counts and `disclosure` protects the
 //! aggregate tables; `output` builds the files (per-patient columns defined once in
 //! `output::columns`, one writer per format) and `publish` makes the folder appear atomically
-//! with its manifest. [`run::score`] wires the stages together; [`synth`] writes synthetic
+//! with its manifest (in a plain folder, or in an output root as `ROOT/<as-of>/` with a `latest`
+//! symlink); `provenance` records SHA-256 of inputs, model files and outputs and the build, and
+//! `history` an output root's runs (`strata runs`). [`run::score`] wires the stages together; [`synth`] writes synthetic
 //! cohorts in the same contract for demos, tests and benchmarks (through `publish`).
 //!
 //! The risk models branch off after `results`: `predictors` builds their feature table and
