@@ -178,6 +178,21 @@ pub fn is_run_name(name: &str) -> bool {
     name.len() == 10 && crate::date::parse_days(name).is_some()
 }
 
+/// The newest run in the output root `root` before the as-of date `as_of` (`YYYY-MM-DD`): the
+/// run a new one is compared with. Only complete runs count (a folder named as a date holding a
+/// `manifest.json`, which is written last), never `.tmp-*` leftovers; a rerun of the same date is
+/// compared with the run before that date, not with itself.
+pub fn previous_run(root: &Path, as_of: &str) -> Option<PathBuf> {
+    std::fs::read_dir(root)
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| is_run_name(n) && n.as_str() < as_of)
+        .filter(|n| root.join(n).join("manifest.json").is_file())
+        .max()
+        .map(|n| root.join(n))
+}
+
 /// Every run of the output root `root`, oldest first: each run the history records (lines that
 /// do not parse, such as a line cut short by a crash, are skipped), then run folders the history
 /// does not mention (written before it existed) with the counts of their manifest. Only folders

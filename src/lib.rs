@@ -33,6 +33,7 @@
 pub mod changes;
 pub mod codes;
 pub mod cohort;
+pub mod config;
 pub mod datafile;
 pub mod date;
 pub mod definitions;

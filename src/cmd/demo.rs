@@ -42,12 +42,13 @@ pub fn run(a: Args) -> Result<i32> {
             .map_err(strata::Error::from)?;
         println!("  {} events, {} encounters", s.events, s.encounters);
     }
+    let dest = Destination::Root(root.clone());
     let opts = ScoreOptions {
         cohort,
-        out: Destination::Root(root.clone()),
+        out: dest,
         as_of: synth::default_as_of(),
         risk_models: a.risk.paths(&models_dir),
-        previous: super::score::previous_run(&out, &None, false),
+        previous: super::score::previous_run(&dest, synth::default_as_of(), &None, false),
         models: models_dir,
         load: Default::default(),
         rules: a.risk.rules(ListRules::default())?,

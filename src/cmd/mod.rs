@@ -44,17 +44,18 @@ pub fn parse_date(s: &str) -> Result<i32> {
 pub struct InputArgs {
     /// Accept columns that look like direct identifiers (names, NHS numbers, postcodes,
     /// day-precise birth dates). Only for data already cleared by your IG lead.
-    #[arg(long)]
-    pub allow_identifiers: bool,
-    /// Largest fraction of a file's rows that may be rejected before the cohort is refused.
-    #[arg(long, default_value_t = 0.01, value_name = "FRACTION")]
-    pub max_rejected: f64,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub allow_identifiers: Option<bool>,
+    /// Largest fraction of a file's rows that may be rejected before the cohort is refused
+    /// [default: 0.01].
+    #[arg(long, value_name = "FRACTION")]
+    pub max_rejected: Option<f64>,
     /// Treat this date as today (dates after it are impossible). Default: the real date.
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub today: Option<String>,
     /// Skip the check that the cohort fits in memory.
-    #[arg(long)]
-    pub skip_memory_check: bool,
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub skip_memory_check: Option<bool>,
     /// Memory the run may use, in MB (default: what the machine has available).
     #[arg(long, value_name = "MB")]
     pub memory_limit: Option<u64>,
@@ -66,18 +67,31 @@ pub struct InputArgs {
 impl InputArgs {
     /// The library's options.
     pub fn options(&self) -> Result<LoadOptions> {
-        if !(0.0..=1.0).contains(&self.max_rejected) {
+        self.options_over(&Default::default())
+    }
+
+    /// The library's options, these flags laid over a settings file's `[input]`: a flag given
+    /// wins, then the file, then the default.
+    pub fn options_over(&self, file: &strata::config::InputConfig) -> Result<LoadOptions> {
+        let max_rejected = self.max_rejected.or(file.max_rejected).unwrap_or(0.01);
+        if !(0.0..=1.0).contains(&max_rejected) {
             return Err(usage("--max-rejected must be between 0 and 1"));
         }
         Ok(LoadOptions {
-            today: match &self.today {
+            today: match self.today.as_ref().or(file.today.as_ref()) {
                 Some(t) => parse_date(t)?,
                 None => strata::date::today(),
             },
-            allow_identifiers: self.allow_identifiers,
-            max_reject_fraction: self.max_rejected,
-            skip_memory_check: self.skip_memory_check,
-            memory_limit: self.memory_limit.map(|mb| mb << 20),
+            allow_identifiers: self
+                .allow_identifiers
+                .or(file.allow_identifiers)
+                .unwrap_or(false),
+            max_reject_fraction: max_rejected,
+            skip_memory_check: self
+                .skip_memory_check
+                .or(file.skip_memory_check)
+                .unwrap_or(false),
+            memory_limit: self.memory_limit.or(file.memory_limit).map(|mb| mb << 20),
             dictionary_path: !self.no_dictionary_path,
         })
     }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use strata::config::ScoreConfig;
 use strata::disclosure::Suppression;
 use strata::lists::{ListRules, RankBy};
 use strata::publish::Destination;
@@ -20,15 +21,23 @@ use strata::scores::EfiCategory;
 /// ROOT/runs.jsonl records every run's start and end (`strata runs --root ROOT` lists them). With
 /// `--out DIR` the folder DIR is replaced as a whole. Either way a failed or killed run leaves
 /// the previous output as it was.
+///
+/// Settings can come from a file (`--config strata.toml`; the repository's strata.toml is a
+/// commented example); a flag given on the command line overrides the file.
 #[derive(clap::Args, Debug)]
-#[command(group(clap::ArgGroup::new("destination").required(true).args(["out", "root"])))]
+#[command(group(clap::ArgGroup::new("destination").args(["out", "root"])))]
 pub struct Args {
+    /// Settings file (TOML): keys named as these flags (min_age for --min-age; [input] for the
+    /// input checks). Flags given here override it; an unknown key is an error.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Cohort folder (patients.parquet, events.parquet, encounters.parquet).
     #[arg(long)]
-    pub cohort: PathBuf,
+    pub cohort: Option<PathBuf>,
     /// As-of (index) date: records after it are ignored (they are outcomes in a back-test).
+    /// Default: today (UTC).
     #[arg(long, value_name = "YYYY-MM-DD")]
-    pub as_of: String,
+    pub as_of: Option<String>,
     /// Output folder; replaced atomically.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -38,15 +47,16 @@ pub struct Args {
     /// Models folder (code lists, weights). Default: $STRATA_MODELS, ./models, or the built-in.
     #[arg(long)]
     pub models: Option<PathBuf>,
-    /// Youngest age listed and counted.
-    #[arg(long, default_value_t = 65)]
-    pub min_age: i32,
-    /// Mildest eFI category listed: fit, mild, moderate or severe.
-    #[arg(long, default_value = "mild")]
-    pub min_category: String,
-    /// Round summary counts to the nearest 5 as well as suppressing 1-7 (for publication).
+    /// Youngest age listed and counted [default: 65].
     #[arg(long)]
-    pub publication: bool,
+    pub min_age: Option<i32>,
+    /// Mildest eFI category listed: fit, mild, moderate or severe [default: mild].
+    #[arg(long)]
+    pub min_category: Option<String>,
+    /// Round summary counts to the nearest 5 as well as suppressing 1-7 (for publication).
+    /// `--publication=false` turns off a `publication = true` in the settings file.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    pub publication: Option<bool>,
     #[command(flatten)]
     pub risk: RiskArgs,
     /// The previous run to say what changed since (new on a list, up or down a category,
@@ -72,9 +82,9 @@ pub struct RiskArgs {
     #[arg(long, conflicts_with = "risk_models")]
     pub no_risk_models: bool,
     /// Order the lists by `frailty` (eFI category, deficits, HFRS) or by a model's probability:
-    /// emergency_admission, falls_admission or death.
-    #[arg(long, default_value = "frailty")]
-    pub rank_by: String,
+    /// emergency_admission, falls_admission or death [default: frailty].
+    #[arg(long)]
+    pub rank_by: Option<String>,
     /// When ranking by a model, also list eligible people in this band of it or above, however
     /// frail: low, moderate, high (top 5% of the PCN; the default then) or very_high (top 1%).
     #[arg(long, value_name = "BAND")]
@@ -92,6 +102,26 @@ pub struct RiskArgs {
 }
 
 impl RiskArgs {
+    /// These flags laid over a settings file: a flag given wins (`--risk-models` also over the
+    /// file's `no_risk_models`), then the file.
+    pub fn over(&self, file: &ScoreConfig) -> RiskArgs {
+        let given = !self.risk_models.is_empty();
+        RiskArgs {
+            risk_models: if given {
+                self.risk_models.clone()
+            } else {
+                file.risk_models.clone().unwrap_or_default()
+            },
+            no_risk_models: self.no_risk_models
+                || (!given && file.no_risk_models.unwrap_or(false)),
+            rank_by: self.rank_by.clone().or_else(|| file.rank_by.clone()),
+            list_risk_band: self
+                .list_risk_band
+                .clone()
+                .or_else(|| file.list_risk_band.clone()),
+        }
+    }
+
     /// The cards to apply, given the models folder.
     pub fn paths(&self, models: &std::path::Path) -> Vec<PathBuf> {
         if self.no_risk_models {
@@ -107,7 +137,8 @@ impl RiskArgs {
 
     /// List rules with the ranking and the risk band applied.
     pub fn rules(&self, mut rules: ListRules) -> Result<ListRules> {
-        rules.rank_by = RankBy::parse(&self.rank_by).ok_or_else(|| {
+        let rank_by = self.rank_by.as_deref().unwrap_or("frailty");
+        rules.rank_by = RankBy::parse(rank_by).ok_or_else(|| {
             super::usage("--rank-by must be frailty, emergency_admission, falls_admission or death")
         })?;
         rules.min_risk_band = match (&self.list_risk_band, rules.rank_by) {
@@ -151,35 +182,84 @@ impl RiskArgs {
 
 /// Run the subcommand.
 pub fn run(a: Args) -> Result<i32> {
-    let opts = options(&a)?;
+    let file = settings_file(&a)?;
+    if let Some(n) = file.threads {
+        // `--threads` on the command line has already sized the pool, and then wins.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global();
+    }
+    let opts = options_over(&a, &file)?;
     let m = run::score(&opts)?;
     print_manifest(&m, &opts.out.folder(&m.as_of));
     Ok(0)
 }
 
-/// Library options from the arguments.
-pub fn options(a: &Args) -> Result<ScoreOptions> {
-    let min_category = EfiCategory::parse(&a.min_category)
+/// The settings file named by `--config`, or no settings.
+pub fn settings_file(a: &Args) -> Result<ScoreConfig> {
+    match &a.config {
+        Some(path) => ScoreConfig::load(path).map_err(|e| super::usage(e.to_string())),
+        None => Ok(ScoreConfig::default()),
+    }
+}
+
+/// Library options from the arguments laid over a settings file: a flag given wins, then the
+/// file, then the default.
+pub fn options_over(a: &Args, file: &ScoreConfig) -> Result<ScoreOptions> {
+    let min_category = a
+        .min_category
+        .as_deref()
+        .or(file.min_category.as_deref())
+        .unwrap_or("mild");
+    let min_category = EfiCategory::parse(min_category)
         .ok_or_else(|| super::usage("--min-category must be fit, mild, moderate or severe"))?;
-    let models = super::models_dir(&a.models);
+    let cohort = a
+        .cohort
+        .clone()
+        .or_else(|| file.cohort.clone())
+        .ok_or_else(|| super::usage("give --cohort DIR (or cohort in the --config file)"))?;
+    let out = match (&a.out, &a.root, &file.out, &file.root) {
+        (Some(out), _, _, _) => Destination::Folder(out.clone()),
+        (None, Some(root), _, _) => Destination::Root(root.clone()),
+        (None, None, Some(_), Some(_)) => {
+            return Err(super::usage(
+                "the --config file gives both out and root; keep one",
+            ))
+        }
+        (None, None, Some(out), None) => Destination::Folder(out.clone()),
+        (None, None, None, Some(root)) => Destination::Root(root.clone()),
+        (None, None, None, None) => {
+            return Err(super::usage(
+                "give --root ROOT or --out DIR (or root in the --config file)",
+            ))
+        }
+    };
+    let as_of = match a.as_of.as_ref().or(file.as_of.as_ref()) {
+        Some(d) => super::parse_date(d)?,
+        None => strata::date::today(),
+    };
+    let previous = previous_run(
+        &out,
+        as_of,
+        &a.previous.clone().or_else(|| file.previous.clone()),
+        a.no_compare || (a.previous.is_none() && file.no_compare.unwrap_or(false)),
+    );
+    let models = super::models_dir(&a.models.clone().or_else(|| file.models.clone()));
+    let risk = a.risk.over(file);
     Ok(ScoreOptions {
-        cohort: a.cohort.clone(),
-        out: match (&a.out, &a.root) {
-            (_, Some(root)) => Destination::Root(root.clone()),
-            (Some(out), None) => Destination::Folder(out.clone()),
-            (None, None) => return Err(super::usage("give --out DIR or --root ROOT")),
-        },
-        as_of: super::parse_date(&a.as_of)?,
-        risk_models: a.risk.paths(&models),
-        previous: previous_run(&a.out, &a.previous, a.no_compare),
+        cohort,
+        out,
+        as_of,
+        risk_models: risk.paths(&models),
+        previous,
         models,
-        load: a.input.options()?,
-        rules: a.risk.rules(ListRules {
-            min_age: a.min_age,
+        load: a.input.options_over(&file.input)?,
+        rules: risk.rules(ListRules {
+            min_age: a.min_age.or(file.min_age).unwrap_or(65),
             min_category,
             ..Default::default()
         })?,
-        suppression: if a.publication {
+        suppression: if a.publication.or(file.publication).unwrap_or(false) {
             Suppression::publication()
         } else {
             Suppression::default()
@@ -187,10 +267,31 @@ pub fn options(a: &Args) -> Result<ScoreOptions> {
     })
 }
 
-/// The previous run to compare with: the flag, else `out` (a first run finds nothing there and
-/// says so).
-pub fn previous_run(out: &std::path::Path, flag: &Option<PathBuf>, off: bool) -> Option<PathBuf> {
-    (!off).then(|| flag.clone().unwrap_or_else(|| out.to_path_buf()))
+/// The previous run to compare with: the flag, else the folder being replaced (`--out`), or in an
+/// output root the newest run before this as-of date, else the run of this date being replaced
+/// (a first run finds nothing there and says so).
+pub fn previous_run(
+    out: &Destination,
+    as_of: i32,
+    flag: &Option<PathBuf>,
+    off: bool,
+) -> Option<PathBuf> {
+    (!off).then(|| {
+        flag.clone().unwrap_or_else(|| match out {
+            Destination::Folder(dir) => dir.clone(),
+            Destination::Root(root) => {
+                let day = strata::date::format_days(as_of);
+                strata::history::previous_run(root, &day).unwrap_or_else(|| {
+                    let same = root.join(&day);
+                    if same.join("manifest.json").is_file() {
+                        same
+                    } else {
+                        root.clone()
+                    }
+                })
+            }
+        })
+    })
 }
 
 /// Print what a run did.
