@@ -21,8 +21,14 @@ fn git(args: &[&str]) -> Option<String> {
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // Only strata's own repository: a copy vendored inside another repository is not at the top
+    // of one, and that repository's commit would say nothing about strata's code.
+    let own_repo = git(&["rev-parse", "--show-toplevel"])
+        .and_then(|top| std::fs::canonicalize(top).ok())
+        .zip(std::fs::canonicalize(env!("CARGO_MANIFEST_DIR")).ok())
+        .is_some_and(|(top, here)| top == here);
     let commit = git(&["rev-parse", "HEAD"])
-        .filter(|c| c.len() >= 40 && c.bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter(|c| own_repo && c.len() >= 40 && c.bytes().all(|b| b.is_ascii_hexdigit()))
         .unwrap_or_else(|| "unknown".to_string());
     println!("cargo:rustc-env=STRATA_GIT_COMMIT={commit}");
     // Build again when HEAD moves: HEAD itself (a checkout), the branch it points at (a commit)

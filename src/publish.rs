@@ -77,7 +77,7 @@ pub struct Written {
 
 /// Record `rel` (a file under `dir` holding `rows` data rows) for the manifest.
 pub fn record(dir: &Path, rel: &str, rows: usize) -> Result<Written, OutputError> {
-    pause_point(&format!("wrote {rel}"));
+    pause_point("wrote");
     let path = dir.join(rel);
     let bytes = std::fs::read(&path).map_err(io_err(&path))?;
     Ok(Written {
@@ -400,7 +400,8 @@ pub const PAUSE_ENV: &str = "STRATA_TEST_PAUSE_AT";
 /// A named point of publication where tests kill the process: in debug builds only, when
 /// `STRATA_TEST_PAUSE_AT` names this stage, print `strata: paused at <stage>` to stderr and
 /// sleep until killed. Release builds never pause. Stages, in order: `created` (empty temporary
-/// folder), `wrote <file>` (each output file; see [`record`]), `filled` (complete temporary
+/// folder), `wrote` (an output file written, others maybe not yet; see [`record`]), `filled`
+/// (complete temporary
 /// folder), `swapped` (new folder in place, old one not yet removed), `published` (before
 /// `latest` moves), `linked` (new symlink made, not yet renamed over `latest`).
 pub fn pause_point(stage: &str) {
@@ -419,4 +420,71 @@ fn is_empty_dir(p: &Path) -> bool {
     std::fs::read_dir(p)
         .map(|mut d| d.next().is_none())
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("strata-publish-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn replacing_a_folder_swaps_it_in_one_step() {
+        let d = scratch("swap");
+        let (new, dest, aside) = (d.join("new"), d.join("dest"), d.join("aside"));
+        std::fs::create_dir_all(&new).unwrap();
+        std::fs::create_dir_all(&dest).unwrap();
+        std::fs::write(new.join("f"), b"new").unwrap();
+        std::fs::write(dest.join("f"), b"old").unwrap();
+        let old = replace_dir(&new, &dest, &aside).unwrap();
+        // An exchange: the old folder now has the new one's name; nothing was renamed aside,
+        // so `dest` was never missing.
+        assert_eq!(old.as_deref(), Some(new.as_path()));
+        assert!(!aside.exists());
+        assert_eq!(std::fs::read(dest.join("f")).unwrap(), b"new");
+        assert_eq!(std::fs::read(new.join("f")).unwrap(), b"old");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn temporary_names_carry_their_process_and_are_never_dates() {
+        assert_eq!(tmp_owner(".tmp-2025-04-01-123-456"), Some(123));
+        assert_eq!(tmp_owner(".tmp-latest-9-1"), Some(9));
+        assert_eq!(tmp_owner(".tmp--9-1"), None);
+        assert_eq!(tmp_owner("2025-04-01"), None);
+        assert_eq!(tmp_owner(".tmp-x-y-1"), None);
+        let t = tmp_path(Path::new("r"), "2025-04-01");
+        let name = t.file_name().unwrap().to_string_lossy().to_string();
+        assert_eq!(tmp_owner(&name), Some(std::process::id()));
+    }
+
+    #[test]
+    fn stale_temporaries_of_dead_processes_are_removed_and_live_ones_kept() {
+        let d = scratch("stale");
+        // 4294967 is above Linux's largest pid: no such process.
+        let dead = d.join(".tmp-2025-04-01-4294967-1");
+        let mine = tmp_path(&d, "2025-04-01");
+        let link = d.join(".tmp-latest-4294967-2");
+        std::fs::create_dir_all(dead.join("lists")).unwrap();
+        std::fs::create_dir_all(&mine).unwrap();
+        std::fs::create_dir_all(d.join("2025-04-01")).unwrap();
+        symlink_dir(Path::new("2025-04-01"), &link).unwrap();
+        let removed = clean_stale(&d, "");
+        #[cfg(unix)]
+        {
+            assert_eq!(removed, 2);
+            assert!(!dead.exists() && std::fs::symlink_metadata(&link).is_err());
+        }
+        #[cfg(not(unix))]
+        assert_eq!(removed, 0);
+        assert!(mine.is_dir(), "a live process's folder is kept");
+        assert!(d.join("2025-04-01").is_dir(), "runs are never touched");
+        let _ = std::fs::remove_dir_all(&d);
+    }
 }
