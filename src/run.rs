@@ -222,7 +222,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
     lap("protect", &mut seconds);
     let count = |s: Status| scored.status.iter().filter(|&&x| x == s).count() as u64;
     let mut manifest = Manifest {
-        strata_version: provenance::VERSION.to_string(),
+        strata_version: env!("CARGO_PKG_VERSION").to_string(),
         git_commit: provenance::GIT_COMMIT.to_string(),
         config: opts.clone(),
         input_files: input_hashes.finish()?,
