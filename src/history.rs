@@ -95,7 +95,9 @@ pub struct RunRecord {
 /// Run `f`, a run at `as_of` published to `dest`, recording its start and end in the root's
 /// history when `dest` is an output root (a plain folder keeps no history). `counts` gives a
 /// successful run's patients and listed. The start line is written before `f` runs, so a run
-/// that fails or is killed is still on record.
+/// that fails or is killed is still on record. If the end line cannot be written, a run that
+/// otherwise succeeded returns that error: its folder and `latest` are in place, but the history
+/// would call it incomplete, and a scheduler should hear about it.
 pub fn logged<T, E>(
     dest: &Destination,
     as_of: &str,
