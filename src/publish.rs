@@ -143,7 +143,9 @@ pub fn publish_to<T, E: From<OutputError>>(
 /// Publish a run into an output root: clean up what dead runs left, build `root/<name>`
 /// atomically with [`publish`] (replacing an earlier run of the same name in one step), then
 /// move `root/latest` to it with [`point_latest`]. `latest` never moves unless the folder is
-/// complete and in place.
+/// complete and in place, and never backwards: a run for an earlier as-of date than the one
+/// `latest` points at (a back-test) is published beside it and leaves `latest` alone (names are
+/// as-of dates, `YYYY-MM-DD`, which sort as they read).
 pub fn publish_run<T, E: From<OutputError>>(
     root: &Path,
     name: &str,
@@ -153,7 +155,9 @@ pub fn publish_run<T, E: From<OutputError>>(
     clean_stale(root, "");
     let value = publish(&root.join(name), fill)?;
     pause_point("published");
-    point_latest(root, name).map_err(E::from)?;
+    if latest(root).is_none_or(|current| current.as_str() <= name) {
+        point_latest(root, name).map_err(E::from)?;
+    }
     Ok(value)
 }
 

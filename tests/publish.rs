@@ -193,6 +193,10 @@ fn a_run_goes_to_its_as_of_folder_and_latest_follows_successful_runs() {
     assert_eq!(latest(&root), "2025-05-01");
     // The earlier run stays.
     assert_complete(&root.join("2025-04-01"));
+    // A back-test at an earlier date is published beside them; latest does not go backwards.
+    score_root(&root, "2025-03-01", &[]);
+    assert_complete(&root.join("2025-03-01"));
+    assert_eq!(latest(&root), "2025-05-01");
     // A failed run (truncated events file) publishes nothing and leaves latest alone.
     let broken = d.path().join("broken");
     std::fs::create_dir_all(&broken).unwrap();

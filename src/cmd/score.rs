@@ -17,7 +17,8 @@ use strata::scores::EfiCategory;
 /// file). Use it for the nightly batch.
 ///
 /// With `--root ROOT` (for schedulers) the run is written to ROOT/<as-of>/ (a rerun of the same
-/// as-of date replaces it in one step) and ROOT/latest is moved to it only once it is complete;
+/// as-of date replaces it in one step) and ROOT/latest is moved to it only once it is complete
+/// (and never back to an earlier as-of date);
 /// ROOT/runs.jsonl records every run's start and end (`strata runs --root ROOT` lists them). With
 /// `--out DIR` the folder DIR is replaced as a whole. Either way a failed or killed run leaves
 /// the previous output as it was.
