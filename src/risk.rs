@@ -259,6 +259,8 @@ pub struct AppliedModel {
     pub path: String,
     /// FNV-1a 64-bit hash of the card's bytes, hex.
     pub fnv1a64: String,
+    /// SHA-256 of the card's bytes, hex.
+    pub sha256: String,
     /// Size in bytes.
     pub bytes: u64,
     /// The card's training window (`start` to `end`).
@@ -438,6 +440,7 @@ fn load_one(path: &Path, table: &[String], defs: &Definitions) -> Result<RiskMod
             },
             path: path.display().to_string(),
             fnv1a64: format!("{:016x}", fnv1a64(&bytes)),
+            sha256: crate::provenance::sha256_hex(&bytes),
             bytes: bytes.len() as u64,
             trained_on: format!(
                 "{} to {}",

@@ -25,7 +25,7 @@ fn the_file_sets_the_run_and_flags_override_it() {
         d.path(),
         &format!(
             "cohort = {:?}\nas_of = \"2025-04-01\"\nroot = \"runs\"\nmin_age = 70\n\
-             min_category = \"moderate\"\npublication = true\n\n[input]\ntoday = \"2030-06-30\"\n\
+             min_category = \"moderate\"\npublication = true\nrank_by = \"death\"\n\n[input]\ntoday = \"2030-06-30\"\n\
              max_rejected = 0.05\n",
             cohort.to_str().unwrap()
         ),
@@ -41,6 +41,7 @@ fn the_file_sets_the_run_and_flags_override_it() {
     assert_eq!(c["load"]["today"], "2030-06-30");
     assert_eq!(c["load"]["max_reject_fraction"], 0.05);
     assert_eq!(c["out"]["root"], d.path().join("runs").to_str().unwrap());
+    assert_eq!(c["rules"]["rank_by"]["risk"], "death", "{c}");
     audit::assert_protected(&dir, 5);
 
     // Every setting given as a flag wins over the file.
@@ -62,6 +63,8 @@ fn the_file_sets_the_run_and_flags_override_it() {
         "2030-07-01",
         "--max-rejected",
         "0.02",
+        "--rank-by",
+        "frailty",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let m = manifest(&out);
@@ -73,6 +76,7 @@ fn the_file_sets_the_run_and_flags_override_it() {
     assert_eq!(c["load"]["today"], "2030-07-01");
     assert_eq!(c["load"]["max_reject_fraction"], 0.02);
     assert_eq!(c["out"]["folder"], out.to_str().unwrap());
+    assert_eq!(c["rules"]["rank_by"], "frailty", "{c}");
     // The file's settings a flag did not override still apply (its cohort).
     assert_eq!(c["cohort"], cohort.to_str().unwrap());
     audit::assert_protected(&out, 1);

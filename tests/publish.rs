@@ -386,6 +386,13 @@ fn manifest_records_sha256_of_inputs_models_and_outputs_the_build_and_the_config
         let bytes = std::fs::read(models_dir().join(f["path"].as_str().unwrap())).unwrap();
         assert_eq!(f["sha256"].as_str().unwrap(), sha256(&bytes), "{f}");
     }
+    // Risk model cards: every one applied (the models folder's risk/ by default), hashed.
+    let cards = m["risk_models"].as_array().unwrap();
+    assert!(!cards.is_empty(), "the default cards are applied");
+    for f in cards {
+        let bytes = std::fs::read(f["path"].as_str().unwrap()).unwrap();
+        assert_eq!(f["sha256"].as_str().unwrap(), sha256(&bytes), "{f}");
+    }
     // Outputs: every file but the manifest, hashed (assert_complete checks each hash).
     assert_complete(&dir);
     assert!(m["outputs"].as_array().unwrap().len() >= 10);

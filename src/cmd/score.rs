@@ -113,8 +113,7 @@ impl RiskArgs {
             } else {
                 file.risk_models.clone().unwrap_or_default()
             },
-            no_risk_models: self.no_risk_models
-                || (!given && file.no_risk_models.unwrap_or(false)),
+            no_risk_models: self.no_risk_models || (!given && file.no_risk_models.unwrap_or(false)),
             rank_by: self.rank_by.clone().or_else(|| file.rank_by.clone()),
             list_risk_band: self
                 .list_risk_band
