@@ -65,6 +65,12 @@ pub struct ScoreConfig {
     pub rank_by: Option<String>,
     /// When ranking by a model, the band of it that is also listed (`--list-risk-band`).
     pub list_risk_band: Option<String>,
+    /// When ranking by a model, also list everyone at or above this probability (`--min-risk`).
+    pub min_risk: Option<f64>,
+    /// Keep only the top N of each PCN's list (`--top`).
+    pub top: Option<u32>,
+    /// Keep only the top X% of each PCN's eligible population (`--top-percent`).
+    pub top_percent: Option<f64>,
     /// Input checks.
     #[serde(default)]
     pub input: InputConfig,

@@ -25,7 +25,7 @@ fn the_file_sets_the_run_and_flags_override_it() {
         d.path(),
         &format!(
             "cohort = {:?}\nas_of = \"2025-04-01\"\nroot = \"runs\"\nmin_age = 70\n\
-             min_category = \"moderate\"\npublication = true\nrank_by = \"death\"\n\n[input]\ntoday = \"2030-06-30\"\n\
+             min_category = \"moderate\"\npublication = true\nrank_by = \"death\"\ntop = 10\n\n[input]\ntoday = \"2030-06-30\"\n\
              max_rejected = 0.05\n",
             cohort.to_str().unwrap()
         ),
@@ -42,6 +42,13 @@ fn the_file_sets_the_run_and_flags_override_it() {
     assert_eq!(c["load"]["max_reject_fraction"], 0.05);
     assert_eq!(c["out"]["root"], d.path().join("runs").to_str().unwrap());
     assert_eq!(c["rules"]["rank_by"]["risk"], "death", "{c}");
+    assert_eq!(c["rules"]["top"], 10, "{c}");
+    for f in std::fs::read_dir(dir.join("lists")).unwrap() {
+        let p = f.unwrap().path();
+        if p.extension().is_some_and(|e| e == "csv") {
+            assert!(read_csv(&p).height() <= 10, "{}", p.display());
+        }
+    }
     audit::assert_protected(&dir, 5);
 
     // Every setting given as a flag wins over the file.
@@ -65,6 +72,8 @@ fn the_file_sets_the_run_and_flags_override_it() {
         "0.02",
         "--rank-by",
         "frailty",
+        "--top-percent",
+        "5",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let m = manifest(&out);
@@ -77,6 +86,9 @@ fn the_file_sets_the_run_and_flags_override_it() {
     assert_eq!(c["load"]["max_reject_fraction"], 0.02);
     assert_eq!(c["out"]["folder"], out.to_str().unwrap());
     assert_eq!(c["rules"]["rank_by"], "frailty", "{c}");
+    // --top-percent replaces the file's top: the two are one setting.
+    assert_eq!(c["rules"]["top"], serde_json::Value::Null, "{c}");
+    assert_eq!(c["rules"]["top_percent"], 5.0, "{c}");
     // The file's settings a flag did not override still apply (its cohort).
     assert_eq!(c["cohort"], cohort.to_str().unwrap());
     audit::assert_protected(&out, 1);
@@ -89,6 +101,7 @@ fn an_unknown_key_is_an_error_that_names_it() {
         ("min_agee = 70\n", "min_agee"),
         ("[input]\nmax_rejectd = 0.1\n", "max_rejectd"),
         ("[lists]\ntop = 10\n", "lists"),
+        ("top_n = 10\n", "top_n"),
     ] {
         let cfg = write_config(d.path(), text);
         let o = strata(&[

@@ -119,6 +119,18 @@ impl RiskArgs {
                 .list_risk_band
                 .clone()
                 .or_else(|| file.list_risk_band.clone()),
+            min_risk: self.min_risk.or(file.min_risk),
+            // --top and --top-percent are one setting: either flag replaces both keys.
+            top: if self.top.is_some() || self.top_percent.is_some() {
+                self.top
+            } else {
+                file.top
+            },
+            top_percent: if self.top.is_some() || self.top_percent.is_some() {
+                self.top_percent
+            } else {
+                file.top_percent
+            },
         }
     }
 
@@ -238,6 +250,11 @@ pub fn options_over(a: &Args, file: &ScoreConfig) -> Result<ScoreOptions> {
         Some(d) => super::parse_date(d)?,
         None => strata::date::today(),
     };
+    if file.top.is_some() && file.top_percent.is_some() {
+        return Err(super::usage(
+            "the --config file gives both top and top_percent; keep one",
+        ));
+    }
     let previous = previous_run(
         &out,
         as_of,
