@@ -105,10 +105,16 @@ impl ScoreConfig {
         })?;
         let base = path.parent().unwrap_or(Path::new(""));
         let cards = c.risk_models.iter_mut().flatten();
-        for p in [&mut c.cohort, &mut c.root, &mut c.out, &mut c.models, &mut c.previous]
-            .into_iter()
-            .flatten()
-            .chain(cards)
+        for p in [
+            &mut c.cohort,
+            &mut c.root,
+            &mut c.out,
+            &mut c.models,
+            &mut c.previous,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(cards)
         {
             if p.is_relative() {
                 *p = base.join(&*p);

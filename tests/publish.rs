@@ -185,18 +185,39 @@ fn assert_intact(root: &Path, prev: &str, before: &[(String, Vec<u8>)], killed: 
 fn a_run_goes_to_its_as_of_folder_and_latest_follows_successful_runs() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("root");
+    let compared = |as_of: &str| {
+        manifest(&root.join(as_of))["compared_with"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
     score_root(&root, "2025-04-01", &[]);
     assert_eq!(latest(&root), "2025-04-01");
     assert_complete(&root.join("2025-04-01"));
     assert!(root.join("latest/lists").is_dir());
+    assert!(compared("2025-04-01").contains("no previous run"));
     score_root(&root, "2025-05-01", &[]);
     assert_eq!(latest(&root), "2025-05-01");
+    // The previous run is found in the root: the newest before this date.
+    assert!(
+        compared("2025-05-01").contains("2025-04-01"),
+        "{}",
+        compared("2025-05-01")
+    );
     // The earlier run stays.
     assert_complete(&root.join("2025-04-01"));
     // A back-test at an earlier date is published beside them; latest does not go backwards.
     score_root(&root, "2025-03-01", &[]);
     assert_complete(&root.join("2025-03-01"));
     assert_eq!(latest(&root), "2025-05-01");
+    assert!(compared("2025-03-01").contains("no previous run"));
+    // A rerun is compared with the run before its date, not with the run it replaces.
+    score_root(&root, "2025-05-01", &[]);
+    assert!(
+        compared("2025-05-01").contains("2025-04-01"),
+        "{}",
+        compared("2025-05-01")
+    );
     // A failed run (truncated events file) publishes nothing and leaves latest alone.
     let broken = d.path().join("broken");
     std::fs::create_dir_all(&broken).unwrap();
@@ -238,6 +259,9 @@ fn a_run_goes_to_its_as_of_folder_and_latest_follows_successful_runs() {
 fn a_run_killed_at_any_step_leaves_the_previous_run_and_latest_intact() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("root");
+    // Twice: a rerun is compared with the run it replaces, so from the second on the outputs of
+    // a rerun are the same (what changed: nothing).
+    score_root(&root, "2025-04-01", &[]);
     score_root(&root, "2025-04-01", &[]);
     let before = tree_bytes(&root.join("2025-04-01"));
     // A new as-of date, killed at every step of publication.
@@ -317,6 +341,8 @@ fn a_run_killed_at_any_step_leaves_the_previous_run_and_latest_intact() {
 fn out_folder_killed_after_the_swap_is_complete_and_cleaned_next_time() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("out");
+    // Twice, so that the run killed below compares like with like (see above).
+    assert!(score_into(&cohort(), &out, &[]).status.success());
     assert!(score_into(&cohort(), &out, &[]).status.success());
     let before = outputs_of(&out);
     let mut child = command(&[
@@ -446,6 +472,9 @@ fn reruns_and_thread_counts_give_byte_identical_outputs_and_manifests_apart_from
     let d = tempfile::tempdir().unwrap();
     let root = d.path().join("root");
     let dir = root.join("2025-04-01");
+    // A first run has nothing to compare with; the reruns below are all compared with the run
+    // they replace, so they are like for like.
+    score_root(&root, "2025-04-01", &[]);
     score_root(&root, "2025-04-01", &["--threads", "1"]);
     let (files1, manifest1) = (outputs_of(&dir), before_timings(&dir));
     // The same run again at 1 thread, replacing the first: identical, timings aside.

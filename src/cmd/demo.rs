@@ -43,12 +43,13 @@ pub fn run(a: Args) -> Result<i32> {
         println!("  {} events, {} encounters", s.events, s.encounters);
     }
     let dest = Destination::Root(root.clone());
+    let previous = super::score::previous_run(&dest, synth::default_as_of(), &None, false);
     let opts = ScoreOptions {
         cohort,
         out: dest,
         as_of: synth::default_as_of(),
         risk_models: a.risk.paths(&models_dir),
-        previous: super::score::previous_run(&dest, synth::default_as_of(), &None, false),
+        previous,
         models: models_dir,
         load: Default::default(),
         rules: a.risk.rules(ListRules::default())?,
