@@ -14,7 +14,7 @@ use std::ffi::CStr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use polars::prelude::{CompatLevel, DataFrame, PolarsError};
+use polars::prelude::{Column, CompatLevel, DataFrame, PolarsError, PolarsResult, Series};
 use polars_arrow::array::StructArray;
 use polars_arrow::datatypes::{ArrowDataType, ArrowSchema, Field as ArrowField};
 use polars_arrow::ffi;
@@ -172,6 +172,14 @@ fn read_stream(stream: ffi::ArrowArrayStream, what: &str) -> Result<ArrowTable, 
             )));
         }
         batches.push(RecordBatch::try_new(length, schema.clone(), values)?);
+    }
+    if batches.is_empty() {
+        // No rows: one empty batch keeps the columns, so the schema is still checked.
+        let empty = fields
+            .iter()
+            .map(|f| polars_arrow::array::new_empty_array(f.dtype.clone()))
+            .collect();
+        batches.push(RecordBatch::try_new(0, schema, empty)?);
     }
     Ok(batches)
 }
@@ -619,6 +627,54 @@ fn protect_tables<'py>(
     Ok((PyBytes::new(py, &s), PyBytes::new(py, &e)))
 }
 
+/// A frame from imported record batches (buffers shared): each column is the batches' arrays
+/// as chunks.
+fn frame_of(batches: ArrowTable) -> Result<DataFrame, Failure> {
+    let Some(first) = batches.first() else {
+        return Ok(DataFrame::empty());
+    };
+    let schema = first.schema().clone();
+    let height = batches.iter().map(|b| b.height()).sum();
+    let mut arrays: Vec<Vec<Box<dyn polars_arrow::array::Array>>> = vec![Vec::new(); schema.len()];
+    for b in batches {
+        for (col, a) in arrays.iter_mut().zip(b.into_arrays()) {
+            col.push(a);
+        }
+    }
+    let columns = schema
+        .iter_values()
+        .zip(arrays)
+        .map(|(field, arrs)| Series::try_from((field, arrs)).map(Column::from))
+        .collect::<PolarsResult<Vec<Column>>>()?;
+    Ok(DataFrame::new(height, columns)?)
+}
+
+/// The bytes of an Arrow table written by strata's own writer for `format` (`csv` or
+/// `parquet`): how the Spark job writes `scores.parquet` and `rejects.csv` exactly as the binary
+/// does, from rows put together across partitions.
+#[pyfunction]
+fn encode_table<'py>(
+    py: Python<'py>,
+    table: &Bound<'py, PyAny>,
+    format: &str,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let writer: &dyn TableWriter = match format {
+        "csv" => &output::csv::Csv,
+        "parquet" => &output::parquet::Parquet,
+        other => {
+            return Err(
+                Failure::Argument(format!("format: '{other}' is not csv or parquet")).into(),
+            )
+        }
+    };
+    let batches = import_stream(table, "table")?;
+    let bytes = py.detach(move || -> Result<Vec<u8>, Failure> {
+        let mut df = frame_of(batches)?;
+        encode(writer, &mut df)
+    })?;
+    Ok(PyBytes::new(py, &bytes))
+}
+
 /// A PCN code as the file stem of its list (the binary's rule; the caller adds `~2`, `~3`, ...
 /// when two codes clean up to the same stem, in PCN code order).
 #[pyfunction]
@@ -638,6 +694,7 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(protect_tables, m)?)?;
     m.add_function(wrap_pyfunction!(file_stem, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_table, m)?)?;
     m.add_function(wrap_pyfunction!(default_models, m)?)?;
     m.add_class::<ArrowStream>()?;
     m.add_class::<Scoring>()?;

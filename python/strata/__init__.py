@@ -27,6 +27,7 @@ from ._strata import (
     Scoring,
     __version__,
     default_models,
+    encode_table,
     file_stem,
     protect_tables,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "default_models",
     "file_stem",
     "protect_tables",
+    "encode_table",
     "__version__",
 ]
 
