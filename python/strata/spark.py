@@ -222,6 +222,9 @@ def _session(master: Optional[str], app: str = "strata"):
     b = SparkSession.builder.appName(app)
     if master:
         b = b.master(master)
+    if master and master.startswith("local"):
+        # A few shuffle partitions suit one machine (Spark's default of 200 is for clusters).
+        b = b.config("spark.sql.shuffle.partitions", "4")
     b = b.config("spark.sql.session.timeZone", "UTC")
     b = b.config("spark.ui.enabled", "false")
     return b.getOrCreate()

@@ -1,0 +1,179 @@
+"""``strata.spark`` on a real local Spark (``local[2]``) against the binary: the lists,
+``summary.csv``, ``equity.csv``, ``rejects.csv`` and ``scores.parquet`` byte for byte, on the
+fixture cohort, a synthetic cohort and a cohort with bad rows; and the whole-cohort checks.
+
+Needs pyspark and a Java runtime. Skipped without them unless ``STRATA_REQUIRE_SPARK=1`` (CI
+sets it, so a missing install fails there instead of passing quietly).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import AS_OF, FIXTURE, TODAY, run_binary, strata_bin
+
+REQUIRED = os.environ.get("STRATA_REQUIRE_SPARK") == "1"
+
+try:
+    import pyspark  # noqa: F401
+    HAVE_SPARK = shutil.which("java") is not None or bool(os.environ.get("JAVA_HOME"))
+except ImportError:
+    HAVE_SPARK = False
+
+if not HAVE_SPARK:
+    if REQUIRED:
+        raise RuntimeError("STRATA_REQUIRE_SPARK=1 but pyspark or java is missing")
+    pytest.skip("pyspark or java not installed", allow_module_level=True)
+
+import strata.spark as sj  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def spark():
+    s = sj._session("local[2]", app="strata-tests")
+    s.sparkContext.setLogLevel("ERROR")
+    yield s
+    s.stop()
+
+
+def engines(spark) -> list[str]:
+    return ["group", "map"] if sj._spark_version(spark) >= (4, 0) else ["map"]
+
+
+def files(d: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(d)): p.read_bytes()
+        for p in sorted(d.rglob("*"))
+        if p.is_file() and p.name != "manifest.json"
+    }
+
+
+def assert_same_outputs(binary: Path, spark_out: Path) -> None:
+    want, got = files(binary), files(spark_out)
+    assert sorted(got) == sorted(want)
+    for name in want:
+        assert got[name] == want[name], f"{name} differs from the binary's"
+    # scores.parquet row for row too (implied by the bytes; said for the reader).
+    assert pq.read_table(spark_out / "scores.parquet").equals(pq.read_table(binary / "scores.parquet"))
+
+
+def run_both(spark, cohort: Path, tmp: Path, engine: str) -> tuple[Path, Path, dict]:
+    binary = tmp / "binary"
+    run_binary(cohort, binary)
+    out = tmp / f"spark-{engine}"
+    manifest = sj.score(str(cohort), AS_OF, str(out), spark=spark, today=TODAY, engine=engine)
+    return binary, out, manifest
+
+
+def test_fixture_cohort_equals_the_binary_byte_for_byte(spark, tmp_path):
+    for engine in engines(spark):
+        binary, out, m = run_both(spark, FIXTURE, tmp_path, engine)
+        assert_same_outputs(binary, out)
+        assert m["patients"] == 2000 and m["listed"] == 162
+        assert m["today"] == TODAY
+        assert sorted(p.name for p in (out / "lists").iterdir()) == sorted(
+            p.name for p in (binary / "lists").iterdir()
+        )
+
+
+def test_synthetic_cohort_equals_the_binary(spark, tmp_path):
+    cohort = tmp_path / "synth"
+    r = subprocess.run(
+        [str(strata_bin()), "synth", "--patients", "3000", "--pcns", "5", "--seed", "11",
+         "--out", str(cohort)],
+        capture_output=True, text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    binary, out, m = run_both(spark, cohort, tmp_path, "auto")
+    assert_same_outputs(binary, out)
+    assert len(list((out / "lists").glob("*.csv"))) == 5
+
+
+def dirty_cohort(d: Path) -> Path:
+    """The fixture with bad rows at the start and end of events and encounters: unknown and
+    null patients (the driver's anti-join), an unknown code system, a date after today, a null
+    code, an end date before the start (the tasks' checks)."""
+    d.mkdir()
+    shutil.copy(FIXTURE / "patients.parquet", d / "patients.parquet")
+    e = pq.read_table(FIXTURE / "events.parquet")
+    rows = e.slice(0, 5).to_pylist()
+    rows[0]["patient_id"] = "not-a-patient"
+    rows[1]["patient_id"] = None
+    rows[2]["code_system"] = "klingon"
+    rows[3]["event_date"] = pa.scalar("2027-01-01").cast(pa.date32()).as_py()
+    rows[4]["code"] = None
+    bad = pa.Table.from_pylist(rows, schema=e.schema)
+    pq.write_table(pa.concat_tables([bad.slice(0, 2), e, bad.slice(2)]), d / "events.parquet",
+                   row_group_size=20000)
+    n = pq.read_table(FIXTURE / "encounters.parquet")
+    rows = n.slice(0, 2).to_pylist()
+    rows[0]["end_date"] = pa.scalar("2001-01-01").cast(pa.date32()).as_py()
+    rows[1]["patient_id"] = "ghost"
+    bad = pa.Table.from_pylist(rows, schema=n.schema)
+    pq.write_table(pa.concat_tables([n, bad]), d / "encounters.parquet")
+    return d
+
+
+def test_rejected_rows_are_the_binarys_in_every_detail(spark, tmp_path):
+    cohort = dirty_cohort(tmp_path / "dirty")
+    binary, out, m = run_both(spark, cohort, tmp_path, "auto")
+    assert (binary / "rejects.csv").is_file()
+    assert_same_outputs(binary, out)
+    assert m["rejected_rows"] == 7
+    inputs = {i["file"]: i["rejected"] for i in m["inputs"]}
+    assert inputs["events.parquet"] == 5 and inputs["encounters.parquet"] == 2
+
+
+def test_too_many_rejected_rows_refuse_the_cohort(spark, tmp_path):
+    cohort = dirty_cohort(tmp_path / "dirty")
+    with pytest.raises(sj.SparkJobError, match="events.parquet: 5 of 91401 rows rejected"):
+        sj.score(str(cohort), AS_OF, str(tmp_path / "out"), spark=spark, today=TODAY,
+                 max_rejected=0.00001)
+    assert not (tmp_path / "out").exists()
+
+
+def test_duplicate_pseudonyms_across_pcns_are_refused(spark, tmp_path):
+    d = tmp_path / "dup"
+    shutil.copytree(FIXTURE, d)
+    p = pq.read_table(d / "patients.parquet")
+    pcns = p.column("pcn_code").to_pylist()
+    # A copy of patient 1 in another PCN: only a whole-cohort check can see it.
+    row = p.slice(0, 1).to_pylist()[0]
+    row["pcn_code"] = next(x for x in pcns if x != row["pcn_code"])
+    pq.write_table(pa.concat_tables([p, pa.Table.from_pylist([row], schema=p.schema)]),
+                   d / "patients.parquet")
+    with pytest.raises(sj.SparkJobError, match=r"patients.parquet, column patient_id: duplicate pseudonym \(1 row; rows 2001\)"):
+        sj.score(str(d), AS_OF, str(tmp_path / "out"), spark=spark, today=TODAY)
+
+
+def test_a_schema_problem_is_refused_once_with_the_binarys_message(spark, tmp_path):
+    d = tmp_path / "noseX"
+    shutil.copytree(FIXTURE, d)
+    p = pq.read_table(d / "patients.parquet").drop_columns(["sex"])
+    pq.write_table(p, d / "patients.parquet")
+    with pytest.raises(sj.SparkJobError, match="patients.parquet, column sex: required column is missing"):
+        sj.score(str(d), AS_OF, str(tmp_path / "out"), spark=spark, today=TODAY)
+
+
+def test_the_command_line(tmp_path):
+    """``python -m strata.spark score`` end to end, in its own process and session."""
+    import sys
+
+    out = tmp_path / "out"
+    r = subprocess.run(
+        [sys.executable, "-m", "strata.spark", "score", "--cohort", str(FIXTURE), "--as-of", AS_OF,
+         "--today", TODAY, "--out", str(out), "--master", "local[2]"],
+        capture_output=True, text=True,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "scored 2000 patients" in r.stdout
+    binary = tmp_path / "binary"
+    run_binary(FIXTURE, binary)
+    assert_same_outputs(binary, out)
