@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -177,3 +178,34 @@ def test_the_command_line(tmp_path):
     binary = tmp_path / "binary"
     run_binary(FIXTURE, binary)
     assert_same_outputs(binary, out)
+
+
+def with_medications(d: Path) -> Path:
+    """The fixture with its dm+d events moved to ``medications.parquet`` (one in every five
+    given a VTM, a few with a bad date or an unknown patient, to be rejected)."""
+    d.mkdir()
+    shutil.copy(FIXTURE / "patients.parquet", d / "patients.parquet")
+    shutil.copy(FIXTURE / "encounters.parquet", d / "encounters.parquet")
+    e = pq.read_table(FIXTURE / "events.parquet")
+    e = e.cast(pa.schema([pa.field(f.name, pa.string() if pa.types.is_string_view(f.type) else f.type)
+                          for f in e.schema]))
+    is_dmd = pc.equal(e.column("code_system").cast(pa.string()), "dmd")
+    pq.write_table(e.filter(pc.invert(is_dmd)), d / "events.parquet")
+    dmd = e.filter(is_dmd)
+    rows = [
+        {"patient_id": r["patient_id"], "issue_date": r["event_date"], "dmd_code": r["code"],
+         "vtm_code": r["code"][:6] if i % 5 == 0 else None}
+        for i, r in enumerate(dmd.select(["patient_id", "event_date", "code"]).to_pylist())
+    ]
+    rows[10]["patient_id"] = "nobody"
+    rows[20]["issue_date"] = None
+    pq.write_table(pa.Table.from_pylist(rows), d / "medications.parquet")
+    return d
+
+
+def test_medications_file_equals_the_binary(spark, tmp_path):
+    cohort = with_medications(tmp_path / "meds")
+    binary, out, m = run_both(spark, cohort, tmp_path, "auto")
+    assert_same_outputs(binary, out)
+    assert m["prescriptions"] == "medications.parquet"
+    assert {i["file"]: i["rejected"] for i in m["inputs"]}["medications.parquet"] == 2
