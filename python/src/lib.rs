@@ -28,10 +28,11 @@ use strata::cohort::Cohort;
 use strata::definitions::Definitions;
 use strata::disclosure::{self, Suppression};
 use strata::input::{ArrowTable, InputError, LoadOptions};
-use strata::lists::{self, ListRules};
-use strata::output::{self, PublishedTable, TableWriter};
+use strata::lists::{self, ListRules, RankBy};
+use strata::output::{self, PublishedTable, RiskColumns, TableWriter};
 use strata::population::Status;
 use strata::results::Scored;
+use strata::risk::{self, Explainer, ModelRisk, RiskBand, RiskModel};
 use strata::run::score_cohort;
 use strata::scores::{EfiCategory, Scorer};
 use strata::tables::{self, Counts, RowKey, TableKind};
@@ -71,6 +72,9 @@ enum Failure {
     /// The models folder could not be loaded.
     #[error(transparent)]
     Definitions(#[from] strata::definitions::DefinitionError),
+    /// A risk model card could not be loaded.
+    #[error(transparent)]
+    Risk(#[from] risk::RiskError),
     /// The aggregate tables could not be protected.
     #[error(transparent)]
     Disclosure(#[from] disclosure::DisclosureError),
@@ -99,6 +103,7 @@ impl From<Failure> for PyErr {
                 InvalidCohortError::new_err(report.to_string())
             }
             Failure::Definitions(e) => ModelsError::new_err(e.to_string()),
+            Failure::Risk(e) => ModelsError::new_err(e.to_string()),
             Failure::Io { .. } => pyo3::exceptions::PyOSError::new_err(f.to_string()),
             other => PyRuntimeError::new_err(other.to_string()),
         }
@@ -308,17 +313,36 @@ struct Scoring {
     scored: Scored,
     definitions: Definitions,
     rules: ListRules,
+    as_of: i32,
+    /// Risk model cards applied, in outcome order.
+    models: Vec<RiskModel>,
+    /// Their results, same order.
+    risks: Vec<ModelRisk>,
 }
 
 impl Scoring {
     /// Each PCN's listed patients in rank order, PCNs in code order.
     fn ranked(&self) -> Vec<(u32, Vec<u32>)> {
+        let model = match self.rules.rank_by {
+            RankBy::Frailty => None,
+            RankBy::Risk(o) => self.risks.iter().find(|r| r.outcome == o),
+        };
         lists::rank(
             &self.cohort,
             &self.scored.scores,
             &self.scored.status,
             &self.rules,
+            model,
         )
+    }
+
+    /// The risk models' columns of the lists and the scores file.
+    fn risk_columns(&self) -> RiskColumns<'_> {
+        RiskColumns {
+            models: &self.models,
+            risks: &self.risks,
+            explainer: Explainer::new(&self.cohort, &self.definitions, &self.scored, self.as_of),
+        }
     }
 }
 
@@ -365,18 +389,19 @@ impl Scoring {
     /// Every patient's scores (the rows and columns of the binary's `scores.parquet`).
     fn scores(&self) -> PyResult<ArrowStream> {
         let scorer = Scorer::new(&self.definitions);
-        let df =
-            output::scores_frame(&self.cohort, &self.scored, &scorer).map_err(Failure::from)?;
+        let df = output::scores_frame(&self.cohort, &self.scored, &scorer, &self.risk_columns())
+            .map_err(Failure::from)?;
         Ok(ArrowStream { df })
     }
 
     /// Each PCN's list: `[(pcn_code, table)]` in PCN code order (the binary's list files).
     fn lists(&self) -> PyResult<Vec<(String, ArrowStream)>> {
         let scorer = Scorer::new(&self.definitions);
+        let risk = self.risk_columns();
         self.ranked()
             .into_iter()
             .map(|(pcn, pats)| {
-                let df = output::list_frame(&self.cohort, &self.scored, &scorer, &pats)
+                let df = output::list_frame(&self.cohort, &self.scored, &scorer, &pats, &risk)
                     .map_err(Failure::from)?;
                 Ok((
                     self.cohort.patients.pcns[pcn as usize].clone(),
@@ -389,9 +414,10 @@ impl Scoring {
     /// Each PCN's list as the bytes of the binary's files: `[(pcn_code, csv, parquet)]`.
     fn list_files<'py>(&self, py: Python<'py>) -> PyResult<Vec<ListFiles<'py>>> {
         let scorer = Scorer::new(&self.definitions);
+        let risk = self.risk_columns();
         let mut out = Vec::new();
         for (pcn, pats) in self.ranked() {
-            let mut df = output::list_frame(&self.cohort, &self.scored, &scorer, &pats)
+            let mut df = output::list_frame(&self.cohort, &self.scored, &scorer, &pats, &risk)
                 .map_err(Failure::from)?;
             let csv = encode(&output::csv::Csv, &mut df)?;
             let parquet = encode(&output::parquet::Parquet, &mut df)?;
@@ -444,13 +470,34 @@ impl Scoring {
             .collect()
     }
 
-    /// Warnings of the validation report, as `strata validate` prints them.
+    /// Warnings of the validation report, as `strata validate` prints them, and one for each
+    /// risk model trained on synthetic data (as the binary's manifest has them).
     fn warnings(&self) -> Vec<String> {
         self.cohort
             .report
             .problems
             .iter()
             .map(|p| p.to_string())
+            .chain(self.models.iter().filter(|m| m.file.caveats.contains("synthetic")).map(|m| {
+                format!(
+                    "warning: the {} model ({}) was trained on synthetic data: retrain it on local data (strata train) before acting on its figures",
+                    m.file.outcome, m.file.path
+                )
+            }))
+            .collect()
+    }
+
+    /// The risk model cards applied: `[(outcome, path, fnv1a64)]`.
+    fn risk_models(&self) -> Vec<(String, String, String)> {
+        self.models
+            .iter()
+            .map(|m| {
+                (
+                    m.file.outcome.to_string(),
+                    m.file.path.clone(),
+                    m.file.fnv1a64.clone(),
+                )
+            })
             .collect()
     }
 
@@ -507,7 +554,7 @@ impl Scoring {
 /// Check, load and score a cohort handed as Arrow tables. `as_of` and `today` are
 /// `YYYY-MM-DD`; `today` defaults to the machine's UTC date.
 #[pyfunction]
-#[pyo3(signature = (patients, events, encounters, as_of, medications=None, today=None, models=None, min_age=65, min_category="mild", max_rejected=0.01, allow_identifiers=false))]
+#[pyo3(signature = (patients, events, encounters, as_of, medications=None, today=None, models=None, min_age=65, min_category="mild", max_rejected=0.01, allow_identifiers=false, risk_models=None, rank_by="frailty", list_risk_band=None))]
 #[allow(clippy::too_many_arguments)]
 fn run(
     py: Python<'_>,
@@ -522,6 +569,9 @@ fn run(
     min_category: &str,
     max_rejected: f64,
     allow_identifiers: bool,
+    risk_models: Option<Vec<PathBuf>>,
+    rank_by: &str,
+    list_risk_band: Option<&str>,
 ) -> PyResult<Scoring> {
     let as_of = parse_date(as_of, "as_of")?;
     let today = match today {
@@ -553,20 +603,58 @@ fn run(
         memory_limit: None,
         dictionary_path: true,
     };
+    let rank_by = RankBy::parse(rank_by).ok_or_else(|| {
+        Failure::Argument(format!(
+            "rank_by: '{rank_by}' is not frailty, emergency_admission, falls_admission or death"
+        ))
+    })?;
+    // The binary's rules (`strata score --rank-by --list-risk-band`).
+    let min_risk_band = match (list_risk_band, rank_by) {
+        (Some(_), RankBy::Frailty) => return Err(Failure::Argument(
+            "list_risk_band needs rank_by a model (emergency_admission, falls_admission or death)"
+                .into(),
+        )
+        .into()),
+        (Some(b), _) => Some(RiskBand::parse(b).ok_or_else(|| {
+            Failure::Argument(format!(
+                "list_risk_band: '{b}' is not low, moderate, high or very_high"
+            ))
+        })?),
+        (None, RankBy::Risk(_)) => Some(RiskBand::High),
+        (None, RankBy::Frailty) => None,
+    };
     let rules = ListRules {
         min_age,
         min_category,
+        rank_by,
+        min_risk_band,
     };
     let models = models_dir(models)?;
+    // Cards: those given; by default the models folder's `risk/` (as the binary).
+    let cards = match risk_models {
+        Some(c) => c,
+        None if models.join("risk").is_dir() => vec![models.join("risk")],
+        None => Vec::new(),
+    };
     let scoring = py.detach(move || -> Result<Scoring, Failure> {
         let definitions = Definitions::load(&models)?;
+        let cards = risk::load(&cards, &definitions)?;
+        if let RankBy::Risk(o) = rank_by {
+            if !cards.iter().any(|c| c.outcome == o) {
+                return Err(risk::RiskError::NotLoaded(o.name()).into());
+            }
+        }
         let cohort = Cohort::from_arrow_with_medications(p, e, n, m, &opts)?;
         let scored = score_cohort(&cohort, &definitions, as_of, &rules);
+        let risks = risk::apply(&cards, &cohort, &definitions, &scored, as_of);
         Ok(Scoring {
             cohort,
             scored,
             definitions,
             rules,
+            as_of,
+            models: cards,
+            risks,
         })
     })?;
     Ok(scoring)

@@ -78,12 +78,18 @@ def run(
     min_category: str = "mild",
     max_rejected: float = 0.01,
     allow_identifiers: bool = False,
+    risk_models: Optional[List[str]] = None,
+    rank_by: str = "frailty",
+    list_risk_band: Optional[str] = None,
 ) -> Scoring:
     """Check, load and score a cohort handed as Arrow tables, as ``strata score`` does.
 
     ``as_of`` is the index date (``YYYY-MM-DD``): records after it are ignored. ``today`` is the
     date after which any date is impossible (default: the machine's UTC date). ``models`` is a
     models folder (default: ``$STRATA_MODELS``, else the copy built into the package).
+    ``risk_models`` are the risk model cards to apply (files, or folders of cards; default: the
+    models folder's ``risk/``, as the binary; ``[]`` for none); ``rank_by`` (``frailty`` or an
+    outcome) and ``list_risk_band`` are ``strata score``'s ``--rank-by`` and ``--list-risk-band``.
 
     Raises :class:`InvalidCohortError` (a ``ValueError``) with the validation report when the
     cohort fails strata's checks, :class:`ModelsError` when the models folder cannot be loaded.
@@ -101,6 +107,9 @@ def run(
         min_category=min_category,
         max_rejected=max_rejected,
         allow_identifiers=allow_identifiers,
+        risk_models=risk_models,
+        rank_by=rank_by,
+        list_risk_band=list_risk_band,
     )
 
 

@@ -140,6 +140,9 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
             # The limit applies to whole files: the driver checks it.
             max_rejected=1.0,
             allow_identifiers=settings["allow_identifiers"],
+            risk_models=settings["risk_models"],
+            rank_by=settings["rank_by"],
+            list_risk_band=settings["list_risk_band"],
         )
     except strata.InvalidCohortError as err:
         pcns = sorted(set(p.column("pcn_code").cast(pa.string()).to_pylist()))
@@ -166,6 +169,7 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     meta["warnings"] = s.warnings()
     meta["prescriptions"] = s.prescriptions()
     meta["models"] = s.models()
+    meta["risk_models"] = s.risk_models()
     rows.append({"kind": "meta", "data": json.dumps(meta).encode()})
     return pa.Table.from_batches([_result_batch(rows)])
 
@@ -250,6 +254,9 @@ def score(
     allow_identifiers: bool = False,
     publication: bool = False,
     engine: str = "auto",
+    risk_models: Optional[List[str]] = None,
+    rank_by: str = "frailty",
+    list_risk_band: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Run the nightly job under Spark and write the binary's outputs into ``out``. Returns the
     manifest. ``engine`` is ``group`` (``applyInArrow``, Spark 4.0+), ``map`` (``repartition`` +
@@ -302,7 +309,8 @@ def score(
             empty("p"), empty("e"), empty("n"), as_of,
             medications=empty("m") if "m" in files else None,
             today=today, models=models, min_age=min_age, min_category=min_category,
-            allow_identifiers=allow_identifiers,
+            allow_identifiers=allow_identifiers, risk_models=risk_models, rank_by=rank_by,
+            list_risk_band=list_risk_band,
         )
     except strata.InvalidCohortError as err:
         # Only the schema's problems: the tables checked here are empty on purpose.
@@ -365,6 +373,9 @@ def score(
         "min_age": min_age,
         "min_category": min_category,
         "allow_identifiers": allow_identifiers,
+        "risk_models": risk_models,
+        "rank_by": rank_by,
+        "list_risk_band": list_risk_band,
     }
     if engine == "group":
         result = wide.groupBy(PCN).applyInArrow(_apply_group(settings), RESULT_DDL)
@@ -482,7 +493,12 @@ def score(
         "inputs": [{"file": f, "rows": totals[f], "rejected": rejected[f]} for f in totals],
         "warnings": warnings,
         "models": [{"path": p_, "fnv1a64": h} for p_, h in (metas[0]["models"] if metas else [])],
-        "rules": {"min_age": min_age, "min_category": min_category},
+        "risk_models": [
+            {"outcome": o, "path": p_, "fnv1a64": h}
+            for o, p_, h in (metas[0]["risk_models"] if metas else [])
+        ],
+        "rules": {"min_age": min_age, "min_category": min_category, "rank_by": rank_by,
+                  "list_risk_band": list_risk_band},
         "suppression": {"max_suppressed": 7, "round_to": 5 if publication else 1},
         **figures,
         "prescriptions": next((x for x in prescriptions if x != "none"), "none"),
@@ -524,13 +540,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     s.add_argument("--max-rejected", type=float, default=0.01)
     s.add_argument("--allow-identifiers", action="store_true")
     s.add_argument("--publication", action="store_true")
-    s.add_argument("--engine", choices=["auto", "group", "map"], default="auto")
+    s.add_argument("--engine", choices=["auto", "group", "map"], default="auto",
+                   help="group: groupBy.applyInArrow (Spark 4.0+); map: repartition.mapInArrow")
+    s.add_argument("--risk-models", action="append", metavar="CARD|DIR",
+                   help="risk model card or folder of cards (repeatable; default: the models folder's risk/)")
+    s.add_argument("--no-risk-models", action="store_true", help="apply no risk model")
+    s.add_argument("--rank-by", default="frailty",
+                   help="frailty, emergency_admission, falls_admission or death")
+    s.add_argument("--list-risk-band", help="low, moderate, high or very_high (with --rank-by a model)")
     a = ap.parse_args(argv)
     try:
         m = score(
             a.cohort, a.as_of, a.out, master=a.master, today=a.today, models=a.models,
             min_age=a.min_age, min_category=a.min_category, max_rejected=a.max_rejected,
             allow_identifiers=a.allow_identifiers, publication=a.publication, engine=a.engine,
+            risk_models=[] if a.no_risk_models else a.risk_models, rank_by=a.rank_by,
+            list_risk_band=a.list_risk_band,
         )
     except SparkJobError as e:
         print(e, file=sys.stderr)

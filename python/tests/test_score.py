@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import strata
-from conftest import AS_OF, FIXTURE, TODAY
+from conftest import AS_OF, FIXTURE, TODAY, run_binary
 
 FILES = ("patients", "events", "encounters")
 
@@ -171,3 +171,28 @@ def test_the_result_exports_the_arrow_stream_interface_again_and_again():
     assert len(s) == 2000
     assert pa.table(s).equals(pa.table(s))
     assert "efi_category" in s.column_names
+
+
+def test_lists_ranked_by_a_risk_model_equal_the_binarys(tmp_path):
+    out = tmp_path / "out"
+    run_binary(FIXTURE, out, "--rank-by", "emergency_admission")
+    s = strata.run(*cohort(), as_of=AS_OF, today=TODAY, rank_by="emergency_admission")
+    files = s.list_files()
+    assert len(files) == len(list((out / "lists").glob("*.csv")))
+    for pcn, csv, parquet in files:
+        assert csv == (out / "lists" / f"{pcn}.csv").read_bytes(), pcn
+        assert parquet == (out / "lists" / f"{pcn}.parquet").read_bytes(), pcn
+    assert pa.table(s.scores()).to_pylist() == pq.read_table(out / "scores.parquet").to_pylist()
+    assert [o for o, _, _ in s.risk_models()] == ["emergency_admission", "falls_admission", "death"]
+
+
+def test_no_risk_models_gives_the_binarys_frailty_only_outputs(tmp_path):
+    out = tmp_path / "out"
+    run_binary(FIXTURE, out, "--no-risk-models")
+    got = strata.score(*cohort(), as_of=AS_OF, today=TODAY, risk_models=[])
+    want = pq.read_table(out / "scores.parquet")
+    assert got.column_names == want.column_names
+    assert not any(c.endswith("_risk") for c in got.column_names)
+    assert got.to_pylist() == want.to_pylist()
+    with pytest.raises(strata.ModelsError, match="no emergency_admission model"):
+        strata.score(*cohort(), as_of=AS_OF, today=TODAY, risk_models=[], rank_by="emergency_admission")

@@ -209,3 +209,12 @@ def test_medications_file_equals_the_binary(spark, tmp_path):
     assert_same_outputs(binary, out)
     assert m["prescriptions"] == "medications.parquet"
     assert {i["file"]: i["rejected"] for i in m["inputs"]}["medications.parquet"] == 2
+
+
+def test_lists_ranked_by_a_risk_model_equal_the_binary(spark, tmp_path):
+    binary = tmp_path / "binary"
+    run_binary(FIXTURE, binary, "--rank-by", "falls_admission", "--list-risk-band", "moderate")
+    out = tmp_path / "spark"
+    sj.score(str(FIXTURE), AS_OF, str(out), spark=spark, today=TODAY,
+             rank_by="falls_admission", list_risk_band="moderate")
+    assert_same_outputs(binary, out)
