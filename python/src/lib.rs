@@ -673,26 +673,25 @@ fn protect_tables<'py>(
     let mut summary = Counts::new(TableKind::Summary);
     let mut equity = Counts::new(TableKind::Equity);
     for (kind, section, a, b, fit, mild, moderate, severe, total) in rows {
-        let one = match kind.as_str() {
-            "summary" => Counts::new(TableKind::Summary),
-            "equity" => Counts::new(TableKind::Equity),
+        let counts = match kind.as_str() {
+            "summary" => &mut summary,
+            "equity" => &mut equity,
             other => {
                 return Err(
                     Failure::Argument(format!("counts: unknown table kind '{other}'")).into(),
                 )
             }
         };
-        let mut one = one;
-        one.rows.insert(
-            RowKey {
+        // Rows with the same labels (from different partitions) add up.
+        let row = counts
+            .rows
+            .entry(RowKey {
                 section,
                 labels: (a, b),
-            },
-            [fit, mild, moderate, severe, total],
-        );
-        match one.kind {
-            TableKind::Summary => summary.add(&one),
-            TableKind::Equity => equity.add(&one),
+            })
+            .or_default();
+        for (x, v) in row.iter_mut().zip([fit, mild, moderate, severe, total]) {
+            *x += v;
         }
     }
     let suppression = if publication {
@@ -703,14 +702,14 @@ fn protect_tables<'py>(
     let (s, e) = py.detach(move || -> Result<(Vec<u8>, Vec<u8>), Failure> {
         let (st, et) = (summary.table(), equity.table());
         let cells = disclosure::protect(&[&st, &et], &suppression)?;
-        let mut out = Vec::new();
-        for (stem, table, cells) in [("summary", &st, &cells[0]), ("equity", &et, &cells[1])] {
+        let csv = |stem: &str, table, cells: &Vec<_>| -> Result<Vec<u8>, Failure> {
             let mut df = output::table_frame(&PublishedTable { stem, table, cells })?;
-            out.push(encode(&output::csv::Csv, &mut df)?);
-        }
-        let e = out.pop().unwrap_or_default();
-        let s = out.pop().unwrap_or_default();
-        Ok((s, e))
+            encode(&output::csv::Csv, &mut df)
+        };
+        Ok((
+            csv("summary", &st, &cells[0])?,
+            csv("equity", &et, &cells[1])?,
+        ))
     })?;
     Ok((PyBytes::new(py, &s), PyBytes::new(py, &e)))
 }
