@@ -204,17 +204,41 @@ def _fnv1a64(data: bytes) -> str:
     return f"{h:016x}"
 
 
-def _problem(file: str, column: Optional[str], message: str, rows: Sequence[int] = ()) -> str:
+# Rows a problem names at most (strata::input::report::MAX_ROWS_SHOWN).
+MAX_ROWS_SHOWN = 5
+
+
+def _problem(
+    file: str,
+    column: Optional[str],
+    message: str,
+    rows: Sequence[int] = (),
+    severity: str = "error",
+) -> str:
     """A problem as ``strata validate`` prints it."""
-    s = f"error: {file}"
+    s = f"{severity}: {file}"
     if column:
         s += f", column {column}"
     s += f": {message}"
     if rows:
-        shown = ", ".join(str(r) for r in rows[:10])
-        more = ", ..." if len(rows) > 10 else ""
-        s += f" ({len(rows)} row{'' if len(rows) == 1 else 's'}; rows {shown}{more})"
+        shown = rows[:MAX_ROWS_SHOWN]
+        more = ", ..." if len(rows) > len(shown) else ""
+        label = "row" if len(shown) == 1 else "rows"
+        s += f" ({len(rows)} row{'' if len(rows) == 1 else 's'}; {label} "
+        s += ", ".join(str(r) for r in shown) + f"{more})"
     return s
+
+
+def _reject_warnings(rejects: Sequence[Tuple[str, int, str, str]]) -> List[str]:
+    """The binary's warnings for rejected rows: one per file, column and reason, in file order
+    and then in order of first row (``rejects`` sorted so)."""
+    groups: Dict[Tuple[str, str, str], List[int]] = {}
+    for f, row, col, why in rejects:
+        groups.setdefault((f, col, why), []).append(row)
+    return [
+        _problem(f, col, f"row rejected: {why}", rows, severity="warning")
+        for (f, col, why), rows in groups.items()
+    ]
 
 
 def _session(master: Optional[str], app: str = "strata"):
@@ -482,7 +506,14 @@ def score(
         for k, v in m["figures"]:
             figures[k] = figures.get(k, 0) + v
     figures["rejected_rows"] = len(rejects)
-    warnings = sorted({w for m in metas for w in m["warnings"] if not w.startswith("warning: patients")})
+    # The tasks' own warnings name rows within their tables and files seen in part: the
+    # rejected-row warnings are made again from the whole files' rejects; the rest (risk model
+    # caveats, prescriptions) once each.
+    task_warnings = dict.fromkeys(
+        w for m in metas for w in m["warnings"]
+        if "row rejected:" not in w and "has no rows" not in w
+    )
+    warnings = _reject_warnings(rejects) + list(task_warnings)
     prescriptions = sorted({m.get("prescriptions", "none") for m in metas})
     manifest = {
         "strata_version": strata.__version__,

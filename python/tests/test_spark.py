@@ -8,7 +8,9 @@ sets it, so a missing install fails there instead of passing quietly).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -128,6 +130,15 @@ def test_rejected_rows_are_the_binarys_in_every_detail(spark, tmp_path):
     assert (binary / "rejects.csv").is_file()
     assert_same_outputs(binary, out)
     assert m["rejected_rows"] == 7
+    # The manifest's warnings are the binary's (rejected rows named by their rows in the files).
+    # (The risk models' paths differ: the binary read ./models, the package its built-in copy.)
+    want = json.loads((binary / "manifest.json").read_text())
+
+    def same_paths(ws: list[str]) -> list[str]:
+        return [re.sub(r"\((\S*/)?risk/", "(risk/", w) for w in ws]
+
+    assert same_paths(m["warnings"]) == same_paths(want["warnings"])
+    assert m["inputs"] == want["inputs"]
     inputs = {i["file"]: i["rejected"] for i in m["inputs"]}
     assert inputs["events.parquet"] == 5 and inputs["encounters.parquet"] == 2
 
@@ -150,7 +161,7 @@ def test_duplicate_pseudonyms_across_pcns_are_refused(spark, tmp_path):
     row["pcn_code"] = next(x for x in pcns if x != row["pcn_code"])
     pq.write_table(pa.concat_tables([p, pa.Table.from_pylist([row], schema=p.schema)]),
                    d / "patients.parquet")
-    with pytest.raises(sj.SparkJobError, match=r"patients.parquet, column patient_id: duplicate pseudonym \(1 row; rows 2001\)"):
+    with pytest.raises(sj.SparkJobError, match=r"patients.parquet, column patient_id: duplicate pseudonym \(1 row; row 2001\)"):
         sj.score(str(d), AS_OF, str(tmp_path / "out"), spark=spark, today=TODAY)
 
 
