@@ -91,6 +91,10 @@ class SparkJobError(Exception):
     """The cohort was refused, or the job could not complete: the message says why."""
 
 
+class OutputFolderError(SparkJobError):
+    """``--out`` exists and is not a strata output folder (the binary's exit code 5)."""
+
+
 def _result_batch(rows: List[Dict[str, Any]]) -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist(rows, schema=RESULT_SCHEMA)
 
@@ -296,6 +300,10 @@ def score(
         seconds.append((name, round(time.time() - t0, 3)))
         t0 = time.time()
 
+    out_dir = Path(out)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "manifest.json").is_file():
+        # Said before any work; checked again when the folder is replaced.
+        raise OutputFolderError(f"{out} exists and is not a strata output folder: not replaced")
     if spark is None:
         spark = _session(master)
     version = _spark_version(spark)
@@ -464,7 +472,6 @@ def score(
     if scores is not None:
         scores = scores.take(pc.sort_indices(scores, [("patient_id", "ascending")]))
 
-    out_dir = Path(out)
     work = out_dir.parent / f".{out_dir.name}.strata-spark-{os.getpid()}"
     if work.exists():
         shutil.rmtree(work)
@@ -547,7 +554,7 @@ def _replace(work: Path, out: Path) -> None:
     if out.exists():
         if any(out.iterdir()) and not (out / "manifest.json").is_file():
             shutil.rmtree(work)
-            raise SparkJobError(f"{out} exists and is not a strata output folder: not replaced")
+            raise OutputFolderError(f"{out} exists and is not a strata output folder: not replaced")
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         out.rename(old)
         work.rename(out)
@@ -588,6 +595,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             risk_models=[] if a.no_risk_models else a.risk_models, rank_by=a.rank_by,
             list_risk_band=a.list_risk_band,
         )
+    except OutputFolderError as e:
+        print(e, file=sys.stderr)
+        return 5
     except SparkJobError as e:
         print(e, file=sys.stderr)
         return 3

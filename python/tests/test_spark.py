@@ -229,3 +229,14 @@ def test_lists_ranked_by_a_risk_model_equal_the_binary(spark, tmp_path):
     sj.score(str(FIXTURE), AS_OF, str(out), spark=spark, today=TODAY,
              rank_by="falls_admission", list_risk_band="moderate")
     assert_same_outputs(binary, out)
+
+
+def test_an_output_folder_that_is_not_stratas_is_left_alone(spark, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    with pytest.raises(sj.OutputFolderError, match="not a strata output folder"):
+        sj.score(str(FIXTURE), AS_OF, str(out), spark=spark, today=TODAY)
+    assert (out / "precious.txt").read_text() == "keep me"
+    assert [p.name for p in out.iterdir()] == ["precious.txt"]
+    assert not any(p.name.startswith(".out.") for p in tmp_path.iterdir())
