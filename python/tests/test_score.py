@@ -88,7 +88,9 @@ def test_record_batch_readers_and_chunked_tables_are_accepted(binary_out):
 def test_pandas_frames_are_accepted(binary_out):
     pd = pytest.importorskip("pandas")
     p, e, n = cohort()
-    got = strata.score(p.to_pandas(), e, n, as_of=AS_OF, today=TODAY)
+    frame = p.to_pandas()
+    assert isinstance(frame, pd.DataFrame)
+    got = strata.score(frame, e, n, as_of=AS_OF, today=TODAY)
     assert got.to_pylist() == expected(binary_out)
 
 
