@@ -340,6 +340,7 @@ impl Scoring {
     fn risk_columns(&self) -> RiskColumns<'_> {
         RiskColumns {
             models: &self.models,
+            pcn: &self.cohort.patients.pcn,
             risks: &self.risks,
             explainer: Explainer::new(&self.cohort, &self.definitions, &self.scored, self.as_of),
         }
@@ -554,7 +555,7 @@ impl Scoring {
 /// Check, load and score a cohort handed as Arrow tables. `as_of` and `today` are
 /// `YYYY-MM-DD`; `today` defaults to the machine's UTC date.
 #[pyfunction]
-#[pyo3(signature = (patients, events, encounters, as_of, medications=None, today=None, models=None, min_age=65, min_category="mild", max_rejected=0.01, allow_identifiers=false, risk_models=None, rank_by="frailty", list_risk_band=None))]
+#[pyo3(signature = (patients, events, encounters, as_of, medications=None, today=None, models=None, min_age=65, min_category="mild", max_rejected=0.01, allow_identifiers=false, risk_models=None, rank_by="frailty", list_risk_band=None, min_risk=None, top=None, top_percent=None))]
 #[allow(clippy::too_many_arguments)]
 fn run(
     py: Python<'_>,
@@ -572,6 +573,9 @@ fn run(
     risk_models: Option<Vec<PathBuf>>,
     rank_by: &str,
     list_risk_band: Option<&str>,
+    min_risk: Option<f64>,
+    top: Option<u32>,
+    top_percent: Option<f64>,
 ) -> PyResult<Scoring> {
     let as_of = parse_date(as_of, "as_of")?;
     let today = match today {
@@ -620,14 +624,43 @@ fn run(
                 "list_risk_band: '{b}' is not low, moderate, high or very_high"
             ))
         })?),
-        (None, RankBy::Risk(_)) => Some(RiskBand::High),
-        (None, RankBy::Frailty) => None,
+        (None, RankBy::Risk(_)) if min_risk.is_none() => Some(RiskBand::High),
+        (None, _) => None,
     };
+    if let Some(t) = min_risk {
+        if rank_by == RankBy::Frailty {
+            return Err(Failure::Argument(
+                "min_risk needs rank_by a model (emergency_admission, falls_admission or death)"
+                    .into(),
+            )
+            .into());
+        }
+        if !(0.0..=1.0).contains(&t) {
+            return Err(Failure::Argument(format!(
+                "min_risk: {t} is not a probability between 0 and 1"
+            ))
+            .into());
+        }
+    }
+    if top.is_some() && top_percent.is_some() {
+        return Err(Failure::Argument("give top or top_percent, not both".into()).into());
+    }
+    if let Some(x) = top_percent {
+        if !(x > 0.0 && x <= 100.0) {
+            return Err(Failure::Argument(format!(
+                "top_percent: {x} is not above 0 and at most 100"
+            ))
+            .into());
+        }
+    }
     let rules = ListRules {
         min_age,
         min_category,
         rank_by,
         min_risk_band,
+        min_risk,
+        top,
+        top_percent,
     };
     let models = models_dir(models)?;
     // Cards: those given; by default the models folder's `risk/` (as the binary).

@@ -81,6 +81,9 @@ def run(
     risk_models: Optional[List[str]] = None,
     rank_by: str = "frailty",
     list_risk_band: Optional[str] = None,
+    min_risk: Optional[float] = None,
+    top: Optional[int] = None,
+    top_percent: Optional[float] = None,
 ) -> Scoring:
     """Check, load and score a cohort handed as Arrow tables, as ``strata score`` does.
 
@@ -89,7 +92,8 @@ def run(
     models folder (default: ``$STRATA_MODELS``, else the copy built into the package).
     ``risk_models`` are the risk model cards to apply (files, or folders of cards; default: the
     models folder's ``risk/``, as the binary; ``[]`` for none); ``rank_by`` (``frailty`` or an
-    outcome) and ``list_risk_band`` are ``strata score``'s ``--rank-by`` and ``--list-risk-band``.
+    outcome), ``list_risk_band``, ``min_risk``, ``top`` and ``top_percent`` are ``strata score``'s
+    ``--rank-by``, ``--list-risk-band``, ``--min-risk``, ``--top`` and ``--top-percent``.
 
     Raises :class:`InvalidCohortError` (a ``ValueError``) with the validation report when the
     cohort fails strata's checks, :class:`ModelsError` when the models folder cannot be loaded.
@@ -110,6 +114,9 @@ def run(
         risk_models=risk_models,
         rank_by=rank_by,
         list_risk_band=list_risk_band,
+        min_risk=min_risk,
+        top=top,
+        top_percent=top_percent,
     )
 
 

@@ -147,6 +147,9 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
             risk_models=settings["risk_models"],
             rank_by=settings["rank_by"],
             list_risk_band=settings["list_risk_band"],
+            min_risk=settings["min_risk"],
+            top=settings["top"],
+            top_percent=settings["top_percent"],
         )
     except strata.InvalidCohortError as err:
         pcns = sorted(set(p.column("pcn_code").cast(pa.string()).to_pylist()))
@@ -285,6 +288,9 @@ def score(
     risk_models: Optional[List[str]] = None,
     rank_by: str = "frailty",
     list_risk_band: Optional[str] = None,
+    min_risk: Optional[float] = None,
+    top: Optional[int] = None,
+    top_percent: Optional[float] = None,
 ) -> Dict[str, Any]:
     """Run the nightly job under Spark and write the binary's outputs into ``out``. Returns the
     manifest. ``engine`` is ``group`` (``applyInArrow``, Spark 4.0+), ``map`` (``repartition`` +
@@ -342,7 +348,7 @@ def score(
             medications=empty("m") if "m" in files else None,
             today=today, models=models, min_age=min_age, min_category=min_category,
             allow_identifiers=allow_identifiers, risk_models=risk_models, rank_by=rank_by,
-            list_risk_band=list_risk_band,
+            list_risk_band=list_risk_band, min_risk=min_risk, top=top, top_percent=top_percent,
         )
     except strata.InvalidCohortError as err:
         # Only the schema's problems: the tables checked here are empty on purpose.
@@ -408,6 +414,9 @@ def score(
         "risk_models": risk_models,
         "rank_by": rank_by,
         "list_risk_band": list_risk_band,
+        "min_risk": min_risk,
+        "top": top,
+        "top_percent": top_percent,
     }
     if engine == "group":
         result = wide.groupBy(PCN).applyInArrow(_apply_group(settings), RESULT_DDL)
@@ -536,7 +545,8 @@ def score(
             for o, p_, h in (metas[0]["risk_models"] if metas else [])
         ],
         "rules": {"min_age": min_age, "min_category": min_category, "rank_by": rank_by,
-                  "list_risk_band": list_risk_band},
+                  "list_risk_band": list_risk_band, "min_risk": min_risk, "top": top,
+                  "top_percent": top_percent},
         "suppression": {"max_suppressed": 7, "round_to": 5 if publication else 1},
         **figures,
         "prescriptions": next((x for x in prescriptions if x != "none"), "none"),
@@ -586,6 +596,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     s.add_argument("--rank-by", default="frailty",
                    help="frailty, emergency_admission, falls_admission or death")
     s.add_argument("--list-risk-band", help="low, moderate, high or very_high (with --rank-by a model)")
+    s.add_argument("--min-risk", type=float, help="also list people with at least this probability (with --rank-by a model)")
+    size = s.add_mutually_exclusive_group()
+    size.add_argument("--top", type=int, help="keep only the top N of each PCN's list")
+    size.add_argument("--top-percent", type=float, help="keep only the top X%% of each PCN's eligible people")
     a = ap.parse_args(argv)
     try:
         m = score(
@@ -593,7 +607,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             min_age=a.min_age, min_category=a.min_category, max_rejected=a.max_rejected,
             allow_identifiers=a.allow_identifiers, publication=a.publication, engine=a.engine,
             risk_models=[] if a.no_risk_models else a.risk_models, rank_by=a.rank_by,
-            list_risk_band=a.list_risk_band,
+            list_risk_band=a.list_risk_band, min_risk=a.min_risk, top=a.top,
+            top_percent=a.top_percent,
         )
     except OutputFolderError as e:
         print(e, file=sys.stderr)

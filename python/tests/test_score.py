@@ -198,3 +198,33 @@ def test_no_risk_models_gives_the_binarys_frailty_only_outputs(tmp_path):
     assert got.to_pylist() == want.to_pylist()
     with pytest.raises(strata.ModelsError, match="no emergency_admission model"):
         strata.score(*cohort(), as_of=AS_OF, today=TODAY, risk_models=[], rank_by="emergency_admission")
+
+
+@pytest.mark.parametrize(
+    "flags, options",
+    [
+        (["--rank-by", "death", "--min-risk", "0.05", "--top-percent", "10"],
+         {"rank_by": "death", "min_risk": 0.05, "top_percent": 10.0}),
+        (["--top", "7"], {"top": 7}),
+    ],
+    ids=["min_risk_top_percent", "top"],
+)
+def test_list_size_options_give_the_binarys_lists(tmp_path, flags, options):
+    out = tmp_path / "out"
+    run_binary(FIXTURE, out, *flags)
+    s = strata.run(*cohort(), as_of=AS_OF, today=TODAY, **options)
+    files = s.list_files()
+    assert len(files) == len(list((out / "lists").glob("*.csv")))
+    for pcn, csv, parquet in files:
+        assert csv == (out / "lists" / f"{pcn}.csv").read_bytes(), pcn
+        assert parquet == (out / "lists" / f"{pcn}.parquet").read_bytes(), pcn
+
+
+def test_list_size_options_are_checked():
+    p, e, n = cohort()
+    with pytest.raises(ValueError, match="min_risk needs rank_by a model"):
+        strata.run(p, e, n, as_of=AS_OF, min_risk=0.1)
+    with pytest.raises(ValueError, match="not both"):
+        strata.run(p, e, n, as_of=AS_OF, top=5, top_percent=5.0)
+    with pytest.raises(ValueError, match="top_percent"):
+        strata.run(p, e, n, as_of=AS_OF, top_percent=0.0)

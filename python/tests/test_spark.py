@@ -224,10 +224,11 @@ def test_medications_file_equals_the_binary(spark, tmp_path):
 
 def test_lists_ranked_by_a_risk_model_equal_the_binary(spark, tmp_path):
     binary = tmp_path / "binary"
-    run_binary(FIXTURE, binary, "--rank-by", "falls_admission", "--list-risk-band", "moderate")
+    run_binary(FIXTURE, binary, "--rank-by", "falls_admission", "--list-risk-band", "moderate",
+               "--top", "25")
     out = tmp_path / "spark"
     sj.score(str(FIXTURE), AS_OF, str(out), spark=spark, today=TODAY,
-             rank_by="falls_admission", list_risk_band="moderate")
+             rank_by="falls_admission", list_risk_band="moderate", top=25)
     assert_same_outputs(binary, out)
 
 
