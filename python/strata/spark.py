@@ -525,9 +525,12 @@ def score(
     # The tasks' own warnings name rows within their tables and files seen in part: the
     # rejected-row warnings are made again from the whole files' rejects; the rest (risk model
     # caveats, prescriptions) once each.
+    # A PCN without prescriptions does not make a cohort without them: that warning stands only
+    # when every task gave it.
     task_warnings = dict.fromkeys(
         w for m in metas for w in m["warnings"]
         if "row rejected:" not in w and "has no rows" not in w
+        and ("prescriptions" not in w or all(w in x["warnings"] for x in metas))
     )
     warnings = _reject_warnings(rejects) + list(task_warnings)
     prescriptions = sorted({m.get("prescriptions", "none") for m in metas})

@@ -67,6 +67,12 @@ def assert_same_outputs(binary: Path, spark_out: Path) -> None:
     assert pq.read_table(spark_out / "scores.parquet").equals(pq.read_table(binary / "scores.parquet"))
 
 
+def same_paths(warnings: list[str]) -> list[str]:
+    """Warnings with the risk models' folder left out: the binary read ./models, the package its
+    built-in copy."""
+    return [re.sub(r"\((\S*/)?risk/", "(risk/", w) for w in warnings]
+
+
 def run_both(spark, cohort: Path, tmp: Path, engine: str) -> tuple[Path, Path, dict]:
     binary = tmp / "binary"
     run_binary(cohort, binary)
@@ -131,12 +137,7 @@ def test_rejected_rows_are_the_binarys_in_every_detail(spark, tmp_path):
     assert_same_outputs(binary, out)
     assert m["rejected_rows"] == 7
     # The manifest's warnings are the binary's (rejected rows named by their rows in the files).
-    # (The risk models' paths differ: the binary read ./models, the package its built-in copy.)
     want = json.loads((binary / "manifest.json").read_text())
-
-    def same_paths(ws: list[str]) -> list[str]:
-        return [re.sub(r"\((\S*/)?risk/", "(risk/", w) for w in ws]
-
     assert same_paths(m["warnings"]) == same_paths(want["warnings"])
     assert m["inputs"] == want["inputs"]
     inputs = {i["file"]: i["rejected"] for i in m["inputs"]}
@@ -219,6 +220,8 @@ def test_medications_file_equals_the_binary(spark, tmp_path):
     binary, out, m = run_both(spark, cohort, tmp_path, "auto")
     assert_same_outputs(binary, out)
     assert m["prescriptions"] == "medications.parquet"
+    want = json.loads((binary / "manifest.json").read_text())
+    assert same_paths(m["warnings"]) == same_paths(want["warnings"])
     assert {i["file"]: i["rejected"] for i in m["inputs"]}["medications.parquet"] == 2
 
 
@@ -241,3 +244,14 @@ def test_an_output_folder_that_is_not_stratas_is_left_alone(spark, tmp_path):
     assert (out / "precious.txt").read_text() == "keep me"
     assert [p.name for p in out.iterdir()] == ["precious.txt"]
     assert not any(p.name.startswith(".out.") for p in tmp_path.iterdir())
+
+
+def test_a_bad_patient_row_refuses_the_cohort_naming_its_pcn(spark, tmp_path):
+    d = tmp_path / "badsex"
+    shutil.copytree(FIXTURE, d)
+    p = pq.read_table(d / "patients.parquet")
+    rows = p.to_pylist()
+    rows[5]["sex"] = "X"
+    pq.write_table(pa.Table.from_pylist(rows, schema=p.schema), d / "patients.parquet")
+    with pytest.raises(sj.SparkJobError, match=rf"PCN {rows[5]['pcn_code']} .*\n.*sex is not F, M or U"):
+        sj.score(str(d), AS_OF, str(tmp_path / "out"), spark=spark, today=TODAY)
