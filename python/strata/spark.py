@@ -265,6 +265,21 @@ def _session(master: Optional[str], app: str = "strata"):
     return b.getOrCreate()
 
 
+def _medications_present(spark, cohort: str, cohort_dir: Path) -> bool:
+    """Whether the cohort has ``medications.parquet`` (optional): a local path is looked at, a
+    URI (``dbfs:/``, ``abfss://``, ...) asked of Spark, where only "path not found" means absent."""
+    if "://" not in cohort:
+        return (cohort_dir / MEDICATIONS).exists()
+    try:
+        spark.read.parquet(f"{cohort.rstrip('/')}/{MEDICATIONS}").schema
+    except Exception as e:  # noqa: BLE001 - pyspark's exception classes vary by version
+        text = str(e)
+        if "PATH_NOT_FOUND" in text or "Path does not exist" in text:
+            return False
+        raise
+    return True
+
+
 def _spark_version(spark) -> Tuple[int, int]:
     major, minor = spark.version.split(".")[:2]
     return int(major), int(minor)
@@ -331,7 +346,7 @@ def score(
         return df.select("*", (F.col("_metadata.row_index") + 1).alias(ROW))
 
     files = {"p": read(PATIENTS), "e": read(EVENTS), "n": read(ENCOUNTERS)}
-    if (cohort_dir / MEDICATIONS).exists():
+    if _medications_present(spark, cohort, cohort_dir):
         files["m"] = read(MEDICATIONS)
     columns = {t: [c for c in df.columns if c != ROW] for t, df in files.items()}
 
