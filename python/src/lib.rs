@@ -24,6 +24,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCapsule};
 
+use strata::changes::Changes;
 use strata::cohort::Cohort;
 use strata::definitions::Definitions;
 use strata::disclosure::{self, Suppression};
@@ -336,6 +337,12 @@ impl Scoring {
         )
     }
 
+    /// No comparison with a previous run (the lists' `change` column is empty, as the binary's
+    /// with `--no-compare` or on a first run).
+    fn no_changes(&self) -> Changes {
+        Changes::none(&self.cohort, "nothing compared (no previous run given)")
+    }
+
     /// The risk models' columns of the lists and the scores file.
     fn risk_columns(&self) -> RiskColumns<'_> {
         RiskColumns {
@@ -390,8 +397,20 @@ impl Scoring {
     /// Every patient's scores (the rows and columns of the binary's `scores.parquet`).
     fn scores(&self) -> PyResult<ArrowStream> {
         let scorer = Scorer::new(&self.definitions);
-        let df = output::scores_frame(&self.cohort, &self.scored, &scorer, &self.risk_columns())
-            .map_err(Failure::from)?;
+        let mut listed = vec![false; self.cohort.patients.len()];
+        for (_, pats) in self.ranked() {
+            for p in pats {
+                listed[p as usize] = true;
+            }
+        }
+        let df = output::scores_frame(
+            &self.cohort,
+            &self.scored,
+            &scorer,
+            &self.risk_columns(),
+            &listed,
+        )
+        .map_err(Failure::from)?;
         Ok(ArrowStream { df })
     }
 
@@ -399,11 +418,13 @@ impl Scoring {
     fn lists(&self) -> PyResult<Vec<(String, ArrowStream)>> {
         let scorer = Scorer::new(&self.definitions);
         let risk = self.risk_columns();
+        let changes = self.no_changes();
         self.ranked()
             .into_iter()
             .map(|(pcn, pats)| {
-                let df = output::list_frame(&self.cohort, &self.scored, &scorer, &pats, &risk)
-                    .map_err(Failure::from)?;
+                let df =
+                    output::list_frame(&self.cohort, &self.scored, &scorer, &pats, &risk, &changes)
+                        .map_err(Failure::from)?;
                 Ok((
                     self.cohort.patients.pcns[pcn as usize].clone(),
                     ArrowStream { df },
@@ -416,10 +437,12 @@ impl Scoring {
     fn list_files<'py>(&self, py: Python<'py>) -> PyResult<Vec<ListFiles<'py>>> {
         let scorer = Scorer::new(&self.definitions);
         let risk = self.risk_columns();
+        let changes = self.no_changes();
         let mut out = Vec::new();
         for (pcn, pats) in self.ranked() {
-            let mut df = output::list_frame(&self.cohort, &self.scored, &scorer, &pats, &risk)
-                .map_err(Failure::from)?;
+            let mut df =
+                output::list_frame(&self.cohort, &self.scored, &scorer, &pats, &risk, &changes)
+                    .map_err(Failure::from)?;
             let csv = encode(&output::csv::Csv, &mut df)?;
             let parquet = encode(&output::parquet::Parquet, &mut df)?;
             out.push((

@@ -74,7 +74,9 @@ def same_paths(warnings: list[str]) -> list[str]:
 
 
 def run_both(spark, cohort: Path, tmp: Path, engine: str) -> tuple[Path, Path, dict]:
-    binary = tmp / "binary"
+    # A new folder each time: the binary compares with a previous run in its --out, which the
+    # Spark job does not (yet) do.
+    binary = tmp / f"binary-{engine}"
     run_binary(cohort, binary)
     out = tmp / f"spark-{engine}"
     manifest = sj.score(str(cohort), AS_OF, str(out), spark=spark, today=TODAY, engine=engine)
