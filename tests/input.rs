@@ -108,3 +108,40 @@ fn bad_rows_in_memory_are_rejected_with_their_row_numbers() {
         assert_eq!(c.events.code.len(), 1, "{a:?}");
     }
 }
+
+#[test]
+fn medications_handed_as_arrow_batches_are_read_as_the_same_frame_is() {
+    let (p, e, n) = fixture_frames();
+    // The fixture's dm+d events as a medications table.
+    let meds = e
+        .clone()
+        .lazy()
+        .filter(col("code_system").eq(lit("dmd")))
+        .select([
+            col("patient_id"),
+            col("event_date").alias("issue_date"),
+            col("code").alias("dmd_code"),
+        ])
+        .collect()
+        .unwrap();
+    assert!(meds.height() > 10_000, "a real medications table");
+    let from_frames = Cohort::from_frames_with_medications(
+        p.clone(),
+        e.clone(),
+        n.clone(),
+        Some(meds.clone()),
+        &opts(),
+    )
+    .unwrap();
+    let from_arrow = Cohort::from_arrow_with_medications(
+        batches(p),
+        batches(e),
+        batches(n),
+        Some(batches(meds)),
+        &opts(),
+    )
+    .unwrap();
+    assert!(from_arrow.medications.present);
+    assert_eq!(from_frames.medications, from_arrow.medications);
+    assert_same(&from_frames, &from_arrow);
+}

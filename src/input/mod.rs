@@ -481,6 +481,17 @@ impl Cohort {
         encounters: ArrowTable,
         opts: &LoadOptions,
     ) -> Result<Cohort, InputError> {
+        Cohort::from_arrow_with_medications(patients, events, encounters, None, opts)
+    }
+
+    /// [`Cohort::from_arrow`] with the optional medications table.
+    pub fn from_arrow_with_medications(
+        patients: ArrowTable,
+        events: ArrowTable,
+        encounters: ArrowTable,
+        medications: Option<ArrowTable>,
+        opts: &LoadOptions,
+    ) -> Result<Cohort, InputError> {
         let frame = |name: &'static str, t: ArrowTable| -> Result<DataFrame, InputError> {
             frame::from_batches(t).map_err(|e| {
                 let mut ck = Checker::default();
@@ -493,10 +504,15 @@ impl Cohort {
                 }
             })
         };
-        Cohort::from_frames(
+        let medications = match medications {
+            Some(m) => Some(frame(MEDICATIONS_FILE, m)?),
+            None => None,
+        };
+        Cohort::from_frames_with_medications(
             frame(PATIENTS_FILE, patients)?,
             frame(EVENTS_FILE, events)?,
             frame(ENCOUNTERS_FILE, encounters)?,
+            medications,
             opts,
         )
     }

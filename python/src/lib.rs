@@ -1,0 +1,851 @@
+//! strata's Python extension (`strata._strata`): scoring on Arrow data, and the per-partition and
+//! driver steps of the Spark job (`strata.spark`).
+//!
+//! Tables cross the boundary through the Arrow C stream interface, as PyCapsules
+//! (`__arrow_c_stream__`): anything that exports one (pyarrow, polars, DuckDB, ...) is read into
+//! polars-arrow record batches without copying the buffers and checked by
+//! [`Cohort::from_arrow_with_medications`] exactly as the binary checks files; results go back as
+//! an [`ArrowStream`] that any consumer of the interface imports (`pyarrow.table(s)`).
+//!
+//! The Python package (`strata/__init__.py`) wraps these functions with keyword arguments and
+//! pyarrow conversions; nothing here is meant to be called directly.
+
+use std::ffi::CStr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use polars::prelude::{Column, CompatLevel, DataFrame, PolarsError, PolarsResult, Series};
+use polars_arrow::array::StructArray;
+use polars_arrow::datatypes::{ArrowDataType, ArrowSchema, Field as ArrowField};
+use polars_arrow::ffi;
+use polars_arrow::record_batch::RecordBatch;
+use pyo3::create_exception;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyCapsule};
+
+use strata::changes::Changes;
+use strata::cohort::Cohort;
+use strata::definitions::Definitions;
+use strata::disclosure::{self, Suppression};
+use strata::input::{ArrowTable, InputError, LoadOptions};
+use strata::lists::{self, ListRules, RankBy};
+use strata::output::{self, PublishedTable, RiskColumns, TableWriter};
+use strata::population::Status;
+use strata::results::Scored;
+use strata::risk::{self, Explainer, ModelRisk, RiskBand, RiskModel};
+use strata::run::score_cohort;
+use strata::scores::{EfiCategory, Scorer};
+use strata::tables::{self, Counts, RowKey, TableKind};
+
+mod models {
+    include!(concat!(env!("OUT_DIR"), "/models.rs"));
+}
+
+/// The capsule name the Arrow PyCapsule interface gives a C stream.
+const STREAM: &CStr = c"arrow_array_stream";
+
+create_exception!(
+    _strata,
+    InvalidCohortError,
+    pyo3::exceptions::PyValueError,
+    "The cohort failed strata's checks (the message is the validation report, as `strata validate` prints it)."
+);
+create_exception!(
+    _strata,
+    ModelsError,
+    pyo3::exceptions::PyOSError,
+    "A models folder (code lists, weights) is missing or malformed."
+);
+
+/// Why a call failed, before it becomes a Python exception.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    /// An argument is not usable (not an Arrow stream, a bad date or category).
+    #[error("{0}")]
+    Argument(String),
+    /// An argument is of the wrong kind.
+    #[error("{0}")]
+    Type(String),
+    /// The cohort was refused.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The models folder could not be loaded.
+    #[error(transparent)]
+    Definitions(#[from] strata::definitions::DefinitionError),
+    /// A risk model card could not be loaded.
+    #[error(transparent)]
+    Risk(#[from] risk::RiskError),
+    /// The aggregate tables could not be protected.
+    #[error(transparent)]
+    Disclosure(#[from] disclosure::DisclosureError),
+    /// A table could not be built, exported or encoded.
+    #[error("{0}")]
+    Arrow(#[from] PolarsError),
+    /// A file could not be written or read back.
+    #[error(transparent)]
+    Output(#[from] strata::publish::OutputError),
+    /// Writing the embedded models folder or a temporary file failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+impl From<Failure> for PyErr {
+    fn from(f: Failure) -> PyErr {
+        match f {
+            Failure::Argument(m) => PyValueError::new_err(m),
+            Failure::Type(m) => PyTypeError::new_err(m),
+            Failure::Input(InputError::Invalid { report, .. }) => {
+                InvalidCohortError::new_err(report.to_string())
+            }
+            Failure::Definitions(e) => ModelsError::new_err(e.to_string()),
+            Failure::Risk(e) => ModelsError::new_err(e.to_string()),
+            Failure::Io { .. } => pyo3::exceptions::PyOSError::new_err(f.to_string()),
+            other => PyRuntimeError::new_err(other.to_string()),
+        }
+    }
+}
+
+/// An I/O error with what was being done.
+fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Failure {
+    move |source| Failure::Io {
+        context: context.into(),
+        source,
+    }
+}
+
+/// Read an object speaking the Arrow PyCapsule stream interface into record batches (the
+/// buffers are shared, not copied). `what` names the argument in messages.
+fn import_stream(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<ArrowTable> {
+    if !obj.hasattr("__arrow_c_stream__")? {
+        return Err(Failure::Type(format!(
+            "{what}: expected an Arrow table (an object with __arrow_c_stream__: a pyarrow Table or RecordBatchReader, a polars DataFrame, ...), got {}",
+            obj.get_type().name()?
+        ))
+        .into());
+    }
+    let capsule = obj.call_method0("__arrow_c_stream__")?;
+    let capsule = capsule.cast::<PyCapsule>().map_err(|_| {
+        Failure::Type(format!(
+            "{what}: __arrow_c_stream__ did not return a PyCapsule"
+        ))
+    })?;
+    let ptr = capsule.pointer_checked(Some(STREAM))?;
+    // Move the stream out of the capsule and mark the capsule's copy released (the PyCapsule
+    // interface's rule for consumers): the capsule's destructor then leaves it alone, and our
+    // copy releases it when dropped.
+    // SAFETY: a capsule named "arrow_array_stream" holds an `ArrowArrayStream` (the C stream
+    // interface's struct, which `ffi::ArrowArrayStream` lays out with `repr(C)`).
+    let stream = unsafe {
+        std::ptr::replace(
+            ptr.cast::<ffi::ArrowArrayStream>().as_ptr(),
+            ffi::ArrowArrayStream::empty(),
+        )
+    };
+    read_stream(stream, what).map_err(PyErr::from)
+}
+
+/// The batches of a C stream whose arrays are structs (one per record batch).
+fn read_stream(stream: ffi::ArrowArrayStream, what: &str) -> Result<ArrowTable, Failure> {
+    // SAFETY: the stream came from a producer of the C stream interface.
+    let mut reader = unsafe { ffi::ArrowArrayStreamReader::try_new(Box::new(stream))? };
+    let ArrowDataType::Struct(fields) = reader.field().dtype.to_storage().clone() else {
+        return Err(Failure::Type(format!(
+            "{what}: the Arrow stream does not hold record batches (its type is {:?})",
+            reader.field().dtype
+        )));
+    };
+    let schema: Arc<ArrowSchema> =
+        Arc::new(fields.iter().map(|f| (f.name.clone(), f.clone())).collect());
+    let mut batches = Vec::new();
+    // SAFETY: as above; each array is checked to be a struct array below.
+    while let Some(array) = unsafe { reader.next() } {
+        let array = array?;
+        let Some(s) = array.as_any().downcast_ref::<StructArray>() else {
+            return Err(Failure::Type(format!(
+                "{what}: a batch of the Arrow stream is not a struct array"
+            )));
+        };
+        let (_, length, values, validity) = s.clone().into_data();
+        if validity.is_some_and(|v| v.unset_bits() > 0) {
+            return Err(Failure::Argument(format!(
+                "{what}: a record batch has null rows at the top level"
+            )));
+        }
+        batches.push(RecordBatch::try_new(length, schema.clone(), values)?);
+    }
+    if batches.is_empty() {
+        // No rows: one empty batch keeps the columns, so the schema is still checked.
+        let empty = fields
+            .iter()
+            .map(|f| polars_arrow::array::new_empty_array(f.dtype.clone()))
+            .collect();
+        batches.push(RecordBatch::try_new(0, schema, empty)?);
+    }
+    Ok(batches)
+}
+
+/// A table handed back to Python: it exports itself through the Arrow PyCapsule interface
+/// (`pyarrow.table(s)`, `polars.from_arrow(s)`), as many times as asked. Strings are exported as
+/// `large_string` (Arrow's widest-supported layout).
+#[pyclass(module = "strata", frozen)]
+struct ArrowStream {
+    df: DataFrame,
+}
+
+#[pymethods]
+impl ArrowStream {
+    /// The table as an Arrow C stream capsule. `requested_schema` is accepted and ignored (the
+    /// interface allows a producer to do so); cast the result if another schema is needed.
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_stream__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyCapsule>> {
+        let _ = requested_schema;
+        let stream = export_frame(&self.df)?;
+        PyCapsule::new_with_value(py, stream, STREAM)
+    }
+
+    /// Rows.
+    fn __len__(&self) -> usize {
+        self.df.height()
+    }
+
+    /// Column names, in order.
+    #[getter]
+    fn column_names(&self) -> Vec<String> {
+        self.df
+            .get_column_names()
+            .iter()
+            .map(|n| n.to_string())
+            .collect()
+    }
+}
+
+/// A frame as a C stream of struct arrays, one per chunk.
+fn export_frame(df: &DataFrame) -> Result<ffi::ArrowArrayStream, Failure> {
+    let compat = CompatLevel::oldest();
+    let mut df = df.clone();
+    df.rechunk_mut();
+    let fields: Vec<ArrowField> = df
+        .columns()
+        .iter()
+        .map(|c| c.field().to_arrow(compat))
+        .collect();
+    let dtype = ArrowDataType::Struct(fields);
+    let arrays = df
+        .iter_chunks(compat, false)
+        .map(|b| {
+            let height = b.height();
+            StructArray::try_new(dtype.clone(), height, b.into_arrays(), None).map(|a| a.boxed())
+        })
+        .collect::<Vec<_>>();
+    let field = ArrowField::new("".into(), dtype, false);
+    Ok(ffi::export_iterator(Box::new(arrays.into_iter()), field))
+}
+
+/// The models folder: the one given, else `$STRATA_MODELS`, else the copy embedded in the
+/// extension, written once to a folder under the temporary directory named by its contents'
+/// hash (so that a changed build never reads a stale copy).
+fn models_dir(given: Option<PathBuf>) -> Result<PathBuf, Failure> {
+    if let Some(d) = given.or_else(|| std::env::var_os("STRATA_MODELS").map(PathBuf::from)) {
+        return Ok(d);
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for (name, bytes) in models::FILES {
+        for b in name
+            .as_bytes()
+            .iter()
+            .chain([0u8].iter())
+            .chain(bytes.iter())
+        {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("strata-models-{h:016x}"));
+    if dir.join(".complete").is_file() {
+        return Ok(dir);
+    }
+    // Write into a private folder, then move it into place: two processes racing both succeed.
+    let tmp =
+        std::env::temp_dir().join(format!("strata-models-{h:016x}.{}.tmp", std::process::id()));
+    for (name, bytes) in models::FILES {
+        let p = tmp.join(name);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(io_err(format!("creating {}", parent.display())))?;
+        }
+        std::fs::write(&p, bytes).map_err(io_err(format!("writing {}", p.display())))?;
+    }
+    std::fs::write(tmp.join(".complete"), b"")
+        .map_err(io_err(format!("writing {}", tmp.display())))?;
+    if std::fs::rename(&tmp, &dir).is_err() {
+        // Another process put it there first.
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    if dir.join(".complete").is_file() {
+        Ok(dir)
+    } else {
+        Err(Failure::Io {
+            context: format!("creating {}", dir.display()),
+            source: std::io::Error::other("the models folder could not be put in place"),
+        })
+    }
+}
+
+/// Parse `YYYY-MM-DD` to days since 1970.
+fn parse_date(s: &str, what: &str) -> Result<i32, Failure> {
+    strata::date::parse_days(s)
+        .ok_or_else(|| Failure::Argument(format!("{what}: '{s}' is not a date (YYYY-MM-DD)")))
+}
+
+/// A scored cohort: what one call of `strata.run` computed, from which the tables are taken.
+#[pyclass(module = "strata", frozen)]
+struct Scoring {
+    cohort: Cohort,
+    scored: Scored,
+    definitions: Definitions,
+    rules: ListRules,
+    as_of: i32,
+    /// Risk model cards applied, in outcome order.
+    models: Vec<RiskModel>,
+    /// Their results, same order.
+    risks: Vec<ModelRisk>,
+}
+
+impl Scoring {
+    /// Each PCN's listed patients in rank order, PCNs in code order.
+    fn ranked(&self) -> Vec<(u32, Vec<u32>)> {
+        let model = match self.rules.rank_by {
+            RankBy::Frailty => None,
+            RankBy::Risk(o) => self.risks.iter().find(|r| r.outcome == o),
+        };
+        lists::rank(
+            &self.cohort,
+            &self.scored.scores,
+            &self.scored.status,
+            &self.rules,
+            model,
+        )
+    }
+
+    /// No comparison with a previous run (the lists' `change` column is empty, as the binary's
+    /// with `--no-compare` or on a first run).
+    fn no_changes(&self) -> Changes {
+        Changes::none(&self.cohort, "nothing compared (no previous run given)")
+    }
+
+    /// The risk models' columns of the lists and the scores file.
+    fn risk_columns(&self) -> RiskColumns<'_> {
+        RiskColumns {
+            models: &self.models,
+            pcn: &self.cohort.patients.pcn,
+            risks: &self.risks,
+            explainer: Explainer::new(&self.cohort, &self.definitions, &self.scored, self.as_of),
+        }
+    }
+}
+
+/// One PCN's list files: `(pcn_code, csv bytes, parquet bytes)`.
+type ListFiles<'py> = (String, Bound<'py, PyBytes>, Bound<'py, PyBytes>);
+
+/// A table's rows as `(kind, section, label_a, label_b, fit, mild, moderate, severe, total)`.
+type CountRow = (String, u8, String, String, u64, u64, u64, u64, u64);
+
+fn count_rows(c: &Counts) -> Vec<CountRow> {
+    let kind = match c.kind {
+        TableKind::Summary => "summary",
+        TableKind::Equity => "equity",
+    };
+    c.rows
+        .iter()
+        .map(|(k, v)| {
+            (
+                kind.to_string(),
+                k.section,
+                k.labels.0.clone(),
+                k.labels.1.clone(),
+                v[0],
+                v[1],
+                v[2],
+                v[3],
+                v[4],
+            )
+        })
+        .collect()
+}
+
+/// Bytes of `df` written by `writer` (strata's own CSV or Parquet writer, so the bytes are the
+/// binary's).
+fn encode(writer: &dyn TableWriter, df: &mut DataFrame) -> Result<Vec<u8>, Failure> {
+    let dir = tempfile::tempdir().map_err(io_err("creating a temporary folder"))?;
+    let path = dir.path().join(format!("table.{}", writer.extension()));
+    writer.write(&path, df)?;
+    std::fs::read(&path).map_err(io_err(format!("reading back {}", path.display())))
+}
+
+#[pymethods]
+impl Scoring {
+    /// Every patient's scores (the rows and columns of the binary's `scores.parquet`).
+    fn scores(&self) -> PyResult<ArrowStream> {
+        let scorer = Scorer::new(&self.definitions);
+        let mut listed = vec![false; self.cohort.patients.len()];
+        for (_, pats) in self.ranked() {
+            for p in pats {
+                listed[p as usize] = true;
+            }
+        }
+        let df = output::scores_frame(
+            &self.cohort,
+            &self.scored,
+            &scorer,
+            &self.risk_columns(),
+            &listed,
+        )
+        .map_err(Failure::from)?;
+        Ok(ArrowStream { df })
+    }
+
+    /// Each PCN's list: `[(pcn_code, table)]` in PCN code order (the binary's list files).
+    fn lists(&self) -> PyResult<Vec<(String, ArrowStream)>> {
+        let scorer = Scorer::new(&self.definitions);
+        let risk = self.risk_columns();
+        let changes = self.no_changes();
+        self.ranked()
+            .into_iter()
+            .map(|(pcn, pats)| {
+                let df =
+                    output::list_frame(&self.cohort, &self.scored, &scorer, &pats, &risk, &changes)
+                        .map_err(Failure::from)?;
+                Ok((
+                    self.cohort.patients.pcns[pcn as usize].clone(),
+                    ArrowStream { df },
+                ))
+            })
+            .collect()
+    }
+
+    /// Each PCN's list as the bytes of the binary's files: `[(pcn_code, csv, parquet)]`.
+    fn list_files<'py>(&self, py: Python<'py>) -> PyResult<Vec<ListFiles<'py>>> {
+        let scorer = Scorer::new(&self.definitions);
+        let risk = self.risk_columns();
+        let changes = self.no_changes();
+        let mut out = Vec::new();
+        for (pcn, pats) in self.ranked() {
+            let mut df =
+                output::list_frame(&self.cohort, &self.scored, &scorer, &pats, &risk, &changes)
+                    .map_err(Failure::from)?;
+            let csv = encode(&output::csv::Csv, &mut df)?;
+            let parquet = encode(&output::parquet::Parquet, &mut df)?;
+            out.push((
+                self.cohort.patients.pcns[pcn as usize].clone(),
+                PyBytes::new(py, &csv),
+                PyBytes::new(py, &parquet),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The aggregate tables' counts (unprotected), addable across partitions:
+    /// `[(kind, section, label_a, label_b, fit, mild, moderate, severe, total)]`.
+    fn counts(&self) -> Vec<CountRow> {
+        let s = &self.scored;
+        let mut rows = count_rows(&tables::summary(&self.cohort, &s.scores, &s.status));
+        rows.extend(count_rows(&tables::equity(
+            &self.cohort,
+            &s.scores,
+            &s.status,
+            &s.ages,
+        )));
+        rows
+    }
+
+    /// Rejected rows: `[(file, row, column, reason)]`, rows 1-based in the tables given.
+    fn rejects(&self) -> Vec<(String, u64, String, String)> {
+        self.cohort
+            .rejects
+            .iter()
+            .map(|r| {
+                (
+                    r.file.to_string(),
+                    r.row,
+                    r.column.to_string(),
+                    r.reason.to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// Rows read and rejected per table: `[(file, rows, rejected)]`.
+    fn files(&self) -> Vec<(String, u64, u64)> {
+        self.cohort
+            .report
+            .files
+            .iter()
+            .map(|f| (f.file.clone(), f.rows, f.rejected))
+            .collect()
+    }
+
+    /// Warnings of the validation report, as `strata validate` prints them, and one for each
+    /// risk model trained on synthetic data (as the binary's manifest has them).
+    fn warnings(&self) -> Vec<String> {
+        self.cohort
+            .report
+            .problems
+            .iter()
+            .map(|p| p.to_string())
+            .chain(self.models.iter().filter(|m| m.file.caveats.contains("synthetic")).map(|m| {
+                format!(
+                    "warning: the {} model ({}) was trained on synthetic data: retrain it on local data (strata train) before acting on its figures",
+                    m.file.outcome, m.file.path
+                )
+            }))
+            .collect()
+    }
+
+    /// The risk model cards applied: `[(outcome, path, fnv1a64)]`.
+    fn risk_models(&self) -> Vec<(String, String, String)> {
+        self.models
+            .iter()
+            .map(|m| {
+                (
+                    m.file.outcome.to_string(),
+                    m.file.path.clone(),
+                    m.file.fnv1a64.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// The run's figures for a manifest: patients, eligible, listed, listed_core20, deceased,
+    /// ignored_after_as_of, rejected_rows.
+    fn figures(&self) -> Vec<(String, u64)> {
+        let s = &self.scored;
+        let count = |x: Status| s.status.iter().filter(|&&y| y == x).count() as u64;
+        let ranked = self.ranked();
+        let p = &self.cohort.patients;
+        vec![
+            ("patients".into(), p.len() as u64),
+            ("eligible".into(), count(Status::Eligible)),
+            (
+                "listed".into(),
+                ranked.iter().map(|(_, v)| v.len() as u64).sum(),
+            ),
+            (
+                "listed_core20".into(),
+                ranked
+                    .iter()
+                    .flat_map(|(_, v)| v.iter())
+                    .filter(|&&i| strata::population::is_core20(p.imd_decile[i as usize]))
+                    .count() as u64,
+            ),
+            ("deceased".into(), count(Status::Deceased)),
+            (
+                "ignored_after_as_of".into(),
+                s.features
+                    .iter()
+                    .map(|f| f.ignored_after_as_of as u64)
+                    .sum(),
+            ),
+            ("rejected_rows".into(), self.cohort.rejects.len() as u64),
+        ]
+    }
+
+    /// Where the prescriptions came from (`medications.parquet`, `events.parquet (dmd)` or
+    /// `none`), as the manifest says it.
+    fn prescriptions(&self) -> &'static str {
+        strata::input::prescriptions_source(&self.cohort)
+    }
+
+    /// The models files used, with their hashes: `[(path, fnv1a64)]`.
+    fn models(&self) -> Vec<(String, String)> {
+        self.definitions
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.fnv1a64.clone()))
+            .collect()
+    }
+}
+
+/// Check, load and score a cohort handed as Arrow tables. `as_of` and `today` are
+/// `YYYY-MM-DD`; `today` defaults to the machine's UTC date.
+#[pyfunction]
+#[pyo3(signature = (patients, events, encounters, as_of, medications=None, today=None, models=None, min_age=65, min_category="mild", max_rejected=0.01, allow_identifiers=false, risk_models=None, rank_by="frailty", list_risk_band=None, min_risk=None, top=None, top_percent=None))]
+#[allow(clippy::too_many_arguments)]
+fn run(
+    py: Python<'_>,
+    patients: &Bound<'_, PyAny>,
+    events: &Bound<'_, PyAny>,
+    encounters: &Bound<'_, PyAny>,
+    as_of: &str,
+    medications: Option<&Bound<'_, PyAny>>,
+    today: Option<&str>,
+    models: Option<PathBuf>,
+    min_age: i32,
+    min_category: &str,
+    max_rejected: f64,
+    allow_identifiers: bool,
+    risk_models: Option<Vec<PathBuf>>,
+    rank_by: &str,
+    list_risk_band: Option<&str>,
+    min_risk: Option<f64>,
+    top: Option<u32>,
+    top_percent: Option<f64>,
+) -> PyResult<Scoring> {
+    let as_of = parse_date(as_of, "as_of")?;
+    let today = match today {
+        Some(t) => parse_date(t, "today")?,
+        None => strata::date::today(),
+    };
+    let min_category = EfiCategory::parse(min_category).ok_or_else(|| {
+        Failure::Argument(format!(
+            "min_category: '{min_category}' is not fit, mild, moderate or severe"
+        ))
+    })?;
+    if !(0.0..=1.0).contains(&max_rejected) {
+        return Err(Failure::Argument(format!(
+            "max_rejected: {max_rejected} is not a fraction between 0 and 1"
+        ))
+        .into());
+    }
+    let p = import_stream(patients, "patients")?;
+    let e = import_stream(events, "events")?;
+    let n = import_stream(encounters, "encounters")?;
+    let m = medications
+        .map(|m| import_stream(m, "medications"))
+        .transpose()?;
+    let opts = LoadOptions {
+        today,
+        allow_identifiers,
+        max_reject_fraction: max_rejected,
+        skip_memory_check: true,
+        memory_limit: None,
+        dictionary_path: true,
+    };
+    let rank_by = RankBy::parse(rank_by).ok_or_else(|| {
+        Failure::Argument(format!(
+            "rank_by: '{rank_by}' is not frailty, emergency_admission, falls_admission or death"
+        ))
+    })?;
+    // The binary's rules (`strata score --rank-by --list-risk-band`).
+    let min_risk_band = match (list_risk_band, rank_by) {
+        (Some(_), RankBy::Frailty) => return Err(Failure::Argument(
+            "list_risk_band needs rank_by a model (emergency_admission, falls_admission or death)"
+                .into(),
+        )
+        .into()),
+        (Some(b), _) => Some(RiskBand::parse(b).ok_or_else(|| {
+            Failure::Argument(format!(
+                "list_risk_band: '{b}' is not low, moderate, high or very_high"
+            ))
+        })?),
+        (None, RankBy::Risk(_)) if min_risk.is_none() => Some(RiskBand::High),
+        (None, _) => None,
+    };
+    if let Some(t) = min_risk {
+        if rank_by == RankBy::Frailty {
+            return Err(Failure::Argument(
+                "min_risk needs rank_by a model (emergency_admission, falls_admission or death)"
+                    .into(),
+            )
+            .into());
+        }
+        if !(0.0..=1.0).contains(&t) {
+            return Err(Failure::Argument(format!(
+                "min_risk: {t} is not a probability between 0 and 1"
+            ))
+            .into());
+        }
+    }
+    if top.is_some() && top_percent.is_some() {
+        return Err(Failure::Argument("give top or top_percent, not both".into()).into());
+    }
+    if let Some(x) = top_percent {
+        if !(x > 0.0 && x <= 100.0) {
+            return Err(Failure::Argument(format!(
+                "top_percent: {x} is not above 0 and at most 100"
+            ))
+            .into());
+        }
+    }
+    let rules = ListRules {
+        min_age,
+        min_category,
+        rank_by,
+        min_risk_band,
+        min_risk,
+        top,
+        top_percent,
+    };
+    let models = models_dir(models)?;
+    // Cards: those given; by default the models folder's `risk/` (as the binary).
+    let cards = match risk_models {
+        Some(c) => c,
+        None if models.join("risk").is_dir() => vec![models.join("risk")],
+        None => Vec::new(),
+    };
+    let scoring = py.detach(move || -> Result<Scoring, Failure> {
+        let definitions = Definitions::load(&models)?;
+        let cards = risk::load(&cards, &definitions)?;
+        if let RankBy::Risk(o) = rank_by {
+            if !cards.iter().any(|c| c.outcome == o) {
+                return Err(risk::RiskError::NotLoaded(o.name()).into());
+            }
+        }
+        let cohort = Cohort::from_arrow_with_medications(p, e, n, m, &opts)?;
+        let scored = score_cohort(&cohort, &definitions, as_of, &rules);
+        let risks = risk::apply(&cards, &cohort, &definitions, &scored, as_of);
+        Ok(Scoring {
+            cohort,
+            scored,
+            definitions,
+            rules,
+            as_of,
+            models: cards,
+            risks,
+        })
+    })?;
+    Ok(scoring)
+}
+
+/// Protect the aggregate tables of a whole run once, from their counts added up over
+/// partitions (rows as [`Scoring::counts`] gives them), and return the bytes of the binary's
+/// `summary.csv` and `equity.csv`. `publication` rounds to 5 as `--publication` does.
+#[pyfunction]
+#[pyo3(signature = (rows, publication=false))]
+fn protect_tables<'py>(
+    py: Python<'py>,
+    rows: Vec<CountRow>,
+    publication: bool,
+) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+    let mut summary = Counts::new(TableKind::Summary);
+    let mut equity = Counts::new(TableKind::Equity);
+    for (kind, section, a, b, fit, mild, moderate, severe, total) in rows {
+        let counts = match kind.as_str() {
+            "summary" => &mut summary,
+            "equity" => &mut equity,
+            other => {
+                return Err(
+                    Failure::Argument(format!("counts: unknown table kind '{other}'")).into(),
+                )
+            }
+        };
+        // Rows with the same labels (from different partitions) add up.
+        let row = counts
+            .rows
+            .entry(RowKey {
+                section,
+                labels: (a, b),
+            })
+            .or_default();
+        for (x, v) in row.iter_mut().zip([fit, mild, moderate, severe, total]) {
+            *x += v;
+        }
+    }
+    let suppression = if publication {
+        Suppression::publication()
+    } else {
+        Suppression::default()
+    };
+    let (s, e) = py.detach(move || -> Result<(Vec<u8>, Vec<u8>), Failure> {
+        let (st, et) = (summary.table(), equity.table());
+        let cells = disclosure::protect(&[&st, &et], &suppression)?;
+        let csv = |stem: &str, table, cells: &Vec<_>| -> Result<Vec<u8>, Failure> {
+            let mut df = output::table_frame(&PublishedTable { stem, table, cells })?;
+            encode(&output::csv::Csv, &mut df)
+        };
+        Ok((
+            csv("summary", &st, &cells[0])?,
+            csv("equity", &et, &cells[1])?,
+        ))
+    })?;
+    Ok((PyBytes::new(py, &s), PyBytes::new(py, &e)))
+}
+
+/// A frame from imported record batches (buffers shared): each column is the batches' arrays
+/// as chunks.
+fn frame_of(batches: ArrowTable) -> Result<DataFrame, Failure> {
+    let Some(first) = batches.first() else {
+        return Ok(DataFrame::empty());
+    };
+    let schema = first.schema().clone();
+    let height = batches.iter().map(|b| b.height()).sum();
+    let mut arrays: Vec<Vec<Box<dyn polars_arrow::array::Array>>> = vec![Vec::new(); schema.len()];
+    for b in batches {
+        for (col, a) in arrays.iter_mut().zip(b.into_arrays()) {
+            col.push(a);
+        }
+    }
+    let columns = schema
+        .iter_values()
+        .zip(arrays)
+        .map(|(field, arrs)| Series::try_from((field, arrs)).map(Column::from))
+        .collect::<PolarsResult<Vec<Column>>>()?;
+    Ok(DataFrame::new(height, columns)?)
+}
+
+/// The bytes of an Arrow table written by strata's own writer for `format` (`csv` or
+/// `parquet`): how the Spark job writes `scores.parquet` and `rejects.csv` exactly as the binary
+/// does, from rows put together across partitions.
+#[pyfunction]
+fn encode_table<'py>(
+    py: Python<'py>,
+    table: &Bound<'py, PyAny>,
+    format: &str,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let writer: &dyn TableWriter = match format {
+        "csv" => &output::csv::Csv,
+        "parquet" => &output::parquet::Parquet,
+        other => {
+            return Err(
+                Failure::Argument(format!("format: '{other}' is not csv or parquet")).into(),
+            )
+        }
+    };
+    let batches = import_stream(table, "table")?;
+    let bytes = py.detach(move || -> Result<Vec<u8>, Failure> {
+        let mut df = frame_of(batches)?;
+        encode(writer, &mut df)
+    })?;
+    Ok(PyBytes::new(py, &bytes))
+}
+
+/// A PCN code as the file stem of its list (the binary's rule; the caller adds `~2`, `~3`, ...
+/// when two codes clean up to the same stem, in PCN code order).
+#[pyfunction]
+fn file_stem(code: &str) -> String {
+    output::file_stem(code)
+}
+
+/// The embedded models folder (written out on first use), or the one `$STRATA_MODELS` names.
+#[pyfunction]
+fn default_models() -> PyResult<String> {
+    Ok(models_dir(None)?.display().to_string())
+}
+
+/// The extension module.
+#[pymodule]
+fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(run, m)?)?;
+    m.add_function(wrap_pyfunction!(protect_tables, m)?)?;
+    m.add_function(wrap_pyfunction!(file_stem, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_table, m)?)?;
+    m.add_function(wrap_pyfunction!(default_models, m)?)?;
+    m.add_class::<ArrowStream>()?;
+    m.add_class::<Scoring>()?;
+    m.add(
+        "InvalidCohortError",
+        m.py().get_type::<InvalidCohortError>(),
+    )?;
+    m.add("ModelsError", m.py().get_type::<ModelsError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,148 @@
+"""strata in Python: the electronic Frailty Index, the Hospital Frailty Risk Score and the
+Charlson index on Arrow data, with the same checks and the same rows as the ``strata`` binary.
+
+Tables go in and out through the Arrow PyCapsule interface (``__arrow_c_stream__``): pass pyarrow
+tables, polars data frames, DuckDB results or pandas data frames (converted with pyarrow), with
+the columns of strata's cohort contract (README.md, "The cohort contract").
+
+>>> import pyarrow.parquet as pq, strata
+>>> scores = strata.score(pq.read_table("cohort/patients.parquet"),
+...                       pq.read_table("cohort/events.parquet"),
+...                       pq.read_table("cohort/encounters.parquet"), as_of="2025-03-31")
+
+``strata.run`` gives everything one scoring computes (scores, each PCN's list, the aggregate
+counts, rejected rows); ``python -m strata.spark`` runs the nightly job under Apache Spark.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional, Tuple
+
+import pyarrow as pa
+
+from ._strata import (
+    ArrowStream,
+    InvalidCohortError,
+    ModelsError,
+    Scoring,
+    __version__,
+    default_models,
+    encode_table,
+    file_stem,
+    protect_tables,
+)
+from ._strata import run as _run
+
+__all__ = [
+    "score",
+    "run",
+    "Scoring",
+    "ArrowStream",
+    "InvalidCohortError",
+    "ModelsError",
+    "default_models",
+    "file_stem",
+    "protect_tables",
+    "encode_table",
+    "__version__",
+]
+
+
+def _arrow(table: Any, what: str) -> Any:
+    """An object exporting ``__arrow_c_stream__``: the table itself, or a pandas data frame
+    converted by pyarrow (pandas before 2.2 does not export the interface)."""
+    if table is None or hasattr(table, "__arrow_c_stream__"):
+        return table
+    try:
+        import pandas as pd  # noqa: PLC0415  (optional)
+    except ImportError:  # pragma: no cover - pandas is optional
+        pd = None
+    if pd is not None and isinstance(table, pd.DataFrame):
+        return pa.Table.from_pandas(table, preserve_index=False)
+    raise TypeError(
+        f"{what}: expected an Arrow table (pyarrow, polars, pandas, ... exporting "
+        f"__arrow_c_stream__), got {type(table).__name__}"
+    )
+
+
+def run(
+    patients: Any,
+    events: Any,
+    encounters: Any,
+    as_of: str,
+    *,
+    medications: Any = None,
+    today: Optional[str] = None,
+    models: Optional[str] = None,
+    min_age: int = 65,
+    min_category: str = "mild",
+    max_rejected: float = 0.01,
+    allow_identifiers: bool = False,
+    risk_models: Optional[List[str]] = None,
+    rank_by: str = "frailty",
+    list_risk_band: Optional[str] = None,
+    min_risk: Optional[float] = None,
+    top: Optional[int] = None,
+    top_percent: Optional[float] = None,
+) -> Scoring:
+    """Check, load and score a cohort handed as Arrow tables, as ``strata score`` does.
+
+    ``as_of`` is the index date (``YYYY-MM-DD``): records after it are ignored. ``today`` is the
+    date after which any date is impossible (default: the machine's UTC date). ``models`` is a
+    models folder (default: ``$STRATA_MODELS``, else the copy built into the package).
+    ``risk_models`` are the risk model cards to apply (files, or folders of cards; default: the
+    models folder's ``risk/``, as the binary; ``[]`` for none); ``rank_by`` (``frailty`` or an
+    outcome), ``list_risk_band``, ``min_risk``, ``top`` and ``top_percent`` are ``strata score``'s
+    ``--rank-by``, ``--list-risk-band``, ``--min-risk``, ``--top`` and ``--top-percent``.
+
+    Raises :class:`InvalidCohortError` (a ``ValueError``) with the validation report when the
+    cohort fails strata's checks, :class:`ModelsError` when the models folder cannot be loaded.
+    Returns a :class:`Scoring`: ``.scores()``, ``.lists()``, ``.counts()``, ``.rejects()``, ...
+    """
+    return _run(
+        _arrow(patients, "patients"),
+        _arrow(events, "events"),
+        _arrow(encounters, "encounters"),
+        as_of,
+        medications=_arrow(medications, "medications"),
+        today=today,
+        models=models,
+        min_age=min_age,
+        min_category=min_category,
+        max_rejected=max_rejected,
+        allow_identifiers=allow_identifiers,
+        risk_models=risk_models,
+        rank_by=rank_by,
+        list_risk_band=list_risk_band,
+        min_risk=min_risk,
+        top=top,
+        top_percent=top_percent,
+    )
+
+
+def score(
+    patients: Any,
+    events: Any,
+    encounters: Any,
+    as_of: str,
+    **options: Any,
+) -> pa.Table:
+    """Every patient's scores as a pyarrow Table: the rows and columns of the binary's
+    ``scores.parquet``, in pseudonym order. Options as for :func:`run`."""
+    return pa.table(run(patients, events, encounters, as_of, **options).scores())
+
+
+def lists(
+    patients: Any,
+    events: Any,
+    encounters: Any,
+    as_of: str,
+    **options: Any,
+) -> List[Tuple[str, pa.Table]]:
+    """Each PCN's ranked list as ``(pcn_code, pyarrow Table)``, PCNs in code order: the rows of
+    the binary's ``lists/<PCN>.csv``. Options as for :func:`run`."""
+    scoring = run(patients, events, encounters, as_of, **options)
+    return [(pcn, pa.table(t)) for pcn, t in scoring.lists()]
+
+
+__all__.append("lists")

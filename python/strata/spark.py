@@ -1,0 +1,647 @@
+"""strata's nightly job as a PySpark job: the same lists, ``summary.csv``, ``equity.csv`` and
+``scores.parquet`` as ``strata score``, computed where the data are (Databricks, Foundry, plain
+``spark-submit``).
+
+    python -m strata.spark score --cohort DIR --as-of DATE --out DIR [--master local[2]]
+
+How it runs:
+
+1. The driver reads the three (or four) Parquet files with Spark, checks their schemas once with
+   strata's own checks, and runs the whole-cohort checks in Spark: duplicate pseudonyms, and
+   records for patients not in ``patients.parquet`` (a left anti-join: those rows are rejected and
+   counted, never dropped silently).
+2. Every record is tagged with its patient's PCN and the four tables are put side by side in one
+   wide table, so that each PCN's patients and records meet in one task: ``groupBy(pcn)
+   .applyInArrow`` on Spark 4.0 and later, ``repartition(pcn) .mapInArrow`` on Spark 3.5 (a
+   partition then holds several whole PCNs). Each task checks and scores its PCNs in strata
+   (the same code as the binary) and returns the PCNs' list files, its patients' scores, its
+   rejected rows and the aggregate tables' counts.
+3. The counts are added up in Spark and protected once on the driver by strata's disclosure
+   control; the rejected-row limit is applied to whole files; the driver writes the lists,
+   ``scores.parquet`` (in pseudonym order), ``summary.csv``, ``equity.csv``, ``rejects.csv`` and
+   ``manifest.json`` with strata's own writers, into a new folder that replaces ``--out`` only
+   when everything succeeded.
+
+"Today" (after which a date is impossible) is decided once on the driver (``--today``, default
+the driver's UTC date) and passed to every task: no executor reads its own clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import io
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+import strata
+
+PATIENTS = "patients.parquet"
+EVENTS = "events.parquet"
+ENCOUNTERS = "encounters.parquet"
+MEDICATIONS = "medications.parquet"
+# Table tags in the wide table, and the contract file each stands for.
+TABLES = {"p": PATIENTS, "e": EVENTS, "n": ENCOUNTERS, "m": MEDICATIONS}
+# Where each file's dates are, for the reject reasons' column names (the binary's).
+KEY = "_key"  # trimmed pseudonym as text: the join key
+PCN = "_pcn"
+ROW = "_row"  # 1-based row in the file
+TAG = "_t"
+
+# Reject reasons the driver gives (strata::input::contract::reason).
+NULL_PATIENT = "null patient_id"
+UNKNOWN_PATIENT = "patient_id not in patients.parquet"
+
+# The output of each task: one row per item.
+#   kind "list":   key = PCN code, data = CSV bytes, data2 = Parquet bytes
+#   kind "scores": data = Arrow IPC stream of the task's patients' scores
+#   kind "count":  key = table (summary, equity), section, a, b, c0..c4 = the counts
+#   kind "meta":   data = JSON: rejects (rows in the files), files, figures, warnings, errors
+RESULT_DDL = (
+    "kind string, key string, data binary, data2 binary, section int, a string, b string, "
+    "c0 long, c1 long, c2 long, c3 long, c4 long"
+)
+RESULT_SCHEMA = pa.schema(
+    [
+        ("kind", pa.string()),
+        ("key", pa.string()),
+        ("data", pa.binary()),
+        ("data2", pa.binary()),
+        ("section", pa.int32()),
+        ("a", pa.string()),
+        ("b", pa.string()),
+        ("c0", pa.int64()),
+        ("c1", pa.int64()),
+        ("c2", pa.int64()),
+        ("c3", pa.int64()),
+        ("c4", pa.int64()),
+    ]
+)
+
+
+class SparkJobError(Exception):
+    """The cohort was refused, or the job could not complete: the message says why."""
+
+
+class OutputFolderError(SparkJobError):
+    """``--out`` exists and is not a strata output folder (the binary's exit code 5)."""
+
+
+def _result_batch(rows: List[Dict[str, Any]]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pylist(rows, schema=RESULT_SCHEMA)
+
+
+def _split(table: pa.Table, columns: Dict[str, List[str]]) -> Dict[str, pa.Table]:
+    """The wide table's rows by tag, each with its own columns under their contract names (the
+    row number kept as ``_row``)."""
+    out = {}
+    tags = table.column(TAG)
+    for tag, cols in columns.items():
+        rows = table.filter(pc.equal(tags, tag))
+        t = rows.select([f"{tag}__{c}" for c in cols] + [ROW])
+        out[tag] = t.rename_columns(cols + [ROW])
+    return out
+
+
+def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
+    """Score the whole PCNs in ``table`` (the wide table's rows of one group or partition) and
+    return the task's result rows. Errors in the data are returned as rows, not raised, so that
+    the driver can report every partition's problems together."""
+    columns: Dict[str, List[str]] = settings["columns"]
+    parts = _split(table, columns)
+    p, e, n = parts["p"], parts["e"], parts["n"]
+    m = parts.get("m")
+    if p.num_rows == 0:
+        return pa.Table.from_batches([], schema=RESULT_SCHEMA)
+    # Row numbers in the files, to translate the rejects (1-based in the tables given here).
+    file_rows = {
+        EVENTS: e.column(ROW).to_pylist(),
+        ENCOUNTERS: n.column(ROW).to_pylist(),
+    }
+    if m is not None:
+        file_rows[MEDICATIONS] = m.column(ROW).to_pylist()
+    meta: Dict[str, Any] = {"errors": [], "rejects": [], "files": [], "figures": [], "warnings": []}
+    rows: List[Dict[str, Any]] = []
+    try:
+        s = strata.run(
+            p.drop_columns([ROW]),
+            e.drop_columns([ROW]),
+            n.drop_columns([ROW]),
+            settings["as_of"],
+            medications=None if m is None else m.drop_columns([ROW]),
+            today=settings["today"],
+            models=settings.get("models"),
+            min_age=settings["min_age"],
+            min_category=settings["min_category"],
+            # The limit applies to whole files: the driver checks it.
+            max_rejected=1.0,
+            allow_identifiers=settings["allow_identifiers"],
+            risk_models=settings["risk_models"],
+            rank_by=settings["rank_by"],
+            list_risk_band=settings["list_risk_band"],
+            min_risk=settings["min_risk"],
+            top=settings["top"],
+            top_percent=settings["top_percent"],
+        )
+    except strata.InvalidCohortError as err:
+        pcns = sorted(set(p.column("pcn_code").cast(pa.string()).to_pylist()))
+        meta["errors"].append({"pcns": [str(x) for x in pcns], "report": str(err)})
+        rows.append({"kind": "meta", "data": json.dumps(meta).encode()})
+        return pa.Table.from_batches([_result_batch(rows)])
+    for pcn, csv, parquet in s.list_files():
+        rows.append({"kind": "list", "key": pcn, "data": csv, "data2": parquet})
+    sink = io.BytesIO()
+    scores = pa.table(s.scores())
+    with pa.ipc.new_stream(sink, scores.schema) as w:
+        w.write_table(scores)
+    rows.append({"kind": "scores", "data": sink.getvalue()})
+    for kind, section, a, b, *c in s.counts():
+        rows.append(
+            {"kind": "count", "key": kind, "section": section, "a": a, "b": b,
+             **{f"c{i}": v for i, v in enumerate(c)}}
+        )
+    meta["rejects"] = [
+        (f, file_rows[f][r - 1] if f in file_rows else r, col, why) for f, r, col, why in s.rejects()
+    ]
+    meta["files"] = s.files()
+    meta["figures"] = s.figures()
+    meta["warnings"] = s.warnings()
+    meta["prescriptions"] = s.prescriptions()
+    meta["models"] = s.models()
+    meta["risk_models"] = s.risk_models()
+    rows.append({"kind": "meta", "data": json.dumps(meta).encode()})
+    return pa.Table.from_batches([_result_batch(rows)])
+
+
+def _map_partition(settings: Dict[str, Any]):
+    """The function for ``mapInArrow``: a partition holds whole PCNs; score them together."""
+
+    def f(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        batches = list(batches)
+        if not batches:
+            return
+        out = score_task(pa.Table.from_batches(batches), settings)
+        yield from out.to_batches()
+
+    return f
+
+
+def _apply_group(settings: Dict[str, Any]):
+    """The function for ``groupBy(pcn).applyInArrow``: one PCN per call."""
+
+    def f(table: pa.Table) -> pa.Table:
+        return score_task(table, settings)
+
+    return f
+
+
+def _fnv1a64(data: bytes) -> str:
+    h = 0xCBF29CE484222325
+    for b in data:
+        h ^= b
+        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
+# Rows a problem names at most (strata::input::report::MAX_ROWS_SHOWN).
+MAX_ROWS_SHOWN = 5
+
+
+def _problem(
+    file: str,
+    column: Optional[str],
+    message: str,
+    rows: Sequence[int] = (),
+    severity: str = "error",
+) -> str:
+    """A problem as ``strata validate`` prints it."""
+    s = f"{severity}: {file}"
+    if column:
+        s += f", column {column}"
+    s += f": {message}"
+    if rows:
+        shown = rows[:MAX_ROWS_SHOWN]
+        more = ", ..." if len(rows) > len(shown) else ""
+        label = "row" if len(shown) == 1 else "rows"
+        s += f" ({len(rows)} row{'' if len(rows) == 1 else 's'}; {label} "
+        s += ", ".join(str(r) for r in shown) + f"{more})"
+    return s
+
+
+def _reject_warnings(rejects: Sequence[Tuple[str, int, str, str]]) -> List[str]:
+    """The binary's warnings for rejected rows: one per file, column and reason, in file order
+    and then in order of first row (``rejects`` sorted so)."""
+    groups: Dict[Tuple[str, str, str], List[int]] = {}
+    for f, row, col, why in rejects:
+        groups.setdefault((f, col, why), []).append(row)
+    return [
+        _problem(f, col, f"row rejected: {why}", rows, severity="warning")
+        for (f, col, why), rows in groups.items()
+    ]
+
+
+def _session(master: Optional[str], app: str = "strata"):
+    from pyspark.sql import SparkSession
+
+    # Workers must run this interpreter (it has pyarrow and strata).
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    b = SparkSession.builder.appName(app)
+    if master:
+        b = b.master(master)
+    if master and master.startswith("local"):
+        # A few shuffle partitions suit one machine (Spark's default of 200 is for clusters).
+        b = b.config("spark.sql.shuffle.partitions", "4")
+    b = b.config("spark.sql.session.timeZone", "UTC")
+    b = b.config("spark.ui.enabled", "false")
+    return b.getOrCreate()
+
+
+def _medications_present(spark, cohort: str, cohort_dir: Path) -> bool:
+    """Whether the cohort has ``medications.parquet`` (optional): a local path is looked at, a
+    URI (``dbfs:/``, ``abfss://``, ...) asked of Spark, where only "path not found" means absent."""
+    if "://" not in cohort:
+        return (cohort_dir / MEDICATIONS).exists()
+    try:
+        spark.read.parquet(f"{cohort.rstrip('/')}/{MEDICATIONS}").schema
+    except Exception as e:  # noqa: BLE001 - pyspark's exception classes vary by version
+        text = str(e)
+        if "PATH_NOT_FOUND" in text or "Path does not exist" in text:
+            return False
+        raise
+    return True
+
+
+def _spark_version(spark) -> Tuple[int, int]:
+    major, minor = spark.version.split(".")[:2]
+    return int(major), int(minor)
+
+
+def score(
+    cohort: str,
+    as_of: str,
+    out: str,
+    *,
+    spark=None,
+    master: Optional[str] = None,
+    today: Optional[str] = None,
+    models: Optional[str] = None,
+    min_age: int = 65,
+    min_category: str = "mild",
+    max_rejected: float = 0.01,
+    allow_identifiers: bool = False,
+    publication: bool = False,
+    engine: str = "auto",
+    risk_models: Optional[List[str]] = None,
+    rank_by: str = "frailty",
+    list_risk_band: Optional[str] = None,
+    min_risk: Optional[float] = None,
+    top: Optional[int] = None,
+    top_percent: Optional[float] = None,
+) -> Dict[str, Any]:
+    """Run the nightly job under Spark and write the binary's outputs into ``out``. Returns the
+    manifest. ``engine`` is ``group`` (``applyInArrow``, Spark 4.0+), ``map`` (``repartition`` +
+    ``mapInArrow``, Spark 3.3+) or ``auto`` (``group`` where available). Raises
+    :class:`SparkJobError` when the cohort is refused."""
+    from pyspark.sql import functions as F
+
+    t0 = time.time()
+    seconds: List[Tuple[str, float]] = []
+
+    def lap(name: str) -> None:
+        nonlocal t0
+        seconds.append((name, round(time.time() - t0, 3)))
+        t0 = time.time()
+
+    out_dir = Path(out)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "manifest.json").is_file():
+        # Said before any work; checked again when the folder is replaced.
+        raise OutputFolderError(f"{out} exists and is not a strata output folder: not replaced")
+    if spark is None:
+        spark = _session(master)
+    version = _spark_version(spark)
+    if engine == "auto":
+        engine = "group" if version >= (4, 0) else "map"
+    if engine == "group" and version < (4, 0):
+        raise SparkJobError(f"--engine group needs Spark 4.0 or later (this is {spark.version})")
+    today = today or _dt.datetime.now(_dt.timezone.utc).date().isoformat()
+    cohort_dir = Path(cohort)
+    if not cohort_dir.is_dir() and "://" not in cohort:
+        raise SparkJobError(f"error: {cohort}: cohort folder does not exist")
+    # Tasks load the models folder given (it must then be readable on every executor), else
+    # their own $STRATA_MODELS or the copy built into the package.
+
+    # 1. Read, with each row's 1-based number in its file.
+    def read(name: str):
+        path = str(cohort_dir / name) if "://" not in cohort else f"{cohort.rstrip('/')}/{name}"
+        df = spark.read.parquet(path)
+        return df.select("*", (F.col("_metadata.row_index") + 1).alias(ROW))
+
+    files = {"p": read(PATIENTS), "e": read(EVENTS), "n": read(ENCOUNTERS)}
+    if _medications_present(spark, cohort, cohort_dir):
+        files["m"] = read(MEDICATIONS)
+    columns = {t: [c for c in df.columns if c != ROW] for t, df in files.items()}
+
+    # The schemas, checked once with strata's own checks (on empty tables).
+    from pyspark.sql.pandas.types import to_arrow_schema
+
+    def empty(t: str) -> pa.Table:
+        schema = to_arrow_schema(files[t].drop(ROW).schema)
+        return pa.Table.from_batches([], schema=schema)
+
+    try:
+        strata.run(
+            empty("p"), empty("e"), empty("n"), as_of,
+            medications=empty("m") if "m" in files else None,
+            today=today, models=models, min_age=min_age, min_category=min_category,
+            allow_identifiers=allow_identifiers, risk_models=risk_models, rank_by=rank_by,
+            list_risk_band=list_risk_band, min_risk=min_risk, top=top, top_percent=top_percent,
+        )
+    except strata.InvalidCohortError as err:
+        # Only the schema's problems: the tables checked here are empty on purpose.
+        errors = [
+            ln for ln in str(err).splitlines()
+            if ln.startswith("error:") and "has no rows" not in ln
+        ]
+        if errors:
+            raise SparkJobError("\n".join(errors)) from None
+    lap("read_and_check_schemas")
+
+    # 2. Whole-cohort checks: duplicate pseudonyms; records for unknown patients.
+    def key(df):
+        return F.regexp_replace(F.col("patient_id").cast("string"), r"(?U)^\s+|\s+$", "")
+
+    p = files["p"].withColumn(KEY, key(files["p"]))
+    dup_rows = (
+        p.where(F.col(KEY) != "")
+        .groupBy(KEY)
+        .agg(F.sort_array(F.collect_list(ROW)).alias("rows"))
+        .where(F.size("rows") > 1)
+        .select(F.explode(F.slice("rows", 2, 1 << 30)).alias("row"))
+        .orderBy("row")
+        .collect()
+    )
+    if dup_rows:
+        raise SparkJobError(
+            _problem(PATIENTS, "patient_id", "duplicate pseudonym", [r["row"] for r in dup_rows])
+        )
+    owners = p.select(KEY, F.col("pcn_code").cast("string").alias(PCN))
+    rejects: List[Tuple[str, int, str, str]] = []
+    tagged = {}
+    for t in ("e", "n", "m"):
+        if t not in files:
+            continue
+        df = files[t].withColumn(KEY, key(files[t]))
+        orphans = df.join(owners, KEY, "left_anti").select(
+            ROW, F.col("patient_id").isNull().alias("null")
+        )
+        for r in orphans.collect():
+            why = NULL_PATIENT if r["null"] else UNKNOWN_PATIENT
+            rejects.append((TABLES[t], r[ROW], "patient_id", why))
+        tagged[t] = df.join(owners, KEY, "inner")
+    tagged["p"] = p.withColumn(PCN, F.col("pcn_code").cast("string"))
+    lap("whole_cohort_checks")
+
+    # 3. One wide table: each table's columns prefixed by its tag, rows tagged.
+    wide = None
+    for t, df in tagged.items():
+        sel = [F.lit(t).alias(TAG), F.col(PCN), F.col(ROW)] + [
+            F.col(f"`{c}`").alias(f"{t}__{c}") for c in columns[t]
+        ]
+        part = df.select(*sel)
+        wide = part if wide is None else wide.unionByName(part, allowMissingColumns=True)
+    settings = {
+        "columns": {t: columns[t] for t in tagged},
+        "as_of": as_of,
+        "today": today,
+        "models": models,
+        "min_age": min_age,
+        "min_category": min_category,
+        "allow_identifiers": allow_identifiers,
+        "risk_models": risk_models,
+        "rank_by": rank_by,
+        "list_risk_band": list_risk_band,
+        "min_risk": min_risk,
+        "top": top,
+        "top_percent": top_percent,
+    }
+    if engine == "group":
+        result = wide.groupBy(PCN).applyInArrow(_apply_group(settings), RESULT_DDL)
+    else:
+        n_pcns = p.select("pcn_code").distinct().count()
+        parts = max(1, min(n_pcns, int(spark.conf.get("spark.sql.shuffle.partitions", "200"))))
+        result = wide.repartition(parts, PCN).mapInArrow(_map_partition(settings), RESULT_DDL)
+    result = result.persist()
+
+    # 4. The counts, added up in Spark; everything else to the driver.
+    counts = (
+        result.where(F.col("kind") == "count")
+        .groupBy("key", "section", "a", "b")
+        .agg(*[F.sum(f"c{i}").alias(f"c{i}") for i in range(5)])
+        .collect()
+    )
+    items = result.where(F.col("kind") != "count").select("kind", "key", "data", "data2").collect()
+    result.unpersist()
+    lap("score_per_pcn")
+
+    metas = [json.loads(bytes(r["data"])) for r in items if r["kind"] == "meta"]
+    errors = [e for m in metas for e in m["errors"]]
+    if errors:
+        lines = []
+        for e in errors:
+            lines.append(f"PCN {', '.join(e['pcns'])} (row numbers within the PCN's patients):")
+            lines.extend(ln for ln in e["report"].splitlines() if ln.startswith("error:"))
+        raise SparkJobError("\n".join(lines))
+    for m in metas:
+        rejects.extend(tuple(x) for x in m["rejects"])
+    order = {EVENTS: 0, ENCOUNTERS: 1, MEDICATIONS: 2}
+    rejects.sort(key=lambda r: (order.get(r[0], 9), r[1], r[2], r[3]))
+
+    # The rejected-row limit, on whole files.
+    totals = {TABLES[t]: df.count() for t, df in files.items()}
+    rejected = {f: 0 for f in totals}
+    for f, *_ in rejects:
+        rejected[f] += 1
+    too_many = [
+        _problem(
+            f, None,
+            f"{rejected[f]} of {totals[f]} rows rejected, more than the "
+            f"{max_rejected * 100:.2f}% allowed (--max-rejected); see the rejected-row warnings",
+        )
+        for f in (EVENTS, ENCOUNTERS, MEDICATIONS)
+        if f in totals and totals[f] > 0 and rejected[f] > max_rejected * totals[f]
+    ]
+    if too_many:
+        raise SparkJobError("\n".join(too_many))
+
+    # 5. Protect the tables once, and write everything.
+    summary_csv, equity_csv = strata.protect_tables(
+        [(r["key"], r["section"], r["a"], r["b"], *[r[f"c{i}"] for i in range(5)]) for r in counts],
+        publication=publication,
+    )
+    lap("protect")
+    lists = sorted((r["key"], bytes(r["data"]), bytes(r["data2"])) for r in items if r["kind"] == "list")
+    score_tables = [
+        pa.ipc.open_stream(bytes(r["data"])).read_all() for r in items if r["kind"] == "scores"
+    ]
+    scores = pa.concat_tables(score_tables) if score_tables else None
+    if scores is not None:
+        scores = scores.take(pc.sort_indices(scores, [("patient_id", "ascending")]))
+
+    work = out_dir.parent / f".{out_dir.name}.strata-spark-{os.getpid()}"
+    if work.exists():
+        shutil.rmtree(work)
+    (work / "lists").mkdir(parents=True)
+    written: List[Dict[str, Any]] = []
+
+    def write(rel: str, data: bytes, rows: int) -> None:
+        (work / rel).write_bytes(data)
+        written.append({"path": rel, "rows": rows, "bytes": len(data), "fnv1a64": _fnv1a64(data)})
+
+    stems: List[str] = []
+    for pcn, csv, parquet in lists:
+        base = strata.file_stem(pcn)
+        stem, k = base, 2
+        while stem in stems:
+            stem, k = f"{base}~{k}", k + 1
+        stems.append(stem)
+        rows = max(csv.count(b"\n") - 1, 0)
+        write(f"lists/{stem}.csv", csv, rows)
+        write(f"lists/{stem}.parquet", parquet, rows)
+    if scores is not None:
+        write("scores.parquet", strata.encode_table(scores, "parquet"), scores.num_rows)
+    write("summary.csv", summary_csv, summary_csv.count(b"\n") - 1)
+    write("equity.csv", equity_csv, equity_csv.count(b"\n") - 1)
+    if rejects:
+        t = pa.table(
+            {
+                "file": pa.array([r[0] for r in rejects], pa.string()),
+                "row": pa.array([r[1] for r in rejects], pa.uint64()),
+                "column": pa.array([r[2] for r in rejects], pa.string()),
+                "reason": pa.array([r[3] for r in rejects], pa.string()),
+            }
+        )
+        write("rejects.csv", strata.encode_table(t, "csv"), t.num_rows)
+    lap("write")
+
+    figures: Dict[str, int] = {}
+    for m in metas:
+        for k, v in m["figures"]:
+            figures[k] = figures.get(k, 0) + v
+    figures["rejected_rows"] = len(rejects)
+    # The tasks' own warnings name rows within their tables and files seen in part: the
+    # rejected-row warnings are made again from the whole files' rejects; the rest (risk model
+    # caveats, prescriptions) once each.
+    # A PCN without prescriptions does not make a cohort without them: that warning stands only
+    # when every task gave it.
+    task_warnings = dict.fromkeys(
+        w for m in metas for w in m["warnings"]
+        if "row rejected:" not in w and "has no rows" not in w
+        and ("prescriptions" not in w or all(w in x["warnings"] for x in metas))
+    )
+    warnings = _reject_warnings(rejects) + list(task_warnings)
+    prescriptions = sorted({m.get("prescriptions", "none") for m in metas})
+    manifest = {
+        "strata_version": strata.__version__,
+        "engine": f"spark {spark.version} ({'groupBy.applyInArrow' if engine == 'group' else 'repartition.mapInArrow'})",
+        "as_of": as_of,
+        "today": today,
+        "cohort": cohort,
+        "inputs": [{"file": f, "rows": totals[f], "rejected": rejected[f]} for f in totals],
+        "warnings": warnings,
+        "models": [{"path": p_, "fnv1a64": h} for p_, h in (metas[0]["models"] if metas else [])],
+        "risk_models": [
+            {"outcome": o, "path": p_, "fnv1a64": h}
+            for o, p_, h in (metas[0]["risk_models"] if metas else [])
+        ],
+        "rules": {"min_age": min_age, "min_category": min_category, "rank_by": rank_by,
+                  "list_risk_band": list_risk_band, "min_risk": min_risk, "top": top,
+                  "top_percent": top_percent},
+        "suppression": {"max_suppressed": 7, "round_to": 5 if publication else 1},
+        **figures,
+        "prescriptions": next((x for x in prescriptions if x != "none"), "none"),
+        "outputs": written,
+        "seconds": seconds,
+    }
+    (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    _replace(work, out_dir)
+    return manifest
+
+
+def _replace(work: Path, out: Path) -> None:
+    """Put the finished folder ``work`` at ``out``: an existing ``out`` must be a strata output
+    folder (it has a ``manifest.json``) or empty, and is replaced."""
+    if out.exists():
+        if any(out.iterdir()) and not (out / "manifest.json").is_file():
+            shutil.rmtree(work)
+            raise OutputFolderError(f"{out} exists and is not a strata output folder: not replaced")
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(old)
+        work.rename(out)
+        shutil.rmtree(old)
+    else:
+        work.rename(out)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m strata.spark", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("score", help="score a cohort folder under Spark and write the binary's outputs")
+    s.add_argument("--cohort", required=True, help="folder with patients/events/encounters.parquet")
+    s.add_argument("--as-of", required=True, metavar="YYYY-MM-DD")
+    s.add_argument("--out", required=True, help="output folder (replaced when the run succeeds)")
+    s.add_argument("--master", help="Spark master, e.g. local[2] (default: the session's)")
+    s.add_argument("--today", metavar="YYYY-MM-DD", help="treat this date as today (default: the driver's UTC date)")
+    s.add_argument("--models", help="models folder (default: $STRATA_MODELS or the built-in copy)")
+    s.add_argument("--min-age", type=int, default=65)
+    s.add_argument("--min-category", default="mild")
+    s.add_argument("--max-rejected", type=float, default=0.01)
+    s.add_argument("--allow-identifiers", action="store_true")
+    s.add_argument("--publication", action="store_true")
+    s.add_argument("--engine", choices=["auto", "group", "map"], default="auto",
+                   help="group: groupBy.applyInArrow (Spark 4.0+); map: repartition.mapInArrow")
+    s.add_argument("--risk-models", action="append", metavar="CARD|DIR",
+                   help="risk model card or folder of cards (repeatable; default: the models folder's risk/)")
+    s.add_argument("--no-risk-models", action="store_true", help="apply no risk model")
+    s.add_argument("--rank-by", default="frailty",
+                   help="frailty, emergency_admission, falls_admission or death")
+    s.add_argument("--list-risk-band", help="low, moderate, high or very_high (with --rank-by a model)")
+    s.add_argument("--min-risk", type=float, help="also list people with at least this probability (with --rank-by a model)")
+    size = s.add_mutually_exclusive_group()
+    size.add_argument("--top", type=int, help="keep only the top N of each PCN's list")
+    size.add_argument("--top-percent", type=float, help="keep only the top X%% of each PCN's eligible people")
+    a = ap.parse_args(argv)
+    try:
+        m = score(
+            a.cohort, a.as_of, a.out, master=a.master, today=a.today, models=a.models,
+            min_age=a.min_age, min_category=a.min_category, max_rejected=a.max_rejected,
+            allow_identifiers=a.allow_identifiers, publication=a.publication, engine=a.engine,
+            risk_models=[] if a.no_risk_models else a.risk_models, rank_by=a.rank_by,
+            list_risk_band=a.list_risk_band, min_risk=a.min_risk, top=a.top,
+            top_percent=a.top_percent,
+        )
+    except OutputFolderError as e:
+        print(e, file=sys.stderr)
+        return 5
+    except SparkJobError as e:
+        print(e, file=sys.stderr)
+        return 3
+    print(
+        f"scored {m.get('patients', 0)} patients at {m['as_of']} under {m['engine']}: "
+        f"{m.get('eligible', 0)} eligible, {m.get('listed', 0)} listed across "
+        f"{sum(1 for w in m['outputs'] if w['path'].startswith('lists/') and w['path'].endswith('.csv'))} PCN lists; "
+        f"{m['rejected_rows']} rows rejected"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""``strata.spark`` on a real local Spark (``local[2]``) against the binary: the lists,
+``summary.csv``, ``equity.csv``, ``rejects.csv`` and ``scores.parquet`` byte for byte, on the
+fixture cohort, a synthetic cohort and a cohort with bad rows; and the whole-cohort checks.
+
+Needs pyspark and a Java runtime. Skipped without them unless ``STRATA_REQUIRE_SPARK=1`` (CI
+sets it, so a missing install fails there instead of passing quietly).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import AS_OF, FIXTURE, TODAY, run_binary, strata_bin
+
+REQUIRED = os.environ.get("STRATA_REQUIRE_SPARK") == "1"
+
+try:
+    import pyspark  # noqa: F401
+    HAVE_SPARK = shutil.which("java") is not None or bool(os.environ.get("JAVA_HOME"))
+except ImportError:
+    HAVE_SPARK = False
+
+if not HAVE_SPARK:
+    if REQUIRED:
+        raise RuntimeError("STRATA_REQUIRE_SPARK=1 but pyspark or java is missing")
+    pytest.skip("pyspark or java not installed", allow_module_level=True)
+
+import strata.spark as sj  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def spark():
+    s = sj._session("local[2]", app="strata-tests")
+    s.sparkContext.setLogLevel("ERROR")
+    yield s
+    s.stop()
+
+
+def engines(spark) -> list[str]:
+    return ["group", "map"] if sj._spark_version(spark) >= (4, 0) else ["map"]
+
+
+def files(d: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(d)): p.read_bytes()
+        for p in sorted(d.rglob("*"))
+        if p.is_file() and p.name != "manifest.json"
+    }
+
+
+def assert_same_outputs(binary: Path, spark_out: Path) -> None:
+    want, got = files(binary), files(spark_out)
+    assert sorted(got) == sorted(want)
+    for name in want:
+        assert got[name] == want[name], f"{name} differs from the binary's"
+    # scores.parquet row for row too (implied by the bytes; said for the reader).
+    assert pq.read_table(spark_out / "scores.parquet").equals(pq.read_table(binary / "scores.parquet"))
+
+
+def same_paths(warnings: list[str]) -> list[str]:
+    """Warnings with the risk models' folder left out: the binary read ./models, the package its
+    built-in copy."""
+    return [re.sub(r"\((\S*/)?risk/", "(risk/", w) for w in warnings]
+
+
+def run_both(spark, cohort: Path, tmp: Path, engine: str) -> tuple[Path, Path, dict]:
+    # A new folder each time: the binary compares with a previous run in its --out, which the
+    # Spark job does not (yet) do.
+    binary = tmp / f"binary-{engine}"
+    run_binary(cohort, binary)
+    out = tmp / f"spark-{engine}"
+    manifest = sj.score(str(cohort), AS_OF, str(out), spark=spark, today=TODAY, engine=engine)
+    return binary, out, manifest
+
+
+def test_fixture_cohort_equals_the_binary_byte_for_byte(spark, tmp_path):
+    for engine in engines(spark):
+        binary, out, m = run_both(spark, FIXTURE, tmp_path, engine)
+        assert_same_outputs(binary, out)
+        assert m["patients"] == 2000 and m["listed"] == 162
+        assert m["today"] == TODAY
+        assert sorted(p.name for p in (out / "lists").iterdir()) == sorted(
+            p.name for p in (binary / "lists").iterdir()
+        )
+
+
+def test_synthetic_cohort_equals_the_binary(spark, tmp_path):
+    cohort = tmp_path / "synth"
+    r = subprocess.run(
+        [str(strata_bin()), "synth", "--patients", "3000", "--pcns", "5", "--seed", "11",
+         "--out", str(cohort)],
+        capture_output=True, text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    binary, out, m = run_both(spark, cohort, tmp_path, "auto")
+    assert_same_outputs(binary, out)
+    assert len(list((out / "lists").glob("*.csv"))) == 5
+
+
+def dirty_cohort(d: Path) -> Path:
+    """The fixture with bad rows at the start and end of events and encounters: unknown and
+    null patients (the driver's anti-join), an unknown code system, a date after today, a null
+    code, an end date before the start (the tasks' checks)."""
+    d.mkdir()
+    shutil.copy(FIXTURE / "patients.parquet", d / "patients.parquet")
+    e = pq.read_table(FIXTURE / "events.parquet")
+    rows = e.slice(0, 5).to_pylist()
+    rows[0]["patient_id"] = "not-a-patient"
+    rows[1]["patient_id"] = None
+    rows[2]["code_system"] = "klingon"
+    rows[3]["event_date"] = pa.scalar("2027-01-01").cast(pa.date32()).as_py()
+    rows[4]["code"] = None
+    bad = pa.Table.from_pylist(rows, schema=e.schema)
+    pq.write_table(pa.concat_tables([bad.slice(0, 2), e, bad.slice(2)]), d / "events.parquet",
+                   row_group_size=20000)
+    n = pq.read_table(FIXTURE / "encounters.parquet")
+    rows = n.slice(0, 2).to_pylist()
+    rows[0]["end_date"] = pa.scalar("2001-01-01").cast(pa.date32()).as_py()
+    rows[1]["patient_id"] = "ghost"
+    bad = pa.Table.from_pylist(rows, schema=n.schema)
+    pq.write_table(pa.concat_tables([n, bad]), d / "encounters.parquet")
+    return d
+
+
+def test_rejected_rows_are_the_binarys_in_every_detail(spark, tmp_path):
+    cohort = dirty_cohort(tmp_path / "dirty")
+    binary, out, m = run_both(spark, cohort, tmp_path, "auto")
+    assert (binary / "rejects.csv").is_file()
+    assert_same_outputs(binary, out)
+    assert m["rejected_rows"] == 7
+    # The manifest's warnings are the binary's (rejected rows named by their rows in the files).
+    want = json.loads((binary / "manifest.json").read_text())
+    assert same_paths(m["warnings"]) == same_paths(want["warnings"])
+    assert m["inputs"] == want["inputs"]
+    inputs = {i["file"]: i["rejected"] for i in m["inputs"]}
+    assert inputs["events.parquet"] == 5 and inputs["encounters.parquet"] == 2
+
+
+def test_too_many_rejected_rows_refuse_the_cohort(spark, tmp_path):
+    cohort = dirty_cohort(tmp_path / "dirty")
+    with pytest.raises(sj.SparkJobError, match="events.parquet: 5 of 91401 rows rejected"):
+        sj.score(str(cohort), AS_OF, str(tmp_path / "out"), spark=spark, today=TODAY,
+                 max_rejected=0.00001)
+    assert not (tmp_path / "out").exists()
+
+
+def test_duplicate_pseudonyms_across_pcns_are_refused(spark, tmp_path):
+    d = tmp_path / "dup"
+    shutil.copytree(FIXTURE, d)
+    p = pq.read_table(d / "patients.parquet")
+    pcns = p.column("pcn_code").to_pylist()
+    # A copy of patient 1 in another PCN: only a whole-cohort check can see it.
+    row = p.slice(0, 1).to_pylist()[0]
+    row["pcn_code"] = next(x for x in pcns if x != row["pcn_code"])
+    pq.write_table(pa.concat_tables([p, pa.Table.from_pylist([row], schema=p.schema)]),
+                   d / "patients.parquet")
+    with pytest.raises(sj.SparkJobError, match=r"patients.parquet, column patient_id: duplicate pseudonym \(1 row; row 2001\)"):
+        sj.score(str(d), AS_OF, str(tmp_path / "out"), spark=spark, today=TODAY)
+
+
+def test_a_schema_problem_is_refused_once_with_the_binarys_message(spark, tmp_path):
+    d = tmp_path / "noseX"
+    shutil.copytree(FIXTURE, d)
+    p = pq.read_table(d / "patients.parquet").drop_columns(["sex"])
+    pq.write_table(p, d / "patients.parquet")
+    with pytest.raises(sj.SparkJobError, match="patients.parquet, column sex: required column is missing"):
+        sj.score(str(d), AS_OF, str(tmp_path / "out"), spark=spark, today=TODAY)
+
+
+def test_the_command_line(tmp_path):
+    """``python -m strata.spark score`` end to end, in its own process and session, with the
+    cohort given as a URI (as on a cluster) and an optional file present."""
+    import sys
+
+    cohort = with_medications(tmp_path / "meds")
+    out = tmp_path / "out"
+    r = subprocess.run(
+        [sys.executable, "-m", "strata.spark", "score", "--cohort", cohort.as_uri(), "--as-of", AS_OF,
+         "--today", TODAY, "--out", str(out), "--master", "local[2]"],
+        capture_output=True, text=True,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "scored 2000 patients" in r.stdout
+    binary = tmp_path / "binary"
+    run_binary(cohort, binary)
+    assert_same_outputs(binary, out)
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["prescriptions"] == "medications.parquet"
+
+
+def with_medications(d: Path) -> Path:
+    """The fixture with its dm+d events moved to ``medications.parquet`` (one in every five
+    given a VTM, a few with a bad date or an unknown patient, to be rejected)."""
+    d.mkdir()
+    shutil.copy(FIXTURE / "patients.parquet", d / "patients.parquet")
+    shutil.copy(FIXTURE / "encounters.parquet", d / "encounters.parquet")
+    e = pq.read_table(FIXTURE / "events.parquet")
+    e = e.cast(pa.schema([pa.field(f.name, pa.string() if pa.types.is_string_view(f.type) else f.type)
+                          for f in e.schema]))
+    is_dmd = pc.equal(e.column("code_system").cast(pa.string()), "dmd")
+    pq.write_table(e.filter(pc.invert(is_dmd)), d / "events.parquet")
+    dmd = e.filter(is_dmd)
+    rows = [
+        {"patient_id": r["patient_id"], "issue_date": r["event_date"], "dmd_code": r["code"],
+         "vtm_code": r["code"][:6] if i % 5 == 0 else None}
+        for i, r in enumerate(dmd.select(["patient_id", "event_date", "code"]).to_pylist())
+    ]
+    rows[10]["patient_id"] = "nobody"
+    rows[20]["issue_date"] = None
+    pq.write_table(pa.Table.from_pylist(rows), d / "medications.parquet")
+    return d
+
+
+def test_medications_file_equals_the_binary(spark, tmp_path):
+    cohort = with_medications(tmp_path / "meds")
+    binary, out, m = run_both(spark, cohort, tmp_path, "auto")
+    assert_same_outputs(binary, out)
+    assert m["prescriptions"] == "medications.parquet"
+    want = json.loads((binary / "manifest.json").read_text())
+    assert same_paths(m["warnings"]) == same_paths(want["warnings"])
+    assert {i["file"]: i["rejected"] for i in m["inputs"]}["medications.parquet"] == 2
+
+
+def test_lists_ranked_by_a_risk_model_equal_the_binary(spark, tmp_path):
+    binary = tmp_path / "binary"
+    run_binary(FIXTURE, binary, "--rank-by", "falls_admission", "--list-risk-band", "moderate",
+               "--top", "25")
+    out = tmp_path / "spark"
+    sj.score(str(FIXTURE), AS_OF, str(out), spark=spark, today=TODAY,
+             rank_by="falls_admission", list_risk_band="moderate", top=25)
+    assert_same_outputs(binary, out)
+
+
+def test_an_output_folder_that_is_not_stratas_is_left_alone(spark, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "precious.txt").write_text("keep me")
+    with pytest.raises(sj.OutputFolderError, match="not a strata output folder"):
+        sj.score(str(FIXTURE), AS_OF, str(out), spark=spark, today=TODAY)
+    assert (out / "precious.txt").read_text() == "keep me"
+    assert [p.name for p in out.iterdir()] == ["precious.txt"]
+    assert not any(p.name.startswith(".out.") for p in tmp_path.iterdir())
+
+
+def test_a_bad_patient_row_refuses_the_cohort_naming_its_pcn(spark, tmp_path):
+    d = tmp_path / "badsex"
+    shutil.copytree(FIXTURE, d)
+    p = pq.read_table(d / "patients.parquet")
+    rows = p.to_pylist()
+    rows[5]["sex"] = "X"
+    pq.write_table(pa.Table.from_pylist(rows, schema=p.schema), d / "patients.parquet")
+    with pytest.raises(sj.SparkJobError, match=rf"PCN {rows[5]['pcn_code']} .*\n.*sex is not F, M or U"):
+        sj.score(str(d), AS_OF, str(tmp_path / "out"), spark=spark, today=TODAY)
