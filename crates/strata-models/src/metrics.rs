@@ -661,6 +661,30 @@ pub fn evaluate(y: &[u8], p: &[f64], opts: &EvalOptions) -> Result<Metrics> {
     evaluate_score(y, p, Some(p), opts)
 }
 
+/// Labels and scores of equal, non-zero length; labels 0/1; scores finite.
+fn check_scores(y: &[u8], score: &[f64], what: &'static str) -> Result<()> {
+    if y.len() != score.len() {
+        return Err(ModelError::Shape(format!(
+            "{} labels but {} scores",
+            y.len(),
+            score.len()
+        )));
+    }
+    if y.is_empty() {
+        return Err(ModelError::Empty(what));
+    }
+    if let Some(row) = y.iter().position(|&v| v > 1) {
+        return Err(ModelError::BadLabel { row, value: y[row] });
+    }
+    if let Some(row) = score.iter().position(|v| !v.is_finite()) {
+        return Err(ModelError::Param {
+            name: "scores",
+            reason: format!("row {row} is {}, not a finite number", score[row]),
+        });
+    }
+    Ok(())
+}
+
 /// Like [`evaluate`] for a risk score that is not itself a probability (the eFI, the HFRS): the
 /// ranking metrics (AUROC, AUPRC, the top fractions and their bootstrap intervals) come from
 /// `score` (any finite numbers, higher = more risk, ties kept), and the metrics that need a
@@ -677,25 +701,7 @@ pub fn evaluate_score(
     probability: Option<&[f64]>,
     opts: &EvalOptions,
 ) -> Result<Metrics> {
-    if y.len() != score.len() {
-        return Err(ModelError::Shape(format!(
-            "{} labels but {} scores",
-            y.len(),
-            score.len()
-        )));
-    }
-    if y.is_empty() {
-        return Err(ModelError::Empty("metric"));
-    }
-    if let Some(row) = y.iter().position(|&v| v > 1) {
-        return Err(ModelError::BadLabel { row, value: y[row] });
-    }
-    if let Some(row) = score.iter().position(|v| !v.is_finite()) {
-        return Err(ModelError::Param {
-            name: "scores",
-            reason: format!("row {row} is {}, not a finite number", score[row]),
-        });
-    }
+    check_scores(y, score, "metric")?;
     if let Some(p) = probability {
         check(y, p)?;
     }
@@ -799,25 +805,7 @@ impl Recalibration {
     /// not finite, only one class is present, `x` is constant, or the fit does not converge
     /// (perfect separation).
     pub fn fit(x: &[f64], y: &[u8]) -> Result<Recalibration> {
-        if x.len() != y.len() {
-            return Err(ModelError::Shape(format!(
-                "{} labels but {} scores",
-                y.len(),
-                x.len()
-            )));
-        }
-        if y.is_empty() {
-            return Err(ModelError::Empty("recalibration"));
-        }
-        if let Some(row) = y.iter().position(|&v| v > 1) {
-            return Err(ModelError::BadLabel { row, value: y[row] });
-        }
-        if let Some(row) = x.iter().position(|v| !v.is_finite()) {
-            return Err(ModelError::Param {
-                name: "scores",
-                reason: format!("row {row} is {}, not a finite number", x[row]),
-            });
-        }
+        check_scores(y, x, "recalibration")?;
         let events = y.iter().filter(|&&v| v == 1).count();
         if events == 0 || events == y.len() {
             return Err(ModelError::SingleClass("recalibration"));
