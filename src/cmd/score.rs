@@ -344,7 +344,7 @@ pub fn print_manifest(m: &run::Manifest, out: &std::path::Path) {
         println!("risk models applied: {}", names.join(", "));
     }
     println!(
-        "since the previous run: {} new on a list, {} dropped off; compared with {}",
+        "since the previous run: {} new on a list, {} dropped off (compared with: {})",
         m.new_on_lists, m.dropped_off_lists, m.compared_with
     );
     println!("lists: {}", out.join("lists").display());
