@@ -14,14 +14,14 @@
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
-use strata_models::card::ModelCard;
 use strata_models::metrics::{evaluate_score, EvalOptions, Metrics, Recalibration};
 use strata_models::{Dataset, ModelError};
 
 use crate::cohort::Cohort;
 use crate::definitions::Definitions;
 use crate::population::{imd_quintile, is_core20};
-use crate::predictors::{predictor_names, predictor_table, Outcome, PredictorTable};
+use crate::predictors::{predictor_table, Outcome, PredictorTable};
+use crate::risk::RiskModel;
 
 /// Bootstrap resamples for the intervals of each group (the overall figures use the options'
 /// own count): fewer, since there are many groups.
@@ -36,28 +36,6 @@ pub enum EvaluationError {
     /// A metric or the design matrix failed (e.g. a window with no event).
     #[error(transparent)]
     Model(#[from] ModelError),
-    /// A model card could not be read or applied.
-    #[error("{path}: {source}")]
-    Card {
-        /// The card.
-        path: PathBuf,
-        /// Why.
-        source: ModelError,
-    },
-    /// A model card predicts an outcome strata does not label.
-    #[error("{path}: outcome '{outcome}' is not emergency_admission, falls_admission or death")]
-    UnknownOutcome {
-        /// The card.
-        path: PathBuf,
-        /// The outcome it names.
-        outcome: String,
-    },
-    /// A model card's features are not this build's feature table.
-    #[error("{path}: the model's features are not strata's feature table for these definitions")]
-    FeatureMismatch {
-        /// The card.
-        path: PathBuf,
-    },
     /// The predictions file could not be opened or decoded as Parquet.
     #[error("{path}: cannot read the predictions file: {message}")]
     Read {
@@ -194,36 +172,9 @@ pub fn window(
     })
 }
 
-/// A model card checked against this build's feature table, with its outcome.
-pub fn load_card(path: &Path, defs: &Definitions) -> Result<(ModelCard, Outcome), EvaluationError> {
-    let card = ModelCard::load(path).map_err(|source| EvaluationError::Card {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let outcome = Outcome::parse(&card.outcome).ok_or_else(|| EvaluationError::UnknownOutcome {
-        path: path.to_path_buf(),
-        outcome: card.outcome.clone(),
-    })?;
-    if card.feature_names != predictor_names(defs) {
-        return Err(EvaluationError::FeatureMismatch {
-            path: path.to_path_buf(),
-        });
-    }
-    Ok((card, outcome))
-}
-
 /// A model card's probabilities for every row of the window.
-pub fn card_probabilities(
-    path: &Path,
-    card: &ModelCard,
-    w: &Window,
-) -> Result<Vec<f64>, EvaluationError> {
-    let card_err = |source| EvaluationError::Card {
-        path: path.to_path_buf(),
-        source,
-    };
-    let predictor = card.predictor().map_err(card_err)?;
-    predictor.predict_proba(&w.data).map_err(card_err)
+pub fn card_probabilities(model: &RiskModel, w: &Window) -> Vec<f64> {
+    model.probabilities(&w.table.rows, w.table.names.len())
 }
 
 /// The probabilities of a predictions file (`patient_id` string or integer, `probability` a

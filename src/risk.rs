@@ -401,6 +401,12 @@ pub fn load(paths: &[PathBuf], defs: &Definitions) -> Result<Vec<RiskModel>, Ris
     Ok(models)
 }
 
+/// Load one model card, checked against this build's feature table (every feature it needs must
+/// be there). What `strata evaluate` and `strata compare` read as well as `strata score`.
+pub fn load_card(path: &Path, defs: &Definitions) -> Result<RiskModel, RiskError> {
+    load_one(path, &predictor_names(defs), defs)
+}
+
 fn load_one(path: &Path, table: &[String], defs: &Definitions) -> Result<RiskModel, RiskError> {
     let bytes = std::fs::read(path).map_err(|source| RiskError::Io {
         path: path.to_path_buf(),
@@ -475,6 +481,18 @@ impl RiskModel {
         let mut x = Vec::with_capacity(self.columns.len());
         self.gather(full, &mut x);
         self.predictor.margin_row(&x)
+    }
+
+    /// Probabilities for rows of strata's feature table (row-major, `width` columns), as the
+    /// card's own model computes them (no folding), in row order.
+    pub fn probabilities(&self, rows: &[f32], width: usize) -> Vec<f64> {
+        rows.par_chunks(width.max(1))
+            .with_min_len(1024)
+            .map_init(Vec::new, |x, row| {
+                self.gather(row, x);
+                sigmoid(self.predictor.margin_row(x))
+            })
+            .collect()
     }
 
     /// The log-odds a patient with no information starts from (see `Predictor::base_value`).
@@ -624,12 +642,6 @@ impl<'a> Explainer<'a> {
             })
             .collect()
     }
-}
-
-/// A feature of strata's table with its value, in words a care coordinator reads ("2 emergency
-/// admissions in 12 months", "Falls", "no record of heart failure", "age 85-89").
-pub fn describe(defs: &Definitions, name: &str, v: f32) -> String {
-    Word::of(defs, name).say(v)
 }
 
 #[cfg(test)]

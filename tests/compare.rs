@@ -71,10 +71,11 @@ fn compare_lists_models_predictions_and_the_scores_alone_like_evaluate() {
     let card = train(d.path(), "emergency_admission");
     let cohort = load();
     let defs = definitions();
-    let (c, outcome) = evaluation::load_card(&card, &defs).unwrap();
+    let c = strata::risk::load_card(&card, &defs).unwrap();
+    let outcome = c.outcome;
     assert_eq!(outcome, Outcome::EmergencyAdmission);
     let w = evaluation::window(&cohort, &defs, days(AS_OF), outcome).unwrap();
-    let p = evaluation::card_probabilities(&card, &c, &w).unwrap();
+    let p = evaluation::card_probabilities(&c, &w);
     // The same probabilities as a predictions file, rounded to 3 decimals (as a researcher's
     // CSV-to-Parquet round trip might): different figures, same patients.
     let preds = d.path().join("rounded.parquet");

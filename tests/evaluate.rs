@@ -53,11 +53,12 @@ fn card_predictions(card: &Path) -> Vec<(String, f64)> {
     };
     let cohort = Cohort::load(&cohort_dir(), &opts).unwrap();
     let defs = definitions();
-    let (c, outcome) = evaluation::load_card(card, &defs).unwrap();
+    let c = strata::risk::load_card(card, &defs).unwrap();
+    let outcome = c.outcome;
     assert_eq!(outcome, Outcome::EmergencyAdmission);
     let as_of = strata::date::parse_days(AS_OF).unwrap();
     let w = evaluation::window(&cohort, &defs, as_of, outcome).unwrap();
-    let p = evaluation::card_probabilities(card, &c, &w).unwrap();
+    let p = evaluation::card_probabilities(&c, &w);
     w.table
         .patients
         .iter()

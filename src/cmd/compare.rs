@@ -139,7 +139,9 @@ pub fn run(a: Args) -> Result<i32> {
     let defs = Definitions::load(&super::models_dir(&a.models)).map_err(strata::Error::from)?;
     let mut cards = Vec::new();
     for path in &a.model {
-        cards.push((path, evaluation::load_card(path, &defs)?));
+        let card = strata::risk::load_card(path, &defs).map_err(strata::Error::from)?;
+        let outcome = card.outcome;
+        cards.push((path, (card, outcome)));
     }
     let outcome: Outcome = match (flag_outcome, cards.first()) {
         (Some(o), _) => o,
@@ -187,7 +189,7 @@ pub fn run(a: Args) -> Result<i32> {
     // The ranking each entry is judged by, for the paired comparison with the eFI.
     let mut rankings: Vec<Vec<f64>> = Vec::new();
     for (k, (path, (card, _))) in cards.iter().enumerate() {
-        let p = evaluation::card_probabilities(path, card, &w)?;
+        let p = evaluation::card_probabilities(card, &w);
         let e = evaluation::evaluate(y, &p, &groups, &opts)?;
         rankings.push(p);
         entries.push((

@@ -136,7 +136,8 @@ pub fn run(a: Args) -> Result<i32> {
     let defs = Definitions::load(&super::models_dir(&a.models)).map_err(strata::Error::from)?;
     let card = match &a.model {
         Some(path) => {
-            let (card, outcome) = evaluation::load_card(path, &defs)?;
+            let card = strata::risk::load_card(path, &defs).map_err(strata::Error::from)?;
+            let outcome = card.outcome;
             if flag_outcome.is_some_and(|o| o != outcome) {
                 return Err(super::usage(format!(
                     "--outcome is {} but {} predicts {}",
@@ -159,10 +160,7 @@ pub fn run(a: Args) -> Result<i32> {
     let (source_key, source) = match (&card, &a.predictions) {
         (Some((path, card, _)), _) => (
             "model",
-            (
-                path.to_path_buf(),
-                evaluation::card_probabilities(path, card, &w)?,
-            ),
+            (path.to_path_buf(), evaluation::card_probabilities(card, &w)),
         ),
         (None, Some(path)) => (
             "predictions",
