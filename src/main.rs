@@ -19,6 +19,14 @@ struct Cli {
     /// Worker threads (default: all cores). Results are identical whatever the number.
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// Print nothing but errors (for schedulers): the run's warnings, counts and timings are in
+    /// its manifest.json.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// Write progress as log lines on stderr in this format, even on a terminal (default: a
+    /// progress display on a terminal, text log lines otherwise).
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    log_format: Option<cmd::logging::LogFormat>,
     #[command(subcommand)]
     command: Command,
 }
@@ -38,6 +46,7 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    cmd::logging::init(cli.quiet, cli.log_format);
     if let Some(n) = cli.threads {
         if let Err(e) = rayon::ThreadPoolBuilder::new()
             .num_threads(n)

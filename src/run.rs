@@ -144,6 +144,46 @@ pub fn score_cohort(
     }
 }
 
+/// The run's stages, timed, and announced as `tracing` events so the binary can show progress
+/// (a stage `started`, then `finished` with its seconds); the seconds go into the manifest.
+struct Stages {
+    current: &'static str,
+    started: Instant,
+    seconds: Vec<(String, f64)>,
+}
+
+impl Stages {
+    /// Start timing the first stage.
+    fn start(first: &'static str) -> Self {
+        tracing::info!(stage = first, "started");
+        Stages {
+            current: first,
+            started: Instant::now(),
+            seconds: Vec::new(),
+        }
+    }
+
+    /// Finish the current stage and start `name`.
+    fn next(&mut self, name: &'static str) {
+        self.close();
+        self.current = name;
+        self.started = Instant::now();
+        tracing::info!(stage = name, "started");
+    }
+
+    fn close(&mut self) {
+        let s = self.started.elapsed().as_secs_f64();
+        tracing::info!(stage = self.current, seconds = s, "finished");
+        self.seconds.push((self.current.to_string(), s));
+    }
+
+    /// Finish the last stage; every stage's seconds, in order.
+    fn finish(mut self) -> Vec<(String, f64)> {
+        self.close();
+        self.seconds
+    }
+}
+
 /// Run the nightly job: load and check the cohort, score it, rank each PCN's list, and publish
 /// the output folder atomically with its manifest. With an output root, the run's start and end
 /// are recorded in the root's history (`history`).
@@ -155,14 +195,7 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
 
 fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
     let input_hashes = InputHashes::start(&opts.cohort);
-    let mut seconds = Vec::new();
-    let mut lap = {
-        let mut t = Instant::now();
-        move |name: &str, seconds: &mut Vec<(String, f64)>| {
-            seconds.push((name.to_string(), t.elapsed().as_secs_f64()));
-            t = Instant::now();
-        }
-    };
+    let mut stages = Stages::start("load_models");
     let definitions = Definitions::load(&opts.models)?;
     let models = risk::load(&opts.risk_models, &definitions)?;
     let ranking_model = match opts.rules.rank_by {
@@ -174,13 +207,13 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
                 .ok_or(risk::RiskError::NotLoaded(o.name()))?,
         ),
     };
-    lap("load_models", &mut seconds);
+    stages.next("read_cohort");
     let cohort = Cohort::load(&opts.cohort, &opts.load)?;
-    lap("read_cohort", &mut seconds);
+    stages.next("score");
     let scored = score_cohort(&cohort, &definitions, opts.as_of, &opts.rules);
-    lap("score", &mut seconds);
+    stages.next("predict");
     let risks = risk::apply(&models, &cohort, &definitions, &scored, opts.as_of);
-    lap("predict", &mut seconds);
+    stages.next("rank");
     let ranked = lists::rank(
         &cohort,
         &scored.scores,
@@ -205,7 +238,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
             }
         },
     };
-    lap("rank", &mut seconds);
+    stages.next("protect");
     let cells = disclosure::protect(&[&summary, &equity], &opts.suppression)?;
     let published = [
         PublishedTable {
@@ -219,7 +252,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
             cells: &cells[1],
         },
     ];
-    lap("protect", &mut seconds);
+    stages.next("write");
     let count = |s: Status| scored.status.iter().filter(|&&x| x == s).count() as u64;
     let mut manifest = Manifest {
         strata_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -298,8 +331,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
                 changes: &changes,
             },
         )?;
-        lap("write", &mut seconds);
-        manifest.seconds = seconds;
+        manifest.seconds = stages.finish();
         publish::write_json(&dir.join("manifest.json"), &manifest)?;
         Ok(manifest)
     })?;

@@ -266,3 +266,55 @@ fn bad_arguments_are_usage_errors() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("not a date"));
 }
+
+#[test]
+fn reports_stages_as_log_lines_or_nothing_with_quiet() {
+    let d = tempfile::tempdir().unwrap();
+    // --quiet: a scheduler's run prints nothing at all, and still writes everything.
+    let out = d.path().join("quiet");
+    let o = score_into(&cohort(), &out, &["--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    assert_eq!(stderr(&o), "");
+    assert!(out.join("lists/U10000.csv").is_file());
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert!(!m["warnings"].as_array().unwrap().is_empty());
+
+    // JSON lines: every stderr line is one JSON object; each stage starts then finishes, in
+    // the order of the manifest's timings; the warnings come as WARN events.
+    let out = d.path().join("json");
+    let o = score_into(&cohort(), &out, &["--log-format", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let events: Vec<serde_json::Value> = stderr(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    let finished: Vec<&str> = events
+        .iter()
+        .filter(|e| e["fields"]["message"] == "finished")
+        .map(|e| e["fields"]["stage"].as_str().unwrap())
+        .collect();
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let stages: Vec<&str> = m["seconds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s[0].as_str().unwrap())
+        .collect();
+    assert_eq!(finished, stages);
+    assert_eq!(stages.first(), Some(&"load_models"));
+    assert_eq!(stages.last(), Some(&"write"));
+    let warns = events.iter().filter(|e| e["level"] == "WARN").count();
+    assert_eq!(warns, m["warnings"].as_array().unwrap().len());
+
+    // Not a terminal and no format asked: readable log lines.
+    let out = d.path().join("text");
+    let o = score_into(&cohort(), &out, &[]);
+    assert!(
+        stderr(&o).contains("INFO finished stage=\"write\""),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -33,14 +33,19 @@ pub fn run(a: Args) -> Result<i32> {
     let root = a.dir.join("runs");
     if !cohort.join("manifest.json").is_file() {
         let models = Definitions::load(&models_dir).map_err(strata::Error::from)?;
-        println!(
-            "generating a synthetic cohort of {} patients in {}",
-            a.patients,
-            cohort.display()
-        );
+        let say = !super::logging::quiet();
+        if say {
+            println!(
+                "generating a synthetic cohort of {} patients in {}",
+                a.patients,
+                cohort.display()
+            );
+        }
         let s = synth::generate(&SynthOptions::new(a.patients, 42, cohort.clone()), &models)
             .map_err(strata::Error::from)?;
-        println!("  {} events, {} encounters", s.events, s.encounters);
+        if say {
+            println!("  {} events, {} encounters", s.events, s.encounters);
+        }
     }
     let dest = Destination::Root(root.clone());
     let previous = super::score::previous_run(&dest, synth::default_as_of(), &None, false);
@@ -58,6 +63,9 @@ pub fn run(a: Args) -> Result<i32> {
     let m = run::score(&opts)?;
     let out = root.join(&m.as_of);
     super::score::print_manifest(&m, &out);
+    if super::logging::quiet() {
+        return Ok(0);
+    }
     println!("summary: {}", out.join("summary.csv").display());
     println!(
         "latest run: {} (past runs: strata runs --root {})",

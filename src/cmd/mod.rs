@@ -6,6 +6,7 @@ pub mod compare;
 pub mod demo;
 pub mod evaluate;
 pub mod features;
+pub mod logging;
 pub mod runs;
 pub mod score;
 pub mod synth;

@@ -313,8 +313,11 @@ pub fn previous_run(
 
 /// Print what a run did.
 pub fn print_manifest(m: &run::Manifest, out: &std::path::Path) {
+    if super::logging::quiet() {
+        return;
+    }
     for w in &m.warnings {
-        eprintln!("{w}");
+        super::logging::warn(w);
     }
     let total: f64 = m.seconds.iter().map(|(_, s)| s).sum();
     println!(
@@ -325,7 +328,7 @@ pub fn print_manifest(m: &run::Manifest, out: &std::path::Path) {
         m.rules.min_age,
         m.listed,
         m.listed_core20,
-        m.outputs.iter().filter(|w| w.path.ends_with(".csv") && w.path.starts_with("lists/")).count(),
+        m.outputs.iter().filter(|w| w.path.starts_with("lists/") && w.path.ends_with(".csv") && !w.path.ends_with(".dropped.csv")).count(),
         m.rejected_rows,
         m.ignored_after_as_of
     );

@@ -40,6 +40,9 @@ pub fn run(a: Args) -> Result<i32> {
     opts.pcns = a.pcns;
     let t = std::time::Instant::now();
     let s = synth::generate(&opts, &models).map_err(strata::Error::from)?;
+    if super::logging::quiet() {
+        return Ok(0);
+    }
     println!(
         "wrote {} patients, {} events, {} encounters ({} practices, {} PCNs, {} to {}) to {} in {:.1}s",
         s.patients,

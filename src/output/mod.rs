@@ -244,6 +244,7 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Vec<Written>, OutputE
                             .map_err(encode_err(&dir.join(format!("{dropped}.csv"))))?;
                         written.extend(write_all(dir, &dropped, TABLE_FORMATS, &mut df)?);
                     }
+                    tracing::trace!(total = ranked.len() as u64, "list written");
                     Ok(written)
                 })
                 .collect::<Vec<Result<Vec<Written>, OutputError>>>()
