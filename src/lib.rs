@@ -41,12 +41,15 @@ pub mod disclosure;
 pub mod evaluation;
 pub mod features;
 pub mod history;
+pub mod indicators;
 pub mod input;
 pub mod lists;
 pub mod output;
+pub mod palliative;
 pub mod population;
 pub mod predictors;
 pub mod privacy;
+pub mod programmes;
 pub mod provenance;
 pub mod publish;
 pub mod results;
@@ -72,6 +75,9 @@ pub enum Error {
     /// A risk model card could not be read or applied.
     #[error(transparent)]
     Risk(#[from] risk::RiskError),
+    /// A programme asks for something the run does not have (a risk model, a falls deficit).
+    #[error(transparent)]
+    Programme(#[from] programmes::ProgrammeError),
     /// Outputs could not be written.
     #[error(transparent)]
     Output(#[from] publish::OutputError),
@@ -86,7 +92,7 @@ impl Error {
         match self {
             Error::Input(input::InputError::Invalid { .. }) => 3,
             Error::Input(input::InputError::TooLarge { .. }) => 6,
-            Error::Definitions(_) | Error::Risk(_) => 4,
+            Error::Definitions(_) | Error::Risk(_) | Error::Programme(_) => 4,
             Error::Output(_) => 5,
             Error::Disclosure(_) => 1,
             Error::Synth(_) => 5,
