@@ -26,6 +26,10 @@
 //! `history` an output root's runs (`strata runs`). [`run::score`] wires the stages together; [`synth`] writes synthetic
 //! cohorts in the same contract for demos, tests and benchmarks (through `publish`).
 //!
+//! `programmes` (named programme lists, reading `palliative`, the QOF palliative care register)
+//! sits beside `lists`; `indicators` (population-health indicators, protected with the other
+//! tables) beside `tables`.
+//!
 //! The risk models branch off after `results`: `predictors` builds their feature table and
 //! outcome labels, and `evaluation` scores predictions on a window (`strata train`, `evaluate`,
 //! `compare`).

@@ -2,7 +2,8 @@
 //! timed, and recorded in a manifest.
 //!
 //! Pipeline position: the whole flow, `cohort` -> `features` -> `scores` + `population` ->
-//! `results` -> `lists` and `tables` -> `disclosure` -> `output` -> `publish`.
+//! `results` -> `lists` (and `programmes`) and `tables` (and `indicators`) -> `disclosure` ->
+//! `output` -> `publish`.
 //! The binary's `score` and `demo` subcommands are thin wrappers over [`score`].
 
 use std::path::{Path, PathBuf};
