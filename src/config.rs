@@ -174,8 +174,10 @@ mod tests {
         assert!(e.contains("max_rejectd"), "{e}");
         let e = ScoreConfig::parse("[output]\nroot = \"x\"\n").unwrap_err();
         assert!(e.contains("output"), "{e}");
-        let e = ScoreConfig::parse("[[programme]]\nname = \"x\"\n[[programme.rule]]\nmin_categry = \"mild\"\n")
-            .unwrap_err();
+        let e = ScoreConfig::parse(
+            "[[programme]]\nname = \"x\"\n[[programme.rule]]\nmin_categry = \"mild\"\n",
+        )
+        .unwrap_err();
         assert!(e.contains("min_categry"), "{e}");
         let e = ScoreConfig::parse("[[programme]]\nname = \"x\"\nrules = []\n").unwrap_err();
         assert!(e.contains("rules"), "{e}");

@@ -492,8 +492,12 @@ fn load_palliative(
     let not_indicated = load_code_list(dir, "palliative/palcareni_cod.tsv", files)?;
     let p = read(dir, "palliative/params.tsv", files)?;
     let (line, v) = p.value("register_from")?;
-    let register_from = crate::date::parse_days(&v)
-        .ok_or_else(|| p.err(line, format!("register_from '{v}' is not a date (YYYY-MM-DD)")))?;
+    let register_from = crate::date::parse_days(&v).ok_or_else(|| {
+        p.err(
+            line,
+            format!("register_from '{v}' is not a date (YYYY-MM-DD)"),
+        )
+    })?;
     Ok(PalliativeSpec {
         codes,
         not_indicated,
@@ -591,11 +595,17 @@ mod tests {
         assert!(has("103735009") && has("1403151000000103"));
         assert!(!has("999009771000230104") && !has("1048611000000104"));
         assert_eq!(crate::date::format_days(p.register_from), "2008-04-01");
-        assert!(m.files.iter().any(|f| f.path == "palliative/palcare_cod.tsv"));
+        assert!(m
+            .files
+            .iter()
+            .any(|f| f.path == "palliative/palcare_cod.tsv"));
         let dict = CodeDict::from_pairs(vec![(CodeSystem::Snomed, "103735009".into())]);
         let l = m.compile(&dict);
         assert_eq!(l.info[0].flags, CodeInfo::PALLIATIVE);
-        assert!(l.unused_by_system.is_empty(), "a register code is a used code");
+        assert!(
+            l.unused_by_system.is_empty(),
+            "a register code is a used code"
+        );
     }
 
     #[test]

@@ -200,7 +200,8 @@ fn patient(cohort: &Cohort, falls: &[bool], w: Window, p: usize) -> [u64; WIDTH]
         if emergency && start >= w.from {
             c[q::EMERGENCY] += 1;
             let last = end.min(w.to);
-            if (elo..ehi).any(|k| falls[ev.code[k] as usize] && ev.day[k] >= start && ev.day[k] <= last)
+            if (elo..ehi)
+                .any(|k| falls[ev.code[k] as usize] && ev.day[k] >= start && ev.day[k] <= last)
             {
                 c[q::FALLS] += 1;
             }

@@ -126,7 +126,11 @@ pub enum ProgrammeError {
     },
 }
 
-fn category(programme: &str, key: &str, v: &Option<String>) -> Result<Option<EfiCategory>, ProgrammeError> {
+fn category(
+    programme: &str,
+    key: &str,
+    v: &Option<String>,
+) -> Result<Option<EfiCategory>, ProgrammeError> {
     v.as_deref()
         .map(|s| {
             EfiCategory::parse(s).ok_or_else(|| ProgrammeError::Invalid {
@@ -209,7 +213,9 @@ impl Rule {
             risk,
         };
         if rule == Rule::default() {
-            return Err(bad("a rule has no condition (it would list everyone)".into()));
+            return Err(bad(
+                "a rule has no condition (it would list everyone)".into()
+            ));
         }
         Ok(rule)
     }
@@ -318,8 +324,9 @@ pub fn check(
         if p.rules.iter().any(|r| r.falls_history.is_some()) && falls_deficit(defs).is_none() {
             return Err(ProgrammeError::NeedsModel {
                 programme: p.name.clone(),
-                message: "falls_history needs an eFI deficit named 'falls' (models/efi/deficits.tsv)"
-                    .into(),
+                message:
+                    "falls_history needs an eFI deficit named 'falls' (models/efi/deficits.tsv)"
+                        .into(),
             });
         }
     }
@@ -528,15 +535,16 @@ pub fn examples() -> Vec<ProgrammeConfig> {
         f(&mut r);
         r
     };
-    let programme = |name: &str, description: &str, rank_by: Option<&str>, rule: Vec<RuleConfig>| {
-        ProgrammeConfig {
-            name: name.into(),
-            description: Some(description.into()),
-            rank_by: rank_by.map(String::from),
-            top: None,
-            rule,
-        }
-    };
+    let programme =
+        |name: &str, description: &str, rank_by: Option<&str>, rule: Vec<RuleConfig>| {
+            ProgrammeConfig {
+                name: name.into(),
+                description: Some(description.into()),
+                rank_by: rank_by.map(String::from),
+                top: None,
+                rule,
+            }
+        };
     vec![
         programme(
             "digital_self_management",

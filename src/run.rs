@@ -19,8 +19,8 @@ use crate::features::{ages_and_vitals, all_features, Windows};
 use crate::input::{FileCounts, LoadOptions, Problem};
 use crate::lists::{self, ListRules};
 use crate::output::{self, PublishedTable};
-use crate::programmes::{self, Programme};
 use crate::population::{self, Status};
+use crate::programmes::{self, Programme};
 use crate::provenance::{self, FileHash, InputHashes};
 use crate::publish::{self, Destination, Written};
 use crate::results::Scored;
@@ -340,11 +340,13 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
                 changes: &changes,
             },
         )?;
-        manifest.outputs.extend(output::indicators::write_indicators(
-            dir,
-            &indicators,
-            &cells[2],
-        )?);
+        manifest
+            .outputs
+            .extend(output::indicators::write_indicators(
+                dir,
+                &indicators,
+                &cells[2],
+            )?);
         manifest
             .outputs
             .extend(output::programmes::write_programmes(

@@ -22,7 +22,13 @@ struct Stay {
     emergency: bool,
 }
 
-fn stay(id: &str, setting: &'static str, start: &'static str, end: &'static str, emergency: bool) -> Stay {
+fn stay(
+    id: &str,
+    setting: &'static str,
+    start: &'static str,
+    end: &'static str,
+    emergency: bool,
+) -> Stay {
     Stay {
         id: id.to_string(),
         setting,
@@ -85,16 +91,46 @@ fn example(copies: usize, big: &'static str) -> (Vec<P>, Vec<E>, Vec<Stay>) {
         // the second day of the stay); one the day before the window, one after the as-of
         // date, an elective one; a W10 code outside any stay.
         ps.push(person(&id("a1"), "1950-01-01", big, None));
-        ns.push(stay(&id("a1"), "inpatient", "2024-05-01", "2024-05-03", true));
+        ns.push(stay(
+            &id("a1"),
+            "inpatient",
+            "2024-05-01",
+            "2024-05-03",
+            true,
+        ));
         es.push(ev(&id("a1"), "2024-05-02", "icd10", "W01"));
-        ns.push(stay(&id("a1"), "inpatient", "2024-06-10", "2024-06-12", true));
+        ns.push(stay(
+            &id("a1"),
+            "inpatient",
+            "2024-06-10",
+            "2024-06-12",
+            true,
+        ));
         es.push(ev(&id("a1"), "2024-06-20", "icd10", "W10"));
-        ns.push(stay(&id("a1"), "inpatient", "2024-04-01", "2024-04-03", true));
-        ns.push(stay(&id("a1"), "inpatient", "2024-07-01", "2024-07-02", false));
+        ns.push(stay(
+            &id("a1"),
+            "inpatient",
+            "2024-04-01",
+            "2024-04-03",
+            true,
+        ));
+        ns.push(stay(
+            &id("a1"),
+            "inpatient",
+            "2024-07-01",
+            "2024-07-02",
+            false,
+        ));
         ns.push(stay(&id("a1"), "ae", "2024-08-01", "2024-08-01", false));
         // a2: 64 on the window's first day (65 in May 2024): not in the population.
         ps.push(person(&id("a2"), "1959-05-01", big, None));
-        ns.push(stay(&id("a2"), "inpatient", "2024-09-01", "2024-09-02", true));
+        ns.push(stay(
+            &id("a2"),
+            "inpatient",
+            "2024-09-01",
+            "2024-09-02",
+            true,
+        ));
         // a3 died 2025-01-10 during an emergency stay: in hospital, three emergency admissions
         // in the last 90 days of life.
         ps.push(person(&id("a3"), "1940-03-01", big, Some("2025-01-10")));
@@ -204,7 +240,11 @@ fn partitions_add_up_to_the_whole() {
     for pcn in ["big", "small"] {
         let keep: Vec<P> = ps.iter().filter(|p| p.pcn == pcn).cloned().collect();
         let ids: Vec<&str> = keep.iter().map(|p| p.id.as_str()).collect();
-        let e: Vec<E> = es.iter().filter(|e| ids.contains(&e.id.as_str())).cloned().collect();
+        let e: Vec<E> = es
+            .iter()
+            .filter(|e| ids.contains(&e.id.as_str()))
+            .cloned()
+            .collect();
         let n: Vec<Stay> = ns
             .iter()
             .filter(|n| ids.contains(&n.id.as_str()))
@@ -325,7 +365,11 @@ fn small_counts_and_their_rates_are_suppressed_and_the_auditor_agrees() {
                 if cell != "[c]" {
                     let shown: u64 = cell.parse().unwrap();
                     let round = if extra.is_empty() { 1 } else { 5 };
-                    assert_eq!(shown, strata::disclosure::round_to_multiple(v, round), "{row:?}");
+                    assert_eq!(
+                        shown,
+                        strata::disclosure::round_to_multiple(v, round),
+                        "{row:?}"
+                    );
                     assert!(v > 7, "{row:?}");
                 }
             }

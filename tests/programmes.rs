@@ -19,7 +19,12 @@ const NOT_INDICATED: &str = "1048611000000104"; // Palliative care not currently
 /// The coded deficit codes to give someone `n` deficits, falls left out unless `falls`.
 fn deficits(defs: &strata::definitions::Definitions, n: usize, falls: bool) -> Vec<String> {
     let codes = deficit_codes(defs);
-    let fall = defs.efi.deficits.iter().position(|d| d.slug == "falls").unwrap();
+    let fall = defs
+        .efi
+        .deficits
+        .iter()
+        .position(|d| d.slug == "falls")
+        .unwrap();
     let mut out: Vec<String> = codes
         .iter()
         .enumerate()
@@ -34,7 +39,14 @@ fn deficits(defs: &strata::definitions::Definitions, n: usize, falls: bool) -> V
 }
 
 /// A small PCN: (id, deficits, falls, palliative codes (code, date), birth, death).
-type Person = (&'static str, usize, bool, Vec<(&'static str, &'static str)>, &'static str, Option<&'static str>);
+type Person = (
+    &'static str,
+    usize,
+    bool,
+    Vec<(&'static str, &'static str)>,
+    &'static str,
+    Option<&'static str>,
+);
 
 fn people() -> Vec<Person> {
     vec![
@@ -43,13 +55,62 @@ fn people() -> Vec<Person> {
         ("mild2", 5, true, vec![], "1945-01-01", None),
         ("mod1", 10, false, vec![], "1945-01-01", None),
         ("sev1", 14, true, vec![], "1945-01-01", None),
-        ("pal_on", 6, false, vec![(CARE, "2020-01-01")], "1945-01-01", None),
-        ("pal_ni", 6, false, vec![(CARE, "2019-01-01"), (NOT_INDICATED, "2021-01-01")], "1945-01-01", None),
-        ("pal_same", 6, false, vec![(CARE, "2021-05-05"), (NOT_INDICATED, "2021-05-05")], "1945-01-01", None),
-        ("pal_old", 6, false, vec![(CARE, "2007-06-01")], "1945-01-01", None),
-        ("pal_edge", 6, false, vec![(CARE, "2008-04-01")], "1945-01-01", None),
-        ("pal_later", 6, false, vec![(CARE, "2025-05-01")], "1945-01-01", None),
-        ("pal_back", 6, false, vec![(NOT_INDICATED, "2019-01-01"), (CARE, "2020-01-01")], "1945-01-01", None),
+        (
+            "pal_on",
+            6,
+            false,
+            vec![(CARE, "2020-01-01")],
+            "1945-01-01",
+            None,
+        ),
+        (
+            "pal_ni",
+            6,
+            false,
+            vec![(CARE, "2019-01-01"), (NOT_INDICATED, "2021-01-01")],
+            "1945-01-01",
+            None,
+        ),
+        (
+            "pal_same",
+            6,
+            false,
+            vec![(CARE, "2021-05-05"), (NOT_INDICATED, "2021-05-05")],
+            "1945-01-01",
+            None,
+        ),
+        (
+            "pal_old",
+            6,
+            false,
+            vec![(CARE, "2007-06-01")],
+            "1945-01-01",
+            None,
+        ),
+        (
+            "pal_edge",
+            6,
+            false,
+            vec![(CARE, "2008-04-01")],
+            "1945-01-01",
+            None,
+        ),
+        (
+            "pal_later",
+            6,
+            false,
+            vec![(CARE, "2025-05-01")],
+            "1945-01-01",
+            None,
+        ),
+        (
+            "pal_back",
+            6,
+            false,
+            vec![(NOT_INDICATED, "2019-01-01"), (CARE, "2020-01-01")],
+            "1945-01-01",
+            None,
+        ),
         ("young", 14, true, vec![], "1970-01-01", None),
         ("dead", 14, true, vec![], "1940-01-01", Some("2025-01-01")),
     ]
@@ -81,7 +142,11 @@ fn the_palliative_register_follows_the_qof_rule_at_its_edges() {
     };
     for adaptor in ADAPTORS {
         let c: Cohort = load_via(adaptor, &ps, &es, &[], &opts).unwrap();
-        let on = strata::palliative::on_register(&c, &definitions(), strata::date::parse_days(AS_OF).unwrap());
+        let on = strata::palliative::on_register(
+            &c,
+            &definitions(),
+            strata::date::parse_days(AS_OF).unwrap(),
+        );
         let got: BTreeSet<&str> = (0..c.patients.len())
             .filter(|&i| on[i])
             .map(|i| c.patients.id[i].as_str())
@@ -160,17 +225,37 @@ fn each_rule_lists_whom_it_says_in_frailty_order_and_says_why() {
     let o = score_into(
         &c,
         &out,
-        &["--today", "2026-01-01", "--no-risk-models", "--programmes", progs.to_str().unwrap()],
+        &[
+            "--today",
+            "2026-01-01",
+            "--no-risk-models",
+            "--programmes",
+            progs.to_str().unwrap(),
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("programme mild: 9 listed (Mild frailty;"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("programme mild: 9 listed (Mild frailty;"),
+        "{}",
+        stdout(&o)
+    );
     // Mild: 5 to 8 deficits; by deficits (mild1 and the pal_* have 6, mild2 5), ties by
     // pseudonym. `young` and `dead` are never listed.
     let mild = list(&out, "PCN1", "mild");
     let ids: Vec<&str> = mild.iter().map(|(p, _)| p.as_str()).collect();
     assert_eq!(
         ids,
-        ["mild1", "pal_back", "pal_edge", "pal_later", "pal_ni", "pal_old", "pal_on", "pal_same", "mild2"]
+        [
+            "mild1",
+            "pal_back",
+            "pal_edge",
+            "pal_later",
+            "pal_ni",
+            "pal_old",
+            "pal_on",
+            "pal_same",
+            "mild2"
+        ]
     );
     assert_eq!(mild[0].1, "mild frailty (eFI 6 of 36 deficits)");
     assert_eq!(mild[8].1, "mild frailty (eFI 5 of 36 deficits)");
@@ -181,9 +266,13 @@ fn each_rule_lists_whom_it_says_in_frailty_order_and_says_why() {
         vec![
             (
                 "sev1".to_string(),
-                "severe frailty (eFI 14 of 36 deficits); a fall recorded (eFI falls deficit)".to_string()
+                "severe frailty (eFI 14 of 36 deficits); a fall recorded (eFI falls deficit)"
+                    .to_string()
             ),
-            ("mild2".to_string(), "a fall recorded (eFI falls deficit)".to_string()),
+            (
+                "mild2".to_string(),
+                "a fall recorded (eFI falls deficit)".to_string()
+            ),
         ]
     );
     // Not on the register, mild or worse, the top 3: sev1 (14), mod1 (10), then the first
@@ -211,7 +300,10 @@ fn each_rule_lists_whom_it_says_in_frailty_order_and_says_why() {
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(m["programmes"][2]["name"], "review");
     assert_eq!(m["programmes"][2]["listed"], 3);
-    assert_eq!(m["config"]["programmes"][0]["rules"][0]["max_category"], "Mild");
+    assert_eq!(
+        m["config"]["programmes"][0]["rules"][0]["max_category"],
+        "Mild"
+    );
     let paths: Vec<&str> = m["outputs"]
         .as_array()
         .unwrap()
@@ -220,7 +312,10 @@ fn each_rule_lists_whom_it_says_in_frailty_order_and_says_why() {
         .collect();
     for p in ["mild", "severe_or_falls", "review"] {
         for ext in ["csv", "parquet"] {
-            assert!(paths.contains(&format!("lists/PCN1.{p}.{ext}").as_str()), "{paths:?}");
+            assert!(
+                paths.contains(&format!("lists/PCN1.{p}.{ext}").as_str()),
+                "{paths:?}"
+            );
         }
     }
     // The frailty lists' count in the summary line is the PCN lists alone.
@@ -304,7 +399,11 @@ fn the_five_example_programmes_on_the_fixture() {
             }
             l.into_iter().map(|(id, _)| id).collect()
         };
-        assert_eq!(set("digital_self_management"), by_cat("mild", "mild"), "{p}");
+        assert_eq!(
+            set("digital_self_management"),
+            by_cat("mild", "mild"),
+            "{p}"
+        );
         assert_eq!(set("staying_well"), by_cat("moderate", "moderate"), "{p}");
         assert_eq!(set("anticipatory_care"), by_cat("severe", "severe"), "{p}");
         // Nobody in the fixture is on the palliative care register: the review list is the
@@ -312,8 +411,10 @@ fn the_five_example_programmes_on_the_fixture() {
         let review = read_csv(&out.join(format!("lists/{p}.palliative_register_review.csv")));
         assert_eq!(review.height(), top5(p), "{p}");
         assert!(text(&review, "death_band").iter().all(|b| high(b)), "{p}");
-        assert!(text(&review, "rule").iter().all(|r| r.starts_with("death risk ")
-            && r.ends_with(" and not on the palliative care register")));
+        assert!(text(&review, "rule")
+            .iter()
+            .all(|r| r.starts_with("death risk ")
+                && r.ends_with(" and not on the palliative care register")));
         set("palliative_register_review");
         // Falls: the falls model's high band and above, and whoever has a fall recorded; the
         // rule column says which.
@@ -327,7 +428,11 @@ fn the_five_example_programmes_on_the_fixture() {
         for i in 0..fl.height() {
             let fall = present[i].split("; ").any(|x| x == "Falls");
             assert_eq!(rule[i].contains("a fall recorded"), fall, "{p} row {i}");
-            assert_eq!(rule[i].contains("falls admission risk"), high(&band[i]), "{p} row {i}");
+            assert_eq!(
+                rule[i].contains("falls admission risk"),
+                high(&band[i]),
+                "{p} row {i}"
+            );
             assert!(fall || high(&band[i]), "{p} row {i}");
         }
         // Ranked by the falls model.
@@ -335,7 +440,10 @@ fn the_five_example_programmes_on_the_fixture() {
         assert!(r.windows(2).all(|w| w[0] >= w[1]), "{p}");
         set("falls_prevention");
     }
-    assert!(on_any.values().any(|&n| n >= 2), "someone is on several lists");
+    assert!(
+        on_any.values().any(|&n| n >= 2),
+        "someone is on several lists"
+    );
 }
 
 #[test]
@@ -349,7 +457,12 @@ fn programme_lists_are_byte_identical_at_one_and_two_threads() {
             .collect()
     };
     let fa = files(&a);
-    assert!(fa.iter().filter(|(p, _)| p.contains(".falls_prevention.")).count() == 8);
+    assert!(
+        fa.iter()
+            .filter(|(p, _)| p.contains(".falls_prevention."))
+            .count()
+            == 8
+    );
     assert_eq!(fa, files(&b));
 }
 
@@ -377,14 +490,20 @@ fn bad_programmes_are_refused_before_anything_is_written() {
         (o.status.code(), stderr(&o))
     };
     // An unknown key is named.
-    let (code, err) = run("[[programme]]\nname = \"x\"\n[[programme.rule]]\nfalls_histry = true\n", &[]);
+    let (code, err) = run(
+        "[[programme]]\nname = \"x\"\n[[programme.rule]]\nfalls_histry = true\n",
+        &[],
+    );
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("falls_histry"), "{err}");
     // A rule without a condition, a reserved name.
     let (code, err) = run("[[programme]]\nname = \"x\"\n[[programme.rule]]\n", &[]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("no condition"), "{err}");
-    let (code, err) = run("[[programme]]\nname = \"dropped\"\n[[programme.rule]]\nmin_category = \"severe\"\n", &[]);
+    let (code, err) = run(
+        "[[programme]]\nname = \"dropped\"\n[[programme.rule]]\nmin_category = \"severe\"\n",
+        &[],
+    );
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("dropped"), "{err}");
     // A rule on a model the run does not apply: the models' exit code, and why.
@@ -393,5 +512,8 @@ fn bad_programmes_are_refused_before_anything_is_written() {
         &["--no-risk-models"],
     );
     assert_eq!(code, Some(4), "{err}");
-    assert!(err.contains("programme 'x'") && err.contains("death model"), "{err}");
+    assert!(
+        err.contains("programme 'x'") && err.contains("death model"),
+        "{err}"
+    );
 }

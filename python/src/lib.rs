@@ -767,9 +767,9 @@ fn table_counts(rows: Vec<CountRow>) -> Result<(Counts, Counts), Failure> {
             "summary" => &mut summary,
             "equity" => &mut equity,
             other => {
-                return Err(
-                    Failure::Argument(format!("counts: unknown table kind '{other}'")).into(),
-                )
+                return Err(Failure::Argument(format!(
+                    "counts: unknown table kind '{other}'"
+                )))
             }
         };
         // Rows with the same labels (from different partitions) add up.
@@ -798,7 +798,11 @@ fn protect_run<'py>(
     rows: Vec<CountRow>,
     indicator_rows: Vec<(String, Vec<u64>)>,
     publication: bool,
-) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+) -> PyResult<(
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+)> {
     let (summary, equity) = table_counts(rows)?;
     let mut ind = IndicatorCounts::default();
     for (pcn, v) in indicator_rows {
@@ -818,20 +822,22 @@ fn protect_run<'py>(
     } else {
         Suppression::default()
     };
-    let (s, e, i) = py.detach(move || -> Result<(Vec<u8>, Vec<u8>, Vec<u8>), Failure> {
-        let (st, et, it) = (summary.table(), equity.table(), ind.table());
-        let cells = disclosure::protect(&[&st, &et, &it], &suppression)?;
-        let csv = |stem: &str, table, cells: &Vec<_>| -> Result<Vec<u8>, Failure> {
-            let mut df = output::table_frame(&PublishedTable { stem, table, cells })?;
-            encode(&output::csv::Csv, &mut df)
-        };
-        let mut df = output::indicators::indicators_frame(&it, &cells[2])?;
-        Ok((
-            csv("summary", &st, &cells[0])?,
-            csv("equity", &et, &cells[1])?,
-            encode(&output::csv::Csv, &mut df)?,
-        ))
-    })?;
+    let (s, e, i) = py
+        .detach(move || -> Result<[Vec<u8>; 3], Failure> {
+            let (st, et, it) = (summary.table(), equity.table(), ind.table());
+            let cells = disclosure::protect(&[&st, &et, &it], &suppression)?;
+            let csv = |stem: &str, table, cells: &Vec<_>| -> Result<Vec<u8>, Failure> {
+                let mut df = output::table_frame(&PublishedTable { stem, table, cells })?;
+                encode(&output::csv::Csv, &mut df)
+            };
+            let mut df = output::indicators::indicators_frame(&it, &cells[2])?;
+            Ok([
+                csv("summary", &st, &cells[0])?,
+                csv("equity", &et, &cells[1])?,
+                encode(&output::csv::Csv, &mut df)?,
+            ])
+        })
+        .map(|[s, e, i]| (s, e, i))?;
     Ok((
         PyBytes::new(py, &s),
         PyBytes::new(py, &e),

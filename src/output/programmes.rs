@@ -56,6 +56,9 @@ pub fn programme_frame(
     Ok(df)
 }
 
+/// One file to write: a programme, a PCN index, its listed patients with their rule masks.
+type Job<'a> = (&'a Programme, u32, &'a [(u32, u16)]);
+
 /// Write every programme's lists into `dir` (which holds `lists/`): one file per PCN, programme
 /// and list format, PCNs that have nobody on a programme included (an empty list says so).
 /// Returns the files written, programmes in order, then PCNs in code order.
@@ -68,30 +71,30 @@ pub fn write_programmes(
     changes: &Changes,
 ) -> Result<Vec<Written>, OutputError> {
     let stems = pcn_stems(&inputs.cohort.patients.pcns);
-    let jobs: Vec<(&Programme, u32, &[(u32, u16)])> = programmes
+    let jobs: Vec<Job> = programmes
         .iter()
         .zip(selected)
         .flat_map(|(p, s)| s.lists.iter().map(move |(pcn, v)| (p, *pcn, v.as_slice())))
         .collect();
-    let written = jobs
-        .par_iter()
-        .map(|&(programme, pcn, patients)| {
-            let stem = format!("lists/{}.{}", stems[pcn as usize], programme.name);
-            let mut df = programme_frame(programme, inputs, patients, risk, changes).map_err(
-                |source| OutputError::Encode {
-                    path: dir.join(format!("{stem}.csv")),
-                    source,
-                },
-            )?;
-            let mut written = Vec::with_capacity(LIST_FORMATS.len());
-            for w in LIST_FORMATS {
-                let rel = format!("{stem}.{}", w.extension());
-                w.write(&dir.join(&rel), &mut df)?;
-                written.push(crate::publish::record(dir, &rel, df.height())?);
-            }
-            Ok(written)
-        })
-        .collect::<Vec<Result<Vec<Written>, OutputError>>>();
+    let written =
+        jobs.par_iter()
+            .map(|&(programme, pcn, patients)| {
+                let stem = format!("lists/{}.{}", stems[pcn as usize], programme.name);
+                let mut df = programme_frame(programme, inputs, patients, risk, changes).map_err(
+                    |source| OutputError::Encode {
+                        path: dir.join(format!("{stem}.csv")),
+                        source,
+                    },
+                )?;
+                let mut written = Vec::with_capacity(LIST_FORMATS.len());
+                for w in LIST_FORMATS {
+                    let rel = format!("{stem}.{}", w.extension());
+                    w.write(&dir.join(&rel), &mut df)?;
+                    written.push(crate::publish::record(dir, &rel, df.height())?);
+                }
+                Ok(written)
+            })
+            .collect::<Vec<Result<Vec<Written>, OutputError>>>();
     let mut out = Vec::new();
     for w in written {
         out.extend(w?);

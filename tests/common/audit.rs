@@ -375,12 +375,19 @@ pub fn audit_indicators(out: &Path, round_to: i64) -> Findings {
             };
             match printed[a][q] {
                 None => printed[a][q] = Some(v),
-                Some(old) => assert_eq!(old, v, "{} printed twice differently: {line}", QUANTITIES[q]),
+                Some(old) => assert_eq!(
+                    old, v,
+                    "{} printed twice differently: {line}",
+                    QUANTITIES[q]
+                ),
             }
         }
         rates.push((a, k, f[4].clone(), f[6].clone()));
     }
-    let all = areas.iter().position(|a| a == "ALL").expect("indicators ALL rows");
+    let all = areas
+        .iter()
+        .position(|a| a == "ALL")
+        .expect("indicators ALL rows");
     assert_eq!(all, areas.len() - 1, "the ALL rows come last");
     // Rates: from the published cells, suppressed with either of them.
     let value = |a: usize, q: usize| printed[a][q].expect("every quantity printed");
@@ -396,7 +403,12 @@ pub fn audit_indicators(out: &Path, round_to: i64) -> Findings {
                 areas[*a]
             );
         } else {
-            assert_eq!(rate == "[c]", n.is_none() || d.is_none(), "{} {name}", areas[*a]);
+            assert_eq!(
+                rate == "[c]",
+                n.is_none() || d.is_none(),
+                "{} {name}",
+                areas[*a]
+            );
         }
     }
     // Variables: six per area.
@@ -477,7 +489,7 @@ pub fn audit_indicators(out: &Path, round_to: i64) -> Findings {
             ));
         }
     }
-    for a in 0..areas.len() {
+    for (a, area) in areas.iter().enumerate() {
         for (w, p) in PARTS {
             let (x, y) = (var(a, w), var(a, p));
             let v = if bounds[x].0 == bounds[x].1 && bounds[y].0 == bounds[y].1 {
@@ -488,7 +500,7 @@ pub fn audit_indicators(out: &Path, round_to: i64) -> Findings {
             if let Some(v) = v.filter(|v| (1..=7).contains(v)) {
                 f.pinned.push((
                     "indicators.csv".into(),
-                    areas[a].clone(),
+                    area.clone(),
                     format!("{} minus {}", QUANTITIES[w], QUANTITIES[p]),
                     v,
                 ));
