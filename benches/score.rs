@@ -108,6 +108,7 @@ fn score(risk_models: Vec<PathBuf>) -> u64 {
         suppression: Suppression::default(),
         risk_models,
         previous: None,
+        programmes: Vec::new(),
     };
     let m = run::score(&opts).expect("score");
     let _ = std::fs::remove_dir_all(&out);

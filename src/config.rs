@@ -74,6 +74,31 @@ pub struct ScoreConfig {
     /// Input checks.
     #[serde(default)]
     pub input: InputConfig,
+    /// Named programme lists (`[[programme]]` tables; `--programmes FILE` replaces them).
+    pub programme: Option<Vec<crate::programmes::ProgrammeConfig>>,
+}
+
+/// A programmes file (`--programmes FILE`): `[[programme]]` tables only, as in `strata.toml`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgrammesFile {
+    /// The programmes.
+    #[serde(default)]
+    pub programme: Vec<crate::programmes::ProgrammeConfig>,
+}
+
+impl ProgrammesFile {
+    /// Read and check the TOML of `path` (unknown keys are errors that name them).
+    pub fn load(path: &Path) -> Result<ProgrammesFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
 }
 
 /// The input-checking settings (`[input]`), shared with `strata validate`'s flags.
@@ -149,6 +174,20 @@ mod tests {
         assert!(e.contains("max_rejectd"), "{e}");
         let e = ScoreConfig::parse("[output]\nroot = \"x\"\n").unwrap_err();
         assert!(e.contains("output"), "{e}");
+        let e = ScoreConfig::parse(
+            "[[programme]]\nname = \"x\"\n[[programme.rule]]\nmin_categry = \"mild\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("min_categry"), "{e}");
+        let e = ScoreConfig::parse("[[programme]]\nname = \"x\"\nrules = []\n").unwrap_err();
+        assert!(e.contains("rules"), "{e}");
+    }
+
+    #[test]
+    fn the_example_ships_the_five_example_programmes() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/strata.toml"));
+        let c = ScoreConfig::load(path).unwrap();
+        assert_eq!(c.programme, Some(crate::programmes::examples()));
     }
 
     #[test]

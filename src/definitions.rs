@@ -117,6 +117,18 @@ pub struct CharlsonSpec {
     pub hierarchy: Vec<(usize, usize)>,
 }
 
+/// The palliative care register as loaded from `models/palliative/`: the QOF cluster's codes and
+/// the rule's start date.
+#[derive(Debug, Clone)]
+pub struct PalliativeSpec {
+    /// (system, canonical code) of the palliative care codes (PALCARE_COD).
+    pub codes: Vec<(CodeSystem, String)>,
+    /// (system, canonical code) of the "not clinically indicated" codes (PALCARENI_COD).
+    pub not_indicated: Vec<(CodeSystem, String)>,
+    /// Palliative care codes dated before this day (days since 1970) do not count.
+    pub register_from: i32,
+}
+
 /// Everything loaded from a models folder.
 #[derive(Debug, Clone)]
 pub struct Definitions {
@@ -128,6 +140,8 @@ pub struct Definitions {
     pub hfrs: HfrsSpec,
     /// Charlson definition.
     pub charlson: CharlsonSpec,
+    /// Palliative care register codes and rule.
+    pub palliative: PalliativeSpec,
     /// Files read, with hashes, for the manifest.
     pub files: Vec<DefinitionFile>,
 }
@@ -141,7 +155,7 @@ pub struct CodeInfo {
     pub charlson: u32,
     /// HFRS category index + 1, 0 when none (ICD-10 only).
     pub hfrs: u8,
-    /// [`CodeInfo::MEDICINE`], [`CodeInfo::HOSPITAL_DX`].
+    /// [`CodeInfo::MEDICINE`], [`CodeInfo::HOSPITAL_DX`], [`CodeInfo::PALLIATIVE`].
     pub flags: u8,
 }
 
@@ -150,6 +164,8 @@ impl CodeInfo {
     pub const MEDICINE: u8 = 1;
     /// The code is an ICD-10 hospital diagnosis.
     pub const HOSPITAL_DX: u8 = 2;
+    /// The code is in a palliative care register list (read by `palliative`, not by `features`).
+    pub const PALLIATIVE: u8 = 4;
 }
 
 /// Code lists compiled against one cohort's dictionary: `info[code_id]`.
@@ -189,11 +205,13 @@ impl Definitions {
         let efi = load_efi(dir, &mut files)?;
         let hfrs = load_hfrs(dir, &mut files)?;
         let charlson = load_charlson(dir, &mut files)?;
+        let palliative = load_palliative(dir, &mut files)?;
         Ok(Definitions {
             dir: dir.to_path_buf(),
             efi,
             hfrs,
             charlson,
+            palliative,
             files,
         })
     }
@@ -218,6 +236,16 @@ impl Definitions {
         for (d, system, code) in &self.efi.codes {
             if let Some(id) = dict.get(*system, code) {
                 info[id as usize].efi |= 1u64 << d;
+            }
+        }
+        for (system, code) in self
+            .palliative
+            .codes
+            .iter()
+            .chain(&self.palliative.not_indicated)
+        {
+            if let Some(id) = dict.get(*system, code) {
+                info[id as usize].flags |= CodeInfo::PALLIATIVE;
             }
         }
         let mut unused = std::collections::BTreeMap::new();
@@ -245,7 +273,10 @@ impl Definitions {
                 }
                 _ => {}
             }
-            if ci.efi == 0 && ci.charlson == 0 && ci.hfrs == 0 && ci.flags & CodeInfo::MEDICINE == 0
+            if ci.efi == 0
+                && ci.charlson == 0
+                && ci.hfrs == 0
+                && ci.flags & (CodeInfo::MEDICINE | CodeInfo::PALLIATIVE) == 0
             {
                 *unused.entry(system).or_insert(0u64) += 1;
             }
@@ -431,6 +462,49 @@ fn load_charlson(
     })
 }
 
+/// A code list file of `(code_system, code, description)` rows, canonical codes.
+fn load_code_list(
+    dir: &Path,
+    rel: &str,
+    files: &mut Vec<DefinitionFile>,
+) -> Result<Vec<(CodeSystem, String)>, DefinitionError> {
+    let t = read(dir, rel, files)?;
+    let (ks, kc) = (t.col("code_system")?, t.col("code")?);
+    let mut codes = Vec::with_capacity(t.rows.len());
+    for row in &t.rows {
+        let raw = t.field(row, ks)?;
+        let system = CodeSystem::parse(raw)
+            .ok_or_else(|| t.err(row.0, format!("unknown code system '{raw}'")))?;
+        let code = normalise(system, t.field(row, kc)?).map_err(|p| t.err(row.0, p.reason()))?;
+        codes.push((system, code));
+    }
+    if codes.is_empty() {
+        return Err(t.err(0, "the code list is empty").into());
+    }
+    Ok(codes)
+}
+
+fn load_palliative(
+    dir: &Path,
+    files: &mut Vec<DefinitionFile>,
+) -> Result<PalliativeSpec, DefinitionError> {
+    let codes = load_code_list(dir, "palliative/palcare_cod.tsv", files)?;
+    let not_indicated = load_code_list(dir, "palliative/palcareni_cod.tsv", files)?;
+    let p = read(dir, "palliative/params.tsv", files)?;
+    let (line, v) = p.value("register_from")?;
+    let register_from = crate::date::parse_days(&v).ok_or_else(|| {
+        p.err(
+            line,
+            format!("register_from '{v}' is not a date (YYYY-MM-DD)"),
+        )
+    })?;
+    Ok(PalliativeSpec {
+        codes,
+        not_indicated,
+        register_from,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -506,6 +580,32 @@ mod tests {
         assert_eq!(w, vec![0, 2, 0, 0, 2, 1, 1, 0, 2, 0, 1, 2, 1, 2, 4, 6, 4]);
         assert_eq!(w.iter().sum::<u32>(), 28);
         assert_eq!(m.charlson.hierarchy.len(), 3);
+    }
+
+    #[test]
+    fn palliative_register_codes_are_the_qof_cluster() {
+        let m = models();
+        let p = &m.palliative;
+        assert_eq!(p.codes.len(), 79);
+        assert_eq!(p.not_indicated.len(), 2);
+        assert!(p.codes.iter().all(|(s, _)| *s == CodeSystem::Snomed));
+        // "Palliative care" and "On palliative care register" are members; the refset's own id
+        // and the "not indicated" codes are not.
+        let has = |c: &str| p.codes.iter().any(|(_, x)| x == c);
+        assert!(has("103735009") && has("1403151000000103"));
+        assert!(!has("999009771000230104") && !has("1048611000000104"));
+        assert_eq!(crate::date::format_days(p.register_from), "2008-04-01");
+        assert!(m
+            .files
+            .iter()
+            .any(|f| f.path == "palliative/palcare_cod.tsv"));
+        let dict = CodeDict::from_pairs(vec![(CodeSystem::Snomed, "103735009".into())]);
+        let l = m.compile(&dict);
+        assert_eq!(l.info[0].flags, CodeInfo::PALLIATIVE);
+        assert!(
+            l.unused_by_system.is_empty(),
+            "a register code is a used code"
+        );
     }
 
     #[test]

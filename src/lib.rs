@@ -26,6 +26,10 @@
 //! `history` an output root's runs (`strata runs`). [`run::score`] wires the stages together; [`synth`] writes synthetic
 //! cohorts in the same contract for demos, tests and benchmarks (through `publish`).
 //!
+//! `programmes` (named programme lists, reading `palliative`, the QOF palliative care register)
+//! sits beside `lists`; `indicators` (population-health indicators, protected with the other
+//! tables) beside `tables`.
+//!
 //! The risk models branch off after `results`: `predictors` builds their feature table and
 //! outcome labels, and `evaluation` scores predictions on a window (`strata train`, `evaluate`,
 //! `compare`).
@@ -41,12 +45,15 @@ pub mod disclosure;
 pub mod evaluation;
 pub mod features;
 pub mod history;
+pub mod indicators;
 pub mod input;
 pub mod lists;
 pub mod output;
+pub mod palliative;
 pub mod population;
 pub mod predictors;
 pub mod privacy;
+pub mod programmes;
 pub mod provenance;
 pub mod publish;
 pub mod results;
@@ -72,6 +79,9 @@ pub enum Error {
     /// A risk model card could not be read or applied.
     #[error(transparent)]
     Risk(#[from] risk::RiskError),
+    /// A programme asks for something the run does not have (a risk model, a falls deficit).
+    #[error(transparent)]
+    Programme(#[from] programmes::ProgrammeError),
     /// Outputs could not be written.
     #[error(transparent)]
     Output(#[from] publish::OutputError),
@@ -86,7 +96,7 @@ impl Error {
         match self {
             Error::Input(input::InputError::Invalid { .. }) => 3,
             Error::Input(input::InputError::TooLarge { .. }) => 6,
-            Error::Definitions(_) | Error::Risk(_) => 4,
+            Error::Definitions(_) | Error::Risk(_) | Error::Programme(_) => 4,
             Error::Output(_) => 5,
             Error::Disclosure(_) => 1,
             Error::Synth(_) => 5,

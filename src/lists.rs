@@ -97,21 +97,7 @@ pub fn rank(
         .into_iter()
         .enumerate()
         .map(|(pcn, mut v)| {
-            match risk {
-                Some(r) => v.sort_by(|&a, &b| {
-                    r.probability[b as usize]
-                        .total_cmp(&r.probability[a as usize])
-                        .then(a.cmp(&b))
-                }),
-                None => v.sort_by(|&a, &b| {
-                    let (sa, sb) = (&scores[a as usize], &scores[b as usize]);
-                    sb.efi_category
-                        .cmp(&sa.efi_category)
-                        .then(sb.efi_deficits.cmp(&sa.efi_deficits))
-                        .then(sb.hfrs_tenths.cmp(&sa.hfrs_tenths))
-                        .then(a.cmp(&b))
-                }),
-            }
+            sort(&mut v, scores, risk);
             if let Some(n) = rules.top {
                 v.truncate(n as usize);
             }
@@ -121,4 +107,25 @@ pub fn rank(
             (pcn as u32, v)
         })
         .collect()
+}
+
+/// Sort patients (indices) into list order: by `risk`'s probability, highest first, when given;
+/// else by frailty (eFI category, then deficits, then HFRS, all descending). Ties by pseudonym
+/// (patient indices are in pseudonym order).
+pub fn sort(patients: &mut [u32], scores: &[Scores], risk: Option<&ModelRisk>) {
+    match risk {
+        Some(r) => patients.sort_by(|&a, &b| {
+            r.probability[b as usize]
+                .total_cmp(&r.probability[a as usize])
+                .then(a.cmp(&b))
+        }),
+        None => patients.sort_by(|&a, &b| {
+            let (sa, sb) = (&scores[a as usize], &scores[b as usize]);
+            sb.efi_category
+                .cmp(&sa.efi_category)
+                .then(sb.efi_deficits.cmp(&sa.efi_deficits))
+                .then(sb.hfrs_tenths.cmp(&sa.hfrs_tenths))
+                .then(a.cmp(&b))
+        }),
+    }
 }

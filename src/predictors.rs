@@ -223,12 +223,11 @@ pub fn predictor_rows(
     out
 }
 
-/// The three outcome labels of every patient (in patient order, columns in [`Outcome::ALL`]
-/// order): what happened in the 365 days after `as_of`.
-pub fn outcomes(cohort: &Cohort, as_of: i32) -> Vec<[bool; 3]> {
-    let end = as_of + OUTCOME_DAYS;
-    // ICD-10 W00-W19 (falls), by code id.
-    let falls: Vec<bool> = cohort
+/// Which codes of the cohort (by code id) record a fall: ICD-10 W00-W19. An emergency admission
+/// with one of them dated during the stay is a falls admission (the falls outcome here and the
+/// falls indicator of `indicators`).
+pub fn falls_codes(cohort: &Cohort) -> Vec<bool> {
+    cohort
         .codes
         .iter()
         .map(|(_, s, c)| {
@@ -237,7 +236,14 @@ pub fn outcomes(cohort: &Cohort, as_of: i32) -> Vec<[bool; 3]> {
                 && c.starts_with('W')
                 && c[1..3].parse::<u8>().is_ok_and(|n| n <= 19)
         })
-        .collect();
+        .collect()
+}
+
+/// The three outcome labels of every patient (in patient order, columns in [`Outcome::ALL`]
+/// order): what happened in the 365 days after `as_of`.
+pub fn outcomes(cohort: &Cohort, as_of: i32) -> Vec<[bool; 3]> {
+    let end = as_of + OUTCOME_DAYS;
+    let falls = falls_codes(cohort);
     (0..cohort.patients.len())
         .into_par_iter()
         .with_min_len(2048)

@@ -2,7 +2,8 @@
 //! timed, and recorded in a manifest.
 //!
 //! Pipeline position: the whole flow, `cohort` -> `features` -> `scores` + `population` ->
-//! `results` -> `lists` and `tables` -> `disclosure` -> `output` -> `publish`.
+//! `results` -> `lists` (and `programmes`) and `tables` (and `indicators`) -> `disclosure` ->
+//! `output` -> `publish`.
 //! The binary's `score` and `demo` subcommands are thin wrappers over [`score`].
 
 use std::path::{Path, PathBuf};
@@ -19,12 +20,13 @@ use crate::input::{FileCounts, LoadOptions, Problem};
 use crate::lists::{self, ListRules};
 use crate::output::{self, PublishedTable};
 use crate::population::{self, Status};
+use crate::programmes::{self, Programme};
 use crate::provenance::{self, FileHash, InputHashes};
 use crate::publish::{self, Destination, Written};
 use crate::results::Scored;
 use crate::risk::{self, AppliedModel, Explainer};
 use crate::scores::{Scorer, Scores};
-use crate::{date, tables, Error};
+use crate::{date, indicators, palliative, tables, Error};
 
 /// Settings of a scoring run (recorded in full in the manifest as `config`).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -48,6 +50,19 @@ pub struct ScoreOptions {
     pub risk_models: Vec<PathBuf>,
     /// The previous run's folder, to say what changed since (none: nothing compared).
     pub previous: Option<PathBuf>,
+    /// Named programme lists to write besides the frailty lists (`[[programme]]`).
+    pub programmes: Vec<Programme>,
+}
+
+/// What the manifest records of each programme's lists.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProgrammeListed {
+    /// Programme name (`lists/<PCN>.<name>.csv`).
+    pub name: String,
+    /// The service in words.
+    pub description: String,
+    /// People on its lists across PCNs.
+    pub listed: u64,
 }
 
 /// What a run did, written as `manifest.json` and printed by the binary.
@@ -101,6 +116,8 @@ pub struct Manifest {
     pub new_on_lists: u64,
     /// People on a list last time and not now (see `lists/<PCN>.dropped.csv`).
     pub dropped_off_lists: u64,
+    /// Each programme's lists (`lists/<PCN>.<programme>.csv`), in programme order.
+    pub programmes: Vec<ProgrammeListed>,
     /// Where prescriptions came from (`medications.parquet`, `events.parquet (dmd)`), or `none`:
     /// then the eFI's polypharmacy deficit could not be assessed.
     pub prescriptions: String,
@@ -198,6 +215,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
     let mut stages = Stages::start("load_models");
     let definitions = Definitions::load(&opts.models)?;
     let models = risk::load(&opts.risk_models, &definitions)?;
+    programmes::check(&opts.programmes, &definitions, &models)?;
     let ranking_model = match opts.rules.rank_by {
         lists::RankBy::Frailty => None,
         lists::RankBy::Risk(o) => Some(
@@ -221,8 +239,22 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         &opts.rules,
         ranking_model.map(|k| &risks[k]),
     );
+    let register = if programmes::needs_register(&opts.programmes) {
+        palliative::on_register(&cohort, &definitions, opts.as_of)
+    } else {
+        Vec::new()
+    };
+    let programme_inputs = programmes::Inputs {
+        cohort: &cohort,
+        scored: &scored,
+        defs: &definitions,
+        risks: &risks,
+        register: &register,
+    };
+    let selected = programmes::select(&opts.programmes, &programme_inputs);
     let summary = tables::summary(&cohort, &scored.scores, &scored.status).table();
     let equity = tables::equity(&cohort, &scored.scores, &scored.status, &scored.ages).table();
+    let indicators = indicators::count(&cohort, opts.as_of).table();
     let mut compare_warning = None;
     let changes = match &opts.previous {
         None => Changes::none(&cohort, "nothing compared (no previous run given)"),
@@ -239,7 +271,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         },
     };
     stages.next("protect");
-    let cells = disclosure::protect(&[&summary, &equity], &opts.suppression)?;
+    let cells = disclosure::protect(&[&summary, &equity, &indicators], &opts.suppression)?;
     let published = [
         PublishedTable {
             stem: "summary",
@@ -299,6 +331,16 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         compared_with: changes.compared_with.clone(),
         new_on_lists: changes.new_on_lists(),
         dropped_off_lists: changes.dropped_total(),
+        programmes: opts
+            .programmes
+            .iter()
+            .zip(&selected)
+            .map(|(p, s)| ProgrammeListed {
+                name: p.name.clone(),
+                description: p.description.clone(),
+                listed: s.listed(),
+            })
+            .collect(),
         prescriptions: crate::input::prescriptions_source(&cohort).to_string(),
         distinct_codes: cohort.report.distinct_codes.clone(),
         unused_codes: scored
@@ -331,6 +373,23 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
                 changes: &changes,
             },
         )?;
+        manifest
+            .outputs
+            .extend(output::indicators::write_indicators(
+                dir,
+                &indicators,
+                &cells[2],
+            )?);
+        manifest
+            .outputs
+            .extend(output::programmes::write_programmes(
+                dir,
+                &opts.programmes,
+                &selected,
+                &programme_inputs,
+                &risk_columns,
+                &changes,
+            )?);
         manifest.seconds = stages.finish();
         publish::write_json(&dir.join("manifest.json"), &manifest)?;
         Ok(manifest)

@@ -172,4 +172,17 @@ fn the_example_in_the_repository_is_a_valid_configuration() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(root.join("latest/manifest.json").is_file());
+    // It ships the five example programmes: each writes its list for every PCN.
+    for p in [
+        "digital_self_management",
+        "staying_well",
+        "anticipatory_care",
+        "falls_prevention",
+        "palliative_register_review",
+    ] {
+        assert!(
+            root.join(format!("latest/lists/U10000.{p}.csv")).is_file(),
+            "{p}"
+        );
+    }
 }

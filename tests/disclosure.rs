@@ -256,6 +256,7 @@ proptest! {
             suppression: Suppression::default(),
             risk_models: Vec::new(),
             previous: None,
+            programmes: Vec::new(),
         };
         strata::run::score(&opts).unwrap();
         let f = audit_folder(&out, 1);

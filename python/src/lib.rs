@@ -28,6 +28,7 @@ use strata::changes::Changes;
 use strata::cohort::Cohort;
 use strata::definitions::Definitions;
 use strata::disclosure::{self, Suppression};
+use strata::indicators::{self, IndicatorCounts};
 use strata::input::{ArrowTable, InputError, LoadOptions};
 use strata::lists::{self, ListRules, RankBy};
 use strata::output::{self, PublishedTable, RiskColumns, TableWriter};
@@ -468,6 +469,16 @@ impl Scoring {
         rows
     }
 
+    /// The population-health indicators' counts per PCN (unprotected), addable across
+    /// partitions: `[(pcn_code, [the quantities of strata::indicators::QUANTITIES])]`.
+    fn indicator_counts(&self) -> Vec<(String, Vec<u64>)> {
+        indicators::count(&self.cohort, self.as_of)
+            .rows
+            .into_iter()
+            .map(|(pcn, v)| (pcn, v.to_vec()))
+            .collect()
+    }
+
     /// Rejected rows: `[(file, row, column, reason)]`, rows 1-based in the tables given.
     fn rejects(&self) -> Vec<(String, u64, String, String)> {
         self.cohort
@@ -726,30 +737,7 @@ fn protect_tables<'py>(
     rows: Vec<CountRow>,
     publication: bool,
 ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-    let mut summary = Counts::new(TableKind::Summary);
-    let mut equity = Counts::new(TableKind::Equity);
-    for (kind, section, a, b, fit, mild, moderate, severe, total) in rows {
-        let counts = match kind.as_str() {
-            "summary" => &mut summary,
-            "equity" => &mut equity,
-            other => {
-                return Err(
-                    Failure::Argument(format!("counts: unknown table kind '{other}'")).into(),
-                )
-            }
-        };
-        // Rows with the same labels (from different partitions) add up.
-        let row = counts
-            .rows
-            .entry(RowKey {
-                section,
-                labels: (a, b),
-            })
-            .or_default();
-        for (x, v) in row.iter_mut().zip([fit, mild, moderate, severe, total]) {
-            *x += v;
-        }
-    }
+    let (summary, equity) = table_counts(rows)?;
     let suppression = if publication {
         Suppression::publication()
     } else {
@@ -768,6 +756,93 @@ fn protect_tables<'py>(
         ))
     })?;
     Ok((PyBytes::new(py, &s), PyBytes::new(py, &e)))
+}
+
+/// The summary and equity counts from count rows (rows with the same labels add up).
+fn table_counts(rows: Vec<CountRow>) -> Result<(Counts, Counts), Failure> {
+    let mut summary = Counts::new(TableKind::Summary);
+    let mut equity = Counts::new(TableKind::Equity);
+    for (kind, section, a, b, fit, mild, moderate, severe, total) in rows {
+        let counts = match kind.as_str() {
+            "summary" => &mut summary,
+            "equity" => &mut equity,
+            other => {
+                return Err(Failure::Argument(format!(
+                    "counts: unknown table kind '{other}'"
+                )))
+            }
+        };
+        // Rows with the same labels (from different partitions) add up.
+        let row = counts
+            .rows
+            .entry(RowKey {
+                section,
+                labels: (a, b),
+            })
+            .or_default();
+        for (x, v) in row.iter_mut().zip([fit, mild, moderate, severe, total]) {
+            *x += v;
+        }
+    }
+    Ok((summary, equity))
+}
+
+/// Protect every aggregate table of a whole run together, as the binary does: the summary and
+/// equity tables from their count rows ([`Scoring::counts`]) and the population-health
+/// indicators from theirs ([`Scoring::indicator_counts`]), each added up over partitions.
+/// Returns the bytes of the binary's `summary.csv`, `equity.csv` and `indicators.csv`.
+#[pyfunction]
+#[pyo3(signature = (rows, indicator_rows, publication=false))]
+fn protect_run<'py>(
+    py: Python<'py>,
+    rows: Vec<CountRow>,
+    indicator_rows: Vec<(String, Vec<u64>)>,
+    publication: bool,
+) -> PyResult<(
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+)> {
+    let (summary, equity) = table_counts(rows)?;
+    let mut ind = IndicatorCounts::default();
+    for (pcn, v) in indicator_rows {
+        let v: [u64; indicators::WIDTH] = v.try_into().map_err(|v: Vec<u64>| {
+            Failure::Argument(format!(
+                "indicator_rows: {} counts for PCN {pcn}, expected {}",
+                v.len(),
+                indicators::WIDTH
+            ))
+        })?;
+        let mut one = IndicatorCounts::default();
+        one.rows.insert(pcn, v);
+        ind.add(&one);
+    }
+    let suppression = if publication {
+        Suppression::publication()
+    } else {
+        Suppression::default()
+    };
+    let (s, e, i) = py
+        .detach(move || -> Result<[Vec<u8>; 3], Failure> {
+            let (st, et, it) = (summary.table(), equity.table(), ind.table());
+            let cells = disclosure::protect(&[&st, &et, &it], &suppression)?;
+            let csv = |stem: &str, table, cells: &Vec<_>| -> Result<Vec<u8>, Failure> {
+                let mut df = output::table_frame(&PublishedTable { stem, table, cells })?;
+                encode(&output::csv::Csv, &mut df)
+            };
+            let mut df = output::indicators::indicators_frame(&it, &cells[2])?;
+            Ok([
+                csv("summary", &st, &cells[0])?,
+                csv("equity", &et, &cells[1])?,
+                encode(&output::csv::Csv, &mut df)?,
+            ])
+        })
+        .map(|[s, e, i]| (s, e, i))?;
+    Ok((
+        PyBytes::new(py, &s),
+        PyBytes::new(py, &e),
+        PyBytes::new(py, &i),
+    ))
 }
 
 /// A frame from imported record batches (buffers shared): each column is the batches' arrays
@@ -836,6 +911,7 @@ fn default_models() -> PyResult<String> {
 fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(protect_tables, m)?)?;
+    m.add_function(wrap_pyfunction!(protect_run, m)?)?;
     m.add_function(wrap_pyfunction!(file_stem, m)?)?;
     m.add_function(wrap_pyfunction!(encode_table, m)?)?;
     m.add_function(wrap_pyfunction!(default_models, m)?)?;

@@ -29,6 +29,7 @@ from ._strata import (
     default_models,
     encode_table,
     file_stem,
+    protect_run,
     protect_tables,
 )
 from ._strata import run as _run
@@ -43,6 +44,7 @@ __all__ = [
     "default_models",
     "file_stem",
     "protect_tables",
+    "protect_run",
     "encode_table",
     "__version__",
 ]

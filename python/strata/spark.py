@@ -1,5 +1,5 @@
-"""strata's nightly job as a PySpark job: the same lists, ``summary.csv``, ``equity.csv`` and
-``scores.parquet`` as ``strata score``, computed where the data are (Databricks, Foundry, plain
+"""strata's nightly job as a PySpark job: the same lists, ``summary.csv``, ``equity.csv``,
+``indicators.csv`` and ``scores.parquet`` as ``strata score``, computed where the data are (Databricks, Foundry, plain
 ``spark-submit``).
 
     python -m strata.spark score --cohort DIR --as-of DATE --out DIR [--master local[2]]
@@ -18,7 +18,8 @@ How it runs:
    rejected rows and the aggregate tables' counts.
 3. The counts are added up in Spark and protected once on the driver by strata's disclosure
    control; the rejected-row limit is applied to whole files; the driver writes the lists,
-   ``scores.parquet`` (in pseudonym order), ``summary.csv``, ``equity.csv``, ``rejects.csv`` and
+   ``scores.parquet`` (in pseudonym order), ``summary.csv``, ``equity.csv``, ``indicators.csv``
+   (the three tables protected together), ``rejects.csv`` and
    ``manifest.json`` with strata's own writers, into a new folder that replaces ``--out`` only
    when everything succeeded.
 
@@ -64,11 +65,14 @@ UNKNOWN_PATIENT = "patient_id not in patients.parquet"
 #   kind "list":   key = PCN code, data = CSV bytes, data2 = Parquet bytes
 #   kind "scores": data = Arrow IPC stream of the task's patients' scores
 #   kind "count":  key = table (summary, equity), section, a, b, c0..c4 = the counts
+#   kind "indicator": key = PCN code, c0..c9 = its population-health indicator counts
 #   kind "meta":   data = JSON: rejects (rows in the files), files, figures, warnings, errors
 RESULT_DDL = (
     "kind string, key string, data binary, data2 binary, section int, a string, b string, "
-    "c0 long, c1 long, c2 long, c3 long, c4 long"
+    "c0 long, c1 long, c2 long, c3 long, c4 long, c5 long, c6 long, c7 long, c8 long, c9 long"
 )
+# Counts per indicator row (strata.indicators' quantities).
+INDICATOR_WIDTH = 10
 RESULT_SCHEMA = pa.schema(
     [
         ("kind", pa.string()),
@@ -83,6 +87,11 @@ RESULT_SCHEMA = pa.schema(
         ("c2", pa.int64()),
         ("c3", pa.int64()),
         ("c4", pa.int64()),
+        ("c5", pa.int64()),
+        ("c6", pa.int64()),
+        ("c7", pa.int64()),
+        ("c8", pa.int64()),
+        ("c9", pa.int64()),
     ]
 )
 
@@ -168,6 +177,8 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
             {"kind": "count", "key": kind, "section": section, "a": a, "b": b,
              **{f"c{i}": v for i, v in enumerate(c)}}
         )
+    for pcn, c in s.indicator_counts():
+        rows.append({"kind": "indicator", "key": pcn, **{f"c{i}": v for i, v in enumerate(c)}})
     meta["rejects"] = [
         (f, file_rows[f][r - 1] if f in file_rows else r, col, why) for f, r, col, why in s.rejects()
     ]
@@ -448,7 +459,17 @@ def score(
         .agg(*[F.sum(f"c{i}").alias(f"c{i}") for i in range(5)])
         .collect()
     )
-    items = result.where(F.col("kind") != "count").select("kind", "key", "data", "data2").collect()
+    indicator_counts = (
+        result.where(F.col("kind") == "indicator")
+        .groupBy("key")
+        .agg(*[F.sum(f"c{i}").alias(f"c{i}") for i in range(INDICATOR_WIDTH)])
+        .collect()
+    )
+    items = (
+        result.where(~F.col("kind").isin("count", "indicator"))
+        .select("kind", "key", "data", "data2")
+        .collect()
+    )
     result.unpersist()
     lap("score_per_pcn")
 
@@ -483,8 +504,9 @@ def score(
         raise SparkJobError("\n".join(too_many))
 
     # 5. Protect the tables once, and write everything.
-    summary_csv, equity_csv = strata.protect_tables(
+    summary_csv, equity_csv, indicators_csv = strata.protect_run(
         [(r["key"], r["section"], r["a"], r["b"], *[r[f"c{i}"] for i in range(5)]) for r in counts],
+        [(r["key"], [r[f"c{i}"] for i in range(INDICATOR_WIDTH)]) for r in indicator_counts],
         publication=publication,
     )
     lap("protect")
@@ -520,6 +542,7 @@ def score(
         write("scores.parquet", strata.encode_table(scores, "parquet"), scores.num_rows)
     write("summary.csv", summary_csv, summary_csv.count(b"\n") - 1)
     write("equity.csv", equity_csv, equity_csv.count(b"\n") - 1)
+    write("indicators.csv", indicators_csv, indicators_csv.count(b"\n") - 1)
     if rejects:
         t = pa.table(
             {

@@ -26,6 +26,11 @@ pub struct Args {
     pub risk: super::score::RiskArgs,
 }
 
+/// Whether the demo applies the death and falls admission models the example programmes read.
+fn opts_have_models(risk: &super::score::RiskArgs, models: &std::path::Path) -> bool {
+    !risk.no_risk_models && risk.risk_models.is_empty() && models.join("risk").is_dir()
+}
+
 /// Run the subcommand.
 pub fn run(a: Args) -> Result<i32> {
     let models_dir = Definitions::default_dir();
@@ -47,6 +52,13 @@ pub fn run(a: Args) -> Result<i32> {
             println!("  {} events, {} encounters", s.events, s.encounters);
         }
     }
+    // The five example programmes of strata.toml (they read the death and falls models).
+    let programmes = if opts_have_models(&a.risk, &models_dir) {
+        strata::programmes::Programme::all_from_config(&strata::programmes::examples())
+            .map_err(|e| super::usage(e.to_string()))?
+    } else {
+        Vec::new()
+    };
     let dest = Destination::Root(root.clone());
     let previous = super::score::previous_run(&dest, synth::default_as_of(), &None, false);
     let opts = ScoreOptions {
@@ -59,6 +71,7 @@ pub fn run(a: Args) -> Result<i32> {
         load: Default::default(),
         rules: a.risk.rules(ListRules::default())?,
         suppression: Suppression::default(),
+        programmes,
     };
     let m = run::score(&opts)?;
     let out = root.join(&m.as_of);

@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use strata::config::ScoreConfig;
+use strata::config::{ProgrammesFile, ScoreConfig};
 use strata::disclosure::Suppression;
 use strata::lists::{ListRules, RankBy};
+use strata::programmes::Programme;
 use strata::publish::Destination;
 use strata::risk::RiskBand;
 use strata::run::{self, ScoreOptions};
@@ -67,6 +68,13 @@ pub struct Args {
     /// Compare with no previous run.
     #[arg(long, conflicts_with = "previous")]
     pub no_compare: bool,
+    /// Named programme lists: a TOML file of `[[programme]]` tables (as in strata.toml),
+    /// instead of the settings file's. Each writes lists/<PCN>.<programme>.csv.
+    #[arg(long, value_name = "FILE")]
+    pub programmes: Option<PathBuf>,
+    /// Write no programme lists, whatever the settings file says.
+    #[arg(long, conflicts_with = "programmes")]
+    pub no_programmes: bool,
     #[command(flatten)]
     pub input: super::InputArgs,
 }
@@ -263,6 +271,7 @@ pub fn options_over(a: &Args, file: &ScoreConfig) -> Result<ScoreOptions> {
     );
     let models = super::models_dir(&a.models.clone().or_else(|| file.models.clone()));
     let risk = a.risk.over(file);
+    let programmes = programmes_over(a, file)?;
     Ok(ScoreOptions {
         cohort,
         out,
@@ -281,7 +290,23 @@ pub fn options_over(a: &Args, file: &ScoreConfig) -> Result<ScoreOptions> {
         } else {
             Suppression::default()
         },
+        programmes,
     })
+}
+
+/// The programmes of a run: `--programmes FILE`'s, else the settings file's (none with
+/// `--no-programmes`), checked.
+pub fn programmes_over(a: &Args, file: &ScoreConfig) -> Result<Vec<Programme>> {
+    let configs = if a.no_programmes {
+        Vec::new()
+    } else if let Some(path) = &a.programmes {
+        ProgrammesFile::load(path)
+            .map_err(|e| super::usage(e.to_string()))?
+            .programme
+    } else {
+        file.programme.clone().unwrap_or_default()
+    };
+    Programme::all_from_config(&configs).map_err(|e| super::usage(e.to_string()))
 }
 
 /// The previous run to compare with: the flag, else the folder being replaced (`--out`), or in an
@@ -328,7 +353,16 @@ pub fn print_manifest(m: &run::Manifest, out: &std::path::Path) {
         m.rules.min_age,
         m.listed,
         m.listed_core20,
-        m.outputs.iter().filter(|w| w.path.starts_with("lists/") && w.path.ends_with(".csv") && !w.path.ends_with(".dropped.csv")).count(),
+        m.outputs
+            .iter()
+            .filter(|w| {
+                // lists/<PCN>.csv: not a programme's list or a dropped.csv.
+                w.path
+                    .strip_prefix("lists/")
+                    .and_then(|f| f.strip_suffix(".csv"))
+                    .is_some_and(|stem| !stem.contains('.'))
+            })
+            .count(),
         m.rejected_rows,
         m.ignored_after_as_of
     );
@@ -350,5 +384,11 @@ pub fn print_manifest(m: &run::Manifest, out: &std::path::Path) {
         "since the previous run: {} new on a list, {} dropped off (compared with: {})",
         m.new_on_lists, m.dropped_off_lists, m.compared_with
     );
+    for p in &m.programmes {
+        println!(
+            "programme {}: {} listed ({}; lists/<PCN>.{}.csv)",
+            p.name, p.listed, p.description, p.name
+        );
+    }
     println!("lists: {}", out.join("lists").display());
 }

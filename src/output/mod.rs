@@ -8,7 +8,9 @@
 
 pub mod columns;
 pub mod csv;
+pub mod indicators;
 pub mod parquet;
+pub mod programmes;
 
 use std::path::Path;
 

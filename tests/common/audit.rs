@@ -274,6 +274,13 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
             }
         }
     }
+    // The indicators table, when the run wrote one (every run does; hand-written folders may
+    // not).
+    if out.join("indicators.csv").is_file() {
+        let g = audit_indicators(out, round_to);
+        f.suppressed += g.suppressed;
+        f.pinned.extend(g.pinned);
+    }
     f
 }
 
@@ -286,4 +293,219 @@ pub fn assert_protected(out: &Path, round_to: i64) {
         out.display(),
         f.pinned
     );
+}
+
+/// The quantities `indicators.csv` prints, per area: each indicator's numerator and denominator
+/// (a denominator is printed on two rows).
+const QUANTITIES: [&str; 6] = [
+    "people",
+    "emergency",
+    "falls",
+    "deaths",
+    "in_hospital",
+    "three_plus",
+];
+
+/// Each indicator of `indicators.csv`: (name, numerator, denominator, rate multiplier).
+const INDICATOR_ROWS: [(&str, usize, usize, u128); 4] = [
+    ("emergency_admissions_65_plus", 1, 0, 1_000),
+    ("falls_admissions_65_plus", 2, 0, 100_000),
+    ("deaths_in_hospital", 4, 3, 100),
+    (
+        "deaths_with_3_or_more_emergency_admissions_in_last_90_days",
+        5,
+        3,
+        100,
+    ),
+];
+
+/// Differences an outsider can take between printed quantities that count a part of another
+/// (a falls admission is an emergency admission, and so on): (whole, part).
+const PARTS: [(usize, usize); 4] = [(0, 3), (1, 2), (3, 4), (3, 5)];
+
+/// The rate an outsider expects from a published numerator and denominator: one decimal place,
+/// halves up; `[z]` for a zero denominator; `[c]` when either is suppressed.
+fn expected_rate(n: Option<i64>, d: Option<i64>, per: u128) -> String {
+    match (n, d) {
+        (Some(_), Some(0)) => "[z]".into(),
+        (Some(n), Some(d)) => {
+            let (n, d) = (n as u128, d as u128);
+            let tenths = (20 * n * per + d) / (2 * d);
+            format!("{}.{}", tenths / 10, tenths % 10)
+        }
+        _ => "[c]".into(),
+    }
+}
+
+/// Audit `indicators.csv` of an output folder: rebuild from the labels alone what an outsider
+/// knows (each quantity's PCN rows add up to the `ALL` row; a falls admission is an emergency
+/// admission, a death in hospital or after 3+ admissions is a death, a death is one of the
+/// people), bound every suppressed count and every small difference (emergency minus falls
+/// admissions, people minus deaths, deaths minus those in hospital, deaths minus those with 3+
+/// admissions) by LP, and check every rate is what its published numerator and denominator give.
+pub fn audit_indicators(out: &Path, round_to: i64) -> Findings {
+    let path = out.join("indicators.csv");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text.lines();
+    assert_eq!(
+        lines.next().unwrap_or_default(),
+        "pcn_code,indicator,numerator,denominator,rate,unit,ics_rate"
+    );
+    // Per area (in file order): the six quantities as printed, and the rates.
+    let mut areas: Vec<String> = Vec::new();
+    let mut printed: Vec<[Option<Option<i64>>; 6]> = Vec::new();
+    let mut rates: Vec<(usize, usize, String, String)> = Vec::new();
+    for line in lines {
+        let f = split_csv(line);
+        assert_eq!(f.len(), 7, "{line}");
+        if areas.last() != Some(&f[0]) {
+            areas.push(f[0].clone());
+            printed.push([None; 6]);
+        }
+        let a = areas.len() - 1;
+        let k = INDICATOR_ROWS
+            .iter()
+            .position(|r| r.0 == f[1])
+            .unwrap_or_else(|| panic!("unknown indicator {}", f[1]));
+        let (_, nq, dq, _) = INDICATOR_ROWS[k];
+        for (q, v) in [(nq, &f[2]), (dq, &f[3])] {
+            let v = match v.as_str() {
+                "[c]" => None,
+                v => Some(v.parse::<i64>().unwrap_or_else(|_| panic!("{line}"))),
+            };
+            match printed[a][q] {
+                None => printed[a][q] = Some(v),
+                Some(old) => assert_eq!(
+                    old, v,
+                    "{} printed twice differently: {line}",
+                    QUANTITIES[q]
+                ),
+            }
+        }
+        rates.push((a, k, f[4].clone(), f[6].clone()));
+    }
+    let all = areas
+        .iter()
+        .position(|a| a == "ALL")
+        .expect("indicators ALL rows");
+    assert_eq!(all, areas.len() - 1, "the ALL rows come last");
+    // Rates: from the published cells, suppressed with either of them.
+    let value = |a: usize, q: usize| printed[a][q].expect("every quantity printed");
+    for (a, k, rate, ics) in &rates {
+        let (name, nq, dq, per) = INDICATOR_ROWS[*k];
+        let (n, d) = (value(*a, nq), value(*a, dq));
+        if round_to <= 1 {
+            assert_eq!(*rate, expected_rate(n, d, per), "{} {name}", areas[*a]);
+            assert_eq!(
+                *ics,
+                expected_rate(value(all, nq), value(all, dq), per),
+                "{} {name} ICS rate",
+                areas[*a]
+            );
+        } else {
+            assert_eq!(
+                rate == "[c]",
+                n.is_none() || d.is_none(),
+                "{} {name}",
+                areas[*a]
+            );
+        }
+    }
+    // Variables: six per area.
+    let var = |a: usize, q: usize| a * 6 + q;
+    let bounds: Vec<(f64, f64)> = (0..areas.len() * 6)
+        .map(|i| match value(i / 6, i % 6) {
+            None => (0.0, f64::INFINITY),
+            Some(v) if round_to <= 1 => (v as f64, v as f64),
+            Some(v) => (
+                ((v - (round_to - 1) / 2).max(0)) as f64,
+                (v + round_to / 2) as f64,
+            ),
+        })
+        .collect();
+    let mut eqs: Vec<Vec<(usize, f64)>> = Vec::new();
+    for q in 0..6 {
+        let mut e: Vec<(usize, f64)> = (0..all).map(|a| (var(a, q), 1.0)).collect();
+        e.push((var(all, q), -1.0));
+        eqs.push(e);
+    }
+    let mut geqs: Vec<Vec<(usize, f64)>> = Vec::new();
+    for a in 0..areas.len() {
+        for (w, p) in PARTS {
+            geqs.push(vec![(var(a, w), 1.0), (var(a, p), -1.0)]);
+        }
+    }
+    let solve = |objective: &[(usize, f64)], maximize: bool| -> Option<f64> {
+        let dir = if maximize {
+            OptimizationDirection::Maximize
+        } else {
+            OptimizationDirection::Minimize
+        };
+        let mut p = Problem::new(dir);
+        let vars: Vec<_> = bounds
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| {
+                let c = objective.iter().find(|(j, _)| *j == i).map_or(0.0, |x| x.1);
+                p.add_var(c, b)
+            })
+            .collect();
+        for (e, op) in eqs
+            .iter()
+            .map(|e| (e, ComparisonOp::Eq))
+            .chain(geqs.iter().map(|e| (e, ComparisonOp::Ge)))
+        {
+            p.add_constraint(
+                e.iter().map(|&(i, c)| (vars[i], c)).collect::<Vec<_>>(),
+                op,
+                0.0,
+            );
+        }
+        match p.solve() {
+            Ok(microlp::SolveOutcome::Solution(s)) => Some(s.objective()),
+            Ok(microlp::SolveOutcome::Interrupted(_)) => panic!("LP interrupted"),
+            Err(microlp::Error::Unbounded) => None,
+            Err(e) => panic!("published indicators are inconsistent: {e}"),
+        }
+    };
+    let pinned = |objective: &[(usize, f64)]| -> Option<i64> {
+        let lo = solve(objective, false).unwrap_or(0.0);
+        let hi = solve(objective, true)?;
+        let (lo, hi) = ((lo - 1e-6).ceil(), (hi + 1e-6).floor());
+        (lo >= hi).then_some(lo as i64)
+    };
+    let mut f = Findings::default();
+    for (i, b) in bounds.iter().enumerate() {
+        if b.1 != f64::INFINITY {
+            continue;
+        }
+        f.suppressed += 1;
+        if let Some(v) = pinned(&[(i, 1.0)]).filter(|&v| v != 0) {
+            f.pinned.push((
+                "indicators.csv".into(),
+                areas[i / 6].clone(),
+                QUANTITIES[i % 6].into(),
+                v,
+            ));
+        }
+    }
+    for (a, area) in areas.iter().enumerate() {
+        for (w, p) in PARTS {
+            let (x, y) = (var(a, w), var(a, p));
+            let v = if bounds[x].0 == bounds[x].1 && bounds[y].0 == bounds[y].1 {
+                Some((bounds[x].0 - bounds[y].0) as i64)
+            } else {
+                pinned(&[(x, 1.0), (y, -1.0)])
+            };
+            if let Some(v) = v.filter(|v| (1..=7).contains(v)) {
+                f.pinned.push((
+                    "indicators.csv".into(),
+                    area.clone(),
+                    format!("{} minus {}", QUANTITIES[w], QUANTITIES[p]),
+                    v,
+                ));
+            }
+        }
+    }
+    f
 }

@@ -1,0 +1,99 @@
+//! `indicators.csv`: the population-health indicators as published, in long form: per area (each
+//! PCN in code order, then `ALL`, the ICS) and indicator, the numerator, the denominator, the
+//! rate and its unit, and the ICS-wide rate beside it.
+//!
+//! Pipeline position: `indicators` (counts) + `disclosure` (published cells) -> **here** -> the
+//! CSV writer. A rate is computed from the published numerator and denominator, so it says no
+//! more than they do: `[c]` when either is suppressed, `[z]` when the denominator is 0.
+
+use std::path::Path;
+
+use polars::prelude::*;
+
+use super::TABLE_FORMATS;
+use crate::disclosure::Cell;
+use crate::indicators::{rate, INDICATORS, WIDTH};
+use crate::publish::{record, OutputError, Written};
+use crate::tables::CountedTable;
+
+fn shown(c: Cell) -> Option<u64> {
+    match c {
+        Cell::Count(n) => Some(n),
+        Cell::Suppressed => None,
+    }
+}
+
+fn rate_text(r: Option<Option<String>>) -> String {
+    match r {
+        None => "[c]".into(),
+        Some(None) => "[z]".into(),
+        Some(Some(t)) => t,
+    }
+}
+
+/// The published indicators table (`table` from `indicators::IndicatorCounts::table`, `cells` its
+/// published cells) as a table of strings.
+pub fn indicators_frame(table: &CountedTable, cells: &[Cell]) -> PolarsResult<DataFrame> {
+    let rows = table.rows.len();
+    let all = rows.saturating_sub(1);
+    let cell = |r: usize, q: usize| cells[r * WIDTH + q];
+    let mut cols: [Vec<String>; 7] = Default::default();
+    for r in 0..rows {
+        for ind in &INDICATORS {
+            let (n, d) = (cell(r, ind.numerator), cell(r, ind.denominator));
+            let ics = rate(
+                shown(cell(all, ind.numerator)),
+                shown(cell(all, ind.denominator)),
+                ind.per,
+            );
+            for (col, v) in cols.iter_mut().zip([
+                table.rows[r].0.clone(),
+                ind.name.to_string(),
+                n.text(),
+                d.text(),
+                rate_text(rate(shown(n), shown(d), ind.per)),
+                ind.unit.to_string(),
+                rate_text(ics),
+            ]) {
+                col.push(v);
+            }
+        }
+    }
+    let names = [
+        "pcn_code",
+        "indicator",
+        "numerator",
+        "denominator",
+        "rate",
+        "unit",
+        "ics_rate",
+    ];
+    let n = rows * INDICATORS.len();
+    DataFrame::new(
+        n,
+        names
+            .iter()
+            .zip(cols)
+            .map(|(name, v)| Column::new((*name).into(), v))
+            .collect(),
+    )
+}
+
+/// Write `indicators.csv` (and any other [`TABLE_FORMATS`]) into `dir`.
+pub fn write_indicators(
+    dir: &Path,
+    table: &CountedTable,
+    cells: &[Cell],
+) -> Result<Vec<Written>, OutputError> {
+    let mut df = indicators_frame(table, cells).map_err(|source| OutputError::Encode {
+        path: dir.join("indicators.csv"),
+        source,
+    })?;
+    let mut written = Vec::with_capacity(TABLE_FORMATS.len());
+    for w in TABLE_FORMATS {
+        let rel = format!("indicators.{}", w.extension());
+        w.write(&dir.join(&rel), &mut df)?;
+        written.push(record(dir, &rel, df.height())?);
+    }
+    Ok(written)
+}
