@@ -205,8 +205,9 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
             }
         },
     };
+    let profile = tables::profile(&cohort, &scored.scores, &scored.status, &scored.ages).table();
     lap("rank", &mut seconds);
-    let cells = disclosure::protect(&[&summary, &equity], &opts.suppression)?;
+    let cells = disclosure::protect(&[&summary, &equity, &profile], &opts.suppression)?;
     let published = [
         PublishedTable {
             stem: "summary",
@@ -217,6 +218,11 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
             stem: "equity",
             table: &equity,
             cells: &cells[1],
+        },
+        PublishedTable {
+            stem: "pcn_profile",
+            table: &profile,
+            cells: &cells[2],
         },
     ];
     lap("protect", &mut seconds);
@@ -296,6 +302,12 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
                 tables: &published,
                 risk: &risk_columns,
                 changes: &changes,
+                pcn_docs: Some(output::PcnDocs {
+                    profile: &published[2],
+                    as_of: &manifest.as_of,
+                    rules: &opts.rules,
+                    max_suppressed: opts.suppression.max_suppressed,
+                }),
             },
         )?;
         lap("write", &mut seconds);

@@ -3,12 +3,16 @@
 //!
 //! Pipeline position: `lists` + `disclosure` + `results` -> **output**, inside a folder that
 //! `publish` makes appear atomically. The per-patient columns are defined once in [`columns`];
-//! each file format is a [`TableWriter`] in a file of its own ([`csv`], [`parquet`]): a new
-//! format is a new file, a `mod` line and its place in the format lists below.
+//! each file format is a [`TableWriter`] in a file of its own ([`csv`], [`parquet`]), or, for
+//! the documents a care team opens (a PCN's list with its protected summary: [`xlsx`],
+//! [`html`]), a [`PcnWriter`]: a new format is a new file, a `mod` line and its place in the
+//! format lists below.
 
 pub mod columns;
 pub mod csv;
+pub mod html;
 pub mod parquet;
+pub mod xlsx;
 
 use std::path::Path;
 
@@ -20,9 +24,10 @@ use crate::cohort::Cohort;
 use crate::definitions::Definitions;
 use crate::disclosure::Cell;
 use crate::input::Reject;
+use crate::lists::{ListRules, RankBy};
 use crate::publish::{record, OutputError, Written};
 use crate::results::Scored;
-use crate::scores::Scorer;
+use crate::scores::{EfiCategory, Scorer};
 use crate::tables::{CountedTable, COUNT_COLUMNS};
 
 pub use columns::{list_frame, scores_frame, PatientColumn, RiskColumns, PATIENT_COLUMNS};
@@ -35,12 +40,22 @@ pub trait TableWriter: Sync {
     fn write(&self, path: &Path, df: &mut DataFrame) -> Result<(), OutputError>;
 }
 
+/// A document for a PCN's care team: its list (the list's frame) and its protected summary.
+pub trait PcnWriter: Sync {
+    /// File name extension, without the dot.
+    fn extension(&self) -> &'static str;
+    /// Write the PCN's document to `path` (created or replaced) and sync it to disk.
+    fn write(&self, path: &Path, list: &DataFrame, pcn: &PcnSummary) -> Result<(), OutputError>;
+}
+
 /// Formats of each PCN list, in the order they are written and recorded.
-pub const LIST_FORMATS: &[&dyn TableWriter] = &[&csv::Csv, &parquet::Parquet];
+pub const LIST_FORMATS: &[&dyn TableWriter] = &[&csv::Csv::EXCEL, &parquet::Parquet];
+/// Documents written per PCN beside its list, in the order they are recorded.
+pub const PCN_FORMATS: &[&dyn PcnWriter] = &[&xlsx::Xlsx, &html::Html];
 /// Formats of the scores file.
 pub const SCORES_FORMATS: &[&dyn TableWriter] = &[&parquet::Parquet];
 /// Formats of the aggregate tables and of the rejected rows.
-pub const TABLE_FORMATS: &[&dyn TableWriter] = &[&csv::Csv];
+pub const TABLE_FORMATS: &[&dyn TableWriter] = &[&csv::Csv::PLAIN];
 
 /// An aggregate table ready to write: its file stem, its counts and its published cells.
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +66,102 @@ pub struct PublishedTable<'a> {
     pub table: &'a CountedTable,
     /// Its published cells (from `disclosure`), same layout.
     pub cells: &'a [Cell],
+}
+
+/// What a PCN's documents show beside its list: the PCN's rows of the protected profile table
+/// (the same cells as `pcn_profile.csv`), the as-of date and who the list takes.
+#[derive(Debug, Clone)]
+pub struct PcnSummary {
+    /// PCN code.
+    pub pcn: String,
+    /// As-of date, ISO (`2025-04-01`).
+    pub as_of: String,
+    /// The list rules of the run.
+    pub rules: ListRules,
+    /// Counts from 1 to this are not shown (the run's suppression rule), derived ones included.
+    pub max_suppressed: u64,
+    /// The PCN's profile rows in table order: group (`all`, `practice=P1`, `age_band=70-74`,
+    /// `sex=F`, `imd_quintile=1`) and its published cells ([`COUNT_COLUMNS`]).
+    pub rows: Vec<(String, [Cell; 5])>,
+}
+
+impl PcnSummary {
+    /// The PCN's rows of a published profile table.
+    pub fn from_profile(
+        profile: &PublishedTable,
+        pcn: &str,
+        as_of: &str,
+        rules: &ListRules,
+        max_suppressed: u64,
+    ) -> PcnSummary {
+        let nc = COUNT_COLUMNS.len();
+        let rows = profile
+            .table
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|(_, (a, _))| a == pcn)
+            .map(|(r, (_, g))| {
+                let mut cells = [Cell::Suppressed; 5];
+                cells.copy_from_slice(&profile.cells[r * nc..r * nc + nc]);
+                (g.clone(), cells)
+            })
+            .collect();
+        PcnSummary {
+            pcn: pcn.to_string(),
+            as_of: as_of.to_string(),
+            rules: *rules,
+            max_suppressed,
+            rows,
+        }
+    }
+
+    /// The rows of one dimension (`practice`, `age_band`, ...): group value and cells.
+    pub fn dimension<'a>(&'a self, dim: &'a str) -> impl Iterator<Item = (&'a str, &'a [Cell; 5])> {
+        self.rows.iter().filter_map(move |(g, c)| {
+            g.split_once('=')
+                .filter(|(d, _)| *d == dim)
+                .map(|(_, v)| (v, c))
+        })
+    }
+
+    /// The PCN's everyone row.
+    pub fn all(&self) -> Option<&[Cell; 5]> {
+        self.rows.iter().find(|(g, _)| g == "all").map(|(_, c)| c)
+    }
+
+    /// Whether the list is exactly the eligible people of the categories [`Self::listed`]
+    /// adds up (not so when a risk model also puts people on it).
+    pub fn listed_by_category(&self) -> bool {
+        !(matches!(self.rules.rank_by, RankBy::Risk(_)) && self.rules.min_risk_band.is_some())
+    }
+
+    /// How many of a row's people the list takes, as far as the published cells tell: the
+    /// categories from `rules.min_category` up, added when all are shown, or the total minus
+    /// the others when those are shown; `None` when hidden, when 1 to `max_suppressed` (a
+    /// small number is not printed even when it can be worked out from the cells shown), or
+    /// when the list is not by category.
+    pub fn listed(&self, cells: &[Cell; 5]) -> Option<u64> {
+        if !self.listed_by_category() {
+            return None;
+        }
+        let from = self.rules.min_category as usize;
+        let sum = |r: std::ops::Range<usize>| -> Option<u64> {
+            r.map(|k| match cells[k] {
+                Cell::Count(n) => Some(n),
+                Cell::Suppressed => None,
+            })
+            .sum()
+        };
+        sum(from..4)
+            .or_else(|| Some(sum(4..5)?.saturating_sub(sum(0..from)?)))
+            .filter(|n| !(1..=self.max_suppressed).contains(n))
+    }
+
+    /// Name of the mildest category listed.
+    pub fn min_category(&self) -> EfiCategory {
+        self.rules.min_category
+    }
 }
 
 /// A PCN code as a safe file stem: ASCII letters, digits, '-' and '_' kept, others '_'.
@@ -195,6 +306,8 @@ pub struct RunResults<'a> {
     pub risk: &'a RiskColumns<'a>,
     /// What changed since the previous run.
     pub changes: &'a Changes,
+    /// With this, each PCN also gets its [`PCN_FORMATS`] documents.
+    pub pcn_docs: Option<PcnDocs<'a>>,
 }
 
 /// Write every output of a scoring run into `dir` (which must exist and be empty): the lists,
@@ -209,6 +322,7 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Vec<Written>, OutputE
         tables,
         risk,
         changes,
+        pcn_docs,
     } = *r;
     let scorer = Scorer::new(definitions);
     let lists_dir = dir.join("lists");
@@ -235,7 +349,36 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Vec<Written>, OutputE
                     let stem = format!("lists/{stem}");
                     let mut df = list_frame(cohort, scored, &scorer, pats, risk, changes)
                         .map_err(encode_err(&dir.join(format!("{stem}.csv"))))?;
-                    let mut written = write_all(dir, &stem, LIST_FORMATS, &mut df)?;
+                    let mut written = match &pcn_docs {
+                        None => write_all(dir, &stem, LIST_FORMATS, &mut df)?,
+                        Some(docs) => {
+                            let summary = PcnSummary::from_profile(
+                                docs.profile,
+                                &cohort.patients.pcns[*pcn as usize],
+                                docs.as_of,
+                                docs.rules,
+                                docs.max_suppressed,
+                            );
+                            // The documents are built from the same frame, beside the plain
+                            // files.
+                            let (plain, docs) = rayon::join(
+                                || write_all(dir, &stem, LIST_FORMATS, &mut df.clone()),
+                                || {
+                                    PCN_FORMATS
+                                        .par_iter()
+                                        .map(|w| {
+                                            let rel = format!("{stem}.{}", w.extension());
+                                            w.write(&dir.join(&rel), &df, &summary)?;
+                                            record(dir, &rel, df.height())
+                                        })
+                                        .collect::<Result<Vec<Written>, OutputError>>()
+                                },
+                            );
+                            let mut written = plain?;
+                            written.extend(docs?);
+                            written
+                        }
+                    };
                     if !changes.change.iter().all(Option::is_none)
                         || !changes.dropped.iter().all(Vec::is_empty)
                     {

@@ -1,8 +1,10 @@
-//! An auditor that sees only what strata publishes: it reads `summary.csv` and `equity.csv` of
-//! an output folder, rebuilds every relation an outsider can see from the labels alone (row
-//! totals, PCN rows adding up to the `ALL` rows, each equity dimension adding up to `ALL`, the
-//! summary's `ALL` rows equal to the equity table's `ALL` and IMD-quintile-1 rows, Core20 at most
-//! everyone), and bounds every suppressed cell, and every small difference "everyone minus
+//! An auditor that sees only what strata publishes: it reads `summary.csv`, `equity.csv` and
+//! `pcn_profile.csv` of an output folder, rebuilds every relation an outsider can see from the
+//! labels alone (row totals, PCN rows adding up to the `ALL` rows, each equity dimension adding
+//! up to `ALL`, the summary's `ALL` rows equal to the equity table's `ALL` and IMD-quintile-1
+//! rows, Core20 at most everyone; in the profile, each PCN's practices, age bands, sexes and IMD
+//! quintiles adding up to its `all` row, equal to its summary rows, and the PCNs adding up to the
+//! `ALL` rows, equal to the equity table's), and bounds every suppressed cell, and every small difference "everyone minus
 //! Core20", from below and above by linear programming (microlp). Rounded tables
 //! (`--publication`) are read as intervals: a published `v` is anything that rounds to it.
 //!
@@ -82,12 +84,25 @@ fn read(path: &Path) -> Sheet {
 pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
     let summary = read(&out.join("summary.csv"));
     let equity = read(&out.join("equity.csv"));
+    let profile_path = out.join("pcn_profile.csv");
+    let profile = if profile_path.exists() {
+        read(&profile_path)
+    } else {
+        Sheet {
+            rows: Vec::new(),
+            cells: Vec::new(),
+        }
+    };
     // Variables: every cell of both tables, summary first.
     let mut bounds: Vec<(f64, f64)> = Vec::new();
     let mut names: Vec<(String, String, String)> = Vec::new();
     let cols = ["fit", "mild", "moderate", "severe", "total"];
     let mut base = Vec::new();
-    for (file, sheet) in [("summary.csv", &summary), ("equity.csv", &equity)] {
+    for (file, sheet) in [
+        ("summary.csv", &summary),
+        ("equity.csv", &equity),
+        ("pcn_profile.csv", &profile),
+    ] {
         base.push(bounds.len());
         for (r, row) in sheet.cells.iter().enumerate() {
             for (k, c) in row.iter().enumerate() {
@@ -111,7 +126,7 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
     // Equalities sum(coef * x) = 0, and inequalities sum(coef * x) >= 0.
     let mut eqs: Vec<Vec<(usize, f64)>> = Vec::new();
     let mut geqs: Vec<Vec<(usize, f64)>> = Vec::new();
-    for (t, sheet) in [&summary, &equity].iter().enumerate() {
+    for (t, sheet) in [&summary, &equity, &profile].iter().enumerate() {
         for r in 0..sheet.rows.len() {
             let mut e: Vec<(usize, f64)> = (0..4).map(|k| (cell(t, r, k), 1.0)).collect();
             e.push((cell(t, r, 4), -1.0));
@@ -196,6 +211,69 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
                 (cell(1, q, k), -1.0),
             ]),
             None => eqs.push(vec![(cell(0, s_all("core20"), k), 1.0)]),
+        }
+    }
+    // Profile: within each PCN (and ALL), each dimension's groups add up to the `all` row; each
+    // group's PCN rows add up to its ALL row; PCN rows equal the summary's, ALL rows the
+    // equity table's.
+    let p_row = |a: &str, g: &str| profile.rows.iter().position(|(x, y)| x == a && y == g);
+    let mut blocks: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+    let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (r, (a, g)) in profile.rows.iter().enumerate() {
+        if let Some((dim, _)) = g.split_once('=') {
+            blocks.entry((a.as_str(), dim)).or_default().push(r);
+            if a != "ALL" {
+                groups.entry(g.as_str()).or_default().push(r);
+            }
+        }
+    }
+    for ((a, _), parts) in &blocks {
+        let all = p_row(a, "all").expect("profile all row");
+        for k in 0..5 {
+            let mut e: Vec<(usize, f64)> = parts.iter().map(|&r| (cell(2, r, k), 1.0)).collect();
+            e.push((cell(2, all, k), -1.0));
+            eqs.push(e);
+        }
+    }
+    for (g, parts) in &groups {
+        if let Some(total) = p_row("ALL", g) {
+            for k in 0..5 {
+                let mut e: Vec<(usize, f64)> =
+                    parts.iter().map(|&r| (cell(2, r, k), 1.0)).collect();
+                e.push((cell(2, total, k), -1.0));
+                eqs.push(e);
+            }
+        }
+    }
+    for (r, (a, g)) in profile.rows.iter().enumerate() {
+        let other = if a == "ALL" && g == "all" {
+            Some((0, s_all("all")))
+        } else if a == "ALL" {
+            let (dim, v) = g.split_once('=').unwrap();
+            equity
+                .rows
+                .iter()
+                .position(|(d, gg)| d == dim && (gg == v || gg.split(' ').next() == Some(v)))
+                .map(|q| (1, q))
+        } else if g == "all" {
+            summary
+                .rows
+                .iter()
+                .position(|(p, gg)| p == a && gg == "all")
+                .map(|q| (0, q))
+        } else if g == "imd_quintile=1" {
+            summary
+                .rows
+                .iter()
+                .position(|(p, gg)| p == a && gg == "core20")
+                .map(|q| (0, q))
+        } else {
+            None
+        };
+        if let Some((t, q)) = other {
+            for k in 0..5 {
+                eqs.push(vec![(cell(2, r, k), 1.0), (cell(t, q, k), -1.0)]);
+            }
         }
     }
     let solve = |objective: &[(usize, f64)], maximize: bool| -> Option<f64> {
