@@ -88,6 +88,9 @@ impl TableKind {
     }
 }
 
+/// One label block of the profile table: its `all` row and its rows by dimension.
+type ProfileBlock = (Option<usize>, BTreeMap<String, Vec<usize>>);
+
 /// Where a row sits: `section` orders blocks of rows (the total rows come last), then the two
 /// labels order rows within a block.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -189,8 +192,7 @@ impl Counts {
             // `all` row; each group's PCN rows add up to its ALL row.
             TableKind::Profile => {
                 let dim = |g: &str| g.split_once('=').map(|(d, _)| d.to_string());
-                let mut blocks: BTreeMap<&str, (Option<usize>, BTreeMap<String, Vec<usize>>)> =
-                    BTreeMap::new();
+                let mut blocks: BTreeMap<&str, ProfileBlock> = BTreeMap::new();
                 let mut by_group: BTreeMap<&str, (Option<usize>, Vec<usize>)> = BTreeMap::new();
                 for (r, (a, b)) in rows.iter().enumerate() {
                     let block = blocks.entry(a.as_str()).or_default();

@@ -224,7 +224,7 @@ fn list_csv_files_open_in_excel_as_utf8_and_the_tables_stay_plain() {
     for pcn in PCNS {
         let bytes = std::fs::read(out.join(format!("lists/{pcn}.csv"))).unwrap();
         assert_eq!(&bytes[..3], b"\xef\xbb\xbf", "{pcn}: byte order mark");
-        assert!(bytes[3..].starts_with(b"rank,patient_id,"));
+        assert!(bytes[3..].starts_with(b"rank,change,patient_id,"));
         // Readers skip it: the first column is `rank`, not "\u{feff}rank".
         let df = read_csv(&out.join(format!("lists/{pcn}.csv")));
         assert_eq!(df.get_column_names()[0].as_str(), "rank");

@@ -415,7 +415,7 @@ pub fn why(r: Row<'_>, risk: &RiskColumns) -> String {
         parts.push("lives in a care home".into());
     }
     for m in risk.risks {
-        let (band, top) = match m.band[r.i] {
+        let (band, top) = match m.band(&r.cohort.patients.pcn, r.i) {
             RiskBand::VeryHigh => ("very high", 1),
             RiskBand::High => ("high", 5),
             _ => continue,

@@ -290,6 +290,19 @@ pub fn rejects_frame(rejects: &[Reject]) -> PolarsResult<DataFrame> {
     )
 }
 
+/// What the per-PCN documents ([`PCN_FORMATS`]) are made from besides the lists.
+#[derive(Debug, Clone, Copy)]
+pub struct PcnDocs<'a> {
+    /// The published profile table.
+    pub profile: &'a PublishedTable<'a>,
+    /// As-of date, ISO.
+    pub as_of: &'a str,
+    /// The run's list rules.
+    pub rules: &'a ListRules,
+    /// The run's suppression limit (counts 1 to this are not shown).
+    pub max_suppressed: u64,
+}
+
 /// Everything a scoring run writes, computed: what [`write_outputs`] turns into files.
 pub struct RunResults<'a> {
     /// The cohort (patient attributes, rejects).
