@@ -30,18 +30,7 @@ pub enum TableKind {
     /// Eligible patients by eFI category within each group of each equity dimension, with one
     /// total row.
     Equity,
-    /// Each PCN's eligible patients by eFI category: everyone, by practice, and by each of
-    /// [`PROFILE_DIMENSIONS`]; with the all-PCN rows of those dimensions (the PCN summaries of
-    /// the workbooks and HTML pages).
-    Profile,
 }
-
-/// Dimensions of the profile table after `practice`, in table order: the list's make-up is
-/// shown against the PCN's eligible population in each.
-pub const PROFILE_DIMENSIONS: [&str; 3] = ["age_band", "sex", "imd_quintile"];
-
-/// The practice dimension of the profile table.
-pub const PRACTICE: &str = "practice";
 
 impl TableKind {
     /// Names of the two label columns.
@@ -49,7 +38,6 @@ impl TableKind {
         match self {
             TableKind::Summary => ["pcn_code", "group"],
             TableKind::Equity => ["dimension", "group"],
-            TableKind::Profile => ["pcn_code", "group"],
         }
     }
 
@@ -69,12 +57,6 @@ impl TableKind {
                 ("imd_quintile", q) => format!("imd_quintile={}", q.split(' ').next().unwrap_or(q)),
                 (dim, g) => format!("{dim}={g}"),
             },
-            // Groups are already `name=value` (`age_band=70-74`), or `all`.
-            TableKind::Profile => match (a, b) {
-                ("ALL", g) => g.to_string(),
-                (pcn, "all") => format!("pcn={pcn}"),
-                (pcn, g) => format!("pcn={pcn}&{g}"),
-            },
         }
     }
 
@@ -83,13 +65,9 @@ impl TableKind {
         match self {
             TableKind::Summary => 1,
             TableKind::Equity => EQUITY_DIMENSIONS.len() as u8,
-            TableKind::Profile => 1,
         }
     }
 }
-
-/// One label block of the profile table: its `all` row and its rows by dimension.
-type ProfileBlock = (Option<usize>, BTreeMap<String, Vec<usize>>);
 
 /// Where a row sits: `section` orders blocks of rows (the total rows come last), then the two
 /// labels order rows within a block.
@@ -185,46 +163,6 @@ impl Counts {
                                 parts: group.iter().map(|r| r * nc + c).collect(),
                             });
                         }
-                    }
-                }
-            }
-            // Within each PCN (and within the ALL rows), each dimension's groups add up to its
-            // `all` row; each group's PCN rows add up to its ALL row.
-            TableKind::Profile => {
-                let dim = |g: &str| g.split_once('=').map(|(d, _)| d.to_string());
-                let mut blocks: BTreeMap<&str, ProfileBlock> = BTreeMap::new();
-                let mut by_group: BTreeMap<&str, (Option<usize>, Vec<usize>)> = BTreeMap::new();
-                for (r, (a, b)) in rows.iter().enumerate() {
-                    let block = blocks.entry(a.as_str()).or_default();
-                    match dim(b) {
-                        None => block.0 = Some(r),
-                        Some(d) => block.1.entry(d).or_default().push(r),
-                    }
-                    let g = by_group.entry(b.as_str()).or_default();
-                    if sections[r] == total_section {
-                        g.0 = Some(r);
-                    } else {
-                        g.1.push(r);
-                    }
-                }
-                let mut sum = |total: usize, parts: &[usize]| {
-                    for c in 0..nc {
-                        relations.push(Relation {
-                            total: total * nc + c,
-                            parts: parts.iter().map(|r| r * nc + c).collect(),
-                        });
-                    }
-                };
-                for (all, dims) in blocks.values() {
-                    if let Some(all) = *all {
-                        for parts in dims.values() {
-                            sum(all, parts);
-                        }
-                    }
-                }
-                for (total, parts) in by_group.values() {
-                    if let Some(t) = *total {
-                        sum(t, parts);
                     }
                 }
             }
@@ -356,112 +294,6 @@ pub fn equity(cohort: &Cohort, scores: &[Scores], status: &[Status], ages: &[i32
     for &i in &eligible {
         total[scores[i].efi_category as usize] += 1;
         total[4] += 1;
-    }
-    counts
-}
-
-/// One population's counts by eFI category in each group of each profile dimension, by index:
-/// age bands of five years from 0 (`90+` last), sex `F`, `M`, `U`, IMD quintile (0 unknown).
-#[derive(Clone)]
-struct ProfileCounts {
-    all: [u64; 5],
-    age: [[u64; 5]; 19],
-    sex: [[u64; 5]; 3],
-    imd: [[u64; 5]; 6],
-}
-
-impl ProfileCounts {
-    fn new() -> Self {
-        ProfileCounts {
-            all: [0; 5],
-            age: [[0; 5]; 19],
-            sex: [[0; 5]; 3],
-            imd: [[0; 5]; 6],
-        }
-    }
-
-    /// The groups as `(label, counts)`, dimension by dimension.
-    fn groups(&self) -> impl Iterator<Item = (String, &[u64; 5])> + '_ {
-        let ages = self
-            .age
-            .iter()
-            .enumerate()
-            .map(|(k, c)| (format!("age_band={}", age_band(k as i32 * 5)), c));
-        let sexes = ["F", "M", "U"]
-            .iter()
-            .zip(&self.sex)
-            .map(|(s, c)| (format!("sex={s}"), c));
-        let imd = self.imd.iter().enumerate().map(|(q, c)| {
-            let q = if q == 0 {
-                "unknown".to_string()
-            } else {
-                q.to_string()
-            };
-            (format!("imd_quintile={q}"), c)
-        });
-        ages.chain(sexes).chain(imd)
-    }
-}
-
-/// Count the profile table: each PCN's eligible patients by eFI category, everyone (`all`), by
-/// practice (`practice=CODE`) and by age band, sex and IMD quintile (`age_band=70-74`, `sex=F`,
-/// `imd_quintile=1`, `imd_quintile=unknown`); and all PCNs together by age band, sex and IMD
-/// quintile (rows `ALL`). Every PCN has a row for every group the cohort's eligible patients fall
-/// in, and for every practice it has patients at, zeros included, so a row says nothing by being
-/// there.
-pub fn profile(cohort: &Cohort, scores: &[Scores], status: &[Status], ages: &[i32]) -> Counts {
-    let p = &cohort.patients;
-    let npcn = p.pcns.len();
-    let mut acc = vec![ProfileCounts::new(); npcn + 1];
-    let mut practices: BTreeMap<(u32, u32), [u64; 5]> = BTreeMap::new();
-    for i in 0..p.len() {
-        let row = practices.entry((p.pcn[i], p.practice[i])).or_default();
-        if status[i] != Status::Eligible {
-            continue;
-        }
-        let c = scores[i].efi_category as usize;
-        row[c] += 1;
-        row[4] += 1;
-        let age = (ages[i].clamp(0, 90) / 5) as usize;
-        let sex = match p.sex[i].code() {
-            "F" => 0,
-            "M" => 1,
-            _ => 2,
-        };
-        let imd = imd_quintile(p.imd_decile[i]).map_or(0, usize::from);
-        for k in [p.pcn[i] as usize, npcn] {
-            let a = &mut acc[k];
-            for cell in [
-                &mut a.all,
-                &mut a.age[age],
-                &mut a.sex[sex],
-                &mut a.imd[imd],
-            ] {
-                cell[c] += 1;
-                cell[4] += 1;
-            }
-        }
-    }
-    let mut counts = Counts::new(TableKind::Profile);
-    let total_section = TableKind::Profile.total_section();
-    // The groups anyone eligible falls in, and their labels.
-    let present: Vec<bool> = acc[npcn].groups().map(|(_, c)| c[4] > 0).collect();
-    for (k, a) in acc.iter().enumerate() {
-        let (section, pcn) = if k == npcn {
-            (total_section, "ALL")
-        } else {
-            (0, p.pcns[k].as_str())
-        };
-        *counts.row(section, pcn, "all") = a.all;
-        for ((g, c), &shown) in a.groups().zip(&present) {
-            if shown {
-                *counts.row(section, pcn, &g) = *c;
-            }
-        }
-    }
-    for ((pcn, practice), c) in practices {
-        let label = format!("{PRACTICE}={}", p.practices[practice as usize]);
-        *counts.row(0, &p.pcns[pcn as usize], &label) = c;
     }
     counts
 }
