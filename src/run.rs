@@ -205,9 +205,28 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
             }
         },
     };
-    let profile = tables::profile(&cohort, &scored.scores, &scored.status, &scored.ages).table();
+    let mut listed = vec![false; cohort.patients.len()];
+    for &i in ranked.iter().flat_map(|(_, v)| v) {
+        listed[i as usize] = true;
+    }
+    let profile = tables::profile(
+        &cohort,
+        &scored.scores,
+        &scored.status,
+        &scored.ages,
+        &listed,
+        opts.rules.min_category,
+    )
+    .table();
     lap("rank", &mut seconds);
-    let cells = disclosure::protect(&[&summary, &equity, &profile], &opts.suppression)?;
+    let mut cells = disclosure::protect(&[&summary, &equity], &opts.suppression)?;
+    lap("protect", &mut seconds);
+    // The profile after them, without hiding one more cell of theirs.
+    cells.extend(disclosure::protect_beside(
+        &[(&summary, &cells[0]), (&equity, &cells[1])],
+        &[&profile],
+        &opts.suppression,
+    )?);
     let published = [
         PublishedTable {
             stem: "summary",
@@ -225,7 +244,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
             cells: &cells[2],
         },
     ];
-    lap("protect", &mut seconds);
+    lap("protect_profile", &mut seconds);
     let count = |s: Status| scored.status.iter().filter(|&&x| x == s).count() as u64;
     let mut manifest = Manifest {
         strata_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -303,10 +322,10 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
                 risk: &risk_columns,
                 changes: &changes,
                 pcn_docs: Some(output::PcnDocs {
+                    summary: &published[0],
                     profile: &published[2],
                     as_of: &manifest.as_of,
                     rules: &opts.rules,
-                    max_suppressed: opts.suppression.max_suppressed,
                 }),
             },
         )?;

@@ -1,14 +1,15 @@
 //! One-page HTML summaries (`lists/<PCN>.html`): a PCN's protected counts by eFI category and
-//! practice, the list's make-up by age band, sex and IMD quintile against the PCN's eligible
+//! by practice, the list's make-up by age band, sex and IMD quintile against the PCN's eligible
 //! population (so an under-reached group shows), bar charts of both, and the top of the list
 //! with the reasons. Self-contained: inline CSS and SVG drawn here, no script, no network.
 //!
 //! Pipeline position: one of `output`'s writers ([`super::PcnWriter`]).
 //!
-//! Every count on the page is a published cell of the protected profile table (the PCN's rows
-//! of `pcn_profile.csv`) or a sum or difference of published cells; shares are worked out from
-//! those only, so the page tells nothing the aggregate files do not. The top of the list is the
-//! list itself, for direct care.
+//! Every count on the page is a published cell of the PCN's rows of `summary.csv` (by eFI
+//! category) or `pcn_profile.csv` (listed and not, by practice, age band, sex and quintile);
+//! shares are worked out from those only, so the page tells nothing the aggregate files do not.
+//! A PCN too small for a profile ([`PROFILE_MIN_ELIGIBLE`]) gets a page that says so. The top of
+//! the list is the list itself, for direct care.
 
 use std::fmt::Write as _;
 use std::fs::File;
@@ -20,7 +21,7 @@ use polars::prelude::*;
 use super::{PcnSummary, PcnWriter};
 use crate::disclosure::Cell;
 use crate::publish::{io_err, OutputError};
-use crate::tables::{COUNT_COLUMNS, PRACTICE, PROFILE_DIMENSIONS};
+use crate::tables::{COUNT_COLUMNS, PROFILE_DIMENSIONS, PROFILE_MIN_ELIGIBLE};
 
 /// The PCN's HTML page.
 #[derive(Debug, Clone, Copy)]
@@ -69,10 +70,7 @@ pub fn escape(s: &str) -> String {
 }
 
 fn shown(c: Cell) -> Option<u64> {
-    match c {
-        Cell::Count(n) => Some(n),
-        Cell::Suppressed => None,
-    }
+    c.count()
 }
 
 fn count_text(n: Option<u64>) -> String {
@@ -160,51 +158,52 @@ fn paired_chart(title: &str, items: &[(String, Option<f64>, Option<f64>)]) -> St
     s
 }
 
-/// A table of published counts: one row per `(dimension, group, cells)`, with the count
-/// columns and what the list takes.
-fn counts_table(pcn: &PcnSummary, rows: &[(&str, String, &[Cell; 5])], first: &str) -> String {
-    let mut s = format!("<table><thead><tr><th>{}</th>", escape(first));
-    for c in COUNT_COLUMNS {
-        let _ = write!(s, "<th>{c}</th>");
-    }
-    s.push_str("<th>listed</th></tr></thead><tbody>");
-    for (dim, group, cells) in rows {
-        let _ = write!(
-            s,
-            r#"<tr data-dim="{}" data-group="{}"><td>{}</td>"#,
-            escape(dim),
-            escape(group),
-            escape(group)
-        );
-        for (c, name) in cells.iter().zip(COUNT_COLUMNS) {
-            let _ = write!(
-                s,
-                r#"<td class="n" data-col="{name}">{}</td>"#,
-                count_text(shown(*c))
-            );
-        }
-        let _ = write!(
-            s,
-            r#"<td class="n" data-col="listed">{}</td></tr>"#,
-            if pcn.listed_by_category() {
-                count_text(pcn.listed(cells))
-            } else {
-                "–".to_string()
-            }
-        );
-    }
-    s.push_str("</tbody></table>");
-    s
-}
-
 /// A dimension's name as a heading.
 fn dimension_title(dim: &str) -> &'static str {
     match dim {
+        "practice" => "Practice",
         "age_band" => "Age band",
         "sex" => "Sex",
         "imd_quintile" => "IMD quintile (1 = most deprived, Core20)",
         _ => "Group",
     }
+}
+
+/// `<td>`s of counts, each with its column name for readers of the page's source.
+fn count_cells(s: &mut String, cells: &[Cell], names: &[&str]) {
+    for (c, name) in cells.iter().zip(names) {
+        let _ = write!(
+            s,
+            r#"<td class="n" data-col="{name}">{}</td>"#,
+            count_text(shown(*c))
+        );
+    }
+}
+
+/// The PCN's summary rows by eFI category.
+fn category_table(pcn: &PcnSummary) -> String {
+    let mut s = String::from("<table><thead><tr><th>Group</th>");
+    for c in COUNT_COLUMNS {
+        let _ = write!(s, "<th>{c}</th>");
+    }
+    s.push_str("</tr></thead><tbody>");
+    for (g, cells) in &pcn.categories {
+        let name = match g.as_str() {
+            "all" => "Everyone eligible",
+            "core20" => "Most deprived fifth (Core20)",
+            g => g,
+        };
+        let _ = write!(
+            s,
+            r#"<tr data-dim="summary" data-group="{}"><td>{}</td>"#,
+            escape(g),
+            escape(name)
+        );
+        count_cells(&mut s, cells, &COUNT_COLUMNS);
+        s.push_str("</tr>");
+    }
+    s.push_str("</tbody></table>");
+    s
 }
 
 /// A column of the list as text per row (empty for nulls or a missing column).
@@ -228,106 +227,101 @@ fn text_column(list: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
 /// The page for one PCN.
 pub fn page(list: &DataFrame, pcn: &PcnSummary) -> PolarsResult<String> {
     let code = escape(&pcn.pcn);
-    let all = pcn.all().copied().unwrap_or([Cell::Suppressed; 5]);
-    let eligible = shown(all[4]);
-    let listed = pcn.listed(&all);
+    let everyone = pcn.everyone().copied();
+    let eligible = pcn.eligible();
+    let listed = everyone.and_then(|c| shown(c[0]));
     let mut s = String::with_capacity(32 * 1024);
     let _ = write!(
         s,
         r#"<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"/><meta name="viewport" content="width=device-width, initial-scale=1"/><title>PCN {code}: frailty list, as of {as_of}</title><style>{CSS}</style></head><body>
 <h1>PCN {code}: frailty list</h1>
-<p class="lead">As of {as_of}. <span id="eligible">{e}</span> eligible people (alive, aged {age}+); <span id="listed">{l}</span> on the list ({rule}).</p>
+<p class="lead">As of {as_of}. <span id="eligible">{e}</span> eligible people (alive, aged {age}+){l}. The list takes {rule}.</p>
 "#,
         as_of = escape(&pcn.as_of),
         e = count_text(eligible),
-        l = if pcn.listed_by_category() {
-            count_text(listed)
-        } else {
-            "–".into()
+        l = match everyone {
+            Some(_) => format!(
+                r#"; <span id="listed">{}</span> on the list"#,
+                count_text(listed)
+            ),
+            None => String::new(),
         },
         age = pcn.rules.min_age,
-        rule = if pcn.listed_by_category() {
-            format!("eFI category {} or worse", pcn.min_category().name())
-        } else {
-            "by frailty and by a risk model's band".into()
-        },
+        rule = escape(&pcn.rule_text()),
     );
-    // Counts by category and practice.
-    s.push_str("<h2>By eFI category and practice</h2>");
-    let mut rows: Vec<(&str, String, &[Cell; 5])> = pcn
-        .dimension(PRACTICE)
-        .map(|(g, c)| (PRACTICE, g.to_string(), c))
-        .collect();
-    rows.push(("all", "PCN".to_string(), &all));
-    s.push_str(&counts_table(pcn, &rows, "Practice"));
+    // Counts by eFI category (the PCN's rows of summary.csv).
+    s.push_str("<h2>By eFI category</h2>");
     s.push_str(r#"<div class="charts">"#);
-    let categories: Vec<(String, Option<u64>)> = COUNT_COLUMNS[..4]
-        .iter()
-        .zip(&all)
-        .map(|(c, v)| (c.to_string(), shown(*v)))
-        .collect();
-    // One colour per category: draw each as its own one-bar chart row.
-    let mut cat_chart = bar_chart("Eligible people by eFI category", &categories, BLUE);
-    for (k, colour) in CATEGORY_COLOURS.iter().enumerate() {
-        cat_chart = cat_chart.replacen(
-            &format!(r#"fill="{BLUE}"/><text"#),
-            &format!(r#"fill="{colour}" data-k="{k}"/><text"#),
-            1,
-        );
-    }
-    s.push_str(&cat_chart);
-    if pcn.listed_by_category() {
-        let per_practice: Vec<(String, Option<u64>)> = pcn
-            .dimension(PRACTICE)
-            .map(|(g, c)| (g.to_string(), pcn.listed(c)))
+    s.push_str(&category_table(pcn));
+    if let Some(all) = pcn.category_row("all") {
+        let categories: Vec<(String, Option<u64>)> = COUNT_COLUMNS[..4]
+            .iter()
+            .zip(all)
+            .map(|(c, v)| (c.to_string(), shown(*v)))
             .collect();
-        s.push_str(&bar_chart("Listed people by practice", &per_practice, BLUE));
+        // One colour per category.
+        let mut chart = bar_chart("Eligible people by eFI category", &categories, BLUE);
+        for (k, colour) in CATEGORY_COLOURS.iter().enumerate() {
+            chart = chart.replacen(
+                &format!(r#"fill="{BLUE}"/><text"#),
+                &format!(r#"fill="{colour}" data-k="{k}"/><text"#),
+                1,
+            );
+        }
+        s.push_str(&chart);
     }
     s.push_str("</div>");
-    // Make-up against the eligible population.
-    s.push_str("<h2>Who the list reaches</h2>");
-    if pcn.listed_by_category() {
+    if !pcn.has_profile() {
+        let _ = write!(
+            s,
+            "<h2>Who the list reaches</h2><p>The list's make-up by practice, age band, sex and deprivation is not shown for a PCN with fewer than {PROFILE_MIN_ELIGIBLE} eligible people: its groups would be too small to show without revealing a handful of people.</p>"
+        );
+    } else {
+        s.push_str("<h2>Who the list reaches</h2>");
         let _ = write!(
             s,
             r#"<p>Each group's share of the PCN's eligible people and of the list. A group whose share of the list is well below its share of the eligible population may be under-reached. <span class="key"><span style="background:{GREY}"></span>share of eligible <span style="background:{BLUE}"></span>share of list</span></p>"#
         );
-    } else {
-        s.push_str("<p>This run also lists people by a risk model's band, so the list's make-up cannot be told from the eFI counts below; they show the eligible population only.</p>");
-    }
-    for dim in PROFILE_DIMENSIONS {
-        let _ = write!(s, "<h3>{}</h3>", dimension_title(dim));
-        let groups: Vec<(&str, &[Cell; 5])> = pcn.dimension(dim).collect();
-        let mut t = format!(
-            "<table><thead><tr><th>{}</th><th>eligible</th><th>share of eligible</th><th>listed</th><th>share of list</th><th>listed of group</th></tr></thead><tbody>",
-            escape(dimension_title(dim))
-        );
-        let mut chart = Vec::new();
-        for (g, cells) in &groups {
-            let (e, l) = (shown(cells[4]), pcn.listed(cells));
-            let (se, sl) = (share(e, eligible), share(l, listed));
-            let _ = write!(
-                t,
-                r#"<tr data-dim="{d}" data-group="{g}"><td>{g}</td><td class="n" data-col="total">{}</td><td class="n">{}</td><td class="n" data-col="listed">{}</td><td class="n">{}</td><td class="n">{}</td></tr>"#,
-                count_text(e),
-                pct_text(se),
-                if pcn.listed_by_category() {
-                    count_text(l)
-                } else {
-                    "–".into()
-                },
-                pct_text(sl),
-                pct_text(share(l, e)),
-                d = escape(dim),
-                g = escape(g),
+        for dim in PROFILE_DIMENSIONS {
+            let title = dimension_title(dim);
+            let _ = write!(s, "<h3>{title}</h3>");
+            let mut t = format!(
+                "<table><thead><tr><th>{}</th><th>eligible</th><th>share of eligible</th><th>listed</th><th>share of list</th><th>not listed</th><th>listed of group</th></tr></thead><tbody>",
+                escape(title)
             );
-            chart.push((g.to_string(), se, sl));
+            let mut chart = Vec::new();
+            for (g, cells) in pcn.dimension(dim) {
+                let (l, n, e) = (shown(cells[0]), shown(cells[1]), shown(cells[2]));
+                let (se, sl) = (share(e, eligible), share(l, listed));
+                let _ = write!(
+                    t,
+                    r#"<tr data-dim="{d}" data-group="{g}"><td>{g}</td><td class="n" data-col="eligible">{}</td><td class="n">{}</td><td class="n" data-col="listed">{}</td><td class="n">{}</td><td class="n" data-col="not_listed">{}</td><td class="n">{}</td></tr>"#,
+                    count_text(e),
+                    pct_text(se),
+                    count_text(l),
+                    pct_text(sl),
+                    count_text(n),
+                    pct_text(share(l, e)),
+                    d = escape(dim),
+                    g = escape(g),
+                );
+                chart.push((g.to_string(), se, sl));
+            }
+            t.push_str("</tbody></table>");
+            s.push_str(r#"<div class="charts">"#);
+            s.push_str(&t);
+            if dim == "practice" {
+                let listed: Vec<(String, Option<u64>)> = pcn
+                    .dimension(dim)
+                    .map(|(g, c)| (g.to_string(), shown(c[0])))
+                    .collect();
+                s.push_str(&bar_chart("Listed people by practice", &listed, BLUE));
+            } else {
+                s.push_str(&paired_chart(title, &chart));
+            }
+            s.push_str("</div>");
         }
-        t.push_str("</tbody></table>");
-        s.push_str(r#"<div class="charts">"#);
-        s.push_str(&t);
-        s.push_str(&paired_chart(dimension_title(dim), &chart));
-        s.push_str("</div>");
     }
     // The top of the list.
     let _ = write!(
@@ -353,7 +347,7 @@ pub fn page(list: &DataFrame, pcn: &PcnSummary) -> PolarsResult<String> {
     s.push_str("</tbody></table>");
     let _ = write!(
         s,
-        r#"<p class="note">[c]: a count of 1-7, or a count hidden so that one cannot be worked out from the others; the counts are the PCN's rows of pcn_profile.csv, protected together with summary.csv and equity.csv. Shares are worked out from the counts shown. The full list is in the workbook (.xlsx) and CSV file of the same name beside this page. Produced by strata {}.</p>
+        r#"<p class="note">[c]: a count of 1-7, or a count hidden so that one cannot be worked out from the others. The counts are the PCN's rows of summary.csv (by eFI category) and pcn_profile.csv (listed and not listed), protected together with every other table of the run; shares are worked out from the counts shown. The full list is in the workbook (.xlsx) and CSV file of the same name beside this page. Produced by strata {}.</p>
 </body></html>
 "#,
         env!("CARGO_PKG_VERSION")

@@ -24,11 +24,13 @@ use crate::cohort::Cohort;
 use crate::definitions::Definitions;
 use crate::disclosure::Cell;
 use crate::input::Reject;
+use std::fmt::Write as _;
+
 use crate::lists::{ListRules, RankBy};
 use crate::publish::{record, OutputError, Written};
 use crate::results::Scored;
-use crate::scores::{EfiCategory, Scorer};
-use crate::tables::{CountedTable, COUNT_COLUMNS};
+use crate::scores::Scorer;
+use crate::tables::CountedTable;
 
 pub use columns::{list_frame, scores_frame, PatientColumn, RiskColumns, PATIENT_COLUMNS};
 
@@ -68,8 +70,8 @@ pub struct PublishedTable<'a> {
     pub cells: &'a [Cell],
 }
 
-/// What a PCN's documents show beside its list: the PCN's rows of the protected profile table
-/// (the same cells as `pcn_profile.csv`), the as-of date and who the list takes.
+/// What a PCN's documents show beside its list: the PCN's published rows of `summary.csv` and
+/// of `pcn_profile.csv` (the same cells), the as-of date and who the lists take.
 #[derive(Debug, Clone)]
 pub struct PcnSummary {
     /// PCN code.
@@ -78,89 +80,114 @@ pub struct PcnSummary {
     pub as_of: String,
     /// The list rules of the run.
     pub rules: ListRules,
-    /// Counts from 1 to this are not shown (the run's suppression rule), derived ones included.
-    pub max_suppressed: u64,
-    /// The PCN's profile rows in table order: group (`all`, `practice=P1`, `age_band=70-74`,
-    /// `sex=F`, `imd_quintile=1`) and its published cells ([`COUNT_COLUMNS`]).
-    pub rows: Vec<(String, [Cell; 5])>,
+    /// The PCN's summary rows by eFI category ([`crate::tables::COUNT_COLUMNS`]): everyone (`all`), then the
+    /// most deprived fifth (`core20`).
+    pub categories: Vec<(String, [Cell; 5])>,
+    /// The PCN's profile rows: dimension (`all` for everyone, then [`crate::tables::PROFILE_DIMENSIONS`]),
+    /// group and cells ([`crate::tables::PROFILE_COLUMNS`]: listed, not listed, eligible). Empty when the PCN
+    /// has fewer than [`crate::tables::PROFILE_MIN_ELIGIBLE`] eligible people and its profile is not published.
+    pub profile: Vec<(String, String, [Cell; 3])>,
 }
 
 impl PcnSummary {
-    /// The PCN's rows of a published profile table.
-    pub fn from_profile(
+    /// The PCN's rows of the published summary and profile tables.
+    pub fn new(
+        summary: &PublishedTable,
         profile: &PublishedTable,
         pcn: &str,
         as_of: &str,
         rules: &ListRules,
-        max_suppressed: u64,
     ) -> PcnSummary {
-        let nc = COUNT_COLUMNS.len();
-        let rows = profile
-            .table
-            .rows
-            .iter()
-            .enumerate()
-            .filter(|(_, (a, _))| a == pcn)
-            .map(|(r, (_, g))| {
-                let mut cells = [Cell::Suppressed; 5];
-                cells.copy_from_slice(&profile.cells[r * nc..r * nc + nc]);
-                (g.clone(), cells)
-            })
-            .collect();
+        fn rows<'t, const N: usize>(
+            t: &'t PublishedTable,
+            pcn: &'t str,
+        ) -> impl Iterator<Item = (&'t str, [Cell; N])> + 't {
+            t.table
+                .rows
+                .iter()
+                .enumerate()
+                .filter(move |(_, (a, _))| a == pcn)
+                .map(move |(r, (_, g))| {
+                    let mut cells = [Cell::Suppressed; N];
+                    cells.copy_from_slice(&t.cells[r * N..r * N + N]);
+                    (g.as_str(), cells)
+                })
+        }
         PcnSummary {
             pcn: pcn.to_string(),
             as_of: as_of.to_string(),
             rules: *rules,
-            max_suppressed,
-            rows,
+            categories: rows::<5>(summary, pcn)
+                .map(|(g, c)| (g.to_string(), c))
+                .collect(),
+            profile: rows::<3>(profile, pcn)
+                .map(|(g, c)| {
+                    let (d, v) = g.split_once('=').unwrap_or(("all", g));
+                    (d.to_string(), v.to_string(), c)
+                })
+                .collect(),
         }
     }
 
-    /// The rows of one dimension (`practice`, `age_band`, ...): group value and cells.
-    pub fn dimension<'a>(&'a self, dim: &'a str) -> impl Iterator<Item = (&'a str, &'a [Cell; 5])> {
-        self.rows.iter().filter_map(move |(g, c)| {
-            g.split_once('=')
-                .filter(|(d, _)| *d == dim)
-                .map(|(_, v)| (v, c))
-        })
+    /// The summary row by eFI category of `group` (`all` or `core20`).
+    pub fn category_row(&self, group: &str) -> Option<&[Cell; 5]> {
+        self.categories
+            .iter()
+            .find(|(g, _)| g == group)
+            .map(|(_, c)| c)
     }
 
-    /// The PCN's everyone row.
-    pub fn all(&self) -> Option<&[Cell; 5]> {
-        self.rows.iter().find(|(g, _)| g == "all").map(|(_, c)| c)
+    /// Eligible people in the PCN, as published (`None` when suppressed).
+    pub fn eligible(&self) -> Option<u64> {
+        self.category_row("all").and_then(|c| c[4].count())
     }
 
-    /// Whether the list is exactly the eligible people of the categories [`Self::listed`]
-    /// adds up (not so when a risk model also puts people on it).
-    pub fn listed_by_category(&self) -> bool {
-        !(matches!(self.rules.rank_by, RankBy::Risk(_)) && self.rules.min_risk_band.is_some())
+    /// Whether the PCN's profile is published.
+    pub fn has_profile(&self) -> bool {
+        !self.profile.is_empty()
     }
 
-    /// How many of a row's people the list takes, as far as the published cells tell: the
-    /// categories from `rules.min_category` up, added when all are shown, or the total minus
-    /// the others when those are shown; `None` when hidden, when 1 to `max_suppressed` (a
-    /// small number is not printed even when it can be worked out from the cells shown), or
-    /// when the list is not by category.
-    pub fn listed(&self, cells: &[Cell; 5]) -> Option<u64> {
-        if !self.listed_by_category() {
-            return None;
+    /// The profile rows of one dimension (`all`, `practice`, `age_band`, ...): group and cells.
+    pub fn dimension<'a>(
+        &'a self,
+        dim: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a [Cell; 3])> + 'a {
+        self.profile
+            .iter()
+            .filter(move |(d, _, _)| d == dim)
+            .map(|(_, g, c)| (g.as_str(), c))
+    }
+
+    /// The profile's everyone row.
+    pub fn everyone(&self) -> Option<&[Cell; 3]> {
+        self.dimension("all").next().map(|(_, c)| c)
+    }
+
+    /// Who the lists take, in words: "eligible people with eFI category mild or worse", with
+    /// the risk and size rules when set.
+    pub fn rule_text(&self) -> String {
+        let r = &self.rules;
+        let mut s = format!(
+            "eligible people with eFI category {} or worse",
+            r.min_category.name()
+        );
+        if let RankBy::Risk(o) = r.rank_by {
+            if let Some(b) = r.min_risk_band {
+                let band = b.name().replace('_', " ");
+                let _ = write!(s, ", or {} {band} risk or above", o.words());
+            }
+            if let Some(p) = r.min_risk {
+                let _ = write!(s, ", or with {} risk of at least {p}", o.words());
+            }
+            let _ = write!(s, ", ranked by {} risk", o.words());
         }
-        let from = self.rules.min_category as usize;
-        let sum = |r: std::ops::Range<usize>| -> Option<u64> {
-            r.map(|k| match cells[k] {
-                Cell::Count(n) => Some(n),
-                Cell::Suppressed => None,
-            })
-            .sum()
-        };
-        sum(from..4)
-            .or_else(|| Some(sum(4..5)?.saturating_sub(sum(0..from)?)))
-            .filter(|n| !(1..=self.max_suppressed).contains(n))
-    }
-
-    /// Name of the mildest category listed.
-    pub fn min_category(&self) -> EfiCategory {
-        self.rules.min_category
+        if let Some(n) = r.top {
+            let _ = write!(s, "; at most {n} per PCN");
+        }
+        if let Some(p) = r.top_percent {
+            let _ = write!(s, "; at most {p}% of the PCN's eligible people");
+        }
+        s
     }
 }
 
@@ -211,7 +238,7 @@ fn write_all(
 pub fn table_frame(t: &PublishedTable) -> PolarsResult<DataFrame> {
     let rows = &t.table.rows;
     let n = rows.len();
-    let nc = COUNT_COLUMNS.len();
+    let nc = t.table.columns.len();
     let [l0, l1] = t.table.label_names;
     let mut cols = vec![
         Column::new(
@@ -223,7 +250,7 @@ pub fn table_frame(t: &PublishedTable) -> PolarsResult<DataFrame> {
             rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
         ),
     ];
-    for (c, name) in COUNT_COLUMNS.iter().enumerate() {
+    for (c, name) in t.table.columns.iter().enumerate() {
         cols.push(Column::new(
             (*name).into(),
             (0..n)
@@ -293,14 +320,14 @@ pub fn rejects_frame(rejects: &[Reject]) -> PolarsResult<DataFrame> {
 /// What the per-PCN documents ([`PCN_FORMATS`]) are made from besides the lists.
 #[derive(Debug, Clone, Copy)]
 pub struct PcnDocs<'a> {
+    /// The published summary table.
+    pub summary: &'a PublishedTable<'a>,
     /// The published profile table.
     pub profile: &'a PublishedTable<'a>,
     /// As-of date, ISO.
     pub as_of: &'a str,
     /// The run's list rules.
     pub rules: &'a ListRules,
-    /// The run's suppression limit (counts 1 to this are not shown).
-    pub max_suppressed: u64,
 }
 
 /// Everything a scoring run writes, computed: what [`write_outputs`] turns into files.
@@ -365,12 +392,12 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Vec<Written>, OutputE
                     let mut written = match &pcn_docs {
                         None => write_all(dir, &stem, LIST_FORMATS, &mut df)?,
                         Some(docs) => {
-                            let summary = PcnSummary::from_profile(
+                            let summary = PcnSummary::new(
+                                docs.summary,
                                 docs.profile,
                                 &cohort.patients.pcns[*pcn as usize],
                                 docs.as_of,
                                 docs.rules,
-                                docs.max_suppressed,
                             );
                             // The documents are built from the same frame, beside the plain
                             // files.

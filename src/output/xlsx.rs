@@ -21,7 +21,7 @@ use polars::prelude::*;
 use super::{PcnSummary, PcnWriter};
 use crate::disclosure::Cell;
 use crate::publish::{io_err, OutputError};
-use crate::tables::COUNT_COLUMNS;
+use crate::tables::PROFILE_MIN_ELIGIBLE;
 
 /// The PCN workbook: `Summary`, then one sheet per practice with its part of the list.
 #[derive(Debug, Clone, Copy)]
@@ -404,41 +404,79 @@ fn count(c: Cell) -> Value {
     }
 }
 
-/// The `Summary` sheet: the PCN's protected counts by eFI category, everyone and per practice,
-/// age band, sex and IMD quintile, with how many of each the list takes.
+/// Columns of the `Summary` sheet after `dimension` and `group`: the profile's, then the eFI
+/// categories of the summary rows.
+const SUMMARY_COLUMNS: [&str; 7] = [
+    "eligible",
+    "listed",
+    "not_listed",
+    "fit",
+    "mild",
+    "moderate",
+    "severe",
+];
+
+/// The `Summary` sheet: the PCN's protected counts. First its everyone and Core20 rows (eligible
+/// people by eFI category from `summary.csv`, with how many the list takes), then its make-up by
+/// practice, age band, sex and IMD quintile from `pcn_profile.csv` (eligible, listed, not
+/// listed), when published.
 pub fn summary_sheet(pcn: &PcnSummary) -> Sheet {
     let mut header = vec!["dimension".to_string(), "group".to_string()];
-    header.extend(COUNT_COLUMNS.iter().map(|c| c.to_string()));
-    header.push("listed".into());
+    header.extend(SUMMARY_COLUMNS.iter().map(|c| c.to_string()));
     let mut rows = Vec::new();
-    for (g, cells) in &pcn.rows {
-        let (dim, group) = g.split_once('=').unwrap_or(("all", g));
-        let mut row = vec![Value::Text(dim.into()), Value::Text(group.into())];
-        row.extend(cells.iter().map(|&c| count(c)));
-        row.push(match pcn.listed(cells) {
-            Some(n) => Value::Number(n as f64),
-            None if pcn.listed_by_category() => Value::Text("[c]".into()),
-            None => Value::Blank,
-        });
+    for (g, cats) in &pcn.categories {
+        let (group, profile) = match g.as_str() {
+            "all" => ("everyone", pcn.everyone()),
+            _ => (
+                "IMD quintile 1",
+                pcn.dimension("imd_quintile")
+                    .find(|(q, _)| *q == "1")
+                    .map(|(_, c)| c),
+            ),
+        };
+        let mut row = vec![
+            Value::Text(g.clone()),
+            Value::Text(group.into()),
+            count(cats[4]),
+        ];
+        match profile {
+            Some(p) => row.extend([count(p[0]), count(p[1])]),
+            None => row.extend([Value::Blank, Value::Blank]),
+        }
+        row.extend(cats[..4].iter().map(|&c| count(c)));
         rows.push(row);
     }
-    let listed = if pcn.listed_by_category() {
+    for (d, g, c) in &pcn.profile {
+        if d == "all" {
+            continue;
+        }
+        rows.push(vec![
+            Value::Text(d.clone()),
+            Value::Text(g.clone()),
+            count(c[2]),
+            count(c[0]),
+            count(c[1]),
+        ]);
+    }
+    let mut notes = vec![
         format!(
-            "listed: eligible people with eFI category {} or worse",
-            pcn.min_category().name()
-        )
-    } else {
-        "listed: not shown, because the list also takes people by a risk model's band".into()
-    };
+            "PCN {}, as of {}: eligible people (alive, aged {}+); the list takes {}.",
+            pcn.pcn,
+            pcn.as_of,
+            pcn.rules.min_age,
+            pcn.rule_text()
+        ),
+        "[c]: a count of 1-7, or a count hidden so that one cannot be worked out (the PCN's rows of summary.csv and pcn_profile.csv, protected together with every table of the run).".into(),
+    ];
+    if !pcn.has_profile() {
+        notes.push(format!("The list's make-up by practice, age band, sex and deprivation is not shown for a PCN with fewer than {PROFILE_MIN_ELIGIBLE} eligible people."));
+    }
+    notes.push("The practice sheets hold the list itself, for direct care.".into());
     Sheet {
         name: "Summary".into(),
         header,
         rows,
-        notes: vec![
-            format!("PCN {}: eligible people (alive, aged {}+) by eFI category, as of {}.", pcn.pcn, pcn.rules.min_age, pcn.as_of),
-            "[c]: a count of 1-7, or a count hidden so that one cannot be worked out (the same protection as summary.csv and equity.csv; these are the PCN's rows of pcn_profile.csv).".into(),
-            format!("{listed}. The practice sheets hold the list itself, for direct care."),
-        ],
+        notes,
     }
 }
 
