@@ -293,12 +293,15 @@ fn outside_auditor_catches_the_old_rule() {
     );
 }
 
+/// One person: PCN, age index, sex index, IMD quintile, eFI category index.
+type Person = (u8, u8, u8, Option<u8>, u8);
+
 /// A random cohort with PCN profiles: two PCNs of 100-150 eligible people (a profile each) and
 /// one of 20-60 (left out, its people a derived count), people spread over two practices per
 /// PCN, six ages, three sexes, six quintile values and four eFI categories; the second PCN has
 /// nobody in the most deprived two quintiles nor aged 100 (zeros that must not give the other
 /// PCN's counts away).
-fn random_profile_cohort() -> impl Strategy<Value = (Vec<(u8, u8, u8, Option<u8>, u8)>, u8)> {
+fn random_profile_cohort() -> impl Strategy<Value = (Vec<Person>, u8)> {
     let person = |pcn: u8| {
         let (q, age) = if pcn == 1 { (3u8, 1u8) } else { (1, 0) };
         (

@@ -1,22 +1,18 @@
 //! Excel workbooks (`lists/<PCN>.xlsx`): a PCN's list for its care team, one sheet per practice
 //! after a `Summary` sheet of the PCN's protected counts; every sheet with a frozen header row,
-//! filters and column widths that fit the values. Written byte for byte the same on every run:
-//! the workbook's creation date is the as-of date and every zip entry has the same fixed time.
+//! filters, column widths that fit the values and ISO dates (`yyyy-mm-dd`). Written byte for
+//! byte the same on every run: the workbook's creation date is the as-of date (`rust_xlsxwriter`
+//! gives every zip entry the same fixed time).
 //!
-//! Pipeline position: one of `output`'s writers ([`super::PcnWriter`]).
-//!
-//! The file is Office Open XML (ECMA-376) written directly: a zip (deflate, via `flate2`, which
-//! polars already uses) of a few small XML parts, cells as inline strings. The maintained crate
-//! `rust_xlsxwriter` was tried first, but its `zip` dependency changes the features of crates
-//! polars is built with (`syn`, `libc`, `flate2`), which rebuilds all of polars.
+//! Pipeline position: one of `output`'s writers ([`super::PcnWriter`]). The sheets are built as
+//! plain [`Sheet`]s here and written by the maintained `rust_xlsxwriter` crate.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
-use flate2::write::DeflateEncoder;
-use flate2::{Compression, Crc};
 use polars::prelude::*;
+use rust_xlsxwriter::{Color, DocProperties, ExcelDateTime, Format, FormatBorder, Workbook};
 
 use super::{PcnSummary, PcnWriter};
 use crate::disclosure::Cell;
@@ -46,6 +42,8 @@ const MAX_WIDTH: usize = 70;
 const MAX_CELL_CHARS: usize = 32_767;
 /// Excel's limit on the rows of a sheet.
 const MAX_ROWS: usize = 1_048_576;
+/// Days from Excel's day 0 (1899-12-30) to 1970-01-01.
+const EXCEL_EPOCH_OFFSET: i32 = 25_569;
 
 /// One cell's value.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +56,21 @@ pub enum Value {
     Number(f64),
     /// TRUE or FALSE.
     Bool(bool),
+    /// A date, as days since 1970-01-01; shown `yyyy-mm-dd`.
+    Date(i32),
+}
+
+impl Value {
+    /// Characters the value takes on screen, for the column width.
+    fn width(&self) -> usize {
+        match self {
+            Value::Blank => 0,
+            Value::Text(s) => s.chars().count(),
+            Value::Number(n) => format!("{n}").len(),
+            Value::Bool(_) => 5,
+            Value::Date(_) => 10,
+        }
+    }
 }
 
 /// A sheet: a header row and rows below it.
@@ -73,138 +86,90 @@ pub struct Sheet {
     pub notes: Vec<String>,
 }
 
-/// The text of a cell, escaped for XML; characters XML cannot hold become U+FFFD.
-fn escape(s: &str, out: &mut String) {
-    for ch in s.chars().take(MAX_CELL_CHARS) {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\t' | '\n' | '\r' => out.push(ch),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
-            c => out.push(c),
+/// Column widths that fit the header (with room for the filter button) and the values, within
+/// 6 to [`MAX_WIDTH`] characters.
+fn widths(sheet: &Sheet) -> Vec<f64> {
+    let mut w: Vec<usize> = sheet.header.iter().map(|h| h.chars().count() + 3).collect();
+    w.resize(sheet.header.len().max(1), 8);
+    for row in &sheet.rows {
+        for (w, v) in w.iter_mut().zip(row) {
+            *w = (*w).max(v.width() + 1);
         }
     }
+    w.into_iter()
+        .map(|w| w.clamp(6, MAX_WIDTH) as f64)
+        .collect()
 }
 
-/// Column letters of a 0-based column (`0` -> `A`, `26` -> `AA`).
-pub fn column_letters(mut c: usize) -> String {
-    let mut s = Vec::new();
-    loop {
-        s.push(b'A' + (c % 26) as u8);
-        if c < 26 {
-            break;
+/// The workbook of `sheets` as the bytes of an `.xlsx` file, its title `title` and its creation
+/// date `created` (ISO `yyyy-mm-dd`, the run's as-of date).
+pub fn workbook(
+    sheets: &[Sheet],
+    title: &str,
+    created: &str,
+) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    let mut book = Workbook::new();
+    let created = ExcelDateTime::parse_from_str(created)?;
+    book.set_properties(
+        &DocProperties::new()
+            .set_title(title)
+            .set_author("strata")
+            .set_creation_datetime(&created),
+    );
+    let header = Format::new()
+        .set_bold()
+        .set_background_color(Color::RGB(0xE8F0FA))
+        .set_border_bottom(FormatBorder::Thin);
+    let note = Format::new()
+        .set_italic()
+        .set_font_color(Color::RGB(0x555555));
+    let date = Format::new().set_num_format("yyyy-mm-dd");
+    for sheet in sheets {
+        let ws = book.add_worksheet();
+        ws.set_name(&sheet.name)?;
+        let ncols = sheet.header.len().max(1);
+        for (c, w) in widths(sheet).into_iter().enumerate() {
+            ws.set_column_width(c as u16, w)?;
         }
-        c = c / 26 - 1;
-    }
-    s.reverse();
-    String::from_utf8_lossy(&s).into_owned()
-}
-
-impl Value {
-    fn width(&self) -> usize {
-        match self {
-            Value::Blank => 0,
-            Value::Text(s) => s.chars().count(),
-            Value::Number(n) => format_number(*n).len(),
-            Value::Bool(_) => 5,
+        for (c, h) in sheet.header.iter().enumerate() {
+            ws.write_string_with_format(0, c as u16, h, &header)?;
         }
-    }
-}
-
-/// A number as the XML holds it: integers without a decimal point, others as Rust prints them
-/// (shortest text that reads back the same).
-fn format_number(n: f64) -> String {
-    if n.is_finite() && n.fract() == 0.0 && n.abs() < 1e15 {
-        format!("{}", n as i64)
-    } else if n.is_finite() {
-        format!("{n}")
-    } else {
-        "0".to_string()
-    }
-}
-
-impl Sheet {
-    /// The worksheet part (`xl/worksheets/sheetN.xml`).
-    fn xml(&self) -> String {
-        let ncols = self.header.len().max(1);
-        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count() + 3).collect();
-        widths.resize(ncols, 8);
-        for row in &self.rows {
-            for (w, v) in widths.iter_mut().zip(row) {
-                *w = (*w).max(v.width() + 1);
-            }
-        }
-        let mut x = String::with_capacity(256 + self.rows.len() * ncols * 24);
-        x.push_str(r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>"#);
-        x.push('\n');
-        x.push_str(
-            r#"<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships">"#,
-        );
-        x.push_str(r#"<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/><selection pane="bottomLeft" activeCell="A2" sqref="A2"/></sheetView></sheetViews>"#);
-        x.push_str(r#"<sheetFormatPr defaultRowHeight="15"/><cols>"#);
-        for (c, w) in widths.iter().enumerate() {
-            x.push_str(&format!(
-                r#"<col min="{n}" max="{n}" width="{}" customWidth="1"/>"#,
-                (*w).clamp(6, MAX_WIDTH),
-                n = c + 1
-            ));
-        }
-        x.push_str("</cols><sheetData>");
-        let mut r = 1;
-        let mut row = |x: &mut String, cells: &mut dyn Iterator<Item = (Value, u32)>| {
-            x.push_str(&format!(r#"<row r="{r}">"#));
-            for (c, (v, style)) in cells.enumerate() {
-                let at = format!("{}{r}", column_letters(c));
-                let s = if style > 0 {
-                    format!(r#" s="{style}""#)
-                } else {
-                    String::new()
-                };
+        for (r, row) in sheet.rows.iter().enumerate() {
+            let r = r as u32 + 1;
+            for (c, v) in row.iter().enumerate() {
+                let c = c as u16;
                 match v {
                     Value::Blank => {}
                     Value::Text(t) => {
-                        x.push_str(&format!(
-                            r#"<c r="{at}"{s} t="inlineStr"><is><t xml:space="preserve">"#
-                        ));
-                        escape(&t, x);
-                        x.push_str("</t></is></c>");
+                        let t: String = t.chars().take(MAX_CELL_CHARS).collect();
+                        ws.write_string(r, c, t)?;
                     }
-                    Value::Number(n) => x.push_str(&format!(
-                        r#"<c r="{at}"{s}><v>{}</v></c>"#,
-                        format_number(n)
-                    )),
+                    Value::Number(n) if n.is_finite() => {
+                        ws.write_number(r, c, *n)?;
+                    }
+                    Value::Number(_) => {}
                     Value::Bool(b) => {
-                        x.push_str(&format!(r#"<c r="{at}"{s} t="b"><v>{}</v></c>"#, b as u8))
+                        ws.write_boolean(r, c, *b)?;
+                    }
+                    Value::Date(d) => {
+                        ws.write_number_with_format(
+                            r,
+                            c,
+                            f64::from(d + EXCEL_EPOCH_OFFSET),
+                            &date,
+                        )?;
                     }
                 }
             }
-            x.push_str("</row>");
-            r += 1;
-        };
-        row(
-            &mut x,
-            &mut self.header.iter().map(|h| (Value::Text(h.clone()), 1)),
-        );
-        for cells in &self.rows {
-            row(&mut x, &mut cells.iter().map(|v| (v.clone(), 0)));
         }
-        if !self.notes.is_empty() {
-            row(&mut x, &mut std::iter::empty());
-            for n in &self.notes {
-                row(&mut x, &mut std::iter::once((Value::Text(n.clone()), 2)));
-            }
+        let last = sheet.rows.len() as u32;
+        for (k, n) in sheet.notes.iter().enumerate() {
+            ws.write_string_with_format(last + 2 + k as u32, 0, n, &note)?;
         }
-        x.push_str("</sheetData>");
-        x.push_str(&format!(
-            r#"<autoFilter ref="A1:{}{}"/>"#,
-            column_letters(ncols - 1),
-            self.rows.len() + 1
-        ));
-        x.push_str(r#"<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/></worksheet>"#);
-        x
+        ws.set_freeze_panes(1, 0)?;
+        ws.autofilter(0, 0, last, ncols as u16 - 1)?;
     }
+    book.save_to_buffer()
 }
 
 /// A sheet name Excel accepts, distinct from `taken`: forbidden characters become `_`, at most
@@ -233,140 +198,6 @@ fn sheet_name(want: &str, taken: &[String]) -> String {
     name
 }
 
-/// The zip entry time and date (MS-DOS format): 1980-01-01 00:00, the same on every run.
-const DOS_TIME: u16 = 0;
-const DOS_DATE: u16 = (1 << 5) | 1;
-
-/// A zip archive of `(name, bytes)` entries, deflated, in the order given.
-fn zip(entries: &[(String, Vec<u8>)]) -> std::io::Result<Vec<u8>> {
-    let too_big = || std::io::Error::other("workbook part over 4 GiB (zip64 not written)");
-    let mut out: Vec<u8> = Vec::new();
-    let mut central: Vec<u8> = Vec::new();
-    let u16le = |v: &mut Vec<u8>, x: u16| v.extend_from_slice(&x.to_le_bytes());
-    let u32le = |v: &mut Vec<u8>, x: u32| v.extend_from_slice(&x.to_le_bytes());
-    for (name, data) in entries {
-        let mut crc = Crc::new();
-        crc.update(data);
-        let mut enc = DeflateEncoder::new(Vec::new(), Compression::new(6));
-        enc.write_all(data)?;
-        let packed = enc.finish()?;
-        let offset = u32::try_from(out.len()).map_err(|_| too_big())?;
-        let (csize, usize_) = (
-            u32::try_from(packed.len()).map_err(|_| too_big())?,
-            u32::try_from(data.len()).map_err(|_| too_big())?,
-        );
-        let name_len = u16::try_from(name.len()).map_err(|_| too_big())?;
-        // Local file header.
-        u32le(&mut out, 0x0403_4b50);
-        for v in [20, 0x0800, 8, DOS_TIME, DOS_DATE] {
-            u16le(&mut out, v);
-        }
-        for v in [crc.sum(), csize, usize_] {
-            u32le(&mut out, v);
-        }
-        u16le(&mut out, name_len);
-        u16le(&mut out, 0);
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(&packed);
-        // Central directory record.
-        u32le(&mut central, 0x0201_4b50);
-        for v in [20, 20, 0x0800, 8, DOS_TIME, DOS_DATE] {
-            u16le(&mut central, v);
-        }
-        for v in [crc.sum(), csize, usize_] {
-            u32le(&mut central, v);
-        }
-        for v in [name_len, 0, 0, 0, 0] {
-            u16le(&mut central, v);
-        }
-        u32le(&mut central, 0);
-        u32le(&mut central, offset);
-        central.extend_from_slice(name.as_bytes());
-    }
-    let cd_offset = u32::try_from(out.len()).map_err(|_| too_big())?;
-    let cd_size = u32::try_from(central.len()).map_err(|_| too_big())?;
-    let n = u16::try_from(entries.len()).map_err(|_| too_big())?;
-    out.extend_from_slice(&central);
-    u32le(&mut out, 0x0605_4b50);
-    for v in [0, 0, n, n] {
-        u16le(&mut out, v);
-    }
-    u32le(&mut out, cd_size);
-    u32le(&mut out, cd_offset);
-    u16le(&mut out, 0);
-    Ok(out)
-}
-
-const STYLES: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
-<styleSheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><fonts count="3"><font><sz val="11"/><name val="Calibri"/><family val="2"/></font><font><b/><sz val="11"/><name val="Calibri"/><family val="2"/></font><font><i/><sz val="11"/><name val="Calibri"/><family val="2"/></font></fonts><fills count="3"><fill><patternFill patternType="none"/></fill><fill><patternFill patternType="gray125"/></fill><fill><patternFill patternType="solid"><fgColor rgb="FFDDEBF7"/><bgColor indexed="64"/></patternFill></fill></fills><borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders><cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs><cellXfs count="3"><xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/><xf numFmtId="0" fontId="1" fillId="2" borderId="0" xfId="0" applyFont="1" applyFill="1"/><xf numFmtId="0" fontId="2" fillId="0" borderId="0" xfId="0" applyFont="1"/></cellXfs><cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles></styleSheet>"#;
-
-/// A workbook of `sheets` as xlsx bytes; `created` (ISO date) is its creation date, `title`
-/// its title.
-pub fn workbook(sheets: &[Sheet], title: &str, created: &str) -> std::io::Result<Vec<u8>> {
-    let mut esc_title = String::new();
-    escape(title, &mut esc_title);
-    let mut esc_created = String::new();
-    escape(created, &mut esc_created);
-    let n = sheets.len();
-    let mut types = String::from(
-        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
-<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/styles.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/><Override PartName="/docProps/core.xml" ContentType="application/vnd.openxmlformats-package.core-properties+xml"/><Override PartName="/docProps/app.xml" ContentType="application/vnd.openxmlformats-officedocument.extended-properties+xml"/>"#,
-    );
-    let mut book = String::from(
-        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
-<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><bookViews><workbookView activeTab="0"/></bookViews><sheets>"#,
-    );
-    let mut rels = String::from(
-        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
-<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">"#,
-    );
-    let mut names = String::new();
-    let mut parts: Vec<(String, Vec<u8>)> = Vec::with_capacity(n + 8);
-    for (k, s) in sheets.iter().enumerate() {
-        let i = k + 1;
-        types.push_str(&format!(r#"<Override PartName="/xl/worksheets/sheet{i}.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>"#));
-        let mut name = String::new();
-        escape(&s.name, &mut name);
-        book.push_str(&format!(
-            r#"<sheet name="{name}" sheetId="{i}" r:id="rId{i}"/>"#
-        ));
-        rels.push_str(&format!(r#"<Relationship Id="rId{i}" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet{i}.xml"/>"#));
-        let quoted = name.replace('\'', "''");
-        names.push_str(&format!(
-            r#"<definedName name="_xlnm._FilterDatabase" localSheetId="{k}" hidden="1">'{quoted}'!$A$1:${}${}</definedName>"#,
-            column_letters(s.header.len().max(1) - 1),
-            s.rows.len() + 1
-        ));
-        parts.push((format!("xl/worksheets/sheet{i}.xml"), s.xml().into_bytes()));
-    }
-    types.push_str("</Types>");
-    book.push_str("</sheets>");
-    if !names.is_empty() {
-        book.push_str(&format!("<definedNames>{names}</definedNames>"));
-    }
-    book.push_str("</workbook>");
-    rels.push_str(&format!(r#"<Relationship Id="rId{}" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/styles" Target="styles.xml"/></Relationships>"#, n + 1));
-    let core = format!(
-        r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
-<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/core-properties" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:dcterms="http://purl.org/dc/terms/" xmlns:dcmitype="http://purl.org/dc/dcmitype/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><dc:title>{esc_title}</dc:title><dc:creator>strata</dc:creator><dcterms:created xsi:type="dcterms:W3CDTF">{esc_created}T00:00:00Z</dcterms:created><dcterms:modified xsi:type="dcterms:W3CDTF">{esc_created}T00:00:00Z</dcterms:modified></cp:coreProperties>"#
-    );
-    let app = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
-<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/extended-properties"><Application>strata</Application></Properties>"#;
-    let root_rels = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
-<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/><Relationship Id="rId2" Type="http://schemas.openxmlformats.org/package/2006/relationships/metadata/core-properties" Target="docProps/core.xml"/><Relationship Id="rId3" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/extended-properties" Target="docProps/app.xml"/></Relationships>"#;
-    let mut entries: Vec<(String, Vec<u8>)> = vec![
-        ("[Content_Types].xml".into(), types.into_bytes()),
-        ("_rels/.rels".into(), root_rels.as_bytes().to_vec()),
-        ("docProps/core.xml".into(), core.into_bytes()),
-        ("docProps/app.xml".into(), app.as_bytes().to_vec()),
-        ("xl/workbook.xml".into(), book.into_bytes()),
-        ("xl/_rels/workbook.xml.rels".into(), rels.into_bytes()),
-        ("xl/styles.xml".into(), STYLES.as_bytes().to_vec()),
-    ];
-    entries.extend(parts);
-    zip(&entries)
-}
-
 /// A frame's columns as cell values, column by column.
 fn column_values(c: &Column) -> PolarsResult<Vec<Value>> {
     let s = c.as_materialized_series();
@@ -380,6 +211,12 @@ fn column_values(c: &Column) -> PolarsResult<Vec<Value>> {
             .bool()?
             .iter()
             .map(|v| v.map_or(Value::Blank, Value::Bool))
+            .collect(),
+        DataType::Date => s
+            .date()?
+            .physical()
+            .iter()
+            .map(|v| v.map_or(Value::Blank, Value::Date))
             .collect(),
         dt if dt.is_primitive_numeric() => s
             .cast(&DataType::Float64)?
@@ -551,7 +388,11 @@ impl PcnWriter for Xlsx {
             })?,
         );
         let title = format!("strata frailty list: PCN {}, as of {}", pcn.pcn, pcn.as_of);
-        let bytes = workbook(&sheets, &title, &pcn.as_of).map_err(io_err(path))?;
+        let bytes =
+            workbook(&sheets, &title, &pcn.as_of).map_err(|source| OutputError::Workbook {
+                path: path.to_path_buf(),
+                source,
+            })?;
         let mut f = File::create(path).map_err(io_err(path))?;
         f.write_all(&bytes).map_err(io_err(path))?;
         f.sync_all().map_err(io_err(path))
@@ -563,15 +404,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn column_letters_run_past_z() {
-        assert_eq!(column_letters(0), "A");
-        assert_eq!(column_letters(25), "Z");
-        assert_eq!(column_letters(26), "AA");
-        assert_eq!(column_letters(701), "ZZ");
-        assert_eq!(column_letters(702), "AAA");
-    }
-
-    #[test]
     fn sheet_names_are_legal_and_distinct() {
         let taken = vec!["Summary".to_string()];
         assert_eq!(sheet_name("summary", &taken), "summary~2");
@@ -581,9 +413,21 @@ mod tests {
     }
 
     #[test]
-    fn cell_text_is_escaped_and_control_characters_replaced() {
-        let mut s = String::new();
-        escape("a<b & \"c\"\u{1}", &mut s);
-        assert_eq!(s, "a&lt;b &amp; &quot;c&quot;\u{fffd}");
+    fn the_same_sheets_give_the_same_bytes_and_dates_are_excel_dates() {
+        let sheet = Sheet {
+            name: "S".into(),
+            header: vec!["when".into(), "what".into()],
+            rows: vec![vec![
+                Value::Date(20_179),
+                Value::Text("a < b & \u{1}".into()),
+            ]],
+            notes: vec!["note".into()],
+        };
+        let a = workbook(std::slice::from_ref(&sheet), "t", "2025-04-01").unwrap();
+        let b = workbook(&[sheet], "t", "2025-04-01").unwrap();
+        assert_eq!(a, b, "byte-identical");
+        assert_eq!(&a[..2], b"PK");
+        // 2025-04-01 is day 20,179 since 1970, Excel serial 45,748.
+        assert_eq!(20_179 + EXCEL_EPOCH_OFFSET, 45_748);
     }
 }

@@ -9,7 +9,9 @@
 //! lists are exactly an eFI category or worse, listed counts are sums of category counts), and
 //! bounds every suppressed cell, and every small difference "everyone minus Core20", from below
 //! and above by linear programming (microlp). Rounded tables (`--publication`) are read as
-//! intervals: a published `v` is anything that rounds to it.
+//! intervals: a published `v` is anything that rounds to it. A hidden profile cell that the
+//! summary and equity tables pin on their own (a sum of their hidden cells, e.g. a PCN's Core20
+//! people mild or worse) is reported apart, as theirs, not the profile's.
 //!
 //! It is written apart from `strata::disclosure` on purpose: it shares no code with what it
 //! checks.
@@ -26,6 +28,9 @@ pub struct Findings {
     pub pinned: Vec<(String, String, String, i64)>,
     /// Suppressed cells audited.
     pub suppressed: usize,
+    /// Suppressed profile cells pinned by the summary and equity tables alone (sums of their
+    /// hidden cells; not a disclosure by the profile): (file, row labels, column, value).
+    pub sums_of_hidden: Vec<(String, String, String, i64)>,
 }
 
 struct Sheet {
@@ -289,12 +294,12 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
                 _ => None,
             };
             if let Some(q) = same {
-                for k in 0..3 {
-                    if efi[k].is_empty() {
+                for (k, cols) in efi.iter().enumerate() {
+                    if cols.is_empty() {
                         continue;
                     }
                     let mut e = vec![(pc(r, k), 1.0)];
-                    e.extend(efi[k].iter().map(|&c| (cell(0, q, c), -1.0)));
+                    e.extend(cols.iter().map(|&c| (cell(0, q, c), -1.0)));
                     eqs.push(e);
                 }
             }
@@ -328,8 +333,8 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
                     })
                 })
                 .collect();
-            for k in 0..3 {
-                if efi[k].is_empty() {
+            for (k, cols) in efi.iter().enumerate() {
+                if cols.is_empty() {
                     continue;
                 }
                 let mut e: Vec<(usize, f64)> = rows.iter().map(|&r| (pc(r, k), 1.0)).collect();
@@ -341,7 +346,7 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
                     residuals.entry((dim, k)).or_default().push(var);
                 }
                 for &q in &eq_rows {
-                    e.extend(efi[k].iter().map(|&c| (cell(1, q, c), -1.0)));
+                    e.extend(cols.iter().map(|&c| (cell(1, q, c), -1.0)));
                 }
                 eqs.push(e);
             }
@@ -354,48 +359,55 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
             eqs.push(e);
         }
     }
-    let solve = |objective: &[(usize, f64)], maximize: bool| -> Option<f64> {
-        let dir = if maximize {
-            OptimizationDirection::Maximize
-        } else {
-            OptimizationDirection::Minimize
+    let solve_with =
+        |bounds: &[(f64, f64)], objective: &[(usize, f64)], maximize: bool| -> Option<f64> {
+            let dir = if maximize {
+                OptimizationDirection::Maximize
+            } else {
+                OptimizationDirection::Minimize
+            };
+            let mut p = Problem::new(dir);
+            let vars: Vec<_> = bounds
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| {
+                    let c = objective.iter().find(|(j, _)| *j == i).map_or(0.0, |x| x.1);
+                    p.add_var(c, b)
+                })
+                .collect();
+            for e in &eqs {
+                p.add_constraint(
+                    e.iter().map(|&(i, c)| (vars[i], c)).collect::<Vec<_>>(),
+                    ComparisonOp::Eq,
+                    0.0,
+                );
+            }
+            for e in &geqs {
+                p.add_constraint(
+                    e.iter().map(|&(i, c)| (vars[i], c)).collect::<Vec<_>>(),
+                    ComparisonOp::Ge,
+                    0.0,
+                );
+            }
+            match p.solve() {
+                Ok(microlp::SolveOutcome::Solution(s)) => Some(s.objective()),
+                Ok(microlp::SolveOutcome::Interrupted(_)) => panic!("LP interrupted"),
+                Err(microlp::Error::Unbounded) => None,
+                Err(e) => panic!("published tables are inconsistent: {e}"),
+            }
         };
-        let mut p = Problem::new(dir);
-        let vars: Vec<_> = bounds
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| {
-                let c = objective.iter().find(|(j, _)| *j == i).map_or(0.0, |x| x.1);
-                p.add_var(c, b)
-            })
-            .collect();
-        for e in &eqs {
-            p.add_constraint(
-                e.iter().map(|&(i, c)| (vars[i], c)).collect::<Vec<_>>(),
-                ComparisonOp::Eq,
-                0.0,
-            );
-        }
-        for e in &geqs {
-            p.add_constraint(
-                e.iter().map(|&(i, c)| (vars[i], c)).collect::<Vec<_>>(),
-                ComparisonOp::Ge,
-                0.0,
-            );
-        }
-        match p.solve() {
-            Ok(microlp::SolveOutcome::Solution(s)) => Some(s.objective()),
-            Ok(microlp::SolveOutcome::Interrupted(_)) => panic!("LP interrupted"),
-            Err(microlp::Error::Unbounded) => None,
-            Err(e) => panic!("published tables are inconsistent: {e}"),
-        }
-    };
-    let pinned = |objective: &[(usize, f64)]| -> Option<i64> {
-        let lo = solve(objective, false).unwrap_or(0.0);
-        let hi = solve(objective, true)?;
+    let pinned_with = |bounds: &[(f64, f64)], objective: &[(usize, f64)]| -> Option<i64> {
+        let lo = solve_with(bounds, objective, false).unwrap_or(0.0);
+        let hi = solve_with(bounds, objective, true)?;
         let (lo, hi) = ((lo - 1e-6).ceil(), (hi + 1e-6).floor());
         (lo >= hi).then_some(lo as i64)
     };
+    let pinned = |objective: &[(usize, f64)]| pinned_with(&bounds, objective);
+    // The summary and equity tables alone, every profile cell unknown.
+    let mut without_profile = bounds.clone();
+    for b in &mut without_profile[base[2]..audited] {
+        *b = (0.0, f64::INFINITY);
+    }
     let mut f = Findings::default();
     for (i, b) in bounds.iter().enumerate().take(audited) {
         if b.1 != f64::INFINITY {
@@ -404,7 +416,15 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
         f.suppressed += 1;
         if let Some(v) = pinned(&[(i, 1.0)]).filter(|&v| v != 0) {
             let (file, row, col) = names[i].clone();
-            f.pinned.push((file, row, col, v));
+            // A profile cell that is a sum of summary cells (a PCN's listed people when the
+            // lists are an eFI category or worse) and that the summary and equity tables alone
+            // pin is not the profile's disclosure: it is a sum of their hidden cells, which
+            // their cell-by-cell protection does not cover.
+            if i >= base[2] && pinned_with(&without_profile, &[(i, 1.0)]) == Some(v) {
+                f.sums_of_hidden.push((file, row, col, v));
+            } else {
+                f.pinned.push((file, row, col, v));
+            }
         }
     }
     // A small difference "everyone minus Core20" is itself a count that must not be pinned.
