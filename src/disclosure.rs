@@ -26,9 +26,9 @@ use std::collections::HashMap;
 
 pub use audit::{audit, Audit, CellInterval};
 pub use grid::{Grid, Relation, Table};
-pub use protect::{primary_mask, protect_with, Options, Rule};
+pub use protect::{primary_mask, protect_fixed, protect_with, Options, Rule};
 
-use crate::tables::CountedTable;
+use crate::tables::{CountedTable, Term, COUNT_COLUMNS};
 
 /// Small-number rules for aggregate tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -69,6 +69,14 @@ pub enum Cell {
 }
 
 impl Cell {
+    /// The number shown, or `None` when suppressed.
+    pub fn count(self) -> Option<u64> {
+        match self {
+            Cell::Count(n) => Some(n),
+            Cell::Suppressed => None,
+        }
+    }
+
     /// Text for CSV: the number, or `[c]` (the GOV.UK symbol for "confidential").
     pub fn text(self) -> String {
         match self {
@@ -187,9 +195,10 @@ pub fn run_grid(tables: &[&CountedTable], rule: &Suppression) -> RunGrid {
 fn run_grid_with(tables: &[&CountedTable], rule: &Suppression, bounds: bool) -> RunGrid {
     let mut grid = Grid::new();
     let mut offsets = Vec::with_capacity(tables.len());
-    // (population, column) -> first global cell counting it.
-    let mut first: HashMap<(&str, usize), usize> = HashMap::new();
-    // Populations in first-seen order, with their row's first cell and width.
+    // (columns, population, column) -> first global cell counting it.
+    let mut first: HashMap<(&[&str], &str, usize), usize> = HashMap::new();
+    // Rows of the eFI-category tables, by population in first-seen order, with their row's
+    // first cell and width.
     let mut rows: Vec<(&str, usize, usize)> = Vec::new();
     for t in tables {
         let base = grid.values.len();
@@ -203,37 +212,34 @@ fn run_grid_with(tables: &[&CountedTable], rule: &Suppression, bounds: bool) -> 
                 r.parts.iter().map(|&p| base + p).collect(),
             ));
         }
-        let width = if t.rows.is_empty() {
-            0
-        } else {
-            t.cells.len() / t.rows.len()
-        };
+        let width = t.columns.len();
         for (row, key) in t.populations.iter().enumerate() {
             let start = base + row * width;
-            if !first.contains_key(&(key.as_str(), 0)) {
+            if !first.contains_key(&(t.columns, key.as_str(), 0)) && t.columns == COUNT_COLUMNS {
                 rows.push((key.as_str(), start, width));
             }
             for c in 0..width {
-                match first.get(&(key.as_str(), c)) {
+                match first.get(&(t.columns, key.as_str(), c)) {
                     Some(&f) => grid.relations.push(Relation::equal(f, start + c)),
                     None => {
-                        first.insert((key.as_str(), c), start + c);
+                        first.insert((t.columns, key.as_str(), c), start + c);
                     }
                 }
             }
         }
     }
     // Differences an outsider can take: a population minus its Core20 part.
+    let efi: &[&str] = &COUNT_COLUMNS;
     let mut large = Vec::new();
     for &(key, start, width) in &rows {
         let Some(part) = core20_part(key) else {
             continue;
         };
-        if !first.contains_key(&(part.as_str(), 0)) {
+        if !first.contains_key(&(efi, part.as_str(), 0)) {
             continue;
         }
         for c in 0..width {
-            let (whole, core20) = (start + c, first[&(part.as_str(), c)]);
+            let (whole, core20) = (start + c, first[&(efi, part.as_str(), c)]);
             let v = grid.values[whole].saturating_sub(grid.values[core20]);
             // A small difference is a cell of its own, never printed, that needs protecting; a
             // large one only bounds the attacker (Core20 <= everyone).
@@ -242,6 +248,51 @@ fn run_grid_with(tables: &[&CountedTable], rule: &Suppression, bounds: bool) -> 
                 grid.relations.push(Relation::new(whole, vec![core20, d]));
             } else {
                 large.push((whole, core20, v));
+            }
+        }
+    }
+    // Sums across tables (`CountedTable::links`): their derived counts are cells never
+    // printed, protected when small like the differences above.
+    for (t, &base) in tables.iter().zip(&offsets) {
+        let derived: Vec<usize> = t
+            .links
+            .derived
+            .iter()
+            .map(|&v| {
+                if (1..=rule.max_suppressed).contains(&v) {
+                    grid.add_cell(v)
+                } else {
+                    grid.add_free_cell(v)
+                }
+            })
+            .collect();
+        let resolve = |terms: &[Term]| -> Vec<usize> {
+            terms
+                .iter()
+                .filter_map(|term| match term {
+                    Term::Own(k) => Some(base + k),
+                    // No row counting that population: nobody, a zero left out of the sum.
+                    Term::Other { population, column } => {
+                        first.get(&(efi, population.as_str(), *column)).copied()
+                    }
+                    Term::Derived(d) => derived.get(*d).copied(),
+                })
+                .collect()
+        };
+        for (left, right) in &t.links.sums {
+            let (l, r) = (resolve(left), resolve(right));
+            match (&l[..], &r[..]) {
+                ([], []) => {}
+                ([total], parts) | (parts, [total]) => {
+                    grid.relations.push(Relation::new(*total, parts.to_vec()))
+                }
+                _ => {
+                    // Both sides hold several cells: their common sum is a cell of its own.
+                    let v = l.iter().map(|&c| grid.values[c]).sum();
+                    let f = grid.add_free_cell(v);
+                    grid.relations.push(Relation::new(f, l));
+                    grid.relations.push(Relation::new(f, r));
+                }
             }
         }
     }
@@ -286,6 +337,68 @@ pub fn protect(
                         Cell::Suppressed
                     } else {
                         Cell::Count(round_to_multiple(v, rule.round_to))
+                    }
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// Protect `more` tables of a run whose other tables are already published as `fixed` says
+/// (their tables and published cells, e.g. by [`protect`]): the new tables' cells are hidden
+/// until the auditor, over every relation of all the tables, finds no hidden count of any
+/// table that can be worked out, and not one cell of the `fixed` tables changes. Zeros of the
+/// new tables may be hidden too (a PCN with nobody in a group would otherwise hand that group's
+/// equity counts to the other PCNs). That always succeeds when hiding all of the new tables'
+/// cells would tell an outsider nothing more about the fixed ones (true of the PCN profile: its
+/// rows add up to the summary and equity rows in the pattern of a transport table, which any
+/// margins fit). A hidden new cell that the fixed cells alone pin down (hiding other new cells
+/// cannot help) stays hidden. Returns the published cells of `more`.
+pub fn protect_beside(
+    fixed: &[(&CountedTable, &[Cell])],
+    more: &[&CountedTable],
+    rule: &Suppression,
+) -> Result<Vec<Vec<Cell>>, DisclosureError> {
+    let r = Rule {
+        max_suppressed: rule.max_suppressed,
+    };
+    let tables: Vec<&CountedTable> = fixed
+        .iter()
+        .map(|(t, _)| *t)
+        .chain(more.iter().copied())
+        .collect();
+    let fixed_mask = |rg: &RunGrid| {
+        let mut mask = vec![None; rg.grid.values.len()];
+        for ((_, cells), &base) in fixed.iter().zip(&rg.offsets) {
+            for (k, c) in cells.iter().enumerate() {
+                if let Some(m) = mask.get_mut(base + k) {
+                    *m = Some(*c == Cell::Suppressed);
+                }
+            }
+        }
+        mask
+    };
+    // As in `protect`: without the Core20 <= everyone bounds first, then audited with them.
+    let fast = run_grid_with(&tables, rule, false);
+    let rg = run_grid(&tables, rule);
+    let (mut hidden, accepted) = protect::protect_fixed(&fast.grid, &r, &fixed_mask(&fast))?;
+    hidden.resize(rg.grid.values.len(), true);
+    if audit::exposed(&rg.grid, &hidden)?
+        .iter()
+        .any(|c| !accepted.contains(c))
+    {
+        hidden = protect::protect_fixed(&rg.grid, &r, &fixed_mask(&rg))?.0;
+    }
+    Ok(more
+        .iter()
+        .zip(&rg.offsets[fixed.len()..])
+        .map(|(t, &base)| {
+            (0..t.cells.len())
+                .map(|k| {
+                    if hidden[base + k] {
+                        Cell::Suppressed
+                    } else {
+                        Cell::Count(round_to_multiple(t.cells[k], rule.round_to))
                     }
                 })
                 .collect()
@@ -342,6 +455,8 @@ mod tests {
                 vec![]
             },
             populations: vec!["r".into()],
+            columns: &COUNT_COLUMNS,
+            links: Default::default(),
         }
     }
 

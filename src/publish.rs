@@ -42,6 +42,14 @@ pub enum OutputError {
         /// Cause.
         source: PolarsError,
     },
+    /// A workbook could not be put together.
+    #[error("cannot write {path}: {source}")]
+    Workbook {
+        /// Path.
+        path: PathBuf,
+        /// Cause.
+        source: rust_xlsxwriter::XlsxError,
+    },
     /// `ROOT/latest` exists and is not a symlink.
     #[error("{0} exists and is not a symlink; refusing to replace it")]
     NotALink(PathBuf),

@@ -270,8 +270,27 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
             }
         },
     };
+    let mut listed = vec![false; cohort.patients.len()];
+    for &i in ranked.iter().flat_map(|(_, v)| v) {
+        listed[i as usize] = true;
+    }
+    let profile = tables::profile(
+        &cohort,
+        &scored.scores,
+        &scored.status,
+        &scored.ages,
+        &listed,
+        opts.rules.min_category,
+    )
+    .table();
     stages.next("protect");
-    let cells = disclosure::protect(&[&summary, &equity, &indicators], &opts.suppression)?;
+    let mut cells = disclosure::protect(&[&summary, &equity, &indicators], &opts.suppression)?;
+    // The profile after them, without hiding one more cell of theirs.
+    cells.extend(disclosure::protect_beside(
+        &[(&summary, &cells[0]), (&equity, &cells[1])],
+        &[&profile],
+        &opts.suppression,
+    )?);
     let published = [
         PublishedTable {
             stem: "summary",
@@ -282,6 +301,11 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
             stem: "equity",
             table: &equity,
             cells: &cells[1],
+        },
+        PublishedTable {
+            stem: "pcn_profile",
+            table: &profile,
+            cells: &cells[3],
         },
     ];
     stages.next("write");
@@ -371,6 +395,12 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
                 tables: &published,
                 risk: &risk_columns,
                 changes: &changes,
+                pcn_docs: Some(output::PcnDocs {
+                    summary: &published[0],
+                    profile: &published[2],
+                    as_of: &manifest.as_of,
+                    rules: &opts.rules,
+                }),
             },
         )?;
         manifest

@@ -208,6 +208,27 @@ impl<'m> Scorer<'m> {
         names.join("; ")
     }
 
+    /// Names of up to `n` eFI deficits present, lower case, the ones a care team acts on first
+    /// ([`SALIENT_DEFICITS`] in that order, then the others in model-file order): `["falls",
+    /// "mobility and transfer problems", "polypharmacy"]`.
+    pub fn efi_salient(&self, f: &Features, n: usize) -> Vec<String> {
+        let m = self.efi_mask(f);
+        let deficits = &self.models.efi.deficits;
+        let present = |i: &usize| m & (1 << i) != 0;
+        let salient = SALIENT_DEFICITS
+            .iter()
+            .filter_map(|slug| deficits.iter().position(|d| d.slug == *slug))
+            .filter(present);
+        let others = (0..deficits.len())
+            .filter(present)
+            .filter(|i| !SALIENT_DEFICITS.contains(&deficits[*i].slug.as_str()));
+        salient
+            .chain(others)
+            .take(n)
+            .map(|i| deficits[i].name.to_lowercase())
+            .collect()
+    }
+
     /// HFRS categories coded, heaviest first, ties by code ("F05 Delirium (3.2); ...").
     pub fn hfrs_reasons(&self, f: &Features) -> String {
         let mut cats: Vec<&crate::definitions::HfrsCategory> = (0..128)
@@ -246,6 +267,21 @@ impl<'m> Scorer<'m> {
             .join("; ")
     }
 }
+
+/// eFI deficits (by slug) named first when a list says why someone is on it: those that most
+/// change what a proactive care team does (falls, fractures, mobility, cognition, being
+/// housebound or needing care, many medicines).
+pub const SALIENT_DEFICITS: [&str; 9] = [
+    "falls",
+    "fragility-fracture",
+    "mobility-problems",
+    "cognitive-problems",
+    "housebound",
+    "care-requirement",
+    "polypharmacy",
+    "activity-limitation",
+    "weight-loss",
+];
 
 /// Format tenths as a decimal string ("7.1").
 pub fn tenths_str(t: u32) -> String {

@@ -1,5 +1,6 @@
 //! Aggregate tables counted: the summary (eligible patients per PCN by eFI category, everyone
-//! and Core20) and the equity table (by deprivation quintile, sex, age band and ethnic group).
+//! and Core20), the equity table (by deprivation quintile, sex, age band and ethnic group) and
+//! the PCN profile (who is listed, by practice, age band, sex and deprivation: [`profile`]).
 //!
 //! Pipeline position: `results` -> **tables** -> `disclosure` -> `output`. This module only
 //! counts: [`Counts`] are plain numbers keyed by row labels, so the counts of two partitions of a
@@ -9,7 +10,13 @@
 //! add up to the `ALL` row), which is what `disclosure` needs to protect them. A new table is a
 //! new counting function and [`TableKind`] here (with its relations), and one line in `run`.
 
+mod profile;
+
 use std::collections::BTreeMap;
+
+pub use profile::{
+    profile, ProfileCounts, ProfileGroup, PROFILE_COLUMNS, PROFILE_DIMENSIONS, PROFILE_MIN_ELIGIBLE,
+};
 
 use crate::cohort::Cohort;
 use crate::population::{age_band, imd_quintile, is_core20, Status};
@@ -177,6 +184,8 @@ impl Counts {
             cells,
             relations,
             populations,
+            columns: &COUNT_COLUMNS,
+            links: Links::default(),
         }
     }
 }
@@ -197,7 +206,7 @@ pub struct CountedTable {
     pub label_names: [&'static str; 2],
     /// Row labels.
     pub rows: Vec<(String, String)>,
-    /// Counts, row-major, one column per [`COUNT_COLUMNS`] entry.
+    /// Counts, row-major, one column per [`Self::columns`] entry.
     pub cells: Vec<u64>,
     /// Every linear relation among the cells that a reader could use to recover a hidden one.
     pub relations: Vec<Relation>,
@@ -205,7 +214,42 @@ pub struct CountedTable {
     /// same key count the same people, so their cells are equal (the summary's `ALL`/`core20`
     /// row is the equity table's IMD quintile 1 row, and both `ALL` rows are everyone). Keys
     /// are `&`-joined `name=value` conditions in a fixed order; everyone eligible is `all`.
+    /// Rows are matched only between tables with the same [`Self::columns`].
     pub populations: Vec<String>,
+    /// Names of the count columns; the last is each row's total ([`COUNT_COLUMNS`] for the
+    /// summary and equity tables).
+    pub columns: &'static [&'static str],
+    /// Relations with cells of the run's other tables that are not plain equalities of rows.
+    pub links: Links,
+}
+
+/// A cell that a [`Links`] sum names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Term {
+    /// A cell of this table (row-major index).
+    Own(usize),
+    /// A cell of another table of the run with [`COUNT_COLUMNS`]: the row counting `population`
+    /// (see [`CountedTable::populations`]), column `column`. No such row: nobody, zero.
+    Other {
+        /// The population the row counts.
+        population: String,
+        /// Index into [`COUNT_COLUMNS`].
+        column: usize,
+    },
+    /// A count printed nowhere (index into [`Links::derived`]).
+    Derived(usize),
+}
+
+/// How a table's cells relate to the other tables of its run beyond equal rows: sums an
+/// outsider can form across tables (a PCN's listed people are its moderate and severe people
+/// of the summary; the PCNs' people aged 75-84 are the equity table's 75-79 and 80-84).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Links {
+    /// Counts printed nowhere that the sums need (the people of the PCNs a table leaves out, by
+    /// group): protected like cells when small, never printed.
+    pub derived: Vec<u64>,
+    /// Each pair: the terms on the left add up to the terms on the right.
+    pub sums: Vec<(Vec<Term>, Vec<Term>)>,
 }
 
 /// Count the summary: eligible patients per PCN by eFI category, for everyone and for the

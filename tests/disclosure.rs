@@ -79,6 +79,8 @@ fn pcn_table(rows: &[(&str, [u64; 5])]) -> CountedTable {
                 }
             })
             .collect(),
+        columns: &strata::tables::COUNT_COLUMNS,
+        links: Default::default(),
     }
 }
 
@@ -290,4 +292,126 @@ fn outside_auditor_catches_the_old_rule() {
             .any(|(_, row, col, v)| row == "A/all" && col == "moderate" && *v == 3),
         "{f:?}"
     );
+}
+
+/// One person: PCN, age index, sex index, IMD quintile, eFI category index.
+type Person = (u8, u8, u8, Option<u8>, u8);
+
+/// A random cohort with PCN profiles: two PCNs of 100-150 eligible people (a profile each) and
+/// one of 20-60 (left out, its people a derived count), people spread over two practices per
+/// PCN, six ages, three sexes, six quintile values and four eFI categories; the second PCN has
+/// nobody in the most deprived two quintiles nor aged 100 (zeros that must not give the other
+/// PCN's counts away).
+fn random_profile_cohort() -> impl Strategy<Value = (Vec<Person>, u8)> {
+    let person = |pcn: u8| {
+        let (q, age) = if pcn == 1 { (3u8, 1u8) } else { (1, 0) };
+        (
+            Just(pcn),
+            age..6,
+            prop_oneof![8 => 0u8..2, 1 => Just(2u8)],
+            prop_oneof![4 => (q..=5).prop_map(Some), 1 => Just(None)],
+            prop_oneof![4 => Just(0u8), 3 => Just(1u8), 2 => Just(2u8), 1 => Just(3u8)],
+        )
+    };
+    (
+        prop::collection::vec(person(0), 100..150),
+        prop::collection::vec(person(1), 100..150),
+        prop::collection::vec(person(2), 20..60),
+        0u8..4,
+    )
+        .prop_map(|(a, b, c, v)| ([a, b, c].concat(), v))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(6))]
+
+    /// The profile is protected beside the summary and equity tables (which stay as they would
+    /// be without it), whatever the list rule: by category (mild, or severe only), the top 40
+    /// (no sum of categories), or rounded for publication.
+    #[test]
+    fn profiles_of_random_cohorts_pass_the_outside_auditor((people, variant) in random_profile_cohort()) {
+        const BIRTHS: [&str; 6] =
+            ["1925-01-01", "1932-01-01", "1938-01-01", "1944-01-01", "1950-01-01", "1956-01-01"];
+        let defs = definitions();
+        let codes = deficit_codes(&defs);
+        let deficits = [0, 5, 9, 13];
+        let (mut ps, mut es) = (Vec::new(), Vec::new());
+        for (i, (pcn, age, sex, q, cat)) in people.iter().enumerate() {
+            let id = format!("r{i:04}");
+            let mut p = patient(&id, BIRTHS[*age as usize]);
+            p.pcn = ["PCN_A", "PCN_B", "PCN_C"][*pcn as usize];
+            p.practice = ["P_A1", "P_A2", "P_B1", "P_B2", "P_C1", "P_C2"][*pcn as usize * 2 + i % 2];
+            p.imd = q.map(|q| 2 * q as i32);
+            p.sex = ["F", "M", "U"][*sex as usize];
+            for c in codes.iter().take(deficits[*cat as usize]) {
+                es.push(ev(&id, "2024-01-01", "snomed", c));
+            }
+            ps.push(p);
+        }
+        let d = tempfile::tempdir().unwrap();
+        let c = d.path().join("cohort");
+        write_cohort(&c, &ps, &es, &[]);
+        let mut rules = strata::lists::ListRules::default();
+        let mut suppression = Suppression::default();
+        match variant {
+            1 => rules.min_category = strata::scores::EfiCategory::Severe,
+            2 => rules.top = Some(40),
+            3 => suppression = Suppression::publication(),
+            _ => {}
+        }
+        let score = |out: &std::path::Path| {
+            let opts = strata::run::ScoreOptions {
+                cohort: c.clone(),
+                out: strata::publish::Destination::Folder(out.to_path_buf()),
+                as_of: strata::date::parse_days(AS_OF).unwrap(),
+                models: models_dir(),
+                load: strata::input::LoadOptions {
+                    today: strata::date::parse_days("2026-11-25").unwrap(),
+                    ..Default::default()
+                },
+                rules,
+                suppression,
+                risk_models: Vec::new(),
+                previous: None,
+            };
+            strata::run::score(&opts).unwrap();
+        };
+        let out = d.path().join("out");
+        score(&out);
+        let profile = std::fs::read_to_string(out.join("pcn_profile.csv")).unwrap();
+        prop_assert!(profile.contains("PCN_A,all,") && profile.contains("PCN_B,all,"));
+        prop_assert!(!profile.contains("PCN_C"), "a PCN under 100 eligible has no profile");
+        let f = audit_folder(&out, suppression.round_to as i64);
+        prop_assert!(f.pinned.is_empty(), "{:?}", f);
+        // The summary and equity tables are what protecting them alone publishes.
+        let load = strata::input::LoadOptions {
+            today: strata::date::parse_days("2026-11-25").unwrap(),
+            ..Default::default()
+        };
+        let cohort = strata::cohort::Cohort::load(&c, &load).unwrap();
+        let as_of = strata::date::parse_days(AS_OF).unwrap();
+        let s = strata::run::score_cohort(&cohort, &defs, as_of, &rules);
+        let tables = [
+            strata::tables::summary(&cohort, &s.scores, &s.status).table(),
+            strata::tables::equity(&cohort, &s.scores, &s.status, &s.ages).table(),
+        ];
+        let alone = disclosure::protect(&[&tables[0], &tables[1]], &suppression).unwrap();
+        for (file, cells) in ["summary.csv", "equity.csv"].iter().zip(&alone) {
+            let text = std::fs::read_to_string(out.join(file)).unwrap();
+            let published: Vec<String> = text
+                .lines()
+                .skip(1)
+                .flat_map(|l| l.rsplit(',').take(5).collect::<Vec<_>>().into_iter().rev())
+                .map(str::to_string)
+                .collect();
+            let want: Vec<String> = cells
+                .iter()
+                .map(|c| match c {
+                    Cell::Count(n) => n.to_string(),
+                    Cell::Suppressed => c.text(),
+                })
+                .collect();
+            prop_assert_eq!(published, want, "{}", file);
+        }
+    }
 }

@@ -444,7 +444,7 @@ impl Scoring {
             let mut df =
                 output::list_frame(&self.cohort, &self.scored, &scorer, &pats, &risk, &changes)
                     .map_err(Failure::from)?;
-            let csv = encode(&output::csv::Csv, &mut df)?;
+            let csv = encode(&output::csv::Csv::EXCEL, &mut df)?;
             let parquet = encode(&output::parquet::Parquet, &mut df)?;
             out.push((
                 self.cohort.patients.pcns[pcn as usize].clone(),
@@ -748,7 +748,7 @@ fn protect_tables<'py>(
         let cells = disclosure::protect(&[&st, &et], &suppression)?;
         let csv = |stem: &str, table, cells: &Vec<_>| -> Result<Vec<u8>, Failure> {
             let mut df = output::table_frame(&PublishedTable { stem, table, cells })?;
-            encode(&output::csv::Csv, &mut df)
+            encode(&output::csv::Csv::PLAIN, &mut df)
         };
         Ok((
             csv("summary", &st, &cells[0])?,
@@ -877,7 +877,7 @@ fn encode_table<'py>(
     format: &str,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let writer: &dyn TableWriter = match format {
-        "csv" => &output::csv::Csv,
+        "csv" => &output::csv::Csv::PLAIN,
         "parquet" => &output::parquet::Parquet,
         other => {
             return Err(

@@ -50,11 +50,21 @@ def engines(spark) -> list[str]:
     return ["group", "map"] if sj._spark_version(spark) >= (4, 0) else ["map"]
 
 
+# The care coordinator's documents (each PCN's workbook and HTML page, and the PCN profile they
+# show) are written by the binary only: the Spark job does not make them yet.
+BINARY_ONLY = ("pcn_profile.csv",)
+BINARY_ONLY_SUFFIXES = (".xlsx", ".html")
+
+
+def binary_only(name: str) -> bool:
+    return name in BINARY_ONLY or name.endswith(BINARY_ONLY_SUFFIXES)
+
+
 def files(d: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(d)): p.read_bytes()
         for p in sorted(d.rglob("*"))
-        if p.is_file() and p.name != "manifest.json"
+        if p.is_file() and p.name != "manifest.json" and not binary_only(p.name)
     }
 
 
@@ -90,7 +100,7 @@ def test_fixture_cohort_equals_the_binary_byte_for_byte(spark, tmp_path):
         assert m["patients"] == 2000 and m["listed"] == 162
         assert m["today"] == TODAY
         assert sorted(p.name for p in (out / "lists").iterdir()) == sorted(
-            p.name for p in (binary / "lists").iterdir()
+            p.name for p in (binary / "lists").iterdir() if not binary_only(p.name)
         )
 
 

@@ -94,6 +94,19 @@ pub fn audit(grid: &Grid, hidden: &[bool]) -> Result<Audit, DisclosureError> {
     Ok(Audit { intervals, exposed })
 }
 
+/// The exposed cells of [`audit`] (ascending) without the intervals: faster, because a
+/// feasible point that moves a cell by one proves it safe without an LP of its own.
+pub(crate) fn exposed(grid: &Grid, hidden: &[bool]) -> Result<Vec<usize>, DisclosureError> {
+    check_mask(grid, hidden)?;
+    let model = Model::new(grid)?;
+    let mut out = Vec::new();
+    for comp in model.components(hidden) {
+        out.extend(ComponentLp::new(&model, hidden, &comp).exposed()?);
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
 pub(crate) fn check_mask(grid: &Grid, hidden: &[bool]) -> Result<(), DisclosureError> {
     if hidden.len() != grid.values.len() {
         return Err(DisclosureError::MaskLength {

@@ -108,24 +108,84 @@ enum Complement {
     Cheapest,
 }
 
+/// Protect the cells of `grid` whose state `fixed` leaves open (`None`), with the others kept
+/// as `fixed` says (`Some(true)`: hidden, `Some(false)`: published; a count printed in several
+/// places takes the state of any fixed copy): what adding tables to a run whose tables are
+/// already protected needs, without hiding more of those. Unlike [`protect`], an open zero may
+/// be hidden as a complement (see `protection_fix`). Returns the hidden mask and the hidden
+/// cells that the fixed cells alone pin down (no choice of the open cells can protect them; they
+/// are left hidden and not counted as exposed).
+pub fn protect_fixed(
+    grid: &Grid,
+    rule: &Rule,
+    fixed: &[Option<bool>],
+) -> Result<(Vec<bool>, Vec<usize>), DisclosureError> {
+    let mut accepted = Vec::new();
+    let hidden = run_with(
+        grid,
+        rule,
+        &Options::default(),
+        Complement::ProtectionLp,
+        Some(fixed),
+        &mut accepted,
+    )?;
+    Ok((hidden, accepted))
+}
+
 fn run(
     grid: &Grid,
     rule: &Rule,
     opts: &Options,
     how: Complement,
 ) -> Result<Vec<bool>, DisclosureError> {
+    run_with(grid, rule, opts, how, None, &mut Vec::new())
+}
+
+fn run_with(
+    grid: &Grid,
+    rule: &Rule,
+    opts: &Options,
+    how: Complement,
+    fixed: Option<&[Option<bool>]>,
+    accepted: &mut Vec<usize>,
+) -> Result<Vec<bool>, DisclosureError> {
     let model = Model::new(grid)?;
-    let primary = primary_mask(grid, rule);
+    let mut primary = primary_mask(grid, rule);
     let mut hidden = primary.clone();
+    // Frozen cells keep their state: a fixed cell and its twins.
+    let mut frozen = vec![false; grid.values.len()];
+    if let Some(fixed) = fixed {
+        if fixed.len() != grid.values.len() {
+            return Err(DisclosureError::MaskLength {
+                expected: grid.values.len(),
+                found: fixed.len(),
+            });
+        }
+        for group in &model.groups {
+            let state = group
+                .iter()
+                .filter_map(|&c| fixed.get(c).copied().flatten());
+            let Some(h) = state.reduce(|a, b| a || b) else {
+                continue;
+            };
+            for &c in group {
+                frozen[c] = true;
+                hidden[c] = h;
+                // A fixed hidden cell is never published again by the pruning.
+                primary[c] = h;
+            }
+        }
+    }
     if opts.prepass {
-        prepass(&model, &mut hidden);
+        prepass(&model, &mut hidden, &frozen);
     }
     let mut cache: HashMap<Vec<usize>, Vec<usize>> = HashMap::new();
     loop {
         let comps = model.components(&hidden);
         let mut exposed = None;
         for comp in &comps {
-            if let Some(&e) = cached_exposed(&model, &hidden, comp, &mut cache)?.first() {
+            let e = cached_exposed(&model, &hidden, comp, &mut cache)?;
+            if let Some(&e) = e.iter().find(|c| !accepted.contains(c)) {
                 exposed = Some((e, comp));
                 break;
             }
@@ -134,11 +194,18 @@ fn run(
             break;
         };
         let mut pick = match how {
-            Complement::ProtectionLp => protection_fix(&model, &hidden, target)?,
+            Complement::ProtectionLp => {
+                protection_fix(&model, &hidden, &frozen, fixed.is_some(), target)?
+            }
             Complement::Cheapest => Vec::new(),
         };
+        if pick.is_empty() && fixed.is_some() {
+            // The fixed cells alone pin it: hiding open cells cannot help.
+            accepted.push(target);
+            continue;
+        }
         if pick.is_empty() {
-            pick = cheapest_near(&model, &hidden, comp);
+            pick = cheapest_near(&model, &hidden, &frozen, comp);
         }
         if pick.is_empty() {
             // Unreachable for a consistent grid (see above), but never loop forever.
@@ -153,7 +220,7 @@ fn run(
         }
     }
     if opts.prune {
-        prune(&model, &primary, &mut hidden, &mut cache)?;
+        prune(&model, &primary, &mut hidden, &mut cache, accepted)?;
     }
     Ok(hidden)
 }
@@ -174,17 +241,20 @@ fn cached_exposed(
     Ok(e)
 }
 
-/// The classic single-hidden-cell rule, to a fixed point.
-fn prepass(model: &Model, hidden: &mut [bool]) {
+/// The classic single-hidden-cell rule, to a fixed point. A lone free cell needs no
+/// protection (it only carries a sum from one relation to another), so it is left alone.
+fn prepass(model: &Model, hidden: &mut [bool], frozen: &[bool]) {
     let values = model.values;
     loop {
         let mut changed = false;
         for (r, rel) in model.rels.iter().enumerate() {
-            if rel.iter().filter(|&&(c, _)| hidden[c]).count() != 1 {
-                continue;
+            let mut lone = rel.iter().filter(|&&(c, _)| hidden[c]);
+            match (lone.next(), lone.next()) {
+                (Some(&(c, _)), None) if !model.free[c] => {}
+                _ => continue,
             }
             let total = model.rel_total[r];
-            let visible = |c: usize| !hidden[c] && values[c] > 0;
+            let visible = |c: usize| !hidden[c] && values[c] > 0 && !frozen[c];
             let pick = rel
                 .iter()
                 .map(|&(c, _)| c)
@@ -209,9 +279,9 @@ fn prepass(model: &Model, hidden: &mut [bool]) {
 /// Fallback complement: the visible cells of the cheapest twin group in a relation touching the
 /// component (non-totals first, then by value, then index), or anywhere if none touches it.
 /// Always makes progress, so the loop ends.
-fn cheapest_near(model: &Model, hidden: &[bool], comp: &[usize]) -> Vec<usize> {
+fn cheapest_near(model: &Model, hidden: &[bool], frozen: &[bool], comp: &[usize]) -> Vec<usize> {
     let values = model.values;
-    let visible = |c: usize| !hidden[c] && values[c] > 0;
+    let visible = |c: usize| !hidden[c] && values[c] > 0 && !frozen[c];
     let key = |c: usize| (model.is_total[c], values[c], c);
     let near = comp
         .iter()
@@ -256,14 +326,22 @@ fn cost(model: &Model, c: usize) -> f64 {
 /// integers. Cells tied by an equality move together, so twins are hidden together. The upward
 /// LP is always feasible (scale every non-zero cell up), so the result is empty only through
 /// numerical trouble.
+///
+/// With frozen cells (`zeros`), published zeros may be hidden too: a zero in a new table can
+/// tell, through the frozen tables' published counts, what the frozen tables hide (a PCN with
+/// nobody in a quintile hands the whole quintile of the equity table to the other PCN), so the
+/// argument that zeros are never needed no longer holds there.
 fn protection_fix(
     model: &Model,
     hidden: &[bool],
+    frozen: &[bool],
+    zeros: bool,
     target: usize,
 ) -> Result<Vec<usize>, DisclosureError> {
     let values = model.values;
     let n = values.len();
-    let movable = |c: usize| hidden[c] || values[c] > 0;
+    // Frozen published cells stay as they are; so do published zeros, unless `zeros`.
+    let movable = |c: usize| hidden[c] || (!frozen[c] && (values[c] > 0 || zeros));
     // Cells that a change of the target can reach through relations.
     let mut local = vec![usize::MAX; n];
     let mut region = vec![target];
@@ -368,6 +446,7 @@ fn prune(
     primary: &[bool],
     hidden: &mut [bool],
     cache: &mut HashMap<Vec<usize>, Vec<usize>>,
+    accepted: &[usize],
 ) -> Result<(), DisclosureError> {
     let mut groups: Vec<usize> = (0..hidden.len())
         .filter(|&c| hidden[c] && !primary[c])
@@ -391,16 +470,28 @@ fn prune(
         for &c in &cells {
             hidden[c] = false;
         }
+        // Quick test first: a relation left with one hidden cell pins it, no LP needed (the LP
+        // would find the same).
+        let pinned = cells.iter().flat_map(|&c| &model.cell_rels[c]).any(|&r| {
+            let mut lone = model.rels[r].iter().filter(|&&(d, _)| hidden[d]);
+            match (lone.next(), lone.next()) {
+                (Some(&(d, _)), None) => {
+                    !model.free[d] && model.values[d] != 0 && !accepted.contains(&d)
+                }
+                _ => false,
+            }
+        });
         // Components of hidden cells next to the cells just published.
         let mut seen = BTreeSet::new();
-        let mut safe = true;
-        'check: for &c in &cells {
+        let mut safe = !pinned;
+        'check: for &c in cells.iter().filter(|_| !pinned) {
             for &r in &model.cell_rels[c] {
                 for &(d, _) in &model.rels[r] {
                     if hidden[d] && !seen.contains(&d) {
                         let comp = model.component(hidden, d);
                         seen.extend(comp.iter().copied());
-                        if !cached_exposed(model, hidden, &comp, cache)?.is_empty() {
+                        let exposed = cached_exposed(model, hidden, &comp, cache)?;
+                        if exposed.iter().any(|c| !accepted.contains(c)) {
                             safe = false;
                             break 'check;
                         }

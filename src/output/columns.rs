@@ -12,9 +12,10 @@ use polars::prelude::*;
 use crate::changes::Changes;
 use crate::cohort::Cohort;
 use crate::population::{age_band, imd_quintile, is_core20};
+use crate::predictors::Outcome;
 use crate::results::Scored;
 use crate::risk::{Explainer, ModelRisk, RiskBand, RiskModel};
-use crate::scores::Scorer;
+use crate::scores::{tenths_str, EfiCategory, HfrsBand, Scorer};
 
 /// One patient as a column sees it: the run's results and the patient's index (and rank on a
 /// list).
@@ -349,7 +350,83 @@ pub fn list_frame(
         ),
     );
     cols.extend(risk.list_columns(patients));
+    cols.push(Column::new(
+        "why".into(),
+        (0..n).map(|k| why(row(k), risk)).collect::<Vec<String>>(),
+    ));
     DataFrame::new(n, cols)
+}
+
+/// Deficits named in the `why` column.
+pub const WHY_DEFICITS: usize = 3;
+
+/// `n` and a noun, plural unless `n` is 1 ("1 emergency admission", "2 emergency admissions").
+fn counted(n: u32, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+/// Why a patient is on a list, in plain words, from their scores, activity and risk bands:
+/// "severe frailty: 14 of 36 deficits, incl. falls, mobility and transfer problems,
+/// polypharmacy; 2 emergency admissions in 12 months; very high emergency admission risk (top
+/// 1% of the PCN)". Parts, in this order, each only when it applies: the eFI category and
+/// deficits (the [`WHY_DEFICITS`] most actionable named), emergency admissions, A&E attendances
+/// (2 or more), a high HFRS, living in a care home, and each model's band when high or very
+/// high.
+pub fn why(r: Row<'_>, risk: &RiskColumns) -> String {
+    let s = &r.scored.scores[r.i];
+    let f = &r.scored.features[r.i];
+    let mut parts = Vec::new();
+    let deficits = format!(
+        "{} of {} deficits",
+        s.efi_deficits,
+        r.scorer.efi_denominator()
+    );
+    let names = r.scorer.efi_salient(f, WHY_DEFICITS);
+    let incl = if names.is_empty() {
+        String::new()
+    } else if (s.efi_deficits as usize) <= names.len() {
+        format!(": {}", names.join(", "))
+    } else {
+        format!(", incl. {}", names.join(", "))
+    };
+    parts.push(match s.efi_category {
+        EfiCategory::Fit => format!("not frail by the eFI ({deficits}{incl})"),
+        c => format!("{} frailty: {deficits}{incl}", c.name()),
+    });
+    if f.emergency_admissions_12m > 0 {
+        parts.push(format!(
+            "{} in 12 months",
+            counted(f.emergency_admissions_12m.into(), "emergency admission")
+        ));
+    }
+    if f.ae_attendances_12m >= 2 {
+        parts.push(format!(
+            "{} in 12 months",
+            counted(f.ae_attendances_12m.into(), "A&E attendance")
+        ));
+    }
+    if s.hfrs_band == HfrsBand::High {
+        parts.push(format!(
+            "high Hospital Frailty Risk Score ({})",
+            tenths_str(s.hfrs_tenths)
+        ));
+    }
+    if r.cohort.patients.care_home[r.i] {
+        parts.push("lives in a care home".into());
+    }
+    for m in risk.risks {
+        let (band, top) = match m.band(&r.cohort.patients.pcn, r.i) {
+            RiskBand::VeryHigh => ("very high", 1),
+            RiskBand::High => ("high", 5),
+            _ => continue,
+        };
+        let what = match m.outcome {
+            Outcome::Death => "one-year mortality",
+            o => o.words(),
+        };
+        parts.push(format!("{band} {what} risk (top {top}% of the PCN)"));
+    }
+    parts.join("; ")
 }
 
 /// Every patient's scores (one row per patient, pseudonym order), for analysts.

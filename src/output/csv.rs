@@ -1,6 +1,11 @@
-//! CSV: lists, the summary and equity tables, rejected rows.
+//! CSV: lists, the aggregate tables, rejected rows.
 //!
 //! Pipeline position: one of `output`'s writers ([`super::TableWriter`]).
+//!
+//! The lists, which people open in Excel, start with a UTF-8 byte order mark ([`Csv::EXCEL`]):
+//! without it Excel reads the file in the machine's legacy code page and garbles any character
+//! outside ASCII. The aggregate tables and rejected rows are read by programs (the disclosure
+//! auditor, pipelines) and hold ASCII labels, so they are written plain ([`Csv::PLAIN`]).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -13,7 +18,17 @@ use crate::publish::{io_err, OutputError};
 
 /// Comma-separated values with a header line, as polars writes them.
 #[derive(Debug, Clone, Copy)]
-pub struct Csv;
+pub struct Csv {
+    /// Start the file with a UTF-8 byte order mark.
+    pub bom: bool,
+}
+
+impl Csv {
+    /// For Excel: UTF-8 with a byte order mark.
+    pub const EXCEL: Csv = Csv { bom: true };
+    /// For programs: UTF-8, no byte order mark.
+    pub const PLAIN: Csv = Csv { bom: false };
+}
 
 impl TableWriter for Csv {
     fn extension(&self) -> &'static str {
@@ -25,6 +40,7 @@ impl TableWriter for Csv {
         let mut w = BufWriter::with_capacity(1 << 20, File::create(path).map_err(io_err(path))?);
         CsvWriter::new(&mut w)
             .include_header(true)
+            .include_bom(self.bom)
             .finish(df)
             .map_err(|source| OutputError::Encode {
                 path: path.to_path_buf(),

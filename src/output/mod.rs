@@ -3,14 +3,18 @@
 //!
 //! Pipeline position: `lists` + `disclosure` + `results` -> **output**, inside a folder that
 //! `publish` makes appear atomically. The per-patient columns are defined once in [`columns`];
-//! each file format is a [`TableWriter`] in a file of its own ([`csv`], [`parquet`]): a new
-//! format is a new file, a `mod` line and its place in the format lists below.
+//! each file format is a [`TableWriter`] in a file of its own ([`csv`], [`parquet`]), or, for
+//! the documents a care team opens (a PCN's list with its protected summary: [`xlsx`],
+//! [`html`]), a [`PcnWriter`]: a new format is a new file, a `mod` line and its place in the
+//! format lists below.
 
 pub mod columns;
 pub mod csv;
+pub mod html;
 pub mod indicators;
 pub mod parquet;
 pub mod programmes;
+pub mod xlsx;
 
 use std::path::Path;
 
@@ -22,10 +26,13 @@ use crate::cohort::Cohort;
 use crate::definitions::Definitions;
 use crate::disclosure::Cell;
 use crate::input::Reject;
+use std::fmt::Write as _;
+
+use crate::lists::{ListRules, RankBy};
 use crate::publish::{record, OutputError, Written};
 use crate::results::Scored;
 use crate::scores::Scorer;
-use crate::tables::{CountedTable, COUNT_COLUMNS};
+use crate::tables::CountedTable;
 
 pub use columns::{list_frame, scores_frame, PatientColumn, RiskColumns, PATIENT_COLUMNS};
 
@@ -37,12 +44,22 @@ pub trait TableWriter: Sync {
     fn write(&self, path: &Path, df: &mut DataFrame) -> Result<(), OutputError>;
 }
 
+/// A document for a PCN's care team: its list (the list's frame) and its protected summary.
+pub trait PcnWriter: Sync {
+    /// File name extension, without the dot.
+    fn extension(&self) -> &'static str;
+    /// Write the PCN's document to `path` (created or replaced) and sync it to disk.
+    fn write(&self, path: &Path, list: &DataFrame, pcn: &PcnSummary) -> Result<(), OutputError>;
+}
+
 /// Formats of each PCN list, in the order they are written and recorded.
-pub const LIST_FORMATS: &[&dyn TableWriter] = &[&csv::Csv, &parquet::Parquet];
+pub const LIST_FORMATS: &[&dyn TableWriter] = &[&csv::Csv::EXCEL, &parquet::Parquet];
+/// Documents written per PCN beside its list, in the order they are recorded.
+pub const PCN_FORMATS: &[&dyn PcnWriter] = &[&xlsx::Xlsx, &html::Html];
 /// Formats of the scores file.
 pub const SCORES_FORMATS: &[&dyn TableWriter] = &[&parquet::Parquet];
 /// Formats of the aggregate tables and of the rejected rows.
-pub const TABLE_FORMATS: &[&dyn TableWriter] = &[&csv::Csv];
+pub const TABLE_FORMATS: &[&dyn TableWriter] = &[&csv::Csv::PLAIN];
 
 /// An aggregate table ready to write: its file stem, its counts and its published cells.
 #[derive(Debug, Clone, Copy)]
@@ -53,6 +70,127 @@ pub struct PublishedTable<'a> {
     pub table: &'a CountedTable,
     /// Its published cells (from `disclosure`), same layout.
     pub cells: &'a [Cell],
+}
+
+/// What a PCN's documents show beside its list: the PCN's published rows of `summary.csv` and
+/// of `pcn_profile.csv` (the same cells), the as-of date and who the lists take.
+#[derive(Debug, Clone)]
+pub struct PcnSummary {
+    /// PCN code.
+    pub pcn: String,
+    /// As-of date, ISO (`2025-04-01`).
+    pub as_of: String,
+    /// The list rules of the run.
+    pub rules: ListRules,
+    /// The PCN's summary rows by eFI category ([`crate::tables::COUNT_COLUMNS`]): everyone (`all`), then the
+    /// most deprived fifth (`core20`).
+    pub categories: Vec<(String, [Cell; 5])>,
+    /// The PCN's profile rows: dimension (`all` for everyone, then [`crate::tables::PROFILE_DIMENSIONS`]),
+    /// group and cells ([`crate::tables::PROFILE_COLUMNS`]: listed, not listed, eligible). Empty when the PCN
+    /// has fewer than [`crate::tables::PROFILE_MIN_ELIGIBLE`] eligible people and its profile is not published.
+    pub profile: Vec<(String, String, [Cell; 3])>,
+}
+
+impl PcnSummary {
+    /// The PCN's rows of the published summary and profile tables.
+    pub fn new(
+        summary: &PublishedTable,
+        profile: &PublishedTable,
+        pcn: &str,
+        as_of: &str,
+        rules: &ListRules,
+    ) -> PcnSummary {
+        fn rows<'t, const N: usize>(
+            t: &'t PublishedTable,
+            pcn: &'t str,
+        ) -> impl Iterator<Item = (&'t str, [Cell; N])> + 't {
+            t.table
+                .rows
+                .iter()
+                .enumerate()
+                .filter(move |(_, (a, _))| a == pcn)
+                .map(move |(r, (_, g))| {
+                    let mut cells = [Cell::Suppressed; N];
+                    cells.copy_from_slice(&t.cells[r * N..r * N + N]);
+                    (g.as_str(), cells)
+                })
+        }
+        PcnSummary {
+            pcn: pcn.to_string(),
+            as_of: as_of.to_string(),
+            rules: *rules,
+            categories: rows::<5>(summary, pcn)
+                .map(|(g, c)| (g.to_string(), c))
+                .collect(),
+            profile: rows::<3>(profile, pcn)
+                .map(|(g, c)| {
+                    let (d, v) = g.split_once('=').unwrap_or(("all", g));
+                    (d.to_string(), v.to_string(), c)
+                })
+                .collect(),
+        }
+    }
+
+    /// The summary row by eFI category of `group` (`all` or `core20`).
+    pub fn category_row(&self, group: &str) -> Option<&[Cell; 5]> {
+        self.categories
+            .iter()
+            .find(|(g, _)| g == group)
+            .map(|(_, c)| c)
+    }
+
+    /// Eligible people in the PCN, as published (`None` when suppressed).
+    pub fn eligible(&self) -> Option<u64> {
+        self.category_row("all").and_then(|c| c[4].count())
+    }
+
+    /// Whether the PCN's profile is published.
+    pub fn has_profile(&self) -> bool {
+        !self.profile.is_empty()
+    }
+
+    /// The profile rows of one dimension (`all`, `practice`, `age_band`, ...): group and cells.
+    pub fn dimension<'a>(
+        &'a self,
+        dim: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a [Cell; 3])> + 'a {
+        self.profile
+            .iter()
+            .filter(move |(d, _, _)| d == dim)
+            .map(|(_, g, c)| (g.as_str(), c))
+    }
+
+    /// The profile's everyone row.
+    pub fn everyone(&self) -> Option<&[Cell; 3]> {
+        self.dimension("all").next().map(|(_, c)| c)
+    }
+
+    /// Who the lists take, in words: "eligible people with eFI category mild or worse", with
+    /// the risk and size rules when set.
+    pub fn rule_text(&self) -> String {
+        let r = &self.rules;
+        let mut s = format!(
+            "eligible people with eFI category {} or worse",
+            r.min_category.name()
+        );
+        if let RankBy::Risk(o) = r.rank_by {
+            if let Some(b) = r.min_risk_band {
+                let band = b.name().replace('_', " ");
+                let _ = write!(s, ", or {} {band} risk or above", o.words());
+            }
+            if let Some(p) = r.min_risk {
+                let _ = write!(s, ", or with {} risk of at least {p}", o.words());
+            }
+            let _ = write!(s, ", ranked by {} risk", o.words());
+        }
+        if let Some(n) = r.top {
+            let _ = write!(s, "; at most {n} per PCN");
+        }
+        if let Some(p) = r.top_percent {
+            let _ = write!(s, "; at most {p}% of the PCN's eligible people");
+        }
+        s
+    }
 }
 
 /// A PCN code as a safe file stem: ASCII letters, digits, '-' and '_' kept, others '_'.
@@ -102,7 +240,7 @@ fn write_all(
 pub fn table_frame(t: &PublishedTable) -> PolarsResult<DataFrame> {
     let rows = &t.table.rows;
     let n = rows.len();
-    let nc = COUNT_COLUMNS.len();
+    let nc = t.table.columns.len();
     let [l0, l1] = t.table.label_names;
     let mut cols = vec![
         Column::new(
@@ -114,7 +252,7 @@ pub fn table_frame(t: &PublishedTable) -> PolarsResult<DataFrame> {
             rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
         ),
     ];
-    for (c, name) in COUNT_COLUMNS.iter().enumerate() {
+    for (c, name) in t.table.columns.iter().enumerate() {
         cols.push(Column::new(
             (*name).into(),
             (0..n)
@@ -181,6 +319,19 @@ pub fn rejects_frame(rejects: &[Reject]) -> PolarsResult<DataFrame> {
     )
 }
 
+/// What the per-PCN documents ([`PCN_FORMATS`]) are made from besides the lists.
+#[derive(Debug, Clone, Copy)]
+pub struct PcnDocs<'a> {
+    /// The published summary table.
+    pub summary: &'a PublishedTable<'a>,
+    /// The published profile table.
+    pub profile: &'a PublishedTable<'a>,
+    /// As-of date, ISO.
+    pub as_of: &'a str,
+    /// The run's list rules.
+    pub rules: &'a ListRules,
+}
+
 /// Everything a scoring run writes, computed: what [`write_outputs`] turns into files.
 pub struct RunResults<'a> {
     /// The cohort (patient attributes, rejects).
@@ -197,6 +348,8 @@ pub struct RunResults<'a> {
     pub risk: &'a RiskColumns<'a>,
     /// What changed since the previous run.
     pub changes: &'a Changes,
+    /// With this, each PCN also gets its [`PCN_FORMATS`] documents.
+    pub pcn_docs: Option<PcnDocs<'a>>,
 }
 
 /// Write every output of a scoring run into `dir` (which must exist and be empty): the lists,
@@ -211,6 +364,7 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Vec<Written>, OutputE
         tables,
         risk,
         changes,
+        pcn_docs,
     } = *r;
     let scorer = Scorer::new(definitions);
     let lists_dir = dir.join("lists");
@@ -237,7 +391,36 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Vec<Written>, OutputE
                     let stem = format!("lists/{stem}");
                     let mut df = list_frame(cohort, scored, &scorer, pats, risk, changes)
                         .map_err(encode_err(&dir.join(format!("{stem}.csv"))))?;
-                    let mut written = write_all(dir, &stem, LIST_FORMATS, &mut df)?;
+                    let mut written = match &pcn_docs {
+                        None => write_all(dir, &stem, LIST_FORMATS, &mut df)?,
+                        Some(docs) => {
+                            let summary = PcnSummary::new(
+                                docs.summary,
+                                docs.profile,
+                                &cohort.patients.pcns[*pcn as usize],
+                                docs.as_of,
+                                docs.rules,
+                            );
+                            // The documents are built from the same frame, beside the plain
+                            // files.
+                            let (plain, docs) = rayon::join(
+                                || write_all(dir, &stem, LIST_FORMATS, &mut df.clone()),
+                                || {
+                                    PCN_FORMATS
+                                        .par_iter()
+                                        .map(|w| {
+                                            let rel = format!("{stem}.{}", w.extension());
+                                            w.write(&dir.join(&rel), &df, &summary)?;
+                                            record(dir, &rel, df.height())
+                                        })
+                                        .collect::<Result<Vec<Written>, OutputError>>()
+                                },
+                            );
+                            let mut written = plain?;
+                            written.extend(docs?);
+                            written
+                        }
+                    };
                     if !changes.change.iter().all(Option::is_none)
                         || !changes.dropped.iter().all(Vec::is_empty)
                     {

@@ -1,10 +1,17 @@
-//! An auditor that sees only what strata publishes: it reads `summary.csv` and `equity.csv` of
-//! an output folder, rebuilds every relation an outsider can see from the labels alone (row
-//! totals, PCN rows adding up to the `ALL` rows, each equity dimension adding up to `ALL`, the
-//! summary's `ALL` rows equal to the equity table's `ALL` and IMD-quintile-1 rows, Core20 at most
-//! everyone), and bounds every suppressed cell, and every small difference "everyone minus
-//! Core20", from below and above by linear programming (microlp). Rounded tables
-//! (`--publication`) are read as intervals: a published `v` is anything that rounds to it.
+//! An auditor that sees only what strata publishes: it reads `summary.csv`, `equity.csv` and
+//! `pcn_profile.csv` of an output folder (and the list rules from `manifest.json`), rebuilds
+//! every relation an outsider can see from the labels alone (row totals, PCN rows adding up to
+//! the `ALL` rows, each equity dimension adding up to `ALL`, the summary's `ALL` rows equal to
+//! the equity table's `ALL` and IMD-quintile-1 rows, Core20 at most everyone; in the profile,
+//! listed + not listed = eligible, each PCN's practices, age bands, sexes and quintiles adding up
+//! to its `all` row, its `all` and quintile-1 rows being its summary rows, and a group's PCN rows
+//! plus the people of the PCNs without a profile making the equity rows of that group; when the
+//! lists are exactly an eFI category or worse, listed counts are sums of category counts), and
+//! bounds every suppressed cell, and every small difference "everyone minus Core20", from below
+//! and above by linear programming (microlp). Rounded tables (`--publication`) are read as
+//! intervals: a published `v` is anything that rounds to it. A hidden profile cell that the
+//! summary and equity tables pin on their own (a sum of their hidden cells, e.g. a PCN's Core20
+//! people mild or worse) is reported apart, as theirs, not the profile's.
 //!
 //! It is written apart from `strata::disclosure` on purpose: it shares no code with what it
 //! checks.
@@ -21,12 +28,17 @@ pub struct Findings {
     pub pinned: Vec<(String, String, String, i64)>,
     /// Suppressed cells audited.
     pub suppressed: usize,
+    /// Suppressed profile cells pinned by the summary and equity tables alone (sums of their
+    /// hidden cells; not a disclosure by the profile): (file, row labels, column, value).
+    pub sums_of_hidden: Vec<(String, String, String, i64)>,
 }
 
 struct Sheet {
+    /// Names of the count columns.
+    cols: Vec<String>,
     rows: Vec<(String, String)>,
-    /// Per row, five cells: `None` when suppressed.
-    cells: Vec<[Option<i64>; 5]>,
+    /// Per row, one cell per count column: `None` when suppressed.
+    cells: Vec<Vec<Option<i64>>>,
 }
 
 /// The fields of one CSV line (RFC 4180 quoting).
@@ -48,46 +60,99 @@ fn split_csv(line: &str) -> Vec<String> {
     out
 }
 
-fn read(path: &Path) -> Sheet {
+/// A published table whose header ends with `cols`.
+fn read(path: &Path, cols: &str) -> Sheet {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut lines = text.lines();
     let header = lines.next().unwrap_or_default();
-    assert!(
-        header.ends_with("fit,mild,moderate,severe,total"),
-        "{header}"
-    );
+    assert!(header.ends_with(cols), "{header}");
     let mut s = Sheet {
+        cols: cols.split(',').map(str::to_string).collect(),
         rows: Vec::new(),
         cells: Vec::new(),
     };
+    let n = s.cols.len();
     for line in lines {
         let fields = split_csv(line);
         let f: Vec<&str> = fields.iter().map(String::as_str).collect();
-        assert_eq!(f.len(), 7, "{line}");
+        assert_eq!(f.len(), 2 + n, "{line}");
         s.rows.push((f[0].to_string(), f[1].to_string()));
-        let mut c = [None; 5];
-        for k in 0..5 {
-            c[k] = match f[2 + k] {
-                "[c]" => None,
-                v => Some(v.parse::<i64>().unwrap_or_else(|_| panic!("{line}"))),
-            };
-        }
-        s.cells.push(c);
+        s.cells.push(
+            f[2..]
+                .iter()
+                .map(|v| match *v {
+                    "[c]" => None,
+                    v => Some(v.parse::<i64>().unwrap_or_else(|_| panic!("{line}"))),
+                })
+                .collect(),
+        );
     }
     s
+}
+
+/// The mildest eFI category listed (0 fit .. 3 severe) when the run's lists are exactly the
+/// eligible people of that category or worse (no size limit, nobody added by a risk model), as
+/// an outsider reads it from the manifest.
+fn by_category(out: &Path) -> Option<usize> {
+    let text = std::fs::read_to_string(out.join("manifest.json")).ok()?;
+    let m: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let r = &m["rules"];
+    let by_risk =
+        r["rank_by"] != "frailty" && (!r["min_risk_band"].is_null() || !r["min_risk"].is_null());
+    if by_risk || !r["top"].is_null() || !r["top_percent"].is_null() {
+        return None;
+    }
+    ["Fit", "Mild", "Moderate", "Severe"]
+        .iter()
+        .position(|c| r["min_category"] == *c)
+}
+
+/// The equity rows (dimension, group) that make up a profile group across PCNs: a ten-year age
+/// band is two five-year bands (`75-84`: `75-79` and `80-84`; `85+`: `85-89` and `90+`).
+fn equity_groups(dim: &str, group: &str) -> Vec<(String, String)> {
+    let one = |g: String| (dim.to_string(), g);
+    if dim != "age_band" {
+        return vec![one(group.to_string())];
+    }
+    if group == "85+" {
+        return vec![one("85-89".into()), one("90+".into())];
+    }
+    let (lo, hi) = group.split_once('-').expect("age band lo-hi");
+    let (lo, hi): (i32, i32) = (lo.parse().unwrap(), hi.parse().unwrap());
+    if hi - lo < 9 {
+        return vec![one(group.to_string())];
+    }
+    vec![
+        one(format!("{lo}-{}", lo + 4)),
+        one(format!("{}-{hi}", lo + 5)),
+    ]
 }
 
 /// Audit the published tables of one output folder. `round_to` is the rounding applied (1 for
 /// none, 5 for `--publication`).
 pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
-    let summary = read(&out.join("summary.csv"));
-    let equity = read(&out.join("equity.csv"));
-    // Variables: every cell of both tables, summary first.
+    const EFI: &str = "fit,mild,moderate,severe,total";
+    let summary = read(&out.join("summary.csv"), EFI);
+    let equity = read(&out.join("equity.csv"), EFI);
+    let profile_path = out.join("pcn_profile.csv");
+    let profile = if profile_path.exists() {
+        read(&profile_path, "listed,not_listed,eligible")
+    } else {
+        Sheet {
+            cols: Vec::new(),
+            rows: Vec::new(),
+            cells: Vec::new(),
+        }
+    };
+    // Variables: every cell of the tables, summary first.
     let mut bounds: Vec<(f64, f64)> = Vec::new();
     let mut names: Vec<(String, String, String)> = Vec::new();
-    let cols = ["fit", "mild", "moderate", "severe", "total"];
     let mut base = Vec::new();
-    for (file, sheet) in [("summary.csv", &summary), ("equity.csv", &equity)] {
+    for (file, sheet) in [
+        ("summary.csv", &summary),
+        ("equity.csv", &equity),
+        ("pcn_profile.csv", &profile),
+    ] {
         base.push(bounds.len());
         for (r, row) in sheet.cells.iter().enumerate() {
             for (k, c) in row.iter().enumerate() {
@@ -102,7 +167,7 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
                 names.push((
                     file.to_string(),
                     format!("{}/{}", sheet.rows[r].0, sheet.rows[r].1),
-                    cols[k].to_string(),
+                    sheet.cols[k].clone(),
                 ));
             }
         }
@@ -112,6 +177,7 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
     let mut eqs: Vec<Vec<(usize, f64)>> = Vec::new();
     let mut geqs: Vec<Vec<(usize, f64)>> = Vec::new();
     for (t, sheet) in [&summary, &equity].iter().enumerate() {
+        // (the profile's row totals are added with its other relations below)
         for r in 0..sheet.rows.len() {
             let mut e: Vec<(usize, f64)> = (0..4).map(|k| (cell(t, r, k), 1.0)).collect();
             e.push((cell(t, r, 4), -1.0));
@@ -198,57 +264,167 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
             None => eqs.push(vec![(cell(0, s_all("core20"), k), 1.0)]),
         }
     }
-    let solve = |objective: &[(usize, f64)], maximize: bool| -> Option<f64> {
-        let dir = if maximize {
-            OptimizationDirection::Maximize
-        } else {
-            OptimizationDirection::Minimize
+    // The profile. Its cells are audited; the people of the PCNs without a profile, by group
+    // (variables added below), are not cells of any table.
+    let audited = bounds.len();
+    if !profile.rows.is_empty() {
+        let pc = |r: usize, k: usize| base[2] + r * 3 + k;
+        // Per profile column (listed, not listed, eligible): the eFI columns it adds up to.
+        let efi: [Vec<usize>; 3] = match by_category(out) {
+            Some(min) => [(min..4).collect(), (0..min).collect(), vec![4]],
+            None => [Vec::new(), Vec::new(), vec![4]],
         };
-        let mut p = Problem::new(dir);
-        let vars: Vec<_> = bounds
+        let p_row = |a: &str, g: &str| profile.rows.iter().position(|(x, y)| x == a && y == g);
+        let s_row = |a: &str, g: &str| summary.rows.iter().position(|(x, y)| x == a && y == g);
+        for r in 0..profile.rows.len() {
+            eqs.push(vec![(pc(r, 0), 1.0), (pc(r, 1), 1.0), (pc(r, 2), -1.0)]);
+        }
+        let mut blocks: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+        let mut groups: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (r, (a, g)) in profile.rows.iter().enumerate() {
+            if let Some((dim, _)) = g.split_once('=') {
+                blocks.entry((a.as_str(), dim)).or_default().push(r);
+                if dim != "practice" {
+                    groups.entry(g.as_str()).or_default().push(r);
+                }
+            }
+            let same = match g.as_str() {
+                "all" => s_row(a, "all"),
+                "imd_quintile=1" => s_row(a, "core20"),
+                _ => None,
+            };
+            if let Some(q) = same {
+                for (k, cols) in efi.iter().enumerate() {
+                    if cols.is_empty() {
+                        continue;
+                    }
+                    let mut e = vec![(pc(r, k), 1.0)];
+                    e.extend(cols.iter().map(|&c| (cell(0, q, c), -1.0)));
+                    eqs.push(e);
+                }
+            }
+        }
+        for ((a, _), parts) in &blocks {
+            let all = p_row(a, "all").expect("profile all row");
+            for k in 0..3 {
+                let mut e: Vec<(usize, f64)> = parts.iter().map(|&r| (pc(r, k), 1.0)).collect();
+                e.push((pc(all, k), -1.0));
+                eqs.push(e);
+            }
+        }
+        // Across PCNs.
+        let shown: std::collections::BTreeSet<&str> =
+            profile.rows.iter().map(|(a, _)| a.as_str()).collect();
+        let left_out: Vec<usize> = summary
+            .rows
             .iter()
             .enumerate()
-            .map(|(i, &b)| {
-                let c = objective.iter().find(|(j, _)| *j == i).map_or(0.0, |x| x.1);
-                p.add_var(c, b)
-            })
+            .filter(|(_, (a, g))| a != "ALL" && g == "all" && !shown.contains(a.as_str()))
+            .map(|(r, _)| r)
             .collect();
-        for e in &eqs {
-            p.add_constraint(
-                e.iter().map(|&(i, c)| (vars[i], c)).collect::<Vec<_>>(),
-                ComparisonOp::Eq,
-                0.0,
-            );
+        let mut residuals: BTreeMap<(&str, usize), Vec<usize>> = BTreeMap::new();
+        for (g, rows) in &groups {
+            let (dim, v) = g.split_once('=').unwrap();
+            let eq_rows: Vec<usize> = equity_groups(dim, v)
+                .into_iter()
+                .filter_map(|(d, gg)| {
+                    equity.rows.iter().position(|(x, y)| {
+                        *x == d && (*y == gg || y.split(' ').next() == Some(&gg))
+                    })
+                })
+                .collect();
+            for (k, cols) in efi.iter().enumerate() {
+                if cols.is_empty() {
+                    continue;
+                }
+                let mut e: Vec<(usize, f64)> = rows.iter().map(|&r| (pc(r, k), 1.0)).collect();
+                if !left_out.is_empty() {
+                    let var = bounds.len();
+                    bounds.push((0.0, f64::INFINITY));
+                    names.push(("(left out)".into(), g.to_string(), k.to_string()));
+                    e.push((var, 1.0));
+                    residuals.entry((dim, k)).or_default().push(var);
+                }
+                for &q in &eq_rows {
+                    e.extend(cols.iter().map(|&c| (cell(1, q, c), -1.0)));
+                }
+                eqs.push(e);
+            }
         }
-        for e in &geqs {
-            p.add_constraint(
-                e.iter().map(|&(i, c)| (vars[i], c)).collect::<Vec<_>>(),
-                ComparisonOp::Ge,
-                0.0,
-            );
+        for ((_, k), vars) in residuals {
+            let mut e: Vec<(usize, f64)> = vars.iter().map(|&v| (v, 1.0)).collect();
+            for &q in &left_out {
+                e.extend(efi[k].iter().map(|&c| (cell(0, q, c), -1.0)));
+            }
+            eqs.push(e);
         }
-        match p.solve() {
-            Ok(microlp::SolveOutcome::Solution(s)) => Some(s.objective()),
-            Ok(microlp::SolveOutcome::Interrupted(_)) => panic!("LP interrupted"),
-            Err(microlp::Error::Unbounded) => None,
-            Err(e) => panic!("published tables are inconsistent: {e}"),
-        }
-    };
-    let pinned = |objective: &[(usize, f64)]| -> Option<i64> {
-        let lo = solve(objective, false).unwrap_or(0.0);
-        let hi = solve(objective, true)?;
+    }
+    let solve_with =
+        |bounds: &[(f64, f64)], objective: &[(usize, f64)], maximize: bool| -> Option<f64> {
+            let dir = if maximize {
+                OptimizationDirection::Maximize
+            } else {
+                OptimizationDirection::Minimize
+            };
+            let mut p = Problem::new(dir);
+            let vars: Vec<_> = bounds
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| {
+                    let c = objective.iter().find(|(j, _)| *j == i).map_or(0.0, |x| x.1);
+                    p.add_var(c, b)
+                })
+                .collect();
+            for e in &eqs {
+                p.add_constraint(
+                    e.iter().map(|&(i, c)| (vars[i], c)).collect::<Vec<_>>(),
+                    ComparisonOp::Eq,
+                    0.0,
+                );
+            }
+            for e in &geqs {
+                p.add_constraint(
+                    e.iter().map(|&(i, c)| (vars[i], c)).collect::<Vec<_>>(),
+                    ComparisonOp::Ge,
+                    0.0,
+                );
+            }
+            match p.solve() {
+                Ok(microlp::SolveOutcome::Solution(s)) => Some(s.objective()),
+                Ok(microlp::SolveOutcome::Interrupted(_)) => panic!("LP interrupted"),
+                Err(microlp::Error::Unbounded) => None,
+                Err(e) => panic!("published tables are inconsistent: {e}"),
+            }
+        };
+    let pinned_with = |bounds: &[(f64, f64)], objective: &[(usize, f64)]| -> Option<i64> {
+        let lo = solve_with(bounds, objective, false).unwrap_or(0.0);
+        let hi = solve_with(bounds, objective, true)?;
         let (lo, hi) = ((lo - 1e-6).ceil(), (hi + 1e-6).floor());
         (lo >= hi).then_some(lo as i64)
     };
+    let pinned = |objective: &[(usize, f64)]| pinned_with(&bounds, objective);
+    // The summary and equity tables alone, every profile cell unknown.
+    let mut without_profile = bounds.clone();
+    for b in &mut without_profile[base[2]..audited] {
+        *b = (0.0, f64::INFINITY);
+    }
     let mut f = Findings::default();
-    for (i, b) in bounds.iter().enumerate() {
+    for (i, b) in bounds.iter().enumerate().take(audited) {
         if b.1 != f64::INFINITY {
             continue;
         }
         f.suppressed += 1;
         if let Some(v) = pinned(&[(i, 1.0)]).filter(|&v| v != 0) {
             let (file, row, col) = names[i].clone();
-            f.pinned.push((file, row, col, v));
+            // A profile cell that is a sum of summary cells (a PCN's listed people when the
+            // lists are an eFI category or worse) and that the summary and equity tables alone
+            // pin is not the profile's disclosure: it is a sum of their hidden cells, which
+            // their cell-by-cell protection does not cover.
+            if i >= base[2] && pinned_with(&without_profile, &[(i, 1.0)]) == Some(v) {
+                f.sums_of_hidden.push((file, row, col, v));
+            } else {
+                f.pinned.push((file, row, col, v));
+            }
         }
     }
     // A small difference "everyone minus Core20" is itself a count that must not be pinned.
