@@ -12,10 +12,11 @@ How it runs:
    counted, never dropped silently).
 2. Every record is tagged with its patient's PCN and the four tables are put side by side in one
    wide table, so that each PCN's patients and records meet in one task: ``groupBy(pcn)
-   .applyInArrow`` on Spark 4.0 and later, ``repartition(pcn) .mapInArrow`` on Spark 3.5 (a
-   partition then holds several whole PCNs). Each task checks and scores its PCNs in strata
-   (the same code as the binary) and returns the PCNs' list files, its patients' scores, its
-   rejected rows and the aggregate tables' counts.
+   .applyInArrow`` on Spark 4.0 and later, ``repartition(pcn) .sortWithinPartitions(pcn)
+   .mapInArrow`` on Spark 3.5 (a partition then holds several whole PCNs, one after another).
+   Each task checks and scores its PCNs one at a time in strata (the same code as the binary)
+   and returns the PCNs' list files, their patients' scores, their rejected rows and the
+   aggregate tables' counts.
 3. The counts are added up in Spark and protected once on the driver by strata's disclosure
    control; the rejected-row limit is applied to whole files; the driver writes the lists,
    ``scores.parquet`` (in pseudonym order), ``summary.csv``, ``equity.csv``, ``rejects.csv`` and
@@ -193,15 +194,35 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     return pa.Table.from_batches([_result_batch(rows)])
 
 
+def _pcn_runs(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
+    """The rows of a partition sorted by PCN, one table per PCN: batches are cut where the PCN
+    changes, and each PCN's pieces put together once its last row has passed."""
+    pending: List[pa.RecordBatch] = []
+    current: Any = None
+    for b in batches:
+        if b.num_rows == 0:
+            continue
+        runs = pc.run_end_encode(b.column(PCN))
+        start = 0
+        for end, value in zip(runs.run_ends.to_pylist(), runs.values.to_pylist()):
+            if pending and value != current:
+                yield pa.Table.from_batches(pending)
+                pending = []
+            current = value
+            pending.append(b.slice(start, end - start))
+            start = end
+    if pending:
+        yield pa.Table.from_batches(pending)
+
+
 def _map_partition(settings: Dict[str, Any]):
-    """The function for ``mapInArrow``: a partition holds whole PCNs; score them together."""
+    """The function for ``mapInArrow``: a partition holds whole PCNs, its rows sorted by PCN;
+    each PCN is scored on its own (a task holds one PCN's rows at a time, as with
+    ``applyInArrow``)."""
 
     def f(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        batches = list(batches)
-        if not batches:
-            return
-        out = score_task(pa.Table.from_batches(batches), settings)
-        yield from out.to_batches()
+        for table in _pcn_runs(batches):
+            yield from score_task(table, settings).to_batches()
 
     return f
 
@@ -495,7 +516,11 @@ def score(
     else:
         n_pcns = p.select("pcn_code").distinct().count()
         parts = max(1, min(n_pcns, int(spark.conf.get("spark.sql.shuffle.partitions", "200"))))
-        result = wide.repartition(parts, PCN).mapInArrow(_map_partition(settings), RESULT_DDL)
+        result = (
+            wide.repartition(parts, PCN)
+            .sortWithinPartitions(PCN)
+            .mapInArrow(_map_partition(settings), RESULT_DDL)
+        )
     result = result.persist()
 
     # 4. The counts, added up in Spark; everything else to the driver.
@@ -725,5 +750,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``strata-spark`` command: :func:`main`, its exit code raised as ``SystemExit`` (so that
+    a caller that ignores return values, such as a Databricks Python wheel task, still sees a
+    failed run fail)."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

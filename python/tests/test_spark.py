@@ -325,3 +325,17 @@ def test_a_second_run_compared_with_the_fixtures_first_equals_the_binarys(spark,
         assert_same_outputs(binary, out)
         assert (m["new_on_lists"], m["dropped_off_lists"]) == (
             want["new_on_lists"], want["dropped_off_lists"])
+
+
+def test_a_partition_sorted_by_pcn_is_cut_into_one_table_per_pcn():
+    """The map engine's cutting: runs of a PCN that cross batch boundaries are put together,
+    each PCN once, in order, every row kept."""
+    pcns = ["A"] * 3 + ["B"] * 5 + ["C"] + ["D"] * 4
+    t = pa.table({sj.PCN: pcns, "x": list(range(len(pcns)))})
+    batches = t.to_batches(max_chunksize=4)
+    assert len(batches) == 4
+    got = list(sj._pcn_runs(iter(batches)))
+    assert [g.column(sj.PCN).unique().to_pylist() for g in got] == [["A"], ["B"], ["C"], ["D"]]
+    assert sum(g.num_rows for g in got) == len(pcns)
+    assert pa.concat_tables(got).column("x").to_pylist() == list(range(len(pcns)))
+    assert list(sj._pcn_runs(iter([]))) == []
