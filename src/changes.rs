@@ -4,7 +4,10 @@
 //!
 //! Pipeline position: `lists` (this run's ranked lists) + the previous run's `scores.parquet` ->
 //! **changes** -> `output`. The previous run is read before the new one is published (with
-//! `--out`, it is the folder about to be replaced), through its pseudonyms only.
+//! `--out`, it is the folder about to be replaced), through its pseudonyms only. The comparison
+//! needs of this run only what its scores file holds ([`Current`]), so the Spark job makes it on
+//! its driver from the scores its tasks return, and its tasks fill each list's `change` column
+//! from the previous run's rows of their own patients ([`Previous::from_rows`]).
 
 use std::path::{Path, PathBuf};
 
