@@ -4,6 +4,7 @@ Spark").
 
     python benches/spark_task_cost.py --cohort DIR --out DIR [--master local[2]]
         [--engine group|map] [--partitions N] [--driver-memory 6g] [--events DIR]
+        [--local-dir DIR] [--previous DIR] [--json FILE]
 
 Spark settings: the event log (``spark.eventLog.enabled``) with per-stage executor metric peaks
 (``spark.eventLog.logStageExecutorMetrics``) and process-tree metrics
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import resource
 import json
 import os
 import sys
@@ -118,6 +120,18 @@ def read_event_log(paths) -> dict:
     return {"stages": stages, "tasks": tasks, "jobs": jobs, "stage_peaks": stage_peaks}
 
 
+def scoring_stage(by_stage: dict) -> int:
+    """The stage whose tasks send data to Python workers (applyInArrow / mapInArrow); if Spark
+    did not report it, the one with the most shuffle read."""
+    def sent(ts):
+        return sum(int(t["python"].get("data sent to Python workers", 0) or 0) for t in ts)
+
+    stage = max(by_stage, key=lambda s: sent(by_stage[s]))
+    if sent(by_stage[stage]) > 0:
+        return stage
+    return max(by_stage, key=lambda s: sum(t["shuffle_read_mb"] for t in by_stage[s]))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cohort", required=True)
@@ -129,6 +143,8 @@ def main() -> int:
     ap.add_argument("--partitions", type=int, default=64)
     ap.add_argument("--driver-memory", default="6g")
     ap.add_argument("--events", default="/tmp/strata-spark-events")
+    ap.add_argument("--local-dir", help="spark.local.dir: where shuffle files and spills go")
+    ap.add_argument("--previous", help="compare with this previous run (default: none)")
     ap.add_argument("--json")
     a = ap.parse_args()
 
@@ -139,8 +155,12 @@ def main() -> int:
 
     Path(a.events).mkdir(parents=True, exist_ok=True)
     t_session = time.time()
+    builder = SparkSession.builder
+    if a.local_dir:
+        Path(a.local_dir).mkdir(parents=True, exist_ok=True)
+        builder = builder.config("spark.local.dir", a.local_dir)
     spark = (
-        SparkSession.builder.appName("strata-task-cost")
+        builder.appName("strata-task-cost")
         .master(a.master)
         .config("spark.driver.memory", a.driver_memory)
         .config("spark.sql.shuffle.partitions", str(a.partitions))
@@ -169,7 +189,7 @@ def main() -> int:
     cpu0 = os.times()
     t0 = time.time()
     m = sj.score(a.cohort, a.as_of, a.out, spark=spark, today=a.today, engine=a.engine,
-                 compare=False)
+                 previous=a.previous, compare=a.previous is not None)
     job_s = time.time() - t0
     cpu1 = os.times()
     time.sleep(0.3)
@@ -186,15 +206,19 @@ def main() -> int:
     by_stage: dict = {}
     for t in ev["tasks"]:
         by_stage.setdefault(t["stage"], []).append(t)
-    score_stage = max(by_stage, key=lambda s: sum(t["cpu_s"] for t in by_stage[s]))
+    score_stage = scoring_stage(by_stage)
     stage_tasks = sorted(by_stage[score_stage], key=lambda t: -t["shuffle_read_records"])
     print(f"session start {session_s:.1f} s; job {job_s:.1f} s wall; driver process CPU "
           f"{(cpu1.user - cpu0.user) + (cpu1.system - cpu0.system):.1f} s (children "
           f"{(cpu1.children_user - cpu0.children_user) + (cpu1.children_system - cpu0.children_system):.1f} s)")
     print(f"stages (seconds): {m['seconds']}")
+    driver_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(f"CPU during the job (from /proc): JVM {jvm_cpu:.1f} s, Python workers {python_cpu:.1f} s, "
-          f"driver Python {(cpu1.user - cpu0.user) + (cpu1.system - cpu0.system):.1f} s")
-    print(f"patients {m.get('patients')}, listed {m.get('listed')}, engine {m['engine']}")
+          f"driver Python {(cpu1.user - cpu0.user) + (cpu1.system - cpu0.system):.1f} s; "
+          f"driver Python peak RSS {driver_rss / 1e6:.0f} MB")
+    print(f"patients {m.get('patients')}, listed {m.get('listed')}, engine {m['engine']}; "
+          f"compared with {m['compared_with']}: {m['new_on_lists']} new, "
+          f"{m['dropped_off_lists']} dropped")
     print(f"scoring stage {score_stage}: {ev['stages'].get(score_stage, {}).get('name')}, "
           f"{len(stage_tasks)} tasks, {ev['stages'].get(score_stage, {}).get('wall_s')} s")
     print("task  wall_s  run_s  cpu_s  gc_s  peak_exec_MB  shuffle_read_MB  records  result_MB")
@@ -222,8 +246,10 @@ def main() -> int:
     if a.json:
         Path(a.json).write_text(json.dumps({
             "job_s": job_s, "session_s": session_s, "jvm_cpu_s": jvm_cpu,
-            "python_worker_cpu_s": python_cpu, "manifest_seconds": m["seconds"],
-            "score_stage": score_stage, "tasks": stage_tasks, "stages": ev["stages"],
+            "python_worker_cpu_s": python_cpu, "driver_python_peak_rss": driver_rss,
+            "driver_python_cpu_s": (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system), "manifest_seconds": m["seconds"],
+            "score_stage": score_stage, "tasks": stage_tasks, "all_tasks": ev["tasks"],
+            "stages": ev["stages"],
             "stage_peaks": ev["stage_peaks"],
             "sampled": {f"{k}:{p}": v for (k, p), v in peaks.items()},
         }, indent=1, default=str))

@@ -1131,6 +1131,13 @@ fn file_stem(code: &str) -> String {
     output::file_stem(code)
 }
 
+/// The FNV-1a 64-bit hash of `data` as 16 hex digits (what the binary's manifest records for
+/// each output, beside its SHA-256).
+#[pyfunction]
+fn fnv1a64(py: Python<'_>, data: &[u8]) -> String {
+    py.detach(|| format!("{:016x}", strata::datafile::fnv1a64(data)))
+}
+
 /// The embedded models folder (written out on first use), or the one `$STRATA_MODELS` names.
 #[pyfunction]
 fn default_models() -> PyResult<String> {
@@ -1146,6 +1153,7 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode_table, m)?)?;
     m.add_function(wrap_pyfunction!(default_models, m)?)?;
     m.add_function(wrap_pyfunction!(read_previous, m)?)?;
+    m.add_function(wrap_pyfunction!(fnv1a64, m)?)?;
     m.add_class::<PreviousRun>()?;
     m.add("PreviousRunError", m.py().get_type::<PreviousRunError>())?;
     m.add_class::<ArrowStream>()?;

@@ -31,6 +31,7 @@ from ._strata import (
     default_models,
     encode_table,
     file_stem,
+    fnv1a64,
     protect_tables,
     read_previous,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "read_previous",
     "default_models",
     "file_stem",
+    "fnv1a64",
     "protect_tables",
     "encode_table",
     "__version__",

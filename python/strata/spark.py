@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import hashlib
 import io
 import json
 import os
@@ -234,14 +235,6 @@ def _apply_group(settings: Dict[str, Any]):
         return score_task(table, settings)
 
     return f
-
-
-def _fnv1a64(data: bytes) -> str:
-    h = 0xCBF29CE484222325
-    for b in data:
-        h ^= b
-        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return f"{h:016x}"
 
 
 # Rows a problem names at most (strata::input::report::MAX_ROWS_SHOWN).
@@ -592,7 +585,8 @@ def score(
 
     def write(rel: str, data: bytes, rows: int) -> None:
         (work / rel).write_bytes(data)
-        written.append({"path": rel, "rows": rows, "bytes": len(data), "fnv1a64": _fnv1a64(data)})
+        written.append({"path": rel, "rows": rows, "bytes": len(data),
+                        "fnv1a64": strata.fnv1a64(data), "sha256": hashlib.sha256(data).hexdigest()})
 
     stems: List[str] = []
     for pcn, csv, parquet in lists:
