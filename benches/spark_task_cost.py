@@ -208,13 +208,14 @@ def main() -> int:
         by_stage.setdefault(t["stage"], []).append(t)
     score_stage = scoring_stage(by_stage)
     stage_tasks = sorted(by_stage[score_stage], key=lambda t: -t["shuffle_read_records"])
-    print(f"session start {session_s:.1f} s; job {job_s:.1f} s wall; driver process CPU "
+    print(f"session start {session_s:.1f} s; job {job_s:.1f} s wall; this process's CPU (the "
+          f"driver's Python and the /proc sampler) "
           f"{(cpu1.user - cpu0.user) + (cpu1.system - cpu0.system):.1f} s (children "
           f"{(cpu1.children_user - cpu0.children_user) + (cpu1.children_system - cpu0.children_system):.1f} s)")
     print(f"stages (seconds): {m['seconds']}")
     driver_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(f"CPU during the job (from /proc): JVM {jvm_cpu:.1f} s, Python workers {python_cpu:.1f} s, "
-          f"driver Python {(cpu1.user - cpu0.user) + (cpu1.system - cpu0.system):.1f} s; "
+          f"this process (driver Python + sampler) {(cpu1.user - cpu0.user) + (cpu1.system - cpu0.system):.1f} s; "
           f"driver Python peak RSS {driver_rss / 1e6:.0f} MB")
     print(f"patients {m.get('patients')}, listed {m.get('listed')}, engine {m['engine']}; "
           f"compared with {m['compared_with']}: {m['new_on_lists']} new, "
