@@ -4,7 +4,10 @@
 //!
 //! Pipeline position: `lists` (this run's ranked lists) + the previous run's `scores.parquet` ->
 //! **changes** -> `output`. The previous run is read before the new one is published (with
-//! `--out`, it is the folder about to be replaced), through its pseudonyms only.
+//! `--out`, it is the folder about to be replaced), through its pseudonyms only. The comparison
+//! needs of this run only what its scores file holds ([`Current`]), so the Spark job makes it on
+//! its driver from the scores its tasks return, and its tasks fill each list's `change` column
+//! from the previous run's rows of their own patients ([`Previous::from_rows`]).
 
 use std::path::{Path, PathBuf};
 
@@ -115,6 +118,65 @@ impl Previous {
             listed,
         }))
     }
+
+    /// Its listed people, `(patient_id, pcn_code, efi_category)`, in pseudonym order: all a
+    /// comparison reads of them besides who dropped off.
+    pub fn listed_rows(&self) -> impl Iterator<Item = (&str, &str, Option<EfiCategory>)> {
+        (0..self.ids.len())
+            .filter(|&q| self.listed[q])
+            .map(|q| (self.ids[q].as_str(), self.pcn[q].as_str(), self.category[q]))
+    }
+
+    /// A previous run from its rows `(patient_id, pcn_code, efi_category, listed)`, in any
+    /// order, as read from its scores file elsewhere (the Spark job hands each task the rows of
+    /// its own patients). `dir` and `as_of` say what it is. A pseudonym given twice is refused.
+    pub fn from_rows(
+        dir: PathBuf,
+        as_of: Option<String>,
+        mut rows: Vec<(String, String, Option<EfiCategory>, bool)>,
+    ) -> Result<Previous, ChangesError> {
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        if let Some(w) = rows.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(ChangesError::Unreadable {
+                path: dir,
+                reason: format!("pseudonym {} given twice", w[0].0),
+            });
+        }
+        let mut prev = Previous {
+            dir,
+            as_of,
+            ids: Vec::with_capacity(rows.len()),
+            pcn: Vec::with_capacity(rows.len()),
+            category: Vec::with_capacity(rows.len()),
+            listed: Vec::with_capacity(rows.len()),
+        };
+        for (id, pcn, category, listed) in rows {
+            prev.ids.push(id);
+            prev.pcn.push(pcn);
+            prev.category.push(category);
+            prev.listed.push(listed);
+        }
+        Ok(prev)
+    }
+}
+
+/// A run as the comparison sees it, whole-cohort: every patient in pseudonym order with their
+/// PCN, status, frailty category and whether they are on their PCN's list. The binary builds it
+/// from its cohort ([`Changes::compare`]); the Spark job from the scores its tasks return.
+#[derive(Debug, Clone, Copy)]
+pub struct Current<'a> {
+    /// Pseudonyms, ascending.
+    pub ids: &'a [String],
+    /// PCN codes, ascending, distinct.
+    pub pcns: &'a [String],
+    /// Per patient, their PCN (index into `pcns`).
+    pub pcn: &'a [u32],
+    /// Per patient, their eligibility status.
+    pub status: &'a [Status],
+    /// Per patient, their eFI category.
+    pub category: &'a [EfiCategory],
+    /// Per patient, whether they are on their PCN's list.
+    pub listed: &'a [bool],
 }
 
 /// How a listed person's place changed since the previous run.
@@ -170,10 +232,15 @@ pub struct Changes {
 impl Changes {
     /// No comparison (first run, or switched off), saying why.
     pub fn none(cohort: &Cohort, why: impl Into<String>) -> Changes {
+        Changes::none_for(cohort.patients.len(), cohort.patients.pcns.len(), why)
+    }
+
+    /// No comparison, for a run of `patients` people in `pcns` PCNs, saying why.
+    pub fn none_for(patients: usize, pcns: usize, why: impl Into<String>) -> Changes {
         Changes {
             compared_with: why.into(),
-            change: vec![None; cohort.patients.len()],
-            dropped: vec![Vec::new(); cohort.patients.pcns.len()],
+            change: vec![None; patients],
+            dropped: vec![Vec::new(); pcns],
             dropped_from_gone_pcns: 0,
         }
     }
@@ -187,55 +254,68 @@ impl Changes {
         prev: &Previous,
     ) -> Changes {
         let pa = &cohort.patients;
-        let mut out = Changes::none(
-            cohort,
+        let mut listed = vec![false; pa.len()];
+        for (_, members) in ranked {
+            for &p in members {
+                listed[p as usize] = true;
+            }
+        }
+        let category: Vec<EfiCategory> = scored.scores.iter().map(|s| s.efi_category).collect();
+        let now = Current {
+            ids: &pa.id,
+            pcns: &pa.pcns,
+            pcn: &pa.pcn,
+            status: &scored.status,
+            category: &category,
+            listed: &listed,
+        };
+        Changes::between(&now, rules.min_category, prev)
+    }
+
+    /// Compare a run, as [`Current`] describes it, with `prev`; `min_category` is the lists'
+    /// frailty cut-off (it tells "frailty fell" from "below the list's cut-off").
+    pub fn between(now: &Current, min_category: EfiCategory, prev: &Previous) -> Changes {
+        let mut out = Changes::none_for(
+            now.ids.len(),
+            now.pcns.len(),
             format!(
                 "{} (as of {})",
                 prev.dir.display(),
                 prev.as_of.as_deref().unwrap_or("unknown")
             ),
         );
-        let mut listed_now = vec![false; pa.len()];
-        for (_, members) in ranked {
-            for &p in members {
-                listed_now[p as usize] = true;
-            }
-        }
         let lookup = |ids: &[String], id: &str| ids.binary_search_by(|x| x.as_str().cmp(id)).ok();
-        for (pcn, members) in ranked {
-            for &p in members {
-                let p = p as usize;
-                let before = lookup(&prev.ids, &pa.id[p])
-                    .filter(|&q| prev.listed[q] && prev.pcn[q] == pa.pcns[*pcn as usize]);
-                let now = scored.scores[p].efi_category;
-                out.change[p] = Some(match before.map(|q| prev.category[q]) {
-                    None => Change::New,
-                    Some(Some(c)) if now > c => Change::Up,
-                    Some(Some(c)) if now < c => Change::Down,
-                    Some(_) => Change::Same,
-                });
-            }
+        for p in (0..now.ids.len()).filter(|&p| now.listed[p]) {
+            let before = lookup(&prev.ids, &now.ids[p])
+                .filter(|&q| prev.listed[q] && prev.pcn[q] == now.pcns[now.pcn[p] as usize]);
+            let c = now.category[p];
+            out.change[p] = Some(match before.map(|q| prev.category[q]) {
+                None => Change::New,
+                Some(Some(b)) if c > b => Change::Up,
+                Some(Some(b)) if c < b => Change::Down,
+                Some(_) => Change::Same,
+            });
         }
         for q in 0..prev.ids.len() {
             if !prev.listed[q] {
                 continue;
             }
-            let Ok(pcn) = pa.pcns.binary_search(&prev.pcn[q]) else {
+            let Ok(pcn) = now.pcns.binary_search(&prev.pcn[q]) else {
                 out.dropped_from_gone_pcns += 1;
                 continue;
             };
-            let reason = match lookup(&pa.id, &prev.ids[q]) {
+            let reason = match lookup(now.ids, &prev.ids[q]) {
                 None => "no longer in the cohort (deregistered or moved away)".to_string(),
-                Some(p) if listed_now[p] && pa.pcn[p] as usize == pcn => continue,
-                Some(p) if scored.status[p] == Status::Deceased => "died".to_string(),
-                Some(p) if pa.pcn[p] as usize != pcn => {
-                    format!("moved to another PCN ({})", pa.pcns[pa.pcn[p] as usize])
+                Some(p) if now.listed[p] && now.pcn[p] as usize == pcn => continue,
+                Some(p) if now.status[p] == Status::Deceased => "died".to_string(),
+                Some(p) if now.pcn[p] as usize != pcn => {
+                    format!("moved to another PCN ({})", now.pcns[now.pcn[p] as usize])
                 }
-                Some(p) if scored.status[p] != Status::Eligible => {
-                    format!("no longer eligible ({})", scored.status[p].name())
+                Some(p) if now.status[p] != Status::Eligible => {
+                    format!("no longer eligible ({})", now.status[p].name())
                 }
-                Some(p) if scored.scores[p].efi_category < rules.min_category => {
-                    format!("frailty fell to {}", scored.scores[p].efi_category.name())
+                Some(p) if now.category[p] < min_category => {
+                    format!("frailty fell to {}", now.category[p].name())
                 }
                 Some(_) => "below the list's cut-off this time".to_string(),
             };

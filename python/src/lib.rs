@@ -24,7 +24,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCapsule};
 
-use strata::changes::Changes;
+use strata::changes::{Changes, ChangesError, Current, Previous};
 use strata::cohort::Cohort;
 use strata::definitions::Definitions;
 use strata::disclosure::{self, Suppression};
@@ -51,6 +51,12 @@ create_exception!(
     InvalidCohortError,
     pyo3::exceptions::PyValueError,
     "The cohort failed strata's checks (the message is the validation report, as `strata validate` prints it)."
+);
+create_exception!(
+    _strata,
+    PreviousRunError,
+    pyo3::exceptions::PyValueError,
+    "A previous run's folder could not be read to compare with (the binary warns and compares with nothing)."
 );
 create_exception!(
     _strata,
@@ -86,6 +92,9 @@ enum Failure {
     /// A file could not be written or read back.
     #[error(transparent)]
     Output(#[from] strata::publish::OutputError),
+    /// A previous run could not be read.
+    #[error(transparent)]
+    Previous(#[from] ChangesError),
     /// Writing the embedded models folder or a temporary file failed.
     #[error("{context}: {source}")]
     Io {
@@ -106,6 +115,7 @@ impl From<Failure> for PyErr {
             }
             Failure::Definitions(e) => ModelsError::new_err(e.to_string()),
             Failure::Risk(e) => ModelsError::new_err(e.to_string()),
+            Failure::Previous(e) => PreviousRunError::new_err(e.to_string()),
             Failure::Io { .. } => pyo3::exceptions::PyOSError::new_err(f.to_string()),
             other => PyRuntimeError::new_err(other.to_string()),
         }
@@ -320,6 +330,10 @@ struct Scoring {
     models: Vec<RiskModel>,
     /// Their results, same order.
     risks: Vec<ModelRisk>,
+    /// What changed since the previous run given (none compared: the `change` column empty).
+    changes: Changes,
+    /// Why the previous run given could not be compared with, as the binary warns.
+    compare_warning: Option<String>,
 }
 
 impl Scoring {
@@ -338,10 +352,10 @@ impl Scoring {
         )
     }
 
-    /// No comparison with a previous run (the lists' `change` column is empty, as the binary's
-    /// with `--no-compare` or on a first run).
-    fn no_changes(&self) -> Changes {
-        Changes::none(&self.cohort, "nothing compared (no previous run given)")
+    /// Whether the lists come with `<PCN>.dropped.csv` files (the binary's rule in
+    /// `output::write_outputs`: something was compared and found).
+    fn has_dropped_files(changes: &Changes) -> bool {
+        !changes.change.iter().all(Option::is_none) || !changes.dropped.iter().all(Vec::is_empty)
     }
 
     /// The risk models' columns of the lists and the scores file.
@@ -419,12 +433,12 @@ impl Scoring {
     fn lists(&self) -> PyResult<Vec<(String, ArrowStream)>> {
         let scorer = Scorer::new(&self.definitions);
         let risk = self.risk_columns();
-        let changes = self.no_changes();
+        let changes = &self.changes;
         self.ranked()
             .into_iter()
             .map(|(pcn, pats)| {
                 let df =
-                    output::list_frame(&self.cohort, &self.scored, &scorer, &pats, &risk, &changes)
+                    output::list_frame(&self.cohort, &self.scored, &scorer, &pats, &risk, changes)
                         .map_err(Failure::from)?;
                 Ok((
                     self.cohort.patients.pcns[pcn as usize].clone(),
@@ -438,11 +452,11 @@ impl Scoring {
     fn list_files<'py>(&self, py: Python<'py>) -> PyResult<Vec<ListFiles<'py>>> {
         let scorer = Scorer::new(&self.definitions);
         let risk = self.risk_columns();
-        let changes = self.no_changes();
+        let changes = &self.changes;
         let mut out = Vec::new();
         for (pcn, pats) in self.ranked() {
             let mut df =
-                output::list_frame(&self.cohort, &self.scored, &scorer, &pats, &risk, &changes)
+                output::list_frame(&self.cohort, &self.scored, &scorer, &pats, &risk, changes)
                     .map_err(Failure::from)?;
             let csv = encode(&output::csv::Csv::EXCEL, &mut df)?;
             let parquet = encode(&output::parquet::Parquet, &mut df)?;
@@ -453,6 +467,37 @@ impl Scoring {
             ));
         }
         Ok(out)
+    }
+
+    /// Who dropped off each PCN's list since the previous run given: `[(pcn_code, table)]` in
+    /// PCN code order (the binary's `lists/<PCN>.dropped.csv`), or `[]` when the binary writes
+    /// none (nothing compared, or nobody listed and nobody dropped). Whole-cohort: a person who
+    /// moved to a PCN outside the tables given reads as no longer in the cohort.
+    fn dropped(&self) -> PyResult<Vec<(String, ArrowStream)>> {
+        if !Scoring::has_dropped_files(&self.changes) {
+            return Ok(Vec::new());
+        }
+        self.ranked()
+            .into_iter()
+            .map(|(pcn, _)| {
+                let df = output::dropped_frame(&self.changes.dropped[pcn as usize])
+                    .map_err(Failure::from)?;
+                Ok((
+                    self.cohort.patients.pcns[pcn as usize].clone(),
+                    ArrowStream { df },
+                ))
+            })
+            .collect()
+    }
+
+    /// The comparison with the previous run, as the manifest says it: `(compared_with,
+    /// new_on_lists, dropped_off_lists)`.
+    fn comparison(&self) -> (String, u64, u64) {
+        (
+            self.changes.compared_with.clone(),
+            self.changes.new_on_lists(),
+            self.changes.dropped_total(),
+        )
     }
 
     /// The aggregate tables' counts (unprotected), addable across partitions:
@@ -519,6 +564,7 @@ impl Scoring {
                     m.file.outcome, m.file.path
                 )
             }))
+            .chain(self.compare_warning.clone())
             .collect()
     }
 
@@ -589,7 +635,7 @@ impl Scoring {
 /// Check, load and score a cohort handed as Arrow tables. `as_of` and `today` are
 /// `YYYY-MM-DD`; `today` defaults to the machine's UTC date.
 #[pyfunction]
-#[pyo3(signature = (patients, events, encounters, as_of, medications=None, today=None, models=None, min_age=65, min_category="mild", max_rejected=0.01, allow_identifiers=false, risk_models=None, rank_by="frailty", list_risk_band=None, min_risk=None, top=None, top_percent=None))]
+#[pyo3(signature = (patients, events, encounters, as_of, medications=None, today=None, models=None, min_age=65, min_category="mild", max_rejected=0.01, allow_identifiers=false, risk_models=None, rank_by="frailty", list_risk_band=None, min_risk=None, top=None, top_percent=None, previous=None))]
 #[allow(clippy::too_many_arguments)]
 fn run(
     py: Python<'_>,
@@ -610,6 +656,7 @@ fn run(
     min_risk: Option<f64>,
     top: Option<u32>,
     top_percent: Option<f64>,
+    previous: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Scoring> {
     let as_of = parse_date(as_of, "as_of")?;
     let today = match today {
@@ -696,6 +743,7 @@ fn run(
         top,
         top_percent,
     };
+    let previous = previous.map(previous_arg).transpose()?;
     let models = models_dir(models)?;
     // Cards: those given; by default the models folder's `risk/` (as the binary).
     let cards = match risk_models {
@@ -714,7 +762,8 @@ fn run(
         let cohort = Cohort::from_arrow_with_medications(p, e, n, m, &opts)?;
         let scored = score_cohort(&cohort, &definitions, as_of, &rules);
         let risks = risk::apply(&cards, &cohort, &definitions, &scored, as_of);
-        Ok(Scoring {
+        let changes = Changes::none(&cohort, "nothing compared (no previous run given)");
+        let mut scoring = Scoring {
             cohort,
             scored,
             definitions,
@@ -722,9 +771,266 @@ fn run(
             as_of,
             models: cards,
             risks,
-        })
+            changes,
+            compare_warning: None,
+        };
+        // The binary's comparison (`strata score --previous DIR`), on the lists just ranked.
+        let previous = match previous {
+            None => None,
+            Some(PreviousArg::Rows(prev)) => Some(prev),
+            Some(PreviousArg::Dir(dir)) => match Previous::read(&dir) {
+                Ok(Some(prev)) => Some(prev),
+                Ok(None) => {
+                    scoring.changes.compared_with =
+                        format!("no previous run in {} to compare with", dir.display());
+                    None
+                }
+                Err(e) => {
+                    scoring.compare_warning =
+                        Some(format!("warning: not compared with the previous run: {e}"));
+                    scoring.changes.compared_with = e.to_string();
+                    None
+                }
+            },
+        };
+        if let Some(prev) = previous {
+            let ranked = scoring.ranked();
+            let s = &scoring;
+            scoring.changes = Changes::compare(&s.cohort, &s.scored, &s.rules, &ranked, &prev);
+        }
+        Ok(scoring)
     })?;
     Ok(scoring)
+}
+
+/// The previous run handed to [`run`]: a folder (read as the binary reads it), or its rows.
+enum PreviousArg {
+    /// A previous run's output folder.
+    Dir(PathBuf),
+    /// Rows of a previous run's scores (the Spark job's tasks get their own patients' rows).
+    Rows(Previous),
+}
+
+/// Text columns of an imported table, by name (`None` for a missing optional column).
+fn text_column(df: &DataFrame, name: &str, what: &str) -> Result<Vec<Option<String>>, Failure> {
+    let c = df
+        .column(name)
+        .map_err(|_| Failure::Argument(format!("{what}: no column '{name}'")))?
+        .cast(&polars::prelude::DataType::String)?;
+    Ok(c.str()?.iter().map(|v| v.map(String::from)).collect())
+}
+
+/// `previous=` of [`run`]: a folder, a [`PreviousRun`], or a table of a previous run's scores
+/// rows (`patient_id`, `pcn_code`, `efi_category`, optional `listed`, default true).
+fn previous_arg(obj: &Bound<'_, PyAny>) -> PyResult<PreviousArg> {
+    if let Ok(p) = obj.cast::<PreviousRun>() {
+        return Ok(PreviousArg::Rows(p.get().previous.clone()));
+    }
+    if !obj.hasattr("__arrow_c_stream__")? {
+        let dir: PathBuf = obj.extract().map_err(|_| {
+            Failure::Type(format!(
+                "previous: expected a folder, a PreviousRun or an Arrow table, got {}",
+                obj.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ))
+        })?;
+        return Ok(PreviousArg::Dir(dir));
+    }
+    let df = frame_of(import_stream(obj, "previous")?)?;
+    let what = "previous";
+    let ids = text_column(&df, "patient_id", what)?;
+    let pcns = text_column(&df, "pcn_code", what)?;
+    let cats = text_column(&df, "efi_category", what)?;
+    let listed: Vec<bool> = match df.column("listed") {
+        Ok(c) => c
+            .bool()
+            .map_err(|_| Failure::Argument("previous: 'listed' is not boolean".into()))?
+            .iter()
+            .map(|v| v.unwrap_or(false))
+            .collect(),
+        Err(_) => vec![true; df.height()],
+    };
+    let rows = ids
+        .into_iter()
+        .zip(pcns)
+        .zip(cats)
+        .zip(listed)
+        .map(|(((id, pcn), cat), listed)| {
+            (
+                id.unwrap_or_default(),
+                pcn.unwrap_or_default(),
+                cat.as_deref().and_then(EfiCategory::parse),
+                listed,
+            )
+        })
+        .collect();
+    let prev =
+        Previous::from_rows(PathBuf::from("(rows given)"), None, rows).map_err(Failure::from)?;
+    Ok(PreviousArg::Rows(prev))
+}
+
+/// A previous run's output folder, read as the binary reads it to say what changed: the Spark
+/// job's driver reads it once, hands each task its patients' rows ([`PreviousRun::listed`]),
+/// and compares the whole run's scores with it ([`PreviousRun::compare`]).
+#[pyclass(module = "strata", frozen)]
+struct PreviousRun {
+    previous: Previous,
+}
+
+/// What [`PreviousRun::compare`] returns: `(compared_with, new_on_lists, dropped_off_lists,
+/// dropped files [(pcn_code, csv bytes)] or [] when the binary writes none)`.
+type Comparison<'py> = (String, u64, u64, Vec<(String, Bound<'py, PyBytes>)>);
+
+#[pymethods]
+impl PreviousRun {
+    /// The folder.
+    #[getter]
+    fn dir(&self) -> String {
+        self.previous.dir.display().to_string()
+    }
+
+    /// Its as-of date, from its manifest.
+    #[getter]
+    fn as_of(&self) -> Option<String> {
+        self.previous.as_of.clone()
+    }
+
+    /// Its listed people: `patient_id`, `pcn_code`, `efi_category`, in pseudonym order (what
+    /// the `change` column of this run's lists is worked out from).
+    fn listed(&self) -> PyResult<ArrowStream> {
+        let (mut ids, mut pcns, mut cats) = (Vec::new(), Vec::new(), Vec::new());
+        for (id, pcn, cat) in self.previous.listed_rows() {
+            ids.push(id);
+            pcns.push(pcn);
+            cats.push(cat.map(|c| c.name()));
+        }
+        let n = ids.len();
+        let df = DataFrame::new(
+            n,
+            vec![
+                Column::new("patient_id".into(), ids),
+                Column::new("pcn_code".into(), pcns),
+                Column::new("efi_category".into(), cats),
+            ],
+        )
+        .map_err(Failure::from)?;
+        Ok(ArrowStream { df })
+    }
+
+    /// Compare a whole run's scores (the rows of its `scores.parquet`, in pseudonym order:
+    /// `patient_id`, `pcn_code`, `status`, `efi_category`, `listed`) with this run, as the
+    /// binary does; `min_category` is the lists' cut-off. Returns what changed as the manifest
+    /// says it, and the bytes of each PCN's `dropped.csv` (every PCN of the scores).
+    fn compare<'py>(
+        &self,
+        py: Python<'py>,
+        scores: &Bound<'py, PyAny>,
+        min_category: &str,
+    ) -> PyResult<Comparison<'py>> {
+        let min_category = EfiCategory::parse(min_category).ok_or_else(|| {
+            Failure::Argument(format!(
+                "min_category: '{min_category}' is not fit, mild, moderate or severe"
+            ))
+        })?;
+        let batches = import_stream(scores, "scores")?;
+        let prev = &self.previous;
+        let (compared, files) = py.detach(move || -> Result<_, Failure> {
+            let df = frame_of(batches)?;
+            let what = "scores";
+            let ids: Vec<String> = text_column(&df, "patient_id", what)?
+                .into_iter()
+                .map(Option::unwrap_or_default)
+                .collect();
+            if ids.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(Failure::Argument(
+                    "scores: patients are not in pseudonym order (or a pseudonym is repeated)"
+                        .into(),
+                ));
+            }
+            let pcn_text = text_column(&df, "pcn_code", what)?;
+            let mut pcns: Vec<String> = pcn_text.iter().flatten().cloned().collect();
+            pcns.sort_unstable();
+            pcns.dedup();
+            let pcn = pcn_text
+                .iter()
+                .map(|c| {
+                    let c = c.as_deref().unwrap_or_default();
+                    pcns.binary_search_by(|x| x.as_str().cmp(c))
+                        .map(|i| i as u32)
+                        .map_err(|_| Failure::Argument("scores: a null pcn_code".into()))
+                })
+                .collect::<Result<Vec<u32>, Failure>>()?;
+            let statuses = [
+                Status::Eligible,
+                Status::TooYoung,
+                Status::Deceased,
+                Status::NotYetBorn,
+            ];
+            let status = text_column(&df, "status", what)?
+                .iter()
+                .map(|s| {
+                    let s = s.as_deref().unwrap_or_default();
+                    statuses
+                        .into_iter()
+                        .find(|x| x.name() == s)
+                        .ok_or_else(|| Failure::Argument(format!("scores: unknown status '{s}'")))
+                })
+                .collect::<Result<Vec<Status>, Failure>>()?;
+            let category = text_column(&df, "efi_category", what)?
+                .iter()
+                .map(|c| {
+                    let c = c.as_deref().unwrap_or_default();
+                    EfiCategory::parse(c).ok_or_else(|| {
+                        Failure::Argument(format!("scores: unknown efi_category '{c}'"))
+                    })
+                })
+                .collect::<Result<Vec<EfiCategory>, Failure>>()?;
+            let listed: Vec<bool> = df
+                .column("listed")
+                .map_err(|_| Failure::Argument("scores: no column 'listed'".into()))?
+                .bool()?
+                .iter()
+                .map(|v| v.unwrap_or(false))
+                .collect();
+            let now = Current {
+                ids: &ids,
+                pcns: &pcns,
+                pcn: &pcn,
+                status: &status,
+                category: &category,
+                listed: &listed,
+            };
+            let changes = Changes::between(&now, min_category, prev);
+            let mut files = Vec::new();
+            if Scoring::has_dropped_files(&changes) {
+                for (k, code) in pcns.iter().enumerate() {
+                    let mut df = output::dropped_frame(&changes.dropped[k])?;
+                    files.push((code.clone(), encode(&output::csv::Csv, &mut df)?));
+                }
+            }
+            let compared = (
+                changes.compared_with.clone(),
+                changes.new_on_lists(),
+                changes.dropped_total(),
+            );
+            Ok((compared, files))
+        })?;
+        let files = files
+            .into_iter()
+            .map(|(pcn, csv)| (pcn, PyBytes::new(py, &csv)))
+            .collect();
+        Ok((compared.0, compared.1, compared.2, files))
+    }
+}
+
+/// Read the previous run in `dir` as the binary does: `None` when it holds no
+/// `scores.parquet`; raises `PreviousRunError` when it cannot be read.
+#[pyfunction]
+fn read_previous(py: Python<'_>, dir: PathBuf) -> PyResult<Option<PreviousRun>> {
+    let prev = py.detach(move || Previous::read(&dir).map_err(Failure::from))?;
+    Ok(prev.map(|previous| PreviousRun { previous }))
 }
 
 /// Protect the aggregate tables of a whole run once, from their counts added up over
@@ -900,6 +1206,13 @@ fn file_stem(code: &str) -> String {
     output::file_stem(code)
 }
 
+/// The FNV-1a 64-bit hash of `data` as 16 hex digits (what the binary's manifest records for
+/// each output, beside its SHA-256).
+#[pyfunction]
+fn fnv1a64(py: Python<'_>, data: &[u8]) -> String {
+    py.detach(|| format!("{:016x}", strata::datafile::fnv1a64(data)))
+}
+
 /// The embedded models folder (written out on first use), or the one `$STRATA_MODELS` names.
 #[pyfunction]
 fn default_models() -> PyResult<String> {
@@ -915,6 +1228,10 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(file_stem, m)?)?;
     m.add_function(wrap_pyfunction!(encode_table, m)?)?;
     m.add_function(wrap_pyfunction!(default_models, m)?)?;
+    m.add_function(wrap_pyfunction!(read_previous, m)?)?;
+    m.add_function(wrap_pyfunction!(fnv1a64, m)?)?;
+    m.add_class::<PreviousRun>()?;
+    m.add("PreviousRunError", m.py().get_type::<PreviousRunError>())?;
     m.add_class::<ArrowStream>()?;
     m.add_class::<Scoring>()?;
     m.add(

@@ -24,13 +24,17 @@ from ._strata import (
     ArrowStream,
     InvalidCohortError,
     ModelsError,
+    PreviousRun,
+    PreviousRunError,
     Scoring,
     __version__,
     default_models,
     encode_table,
     file_stem,
+    fnv1a64,
     protect_run,
     protect_tables,
+    read_previous,
 )
 from ._strata import run as _run
 
@@ -41,8 +45,12 @@ __all__ = [
     "ArrowStream",
     "InvalidCohortError",
     "ModelsError",
+    "PreviousRun",
+    "PreviousRunError",
+    "read_previous",
     "default_models",
     "file_stem",
+    "fnv1a64",
     "protect_tables",
     "protect_run",
     "encode_table",
@@ -86,6 +94,7 @@ def run(
     min_risk: Optional[float] = None,
     top: Optional[int] = None,
     top_percent: Optional[float] = None,
+    previous: Any = None,
 ) -> Scoring:
     """Check, load and score a cohort handed as Arrow tables, as ``strata score`` does.
 
@@ -96,6 +105,11 @@ def run(
     models folder's ``risk/``, as the binary; ``[]`` for none); ``rank_by`` (``frailty`` or an
     outcome), ``list_risk_band``, ``min_risk``, ``top`` and ``top_percent`` are ``strata score``'s
     ``--rank-by``, ``--list-risk-band``, ``--min-risk``, ``--top`` and ``--top-percent``.
+    ``previous`` is ``--previous``: a previous run's output folder (or a :class:`PreviousRun`)
+    to say what changed since, as the binary does: the lists' ``change`` column,
+    ``Scoring.dropped()`` (each PCN's ``dropped.csv``) and ``Scoring.comparison()``; a folder
+    without a run compares with nothing, an unreadable one adds a warning. Default: nothing
+    compared (the ``change`` column empty, as ``--no-compare``).
 
     Raises :class:`InvalidCohortError` (a ``ValueError``) with the validation report when the
     cohort fails strata's checks, :class:`ModelsError` when the models folder cannot be loaded.
@@ -119,6 +133,7 @@ def run(
         min_risk=min_risk,
         top=top,
         top_percent=top_percent,
+        previous=previous,
     )
 
 

@@ -12,16 +12,24 @@ How it runs:
    counted, never dropped silently).
 2. Every record is tagged with its patient's PCN and the four tables are put side by side in one
    wide table, so that each PCN's patients and records meet in one task: ``groupBy(pcn)
-   .applyInArrow`` on Spark 4.0 and later, ``repartition(pcn) .mapInArrow`` on Spark 3.5 (a
-   partition then holds several whole PCNs). Each task checks and scores its PCNs in strata
-   (the same code as the binary) and returns the PCNs' list files, its patients' scores, its
-   rejected rows and the aggregate tables' counts.
+   .applyInArrow`` on Spark 4.0 and later, ``repartition(pcn) .sortWithinPartitions(pcn)
+   .mapInArrow`` on Spark 3.5 (a partition then holds several whole PCNs, one after another).
+   Each task checks and scores its PCNs one at a time in strata (the same code as the binary)
+   and returns the PCNs' list files, their patients' scores, their rejected rows and the
+   aggregate tables' counts.
 3. The counts are added up in Spark and protected once on the driver by strata's disclosure
    control; the rejected-row limit is applied to whole files; the driver writes the lists,
    ``scores.parquet`` (in pseudonym order), ``summary.csv``, ``equity.csv``, ``indicators.csv``
    (the three tables protected together), ``rejects.csv`` and
    ``manifest.json`` with strata's own writers, into a new folder that replaces ``--out`` only
    when everything succeeded.
+
+What changed since the previous run (as the binary: ``--previous DIR``, by default the ``--out``
+folder being replaced; ``--no-compare`` for none): the driver reads the previous run once; its
+listed people travel with their current patient's rows to the tasks, which fill each list's
+``change`` column (new, up, down, same); who dropped off each list and why (died, moved to
+another PCN, ...) needs the whole cohort, so the driver works it out from the run's scores and
+writes ``lists/<PCN>.dropped.csv``.
 
 "Today" (after which a date is impossible) is decided once on the driver (``--today``, default
 the driver's UTC date) and passed to every task: no executor reads its own clock.
@@ -31,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import hashlib
 import io
 import json
 import os
@@ -51,6 +60,8 @@ ENCOUNTERS = "encounters.parquet"
 MEDICATIONS = "medications.parquet"
 # Table tags in the wide table, and the contract file each stands for.
 TABLES = {"p": PATIENTS, "e": EVENTS, "n": ENCOUNTERS, "m": MEDICATIONS}
+# The previous run's listed people, tagged "v" in the wide table (not a contract file).
+PREVIOUS_COLUMNS = ["patient_id", "pcn_code", "efi_category"]
 # Where each file's dates are, for the reject reasons' column names (the binary's).
 KEY = "_key"  # trimmed pseudonym as text: the join key
 PCN = "_pcn"
@@ -128,6 +139,8 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     parts = _split(table, columns)
     p, e, n = parts["p"], parts["e"], parts["n"]
     m = parts.get("m")
+    # The previous run's listed people among this task's patients (when comparing).
+    v = parts["v"].drop_columns([ROW]) if settings.get("compare") else None
     if p.num_rows == 0:
         return pa.Table.from_batches([], schema=RESULT_SCHEMA)
     # Row numbers in the files, to translate the rejects (1-based in the tables given here).
@@ -159,6 +172,7 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
             min_risk=settings["min_risk"],
             top=settings["top"],
             top_percent=settings["top_percent"],
+            previous=v,
         )
     except strata.InvalidCohortError as err:
         pcns = sorted(set(p.column("pcn_code").cast(pa.string()).to_pylist()))
@@ -192,15 +206,35 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     return pa.Table.from_batches([_result_batch(rows)])
 
 
+def _pcn_runs(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
+    """The rows of a partition sorted by PCN, one table per PCN: batches are cut where the PCN
+    changes, and each PCN's pieces put together once its last row has passed."""
+    pending: List[pa.RecordBatch] = []
+    current: Any = None
+    for b in batches:
+        if b.num_rows == 0:
+            continue
+        runs = pc.run_end_encode(b.column(PCN))
+        start = 0
+        for end, value in zip(runs.run_ends.to_pylist(), runs.values.to_pylist()):
+            if pending and value != current:
+                yield pa.Table.from_batches(pending)
+                pending = []
+            current = value
+            pending.append(b.slice(start, end - start))
+            start = end
+    if pending:
+        yield pa.Table.from_batches(pending)
+
+
 def _map_partition(settings: Dict[str, Any]):
-    """The function for ``mapInArrow``: a partition holds whole PCNs; score them together."""
+    """The function for ``mapInArrow``: a partition holds whole PCNs, its rows sorted by PCN;
+    each PCN is scored on its own (a task holds one PCN's rows at a time, as with
+    ``applyInArrow``)."""
 
     def f(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        batches = list(batches)
-        if not batches:
-            return
-        out = score_task(pa.Table.from_batches(batches), settings)
-        yield from out.to_batches()
+        for table in _pcn_runs(batches):
+            yield from score_task(table, settings).to_batches()
 
     return f
 
@@ -212,14 +246,6 @@ def _apply_group(settings: Dict[str, Any]):
         return score_task(table, settings)
 
     return f
-
-
-def _fnv1a64(data: bytes) -> str:
-    h = 0xCBF29CE484222325
-    for b in data:
-        h ^= b
-        h = (h * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return f"{h:016x}"
 
 
 # Rows a problem names at most (strata::input::report::MAX_ROWS_SHOWN).
@@ -296,6 +322,21 @@ def _spark_version(spark) -> Tuple[int, int]:
     return int(major), int(minor)
 
 
+def _from_arrow(spark, table: pa.Table, ddl: str):
+    """A Spark data frame of a (driver-side) pyarrow table of text columns: directly on Spark
+    4.0+, through pandas with Arrow transfer on 3.5."""
+    table = table.cast(pa.schema([pa.field(f.name, pa.string()) for f in table.schema]))
+    if _spark_version(spark) >= (4, 0):
+        return spark.createDataFrame(table, schema=ddl)
+    key = "spark.sql.execution.arrow.pyspark.enabled"
+    before = spark.conf.get(key, "false")
+    spark.conf.set(key, "true")
+    try:
+        return spark.createDataFrame(table.to_pandas(), schema=ddl)
+    finally:
+        spark.conf.set(key, before)
+
+
 def score(
     cohort: str,
     as_of: str,
@@ -317,10 +358,14 @@ def score(
     min_risk: Optional[float] = None,
     top: Optional[int] = None,
     top_percent: Optional[float] = None,
+    previous: Optional[str] = None,
+    compare: bool = True,
 ) -> Dict[str, Any]:
     """Run the nightly job under Spark and write the binary's outputs into ``out``. Returns the
     manifest. ``engine`` is ``group`` (``applyInArrow``, Spark 4.0+), ``map`` (``repartition`` +
-    ``mapInArrow``, Spark 3.3+) or ``auto`` (``group`` where available). Raises
+    ``mapInArrow``, Spark 3.3+) or ``auto`` (``group`` where available). ``previous`` is the
+    run to say what changed since (default: ``out``, the folder being replaced, as the binary's
+    ``--out``); ``compare=False`` compares with none (``--no-compare``). Raises
     :class:`SparkJobError` when the cohort is refused."""
     from pyspark.sql import functions as F
 
@@ -349,6 +394,20 @@ def score(
         raise SparkJobError(f"error: {cohort}: cohort folder does not exist")
     # Tasks load the models folder given (it must then be readable on every executor), else
     # their own $STRATA_MODELS or the copy built into the package.
+
+    # The previous run, read once on the driver (the binary's rules and messages).
+    prev = None
+    compared_with = "nothing compared (no previous run given)"
+    compare_warning: Optional[str] = None
+    if compare:
+        prev_dir = previous if previous is not None else out
+        try:
+            prev = strata.read_previous(prev_dir)
+            if prev is None:
+                compared_with = f"no previous run in {prev_dir} to compare with"
+        except strata.PreviousRunError as err:
+            compare_warning = f"warning: not compared with the previous run: {err}"
+            compared_with = str(err)
 
     # 1. Read, with each row's 1-based number in its file.
     def read(name: str):
@@ -419,6 +478,17 @@ def score(
             rejects.append((TABLES[t], r[ROW], "patient_id", why))
         tagged[t] = df.join(owners, KEY, "inner")
     tagged["p"] = p.withColumn(PCN, F.col("pcn_code").cast("string"))
+    if prev is not None:
+        # The previous run's listed people, each with their current patient's PCN (someone no
+        # longer in the cohort matters only to the driver's dropped lists).
+        listed = _from_arrow(spark, pa.table(prev.listed()),
+                             ", ".join(f"{c} string" for c in PREVIOUS_COLUMNS))
+        tagged["v"] = (
+            listed.withColumn(KEY, F.col("patient_id"))
+            .join(owners, KEY, "inner")
+            .withColumn(ROW, F.lit(None).cast("long"))
+        )
+        columns["v"] = PREVIOUS_COLUMNS
     lap("whole_cohort_checks")
 
     # 3. One wide table: each table's columns prefixed by its tag, rows tagged.
@@ -443,13 +513,18 @@ def score(
         "min_risk": min_risk,
         "top": top,
         "top_percent": top_percent,
+        "compare": prev is not None,
     }
     if engine == "group":
         result = wide.groupBy(PCN).applyInArrow(_apply_group(settings), RESULT_DDL)
     else:
         n_pcns = p.select("pcn_code").distinct().count()
         parts = max(1, min(n_pcns, int(spark.conf.get("spark.sql.shuffle.partitions", "200"))))
-        result = wide.repartition(parts, PCN).mapInArrow(_map_partition(settings), RESULT_DDL)
+        result = (
+            wide.repartition(parts, PCN)
+            .sortWithinPartitions(PCN)
+            .mapInArrow(_map_partition(settings), RESULT_DDL)
+        )
     result = result.persist()
 
     # 4. The counts, added up in Spark; everything else to the driver.
@@ -517,6 +592,12 @@ def score(
     scores = pa.concat_tables(score_tables) if score_tables else None
     if scores is not None:
         scores = scores.take(pc.sort_indices(scores, [("patient_id", "ascending")]))
+    # Who dropped off each list, from the whole run's scores (the tasks filled `change`).
+    new_on_lists = dropped_off_lists = 0
+    dropped: Dict[str, bytes] = {}
+    if prev is not None and scores is not None:
+        compared_with, new_on_lists, dropped_off_lists, files_ = prev.compare(scores, min_category)
+        dropped = {pcn: bytes(csv) for pcn, csv in files_}
 
     work = out_dir.parent / f".{out_dir.name}.strata-spark-{os.getpid()}"
     if work.exists():
@@ -526,7 +607,8 @@ def score(
 
     def write(rel: str, data: bytes, rows: int) -> None:
         (work / rel).write_bytes(data)
-        written.append({"path": rel, "rows": rows, "bytes": len(data), "fnv1a64": _fnv1a64(data)})
+        written.append({"path": rel, "rows": rows, "bytes": len(data),
+                        "fnv1a64": strata.fnv1a64(data), "sha256": hashlib.sha256(data).hexdigest()})
 
     stems: List[str] = []
     for pcn, csv, parquet in lists:
@@ -538,6 +620,9 @@ def score(
         rows = max(csv.count(b"\n") - 1, 0)
         write(f"lists/{stem}.csv", csv, rows)
         write(f"lists/{stem}.parquet", parquet, rows)
+        if dropped:
+            d = dropped[pcn]
+            write(f"lists/{stem}.dropped.csv", d, max(d.count(b"\n") - 1, 0))
     if scores is not None:
         write("scores.parquet", strata.encode_table(scores, "parquet"), scores.num_rows)
     write("summary.csv", summary_csv, summary_csv.count(b"\n") - 1)
@@ -571,6 +656,8 @@ def score(
         and ("prescriptions" not in w or all(w in x["warnings"] for x in metas))
     )
     warnings = _reject_warnings(rejects) + list(task_warnings)
+    if compare_warning:
+        warnings.append(compare_warning)
     prescriptions = sorted({m.get("prescriptions", "none") for m in metas})
     manifest = {
         "strata_version": strata.__version__,
@@ -590,6 +677,9 @@ def score(
                   "top_percent": top_percent},
         "suppression": {"max_suppressed": 7, "round_to": 5 if publication else 1},
         **figures,
+        "compared_with": compared_with,
+        "new_on_lists": new_on_lists,
+        "dropped_off_lists": dropped_off_lists,
         "prescriptions": next((x for x in prescriptions if x != "none"), "none"),
         "outputs": written,
         "seconds": seconds,
@@ -638,6 +728,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="frailty, emergency_admission, falls_admission or death")
     s.add_argument("--list-risk-band", help="low, moderate, high or very_high (with --rank-by a model)")
     s.add_argument("--min-risk", type=float, help="also list people with at least this probability (with --rank-by a model)")
+    prev = s.add_mutually_exclusive_group()
+    prev.add_argument("--previous", metavar="DIR",
+                      help="the previous run to say what changed since (default: --out, if it holds a run)")
+    prev.add_argument("--no-compare", action="store_true", help="compare with no previous run")
     size = s.add_mutually_exclusive_group()
     size.add_argument("--top", type=int, help="keep only the top N of each PCN's list")
     size.add_argument("--top-percent", type=float, help="keep only the top X%% of each PCN's eligible people")
@@ -649,7 +743,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             allow_identifiers=a.allow_identifiers, publication=a.publication, engine=a.engine,
             risk_models=[] if a.no_risk_models else a.risk_models, rank_by=a.rank_by,
             list_risk_band=a.list_risk_band, min_risk=a.min_risk, top=a.top,
-            top_percent=a.top_percent,
+            top_percent=a.top_percent, previous=a.previous, compare=not a.no_compare,
         )
     except OutputFolderError as e:
         print(e, file=sys.stderr)
@@ -663,8 +757,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"{sum(1 for w in m['outputs'] if w['path'].startswith('lists/') and w['path'].endswith('.csv'))} PCN lists; "
         f"{m['rejected_rows']} rows rejected"
     )
+    for w in m["warnings"]:
+        if "not compared with the previous run" in w:
+            print(w, file=sys.stderr)
+    print(
+        f"since the previous run: {m['new_on_lists']} new on a list, {m['dropped_off_lists']} "
+        f"dropped off (compared with: {m['compared_with']})"
+    )
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The ``strata-spark`` command: :func:`main`, its exit code raised as ``SystemExit`` (so that
+    a caller that ignores return values, such as a Databricks Python wheel task, still sees a
+    failed run fail)."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

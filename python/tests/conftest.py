@@ -27,12 +27,13 @@ def strata_bin() -> Path:
     return target / "debug" / "strata"
 
 
-def run_binary(cohort: Path, out: Path, *extra: str) -> None:
-    """``strata score`` on ``cohort`` into ``out``; fails the test with its output if it fails."""
+def run_binary(cohort: Path, out: Path, *extra: str, as_of: str = AS_OF) -> None:
+    """``strata score`` on ``cohort`` at ``as_of`` into ``out``; fails the test with its output
+    if it fails."""
     exe = strata_bin()
     if not exe.is_file():
         pytest.fail(f"strata binary not found at {exe}: build it (cargo build) or set STRATA_BIN")
-    cmd = [str(exe), "score", "--cohort", str(cohort), "--as-of", AS_OF, "--out", str(out),
+    cmd = [str(exe), "score", "--cohort", str(cohort), "--as-of", as_of, "--out", str(out),
            "--today", TODAY, *extra]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:

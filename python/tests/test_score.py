@@ -3,6 +3,8 @@ whatever Arrow types the tables arrive in (Spark's, pyarrow's, polars'), and the
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -233,3 +235,37 @@ def test_list_size_options_are_checked():
         strata.run(p, e, n, as_of=AS_OF, top=5, top_percent=5.0)
     with pytest.raises(ValueError, match="top_percent"):
         strata.run(p, e, n, as_of=AS_OF, top_percent=0.0)
+
+
+def test_previous_compares_as_the_binarys_previous(tmp_path, binary_out):
+    """``previous=`` a run's folder: the lists' ``change`` column, each PCN's dropped list and
+    the manifest's figures are the binary's ``--previous``; a folder without a run compares
+    with nothing, an unreadable one warns."""
+    later = "2025-10-01"
+    out = tmp_path / "out"
+    run_binary(FIXTURE, out, "--previous", str(binary_out), as_of=later)
+    s = strata.run(*cohort(), as_of=later, today=TODAY, previous=str(binary_out))
+    files = s.list_files()
+    assert len(files) == len(list((out / "lists").glob("*.parquet")))
+    for pcn, csv, parquet in files:
+        assert csv == (out / "lists" / f"{pcn}.csv").read_bytes(), pcn
+        assert parquet == (out / "lists" / f"{pcn}.parquet").read_bytes(), pcn
+    dropped = s.dropped()
+    assert [pcn for pcn, _ in dropped] == [pcn for pcn, _, _ in files]
+    for pcn, table in dropped:
+        want = (out / "lists" / f"{pcn}.dropped.csv").read_bytes()
+        assert strata.encode_table(table, "csv") == want, pcn
+    m = json.loads((out / "manifest.json").read_text())
+    assert s.comparison() == (m["compared_with"], m["new_on_lists"], m["dropped_off_lists"])
+    assert m["new_on_lists"] > 0
+
+    none = strata.run(*cohort(), as_of=later, today=TODAY, previous=str(tmp_path))
+    assert none.comparison() == (f"no previous run in {tmp_path} to compare with", 0, 0)
+    assert none.dropped() == []
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "scores.parquet").write_text("not parquet")
+    warned = strata.run(*cohort(), as_of=later, today=TODAY, previous=str(bad))
+    assert any("not compared with the previous run" in w for w in warned.warnings())
+    with pytest.raises(strata.PreviousRunError):
+        strata.read_previous(str(bad))

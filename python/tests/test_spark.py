@@ -1,6 +1,7 @@
 """``strata.spark`` on a real local Spark (``local[2]``) against the binary: the lists,
 ``summary.csv``, ``equity.csv``, ``rejects.csv`` and ``scores.parquet`` byte for byte, on the
-fixture cohort, a synthetic cohort and a cohort with bad rows; and the whole-cohort checks.
+fixture cohort, a synthetic cohort and a cohort with bad rows; a second run compared with a
+previous one (the lists' ``change`` column and ``dropped.csv``); and the whole-cohort checks.
 
 Needs pyspark and a Java runtime. Skipped without them unless ``STRATA_REQUIRE_SPARK=1`` (CI
 sets it, so a missing install fails there instead of passing quietly).
@@ -84,8 +85,7 @@ def same_paths(warnings: list[str]) -> list[str]:
 
 
 def run_both(spark, cohort: Path, tmp: Path, engine: str) -> tuple[Path, Path, dict]:
-    # A new folder each time: the binary compares with a previous run in its --out, which the
-    # Spark job does not (yet) do.
+    # A new folder each time: a first run (nothing to compare with).
     binary = tmp / f"binary-{engine}"
     run_binary(cohort, binary)
     out = tmp / f"spark-{engine}"
@@ -97,6 +97,7 @@ def test_fixture_cohort_equals_the_binary_byte_for_byte(spark, tmp_path):
     for engine in engines(spark):
         binary, out, m = run_both(spark, FIXTURE, tmp_path, engine)
         assert_same_outputs(binary, out)
+        assert m["outputs"] == json.loads((binary / "manifest.json").read_text())["outputs"]
         assert m["patients"] == 2000 and m["listed"] == 162
         assert m["today"] == TODAY
         assert sorted(p.name for p in (out / "lists").iterdir()) == sorted(
@@ -271,3 +272,83 @@ def test_a_bad_patient_row_refuses_the_cohort_naming_its_pcn(spark, tmp_path):
     pq.write_table(pa.Table.from_pylist(rows, schema=p.schema), d / "patients.parquet")
     with pytest.raises(sj.SparkJobError, match=rf"PCN {rows[5]['pcn_code']} .*\n.*sex is not F, M or U"):
         sj.score(str(d), AS_OF, str(tmp_path / "out"), spark=spark, today=TODAY)
+
+
+def later_extract(d: Path, first: Path) -> Path:
+    """The fixture as a later extract would have it, against the run ``first`` made of it: of
+    the people listed there, three moved to another PCN, three left the cohort (with their
+    records), three died; the rest as they were (scored at a later as-of date, some rise)."""
+    d.mkdir()
+    listed = [r for r in pq.read_table(first / "scores.parquet").to_pylist() if r["listed"]]
+    assert len(listed) > 12
+    pcns = sorted({r["pcn_code"] for r in listed})
+    moved = {r["patient_id"]: next(x for x in pcns if x != r["pcn_code"]) for r in listed[0:3]}
+    gone = {r["patient_id"] for r in listed[3:6]}
+    died = {r["patient_id"] for r in listed[6:9]}
+    p = pq.read_table(FIXTURE / "patients.parquet")
+    rows = []
+    for r in p.to_pylist():
+        if r["patient_id"] in gone:
+            continue
+        r["pcn_code"] = moved.get(r["patient_id"], r["pcn_code"])
+        if r["patient_id"] in died:
+            r["death_date"] = pa.scalar("2025-06-01").cast(pa.date32()).as_py()
+        rows.append(r)
+    pq.write_table(pa.Table.from_pylist(rows, schema=p.schema), d / "patients.parquet")
+    for name in ("events", "encounters"):
+        t = pq.read_table(FIXTURE / f"{name}.parquet")
+        t = t.cast(pa.schema([pa.field(f.name, pa.string() if pa.types.is_string_view(f.type)
+                                       else f.type) for f in t.schema]))
+        keep = pc.invert(pc.is_in(t.column("patient_id").cast(pa.string()),
+                                  pa.array(sorted(gone), pa.string())))
+        pq.write_table(t.filter(keep), d / f"{name}.parquet")
+    return d
+
+
+def test_a_second_run_compared_with_the_fixtures_first_equals_the_binarys(spark, tmp_path, binary_out):
+    """The lists' ``change`` column and ``lists/<PCN>.dropped.csv`` of a second run: into the
+    folder holding the first run (compared with it by default, as the binary's ``--out``), and
+    with ``previous=`` another folder (``--previous``)."""
+    cohort = later_extract(tmp_path / "later", binary_out)
+    later = "2025-10-01"
+    binary = tmp_path / "binary-second"
+    shutil.copytree(binary_out, binary)
+    run_binary(cohort, binary, as_of=later)
+    want = json.loads((binary / "manifest.json").read_text())
+    dropped = b"".join(p.read_bytes() for p in sorted((binary / "lists").glob("*.dropped.csv")))
+    # The comparison is not trivial: the kinds of change and of reason are there.
+    for why in (b"died", b"moved to another PCN", b"no longer in the cohort"):
+        assert why in dropped, why
+    change = set()
+    for p in (binary / "lists").glob("*.parquet"):
+        change |= set(pq.read_table(p, columns=["change"]).column("change").to_pylist())
+    assert {"new", "same", "up"} <= change, change
+    for engine in engines(spark):
+        out = tmp_path / f"spark-second-{engine}"
+        if engine == "group":
+            shutil.copytree(binary_out, out)
+            m = sj.score(str(cohort), later, str(out), spark=spark, today=TODAY, engine=engine)
+            assert m["compared_with"].startswith(f"{out} (as of {AS_OF})")
+        else:
+            m = sj.score(str(cohort), later, str(out), spark=spark, today=TODAY, engine=engine,
+                         previous=str(binary_out))
+            assert m["compared_with"] == want["compared_with"].replace(str(binary), str(binary_out))
+        assert_same_outputs(binary, out)
+        assert (m["new_on_lists"], m["dropped_off_lists"]) == (
+            want["new_on_lists"], want["dropped_off_lists"])
+        # The manifest lists the same files, with the same rows, sizes and hashes.
+        assert m["outputs"] == want["outputs"]
+
+
+def test_a_partition_sorted_by_pcn_is_cut_into_one_table_per_pcn():
+    """The map engine's cutting: runs of a PCN that cross batch boundaries are put together,
+    each PCN once, in order, every row kept."""
+    pcns = ["A"] * 3 + ["B"] * 5 + ["C"] + ["D"] * 4
+    t = pa.table({sj.PCN: pcns, "x": list(range(len(pcns)))})
+    batches = t.to_batches(max_chunksize=4)
+    assert len(batches) == 4
+    got = list(sj._pcn_runs(iter(batches)))
+    assert [g.column(sj.PCN).unique().to_pylist() for g in got] == [["A"], ["B"], ["C"], ["D"]]
+    assert sum(g.num_rows for g in got) == len(pcns)
+    assert pa.concat_tables(got).column("x").to_pylist() == list(range(len(pcns)))
+    assert list(sj._pcn_runs(iter([]))) == []
