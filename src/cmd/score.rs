@@ -325,7 +325,12 @@ pub fn print_manifest(m: &run::Manifest, out: &std::path::Path) {
         m.rules.min_age,
         m.listed,
         m.listed_core20,
-        m.outputs.iter().filter(|w| w.path.ends_with(".csv") && w.path.starts_with("lists/")).count(),
+        m.outputs
+            .iter()
+            .filter(|w| w.path.starts_with("lists/")
+                && w.path.ends_with(".csv")
+                && !w.path.ends_with(".dropped.csv"))
+            .count(),
         m.rejected_rows,
         m.ignored_after_as_of
     );
