@@ -341,3 +341,97 @@ impl Changes {
         self.dropped.iter().map(|d| d.len() as u64).sum::<u64>() + self.dropped_from_gone_pcns
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    /// Rows in any order; every kind of change and of reason from a run described by its scores
+    /// alone (what the Spark job's driver has).
+    #[test]
+    fn a_run_described_by_its_scores_compares_as_the_binary_does() {
+        use EfiCategory::*;
+        let prev = Previous::from_rows(
+            PathBuf::from("prev"),
+            Some("2025-01-01".into()),
+            vec![
+                ("up".into(), "A".into(), Some(Mild), true),
+                ("gone".into(), "A".into(), Some(Mild), true),
+                ("same".into(), "A".into(), Some(Mild), true),
+                ("moved".into(), "A".into(), Some(Moderate), true),
+                ("died".into(), "A".into(), Some(Mild), true),
+                ("fell".into(), "A".into(), Some(Mild), true),
+                ("oldpcn".into(), "Z".into(), Some(Mild), true),
+                ("unlisted".into(), "A".into(), Some(Fit), false),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            prev.listed_rows().map(|r| r.0).collect::<Vec<_>>(),
+            ["died", "fell", "gone", "moved", "oldpcn", "same", "up"]
+        );
+        // This run, in pseudonym order.
+        let ids = s(&["died", "fell", "moved", "newbie", "same", "unlisted", "up"]);
+        let pcns = s(&["A", "B"]);
+        let now = Current {
+            ids: &ids,
+            pcns: &pcns,
+            pcn: &[0, 0, 1, 0, 0, 0, 0],
+            status: &[
+                Status::Deceased,
+                Status::Eligible,
+                Status::Eligible,
+                Status::Eligible,
+                Status::Eligible,
+                Status::Eligible,
+                Status::Eligible,
+            ],
+            category: &[Mild, Fit, Moderate, Severe, Mild, Mild, Moderate],
+            listed: &[false, false, true, true, true, true, true],
+        };
+        let c = Changes::between(&now, Mild, &prev);
+        let change: Vec<_> = c.change.iter().map(|x| x.map(Change::name)).collect();
+        assert_eq!(
+            change,
+            [
+                None,
+                None,
+                Some("new"),
+                Some("new"),
+                Some("same"),
+                Some("new"),
+                Some("up")
+            ]
+        );
+        let why: Vec<_> = c.dropped[0]
+            .iter()
+            .map(|d| (d.patient_id.as_str(), d.reason.as_str()))
+            .collect();
+        assert_eq!(
+            why,
+            [
+                ("died", "died"),
+                ("fell", "frailty fell to fit"),
+                (
+                    "gone",
+                    "no longer in the cohort (deregistered or moved away)"
+                ),
+                ("moved", "moved to another PCN (B)"),
+            ]
+        );
+        assert!(c.dropped[1].is_empty());
+        assert_eq!((c.new_on_lists(), c.dropped_total()), (3, 5));
+        assert_eq!(c.compared_with, "prev (as of 2025-01-01)");
+    }
+
+    #[test]
+    fn a_pseudonym_given_twice_is_refused() {
+        let row = |id: &str| (id.to_string(), "A".to_string(), None, true);
+        let e = Previous::from_rows(PathBuf::from("p"), None, vec![row("x"), row("y"), row("x")]);
+        assert!(matches!(e, Err(ChangesError::Unreadable { .. })));
+    }
+}

@@ -326,6 +326,8 @@ impl IndicatorCounts {
             cells,
             relations,
             populations,
+            columns: &QUANTITIES,
+            links: crate::tables::Links::default(),
         }
     }
 }

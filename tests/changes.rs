@@ -93,6 +93,8 @@ fn lists_say_what_changed_and_who_dropped_off_why() {
 
     let o = score_into(&c2, &out, &["--today", "2026-11-25"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // The dropped lists are not counted as lists.
+    assert!(stdout(&o).contains("across 2 PCN lists"), "{}", stdout(&o));
     let list = read_csv(&out.join("lists/PCN1.csv"));
     assert_eq!(list.get_column_names()[1].as_str(), "change");
     let change: HashMap<String, String> = col(&list, "patient_id")

@@ -373,6 +373,7 @@ proptest! {
                 suppression,
                 risk_models: Vec::new(),
                 previous: None,
+                programmes: Vec::new(),
             };
             strata::run::score(&opts).unwrap();
         };

@@ -754,7 +754,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(
         f"scored {m.get('patients', 0)} patients at {m['as_of']} under {m['engine']}: "
         f"{m.get('eligible', 0)} eligible, {m.get('listed', 0)} listed across "
-        f"{sum(1 for w in m['outputs'] if w['path'].startswith('lists/') and w['path'].endswith('.csv'))} PCN lists; "
+        f"{sum(1 for w in m['outputs'] if w['path'].startswith('lists/') and w['path'].endswith('.csv') and not w['path'].endswith('.dropped.csv'))} PCN lists; "
         f"{m['rejected_rows']} rows rejected"
     )
     for w in m["warnings"]:
