@@ -1007,7 +1007,7 @@ impl PreviousRun {
             if Scoring::has_dropped_files(&changes) {
                 for (k, code) in pcns.iter().enumerate() {
                     let mut df = output::dropped_frame(&changes.dropped[k])?;
-                    files.push((code.clone(), encode(&output::csv::Csv, &mut df)?));
+                    files.push((code.clone(), encode(&output::csv::Csv::PLAIN, &mut df)?));
                 }
             }
             let compared = (
@@ -1134,13 +1134,13 @@ fn protect_run<'py>(
             let cells = disclosure::protect(&[&st, &et, &it], &suppression)?;
             let csv = |stem: &str, table, cells: &Vec<_>| -> Result<Vec<u8>, Failure> {
                 let mut df = output::table_frame(&PublishedTable { stem, table, cells })?;
-                encode(&output::csv::Csv, &mut df)
+                encode(&output::csv::Csv::PLAIN, &mut df)
             };
             let mut df = output::indicators::indicators_frame(&it, &cells[2])?;
             Ok([
                 csv("summary", &st, &cells[0])?,
                 csv("equity", &et, &cells[1])?,
-                encode(&output::csv::Csv, &mut df)?,
+                encode(&output::csv::Csv::PLAIN, &mut df)?,
             ])
         })
         .map(|[s, e, i]| (s, e, i))?;
