@@ -109,6 +109,9 @@ pub fn workbook(
     created: &str,
 ) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
     let mut book = Workbook::new();
+    // Fast deflate: a list's workbook is written every night and read by people, so speed
+    // matters more than the last few per cent of size.
+    book.set_zip_compression_level(1);
     let created = ExcelDateTime::parse_from_str(created)?;
     book.set_properties(
         &DocProperties::new()
