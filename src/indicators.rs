@@ -28,7 +28,7 @@ use rayon::prelude::*;
 
 use crate::cohort::{Cohort, Setting};
 use crate::date;
-use crate::predictors::falls_codes;
+use crate::predictors::{falls_codes, falls_recorded};
 use crate::tables::{CountedTable, Relation};
 
 /// Youngest age (on the window's first day) in the indicators' population.
@@ -187,8 +187,7 @@ fn patient(cohort: &Cohort, falls: &[bool], w: Window, p: usize) -> [u64; WIDTH]
         return c;
     }
     c[q::PEOPLE] = 1;
-    let (en, ev) = (&cohort.encounters, &cohort.events);
-    let (elo, ehi) = (ev.offsets[p] as usize, ev.offsets[p + 1] as usize);
+    let en = &cohort.encounters;
     let died = death <= w.to;
     let (mut in_hospital, mut last_admissions) = (false, 0u32);
     for e in en.offsets[p] as usize..en.offsets[p + 1] as usize {
@@ -199,10 +198,8 @@ fn patient(cohort: &Cohort, falls: &[bool], w: Window, p: usize) -> [u64; WIDTH]
         let emergency = en.emergency[e];
         if emergency && start >= w.from {
             c[q::EMERGENCY] += 1;
-            let last = end.min(w.to);
-            if (elo..ehi)
-                .any(|k| falls[ev.code[k] as usize] && ev.day[k] >= start && ev.day[k] <= last)
-            {
+            // Records after the window (the as-of date) never count.
+            if falls_recorded(cohort, falls, p, start, end.min(w.to)) {
                 c[q::FALLS] += 1;
             }
         }

@@ -239,6 +239,15 @@ pub fn falls_codes(cohort: &Cohort) -> Vec<bool> {
         .collect()
 }
 
+/// Whether patient `p` has a falls code ([`falls_codes`]) dated from `from` to `to`, both
+/// included: for an emergency admission, whether it was a falls admission (`from` = its start,
+/// `to` = its end, or earlier where later records must not count).
+pub fn falls_recorded(cohort: &Cohort, falls: &[bool], p: usize, from: i32, to: i32) -> bool {
+    let ev = &cohort.events;
+    (ev.offsets[p] as usize..ev.offsets[p + 1] as usize)
+        .any(|k| falls[ev.code[k] as usize] && ev.day[k] >= from && ev.day[k] <= to)
+}
+
 /// The three outcome labels of every patient (in patient order, columns in [`Outcome::ALL`]
 /// order): what happened in the 365 days after `as_of`.
 pub fn outcomes(cohort: &Cohort, as_of: i32) -> Vec<[bool; 3]> {
@@ -249,8 +258,6 @@ pub fn outcomes(cohort: &Cohort, as_of: i32) -> Vec<[bool; 3]> {
         .with_min_len(2048)
         .map(|p| {
             let en = &cohort.encounters;
-            let ev = &cohort.events;
-            let (elo, ehi) = (ev.offsets[p] as usize, ev.offsets[p + 1] as usize);
             let mut admission = false;
             let mut falls_admission = false;
             for e in en.offsets[p] as usize..en.offsets[p + 1] as usize {
@@ -263,11 +270,8 @@ pub fn outcomes(cohort: &Cohort, as_of: i32) -> Vec<[bool; 3]> {
                     continue;
                 }
                 admission = true;
-                if !falls_admission {
-                    falls_admission = (elo..ehi).any(|k| {
-                        falls[ev.code[k] as usize] && ev.day[k] >= st && ev.day[k] <= en.end[e]
-                    });
-                }
+                falls_admission =
+                    falls_admission || falls_recorded(cohort, &falls, p, st, en.end[e]);
             }
             let d = cohort.patients.death[p];
             [admission, falls_admission, d > as_of && d <= end]

@@ -392,6 +392,7 @@ fn integer_patient_ids_and_float32_probabilities_match_the_cohort_by_value() {
             enc: format!("E{k}"),
             setting: "inpatient",
             start: "2025-06-01",
+            end: None,
             emergency: true,
         })
         .collect();

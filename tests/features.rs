@@ -15,6 +15,7 @@ fn enc(id: &str, k: &str, setting: &'static str, start: &'static str, em: bool) 
         enc: k.to_string(),
         setting,
         start,
+        end: None,
         emergency: em,
     }
 }

@@ -13,65 +13,28 @@ use strata::cohort::Cohort;
 use strata::indicators::{count, q, IndicatorCounts};
 use strata::input::LoadOptions;
 
-/// An encounter with its own end date (the common helper's stays last one day).
-struct Stay {
-    id: String,
-    setting: &'static str,
-    start: &'static str,
-    end: &'static str,
-    emergency: bool,
-}
-
+/// An encounter row with its own end date (a fresh encounter id each time).
 fn stay(
     id: &str,
     setting: &'static str,
     start: &'static str,
     end: &'static str,
     emergency: bool,
-) -> Stay {
-    Stay {
+) -> N {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    N {
         id: id.to_string(),
+        enc: format!("e{k}"),
         setting,
         start,
-        end,
+        end: Some(end),
         emergency,
     }
 }
 
 fn days(s: &str) -> i32 {
     strata::date::parse_days(s).unwrap()
-}
-
-fn stays_frame(ns: &[Stay]) -> DataFrame {
-    let date = |name: &str, v: Vec<i32>| {
-        Int32Chunked::from_vec(name.into(), v)
-            .into_date()
-            .into_column()
-    };
-    DataFrame::new(
-        ns.len(),
-        vec![
-            Column::new(
-                "patient_id".into(),
-                ns.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "encounter_id".into(),
-                (0..ns.len()).map(|k| format!("e{k}")).collect::<Vec<_>>(),
-            ),
-            Column::new(
-                "setting".into(),
-                ns.iter().map(|n| n.setting).collect::<Vec<_>>(),
-            ),
-            date("start_date", ns.iter().map(|n| days(n.start)).collect()),
-            date("end_date", ns.iter().map(|n| days(n.end)).collect()),
-            Column::new(
-                "emergency".into(),
-                ns.iter().map(|n| n.emergency).collect::<Vec<_>>(),
-            ),
-        ],
-    )
-    .unwrap()
 }
 
 fn person(id: &str, birth: &'static str, pcn: &'static str, death: Option<&'static str>) -> P {
@@ -83,7 +46,7 @@ fn person(id: &str, birth: &'static str, pcn: &'static str, death: Option<&'stat
 
 /// The worked example (as-of 2025-04-01, window 2024-04-02 to 2025-04-01), `copies` times over
 /// in PCN `big` (ids suffixed), plus two people in PCN `small`.
-fn example(copies: usize, big: &'static str) -> (Vec<P>, Vec<E>, Vec<Stay>) {
+fn example(copies: usize, big: &'static str) -> (Vec<P>, Vec<E>, Vec<N>) {
     let (mut ps, mut es, mut ns) = (Vec::new(), Vec::new(), Vec::new());
     for c in 0..copies {
         let id = |s: &str| format!("{s}_{c}");
@@ -184,11 +147,11 @@ fn example(copies: usize, big: &'static str) -> (Vec<P>, Vec<E>, Vec<Stay>) {
     (ps, es, ns)
 }
 
-fn load(ps: &[P], es: &[E], ns: &[Stay]) -> Cohort {
+fn load(ps: &[P], es: &[E], ns: &[N]) -> Cohort {
     Cohort::from_frames(
         patients_frame(ps),
         events_frame(es),
-        stays_frame(ns),
+        encounters_frame(ns),
         &LoadOptions {
             today: days("2026-01-01"),
             ..Default::default()
@@ -245,22 +208,14 @@ fn partitions_add_up_to_the_whole() {
             .filter(|e| ids.contains(&e.id.as_str()))
             .cloned()
             .collect();
-        let n: Vec<Stay> = ns
+        let n: Vec<N> = ns
             .iter()
             .filter(|n| ids.contains(&n.id.as_str()))
-            .map(|n| stay(&n.id, n.setting, n.start, n.end, n.emergency))
+            .cloned()
             .collect();
         parts.add(&count(&load(&keep, &e, &n), days(AS_OF)));
     }
     assert_eq!(parts, whole);
-}
-
-fn write(dir: &std::path::Path, ps: &[P], es: &[E], ns: &[Stay]) {
-    use strata::input::contract::{ENCOUNTERS_FILE, EVENTS_FILE, PATIENTS_FILE};
-    std::fs::create_dir_all(dir).unwrap();
-    write_parquet(&dir.join(PATIENTS_FILE), patients_frame(ps));
-    write_parquet(&dir.join(EVENTS_FILE), events_frame(es));
-    write_parquet(&dir.join(ENCOUNTERS_FILE), stays_frame(ns));
 }
 
 fn rows(out: &std::path::Path) -> Vec<Vec<String>> {
@@ -286,9 +241,9 @@ fn published_with_rates_from_the_published_counts() {
     let ps: Vec<P> = ps.into_iter().filter(|p| p.pcn == "big").collect();
     let ids: Vec<String> = ps.iter().map(|p| p.id.clone()).collect();
     let es: Vec<E> = es.into_iter().filter(|e| ids.contains(&e.id)).collect();
-    let ns: Vec<Stay> = ns.into_iter().filter(|n| ids.contains(&n.id)).collect();
+    let ns: Vec<N> = ns.into_iter().filter(|n| ids.contains(&n.id)).collect();
     let d = tempfile::tempdir().unwrap();
-    write(&d.path().join("cohort"), &ps, &es, &ns);
+    write_cohort(&d.path().join("cohort"), &ps, &es, &ns);
     let out = d.path().join("out");
     let o = score_into(&d.path().join("cohort"), &out, &["--today", "2026-01-01"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -340,7 +295,7 @@ fn small_counts_and_their_rates_are_suppressed_and_the_auditor_agrees() {
     // Two copies in `big` and the four people of `small`: most counts are small.
     let (ps, es, ns) = example(2, "big");
     let d = tempfile::tempdir().unwrap();
-    write(&d.path().join("cohort"), &ps, &es, &ns);
+    write_cohort(&d.path().join("cohort"), &ps, &es, &ns);
     for (name, extra) in [("plain", vec![]), ("publication", vec!["--publication"])] {
         let out = d.path().join(name);
         let mut args = vec!["--today", "2026-01-01"];

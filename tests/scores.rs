@@ -312,6 +312,7 @@ fn hospital_activity_counts_the_12_months_to_the_as_of_date() {
         enc: k.to_string(),
         setting,
         start,
+        end: None,
         emergency: em,
     };
     let ns = vec![

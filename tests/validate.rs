@@ -35,6 +35,7 @@ fn base_encounters() -> Vec<N> {
         enc: "e1".into(),
         setting: "inpatient",
         start: "2024-01-01",
+        end: None,
         emergency: true,
     }]
 }

@@ -14,7 +14,7 @@ use std::ffi::CStr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use polars::prelude::{Column, CompatLevel, DataFrame, PolarsError, PolarsResult, Series};
+use polars::prelude::{Column, CompatLevel, DataFrame, PolarsError};
 use polars_arrow::array::StructArray;
 use polars_arrow::datatypes::{ArrowDataType, ArrowSchema, Field as ArrowField};
 use polars_arrow::ffi;
@@ -1154,23 +1154,7 @@ fn protect_run<'py>(
 /// A frame from imported record batches (buffers shared): each column is the batches' arrays
 /// as chunks.
 fn frame_of(batches: ArrowTable) -> Result<DataFrame, Failure> {
-    let Some(first) = batches.first() else {
-        return Ok(DataFrame::empty());
-    };
-    let schema = first.schema().clone();
-    let height = batches.iter().map(|b| b.height()).sum();
-    let mut arrays: Vec<Vec<Box<dyn polars_arrow::array::Array>>> = vec![Vec::new(); schema.len()];
-    for b in batches {
-        for (col, a) in arrays.iter_mut().zip(b.into_arrays()) {
-            col.push(a);
-        }
-    }
-    let columns = schema
-        .iter_values()
-        .zip(arrays)
-        .map(|(field, arrs)| Series::try_from((field, arrs)).map(Column::from))
-        .collect::<PolarsResult<Vec<Column>>>()?;
-    Ok(DataFrame::new(height, columns)?)
+    Ok(strata::input::from_batches(batches)?)
 }
 
 /// The bytes of an Arrow table written by strata's own writer for `format` (`csv` or

@@ -140,7 +140,7 @@ pub(crate) fn polars_err(ck: &mut Checker, file: &str, e: PolarsError) {
 /// A frame from Arrow record batches (all with the first batch's schema), without copying the
 /// buffers: each column is the batches' arrays as chunks. No batches give an empty frame, which
 /// the schema check then refuses for its missing columns.
-pub(crate) fn from_batches(
+pub fn from_batches(
     batches: Vec<polars_arrow::record_batch::RecordBatch>,
 ) -> PolarsResult<DataFrame> {
     let Some(first) = batches.first() else {

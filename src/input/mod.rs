@@ -31,6 +31,7 @@ mod dictread;
 mod encounters;
 mod events;
 mod frame;
+pub use frame::from_batches;
 mod layout;
 mod medications;
 pub mod memory;

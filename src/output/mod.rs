@@ -213,6 +213,23 @@ pub fn file_stem(code: &str) -> String {
     }
 }
 
+/// PCN file stems by PCN index, as the frailty lists are named: distinct even if two PCN codes
+/// clean up to the same text (`~2`, `~3` ... in PCN code order).
+pub fn pcn_stems(pcns: &[String]) -> Vec<String> {
+    let mut stems: Vec<String> = Vec::with_capacity(pcns.len());
+    for code in pcns {
+        let base = file_stem(code);
+        let mut stem = base.clone();
+        let mut k = 2;
+        while stems.contains(&stem) {
+            stem = format!("{base}~{k}");
+            k += 1;
+        }
+        stems.push(stem);
+    }
+    stems
+}
+
 fn encode_err(path: &Path) -> impl FnOnce(PolarsError) -> OutputError + '_ {
     move |source| OutputError::Encode {
         path: path.to_path_buf(),
@@ -369,18 +386,11 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Vec<Written>, OutputE
     let scorer = Scorer::new(definitions);
     let lists_dir = dir.join("lists");
     std::fs::create_dir_all(&lists_dir).map_err(crate::publish::io_err(&lists_dir))?;
-    // Distinct stems even if two PCN codes clean up to the same text.
-    let mut stems: Vec<String> = Vec::new();
-    for (pcn, _) in ranked {
-        let base = file_stem(&cohort.patients.pcns[*pcn as usize]);
-        let mut stem = base.clone();
-        let mut k = 2;
-        while stems.contains(&stem) {
-            stem = format!("{base}~{k}");
-            k += 1;
-        }
-        stems.push(stem);
-    }
+    let by_pcn = pcn_stems(&cohort.patients.pcns);
+    let stems: Vec<&String> = ranked
+        .iter()
+        .map(|(pcn, _)| &by_pcn[*pcn as usize])
+        .collect();
     // The lists and the cohort-wide scores file are independent: write them side by side.
     let (per_pcn, scores) = rayon::join(
         || {

@@ -12,28 +12,11 @@ use std::path::Path;
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use super::{file_stem, list_frame, RiskColumns, LIST_FORMATS};
+use super::{list_frame, pcn_stems, RiskColumns, LIST_FORMATS};
 use crate::changes::Changes;
 use crate::programmes::{reason, Inputs, Programme, ProgrammeLists};
 use crate::publish::{OutputError, Written};
 use crate::scores::Scorer;
-
-/// PCN file stems by PCN index, as the frailty lists are named: distinct even if two PCN codes
-/// clean up to the same text (`~2`, `~3` ... in PCN code order).
-pub fn pcn_stems(pcns: &[String]) -> Vec<String> {
-    let mut stems: Vec<String> = Vec::with_capacity(pcns.len());
-    for code in pcns {
-        let base = file_stem(code);
-        let mut stem = base.clone();
-        let mut k = 2;
-        while stems.contains(&stem) {
-            stem = format!("{base}~{k}");
-            k += 1;
-        }
-        stems.push(stem);
-    }
-    stems
-}
 
 /// One programme's list of one PCN as a table: `rank`, `patient_id`, `rule`, then the frailty
 /// list's columns.

@@ -58,6 +58,8 @@ pub struct N {
     pub enc: String,
     pub setting: &'static str,
     pub start: &'static str,
+    /// Last day of the stay; `None`: the day it started.
+    pub end: Option<&'static str>,
     pub emergency: bool,
 }
 
@@ -148,7 +150,10 @@ pub fn encounters_frame(ns: &[N]) -> DataFrame {
                 ns.iter().map(|n| n.setting).collect::<Vec<_>>(),
             ),
             date_col("start_date", ns.iter().map(|n| days(n.start)).collect()),
-            date_col("end_date", ns.iter().map(|n| days(n.start)).collect()),
+            date_col(
+                "end_date",
+                ns.iter().map(|n| days(n.end.unwrap_or(n.start))).collect(),
+            ),
             Column::new(
                 "emergency".into(),
                 ns.iter().map(|n| n.emergency).collect::<Vec<_>>(),
