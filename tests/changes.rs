@@ -7,16 +7,6 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
-use polars::prelude::*;
-
-fn col(df: &DataFrame, name: &str) -> Vec<String> {
-    let c = df.column(name).unwrap().cast(&DataType::String).unwrap();
-    c.str()
-        .unwrap()
-        .iter()
-        .map(|v| v.unwrap_or("").to_string())
-        .collect()
-}
 
 /// `n` deficits' codes for `id`.
 fn frail(id: &str, n: usize, codes: &[String]) -> Vec<E> {
@@ -88,7 +78,7 @@ fn lists_say_what_changed_and_who_dropped_off_why() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("no previous run"), "{}", stdout(&o));
     let first = read_csv(&out.join("lists/PCN1.csv"));
-    assert!(col(&first, "change").iter().all(|c| c.is_empty()));
+    assert!(strings(&first, "change").iter().all(|c| c.is_empty()));
     assert!(!out.join("lists/PCN1.dropped.csv").exists());
 
     let o = score_into(&c2, &out, &["--today", "2026-11-25"]);
@@ -97,9 +87,9 @@ fn lists_say_what_changed_and_who_dropped_off_why() {
     assert!(stdout(&o).contains("across 2 PCN lists"), "{}", stdout(&o));
     let list = read_csv(&out.join("lists/PCN1.csv"));
     assert_eq!(list.get_column_names()[1].as_str(), "change");
-    let change: HashMap<String, String> = col(&list, "patient_id")
+    let change: HashMap<String, String> = strings(&list, "patient_id")
         .into_iter()
-        .zip(col(&list, "change"))
+        .zip(strings(&list, "change"))
         .collect();
     let want: HashMap<String, String> = [
         ("same", "same"),
@@ -112,17 +102,17 @@ fn lists_say_what_changed_and_who_dropped_off_why() {
     .collect();
     assert_eq!(change, want);
     let pcn2 = read_csv(&out.join("lists/PCN2.csv"));
-    let change2: HashMap<String, String> = col(&pcn2, "patient_id")
+    let change2: HashMap<String, String> = strings(&pcn2, "patient_id")
         .into_iter()
-        .zip(col(&pcn2, "change"))
+        .zip(strings(&pcn2, "change"))
         .collect();
     assert_eq!(change2["moves"], "new");
     assert_eq!(change2["other"], "same");
 
     let dropped = read_csv(&out.join("lists/PCN1.dropped.csv"));
-    let why: HashMap<String, String> = col(&dropped, "patient_id")
+    let why: HashMap<String, String> = strings(&dropped, "patient_id")
         .into_iter()
-        .zip(col(&dropped, "reason"))
+        .zip(strings(&dropped, "reason"))
         .collect();
     assert_eq!(why.len(), 4, "{why:?}");
     assert_eq!(why["dies"], "died");
@@ -143,7 +133,7 @@ fn lists_say_what_changed_and_who_dropped_off_why() {
     let o = score_into(&c2, &out, &["--today", "2026-11-25"]);
     assert!(o.status.success());
     let again = read_csv(&out.join("lists/PCN1.csv"));
-    assert!(col(&again, "change").iter().all(|c| c == "same"));
+    assert!(strings(&again, "change").iter().all(|c| c == "same"));
     assert_eq!(read_csv(&out.join("lists/PCN1.dropped.csv")).height(), 0);
 
     // An explicit previous run, and none.
@@ -157,7 +147,7 @@ fn lists_say_what_changed_and_who_dropped_off_why() {
     assert!(stdout(&o).contains("no previous run in"), "{}", stdout(&o));
     let o = score_into(&c2, &out, &["--today", "2026-11-25", "--no-compare"]);
     assert!(o.status.success());
-    assert!(col(&read_csv(&out.join("lists/PCN1.csv")), "change")
+    assert!(strings(&read_csv(&out.join("lists/PCN1.csv")), "change")
         .iter()
         .all(|c| c.is_empty()));
 }

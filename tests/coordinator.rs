@@ -14,7 +14,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use polars::prelude::*;
 
 const PCNS: [&str; 4] = ["U10000", "U10037", "U10074", "U10111"];
 
@@ -227,18 +226,6 @@ fn profile(out: &Path) -> BTreeMap<(String, String), Vec<String>> {
     )
 }
 
-fn strs(df: &DataFrame, name: &str) -> Vec<String> {
-    df.column(name)
-        .unwrap()
-        .cast(&DataType::String)
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .map(|v| v.unwrap_or_default().to_string())
-        .collect()
-}
-
 /// Check every PCN workbook of a run against its list and published tables.
 fn check_workbooks(out: &Path) {
     let (summ, prof) = (summary(out), profile(out));
@@ -253,7 +240,7 @@ fn check_workbooks(out: &Path) {
             .map(unescape)
             .collect();
         let practices: std::collections::BTreeSet<String> =
-            strs(&list, "practice_code").into_iter().collect();
+            strings(&list, "practice_code").into_iter().collect();
         let mut want = vec!["Summary".to_string()];
         want.extend(practices.iter().cloned());
         assert_eq!(names, want, "{pcn}");
@@ -263,9 +250,9 @@ fn check_workbooks(out: &Path) {
             "{}",
             zip["docProps/core.xml"]
         );
-        let ids = strs(&list, "patient_id");
-        let prac = strs(&list, "practice_code");
-        let why = strs(&list, "why");
+        let ids = strings(&list, "patient_id");
+        let prac = strings(&list, "practice_code");
+        let why = strings(&list, "why");
         for (k, name) in names.iter().enumerate() {
             let xml = &zip[&format!("xl/worksheets/sheet{}.xml", k + 1)];
             assert!(
@@ -395,12 +382,12 @@ fn each_row_says_why_in_plain_words() {
     let mut seen_model = false;
     for pcn in PCNS {
         let list = read_csv(&out.join(format!("lists/{pcn}.csv")));
-        let why = strs(&list, "why");
-        let cat = strs(&list, "efi_category");
-        let def = strs(&list, "efi_deficits");
-        let adm = strs(&list, "emergency_admissions_12m");
-        let present = strs(&list, "efi_deficits_present");
-        let band = strs(&list, "emergency_admission_band");
+        let why = strings(&list, "why");
+        let cat = strings(&list, "efi_category");
+        let def = strings(&list, "efi_deficits");
+        let adm = strings(&list, "emergency_admissions_12m");
+        let present = strings(&list, "efi_deficits_present");
+        let band = strings(&list, "emergency_admission_band");
         for r in 0..list.height() {
             let w = &why[r];
             assert!(
@@ -549,7 +536,7 @@ fn check_pages(out: &Path) {
         let top = between(&html, "<table id=\"top\">", "</table>");
         let rows = between(top[0], "<tr><td>", "</tr>");
         assert_eq!(rows.len(), list.height().min(20));
-        let (ids, why) = (strs(&list, "patient_id"), strs(&list, "why"));
+        let (ids, why) = (strings(&list, "patient_id"), strings(&list, "why"));
         for (k, r) in rows.iter().enumerate() {
             let cells: Vec<String> = r.split("</td><td>").map(unescape).collect();
             assert_eq!(cells[0], (k + 1).to_string());

@@ -336,18 +336,6 @@ fn example_run(dir: &Path, threads: &str) -> PathBuf {
     out
 }
 
-fn text(df: &DataFrame, c: &str) -> Vec<String> {
-    df.column(c)
-        .unwrap()
-        .cast(&DataType::String)
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .map(|v| v.unwrap_or_default().to_string())
-        .collect()
-}
-
 fn floats(df: &DataFrame, c: &str) -> Vec<f64> {
     df.column(c)
         .unwrap()
@@ -368,10 +356,10 @@ fn the_five_example_programmes_on_the_fixture() {
         .finish()
         .unwrap();
     let (ids, pcn, status, cat) = (
-        text(&scores, "patient_id"),
-        text(&scores, "pcn_code"),
-        text(&scores, "status"),
-        text(&scores, "efi_category"),
+        strings(&scores, "patient_id"),
+        strings(&scores, "pcn_code"),
+        strings(&scores, "status"),
+        strings(&scores, "efi_category"),
     );
     // A model's high band and above: the top ceil(5%) of the PCN's eligible people.
     let top5 = |p: &str| {
@@ -410,8 +398,11 @@ fn the_five_example_programmes_on_the_fixture() {
         // death model's high band and above.
         let review = read_csv(&out.join(format!("lists/{p}.palliative_register_review.csv")));
         assert_eq!(review.height(), top5(p), "{p}");
-        assert!(text(&review, "death_band").iter().all(|b| high(b)), "{p}");
-        assert!(text(&review, "rule")
+        assert!(
+            strings(&review, "death_band").iter().all(|b| high(b)),
+            "{p}"
+        );
+        assert!(strings(&review, "rule")
             .iter()
             .all(|r| r.starts_with("death risk ")
                 && r.ends_with(" and not on the palliative care register")));
@@ -420,9 +411,9 @@ fn the_five_example_programmes_on_the_fixture() {
         // rule column says which.
         let fl = read_csv(&out.join(format!("lists/{p}.falls_prevention.csv")));
         let (rule, present, band) = (
-            text(&fl, "rule"),
-            text(&fl, "efi_deficits_present"),
-            text(&fl, "falls_admission_band"),
+            strings(&fl, "rule"),
+            strings(&fl, "efi_deficits_present"),
+            strings(&fl, "falls_admission_band"),
         );
         assert_eq!(band.iter().filter(|b| high(b)).count(), top5(p), "{p}");
         for i in 0..fl.height() {

@@ -136,7 +136,7 @@ impl Visit for Fields {
 /// writing, and a line per finished stage with its time.
 #[derive(Default)]
 struct Progress {
-    bar: Mutex<Option<(String, ProgressBar)>>,
+    bar: Mutex<Option<ProgressBar>>,
 }
 
 impl<S: Subscriber> Layer<S> for Progress {
@@ -155,10 +155,10 @@ impl<S: Subscriber> Layer<S> for Progress {
                 );
                 pb.set_message(describe(&stage).to_string());
                 pb.enable_steady_tick(Duration::from_millis(120));
-                *bar = Some((stage, pb));
+                *bar = Some(pb);
             }
             (Some("finished"), Some(stage)) => {
-                if let Some((_, pb)) = bar.take() {
+                if let Some(pb) = bar.take() {
                     pb.finish_and_clear();
                 }
                 eprintln!(
@@ -168,7 +168,7 @@ impl<S: Subscriber> Layer<S> for Progress {
                 );
             }
             (Some("list written"), _) => {
-                if let (Some((_, pb)), Some(total)) = (bar.as_mut(), f.total) {
+                if let (Some(pb), Some(total)) = (bar.as_ref(), f.total) {
                     if pb.length() != Some(total) {
                         pb.set_style(
                             ProgressStyle::with_template(

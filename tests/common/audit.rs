@@ -359,43 +359,9 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
             eqs.push(e);
         }
     }
-    let solve_with =
-        |bounds: &[(f64, f64)], objective: &[(usize, f64)], maximize: bool| -> Option<f64> {
-            let dir = if maximize {
-                OptimizationDirection::Maximize
-            } else {
-                OptimizationDirection::Minimize
-            };
-            let mut p = Problem::new(dir);
-            let vars: Vec<_> = bounds
-                .iter()
-                .enumerate()
-                .map(|(i, &b)| {
-                    let c = objective.iter().find(|(j, _)| *j == i).map_or(0.0, |x| x.1);
-                    p.add_var(c, b)
-                })
-                .collect();
-            for e in &eqs {
-                p.add_constraint(
-                    e.iter().map(|&(i, c)| (vars[i], c)).collect::<Vec<_>>(),
-                    ComparisonOp::Eq,
-                    0.0,
-                );
-            }
-            for e in &geqs {
-                p.add_constraint(
-                    e.iter().map(|&(i, c)| (vars[i], c)).collect::<Vec<_>>(),
-                    ComparisonOp::Ge,
-                    0.0,
-                );
-            }
-            match p.solve() {
-                Ok(microlp::SolveOutcome::Solution(s)) => Some(s.objective()),
-                Ok(microlp::SolveOutcome::Interrupted(_)) => panic!("LP interrupted"),
-                Err(microlp::Error::Unbounded) => None,
-                Err(e) => panic!("published tables are inconsistent: {e}"),
-            }
-        };
+    let solve_with = |bounds: &[(f64, f64)], objective: &[(usize, f64)], maximize: bool| {
+        lp_optimum(bounds, &eqs, &geqs, objective, maximize, "published tables")
+    };
     let pinned_with = |bounds: &[(f64, f64)], objective: &[(usize, f64)]| -> Option<i64> {
         let lo = solve_with(bounds, objective, false).unwrap_or(0.0);
         let hi = solve_with(bounds, objective, true)?;
@@ -611,38 +577,15 @@ pub fn audit_indicators(out: &Path, round_to: i64) -> Findings {
             geqs.push(vec![(var(a, w), 1.0), (var(a, p), -1.0)]);
         }
     }
-    let solve = |objective: &[(usize, f64)], maximize: bool| -> Option<f64> {
-        let dir = if maximize {
-            OptimizationDirection::Maximize
-        } else {
-            OptimizationDirection::Minimize
-        };
-        let mut p = Problem::new(dir);
-        let vars: Vec<_> = bounds
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| {
-                let c = objective.iter().find(|(j, _)| *j == i).map_or(0.0, |x| x.1);
-                p.add_var(c, b)
-            })
-            .collect();
-        for (e, op) in eqs
-            .iter()
-            .map(|e| (e, ComparisonOp::Eq))
-            .chain(geqs.iter().map(|e| (e, ComparisonOp::Ge)))
-        {
-            p.add_constraint(
-                e.iter().map(|&(i, c)| (vars[i], c)).collect::<Vec<_>>(),
-                op,
-                0.0,
-            );
-        }
-        match p.solve() {
-            Ok(microlp::SolveOutcome::Solution(s)) => Some(s.objective()),
-            Ok(microlp::SolveOutcome::Interrupted(_)) => panic!("LP interrupted"),
-            Err(microlp::Error::Unbounded) => None,
-            Err(e) => panic!("published indicators are inconsistent: {e}"),
-        }
+    let solve = |objective: &[(usize, f64)], maximize: bool| {
+        lp_optimum(
+            &bounds,
+            &eqs,
+            &geqs,
+            objective,
+            maximize,
+            "published indicators",
+        )
     };
     let pinned = |objective: &[(usize, f64)]| -> Option<i64> {
         let lo = solve(objective, false).unwrap_or(0.0);
@@ -684,4 +627,48 @@ pub fn audit_indicators(out: &Path, round_to: i64) -> Findings {
         }
     }
     f
+}
+
+/// The optimum of `objective` (sparse: variable, coefficient) over variables within `bounds`,
+/// with each of `eqs` = 0 and each of `geqs` >= 0 (sparse rows); `None` when unbounded. The
+/// tables that gave the system are `what`, named if it has no solution.
+fn lp_optimum(
+    bounds: &[(f64, f64)],
+    eqs: &[Vec<(usize, f64)>],
+    geqs: &[Vec<(usize, f64)>],
+    objective: &[(usize, f64)],
+    maximize: bool,
+    what: &str,
+) -> Option<f64> {
+    let dir = if maximize {
+        OptimizationDirection::Maximize
+    } else {
+        OptimizationDirection::Minimize
+    };
+    let mut p = Problem::new(dir);
+    let vars: Vec<_> = bounds
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            let c = objective.iter().find(|(j, _)| *j == i).map_or(0.0, |x| x.1);
+            p.add_var(c, b)
+        })
+        .collect();
+    for (e, op) in eqs
+        .iter()
+        .map(|e| (e, ComparisonOp::Eq))
+        .chain(geqs.iter().map(|e| (e, ComparisonOp::Ge)))
+    {
+        p.add_constraint(
+            e.iter().map(|&(i, c)| (vars[i], c)).collect::<Vec<_>>(),
+            op,
+            0.0,
+        );
+    }
+    match p.solve() {
+        Ok(microlp::SolveOutcome::Solution(s)) => Some(s.objective()),
+        Ok(microlp::SolveOutcome::Interrupted(_)) => panic!("LP interrupted"),
+        Err(microlp::Error::Unbounded) => None,
+        Err(e) => panic!("{what} are inconsistent: {e}"),
+    }
 }

@@ -369,3 +369,16 @@ pub fn deficit_codes(m: &Definitions) -> Vec<String> {
 }
 
 pub mod audit;
+
+/// A column as text, nulls as empty strings.
+pub fn strings(df: &DataFrame, name: &str) -> Vec<String> {
+    df.column(name)
+        .unwrap()
+        .cast(&DataType::String)
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect()
+}
