@@ -6,7 +6,7 @@
 //! on several programmes' lists.
 //!
 //! Pipeline position: `results` + `risk` + `palliative` -> **programmes** -> `output` (one file
-//! per PCN and programme, `lists/<PCN>.<programme>.csv` and `.parquet`). Programmes come from the
+//! per PCN and programme, `lists/<PCN>/<PCN>.<programme>.csv` and `.parquet`). Programmes come from the
 //! settings file (`[[programme]]` tables, see `strata.toml`); [`Programme::from_config`] checks
 //! them, [`check`] checks them against the loaded models before the cohort is read, [`select`]
 //! makes the lists. Who may be listed is the run's eligible population (alive, aged `min_age` or
@@ -28,7 +28,7 @@ pub const MAX_RULES: usize = 16;
 #[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProgrammeConfig {
-    /// Short name: the file name part (`lists/<PCN>.<name>.csv`); lower-case letters, digits,
+    /// Short name: the file name part (`lists/<PCN>/<PCN>.<name>.csv`); lower-case letters, digits,
     /// `_` and `-`.
     pub name: String,
     /// The service in words (recorded in the manifest).
@@ -241,7 +241,8 @@ impl Programme {
         }
         if c.name == "dropped" {
             return Err(bad(
-                "'dropped' is taken: lists/<PCN>.dropped.csv says who dropped off a list".into(),
+                "'dropped' is taken: lists/<PCN>/<PCN>.dropped.csv says who dropped off a list"
+                    .into(),
             ));
         }
         if c.rule.is_empty() {

@@ -48,7 +48,7 @@ pub enum OutputError {
         /// Path.
         path: PathBuf,
         /// Cause.
-        source: rust_xlsxwriter::XlsxError,
+        source: crate::output::xlsx::WorkbookError,
     },
     /// `ROOT/latest` exists and is not a symlink.
     #[error("{0} exists and is not a symlink; refusing to replace it")]

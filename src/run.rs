@@ -57,7 +57,7 @@ pub struct ScoreOptions {
 /// What the manifest records of each programme's lists.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ProgrammeListed {
-    /// Programme name (`lists/<PCN>.<name>.csv`).
+    /// Programme name (`lists/<PCN>/<PCN>.<name>.csv`).
     pub name: String,
     /// The service in words.
     pub description: String,
@@ -114,9 +114,9 @@ pub struct Manifest {
     pub compared_with: String,
     /// People new on a list since the previous run.
     pub new_on_lists: u64,
-    /// People on a list last time and not now (see `lists/<PCN>.dropped.csv`).
+    /// People on a list last time and not now (see `lists/<PCN>/<PCN>.dropped.csv`).
     pub dropped_off_lists: u64,
-    /// Each programme's lists (`lists/<PCN>.<programme>.csv`), in programme order.
+    /// Each programme's lists (`lists/<PCN>/<PCN>.<programme>.csv`), in programme order.
     pub programmes: Vec<ProgrammeListed>,
     /// Where prescriptions came from (`medications.parquet`, `events.parquet (dmd)`), or `none`:
     /// then the eFI's polypharmacy deficit could not be assessed.

@@ -77,15 +77,15 @@ fn lists_say_what_changed_and_who_dropped_off_why() {
     let o = score_into(&c1, &out, &["--today", "2026-11-25"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("no previous run"), "{}", stdout(&o));
-    let first = read_csv(&out.join("lists/PCN1.csv"));
+    let first = read_csv(&out.join("lists/PCN1/PCN1.csv"));
     assert!(strings(&first, "change").iter().all(|c| c.is_empty()));
-    assert!(!out.join("lists/PCN1.dropped.csv").exists());
+    assert!(!out.join("lists/PCN1/PCN1.dropped.csv").exists());
 
     let o = score_into(&c2, &out, &["--today", "2026-11-25"]);
     assert!(o.status.success(), "{}", stderr(&o));
     // The dropped lists are not counted as lists.
     assert!(stdout(&o).contains("across 2 PCN lists"), "{}", stdout(&o));
-    let list = read_csv(&out.join("lists/PCN1.csv"));
+    let list = read_csv(&out.join("lists/PCN1/PCN1.csv"));
     assert_eq!(list.get_column_names()[1].as_str(), "change");
     let change: HashMap<String, String> = strings(&list, "patient_id")
         .into_iter()
@@ -101,7 +101,7 @@ fn lists_say_what_changed_and_who_dropped_off_why() {
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
     assert_eq!(change, want);
-    let pcn2 = read_csv(&out.join("lists/PCN2.csv"));
+    let pcn2 = read_csv(&out.join("lists/PCN2/PCN2.csv"));
     let change2: HashMap<String, String> = strings(&pcn2, "patient_id")
         .into_iter()
         .zip(strings(&pcn2, "change"))
@@ -109,7 +109,7 @@ fn lists_say_what_changed_and_who_dropped_off_why() {
     assert_eq!(change2["moves"], "new");
     assert_eq!(change2["other"], "same");
 
-    let dropped = read_csv(&out.join("lists/PCN1.dropped.csv"));
+    let dropped = read_csv(&out.join("lists/PCN1/PCN1.dropped.csv"));
     let why: HashMap<String, String> = strings(&dropped, "patient_id")
         .into_iter()
         .zip(strings(&dropped, "reason"))
@@ -119,7 +119,10 @@ fn lists_say_what_changed_and_who_dropped_off_why() {
     assert_eq!(why["moves"], "moved to another PCN (PCN2)");
     assert!(why["gone"].starts_with("no longer in the cohort"));
     assert_eq!(why["recovers"], "frailty fell to fit");
-    assert_eq!(read_csv(&out.join("lists/PCN2.dropped.csv")).height(), 0);
+    assert_eq!(
+        read_csv(&out.join("lists/PCN2/PCN2.dropped.csv")).height(),
+        0
+    );
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(m["new_on_lists"], 2);
@@ -132,9 +135,12 @@ fn lists_say_what_changed_and_who_dropped_off_why() {
     // The same extract again: nothing new, nobody dropped.
     let o = score_into(&c2, &out, &["--today", "2026-11-25"]);
     assert!(o.status.success());
-    let again = read_csv(&out.join("lists/PCN1.csv"));
+    let again = read_csv(&out.join("lists/PCN1/PCN1.csv"));
     assert!(strings(&again, "change").iter().all(|c| c == "same"));
-    assert_eq!(read_csv(&out.join("lists/PCN1.dropped.csv")).height(), 0);
+    assert_eq!(
+        read_csv(&out.join("lists/PCN1/PCN1.dropped.csv")).height(),
+        0
+    );
 
     // An explicit previous run, and none.
     let other = d.path().join("other");
@@ -147,7 +153,9 @@ fn lists_say_what_changed_and_who_dropped_off_why() {
     assert!(stdout(&o).contains("no previous run in"), "{}", stdout(&o));
     let o = score_into(&c2, &out, &["--today", "2026-11-25", "--no-compare"]);
     assert!(o.status.success());
-    assert!(strings(&read_csv(&out.join("lists/PCN1.csv")), "change")
-        .iter()
-        .all(|c| c.is_empty()));
+    assert!(
+        strings(&read_csv(&out.join("lists/PCN1/PCN1.csv")), "change")
+            .iter()
+            .all(|c| c.is_empty())
+    );
 }

@@ -43,8 +43,7 @@ fn the_file_sets_the_run_and_flags_override_it() {
     assert_eq!(c["out"]["root"], d.path().join("runs").to_str().unwrap());
     assert_eq!(c["rules"]["rank_by"]["risk"], "death", "{c}");
     assert_eq!(c["rules"]["top"], 10, "{c}");
-    for f in std::fs::read_dir(dir.join("lists")).unwrap() {
-        let p = f.unwrap().path();
+    for p in list_files(&dir) {
         if p.extension().is_some_and(|e| e == "csv") {
             assert!(read_csv(&p).height() <= 10, "{}", p.display());
         }
@@ -181,7 +180,8 @@ fn the_example_in_the_repository_is_a_valid_configuration() {
         "palliative_register_review",
     ] {
         assert!(
-            root.join(format!("latest/lists/U10000.{p}.csv")).is_file(),
+            root.join(format!("latest/lists/U10000/U10000.{p}.csv"))
+                .is_file(),
             "{p}"
         );
     }

@@ -62,10 +62,10 @@ fn synthetic() -> &'static Path {
 
 /// The PCN codes of a run's lists.
 fn pcns(out: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(out.join("lists"))
-        .unwrap()
-        .filter_map(|e| {
-            let name = e.unwrap().file_name().into_string().unwrap();
+    let mut v: Vec<String> = list_files(out)
+        .iter()
+        .filter_map(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
             name.strip_suffix(".xlsx").map(str::to_string)
         })
         .collect();
@@ -231,8 +231,8 @@ fn check_workbooks(out: &Path) {
     let (summ, prof) = (summary(out), profile(out));
     for pcn in pcns(out) {
         let pcn = pcn.as_str();
-        let list = read_csv(&out.join(format!("lists/{pcn}.csv")));
-        let zip = unzip(&std::fs::read(out.join(format!("lists/{pcn}.xlsx"))).unwrap());
+        let list = read_csv(&out.join(format!("lists/{pcn}/{pcn}.csv")));
+        let zip = unzip(&std::fs::read(out.join(format!("lists/{pcn}/{pcn}.xlsx"))).unwrap());
         let shared = shared_strings(&zip);
         let book = &zip["xl/workbook.xml"];
         let names: Vec<String> = between(book, "<sheet name=\"", "\"")
@@ -362,11 +362,11 @@ fn the_workbook_has_a_protected_summary_then_a_sheet_per_practice() {
 fn list_csv_files_open_in_excel_as_utf8_and_the_tables_stay_plain() {
     let out = synthetic();
     for pcn in pcns(out) {
-        let bytes = std::fs::read(out.join(format!("lists/{pcn}.csv"))).unwrap();
+        let bytes = std::fs::read(out.join(format!("lists/{pcn}/{pcn}.csv"))).unwrap();
         assert_eq!(&bytes[..3], b"\xef\xbb\xbf", "{pcn}: byte order mark");
         assert!(bytes[3..].starts_with(b"rank,change,patient_id,"));
         // Readers skip it: the first column is `rank`, not "\u{feff}rank".
-        let df = read_csv(&out.join(format!("lists/{pcn}.csv")));
+        let df = read_csv(&out.join(format!("lists/{pcn}/{pcn}.csv")));
         assert_eq!(df.get_column_names()[0].as_str(), "rank");
     }
     for table in ["summary.csv", "equity.csv", "pcn_profile.csv"] {
@@ -381,7 +381,7 @@ fn each_row_says_why_in_plain_words() {
     let mut seen_admissions = false;
     let mut seen_model = false;
     for pcn in PCNS {
-        let list = read_csv(&out.join(format!("lists/{pcn}.csv")));
+        let list = read_csv(&out.join(format!("lists/{pcn}/{pcn}.csv")));
         let why = strings(&list, "why");
         let cat = strings(&list, "efi_category");
         let def = strings(&list, "efi_deficits");
@@ -489,7 +489,7 @@ fn check_pages(out: &Path) {
     let (summ, prof) = (summary(out), profile(out));
     for pcn in pcns(out) {
         let pcn = pcn.as_str();
-        let html = std::fs::read_to_string(out.join(format!("lists/{pcn}.html"))).unwrap();
+        let html = std::fs::read_to_string(out.join(format!("lists/{pcn}/{pcn}.html"))).unwrap();
         assert_well_formed(&html);
         for network in ["src=", "href=", "url(", "@import", "<script"] {
             assert!(!html.contains(network), "{pcn}: {network}");
@@ -532,7 +532,7 @@ fn check_pages(out: &Path) {
         }
         assert!(practices >= 3);
         // The top of the list, with reasons.
-        let list = read_csv(&out.join(format!("lists/{pcn}.csv")));
+        let list = read_csv(&out.join(format!("lists/{pcn}/{pcn}.csv")));
         let top = between(&html, "<table id=\"top\">", "</table>");
         let rows = between(top[0], "<tr><td>", "</tr>");
         assert_eq!(rows.len(), list.height().min(20));
@@ -642,7 +642,8 @@ fn the_html_page_renders_in_headless_chromium() {
     let out = synthetic();
     let d = tempfile::tempdir().unwrap();
     let png = d.path().join("page.png");
-    let page = out.join(format!("lists/{}.html", pcns(out)[0]));
+    let page = out.join(format!("lists/{0}/{0}.html", pcns(out)[0]));
+    assert!(page.is_file(), "{}", page.display());
     let o = std::process::Command::new(chromium)
         .args([
             "--headless",

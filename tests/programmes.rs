@@ -190,7 +190,7 @@ fn write_programmes(dir: &Path, text: &str) -> PathBuf {
 
 /// (patient_id, rule) of a programme list, in file order; the ranks are 1..n.
 fn list(out: &Path, pcn: &str, programme: &str) -> Vec<(String, String)> {
-    let df = read_csv(&out.join(format!("lists/{pcn}.{programme}.csv")));
+    let df = read_csv(&out.join(format!("lists/{pcn}/{pcn}.{programme}.csv")));
     let s = |c: &str| -> Vec<String> {
         df.column(c)
             .unwrap()
@@ -287,13 +287,14 @@ fn each_rule_lists_whom_it_says_in_frailty_order_and_says_why() {
         "moderate frailty (eFI 10 of 36 deficits) and not on the palliative care register"
     );
     // Parquet beside each CSV, the same rows; the frailty list is untouched (no `rule`).
-    let pq = ParquetReader::new(std::fs::File::open(out.join("lists/PCN1.mild.parquet")).unwrap())
-        .finish()
-        .unwrap();
+    let pq =
+        ParquetReader::new(std::fs::File::open(out.join("lists/PCN1/PCN1.mild.parquet")).unwrap())
+            .finish()
+            .unwrap();
     assert_eq!(pq.height(), 9);
-    let main = read_csv(&out.join("lists/PCN1.csv"));
+    let main = read_csv(&out.join("lists/PCN1/PCN1.csv"));
     assert!(main.column("rule").is_err() && main.column("change").is_ok());
-    let prog = read_csv(&out.join("lists/PCN1.mild.csv"));
+    let prog = read_csv(&out.join("lists/PCN1/PCN1.mild.csv"));
     assert!(prog.column("change").is_err());
     // The manifest records each programme's count and hashes its files.
     let m: serde_json::Value =
@@ -313,7 +314,7 @@ fn each_rule_lists_whom_it_says_in_frailty_order_and_says_why() {
     for p in ["mild", "severe_or_falls", "review"] {
         for ext in ["csv", "parquet"] {
             assert!(
-                paths.contains(&format!("lists/PCN1.{p}.{ext}").as_str()),
+                paths.contains(&format!("lists/PCN1/PCN1.{p}.{ext}").as_str()),
                 "{paths:?}"
             );
         }
@@ -396,7 +397,7 @@ fn the_five_example_programmes_on_the_fixture() {
         assert_eq!(set("anticipatory_care"), by_cat("severe", "severe"), "{p}");
         // Nobody in the fixture is on the palliative care register: the review list is the
         // death model's high band and above.
-        let review = read_csv(&out.join(format!("lists/{p}.palliative_register_review.csv")));
+        let review = read_csv(&out.join(format!("lists/{p}/{p}.palliative_register_review.csv")));
         assert_eq!(review.height(), top5(p), "{p}");
         assert!(
             strings(&review, "death_band").iter().all(|b| high(b)),
@@ -409,7 +410,7 @@ fn the_five_example_programmes_on_the_fixture() {
         set("palliative_register_review");
         // Falls: the falls model's high band and above, and whoever has a fall recorded; the
         // rule column says which.
-        let fl = read_csv(&out.join(format!("lists/{p}.falls_prevention.csv")));
+        let fl = read_csv(&out.join(format!("lists/{p}/{p}.falls_prevention.csv")));
         let (rule, present, band) = (
             strings(&fl, "rule"),
             strings(&fl, "efi_deficits_present"),

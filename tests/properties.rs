@@ -718,7 +718,7 @@ fn scoring_each_pcn_alone_gives_the_same_lists_and_scores() {
         let out = d.path().join(format!("out-{pcn}"));
         score_ok(&part, &out);
         let stem = strata::output::file_stem(pcn);
-        let lists: Vec<String> = std::fs::read_dir(out.join("lists"))
+        let lists: Vec<String> = std::fs::read_dir(out.join("lists").join(&stem))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
             .collect::<BTreeSet<_>>()
@@ -736,7 +736,7 @@ fn scoring_each_pcn_alone_gives_the_same_lists_and_scores() {
             ]
         );
         for ext in ["csv", "parquet"] {
-            let rel = format!("lists/{stem}.{ext}");
+            let rel = format!("lists/{stem}/{stem}.{ext}");
             let (a, b) = (
                 std::fs::read(whole.join(&rel)).unwrap(),
                 std::fs::read(out.join(&rel)).unwrap(),

@@ -176,7 +176,7 @@ fn rank_percentile_and_band_are_within_the_pcn_and_reasons_are_words() {
     }
     let mut listed = 0;
     for (code, n) in eligible {
-        let list = read_csv(&out.join(format!("lists/{code}.csv")));
+        let list = read_csv(&out.join(format!("lists/{code}/{code}.csv")));
         let ids = strs(&list, "patient_id");
         let prob = floats(&list, "death_risk");
         let ranks = floats(&list, "death_rank_in_pcn");
@@ -272,8 +272,7 @@ fn lists_can_be_ranked_by_a_model_and_carry_high_risk_people_who_are_not_frail()
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let (mut n_frailty, mut n_risk, mut fit_but_high) = (0, 0, 0);
-    for e in std::fs::read_dir(by_risk.join("lists")).unwrap() {
-        let p = e.unwrap().path();
+    for p in list_files(&by_risk) {
         if p.extension().is_none_or(|x| x != "csv") {
             continue;
         }
@@ -295,7 +294,7 @@ fn lists_can_be_ranked_by_a_model_and_carry_high_risk_people_who_are_not_frail()
             }
         }
         n_risk += prob.len();
-        n_frailty += read_csv(&by_frailty.join("lists").join(p.file_name().unwrap())).height();
+        n_frailty += read_csv(&by_frailty.join(p.strip_prefix(&by_risk).unwrap())).height();
     }
     assert!(
         fit_but_high > 0,
@@ -365,9 +364,8 @@ fn without_models_the_lists_have_no_model_columns() {
 }
 
 fn list_lengths(out: &Path) -> Vec<(String, usize)> {
-    let mut v: Vec<(String, usize)> = std::fs::read_dir(out.join("lists"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
+    let mut v: Vec<(String, usize)> = list_files(out)
+        .into_iter()
         .filter(|p| p.extension().is_some_and(|x| x == "csv"))
         .map(|p| {
             let n = read_csv(&p).height();
@@ -391,8 +389,8 @@ fn list_size_can_be_capped_by_count_share_or_probability() {
     for ((pcn, n), (_, m)) in all.iter().zip(&capped) {
         assert_eq!(*m, (*n).min(5), "{pcn}");
         // The same five people, in the same order, as the top of the full list.
-        let a = read_csv(&full.join(format!("lists/{pcn}.csv")));
-        let b = read_csv(&top.join(format!("lists/{pcn}.csv")));
+        let a = read_csv(&full.join(format!("lists/{pcn}/{pcn}.csv")));
+        let b = read_csv(&top.join(format!("lists/{pcn}/{pcn}.csv")));
         assert_eq!(strs(&a, "patient_id")[..*m], strs(&b, "patient_id")[..]);
     }
 
@@ -427,7 +425,7 @@ fn list_size_can_be_capped_by_count_share_or_probability() {
     assert!(o.status.success(), "{}", stderr(&o));
     let mut over = 0;
     for (pcn, _) in list_lengths(&thr) {
-        let l = read_csv(&thr.join(format!("lists/{pcn}.csv")));
+        let l = read_csv(&thr.join(format!("lists/{pcn}/{pcn}.csv")));
         let (p, cat) = (floats(&l, "death_risk"), strs(&l, "efi_category"));
         for k in 0..p.len() {
             let high = p[k].unwrap() >= 0.2 - 0.00005;

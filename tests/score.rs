@@ -18,11 +18,23 @@ fn writes_a_ranked_explained_list_per_pcn() {
     let o = score_into(&cohort(), &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("across 4 PCN lists"), "{}", stdout(&o));
+    // One folder per PCN, holding only that PCN's files, each named by its code.
+    let mut folders: Vec<String> = std::fs::read_dir(out.join("lists"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    folders.sort();
+    assert_eq!(folders, ["U10000", "U10037", "U10074", "U10111"]);
+    for f in list_files(&out) {
+        let pcn = f.parent().unwrap().file_name().unwrap().to_str().unwrap();
+        let name = f.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with(&format!("{pcn}.")), "{}", f.display());
+    }
     let mut listed = 0;
     for pcn in ["U10000", "U10037", "U10074", "U10111"] {
-        let csv = read_csv(&out.join(format!("lists/{pcn}.csv")));
+        let csv = read_csv(&out.join(format!("lists/{pcn}/{pcn}.csv")));
         let pq = ParquetReader::new(
-            std::fs::File::open(out.join(format!("lists/{pcn}.parquet"))).unwrap(),
+            std::fs::File::open(out.join(format!("lists/{pcn}/{pcn}.parquet"))).unwrap(),
         )
         .finish()
         .unwrap();
@@ -276,7 +288,7 @@ fn reports_stages_as_log_lines_or_nothing_with_quiet() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "");
     assert_eq!(stderr(&o), "");
-    assert!(out.join("lists/U10000.csv").is_file());
+    assert!(out.join("lists/U10000/U10000.csv").is_file());
     let m: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     assert!(!m["warnings"].as_array().unwrap().is_empty());

@@ -398,7 +398,7 @@ fn codes_with_whitespace_and_case_are_normalised() {
     ];
     write_cohort(&c, &[patient("a1", "1940-01-01")], &es, &[]);
     let (_, out) = scores(&c, &["--min-category", "fit"]);
-    let list = read_csv(&out.join("lists/PCN1.csv"));
+    let list = read_csv(&out.join("lists/PCN1/PCN1.csv"));
     assert_eq!(
         list.column("hfrs_score").unwrap().f64().unwrap().get(0),
         Some(7.1)
@@ -442,7 +442,7 @@ fn a_pcn_of_one_and_a_cohort_of_one() {
     }
     write_cohort(&c, &ps, &es, &[]);
     let (_, out) = scores(&c, &[]);
-    let lone = read_csv(&out.join("lists/LONE.csv"));
+    let lone = read_csv(&out.join("lists/LONE/LONE.csv"));
     assert_eq!(lone.height(), 1);
     let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     assert!(summary.contains("LONE,all,0,[c],0,0,[c]"), "{summary}");
@@ -457,7 +457,7 @@ fn a_pcn_of_one_and_a_cohort_of_one() {
     );
     let (text, out) = scores(&c, &["--min-category", "fit"]);
     assert!(text.contains("scored 1 patients"), "{text}");
-    assert_eq!(read_csv(&out.join("lists/PCN1.csv")).height(), 1);
+    assert_eq!(read_csv(&out.join("lists/PCN1/PCN1.csv")).height(), 1);
 }
 
 #[test]
@@ -480,7 +480,7 @@ fn ten_thousand_codes_for_one_patient() {
         &[],
     );
     let (_, out) = scores(&c, &["--min-category", "fit"]);
-    let list = read_csv(&out.join("lists/PCN1.csv"));
+    let list = read_csv(&out.join("lists/PCN1/PCN1.csv"));
     assert_eq!(
         list.column("patient_id").unwrap().str().unwrap().get(0),
         Some("big")

@@ -12,7 +12,7 @@ fn the_list_matches_the_hand_worked_example() {
     let out = d.path().join("out");
     let o = score_into(&fixtures().join("worked"), &out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let got = read_csv(&out.join("lists/WORKED.csv"));
+    let got = read_csv(&out.join("lists/WORKED/WORKED.csv"));
     let want = read_csv(&fixtures().join("worked/expected-list.csv"));
     let names: Vec<String> = want
         .get_column_names()
@@ -28,7 +28,7 @@ fn the_list_matches_the_hand_worked_example() {
         assert_eq!(g, w, "column {name}:\n{got}\n{want}");
     }
     // The reasons name the deficits, heaviest HFRS diagnoses first.
-    let a = read_csv(&out.join("lists/WORKED.csv"));
+    let a = read_csv(&out.join("lists/WORKED/WORKED.csv"));
     let hfrs = a
         .column("hfrs_diagnoses")
         .unwrap()

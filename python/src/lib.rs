@@ -470,7 +470,7 @@ impl Scoring {
     }
 
     /// Who dropped off each PCN's list since the previous run given: `[(pcn_code, table)]` in
-    /// PCN code order (the binary's `lists/<PCN>.dropped.csv`), or `[]` when the binary writes
+    /// PCN code order (the binary's `lists/<PCN>/<PCN>.dropped.csv`), or `[]` when the binary writes
     /// none (nothing compared, or nobody listed and nobody dropped). Whole-cohort: a person who
     /// moved to a PCN outside the tables given reads as no longer in the cohort.
     fn dropped(&self) -> PyResult<Vec<(String, ArrowStream)>> {

@@ -157,7 +157,7 @@ def lists(
     **options: Any,
 ) -> List[Tuple[str, pa.Table]]:
     """Each PCN's ranked list as ``(pcn_code, pyarrow Table)``, PCNs in code order: the rows of
-    the binary's ``lists/<PCN>.csv``. Options as for :func:`run`."""
+    the binary's ``lists/<PCN>/<PCN>.csv``. Options as for :func:`run`."""
     scoring = run(patients, events, encounters, as_of, **options)
     return [(pcn, pa.table(t)) for pcn, t in scoring.lists()]
 

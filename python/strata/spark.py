@@ -29,7 +29,7 @@ folder being replaced; ``--no-compare`` for none): the driver reads the previous
 listed people travel with their current patient's rows to the tasks, which fill each list's
 ``change`` column (new, up, down, same); who dropped off each list and why (died, moved to
 another PCN, ...) needs the whole cohort, so the driver works it out from the run's scores and
-writes ``lists/<PCN>.dropped.csv``.
+writes ``lists/<PCN>/<PCN>.dropped.csv``.
 
 "Today" (after which a date is impossible) is decided once on the driver (``--today``, default
 the driver's UTC date) and passed to every task: no executor reads its own clock.
@@ -618,11 +618,13 @@ def score(
             stem, k = f"{base}~{k}", k + 1
         stems.append(stem)
         rows = max(csv.count(b"\n") - 1, 0)
-        write(f"lists/{stem}.csv", csv, rows)
-        write(f"lists/{stem}.parquet", parquet, rows)
+        # One folder per PCN, as the binary writes: lists/<PCN>/<PCN>.csv.
+        (work / "lists" / stem).mkdir()
+        write(f"lists/{stem}/{stem}.csv", csv, rows)
+        write(f"lists/{stem}/{stem}.parquet", parquet, rows)
         if dropped:
             d = dropped[pcn]
-            write(f"lists/{stem}.dropped.csv", d, max(d.count(b"\n") - 1, 0))
+            write(f"lists/{stem}/{stem}.dropped.csv", d, max(d.count(b"\n") - 1, 0))
     if scores is not None:
         write("scores.parquet", strata.encode_table(scores, "parquet"), scores.num_rows)
     write("summary.csv", summary_csv, summary_csv.count(b"\n") - 1)

@@ -106,13 +106,13 @@ def test_polars_frames_are_accepted(binary_out):
 def test_lists_equal_the_binarys_list_files(binary_out):
     s = strata.run(*cohort(), as_of=AS_OF, today=TODAY)
     lists = s.lists()
-    assert [pcn for pcn, _ in lists] == sorted(p.stem for p in (binary_out / "lists").glob("*.csv"))
+    assert [pcn for pcn, _ in lists] == sorted(p.stem for p in (binary_out / "lists").glob("*/*.csv"))
     for pcn, table in lists:
-        want = pq.read_table(binary_out / "lists" / f"{pcn}.parquet")
+        want = pq.read_table(binary_out / "lists" / pcn / f"{pcn}.parquet")
         assert pa.table(table).to_pylist() == want.to_pylist(), pcn
     for pcn, csv, parquet in s.list_files():
-        assert csv == (binary_out / "lists" / f"{pcn}.csv").read_bytes(), pcn
-        assert parquet == (binary_out / "lists" / f"{pcn}.parquet").read_bytes(), pcn
+        assert csv == (binary_out / "lists" / pcn / f"{pcn}.csv").read_bytes(), pcn
+        assert parquet == (binary_out / "lists" / pcn / f"{pcn}.parquet").read_bytes(), pcn
 
 
 def test_aggregate_tables_protected_from_counts_equal_the_binarys(binary_out):
@@ -187,10 +187,10 @@ def test_lists_ranked_by_a_risk_model_equal_the_binarys(tmp_path):
     run_binary(FIXTURE, out, "--rank-by", "emergency_admission")
     s = strata.run(*cohort(), as_of=AS_OF, today=TODAY, rank_by="emergency_admission")
     files = s.list_files()
-    assert len(files) == len(list((out / "lists").glob("*.csv")))
+    assert len(files) == len(list((out / "lists").glob("*/*.csv")))
     for pcn, csv, parquet in files:
-        assert csv == (out / "lists" / f"{pcn}.csv").read_bytes(), pcn
-        assert parquet == (out / "lists" / f"{pcn}.parquet").read_bytes(), pcn
+        assert csv == (out / "lists" / pcn / f"{pcn}.csv").read_bytes(), pcn
+        assert parquet == (out / "lists" / pcn / f"{pcn}.parquet").read_bytes(), pcn
     assert pa.table(s.scores()).to_pylist() == pq.read_table(out / "scores.parquet").to_pylist()
     assert [o for o, _, _ in s.risk_models()] == ["emergency_admission", "falls_admission", "death"]
 
@@ -221,10 +221,10 @@ def test_list_size_options_give_the_binarys_lists(tmp_path, flags, options):
     run_binary(FIXTURE, out, *flags)
     s = strata.run(*cohort(), as_of=AS_OF, today=TODAY, **options)
     files = s.list_files()
-    assert len(files) == len(list((out / "lists").glob("*.csv")))
+    assert len(files) == len(list((out / "lists").glob("*/*.csv")))
     for pcn, csv, parquet in files:
-        assert csv == (out / "lists" / f"{pcn}.csv").read_bytes(), pcn
-        assert parquet == (out / "lists" / f"{pcn}.parquet").read_bytes(), pcn
+        assert csv == (out / "lists" / pcn / f"{pcn}.csv").read_bytes(), pcn
+        assert parquet == (out / "lists" / pcn / f"{pcn}.parquet").read_bytes(), pcn
 
 
 def test_list_size_options_are_checked():
@@ -246,14 +246,14 @@ def test_previous_compares_as_the_binarys_previous(tmp_path, binary_out):
     run_binary(FIXTURE, out, "--previous", str(binary_out), as_of=later)
     s = strata.run(*cohort(), as_of=later, today=TODAY, previous=str(binary_out))
     files = s.list_files()
-    assert len(files) == len(list((out / "lists").glob("*.parquet")))
+    assert len(files) == len(list((out / "lists").glob("*/*.parquet")))
     for pcn, csv, parquet in files:
-        assert csv == (out / "lists" / f"{pcn}.csv").read_bytes(), pcn
-        assert parquet == (out / "lists" / f"{pcn}.parquet").read_bytes(), pcn
+        assert csv == (out / "lists" / pcn / f"{pcn}.csv").read_bytes(), pcn
+        assert parquet == (out / "lists" / pcn / f"{pcn}.parquet").read_bytes(), pcn
     dropped = s.dropped()
     assert [pcn for pcn, _ in dropped] == [pcn for pcn, _, _ in files]
     for pcn, table in dropped:
-        want = (out / "lists" / f"{pcn}.dropped.csv").read_bytes()
+        want = (out / "lists" / pcn / f"{pcn}.dropped.csv").read_bytes()
         assert strata.encode_table(table, "csv") == want, pcn
     m = json.loads((out / "manifest.json").read_text())
     assert s.comparison() == (m["compared_with"], m["new_on_lists"], m["dropped_off_lists"])

@@ -120,7 +120,7 @@ def test_synthetic_cohort_equals_the_binary(spark, tmp_path):
     assert r.returncode == 0, r.stderr
     binary, out, m = run_both(spark, cohort, tmp_path, "auto")
     assert_same_outputs(binary, out)
-    assert len(list((out / "lists").glob("*.csv"))) == 5
+    assert len(list((out / "lists").glob("*/*.csv"))) == 5
 
 
 def dirty_cohort(d: Path) -> Path:
@@ -320,12 +320,12 @@ def test_a_second_run_compared_with_the_fixtures_first_equals_the_binarys(spark,
     shutil.copytree(binary_out, binary)
     run_binary(cohort, binary, as_of=later)
     want = json.loads((binary / "manifest.json").read_text())
-    dropped = b"".join(p.read_bytes() for p in sorted((binary / "lists").glob("*.dropped.csv")))
+    dropped = b"".join(p.read_bytes() for p in sorted((binary / "lists").glob("*/*.dropped.csv")))
     # The comparison is not trivial: the kinds of change and of reason are there.
     for why in (b"died", b"moved to another PCN", b"no longer in the cohort"):
         assert why in dropped, why
     change = set()
-    for p in (binary / "lists").glob("*.parquet"):
+    for p in (binary / "lists").glob("*/*.parquet"):
         change |= set(pq.read_table(p, columns=["change"]).column("change").to_pylist())
     assert {"new", "same", "up"} <= change, change
     for engine in engines(spark):

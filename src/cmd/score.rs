@@ -69,7 +69,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "previous")]
     pub no_compare: bool,
     /// Named programme lists: a TOML file of `[[programme]]` tables (as in strata.toml),
-    /// instead of the settings file's. Each writes lists/<PCN>.<programme>.csv.
+    /// instead of the settings file's. Each writes lists/<PCN>/<PCN>.<programme>.csv.
     #[arg(long, value_name = "FILE")]
     pub programmes: Option<PathBuf>,
     /// Write no programme lists, whatever the settings file says.
@@ -356,7 +356,7 @@ pub fn print_manifest(m: &run::Manifest, out: &std::path::Path) {
         m.outputs
             .iter()
             .filter(|w| {
-                // lists/<PCN>.csv: not a programme's list or a dropped.csv.
+                // lists/<PCN>/<PCN>.csv: not a programme's list or a dropped.csv.
                 w.path
                     .strip_prefix("lists/")
                     .and_then(|f| f.strip_suffix(".csv"))
@@ -386,7 +386,7 @@ pub fn print_manifest(m: &run::Manifest, out: &std::path::Path) {
     );
     for p in &m.programmes {
         println!(
-            "programme {}: {} listed ({}; lists/<PCN>.{}.csv)",
+            "programme {}: {} listed ({}; lists/<PCN>/<PCN>.{}.csv)",
             p.name, p.listed, p.description, p.name
         );
     }

@@ -1,4 +1,4 @@
-//! One-page HTML summaries (`lists/<PCN>.html`): a PCN's protected counts by eFI category and
+//! One-page HTML summaries (`lists/<PCN>/<PCN>.html`): a PCN's protected counts by eFI category and
 //! by practice, the list's make-up by age band, sex and IMD quintile against the PCN's eligible
 //! population (so an under-reached group shows), bar charts of both, and the top of the list
 //! with the reasons. Self-contained: inline CSS and SVG drawn here, no script, no network.

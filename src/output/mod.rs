@@ -230,6 +230,25 @@ pub fn pcn_stems(pcns: &[String]) -> Vec<String> {
     stems
 }
 
+/// A PCN's folder, relative to the run folder: `lists/<stem>/`. Everything of one PCN (its
+/// list in each format, its workbook and page, who dropped off, its programme lists) is in it,
+/// so the folder can go to the PCN's team as it is.
+pub fn pcn_folder(stem: &str) -> String {
+    format!("lists/{stem}")
+}
+
+/// A PCN's file path without extension, relative to the run folder: `lists/<stem>/<stem>`. The
+/// file names carry the PCN code too, so a file sent on its own still says whose list it is.
+pub fn pcn_file(stem: &str) -> String {
+    format!("lists/{stem}/{stem}")
+}
+
+/// Create the folder of the PCN with file stem `stem` under the run folder `dir`.
+pub fn create_pcn_folder(dir: &Path, stem: &str) -> Result<(), OutputError> {
+    let folder = dir.join(pcn_folder(stem));
+    std::fs::create_dir_all(&folder).map_err(crate::publish::io_err(&folder))
+}
+
 fn encode_err(path: &Path) -> impl FnOnce(PolarsError) -> OutputError + '_ {
     move |source| OutputError::Encode {
         path: path.to_path_buf(),
@@ -398,7 +417,8 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Vec<Written>, OutputE
                 .par_iter()
                 .zip(stems.par_iter())
                 .map(|((pcn, pats), stem)| {
-                    let stem = format!("lists/{stem}");
+                    create_pcn_folder(dir, stem)?;
+                    let stem = pcn_file(stem);
                     let mut df = list_frame(cohort, scored, &scorer, pats, risk, changes)
                         .map_err(encode_err(&dir.join(format!("{stem}.csv"))))?;
                     let mut written = match &pcn_docs {

@@ -1,5 +1,5 @@
-//! Programme lists as files: per programme and PCN, `lists/<PCN>.<programme>.csv` and `.parquet`
-//! beside the PCN's frailty list (`lists/<PCN>.csv`), with a `rule` column saying in plain words
+//! Programme lists as files: per programme and PCN, `lists/<PCN>/<PCN>.<programme>.csv` and
+//! `.parquet` beside the PCN's frailty list (`lists/<PCN>/<PCN>.csv`), with a `rule` column saying in plain words
 //! which of the programme's rules put each person there.
 //!
 //! Pipeline position: `programmes` (who is on which list, and why) -> **here** -> the list
@@ -12,7 +12,7 @@ use std::path::Path;
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use super::{list_frame, pcn_stems, RiskColumns, LIST_FORMATS};
+use super::{create_pcn_folder, list_frame, pcn_file, pcn_stems, RiskColumns, LIST_FORMATS};
 use crate::changes::Changes;
 use crate::programmes::{reason, Inputs, Programme, ProgrammeLists};
 use crate::publish::{OutputError, Written};
@@ -62,7 +62,8 @@ pub fn write_programmes(
     let written =
         jobs.par_iter()
             .map(|&(programme, pcn, patients)| {
-                let stem = format!("lists/{}.{}", stems[pcn as usize], programme.name);
+                create_pcn_folder(dir, &stems[pcn as usize])?;
+                let stem = format!("{}.{}", pcn_file(&stems[pcn as usize]), programme.name);
                 let mut df = programme_frame(programme, inputs, patients, risk, changes).map_err(
                     |source| OutputError::Encode {
                         path: dir.join(format!("{stem}.csv")),

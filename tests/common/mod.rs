@@ -382,3 +382,17 @@ pub fn strings(df: &DataFrame, name: &str) -> Vec<String> {
         .map(|v| v.unwrap_or_default().to_string())
         .collect()
 }
+
+/// Every file in a run's PCN folders (`lists/<PCN>/*`), sorted by path.
+pub fn list_files(out: &Path) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    for pcn in std::fs::read_dir(out.join("lists")).unwrap() {
+        let pcn = pcn.unwrap().path();
+        assert!(pcn.is_dir(), "{}: not a PCN folder", pcn.display());
+        for f in std::fs::read_dir(&pcn).unwrap() {
+            v.push(f.unwrap().path());
+        }
+    }
+    v.sort();
+    v
+}
