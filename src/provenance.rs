@@ -54,7 +54,7 @@ pub fn sha256_file(path: &Path) -> std::io::Result<(u64, String)> {
     Ok((total, hex(&hasher.finalize())))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {

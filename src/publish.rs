@@ -15,13 +15,13 @@
 //! reading the root takes them for a run, and a later run removes those whose process is gone.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use polars::prelude::PolarsError;
+use sha2::{Digest as _, Sha256};
 
-use crate::datafile::fnv1a64;
-use crate::provenance::sha256_hex;
+use crate::provenance::hex;
 
 /// Errors of writing an output folder.
 #[derive(Debug, thiserror::Error)]
@@ -77,24 +77,78 @@ pub struct Written {
     pub rows: u64,
     /// Bytes.
     pub bytes: u64,
-    /// FNV-1a 64 of the bytes, hex.
-    pub fnv1a64: String,
     /// SHA-256 of the bytes, hex.
     pub sha256: String,
 }
 
-/// Record `rel` (a file under `dir` holding `rows` data rows) for the manifest.
-pub fn record(dir: &Path, rel: &str, rows: usize) -> Result<Written, OutputError> {
+/// What went into one file: its size and SHA-256, taken as the bytes went out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileDigest {
+    /// Bytes.
+    pub bytes: u64,
+    /// SHA-256 of the bytes, hex.
+    pub sha256: String,
+}
+
+/// A file being written: buffered (1 MiB: encoders issue many small writes), hashed and
+/// counted on its way to disk, so its manifest record needs no second read; synced by
+/// [`OutFile::finish`].
+pub struct OutFile {
+    path: PathBuf,
+    w: BufWriter<File>,
+    sha: Sha256,
+    bytes: u64,
+}
+
+impl OutFile {
+    /// Create (or replace) the file at `path`.
+    pub fn create(path: &Path) -> Result<OutFile, OutputError> {
+        Ok(OutFile {
+            path: path.to_path_buf(),
+            w: BufWriter::with_capacity(1 << 20, File::create(path).map_err(io_err(path))?),
+            sha: Sha256::new(),
+            bytes: 0,
+        })
+    }
+
+    /// Flush and sync the file to disk; its size and hash.
+    pub fn finish(self) -> Result<FileDigest, OutputError> {
+        let path = self.path;
+        let f = self
+            .w
+            .into_inner()
+            .map_err(|e| io_err(&path)(e.into_error()))?;
+        f.sync_all().map_err(io_err(&path))?;
+        Ok(FileDigest {
+            bytes: self.bytes,
+            sha256: hex(&self.sha.finalize()),
+        })
+    }
+}
+
+impl Write for OutFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.w.write(buf)?;
+        self.sha.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
+}
+
+/// Record `rel` (a file under `dir` holding `rows` data rows, written as `digest`) for the
+/// manifest.
+pub fn record(rel: &str, rows: usize, digest: FileDigest) -> Written {
     pause_point("wrote");
-    let path = dir.join(rel);
-    let bytes = std::fs::read(&path).map_err(io_err(&path))?;
-    Ok(Written {
+    Written {
         path: rel.to_string(),
         rows: rows as u64,
-        bytes: bytes.len() as u64,
-        fnv1a64: format!("{:016x}", fnv1a64(&bytes)),
-        sha256: sha256_hex(&bytes),
-    })
+        bytes: digest.bytes,
+        sha256: digest.sha256,
+    }
 }
 
 /// Write `value` as pretty JSON to `path`, synced.

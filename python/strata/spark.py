@@ -608,7 +608,7 @@ def score(
     def write(rel: str, data: bytes, rows: int) -> None:
         (work / rel).write_bytes(data)
         written.append({"path": rel, "rows": rows, "bytes": len(data),
-                        "fnv1a64": strata.fnv1a64(data), "sha256": hashlib.sha256(data).hexdigest()})
+                        "sha256": hashlib.sha256(data).hexdigest()})
 
     stems: List[str] = []
     for pcn, csv, parquet in lists:

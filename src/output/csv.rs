@@ -7,14 +7,12 @@
 //! outside ASCII. The aggregate tables and rejected rows are read by programs (the disclosure
 //! auditor, pipelines) and hold ASCII labels, so they are written plain ([`Csv::PLAIN`]).
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use polars::prelude::*;
 
 use super::TableWriter;
-use crate::publish::{io_err, OutputError};
+use crate::publish::{FileDigest, OutFile, OutputError};
 
 /// Comma-separated values with a header line, as polars writes them.
 #[derive(Debug, Clone, Copy)]
@@ -35,9 +33,8 @@ impl TableWriter for Csv {
         "csv"
     }
 
-    fn write(&self, path: &Path, df: &mut DataFrame) -> Result<(), OutputError> {
-        // Buffered: the encoders issue many small writes (185,000 syscalls for a 1.2M run).
-        let mut w = BufWriter::with_capacity(1 << 20, File::create(path).map_err(io_err(path))?);
+    fn write(&self, path: &Path, df: &mut DataFrame) -> Result<FileDigest, OutputError> {
+        let mut w = OutFile::create(path)?;
         CsvWriter::new(&mut w)
             .include_header(true)
             .include_bom(self.bom)
@@ -46,8 +43,6 @@ impl TableWriter for Csv {
                 path: path.to_path_buf(),
                 source,
             })?;
-        w.flush().map_err(io_err(path))?;
-        let f = w.into_inner().map_err(|e| io_err(path)(e.into_error()))?;
-        f.sync_all().map_err(io_err(path))
+        w.finish()
     }
 }

@@ -12,7 +12,6 @@
 //! the list is the list itself, for direct care.
 
 use std::fmt::Write as _;
-use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
@@ -20,7 +19,7 @@ use polars::prelude::*;
 
 use super::{PcnSummary, PcnWriter};
 use crate::disclosure::Cell;
-use crate::publish::{io_err, OutputError};
+use crate::publish::{io_err, FileDigest, OutFile, OutputError};
 use crate::tables::{COUNT_COLUMNS, PROFILE_DIMENSIONS, PROFILE_MIN_ELIGIBLE};
 
 /// The PCN's HTML page.
@@ -360,13 +359,18 @@ impl PcnWriter for Html {
         "html"
     }
 
-    fn write(&self, path: &Path, list: &DataFrame, pcn: &PcnSummary) -> Result<(), OutputError> {
+    fn write(
+        &self,
+        path: &Path,
+        list: &DataFrame,
+        pcn: &PcnSummary,
+    ) -> Result<FileDigest, OutputError> {
         let text = page(list, pcn).map_err(|source| OutputError::Encode {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut f = File::create(path).map_err(io_err(path))?;
+        let mut f = OutFile::create(path)?;
         f.write_all(text.as_bytes()).map_err(io_err(path))?;
-        f.sync_all().map_err(io_err(path))
+        f.finish()
     }
 }

@@ -92,8 +92,8 @@ pub fn write_indicators(
     let mut written = Vec::with_capacity(TABLE_FORMATS.len());
     for w in TABLE_FORMATS {
         let rel = format!("indicators.{}", w.extension());
-        w.write(&dir.join(&rel), &mut df)?;
-        written.push(record(dir, &rel, df.height())?);
+        let digest = w.write(&dir.join(&rel), &mut df)?;
+        written.push(record(&rel, df.height(), digest));
     }
     Ok(written)
 }

@@ -29,7 +29,7 @@ use crate::input::Reject;
 use std::fmt::Write as _;
 
 use crate::lists::{ListRules, RankBy};
-use crate::publish::{record, OutputError, Written};
+use crate::publish::{record, FileDigest, OutputError, Written};
 use crate::results::Scored;
 use crate::scores::Scorer;
 use crate::tables::CountedTable;
@@ -40,16 +40,22 @@ pub use columns::{list_frame, scores_frame, PatientColumn, RiskColumns, PATIENT_
 pub trait TableWriter: Sync {
     /// File name extension, without the dot.
     fn extension(&self) -> &'static str;
-    /// Write `df` to `path` (created or replaced) and sync it to disk.
-    fn write(&self, path: &Path, df: &mut DataFrame) -> Result<(), OutputError>;
+    /// Write `df` to `path` (created or replaced) and sync it to disk; its size and hash.
+    fn write(&self, path: &Path, df: &mut DataFrame) -> Result<FileDigest, OutputError>;
 }
 
 /// A document for a PCN's care team: its list (the list's frame) and its protected summary.
 pub trait PcnWriter: Sync {
     /// File name extension, without the dot.
     fn extension(&self) -> &'static str;
-    /// Write the PCN's document to `path` (created or replaced) and sync it to disk.
-    fn write(&self, path: &Path, list: &DataFrame, pcn: &PcnSummary) -> Result<(), OutputError>;
+    /// Write the PCN's document to `path` (created or replaced) and sync it to disk; its size
+    /// and hash.
+    fn write(
+        &self,
+        path: &Path,
+        list: &DataFrame,
+        pcn: &PcnSummary,
+    ) -> Result<FileDigest, OutputError>;
 }
 
 /// Formats of each PCN list, in the order they are written and recorded.
@@ -266,8 +272,8 @@ fn write_all(
     let mut written = Vec::with_capacity(formats.len());
     for w in formats {
         let rel = format!("{stem}.{}", w.extension());
-        w.write(&dir.join(&rel), df)?;
-        written.push(record(dir, &rel, df.height())?);
+        let digest = w.write(&dir.join(&rel), df)?;
+        written.push(record(&rel, df.height(), digest));
     }
     Ok(written)
 }
@@ -440,8 +446,8 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Vec<Written>, OutputE
                                         .par_iter()
                                         .map(|w| {
                                             let rel = format!("{stem}.{}", w.extension());
-                                            w.write(&dir.join(&rel), &df, &summary)?;
-                                            record(dir, &rel, df.height())
+                                            let digest = w.write(&dir.join(&rel), &df, &summary)?;
+                                            Ok(record(&rel, df.height(), digest))
                                         })
                                         .collect::<Result<Vec<Written>, OutputError>>()
                                 },

@@ -73,8 +73,8 @@ pub fn write_programmes(
                 let mut written = Vec::with_capacity(LIST_FORMATS.len());
                 for w in LIST_FORMATS {
                     let rel = format!("{stem}.{}", w.extension());
-                    w.write(&dir.join(&rel), &mut df)?;
-                    written.push(crate::publish::record(dir, &rel, df.height())?);
+                    let digest = w.write(&dir.join(&rel), &mut df)?;
+                    written.push(crate::publish::record(&rel, df.height(), digest));
                 }
                 Ok(written)
             })

@@ -14,7 +14,6 @@
 //! about four times the CPU time, the larger part of a nightly run's writing (BENCHMARKS.md).
 
 use std::borrow::Cow;
-use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
@@ -24,7 +23,7 @@ use polars::prelude::*;
 
 use super::{PcnSummary, PcnWriter};
 use crate::disclosure::Cell;
-use crate::publish::{io_err, OutputError};
+use crate::publish::{io_err, FileDigest, OutFile, OutputError};
 use crate::tables::PROFILE_MIN_ELIGIBLE;
 
 /// The PCN workbook: `Summary`, then one sheet per practice with its part of the list.
@@ -158,35 +157,55 @@ fn column_letters(c: usize) -> String {
 /// Returns the characters of `s` (for the column width).
 fn escape_into(out: &mut Vec<u8>, s: &str) -> usize {
     let b = s.as_bytes();
-    let mut chars = 0;
+    // Most text (pseudonyms, codes, reasons) needs nothing: copy it whole.
+    let Some(first) = b.iter().position(|&c| SPECIAL[usize::from(c)]) else {
+        out.extend_from_slice(b);
+        return s.chars().count();
+    };
     let mut from = 0;
-    for (i, &c) in b.iter().enumerate() {
-        chars += usize::from(c & 0xC0 != 0x80);
-        let rep: Option<Cow<'static, str>> = match c {
-            b'&' => Some("&amp;".into()),
-            b'<' => Some("&lt;".into()),
-            b'>' => Some("&gt;".into()),
-            b'"' => Some("&quot;".into()),
-            b'\t' | b'\n' | b'\r' => None,
-            0..=0x1F => Some(format!("_x{c:04X}_").into()),
+    for (i, &c) in b.iter().enumerate().skip(first) {
+        if !SPECIAL[usize::from(c)] {
+            continue;
+        }
+        let rep: Cow<'static, str> = match c {
+            b'&' => "&amp;".into(),
+            b'<' => "&lt;".into(),
+            b'>' => "&gt;".into(),
+            b'"' => "&quot;".into(),
             b'_' if b.len() >= i + 7
                 && b[i + 1] == b'x'
                 && b[i + 2..i + 6].iter().all(u8::is_ascii_hexdigit)
                 && b[i + 6] == b'_' =>
             {
-                Some("_x005F_".into())
+                "_x005F_".into()
             }
-            _ => None,
+            b'_' => continue,
+            _ => format!("_x{c:04X}_").into(),
         };
-        if let Some(r) = rep {
-            out.extend_from_slice(&b[from..i]);
-            out.extend_from_slice(r.as_bytes());
-            from = i + 1;
-        }
+        out.extend_from_slice(&b[from..i]);
+        out.extend_from_slice(rep.as_bytes());
+        from = i + 1;
     }
     out.extend_from_slice(&b[from..]);
-    chars
+    s.chars().count()
 }
+
+/// Bytes [`escape_into`] may have to replace: markup, control characters other than tab,
+/// newline and carriage return, and `_` (the start of Excel's `_xHHHH_`).
+static SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = !matches!(c, 0x09 | 0x0A | 0x0D);
+        c += 1;
+    }
+    t[b'&' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'"' as usize] = true;
+    t[b'_' as usize] = true;
+    t
+};
 
 /// `s` escaped for XML, as a string.
 fn escaped(s: &str) -> String {
@@ -745,7 +764,12 @@ impl PcnWriter for Xlsx {
         "xlsx"
     }
 
-    fn write(&self, path: &Path, list: &DataFrame, pcn: &PcnSummary) -> Result<(), OutputError> {
+    fn write(
+        &self,
+        path: &Path,
+        list: &DataFrame,
+        pcn: &PcnSummary,
+    ) -> Result<FileDigest, OutputError> {
         let mut sheets = vec![summary_sheet(pcn)];
         let mut taken = vec![sheets[0].name.clone()];
         sheets.extend(
@@ -761,9 +785,9 @@ impl PcnWriter for Xlsx {
                 source,
             })?;
         drop(sheets);
-        let mut f = File::create(path).map_err(io_err(path))?;
+        let mut f = OutFile::create(path)?;
         f.write_all(&bytes).map_err(io_err(path))?;
-        f.sync_all().map_err(io_err(path))
+        f.finish()
     }
 }
 
