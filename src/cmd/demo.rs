@@ -11,9 +11,10 @@ use strata::run::{self, ScoreOptions};
 use strata::synth::{self, SynthOptions};
 
 /// Run the nightly job end to end on a synthetic cohort: generate it if absent, score it at
-/// 2025-04-01 and write the per-PCN lists to <dir>/runs/2025-04-01 (<dir>/runs/latest points
-/// at it). Use it to see what strata produces before pointing
-/// it at real data.
+/// 2025-03-01 (once) and then at 2025-04-01, compared with the earlier run, and write the
+/// per-PCN lists to <dir>/runs/2025-04-01/lists/<PCN>/ (<dir>/runs/latest points at it). Use it
+/// to see what strata produces, what changed since the last run included, before pointing it
+/// at real data.
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Where the demo cohort and outputs go.
@@ -60,19 +61,36 @@ pub fn run(a: Args) -> Result<i32> {
         Vec::new()
     };
     let dest = Destination::Root(root.clone());
-    let previous = super::score::previous_run(&dest, synth::default_as_of(), &None, false);
-    let opts = ScoreOptions {
+    let as_of = synth::default_as_of();
+    let mut opts = ScoreOptions {
         cohort,
-        out: dest,
-        as_of: synth::default_as_of(),
+        out: dest.clone(),
+        as_of,
         risk_models: a.risk.paths(&models_dir),
-        previous,
+        previous: None,
         models: models_dir,
         load: Default::default(),
         rules: a.risk.rules(ListRules::default())?,
         suppression: Suppression::default(),
         programmes,
     };
+    // A run a month earlier first (once), so that the lists say what changed since the last
+    // run, as they do every night: who is new, who moved up or down, who dropped off and why.
+    let day = strata::date::format_days(as_of);
+    if strata::history::previous_run(&root, &day).is_none() {
+        let earlier = strata::date::minus_months(as_of, 1);
+        if !super::logging::quiet() {
+            println!(
+                "scoring the cohort at {} first, so that the {day} lists say what changed since then",
+                strata::date::format_days(earlier)
+            );
+        }
+        run::score(&ScoreOptions {
+            as_of: earlier,
+            ..opts.clone()
+        })?;
+    }
+    opts.previous = super::score::previous_run(&dest, as_of, &None, false);
     let m = run::score(&opts)?;
     let out = root.join(&m.as_of);
     super::score::print_manifest(&m, &out);
