@@ -385,7 +385,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
     // The run's folder name in an output root.
     let day = date::format_days(opts.as_of);
     let manifest = publish::publish_to(&opts.out, &day, |dir: &Path| -> Result<Manifest, Error> {
-        manifest.outputs = output::write_outputs(
+        let outputs = output::write_outputs(
             dir,
             &output::RunResults {
                 cohort: &cohort,
@@ -401,8 +401,16 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
                     as_of: &manifest.as_of,
                     rules: &opts.rules,
                 }),
+                programmes: (!opts.programmes.is_empty()).then_some(
+                    output::programmes::ProgrammeRun {
+                        programmes: &opts.programmes,
+                        selected: &selected,
+                        inputs: &programme_inputs,
+                    },
+                ),
             },
         )?;
+        manifest.outputs = outputs.files;
         manifest
             .outputs
             .extend(output::indicators::write_indicators(
@@ -410,16 +418,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
                 &indicators,
                 &cells[2],
             )?);
-        manifest
-            .outputs
-            .extend(output::programmes::write_programmes(
-                dir,
-                &opts.programmes,
-                &selected,
-                &programme_inputs,
-                &risk_columns,
-                &changes,
-            )?);
+        manifest.outputs.extend(outputs.programmes);
         manifest.seconds = stages.finish();
         publish::write_json(&dir.join("manifest.json"), &manifest)?;
         Ok(manifest)

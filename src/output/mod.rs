@@ -16,6 +16,7 @@ pub mod parquet;
 pub mod programmes;
 pub mod xlsx;
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use polars::prelude::*;
@@ -392,12 +393,24 @@ pub struct RunResults<'a> {
     pub changes: &'a Changes,
     /// With this, each PCN also gets its [`PCN_FORMATS`] documents.
     pub pcn_docs: Option<PcnDocs<'a>>,
+    /// The programme lists to write beside each PCN's frailty list.
+    pub programmes: Option<programmes::ProgrammeRun<'a>>,
 }
 
-/// Write every output of a scoring run into `dir` (which must exist and be empty): the lists,
-/// what dropped off them, the scores file, each published table, and the rejected rows if any.
-/// Returns the files written, in a fixed order.
-pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Vec<Written>, OutputError> {
+/// The files of a scoring run, as [`write_outputs`] writes them.
+#[derive(Debug, Default)]
+pub struct Outputs {
+    /// The lists, what dropped off them, the documents, the scores file, the tables and the
+    /// rejected rows, in a fixed order.
+    pub files: Vec<Written>,
+    /// The programme lists: programmes in configuration order, then PCNs in code order.
+    pub programmes: Vec<Written>,
+}
+
+/// Write every output of a scoring run into `dir` (which must exist and be empty): per PCN its
+/// list, what dropped off it, its documents and its programme lists; the scores file, each
+/// published table, and the rejected rows if any. Returns the files written, in a fixed order.
+pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Outputs, OutputError> {
     let RunResults {
         cohort,
         scored,
@@ -407,6 +420,7 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Vec<Written>, OutputE
         risk,
         changes,
         pcn_docs,
+        programmes,
     } = *r;
     let scorer = Scorer::new(definitions);
     let lists_dir = dir.join("lists");
@@ -425,8 +439,34 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Vec<Written>, OutputE
                 .map(|((pcn, pats), stem)| {
                     create_pcn_folder(dir, stem)?;
                     let stem = pcn_file(stem);
-                    let mut df = list_frame(cohort, scored, &scorer, pats, risk, changes)
+                    // One frame for everyone on any of the PCN's lists: the frailty list's
+                    // people in rank order, then those only on a programme's list.
+                    let lists = programmes.map(|p| p.of_pcn(*pcn)).unwrap_or_default();
+                    let mut union = pats.clone();
+                    let mut row_of: HashMap<u32, IdxSize> = HashMap::new();
+                    if !lists.is_empty() {
+                        row_of.extend(pats.iter().enumerate().map(|(k, &p)| (p, k as IdxSize)));
+                        for &(p, _) in lists.iter().flat_map(|(_, v)| v.iter()) {
+                            row_of.entry(p).or_insert_with(|| {
+                                union.push(p);
+                                union.len() as IdxSize - 1
+                            });
+                        }
+                    }
+                    let full = list_frame(cohort, scored, &scorer, &union, risk, changes)
                         .map_err(encode_err(&dir.join(format!("{stem}.csv"))))?;
+                    let mut df = if union.len() == pats.len() {
+                        full.clone()
+                    } else {
+                        full.slice(0, pats.len())
+                    };
+                    let programme_files = match &programmes {
+                        Some(run) => programmes::write_pcn_programmes(
+                            dir, &stem, run, &lists, &full, &row_of,
+                        )?,
+                        None => Vec::new(),
+                    };
+                    drop(full);
                     let mut written = match &pcn_docs {
                         None => write_all(dir, &stem, LIST_FORMATS, &mut df)?,
                         Some(docs) => {
@@ -466,9 +506,9 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Vec<Written>, OutputE
                         written.extend(write_all(dir, &dropped, TABLE_FORMATS, &mut df)?);
                     }
                     tracing::trace!(total = ranked.len() as u64, "list written");
-                    Ok(written)
+                    Ok((written, programme_files))
                 })
-                .collect::<Vec<Result<Vec<Written>, OutputError>>>()
+                .collect::<Vec<Result<PcnFiles, OutputError>>>()
         },
         || -> Result<Vec<Written>, OutputError> {
             let mut listed = vec![false; cohort.patients.len()];
@@ -483,8 +523,15 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Vec<Written>, OutputE
         },
     );
     let mut written = Vec::new();
+    // Programme files by programme, then PCN (the order of `ranked`, PCN code order).
+    let mut by_programme: Vec<Vec<Written>> =
+        vec![Vec::new(); programmes.map_or(0, |p| p.programmes.len())];
     for w in per_pcn {
-        written.extend(w?);
+        let (files, programme_files) = w?;
+        written.extend(files);
+        for (k, files) in programme_files {
+            by_programme[k].extend(files);
+        }
     }
     written.extend(scores?);
     for t in tables {
@@ -496,8 +543,14 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Vec<Written>, OutputE
             rejects_frame(&cohort.rejects).map_err(encode_err(&dir.join("rejects.csv")))?;
         written.extend(write_all(dir, "rejects", TABLE_FORMATS, &mut df)?);
     }
-    Ok(written)
+    Ok(Outputs {
+        files: written,
+        programmes: by_programme.into_iter().flatten().collect(),
+    })
 }
+
+/// One PCN's files: its lists and documents, and its programme lists by programme index.
+type PcnFiles = (Vec<Written>, Vec<(usize, Vec<Written>)>);
 
 /// The exported feature table as a frame: `patient_id`, the features (`f32`, null where
 /// unknown), then the outcome labels when present.

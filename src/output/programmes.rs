@@ -1,35 +1,73 @@
 //! Programme lists as files: per programme and PCN, `lists/<PCN>/<PCN>.<programme>.csv` and
-//! `.parquet` beside the PCN's frailty list (`lists/<PCN>/<PCN>.csv`), with a `rule` column saying in plain words
-//! which of the programme's rules put each person there.
+//! `.parquet` beside the PCN's frailty list (`lists/<PCN>/<PCN>.csv`), with a `rule` column
+//! saying in plain words which of the programme's rules put each person there.
 //!
 //! Pipeline position: `programmes` (who is on which list, and why) -> **here** -> the list
 //! writers ([`super::LIST_FORMATS`]). A row has the frailty list's columns (scores, reasons,
 //! activity, the models' columns) without its `change` column (what changed is said of the
-//! frailty list).
+//! frailty list). The rows are taken from the PCN's one list frame ([`super::write_outputs`]
+//! builds it once for everyone on any of the PCN's lists), so a person on the frailty list and
+//! three programmes is explained once, not four times.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use polars::prelude::*;
-use rayon::prelude::*;
 
-use super::{create_pcn_folder, list_frame, pcn_file, pcn_stems, RiskColumns, LIST_FORMATS};
-use crate::changes::Changes;
+use super::LIST_FORMATS;
 use crate::programmes::{reason, Inputs, Programme, ProgrammeLists};
-use crate::publish::{OutputError, Written};
-use crate::scores::Scorer;
+use crate::publish::{record, OutputError, Written};
+
+/// The programme lists of a run, for [`super::write_outputs`].
+#[derive(Clone, Copy)]
+pub struct ProgrammeRun<'a> {
+    /// The programmes, in configuration order.
+    pub programmes: &'a [Programme],
+    /// Each programme's lists, in the same order.
+    pub selected: &'a [ProgrammeLists],
+    /// What the rules read (for the `rule` column).
+    pub inputs: &'a Inputs<'a>,
+}
+
+impl<'a> ProgrammeRun<'a> {
+    /// The lists of PCN `pcn`: per programme (by index), its people with their rule masks.
+    pub fn of_pcn(&self, pcn: u32) -> Vec<(usize, &'a [(u32, u16)])> {
+        self.selected
+            .iter()
+            .enumerate()
+            .filter_map(|(k, s)| {
+                s.lists
+                    .iter()
+                    .find(|(p, _)| *p == pcn)
+                    .map(|(_, v)| (k, v.as_slice()))
+            })
+            .collect()
+    }
+}
 
 /// One programme's list of one PCN as a table: `rank`, `patient_id`, `rule`, then the frailty
-/// list's columns.
+/// list's columns; its rows taken from `full`, the PCN's list frame whose row `row_of[p]` is
+/// patient `p`.
 pub fn programme_frame(
     programme: &Programme,
     inputs: &Inputs,
     patients: &[(u32, u16)],
-    risk: &RiskColumns,
-    changes: &Changes,
+    full: &DataFrame,
+    row_of: &HashMap<u32, IdxSize>,
 ) -> PolarsResult<DataFrame> {
-    let scorer = Scorer::new(inputs.defs);
-    let ids: Vec<u32> = patients.iter().map(|&(p, _)| p).collect();
-    let mut df = list_frame(inputs.cohort, inputs.scored, &scorer, &ids, risk, changes)?;
+    let idx: Vec<IdxSize> = patients
+        .iter()
+        .map(|(p, _)| {
+            row_of.get(p).copied().ok_or_else(
+                || polars_err!(ComputeError: "patient {p} is not in the PCN's list frame"),
+            )
+        })
+        .collect::<PolarsResult<_>>()?;
+    let mut df = full.take(&IdxCa::from_vec("".into(), idx))?;
+    df.with_column(Column::new(
+        "rank".into(),
+        (1..=patients.len() as u32).collect::<Vec<u32>>(),
+    ))?;
     df = df.drop("change")?;
     let rule: Vec<String> = patients
         .iter()
@@ -39,49 +77,35 @@ pub fn programme_frame(
     Ok(df)
 }
 
-/// One file to write: a programme, a PCN index, its listed patients with their rule masks.
-type Job<'a> = (&'a Programme, u32, &'a [(u32, u16)]);
-
-/// Write every programme's lists into `dir` (which holds `lists/`): one file per PCN, programme
-/// and list format, PCNs that have nobody on a programme included (an empty list says so).
-/// Returns the files written, programmes in order, then PCNs in code order.
-pub fn write_programmes(
+/// Write the programme lists of one PCN into `dir` (which holds the PCN's folder): each of
+/// `lists` (programme index, its people) from `full`, the PCN's list frame. `file` is the PCN's
+/// file path without extension ([`super::pcn_file`]). Returns per programme the files written.
+pub fn write_pcn_programmes(
     dir: &Path,
-    programmes: &[Programme],
-    selected: &[ProgrammeLists],
-    inputs: &Inputs,
-    risk: &RiskColumns,
-    changes: &Changes,
-) -> Result<Vec<Written>, OutputError> {
-    let stems = pcn_stems(&inputs.cohort.patients.pcns);
-    let jobs: Vec<Job> = programmes
+    file: &str,
+    run: &ProgrammeRun,
+    lists: &[(usize, &[(u32, u16)])],
+    full: &DataFrame,
+    row_of: &HashMap<u32, IdxSize>,
+) -> Result<Vec<(usize, Vec<Written>)>, OutputError> {
+    lists
         .iter()
-        .zip(selected)
-        .flat_map(|(p, s)| s.lists.iter().map(move |(pcn, v)| (p, *pcn, v.as_slice())))
-        .collect();
-    let written =
-        jobs.par_iter()
-            .map(|&(programme, pcn, patients)| {
-                create_pcn_folder(dir, &stems[pcn as usize])?;
-                let stem = format!("{}.{}", pcn_file(&stems[pcn as usize]), programme.name);
-                let mut df = programme_frame(programme, inputs, patients, risk, changes).map_err(
-                    |source| OutputError::Encode {
-                        path: dir.join(format!("{stem}.csv")),
-                        source,
-                    },
-                )?;
-                let mut written = Vec::with_capacity(LIST_FORMATS.len());
-                for w in LIST_FORMATS {
-                    let rel = format!("{stem}.{}", w.extension());
-                    let digest = w.write(&dir.join(&rel), &mut df)?;
-                    written.push(crate::publish::record(&rel, df.height(), digest));
-                }
-                Ok(written)
-            })
-            .collect::<Vec<Result<Vec<Written>, OutputError>>>();
-    let mut out = Vec::new();
-    for w in written {
-        out.extend(w?);
-    }
-    Ok(out)
+        .map(|&(k, patients)| {
+            let programme = &run.programmes[k];
+            let stem = format!("{file}.{}", programme.name);
+            let mut df = programme_frame(programme, run.inputs, patients, full, row_of).map_err(
+                |source| OutputError::Encode {
+                    path: dir.join(format!("{stem}.csv")),
+                    source,
+                },
+            )?;
+            let mut written = Vec::with_capacity(LIST_FORMATS.len());
+            for w in LIST_FORMATS {
+                let rel = format!("{stem}.{}", w.extension());
+                let digest = w.write(&dir.join(&rel), &mut df)?;
+                written.push(record(&rel, df.height(), digest));
+            }
+            Ok((k, written))
+        })
+        .collect()
 }
