@@ -24,6 +24,11 @@ use strata::lists::ListRules;
 use strata::run::{self, ScoreOptions};
 use strata::synth::{self, SynthOptions};
 
+/// The binary's allocator, so the benchmarks time what `strata score` does (the system
+/// allocator is slower on these columns; src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     divan::main();
 }

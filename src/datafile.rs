@@ -1,8 +1,9 @@
 //! Small data files: the TSV format of the definition files under `models/`, exact decimals,
-//! and the FNV-1a hash that fingerprints model and output files in the run manifest.
+//! and the FNV-1a hash that fingerprints the model files in the run manifest (output files are
+//! fingerprinted with SHA-256 as they are written: `publish::OutFile`).
 //!
 //! Pipeline position: beneath the pipeline, no dependencies. `definitions` parses its files with
-//! [`Tsv`]; `publish` hashes what a run wrote with [`fnv1a64`].
+//! [`Tsv`] and fingerprints them with [`fnv1a64`].
 
 use std::path::{Path, PathBuf};
 

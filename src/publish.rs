@@ -256,6 +256,8 @@ pub fn publish<T, E: From<OutputError>>(
             return Err(e);
         }
     };
+    // The files are synced as they are written; their folders' entries too, before the swap.
+    sync_dirs(&tmp);
     pause_point("filled");
     let aside = tmp_path(&parent, &name);
     match replace_dir(&tmp, out, &aside) {
@@ -448,6 +450,18 @@ fn symlink_dir(target: &Path, link: &Path) -> std::io::Result<()> {
 #[cfg(not(any(unix, windows)))]
 fn symlink_dir(_target: &Path, _link: &Path) -> std::io::Result<()> {
     Err(std::io::Error::other("symlinks are not supported here"))
+}
+
+/// Flush the entries of `dir` and of every folder under it to disk; best effort.
+fn sync_dirs(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                sync_dirs(&e.path());
+            }
+        }
+    }
+    sync_dir(dir);
 }
 
 /// Flush a folder's entries (renames) to disk where the platform allows; best effort.

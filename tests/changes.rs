@@ -1,5 +1,5 @@
 //! What changed since the previous run: `change` on each list row (new, up, down, same) and
-//! `lists/<PCN>.dropped.csv` with the reason each person left a list; the first run says there
+//! `lists/<PCN>/<PCN>.dropped.csv` with the reason each person left a list; the first run says there
 //! was nothing to compare with.
 
 mod common;

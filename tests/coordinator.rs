@@ -88,7 +88,9 @@ fn unzip(bytes: &[u8]) -> BTreeMap<String, String> {
     for _ in 0..entries {
         assert_eq!(u32_at(at), 0x0201_4b50, "central directory entry");
         let method = u16_at(at + 10);
+        let crc = u32_at(at + 16);
         let csize = u32_at(at + 20) as usize;
+        let usize_ = u32_at(at + 24) as usize;
         let (nlen, xlen, clen) = (u16_at(at + 28), u16_at(at + 30), u16_at(at + 32));
         let local = u32_at(at + 42) as usize;
         let name = String::from_utf8(bytes[at + 46..at + 46 + nlen].to_vec()).unwrap();
@@ -105,6 +107,21 @@ fn unzip(bytes: &[u8]) -> BTreeMap<String, String> {
             }
             m => panic!("zip method {m}"),
         }
+        // The sizes and CRC-32 the directory records are those of the data.
+        assert_eq!(text.len(), usize_, "size of {name}");
+        let mut c = flate2::Crc::new();
+        c.update(text.as_bytes());
+        assert_eq!(c.sum(), crc, "CRC-32 of {name}");
+        // The local header says the same as the directory.
+        assert_eq!(
+            (
+                u32_at(local + 14),
+                u32_at(local + 18) as usize,
+                u32_at(local + 22) as usize
+            ),
+            (crc, csize, usize_),
+            "local header of {name}"
+        );
         out.insert(name, text);
         at += 46 + nlen + xlen + clen;
     }
@@ -636,6 +653,10 @@ fn the_html_page_renders_in_headless_chromium() {
             .output()
             .is_ok_and(|o| o.status.success())
     }) else {
+        assert!(
+            std::env::var_os("STRATA_REQUIRE_CHROMIUM").is_none(),
+            "STRATA_REQUIRE_CHROMIUM is set and chromium is not installed"
+        );
         println!("note: chromium is not installed; skipping the headless rendering check (apt-get install chromium)");
         return;
     };

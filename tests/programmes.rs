@@ -509,3 +509,88 @@ fn bad_programmes_are_refused_before_anything_is_written() {
         "{err}"
     );
 }
+
+/// A list file's rows as text, by pseudonym, without the columns named in `skip`.
+fn rows_by_id(path: &Path, skip: &[&str]) -> BTreeMap<String, Vec<(String, String)>> {
+    let df = read_csv(path);
+    let cols: Vec<(String, Vec<String>)> = df
+        .get_column_names()
+        .iter()
+        .filter(|c| !skip.contains(&c.as_str()))
+        .map(|c| {
+            let v = df
+                .column(c)
+                .unwrap()
+                .cast(&DataType::String)
+                .unwrap()
+                .str()
+                .unwrap()
+                .iter()
+                .map(|x| x.unwrap_or_default().to_string())
+                .collect();
+            (c.to_string(), v)
+        })
+        .collect();
+    let ids = strings(&df, "patient_id");
+    (0..df.height())
+        .map(|r| {
+            let row = cols
+                .iter()
+                .map(|(c, v)| (c.clone(), v[r].clone()))
+                .collect();
+            (ids[r].clone(), row)
+        })
+        .collect()
+}
+
+#[test]
+fn programme_rows_are_the_persons_list_row_and_programmes_leave_the_lists_alone() {
+    let d = tempfile::tempdir().unwrap();
+    let with = example_run(d.path(), "2");
+    let cohort = fixtures().join("cohort-2000");
+    let without = d.path().join("without");
+    let o = score_into(&cohort, &without, &["--no-programmes"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Everyone eligible on the frailty lists: every programme row has a list row to match.
+    let everyone = d.path().join("everyone");
+    let o = score_into(
+        &cohort,
+        &everyone,
+        &["--no-programmes", "--min-category", "fit"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (mut checked, mut only_on_programmes) = (0, 0);
+    for pcn in ["U10000", "U10037", "U10074", "U10111"] {
+        // The frailty list and its documents are the same bytes with or without programmes.
+        for ext in ["csv", "parquet", "xlsx", "html"] {
+            let rel = format!("lists/{pcn}/{pcn}.{ext}");
+            assert!(
+                std::fs::read(with.join(&rel)).unwrap()
+                    == std::fs::read(without.join(&rel)).unwrap(),
+                "{rel} changes with programmes"
+            );
+        }
+        let listed = rows_by_id(&with.join(format!("lists/{pcn}/{pcn}.csv")), &[]);
+        let all = rows_by_id(
+            &everyone.join(format!("lists/{pcn}/{pcn}.csv")),
+            &["rank", "change"],
+        );
+        for programme in [
+            "digital_self_management",
+            "staying_well",
+            "anticipatory_care",
+            "falls_prevention",
+            "palliative_register_review",
+        ] {
+            let file = with.join(format!("lists/{pcn}/{pcn}.{programme}.csv"));
+            for (id, row) in rows_by_id(&file, &["rank", "rule"]) {
+                assert_eq!(&row, &all[&id], "{pcn} {programme} {id}");
+                checked += 1;
+                only_on_programmes += usize::from(!listed.contains_key(&id));
+            }
+        }
+    }
+    assert!(checked > 200, "{checked}");
+    // Some programme rows come from people not on the frailty list (fit, high risk).
+    assert!(only_on_programmes > 0, "{only_on_programmes}");
+}

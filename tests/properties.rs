@@ -718,6 +718,11 @@ fn scoring_each_pcn_alone_gives_the_same_lists_and_scores() {
         let out = d.path().join(format!("out-{pcn}"));
         score_ok(&part, &out);
         let stem = strata::output::file_stem(pcn);
+        let folders: Vec<String> = std::fs::read_dir(out.join("lists"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(folders, [stem.clone()], "only {pcn}'s folder");
         let lists: Vec<String> = std::fs::read_dir(out.join("lists").join(&stem))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().to_string())

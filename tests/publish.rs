@@ -110,6 +110,7 @@ fn assert_complete(dir: &Path) {
             let rel = w["path"].as_str().unwrap().to_string();
             let bytes = std::fs::read(dir.join(&rel)).unwrap();
             assert_eq!(w["sha256"].as_str().unwrap(), sha256(&bytes), "{rel}");
+            assert_eq!(w["bytes"].as_u64().unwrap(), bytes.len() as u64, "{rel}");
             rel
         })
         .collect();

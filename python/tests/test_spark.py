@@ -311,7 +311,7 @@ def later_extract(d: Path, first: Path) -> Path:
 
 
 def test_a_second_run_compared_with_the_fixtures_first_equals_the_binarys(spark, tmp_path, binary_out):
-    """The lists' ``change`` column and ``lists/<PCN>.dropped.csv`` of a second run: into the
+    """The lists' ``change`` column and ``lists/<PCN>/<PCN>.dropped.csv`` of a second run: into the
     folder holding the first run (compared with it by default, as the binary's ``--out``), and
     with ``previous=`` another folder (``--previous``)."""
     cohort = later_extract(tmp_path / "later", binary_out)

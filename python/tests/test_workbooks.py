@@ -52,7 +52,6 @@ def check_run(out: Path) -> int:
         pcn = d.name
         book = openpyxl.load_workbook(d / f"{pcn}.xlsx")
         assert book.sheetnames[0] == "Summary"
-        assert book.active.title == "Summary", "the Summary sheet opens first"
         listed = read_csv(d / f"{pcn}.csv")
         practices = sorted({r["practice_code"] for r in listed})
         assert book.sheetnames[1:] == (practices or ["List"])

@@ -36,9 +36,9 @@ impl<'a> ProgrammeRun<'a> {
             .iter()
             .enumerate()
             .filter_map(|(k, s)| {
-                s.lists
-                    .iter()
-                    .find(|(p, _)| *p == pcn)
+                // `select` lists every PCN in index order; search only if that ever changes.
+                let hit = s.lists.get(pcn as usize).filter(|(p, _)| *p == pcn);
+                hit.or_else(|| s.lists.iter().find(|(p, _)| *p == pcn))
                     .map(|(_, v)| (k, v.as_slice()))
             })
             .collect()

@@ -152,8 +152,9 @@ fn column_letters(c: usize) -> String {
 }
 
 /// Append `s` as XML text (element content, or an attribute value in double quotes): `&`, `<`,
-/// `>` and `"` escaped; control characters XML cannot carry written as Excel's `_xHHHH_`, and a
-/// literal `_xHHHH_` protected by escaping its underscore, so Excel shows the text as given.
+/// `>` and `"` escaped; control characters (carriage return included) and U+FFFE/U+FFFF written
+/// as Excel's `_xHHHH_`, and a literal `_xHHHH_` protected by escaping its underscore, so Excel
+/// shows the text as given.
 /// Returns the characters of `s` (for the column width).
 fn escape_into(out: &mut Vec<u8>, s: &str) -> usize {
     let b = s.as_bytes();
@@ -163,8 +164,27 @@ fn escape_into(out: &mut Vec<u8>, s: &str) -> usize {
         return s.chars().count();
     };
     let mut from = 0;
-    for (i, &c) in b.iter().enumerate().skip(first) {
+    let mut i = first;
+    while i < b.len() {
+        let c = b[i];
         if !SPECIAL[usize::from(c)] {
+            i += 1;
+            continue;
+        }
+        // U+FFFE and U+FFFF (EF BF BE, EF BF BF) are not XML characters either.
+        if c == 0xEF {
+            if b.len() >= i + 3 && b[i + 1] == 0xBF && (b[i + 2] == 0xBE || b[i + 2] == 0xBF) {
+                out.extend_from_slice(&b[from..i]);
+                out.extend_from_slice(if b[i + 2] == 0xBE {
+                    b"_xFFFE_"
+                } else {
+                    b"_xFFFF_"
+                });
+                from = i + 3;
+                i += 3;
+            } else {
+                i += 1;
+            }
             continue;
         }
         let rep: Cow<'static, str> = match c {
@@ -179,24 +199,30 @@ fn escape_into(out: &mut Vec<u8>, s: &str) -> usize {
             {
                 "_x005F_".into()
             }
-            b'_' => continue,
+            b'_' => {
+                i += 1;
+                continue;
+            }
             _ => format!("_x{c:04X}_").into(),
         };
         out.extend_from_slice(&b[from..i]);
         out.extend_from_slice(rep.as_bytes());
         from = i + 1;
+        i += 1;
     }
     out.extend_from_slice(&b[from..]);
     s.chars().count()
 }
 
-/// Bytes [`escape_into`] may have to replace: markup, control characters other than tab,
-/// newline and carriage return, and `_` (the start of Excel's `_xHHHH_`).
+/// Bytes [`escape_into`] may have to replace: markup, control characters other than tab and
+/// newline, `_` (the start of Excel's `_xHHHH_`) and 0xEF (the lead byte of U+FFFE and U+FFFF).
 static SPECIAL: [bool; 256] = {
     let mut t = [false; 256];
     let mut c = 0;
     while c < 0x20 {
-        t[c] = !matches!(c, 0x09 | 0x0A | 0x0D);
+        // Tab and newline pass; a carriage return is escaped too (an XML reader would turn
+        // it into a newline).
+        t[c] = !matches!(c, 0x09 | 0x0A);
         c += 1;
     }
     t[b'&' as usize] = true;
@@ -204,6 +230,7 @@ static SPECIAL: [bool; 256] = {
     t[b'>' as usize] = true;
     t[b'"' as usize] = true;
     t[b'_' as usize] = true;
+    t[0xEF] = true;
     t
 };
 
@@ -221,7 +248,20 @@ fn number_into(out: &mut Vec<u8>, n: f64) -> usize {
     if n.fract() == 0.0 && n.abs() < 1e15 {
         out.extend_from_slice(itoa::Buffer::new().format(n as i64).as_bytes());
     } else {
-        out.extend_from_slice(ryu::Buffer::new().format_finite(n).as_bytes());
+        // Shortest round-trip digits; an exponent written as Excel writes it (`1E+20`, `1E-7`).
+        let mut buf = ryu::Buffer::new();
+        let s = buf.format_finite(n);
+        match s.split_once('e') {
+            Some((m, e)) => {
+                out.extend_from_slice(m.as_bytes());
+                out.push(b'E');
+                if !e.starts_with('-') {
+                    out.push(b'+');
+                }
+                out.extend_from_slice(e.as_bytes());
+            }
+            None => out.extend_from_slice(s.as_bytes()),
+        }
     }
     out.len() - start
 }
@@ -296,6 +336,8 @@ fn sheet_xml(sheet: &Sheet, selected: bool) -> Vec<u8> {
         for (c, v) in row.iter().enumerate() {
             let chars = match v {
                 Value::Blank => 0,
+                // Empty text is an empty cell, as in Excel (a filter's "blanks", COUNTA).
+                Value::Text(t) if t.is_empty() => 0,
                 Value::Text(t) => text_cell(&mut data, &letters[c], &r, 0, t),
                 Value::Number(n) if n.is_finite() => {
                     cell_open(&mut data, &letters[c], &r, 0);
@@ -558,14 +600,21 @@ pub fn workbook(sheets: &[Sheet], title: &str, created: &str) -> Result<Vec<u8>,
 /// A sheet name Excel accepts, distinct from `taken`: forbidden characters become `_`, at most
 /// 31 characters.
 fn sheet_name(want: &str, taken: &[String]) -> String {
+    // At most 31 characters, then no quote at either end (Excel refuses a name that starts or
+    // ends with one); forbidden and control characters become '_'.
     let clean: String = want
         .chars()
-        .map(|c| if "[]:*?/\\".contains(c) { '_' } else { c })
+        .map(|c| {
+            if "[]:*?/\\".contains(c) || c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}' {
+                '_'
+            } else {
+                c
+            }
+        })
+        .take(31)
         .collect::<String>()
         .trim_matches('\'')
-        .chars()
-        .take(31)
-        .collect();
+        .to_string();
     let base = if clean.is_empty() || clean.eq_ignore_ascii_case("history") {
         format!("_{clean}")
     } else {
@@ -802,6 +851,10 @@ mod tests {
         assert_eq!(sheet_name("A/B[1]", &taken), "A_B_1_");
         assert_eq!(sheet_name(&"x".repeat(40), &taken).len(), 31);
         assert_eq!(sheet_name("", &taken), "_");
+        // Cut to 31 characters first, then no quote left at the end.
+        let cut = sheet_name(&("x".repeat(30) + "'y"), &taken);
+        assert_eq!(cut, "x".repeat(30));
+        assert_eq!(sheet_name("P1\tQ\n", &taken), "P1_Q_");
     }
 
     #[test]
@@ -812,6 +865,8 @@ mod tests {
             rows: vec![vec![
                 Value::Date(20_179),
                 Value::Text("a < b & \u{1} _x0041_".into()),
+                Value::Text("".into()),
+                Value::Bool(true),
             ]],
             notes: vec!["note".into()],
         };
@@ -832,9 +887,12 @@ mod tests {
             r#"<row r="4"><c r="A4" s="2" t="inlineStr"><is><t>note</t></is></c></row>"#
         ));
         assert!(
-            xml.contains(r#"<dimension ref="A1:B4"/>"#)
-                && xml.contains(r#"<autoFilter ref="A1:B2"/>"#)
+            xml.contains(r#"<dimension ref="A1:D4"/>"#)
+                && xml.contains(r#"<autoFilter ref="A1:D2"/>"#)
         );
+        // Empty text is no cell at all; TRUE is a boolean cell.
+        assert!(!xml.contains(r#"r="C2""#), "{xml}");
+        assert!(xml.contains(r#"<c r="D2" t="b"><v>1</v></c>"#), "{xml}");
         assert!(xml.contains(r#"<sheetView tabSelected="1" workbookViewId="0"><pane ySplit="1""#));
     }
 
@@ -851,7 +909,8 @@ mod tests {
         assert_eq!(num(12.0), "12");
         assert_eq!(num(-3.0), "-3");
         assert_eq!(num(0.1234), "0.1234");
-        assert_eq!(num(1e20), "1e20");
+        assert_eq!(num(1e20), "1E+20");
+        assert_eq!(num(1.5e-7), "1.5E-7");
         assert_eq!(num(0.1234).parse::<f64>().unwrap(), 0.1234);
         // Calibri 11 widths as Excel stores them (7 characters: 7.7109375).
         assert_eq!(excel_width(7), 7.7109375);
@@ -859,6 +918,12 @@ mod tests {
         let mut v = Vec::new();
         assert_eq!(escape_into(&mut v, "é \"x\" >"), 7, "characters, not bytes");
         assert_eq!(String::from_utf8(v).unwrap(), "é &quot;x&quot; &gt;");
+        let mut v = Vec::new();
+        escape_into(&mut v, "a\r\nb\u{FFFE}\u{FFFF}\u{FFFD}");
+        assert_eq!(
+            String::from_utf8(v).unwrap(),
+            "a_x000D_\nb_xFFFE__xFFFF_\u{FFFD}"
+        );
         let mut v = Vec::new();
         text_cell(&mut v, "C", b"9", 0, " padded");
         assert_eq!(
