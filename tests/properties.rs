@@ -722,7 +722,7 @@ fn scoring_each_pcn_alone_gives_the_same_lists_and_scores() {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
             .collect();
-        assert_eq!(folders, [stem.clone()], "only {pcn}'s folder");
+        assert_eq!(folders, std::slice::from_ref(&stem), "only {pcn}'s folder");
         let lists: Vec<String> = std::fs::read_dir(out.join("lists").join(&stem))
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
