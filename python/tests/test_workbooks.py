@@ -54,7 +54,13 @@ def check_run(out: Path) -> int:
         assert book.sheetnames[0] == "Summary"
         listed = read_csv(d / f"{pcn}.csv")
         practices = sorted({r["practice_code"] for r in listed})
-        assert book.sheetnames[1:] == (practices or ["List"])
+        # One sheet per practice, in practice code order, named by the code where it is a legal
+        # sheet name as it stands.
+        sheets = book.sheetnames[1:]
+        assert len(sheets) == max(len(practices), 1)
+        for got, code in zip(sheets, practices):
+            if len(code) <= 31 and not any(ch in code for ch in "[]:*?/\\'"):
+                assert got == code, (got, code)
 
         # The Summary sheet: this PCN's rows of summary.csv (everyone, then Core20).
         ws = book["Summary"]
@@ -112,3 +118,63 @@ def test_workbooks_with_profiles_read_back_as_the_lists(tmp_path):
     ws = openpyxl.load_workbook(out / "lists" / pcn / f"{pcn}.xlsx")["Summary"]
     dims = {r[0] for r in ws.iter_rows(min_row=2, values_only=True)}
     assert {"practice", "sex", "imd_quintile"} <= dims, dims
+
+
+def test_every_part_is_well_formed_xml(binary_out):
+    """Each part of each workbook parses as XML (a stray '&' or control character would not)."""
+    import xml.etree.ElementTree as ET
+    import zipfile
+
+    for book in sorted((binary_out / "lists").glob("*/*.xlsx")):
+        with zipfile.ZipFile(book) as z:
+            assert z.testzip() is None, book  # every entry's CRC-32 checks
+            names = z.namelist()
+            assert names[0] == "[Content_Types].xml"
+            for n in names:
+                ET.fromstring(z.read(n))
+
+
+def test_awkward_practice_codes_make_legal_sheets(tmp_path):
+    """Practice codes with XML metacharacters, quotes, a slash and more than 31 characters become
+    legal, distinct sheet names, and the rows under them are still the list's."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from conftest import FIXTURE
+
+    cohort = tmp_path / "cohort"
+    shutil.copytree(FIXTURE, cohort)
+    t = pq.read_table(cohort / "patients.parquet")
+    awkward = {
+        "P81000": "P&1 <a> 'quoted'",
+        "P81007": "P/2:[x]*?",
+        "P81014": "Practice " + "y" * 40,
+        "P81021": "Practice " + "y" * 40 + " (2)",
+    }
+    codes = [awkward.get(c, c) for c in t.column("practice_code").to_pylist()]
+    t = t.set_column(t.schema.get_field_index("practice_code"), "practice_code",
+                     pa.array(codes, pa.string()))
+    pq.write_table(t, cohort / "patients.parquet")
+    out = tmp_path / "out"
+    run_binary(cohort, out)
+    assert check_run(out) > 100
+    pcn = "U10000"
+    book = openpyxl.load_workbook(out / "lists" / pcn / f"{pcn}.xlsx")
+    names = book.sheetnames[1:]
+    assert len(set(n.lower() for n in names)) == len(names), names
+    for n in names:
+        assert len(n) <= 31 and not any(ch in n for ch in "[]:*?/\\"), n
+        assert not n.startswith("'") and not n.endswith("'"), n
+    # Each sheet's rows are one practice's, and every awkward code is on some sheet intact.
+    seen = set()
+    for n in names:
+        rows = list(book[n].iter_rows(values_only=True))
+        col = rows[0].index("practice_code")
+        practices = {r[col] for r in rows[1:]}
+        assert len(practices) <= 1, (n, practices)
+        seen |= practices
+    used = {c for c, q in zip(codes, t.column("pcn_code").to_pylist()) if q == pcn}
+    assert set(awkward.values()) <= used, "the awkward practices are U10000's"
+    assert set(awkward.values()) <= seen
