@@ -178,3 +178,6 @@ def test_awkward_practice_codes_make_legal_sheets(tmp_path):
     used = {c for c, q in zip(codes, t.column("pcn_code").to_pylist()) if q == pcn}
     assert set(awkward.values()) <= used, "the awkward practices are U10000's"
     assert set(awkward.values()) <= seen
+    # The PCN's page shows the codes as text, escaped.
+    page = (out / "lists" / pcn / f"{pcn}.html").read_text(encoding="utf-8")
+    assert "P&amp;1 &lt;a&gt;" in page and "<a>" not in page
