@@ -517,19 +517,7 @@ fn rows_by_id(path: &Path, skip: &[&str]) -> BTreeMap<String, Vec<(String, Strin
         .get_column_names()
         .iter()
         .filter(|c| !skip.contains(&c.as_str()))
-        .map(|c| {
-            let v = df
-                .column(c)
-                .unwrap()
-                .cast(&DataType::String)
-                .unwrap()
-                .str()
-                .unwrap()
-                .iter()
-                .map(|x| x.unwrap_or_default().to_string())
-                .collect();
-            (c.to_string(), v)
-        })
+        .map(|c| (c.to_string(), strings(&df, c)))
         .collect();
     let ids = strings(&df, "patient_id");
     (0..df.height())
