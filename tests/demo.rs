@@ -16,6 +16,22 @@ fn demo_writes_two_runs_and_the_later_lists_say_what_changed() {
         "{}",
         stdout(&o)
     );
+    // It says which files to open, and they are there.
+    let line = stdout(&o)
+        .lines()
+        .find(|l| l.starts_with("open a PCN's page and workbook: "))
+        .unwrap_or_else(|| panic!("{}", stdout(&o)))
+        .to_string();
+    let rest = line.trim_start_matches("open a PCN's page and workbook: ");
+    let (page, book) = rest.split_once(" and ").unwrap();
+    assert!(
+        page.ends_with(".html") && std::path::Path::new(page).is_file(),
+        "{page}"
+    );
+    assert!(
+        book.ends_with(".xlsx") && std::path::Path::new(book).is_file(),
+        "{book}"
+    );
     let runs = dir.join("runs");
     assert!(runs.join("2025-03-01/manifest.json").is_file());
     assert_eq!(

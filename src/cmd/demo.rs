@@ -98,6 +98,19 @@ pub fn run(a: Args) -> Result<i32> {
         return Ok(0);
     }
     println!("summary: {}", out.join("summary.csv").display());
+    // Where a care coordinator would start: the first PCN's page and workbook.
+    let first = m.outputs.iter().find_map(|w| {
+        w.path
+            .strip_suffix(".html")
+            .filter(|p| p.starts_with("lists/"))
+    });
+    if let Some(page) = first {
+        println!(
+            "open a PCN's page and workbook: {} and {}",
+            out.join(format!("{page}.html")).display(),
+            out.join(format!("{page}.xlsx")).display()
+        );
+    }
     println!(
         "latest run: {} (past runs: strata runs --root {})",
         root.join(strata::publish::LATEST).display(),
