@@ -254,12 +254,7 @@ impl Changes {
         prev: &Previous,
     ) -> Changes {
         let pa = &cohort.patients;
-        let mut listed = vec![false; pa.len()];
-        for (_, members) in ranked {
-            for &p in members {
-                listed[p as usize] = true;
-            }
-        }
+        let listed = crate::lists::listed_mask(pa.len(), ranked);
         let category: Vec<EfiCategory> = scored.scores.iter().map(|s| s.efi_category).collect();
         let now = Current {
             ids: &pa.id,

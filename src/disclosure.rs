@@ -26,7 +26,7 @@ use std::collections::HashMap;
 
 pub use audit::{audit, Audit, CellInterval};
 pub use grid::{Grid, Relation, Table};
-pub use protect::{primary_mask, protect_fixed, protect_with, Options, Rule};
+pub use protect::{primary_mask, protect_with, Options, Rule};
 
 use crate::tables::{CountedTable, Term, COUNT_COLUMNS};
 

@@ -28,7 +28,7 @@ use rayon::prelude::*;
 
 use crate::cohort::{Cohort, Setting};
 use crate::date;
-use crate::predictors::{falls_codes, falls_recorded};
+use crate::predictors::{falls_codes, falls_days, falls_within};
 use crate::tables::{CountedTable, Relation};
 
 /// Youngest age (on the window's first day) in the indicators' population.
@@ -129,16 +129,6 @@ pub const INDICATORS: [Indicator; 4] = [
     },
 ];
 
-/// The quantities printed in `indicators.csv` (numerators and denominators).
-pub const PRINTED: [usize; 6] = [
-    q::PEOPLE,
-    q::EMERGENCY,
-    q::FALLS,
-    q::DEATHS,
-    q::IN_HOSPITAL,
-    q::THREE_PLUS,
-];
-
 /// The relations within one area's row: `(total, parts)`.
 pub const ROW_RELATIONS: [(usize, [usize; 2]); 4] = [
     (q::PEOPLE, [q::DEATHS, q::SURVIVORS]),
@@ -190,6 +180,8 @@ fn patient(cohort: &Cohort, falls: &[bool], w: Window, p: usize) -> [u64; WIDTH]
     let en = &cohort.encounters;
     let died = death <= w.to;
     let (mut in_hospital, mut last_admissions) = (false, 0u32);
+    // The patient's falls-code days, from one pass over their events at the first admission.
+    let mut fall_days: Option<Vec<i32>> = None;
     for e in en.offsets[p] as usize..en.offsets[p + 1] as usize {
         let (start, end) = (en.start[e], en.end[e]);
         if en.setting[e] != Setting::Inpatient || start > w.to {
@@ -199,7 +191,8 @@ fn patient(cohort: &Cohort, falls: &[bool], w: Window, p: usize) -> [u64; WIDTH]
         if emergency && start >= w.from {
             c[q::EMERGENCY] += 1;
             // Records after the window (the as-of date) never count.
-            if falls_recorded(cohort, falls, p, start, end.min(w.to)) {
+            let days = fall_days.get_or_insert_with(|| falls_days(cohort, falls, p));
+            if falls_within(days, start, end.min(w.to)) {
                 c[q::FALLS] += 1;
             }
         }

@@ -109,6 +109,15 @@ pub fn rank(
         .collect()
 }
 
+/// Who is on any of `ranked`'s lists, by patient index (`n` patients).
+pub fn listed_mask(n: usize, ranked: &[(u32, Vec<u32>)]) -> Vec<bool> {
+    let mut listed = vec![false; n];
+    for &p in ranked.iter().flat_map(|(_, v)| v) {
+        listed[p as usize] = true;
+    }
+    listed
+}
+
 /// Sort patients (indices) into list order: by `risk`'s probability, highest first, when given;
 /// else by frailty (eFI category, then deficits, then HFRS, all descending). Ties by pseudonym
 /// (patient indices are in pseudonym order).

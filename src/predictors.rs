@@ -239,13 +239,25 @@ pub fn falls_codes(cohort: &Cohort) -> Vec<bool> {
         .collect()
 }
 
-/// Whether patient `p` has a falls code ([`falls_codes`]) dated from `from` to `to`, both
-/// included: for an emergency admission, whether it was a falls admission (`from` = its start,
-/// `to` = its end, or earlier where later records must not count).
-pub fn falls_recorded(cohort: &Cohort, falls: &[bool], p: usize, from: i32, to: i32) -> bool {
+/// The days on which patient `p` has a falls code ([`falls_codes`]), sorted: one pass over the
+/// patient's events, after which each emergency admission is a range check
+/// ([`falls_within`]) instead of another pass.
+pub fn falls_days(cohort: &Cohort, falls: &[bool], p: usize) -> Vec<i32> {
     let ev = &cohort.events;
-    (ev.offsets[p] as usize..ev.offsets[p + 1] as usize)
-        .any(|k| falls[ev.code[k] as usize] && ev.day[k] >= from && ev.day[k] <= to)
+    let mut days: Vec<i32> = (ev.offsets[p] as usize..ev.offsets[p + 1] as usize)
+        .filter(|&k| falls[ev.code[k] as usize])
+        .map(|k| ev.day[k])
+        .collect();
+    days.sort_unstable();
+    days
+}
+
+/// Whether any of `days` (sorted, from [`falls_days`]) lies from `from` to `to`, both included:
+/// for an emergency admission, whether it was a falls admission (`from` = its start, `to` = its
+/// end, or earlier where later records must not count).
+pub fn falls_within(days: &[i32], from: i32, to: i32) -> bool {
+    let i = days.partition_point(|&d| d < from);
+    i < days.len() && days[i] <= to
 }
 
 /// The three outcome labels of every patient (in patient order, columns in [`Outcome::ALL`]
@@ -260,6 +272,8 @@ pub fn outcomes(cohort: &Cohort, as_of: i32) -> Vec<[bool; 3]> {
             let en = &cohort.encounters;
             let mut admission = false;
             let mut falls_admission = false;
+            // Worked out at the patient's first admission in the window, once.
+            let mut days: Option<Vec<i32>> = None;
             for e in en.offsets[p] as usize..en.offsets[p + 1] as usize {
                 let st = en.start[e];
                 if en.setting[e] != Setting::Inpatient
@@ -270,8 +284,10 @@ pub fn outcomes(cohort: &Cohort, as_of: i32) -> Vec<[bool; 3]> {
                     continue;
                 }
                 admission = true;
-                falls_admission =
-                    falls_admission || falls_recorded(cohort, &falls, p, st, en.end[e]);
+                if !falls_admission {
+                    let days = days.get_or_insert_with(|| falls_days(cohort, &falls, p));
+                    falls_admission = falls_within(days, st, en.end[e]);
+                }
             }
             let d = cohort.patients.death[p];
             [admission, falls_admission, d > as_of && d <= end]
@@ -327,5 +343,21 @@ pub fn predictor_table(
         patients,
         rows,
         outcomes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::falls_within;
+
+    #[test]
+    fn a_fall_counts_within_the_stay_edges_included() {
+        let days = [3, 7, 10];
+        assert!(!falls_within(&days, 4, 6));
+        assert!(falls_within(&days, 4, 7));
+        assert!(falls_within(&days, 10, 10));
+        assert!(falls_within(&days, 0, 3));
+        assert!(!falls_within(&days, 11, 20));
+        assert!(!falls_within(&[], 0, 100));
     }
 }

@@ -430,11 +430,12 @@ impl Inputs<'_> {
                     let band = r.band(pcn, p);
                     w += &format!(
                         ", {} of the PCN ({} band)",
-                        match band {
-                            RiskBand::VeryHigh => "in the top 1%",
-                            RiskBand::High => "in the top 5%",
-                            RiskBand::Moderate => "in the top 20%",
-                            _ => "below the top 20%",
+                        match band.top_percent() {
+                            Some(pct) => format!("in the top {pct}%"),
+                            None => format!(
+                                "below the top {}%",
+                                RiskBand::Moderate.top_percent().unwrap_or_default()
+                            ),
                         },
                         band.name().replace('_', " ")
                     );

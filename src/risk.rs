@@ -312,15 +312,24 @@ impl RiskBand {
     /// The band of rank `rank` (from 1) among `n`: top 1%, 5% and 20% by rank, each at least
     /// the first person (`ceil(n x fraction)` people).
     pub fn of_rank(rank: u32, n: u32) -> RiskBand {
-        let top = |f: f64| rank as f64 <= (n as f64 * f).ceil();
-        if top(0.01) {
-            RiskBand::VeryHigh
-        } else if top(0.05) {
-            RiskBand::High
-        } else if top(0.20) {
-            RiskBand::Moderate
-        } else {
-            RiskBand::Low
+        let top = |b: RiskBand| {
+            b.top_percent()
+                .is_some_and(|pct| rank as f64 <= (n as f64 * f64::from(pct) / 100.0).ceil())
+        };
+        [RiskBand::VeryHigh, RiskBand::High, RiskBand::Moderate]
+            .into_iter()
+            .find(|&b| top(b))
+            .unwrap_or(RiskBand::Low)
+    }
+
+    /// The share of the PCN's eligible people, by rank, that the band and those above it take,
+    /// in % (`None` for `Low` and `NotRanked`): what "top 1%" in the lists' words means.
+    pub fn top_percent(self) -> Option<u32> {
+        match self {
+            RiskBand::VeryHigh => Some(1),
+            RiskBand::High => Some(5),
+            RiskBand::Moderate => Some(20),
+            RiskBand::Low | RiskBand::NotRanked => None,
         }
     }
 }

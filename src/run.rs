@@ -270,10 +270,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
             }
         },
     };
-    let mut listed = vec![false; cohort.patients.len()];
-    for &i in ranked.iter().flat_map(|(_, v)| v) {
-        listed[i as usize] = true;
-    }
+    let listed = lists::listed_mask(cohort.patients.len(), &ranked);
     let profile = tables::profile(
         &cohort,
         &scored.scores,

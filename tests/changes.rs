@@ -123,8 +123,7 @@ fn lists_say_what_changed_and_who_dropped_off_why() {
         read_csv(&out.join("lists/PCN2/PCN2.dropped.csv")).height(),
         0
     );
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let m: serde_json::Value = manifest(&out);
     assert_eq!(m["new_on_lists"], 2);
     assert_eq!(m["dropped_off_lists"], 4);
     assert!(m["compared_with"]

@@ -27,10 +27,6 @@ fn run_ok(args: &[&str]) -> String {
     stdout(&o)
 }
 
-fn days(s: &str) -> i32 {
-    strata::date::parse_days(s).unwrap()
-}
-
 fn load() -> Cohort {
     let opts = LoadOptions {
         today: days(TODAY),

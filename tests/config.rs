@@ -7,10 +7,6 @@ use std::path::Path;
 
 use common::*;
 
-fn manifest(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()
-}
-
 fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
     let path = dir.join("strata.toml");
     std::fs::write(&path, text).unwrap();

@@ -384,7 +384,6 @@ fn score_says_when_polypharmacy_cannot_be_assessed_and_the_manifest_records_it()
         text.contains("polypharmacy deficit cannot be assessed"),
         "{text}"
     );
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let m: serde_json::Value = manifest(&out);
     assert_eq!(m["prescriptions"], "none");
 }

@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use polars::prelude::*;
 use strata::lists::ListRules;
 use strata::predictors::{predictor_table, Outcome};
 use strata::run::score_cohort;
@@ -103,9 +102,7 @@ fn the_exported_file_is_the_table_with_outcomes() {
         "2026-11-25",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let df = ParquetReader::new(std::fs::File::open(&out).unwrap())
-        .finish()
-        .unwrap();
+    let df = read_parquet(&out);
     let names = strata::predictors::predictor_names(&definitions());
     assert_eq!(df.width(), 1 + names.len() + 3);
     assert!(df.height() > 1900 && df.height() <= 2000, "{}", df.height());

@@ -191,15 +191,7 @@ fn write_programmes(dir: &Path, text: &str) -> PathBuf {
 /// (patient_id, rule) of a programme list, in file order; the ranks are 1..n.
 fn list(out: &Path, pcn: &str, programme: &str) -> Vec<(String, String)> {
     let df = read_csv(&out.join(format!("lists/{pcn}/{pcn}.{programme}.csv")));
-    let s = |c: &str| -> Vec<String> {
-        df.column(c)
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .map(|v| v.unwrap_or_default().to_string())
-            .collect()
-    };
+    let s = |c: &str| strings(&df, c);
     let rank: Vec<i64> = df
         .column("rank")
         .unwrap()
@@ -286,19 +278,25 @@ fn each_rule_lists_whom_it_says_in_frailty_order_and_says_why() {
         review[1].1,
         "moderate frailty (eFI 10 of 36 deficits) and not on the palliative care register"
     );
-    // Parquet beside each CSV, the same rows; the frailty list is untouched (no `rule`).
-    let pq =
-        ParquetReader::new(std::fs::File::open(out.join("lists/PCN1/PCN1.mild.parquet")).unwrap())
-            .finish()
-            .unwrap();
-    assert_eq!(pq.height(), 9);
+    // Parquet beside each CSV, the same rows and rules; the frailty list is untouched (no
+    // `rule`).
+    for prog in ["mild", "severe_or_falls", "review"] {
+        let pq = read_parquet(&out.join(format!("lists/PCN1/PCN1.{prog}.parquet")));
+        let csv = read_csv(&out.join(format!("lists/PCN1/PCN1.{prog}.csv")));
+        for c in ["patient_id", "rule"] {
+            assert_eq!(strings(&pq, c), strings(&csv, c), "{prog} {c}");
+        }
+    }
+    assert_eq!(
+        read_parquet(&out.join("lists/PCN1/PCN1.mild.parquet")).height(),
+        9
+    );
     let main = read_csv(&out.join("lists/PCN1/PCN1.csv"));
     assert!(main.column("rule").is_err() && main.column("change").is_ok());
     let prog = read_csv(&out.join("lists/PCN1/PCN1.mild.csv"));
     assert!(prog.column("change").is_err());
     // The manifest records each programme's count and hashes its files.
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let m: serde_json::Value = manifest(&out);
     assert_eq!(m["programmes"][2]["name"], "review");
     assert_eq!(m["programmes"][2]["listed"], 3);
     assert_eq!(
@@ -337,25 +335,11 @@ fn example_run(dir: &Path, threads: &str) -> PathBuf {
     out
 }
 
-fn floats(df: &DataFrame, c: &str) -> Vec<f64> {
-    df.column(c)
-        .unwrap()
-        .cast(&DataType::Float64)
-        .unwrap()
-        .f64()
-        .unwrap()
-        .iter()
-        .map(|v| v.unwrap_or(f64::NAN))
-        .collect()
-}
-
 #[test]
 fn the_five_example_programmes_on_the_fixture() {
     let d = tempfile::tempdir().unwrap();
     let out = example_run(d.path(), "1");
-    let scores = ParquetReader::new(std::fs::File::open(out.join("scores.parquet")).unwrap())
-        .finish()
-        .unwrap();
+    let scores = read_parquet(&out.join("scores.parquet"));
     let (ids, pcn, status, cat) = (
         strings(&scores, "patient_id"),
         strings(&scores, "pcn_code"),
@@ -428,7 +412,10 @@ fn the_five_example_programmes_on_the_fixture() {
             assert!(fall || high(&band[i]), "{p} row {i}");
         }
         // Ranked by the falls model.
-        let r = floats(&fl, "falls_admission_risk");
+        let r: Vec<f64> = floats(&fl, "falls_admission_risk")
+            .into_iter()
+            .map(|v| v.unwrap_or(f64::NAN))
+            .collect();
         assert!(r.windows(2).all(|w| w[0] >= w[1]), "{p}");
         set("falls_prevention");
     }
@@ -465,19 +452,9 @@ fn bad_programmes_are_refused_before_anything_is_written() {
     let run = |text: &str, extra: &[&str]| {
         let p = write_programmes(d.path(), text);
         let out = d.path().join("out");
-        let mut args = vec![
-            "score",
-            "--cohort",
-            cohort.to_str().unwrap(),
-            "--as-of",
-            AS_OF,
-            "--out",
-            out.to_str().unwrap(),
-            "--programmes",
-            p.to_str().unwrap(),
-        ];
+        let mut args = vec!["--programmes", p.to_str().unwrap()];
         args.extend_from_slice(extra);
-        let o = strata(&args);
+        let o = score_into(&cohort, &out, &args);
         assert!(!out.exists(), "nothing is written");
         (o.status.code(), stderr(&o))
     };

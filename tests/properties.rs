@@ -28,10 +28,6 @@ const HFRS_FROM: &str = "2023-04-02";
 const MEDICINES_FROM: &str = "2024-04-02";
 const TODAY: &str = "2026-11-25";
 
-fn days(s: &str) -> i32 {
-    strata::date::parse_days(s).unwrap_or_else(|| panic!("bad test date {s}"))
-}
-
 fn models() -> &'static Definitions {
     static MODELS: OnceLock<Definitions> = OnceLock::new();
     MODELS.get_or_init(definitions)
@@ -538,12 +534,6 @@ proptest! {
 
 fn fixture() -> std::path::PathBuf {
     fixtures().join("cohort-2000")
-}
-
-fn read_parquet(path: &Path) -> DataFrame {
-    ParquetReader::new(std::fs::File::open(path).unwrap())
-        .finish()
-        .unwrap()
 }
 
 /// Run `strata score` on a cohort folder into `out`; panics with stderr on failure.

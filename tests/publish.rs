@@ -94,10 +94,6 @@ fn sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn manifest(dir: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()
-}
-
 /// A folder is a complete run: it has a manifest, and holds exactly the files the manifest
 /// lists (plus the manifest), each with the SHA-256 recorded.
 fn assert_complete(dir: &Path) {

@@ -31,12 +31,6 @@ fn score(out: &Path, extra: &[&str]) -> std::process::Output {
     score_into(&cohort_dir(), out, &args)
 }
 
-fn read_parquet(path: &Path) -> DataFrame {
-    ParquetReader::new(std::fs::File::open(path).unwrap())
-        .finish()
-        .unwrap()
-}
-
 fn strs(df: &DataFrame, c: &str) -> Vec<Option<String>> {
     let col = df.column(c).unwrap().cast(&DataType::String).unwrap();
     col.str()
@@ -44,11 +38,6 @@ fn strs(df: &DataFrame, c: &str) -> Vec<Option<String>> {
         .iter()
         .map(|s| s.map(str::to_string))
         .collect()
-}
-
-fn floats(df: &DataFrame, c: &str) -> Vec<Option<f64>> {
-    let col = df.column(c).unwrap().cast(&DataType::Float64).unwrap();
-    col.f64().unwrap().iter().collect()
 }
 
 /// Train a small GBDT card on the fixture (the default cards are logistic).
@@ -80,8 +69,7 @@ fn probabilities_match_the_card_applied_independently_to_the_exported_table() {
     let out = d.path().join("out");
     let o = score(&out, &[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value = manifest(&out);
     assert_eq!(manifest["risk_models"].as_array().unwrap().len(), 3);
     assert!(stderr(&o).contains("trained on synthetic data"));
 

@@ -110,12 +110,9 @@ fn writes_a_ranked_explained_list_per_pcn() {
             }
         }
     }
-    let scores = ParquetReader::new(std::fs::File::open(out.join("scores.parquet")).unwrap())
-        .finish()
-        .unwrap();
+    let scores = read_parquet(&out.join("scores.parquet"));
     assert_eq!(scores.height(), 2000);
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value = manifest(&out);
     assert_eq!(manifest["listed"].as_u64().unwrap() as usize, listed);
     assert_eq!(manifest["patients"], 2000);
     assert!(manifest["models"].as_array().unwrap().len() >= 7);
@@ -289,8 +286,7 @@ fn reports_stages_as_log_lines_or_nothing_with_quiet() {
     assert_eq!(stdout(&o), "");
     assert_eq!(stderr(&o), "");
     assert!(out.join("lists/U10000/U10000.csv").is_file());
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let m: serde_json::Value = manifest(&out);
     assert!(!m["warnings"].as_array().unwrap().is_empty());
 
     // JSON lines: every stderr line is one JSON object; each stage starts then finishes, in
@@ -307,8 +303,7 @@ fn reports_stages_as_log_lines_or_nothing_with_quiet() {
         .filter(|e| e["fields"]["message"] == "finished")
         .map(|e| e["fields"]["stage"].as_str().unwrap())
         .collect();
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let m: serde_json::Value = manifest(&out);
     let stages: Vec<&str> = m["seconds"]
         .as_array()
         .unwrap()

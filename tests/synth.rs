@@ -166,10 +166,7 @@ fn synthetic_population_matches_published_rates() {
             }
         }
     }
-    let encs =
-        ParquetReader::new(std::fs::File::open(d.path().join("encounters.parquet")).unwrap())
-            .finish()
-            .unwrap();
+    let encs = read_parquet(&d.path().join("encounters.parquet"));
     let old: HashSet<&str> = eligible.iter().map(|&i| p.id[i].as_str()).collect();
     let col = |n: &str| encs.column(n).unwrap().as_materialized_series().clone();
     let (pid, id, setting, start, em) = (
@@ -267,9 +264,7 @@ fn files_are_what_writing_each_whole_table_at_once_gives() {
     synth::generate(&opts, &definitions()).unwrap();
     for name in [PATIENTS_FILE, EVENTS_FILE, ENCOUNTERS_FILE] {
         let path = d.path().join("c").join(name);
-        let mut df = ParquetReader::new(std::fs::File::open(&path).unwrap())
-            .finish()
-            .unwrap();
+        let mut df = read_parquet(&path);
         df.rechunk_mut();
         assert!(df.height() > 2 * 777, "{name}: {} rows", df.height());
         let mut whole = Vec::new();

@@ -230,9 +230,7 @@ fn integer_ids_and_timestamps_are_accepted() {
     write_cohort(&c, &ps, &es, &[]);
     for f in ["patients.parquet", "events.parquet"] {
         let path = c.join(f);
-        let mut df = ParquetReader::new(std::fs::File::open(&path).unwrap())
-            .finish()
-            .unwrap();
+        let mut df = read_parquet(&path);
         let id = df
             .column("patient_id")
             .unwrap()
@@ -250,9 +248,7 @@ fn integer_ids_and_timestamps_are_accepted() {
         write_parquet(&path, df);
     }
     let (_, out) = scores(&c, &[]);
-    let s = ParquetReader::new(std::fs::File::open(out.join("scores.parquet")).unwrap())
-        .finish()
-        .unwrap();
+    let s = read_parquet(&out.join("scores.parquet"));
     let ids: Vec<String> = s
         .column("patient_id")
         .unwrap()
@@ -303,8 +299,7 @@ fn events_for_unknown_patients_are_rejected_and_too_many_refuse_the_cohort() {
     );
     let rejects = std::fs::read_to_string(out.join("rejects.csv")).unwrap();
     assert_eq!(rejects, "file,row,column,reason\nevents.parquet,124,patient_id,patient_id not in patients.parquet\n");
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let m: serde_json::Value = manifest(&out);
     assert_eq!(m["rejected_rows"], 1);
     assert_eq!(m["inputs"][1]["rejected"], 1);
     // With a stricter threshold the cohort is refused.
@@ -348,8 +343,7 @@ fn records_after_the_as_of_date_are_ignored_and_counted() {
         text.contains("1 records after the as-of date ignored"),
         "{text}"
     );
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let m: serde_json::Value = manifest(&out);
     assert_eq!(m["ignored_after_as_of"], 1);
 }
 
@@ -681,9 +675,7 @@ fn the_memory_estimate_follows_the_path_each_file_is_read_on() {
 
     // A code column with every value distinct is written plain, not dictionary-encoded: the
     // events are then read on the general path, and the estimate says so.
-    let mut df = ParquetReader::new(std::fs::File::open(c.join("events.parquet")).unwrap())
-        .finish()
-        .unwrap();
+    let mut df = read_parquet(&c.join("events.parquet"));
     let unique: Vec<String> = (0..df.height()).map(|i| format!("X{i}")).collect();
     df.with_column(Column::new("code".into(), unique)).unwrap();
     write_parquet(&c.join("events.parquet"), df);

@@ -1183,18 +1183,14 @@ fn encode_table<'py>(
     Ok(PyBytes::new(py, &bytes))
 }
 
-/// A PCN code as the file stem of its list (the binary's rule; the caller adds `~2`, `~3`, ...
-/// when two codes clean up to the same stem, in PCN code order).
+/// Each PCN's file path without extension, relative to the run folder (`lists/<PCN>/<PCN>`),
+/// for PCN codes given in code order: the binary's names, clashing clean-ups numbered `~2`, `~3`.
 #[pyfunction]
-fn file_stem(code: &str) -> String {
-    output::file_stem(code)
-}
-
-/// The FNV-1a 64-bit hash of `data` as 16 hex digits (what the binary's manifest records for
-/// each output, beside its SHA-256).
-#[pyfunction]
-fn fnv1a64(py: Python<'_>, data: &[u8]) -> String {
-    py.detach(|| format!("{:016x}", strata::datafile::fnv1a64(data)))
+fn pcn_files(pcns: Vec<String>) -> Vec<String> {
+    output::pcn_stems(&pcns)
+        .iter()
+        .map(|s| output::pcn_file(s))
+        .collect()
 }
 
 /// The embedded models folder (written out on first use), or the one `$STRATA_MODELS` names.
@@ -1209,11 +1205,10 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run, m)?)?;
     m.add_function(wrap_pyfunction!(protect_tables, m)?)?;
     m.add_function(wrap_pyfunction!(protect_run, m)?)?;
-    m.add_function(wrap_pyfunction!(file_stem, m)?)?;
+    m.add_function(wrap_pyfunction!(pcn_files, m)?)?;
     m.add_function(wrap_pyfunction!(encode_table, m)?)?;
     m.add_function(wrap_pyfunction!(default_models, m)?)?;
     m.add_function(wrap_pyfunction!(read_previous, m)?)?;
-    m.add_function(wrap_pyfunction!(fnv1a64, m)?)?;
     m.add_class::<PreviousRun>()?;
     m.add("PreviousRunError", m.py().get_type::<PreviousRunError>())?;
     m.add_class::<ArrowStream>()?;

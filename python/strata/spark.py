@@ -610,21 +610,16 @@ def score(
         written.append({"path": rel, "rows": rows, "bytes": len(data),
                         "sha256": hashlib.sha256(data).hexdigest()})
 
-    stems: List[str] = []
-    for pcn, csv, parquet in lists:
-        base = strata.file_stem(pcn)
-        stem, k = base, 2
-        while stem in stems:
-            stem, k = f"{base}~{k}", k + 1
-        stems.append(stem)
+    # One folder per PCN, named as the binary names them: lists/<PCN>/<PCN>.csv.
+    files = strata.pcn_files([pcn for pcn, _, _ in lists])
+    for (pcn, csv, parquet), file in zip(lists, files):
         rows = max(csv.count(b"\n") - 1, 0)
-        # One folder per PCN, as the binary writes: lists/<PCN>/<PCN>.csv.
-        (work / "lists" / stem).mkdir()
-        write(f"lists/{stem}/{stem}.csv", csv, rows)
-        write(f"lists/{stem}/{stem}.parquet", parquet, rows)
+        (work / file).parent.mkdir()
+        write(f"{file}.csv", csv, rows)
+        write(f"{file}.parquet", parquet, rows)
         if dropped:
             d = dropped[pcn]
-            write(f"lists/{stem}/{stem}.dropped.csv", d, max(d.count(b"\n") - 1, 0))
+            write(f"{file}.dropped.csv", d, max(d.count(b"\n") - 1, 0))
     if scores is not None:
         write("scores.parquet", strata.encode_table(scores, "parquet"), scores.num_rows)
     write("summary.csv", summary_csv, summary_csv.count(b"\n") - 1)

@@ -1,7 +1,7 @@
 """The binary's PCN workbooks (``lists/<PCN>/<PCN>.xlsx``) read back by an independent reader,
 openpyxl: every practice sheet's rows equal the PCN's list CSV cell for cell, the Summary sheet's
-counts equal ``summary.csv``, and each sheet has its frozen header row, its filter over the table
-and its column widths. strata writes the workbooks with its own streaming writer, so this is the
+eFI counts equal ``summary.csv``; every sheet has its frozen header row, and each practice sheet
+its bold header, its filter over the table and a patient_id column wide enough to read. strata writes the workbooks with its own streaming writer, so this is the
 check that another program reads them as meant."""
 
 from __future__ import annotations

@@ -415,9 +415,10 @@ pub fn why(r: Row<'_>, risk: &RiskColumns) -> String {
         parts.push("lives in a care home".into());
     }
     for m in risk.risks {
-        let (band, top) = match m.band(&r.cohort.patients.pcn, r.i) {
-            RiskBand::VeryHigh => ("very high", 1),
-            RiskBand::High => ("high", 5),
+        let b = m.band(&r.cohort.patients.pcn, r.i);
+        let (band, top) = match (b, b.top_percent()) {
+            (RiskBand::VeryHigh, Some(top)) => ("very high", top),
+            (RiskBand::High, Some(top)) => ("high", top),
             _ => continue,
         };
         let what = match m.outcome {

@@ -16,6 +16,7 @@ use std::io::Write;
 use std::path::Path;
 
 use polars::prelude::*;
+use strata_models::plot::escape;
 
 use super::{PcnSummary, PcnWriter};
 use crate::disclosure::Cell;
@@ -52,26 +53,6 @@ const BLUE: &str = "#005eb8";
 const GREY: &str = "#aeb7bd";
 const CATEGORY_COLOURS: [&str; 4] = ["#78be20", "#ffb81c", "#ed8b00", "#da291c"];
 
-/// `s` escaped for HTML text and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for ch in s.chars() {
-        match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn shown(c: Cell) -> Option<u64> {
-    c.count()
-}
-
 fn count_text(n: Option<u64>) -> String {
     n.map_or_else(|| "[c]".to_string(), |n| n.to_string())
 }
@@ -88,18 +69,23 @@ fn pct_text(p: Option<f64>) -> String {
     p.map_or_else(|| "–".to_string(), |p| format!("{p:.1}%"))
 }
 
-/// Horizontal bars, one per item (`label`, value), scaled to the largest; `None` is drawn as no
-/// bar and labelled `[c]`.
-fn bar_chart(title: &str, items: &[(String, Option<u64>)], colour: &str) -> String {
+/// The opening of a chart: an `<svg>` of `w` x `h` labelled and headed by `title`.
+fn svg_open(title: &str, w: f64, h: f64) -> String {
+    format!(
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{t}"><text x="0" y="16" font-size="13" font-weight="bold">{t}</text>"#,
+        t = escape(title)
+    )
+}
+
+/// Horizontal bars, one per item (`label`, value), coloured in turn by `colours`, scaled to the
+/// largest; `None` is drawn as no bar and labelled `[c]`.
+fn bar_chart(title: &str, items: &[(String, Option<u64>)], colours: &[&str]) -> String {
     let max = items.iter().filter_map(|i| i.1).max().unwrap_or(0).max(1) as f64;
     let (label_w, bar_w, row_h) = (110.0, 300.0, 22.0);
     let h = 28.0 + row_h * items.len() as f64;
-    let mut s = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{t}"><text x="0" y="16" font-size="13" font-weight="bold">{t}</text>"#,
-        w = label_w + bar_w + 60.0,
-        t = escape(title)
-    );
+    let mut s = svg_open(title, label_w + bar_w + 60.0, h);
     for (k, (label, v)) in items.iter().enumerate() {
+        let colour = colours[k % colours.len()];
         let y = 28.0 + row_h * k as f64;
         let len = v.map_or(0.0, |v| v as f64 / max * bar_w);
         let _ = write!(
@@ -127,11 +113,7 @@ fn paired_chart(title: &str, items: &[(String, Option<f64>, Option<f64>)]) -> St
         .fold(1.0f64, f64::max);
     let (label_w, bar_w, row_h) = (130.0, 260.0, 30.0);
     let h = 28.0 + row_h * items.len() as f64;
-    let mut s = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" role="img" aria-label="{t}"><text x="0" y="16" font-size="13" font-weight="bold">{t}</text>"#,
-        w = label_w + bar_w + 70.0,
-        t = escape(title)
-    );
+    let mut s = svg_open(title, label_w + bar_w + 70.0, h);
     for (k, (label, eligible, listed)) in items.iter().enumerate() {
         let y = 28.0 + row_h * k as f64;
         let _ = write!(
@@ -171,11 +153,7 @@ fn dimension_title(dim: &str) -> &'static str {
 /// `<td>`s of counts, each with its column name for readers of the page's source.
 fn count_cells(s: &mut String, cells: &[Cell], names: &[&str]) {
     for (c, name) in cells.iter().zip(names) {
-        let _ = write!(
-            s,
-            r#"<td class="n" data-col="{name}">{}</td>"#,
-            count_text(shown(*c))
-        );
+        let _ = write!(s, r#"<td class="n" data-col="{name}">{}</td>"#, c.text());
     }
 }
 
@@ -228,7 +206,7 @@ pub fn page(list: &DataFrame, pcn: &PcnSummary) -> PolarsResult<String> {
     let code = escape(&pcn.pcn);
     let everyone = pcn.everyone().copied();
     let eligible = pcn.eligible();
-    let listed = everyone.and_then(|c| shown(c[0]));
+    let listed = everyone.and_then(|c| c[0].count());
     let mut s = String::with_capacity(32 * 1024);
     let _ = write!(
         s,
@@ -257,18 +235,14 @@ pub fn page(list: &DataFrame, pcn: &PcnSummary) -> PolarsResult<String> {
         let categories: Vec<(String, Option<u64>)> = COUNT_COLUMNS[..4]
             .iter()
             .zip(all)
-            .map(|(c, v)| (c.to_string(), shown(*v)))
+            .map(|(c, v)| (c.to_string(), v.count()))
             .collect();
         // One colour per category.
-        let mut chart = bar_chart("Eligible people by eFI category", &categories, BLUE);
-        for (k, colour) in CATEGORY_COLOURS.iter().enumerate() {
-            chart = chart.replacen(
-                &format!(r#"fill="{BLUE}"/><text"#),
-                &format!(r#"fill="{colour}" data-k="{k}"/><text"#),
-                1,
-            );
-        }
-        s.push_str(&chart);
+        s.push_str(&bar_chart(
+            "Eligible people by eFI category",
+            &categories,
+            &CATEGORY_COLOURS,
+        ));
     }
     s.push_str("</div>");
     if !pcn.has_profile() {
@@ -291,7 +265,7 @@ pub fn page(list: &DataFrame, pcn: &PcnSummary) -> PolarsResult<String> {
             );
             let mut chart = Vec::new();
             for (g, cells) in pcn.dimension(dim) {
-                let (l, n, e) = (shown(cells[0]), shown(cells[1]), shown(cells[2]));
+                let (l, n, e) = (cells[0].count(), cells[1].count(), cells[2].count());
                 let (se, sl) = (share(e, eligible), share(l, listed));
                 let _ = write!(
                     t,
@@ -313,9 +287,9 @@ pub fn page(list: &DataFrame, pcn: &PcnSummary) -> PolarsResult<String> {
             if dim == "practice" {
                 let listed: Vec<(String, Option<u64>)> = pcn
                     .dimension(dim)
-                    .map(|(g, c)| (g.to_string(), shown(c[0])))
+                    .map(|(g, c)| (g.to_string(), c[0].count()))
                     .collect();
-                s.push_str(&bar_chart("Listed people by practice", &listed, BLUE));
+                s.push_str(&bar_chart("Listed people by practice", &listed, &[BLUE]));
             } else {
                 s.push_str(&paired_chart(title, &chart));
             }

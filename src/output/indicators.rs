@@ -10,18 +10,11 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use super::TABLE_FORMATS;
+use super::{encode_err, write_all, TABLE_FORMATS};
 use crate::disclosure::Cell;
 use crate::indicators::{rate, INDICATORS, WIDTH};
-use crate::publish::{record, OutputError, Written};
+use crate::publish::{OutputError, Written};
 use crate::tables::CountedTable;
-
-fn shown(c: Cell) -> Option<u64> {
-    match c {
-        Cell::Count(n) => Some(n),
-        Cell::Suppressed => None,
-    }
-}
 
 fn rate_text(r: Option<Option<String>>) -> String {
     match r {
@@ -42,8 +35,8 @@ pub fn indicators_frame(table: &CountedTable, cells: &[Cell]) -> PolarsResult<Da
         for ind in &INDICATORS {
             let (n, d) = (cell(r, ind.numerator), cell(r, ind.denominator));
             let ics = rate(
-                shown(cell(all, ind.numerator)),
-                shown(cell(all, ind.denominator)),
+                cell(all, ind.numerator).count(),
+                cell(all, ind.denominator).count(),
                 ind.per,
             );
             for (col, v) in cols.iter_mut().zip([
@@ -51,7 +44,7 @@ pub fn indicators_frame(table: &CountedTable, cells: &[Cell]) -> PolarsResult<Da
                 ind.name.to_string(),
                 n.text(),
                 d.text(),
-                rate_text(rate(shown(n), shown(d), ind.per)),
+                rate_text(rate(n.count(), d.count(), ind.per)),
                 ind.unit.to_string(),
                 rate_text(ics),
             ]) {
@@ -85,15 +78,6 @@ pub fn write_indicators(
     table: &CountedTable,
     cells: &[Cell],
 ) -> Result<Vec<Written>, OutputError> {
-    let mut df = indicators_frame(table, cells).map_err(|source| OutputError::Encode {
-        path: dir.join("indicators.csv"),
-        source,
-    })?;
-    let mut written = Vec::with_capacity(TABLE_FORMATS.len());
-    for w in TABLE_FORMATS {
-        let rel = format!("indicators.{}", w.extension());
-        let digest = w.write(&dir.join(&rel), &mut df)?;
-        written.push(record(&rel, df.height(), digest));
-    }
-    Ok(written)
+    let mut df = indicators_frame(table, cells).map_err(encode_err(&dir.join("indicators.csv")))?;
+    write_all(dir, "indicators", TABLE_FORMATS, &mut df)
 }

@@ -455,11 +455,8 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Outputs, OutputError>
                     }
                     let full = list_frame(cohort, scored, &scorer, &union, risk, changes)
                         .map_err(encode_err(&dir.join(format!("{stem}.csv"))))?;
-                    let mut df = if union.len() == pats.len() {
-                        full.clone()
-                    } else {
-                        full.slice(0, pats.len())
-                    };
+                    // The frailty list: the frame's first rows (a view, not a copy).
+                    let mut df = full.slice(0, pats.len());
                     let programme_files = match &programmes {
                         Some(run) => programmes::write_pcn_programmes(
                             dir, &stem, run, &lists, &full, &row_of,
@@ -511,12 +508,7 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Outputs, OutputError>
                 .collect::<Vec<Result<PcnFiles, OutputError>>>()
         },
         || -> Result<Vec<Written>, OutputError> {
-            let mut listed = vec![false; cohort.patients.len()];
-            for (_, pats) in ranked {
-                for &p in pats {
-                    listed[p as usize] = true;
-                }
-            }
+            let listed = crate::lists::listed_mask(cohort.patients.len(), ranked);
             let mut df = scores_frame(cohort, scored, &scorer, risk, &listed)
                 .map_err(encode_err(&dir.join("scores.parquet")))?;
             write_all(dir, "scores", SCORES_FORMATS, &mut df)

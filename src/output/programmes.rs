@@ -14,9 +14,9 @@ use std::path::Path;
 
 use polars::prelude::*;
 
-use super::LIST_FORMATS;
+use super::{encode_err, write_all, LIST_FORMATS};
 use crate::programmes::{reason, Inputs, Programme, ProgrammeLists};
-use crate::publish::{record, OutputError, Written};
+use crate::publish::{OutputError, Written};
 
 /// The programme lists of a run, for [`super::write_outputs`].
 #[derive(Clone, Copy)]
@@ -36,10 +36,10 @@ impl<'a> ProgrammeRun<'a> {
             .iter()
             .enumerate()
             .filter_map(|(k, s)| {
-                // `select` lists every PCN in index order; search only if that ever changes.
-                let hit = s.lists.get(pcn as usize).filter(|(p, _)| *p == pcn);
-                hit.or_else(|| s.lists.iter().find(|(p, _)| *p == pcn))
-                    .map(|(_, v)| (k, v.as_slice()))
+                // `select` lists every PCN, in PCN index order.
+                let (p, v) = s.lists.get(pcn as usize)?;
+                debug_assert_eq!(*p, pcn);
+                Some((k, v.as_slice()))
             })
             .collect()
     }
@@ -93,19 +93,9 @@ pub fn write_pcn_programmes(
         .map(|&(k, patients)| {
             let programme = &run.programmes[k];
             let stem = format!("{file}.{}", programme.name);
-            let mut df = programme_frame(programme, run.inputs, patients, full, row_of).map_err(
-                |source| OutputError::Encode {
-                    path: dir.join(format!("{stem}.csv")),
-                    source,
-                },
-            )?;
-            let mut written = Vec::with_capacity(LIST_FORMATS.len());
-            for w in LIST_FORMATS {
-                let rel = format!("{stem}.{}", w.extension());
-                let digest = w.write(&dir.join(&rel), &mut df)?;
-                written.push(record(&rel, df.height(), digest));
-            }
-            Ok((k, written))
+            let mut df = programme_frame(programme, run.inputs, patients, full, row_of)
+                .map_err(encode_err(&dir.join(format!("{stem}.csv"))))?;
+            Ok((k, write_all(dir, &stem, LIST_FORMATS, &mut df)?))
         })
         .collect()
 }

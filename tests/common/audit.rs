@@ -427,7 +427,17 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
 }
 
 /// Fail the test when the auditor pins any suppressed cell of the folder's tables.
+/// A scoring run's folder always holds every table: none may be missing from the audit
+/// (`audit_folder` itself also takes hand-written folders without the newer tables).
 pub fn assert_protected(out: &Path, round_to: i64) {
+    for t in [
+        "summary.csv",
+        "equity.csv",
+        "pcn_profile.csv",
+        "indicators.csv",
+    ] {
+        assert!(out.join(t).is_file(), "{}: no {t} to audit", out.display());
+    }
     let f = audit_folder(out, round_to);
     assert!(
         f.pinned.is_empty(),

@@ -63,8 +63,27 @@ pub struct N {
     pub emergency: bool,
 }
 
-fn days(s: &str) -> i32 {
+/// An ISO date as days since 1970-01-01.
+pub fn days(s: &str) -> i32 {
     strata::date::parse_days(s).unwrap_or_else(|| panic!("bad test date {s}"))
+}
+
+/// A run's (or cohort's) `manifest.json`.
+pub fn manifest(dir: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// A Parquet file as a frame.
+pub fn read_parquet(path: &Path) -> DataFrame {
+    ParquetReader::new(std::fs::File::open(path).unwrap())
+        .finish()
+        .unwrap()
+}
+
+/// A column as numbers (`None` where null).
+pub fn floats(df: &DataFrame, name: &str) -> Vec<Option<f64>> {
+    let col = df.column(name).unwrap().cast(&DataType::Float64).unwrap();
+    col.f64().unwrap().iter().collect()
 }
 
 fn date_col(name: &str, v: Vec<i32>) -> Column {

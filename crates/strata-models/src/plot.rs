@@ -33,8 +33,8 @@ const LEFT: f64 = 80.0;
 const TOP: f64 = 50.0;
 const PLOT: f64 = 400.0;
 
-/// Escapes text for an SVG text node or attribute.
-fn escape(s: &str) -> String {
+/// Escapes text for an SVG or HTML text node or attribute (control characters become spaces).
+pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
