@@ -32,7 +32,8 @@ pub enum ChangesError {
     },
 }
 
-/// The previous run's scores file as needed here, in pseudonym order.
+/// The previous run's scores file as needed here: the people who were on a list (all a
+/// comparison reads of it), in pseudonym order.
 #[derive(Debug, Clone)]
 pub struct Previous {
     /// Folder it was read from.
@@ -42,7 +43,6 @@ pub struct Previous {
     ids: Vec<String>,
     pcn: Vec<String>,
     category: Vec<Option<EfiCategory>>,
-    listed: Vec<bool>,
 }
 
 fn column<'a>(
@@ -91,40 +91,48 @@ impl Previous {
             .iter()
             .map(|v| v.unwrap_or(false))
             .collect();
-        let text = |name: &str| -> Result<Vec<String>, ChangesError> {
-            Ok(column(&df, &path, name)?
-                .iter()
-                .map(|v| v.unwrap_or_default().to_string())
-                .collect())
-        };
-        let ids = text("patient_id")?;
-        if ids.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(bad("patients are not in pseudonym order".into()));
+        let (ids, pcns, categories) = (
+            column(&df, &path, "patient_id")?,
+            column(&df, &path, "pcn_code")?,
+            column(&df, &path, "efi_category")?,
+        );
+        // Every row is checked for order; only the listed ones are kept (a tenth or so of the
+        // cohort), so no text is copied for the others.
+        let mut last: Option<&str> = None;
+        for id in ids.iter() {
+            let id = id.unwrap_or_default();
+            if last.is_some_and(|l| l >= id) {
+                return Err(bad("patients are not in pseudonym order".into()));
+            }
+            last = Some(id);
         }
-        let category = text("efi_category")?
-            .iter()
-            .map(|c| EfiCategory::parse(c))
-            .collect();
         let as_of = std::fs::read_to_string(dir.join("manifest.json"))
             .ok()
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
             .and_then(|v| v["as_of"].as_str().map(String::from));
-        Ok(Some(Previous {
+        let mut prev = Previous {
             dir: dir.to_path_buf(),
             as_of,
-            ids,
-            pcn: text("pcn_code")?,
-            category,
-            listed,
-        }))
+            ids: Vec::new(),
+            pcn: Vec::new(),
+            category: Vec::new(),
+        };
+        let rows = ids.iter().zip(pcns.iter()).zip(categories.iter());
+        for (listed, ((id, pcn), category)) in listed.iter().zip(rows) {
+            if *listed {
+                prev.ids.push(id.unwrap_or_default().to_string());
+                prev.pcn.push(pcn.unwrap_or_default().to_string());
+                prev.category
+                    .push(EfiCategory::parse(category.unwrap_or_default()));
+            }
+        }
+        Ok(Some(prev))
     }
 
     /// Its listed people, `(patient_id, pcn_code, efi_category)`, in pseudonym order: all a
     /// comparison reads of them besides who dropped off.
     pub fn listed_rows(&self) -> impl Iterator<Item = (&str, &str, Option<EfiCategory>)> {
-        (0..self.ids.len())
-            .filter(|&q| self.listed[q])
-            .map(|q| (self.ids[q].as_str(), self.pcn[q].as_str(), self.category[q]))
+        (0..self.ids.len()).map(|q| (self.ids[q].as_str(), self.pcn[q].as_str(), self.category[q]))
     }
 
     /// A previous run from its rows `(patient_id, pcn_code, efi_category, listed)`, in any
@@ -145,16 +153,16 @@ impl Previous {
         let mut prev = Previous {
             dir,
             as_of,
-            ids: Vec::with_capacity(rows.len()),
-            pcn: Vec::with_capacity(rows.len()),
-            category: Vec::with_capacity(rows.len()),
-            listed: Vec::with_capacity(rows.len()),
+            ids: Vec::new(),
+            pcn: Vec::new(),
+            category: Vec::new(),
         };
         for (id, pcn, category, listed) in rows {
-            prev.ids.push(id);
-            prev.pcn.push(pcn);
-            prev.category.push(category);
-            prev.listed.push(listed);
+            if listed {
+                prev.ids.push(id);
+                prev.pcn.push(pcn);
+                prev.category.push(category);
+            }
         }
         Ok(prev)
     }
@@ -282,7 +290,7 @@ impl Changes {
         let lookup = |ids: &[String], id: &str| ids.binary_search_by(|x| x.as_str().cmp(id)).ok();
         for p in (0..now.ids.len()).filter(|&p| now.listed[p]) {
             let before = lookup(&prev.ids, &now.ids[p])
-                .filter(|&q| prev.listed[q] && prev.pcn[q] == now.pcns[now.pcn[p] as usize]);
+                .filter(|&q| prev.pcn[q] == now.pcns[now.pcn[p] as usize]);
             let c = now.category[p];
             out.change[p] = Some(match before.map(|q| prev.category[q]) {
                 None => Change::New,
@@ -292,9 +300,6 @@ impl Changes {
             });
         }
         for q in 0..prev.ids.len() {
-            if !prev.listed[q] {
-                continue;
-            }
             let Ok(pcn) = now.pcns.binary_search(&prev.pcn[q]) else {
                 out.dropped_from_gone_pcns += 1;
                 continue;

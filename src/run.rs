@@ -232,12 +232,35 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
     stages.next("predict");
     let risks = risk::apply(&models, &cohort, &definitions, &scored, opts.as_of);
     stages.next("rank");
-    let ranked = lists::rank(
-        &cohort,
-        &scored.scores,
-        &scored.status,
-        &opts.rules,
-        ranking_model.map(|k| &risks[k]),
+    // Ranking, reading the previous run and the cohort-wide tables are independent passes:
+    // run them side by side.
+    let ((ranked, previous), (indicators, (summary, equity))) = rayon::join(
+        || {
+            rayon::join(
+                || {
+                    lists::rank(
+                        &cohort,
+                        &scored.scores,
+                        &scored.status,
+                        &opts.rules,
+                        ranking_model.map(|k| &risks[k]),
+                    )
+                },
+                || opts.previous.as_ref().map(|dir| (dir, Previous::read(dir))),
+            )
+        },
+        || {
+            rayon::join(
+                || indicators::count(&cohort, opts.as_of).table(),
+                || {
+                    (
+                        tables::summary(&cohort, &scored.scores, &scored.status).table(),
+                        tables::equity(&cohort, &scored.scores, &scored.status, &scored.ages)
+                            .table(),
+                    )
+                },
+            )
+        },
     );
     let register = if programmes::needs_register(&opts.programmes) {
         palliative::on_register(&cohort, &definitions, opts.as_of)
@@ -252,13 +275,10 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         register: &register,
     };
     let selected = programmes::select(&opts.programmes, &programme_inputs);
-    let summary = tables::summary(&cohort, &scored.scores, &scored.status).table();
-    let equity = tables::equity(&cohort, &scored.scores, &scored.status, &scored.ages).table();
-    let indicators = indicators::count(&cohort, opts.as_of).table();
     let mut compare_warning = None;
-    let changes = match &opts.previous {
+    let changes = match previous {
         None => Changes::none(&cohort, "nothing compared (no previous run given)"),
-        Some(dir) => match Previous::read(dir) {
+        Some((dir, read)) => match read {
             Ok(Some(prev)) => Changes::compare(&cohort, &scored, &opts.rules, &ranked, &prev),
             Ok(None) => Changes::none(
                 &cohort,

@@ -44,12 +44,17 @@ fn other(msg: &str) -> PolarsError {
 }
 
 impl DictFile {
-    /// Read the whole file and its footer.
+    /// Map the whole file and read its footer. The file is mapped, not copied: its pages stay
+    /// in the page cache and only the column chunks decoded are touched (a file changed while
+    /// a run reads it is outside the contract, as it is for polars, which maps it too).
     pub fn open(path: &Path) -> PolarsResult<DictFile> {
-        let bytes = std::fs::read(path).map_err(|e| other(&e.to_string()))?;
-        let meta = read_metadata(&mut std::io::Cursor::new(&bytes))?;
+        let file = std::fs::File::open(path).map_err(|e| other(&e.to_string()))?;
+        // SAFETY: the mapping is read-only and private to this run; see above for the
+        // file being modified underneath it.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| other(&e.to_string()))?;
+        let meta = read_metadata(&mut std::io::Cursor::new(&map[..]))?;
         Ok(DictFile {
-            bytes: Buffer::from_vec(bytes),
+            bytes: Buffer::from_owner(map),
             meta,
         })
     }

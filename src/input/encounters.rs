@@ -6,11 +6,10 @@
 //! [`super::layout::lay_out_encounters`].
 
 use polars::prelude::*;
-use rayon::prelude::*;
 
 use super::dictread::DictFile;
 use super::frame::{bool_col, day_col, text_col, Table};
-use super::layout::{EncounterPart, PatientIndex, PidCache, UNSET};
+use super::layout::{decode_encounter_parts, DecodedEncounters, PatientIndex, PidCache, UNSET};
 use super::LoadOptions;
 use crate::cohort::Setting;
 use crate::date;
@@ -20,61 +19,69 @@ pub(crate) fn decode_encounters_dict(
     f: &DictFile,
     pidx: &PatientIndex,
     opts: &LoadOptions,
-) -> PolarsResult<(Vec<EncounterPart>, u64)> {
+) -> PolarsResult<(DecodedEncounters, u64)> {
     use polars_arrow::array::Array;
-    let (los, lo) = f.row_starts();
+    let (los, rows) = f.row_starts();
     let bounds = (date::earliest(), opts.today);
-    let parts: PolarsResult<Vec<EncounterPart>> = (0..f.row_groups())
-        .into_par_iter()
-        .map(|rg| {
-            let lo = los[rg];
-            let pid = f.dict_column(rg, "patient_id")?;
-            let setting = f.dict_column(rg, "setting")?;
-            let start = f.date_column(rg, "start_date")?.values;
-            let end = f.date_column(rg, "end_date")?.values;
-            let em = f.bool_column(rg, "emergency")?;
-            let len = pid.keys.len();
-            if [setting.keys.len(), start.len(), end.len(), em.len()]
-                .iter()
-                .any(|&l| l != len)
-            {
-                return Err(PolarsError::ComputeError("ragged row group".into()));
-            }
-            let pmap: Vec<u32> = pid
-                .values
-                .iter()
-                .map(|v| v.map_or(UNSET, |p| pidx.lookup(p)))
-                .collect();
-            let smap: Vec<Option<Setting>> = setting
-                .values
-                .iter()
-                .map(|v| v.and_then(Setting::parse))
-                .collect();
-            let mut part = EncounterPart::default();
-            for k in 0..len {
-                let pi = pid
-                    .keys
-                    .is_valid(k)
-                    .then(|| pmap[pid.keys.value(k) as usize]);
-                let st = setting
-                    .keys
-                    .is_valid(k)
-                    .then(|| smap[setting.keys.value(k) as usize])
-                    .flatten();
-                part.push(
-                    (lo + k) as u64 + 1,
-                    pi,
-                    st,
-                    start.is_valid(k).then(|| start.value(k)),
-                    end.is_valid(k).then(|| end.value(k)),
-                    em.is_valid(k).then(|| em.value(k)),
-                    bounds,
-                );
-            }
-            Ok(part)
-        })
+    let spans: Vec<(usize, usize)> = (0..f.row_groups())
+        .map(|rg| (los[rg], f.rows(rg)))
         .collect();
-    Ok((parts?, lo as u64))
+    let decoded = decode_encounter_parts(&spans, |rg, part| {
+        let lo = los[rg];
+        let pid = f.dict_column(rg, "patient_id")?;
+        let setting = f.dict_column(rg, "setting")?;
+        let start = f.date_column(rg, "start_date")?.values;
+        let end = f.date_column(rg, "end_date")?.values;
+        let em = f.bool_column(rg, "emergency")?;
+        let len = spans[rg].1;
+        if [
+            pid.keys.len(),
+            setting.keys.len(),
+            start.len(),
+            end.len(),
+            em.len(),
+        ]
+        .iter()
+        .any(|&l| l != len)
+        {
+            return Err(PolarsError::ComputeError("ragged row group".into()));
+        }
+        // Each distinct pseudonym of the row group is looked up once, searching on from the
+        // previous one (a sorted extract's dictionary is in patient order).
+        let mut hint = 0;
+        let pmap: Vec<u32> = pid
+            .values
+            .iter()
+            .map(|v| v.map_or(UNSET, |p| pidx.lookup_from(p, &mut hint)))
+            .collect();
+        let smap: Vec<Option<Setting>> = setting
+            .values
+            .iter()
+            .map(|v| v.and_then(Setting::parse))
+            .collect();
+        for k in 0..len {
+            let pi = pid
+                .keys
+                .is_valid(k)
+                .then(|| pmap[pid.keys.value(k) as usize]);
+            let st = setting
+                .keys
+                .is_valid(k)
+                .then(|| smap[setting.keys.value(k) as usize])
+                .flatten();
+            part.push(
+                (lo + k) as u64 + 1,
+                pi,
+                st,
+                start.is_valid(k).then(|| start.value(k)),
+                end.is_valid(k).then(|| end.value(k)),
+                em.is_valid(k).then(|| em.value(k)),
+                bounds,
+            );
+        }
+        Ok(())
+    })?;
+    Ok((decoded, rows as u64))
 }
 
 /// Decode the encounters of a frame (the general path), in parallel over its chunks.
@@ -82,7 +89,7 @@ pub(crate) fn decode_encounters(
     t: &Table,
     pidx: &PatientIndex,
     opts: &LoadOptions,
-) -> PolarsResult<Vec<EncounterPart>> {
+) -> PolarsResult<DecodedEncounters> {
     let mut df = DataFrame::new(
         t.df.height(),
         vec![
@@ -112,42 +119,40 @@ pub(crate) fn decode_encounters(
         lo += p.len();
     }
     let (earliest, today) = (date::earliest(), opts.today);
-    Ok(chunks
-        .into_par_iter()
-        .map(|(lo, pid, setting, start, end, emergency)| {
-            let mut part = EncounterPart::default();
-            let mut pids = PidCache::new(pidx);
-            let pid_views = pid.views();
-            let mut last_setting: Option<(&str, Option<Setting>)> = None;
-            let it = pid
-                .iter()
-                .zip(setting.iter())
-                .zip(start.iter())
-                .zip(end.iter())
-                .zip(emergency.iter());
-            for (k, ((((p, s), st), en), em)) in it.enumerate() {
-                let row = (lo + k) as u64 + 1;
-                let pi = p.map(|p| pids.get(p, pid_views[k].as_u128()));
-                let parsed = match (s, last_setting) {
-                    (Some(s), Some((raw, parsed))) if raw == s => parsed,
-                    (Some(s), _) => {
-                        let parsed = Setting::parse(s);
-                        last_setting = Some((s, parsed));
-                        parsed
-                    }
-                    (None, _) => None,
-                };
-                part.push(
-                    row,
-                    pi,
-                    parsed,
-                    st.copied(),
-                    en.copied(),
-                    em,
-                    (earliest, today),
-                );
-            }
-            part
-        })
-        .collect())
+    let spans: Vec<(usize, usize)> = chunks.iter().map(|c| (c.0, c.1.len())).collect();
+    decode_encounter_parts(&spans, |i, part| {
+        let (lo, pid, setting, start, end, emergency) = chunks[i];
+        let mut pids = PidCache::new(pidx);
+        let pid_views = pid.views();
+        let mut last_setting: Option<(&str, Option<Setting>)> = None;
+        let it = pid
+            .iter()
+            .zip(setting.iter())
+            .zip(start.iter())
+            .zip(end.iter())
+            .zip(emergency.iter());
+        for (k, ((((p, s), st), en), em)) in it.enumerate() {
+            let row = (lo + k) as u64 + 1;
+            let pi = p.map(|p| pids.get(p, pid_views[k].as_u128()));
+            let parsed = match (s, last_setting) {
+                (Some(s), Some((raw, parsed))) if raw == s => parsed,
+                (Some(s), _) => {
+                    let parsed = Setting::parse(s);
+                    last_setting = Some((s, parsed));
+                    parsed
+                }
+                (None, _) => None,
+            };
+            part.push(
+                row,
+                pi,
+                parsed,
+                st.copied(),
+                en.copied(),
+                em,
+                (earliest, today),
+            );
+        }
+        Ok(())
+    })
 }

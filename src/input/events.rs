@@ -140,11 +140,13 @@ pub(crate) fn decode_events_dict(
         {
             return Err(PolarsError::ComputeError("ragged row group".into()));
         }
-        // Each distinct pseudonym of the row group is looked up once.
+        // Each distinct pseudonym of the row group is looked up once, searching on from the
+        // previous one (a sorted extract's dictionary is in patient order).
+        let mut hint = 0;
         let pmap: Vec<u32> = pid
             .values
             .iter()
-            .map(|v| v.map_or(UNSET, |p| pidx.lookup(p)))
+            .map(|v| v.map_or(UNSET, |p| pidx.lookup_from(p, &mut hint)))
             .collect();
         let ncode = code.values.len();
         let mut pair = vec![UNSET; sys.values.len() * ncode];

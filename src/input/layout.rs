@@ -6,6 +6,8 @@
 //! adaptor's columns into raw values; this module decides what is kept and lays it out.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use polars::prelude::{PolarsError, PolarsResult};
 use rayon::prelude::*;
@@ -22,29 +24,101 @@ pub(crate) const UNSET: u32 = u32::MAX;
 /// (column, reason) of a rejected row.
 type RejectReason = (&'static str, &'static str);
 
-/// Map pseudonyms to patient indices; consecutive equal pseudonyms (the common sorted case)
-/// skip the hash lookup.
+/// Map pseudonyms to patient indices. Patients are held in pseudonym order, so a pseudonym is
+/// found by searching forward from where the previous one was (a row group's dictionary of an
+/// extract in patient order lists its pseudonyms in that order too), and the hash map is built
+/// only when lookups come out of order often (an unsorted extract, or the general path's rows).
 pub(crate) struct PatientIndex<'a> {
-    map: FastMap<&'a str, u32>,
+    /// Pseudonyms in patient order; searched only when `sorted`.
+    ids: &'a [String],
+    sorted: bool,
+    /// Searches that could not start from their hint, across all threads.
+    misses: AtomicUsize,
+    map: OnceLock<FastMap<&'a str, u32>>,
 }
+
+/// Out-of-order searches allowed before the hash map is built and used for them instead.
+const SEARCH_MISSES: usize = 1 << 14;
 
 impl<'a> PatientIndex<'a> {
     /// The patient index of a pseudonym (surrounding whitespace forgiven), or `UNSET`.
     pub(crate) fn lookup(&self, p: &str) -> u32 {
-        self.map
-            .get(p)
-            .or_else(|| self.map.get(p.trim()))
+        let map = self.map();
+        map.get(p)
+            .or_else(|| map.get(p.trim()))
             .copied()
             .unwrap_or(UNSET)
     }
 
-    /// Index every patient by pseudonym.
-    pub(crate) fn new(p: &'a Patients) -> Self {
-        let mut map = FastMap::with_capacity_and_hasher(p.len(), Default::default());
-        for (i, id) in p.id.iter().enumerate() {
-            map.insert(id.as_str(), i as u32);
+    /// [`PatientIndex::lookup`], searching from `*hint` (the patient after the one found last,
+    /// 0 to start); `*hint` moves past the patient found.
+    pub(crate) fn lookup_from(&self, p: &str, hint: &mut usize) -> u32 {
+        if !self.sorted {
+            return self.lookup(p);
         }
-        PatientIndex { map }
+        let found = match self.ids.get(*hint) {
+            Some(h) if h.as_str() <= p => self.gallop(p, *hint),
+            _ if self.misses.fetch_add(1, Ordering::Relaxed) < SEARCH_MISSES => self.search(p, 0),
+            _ => return self.lookup(p),
+        };
+        let found = match found {
+            Some(i) => Some(i),
+            None if p.trim().len() != p.len() => self.search(p.trim(), 0),
+            None => None,
+        };
+        match found {
+            Some(i) => {
+                *hint = i + 1;
+                i as u32
+            }
+            None => UNSET,
+        }
+    }
+
+    /// Search `ids[from..]` (whose first element is <= `p`) with steps doubling from `from`,
+    /// then by halves within the last step.
+    fn gallop(&self, p: &str, from: usize) -> Option<usize> {
+        let ids = self.ids;
+        let (mut lo, mut step) = (from, 1usize);
+        while lo + step < ids.len() && ids[lo + step].as_str() <= p {
+            lo += step;
+            step *= 2;
+        }
+        self.search_in(p, lo, (lo + step).min(ids.len()))
+    }
+
+    /// Binary search of `ids[from..]`.
+    fn search(&self, p: &str, from: usize) -> Option<usize> {
+        self.search_in(p, from, self.ids.len())
+    }
+
+    /// Binary search of `ids[lo..hi]`.
+    fn search_in(&self, p: &str, lo: usize, hi: usize) -> Option<usize> {
+        self.ids[lo..hi]
+            .binary_search_by(|x| x.as_str().cmp(p))
+            .ok()
+            .map(|i| i + lo)
+    }
+
+    fn map(&self) -> &FastMap<&'a str, u32> {
+        self.map.get_or_init(|| {
+            let mut map = FastMap::with_capacity_and_hasher(self.ids.len(), Default::default());
+            for (i, id) in self.ids.iter().enumerate() {
+                map.insert(id.as_str(), i as u32);
+            }
+            map
+        })
+    }
+
+    /// Index every patient by pseudonym (nothing is built until it is needed).
+    pub(crate) fn new(p: &'a Patients) -> Self {
+        let ids = &p.id[..];
+        PatientIndex {
+            ids,
+            sorted: ids.par_windows(2).all(|w| w[0] < w[1]),
+            misses: AtomicUsize::new(0),
+            map: OnceLock::new(),
+        }
     }
 }
 
@@ -103,7 +177,8 @@ pub(crate) fn check_patient_and_date(
 
 /// One parallel part (an aligned chunk, typically a Parquet row group) of the events file, being
 /// decoded: its rows' slices of the file-wide columns ([`decode_event_parts`]), indexed by row
-/// within the part; a row rejected while decoding has `code == UNSET`.
+/// within the part; a row rejected while decoding has `code == UNSET`. Every row of the part
+/// must go through [`EventPart::admit`].
 pub(crate) struct EventPart<'a> {
     /// First row of the part (0-based) in the file.
     pub(crate) lo: usize,
@@ -141,18 +216,13 @@ pub(crate) fn decode_event_parts(
     spans: &[(usize, usize)],
     decode: impl Fn(usize, &mut EventPart) -> PolarsResult<()> + Sync,
 ) -> PolarsResult<DecodedEvents> {
-    let mut total = 0usize;
-    for &(lo, len) in spans {
-        if lo != total {
-            return Err(PolarsError::ComputeError(
-                "event parts are not contiguous".into(),
-            ));
-        }
-        total += len;
-    }
-    let mut patient = vec![UNSET; total];
+    let total = contiguous(spans)?;
+    // Zeroed allocations come from fresh pages with no fill pass, so the pages are first
+    // touched by the decoding threads, in parallel; every row's code is then written, `UNSET`
+    // for a rejected row ([`EventPart::admit`]).
+    let mut patient = vec![0u32; total];
     let mut day = vec![0i32; total];
-    let mut code = vec![UNSET; total];
+    let mut code = vec![0u32; total];
     let parts = {
         let mut tasks = Vec::with_capacity(spans.len());
         let (mut pr, mut dr, mut cr) = (&mut patient[..], &mut day[..], &mut code[..]);
@@ -215,6 +285,7 @@ impl EventPart<'_> {
         bounds: (i32, i32),
     ) -> bool {
         let row = (self.lo + k) as u64 + 1;
+        self.code[k] = UNSET;
         let mut reject = |column: &'static str, reason: &'static str| {
             self.rejects.push(Reject {
                 file: EVENTS_FILE,
@@ -326,6 +397,17 @@ pub(crate) fn lay_out_events(
             .into_par_iter()
             .zip(parts.par_iter().zip(&maps))
             .map(|((p, d, c), (part, map))| {
+                // Nothing rejected in the part and no code refused (the usual case): every row
+                // stays where it is and only its code id changes.
+                if part.rejects.is_empty() {
+                    if let Some(ids) = map.iter().map(|r| r.ok()).collect::<Option<Vec<u32>>>() {
+                        for x in c.iter_mut() {
+                            debug_assert_ne!(*x, UNSET, "a row without a reject has a code");
+                            *x = ids[*x as usize];
+                        }
+                        return (c.len(), Vec::new());
+                    }
+                }
                 let mut refused = Vec::new();
                 let mut j = 0;
                 for k in 0..c.len() {
@@ -378,21 +460,101 @@ pub(crate) fn lay_out_events(
     (events, dict, rejects)
 }
 
-/// One decoded chunk of the encounters file: kept rows and rejects.
-#[derive(Default)]
-pub(crate) struct EncounterPart {
-    pub(crate) patient: Vec<u32>,
-    pub(crate) setting: Vec<Setting>,
-    pub(crate) start: Vec<i32>,
-    pub(crate) end: Vec<i32>,
-    pub(crate) emergency: Vec<bool>,
-    pub(crate) rejects: Vec<Reject>,
+/// One parallel part (an aligned chunk, typically a Parquet row group) of the encounters file,
+/// being decoded: its rows' slices of the file-wide columns ([`decode_encounter_parts`]). Kept
+/// rows are written from the start of the slices, so a part's rows close up as they are checked.
+pub(crate) struct EncounterPart<'a> {
+    /// Rows kept so far.
+    kept: usize,
+    patient: &'a mut [u32],
+    setting: &'a mut [Setting],
+    start: &'a mut [i32],
+    end: &'a mut [i32],
+    emergency: &'a mut [bool],
+    rejects: Vec<Reject>,
 }
 
-impl EncounterPart {
+/// The decoded encounters file: one set of columns for the whole file (each part's kept rows at
+/// the start of its own span), and each part's (first row, kept rows, rejects).
+pub(crate) struct DecodedEncounters {
+    patient: Vec<u32>,
+    setting: Vec<Setting>,
+    start: Vec<i32>,
+    end: Vec<i32>,
+    emergency: Vec<bool>,
+    parts: Vec<(usize, usize, Vec<Reject>)>,
+}
+
+/// Decode the encounters file in parallel parts; see [`decode_event_parts`] for `spans`.
+/// `decode(i, part)` pushes every row of part `i` through [`EncounterPart::push`].
+pub(crate) fn decode_encounter_parts(
+    spans: &[(usize, usize)],
+    decode: impl Fn(usize, &mut EncounterPart) -> PolarsResult<()> + Sync,
+) -> PolarsResult<DecodedEncounters> {
+    let total = contiguous(spans)?;
+    let mut d = DecodedEncounters {
+        patient: vec![0; total],
+        setting: vec![Setting::Inpatient; total],
+        start: vec![0; total],
+        end: vec![0; total],
+        emergency: vec![false; total],
+        parts: Vec::new(),
+    };
+    let mut tasks = Vec::with_capacity(spans.len());
+    let (mut p, mut s, mut st, mut en, mut em) = (
+        &mut d.patient[..],
+        &mut d.setting[..],
+        &mut d.start[..],
+        &mut d.end[..],
+        &mut d.emergency[..],
+    );
+    for (i, &(_, len)) in spans.iter().enumerate() {
+        let (p0, p1) = p.split_at_mut(len);
+        let (s0, s1) = s.split_at_mut(len);
+        let (st0, st1) = st.split_at_mut(len);
+        let (en0, en1) = en.split_at_mut(len);
+        let (em0, em1) = em.split_at_mut(len);
+        tasks.push((
+            i,
+            EncounterPart {
+                kept: 0,
+                patient: p0,
+                setting: s0,
+                start: st0,
+                end: en0,
+                emergency: em0,
+                rejects: Vec::new(),
+            },
+        ));
+        (p, s, st, en, em) = (p1, s1, st1, en1, em1);
+    }
+    d.parts = tasks
+        .into_par_iter()
+        .map(|(i, mut part)| {
+            decode(i, &mut part)?;
+            Ok((spans[i].0, part.kept, part.rejects))
+        })
+        .collect::<PolarsResult<_>>()?;
+    Ok(d)
+}
+
+/// The total rows of `spans`, checked to be contiguous from row 0.
+fn contiguous(spans: &[(usize, usize)]) -> PolarsResult<usize> {
+    let mut total = 0usize;
+    for &(lo, len) in spans {
+        if lo != total {
+            return Err(PolarsError::ComputeError("parts are not contiguous".into()));
+        }
+        total += len;
+    }
+    Ok(total)
+}
+
+impl EncounterPart<'_> {
     /// Check one decoded row and keep or reject it. `patient` is `None` when the pseudonym is
     /// null and `Some(UNSET)` when it is unknown; `setting` is `None` when null or unknown.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(crate) fn push(
         &mut self,
         row: u64,
@@ -440,43 +602,57 @@ impl EncounterPart {
             None if setting != Setting::Inpatient => false,
             None => return reject("emergency", reason::NULL_EMERGENCY),
         };
-        self.patient.push(pi);
-        self.setting.push(setting);
-        self.start.push(st);
-        self.end.push(en);
-        self.emergency.push(em);
+        let j = self.kept;
+        self.patient[j] = pi;
+        self.setting[j] = setting;
+        self.start[j] = st;
+        self.end[j] = en;
+        self.emergency[j] = em;
+        self.kept += 1;
     }
 }
 
-/// Lay out decoded encounter parts: concatenate them in file order and group by patient.
+/// Lay out the decoded encounters: close the gaps rejected rows left between parts (nothing
+/// moves when none were rejected) and group by patient.
 pub(crate) fn lay_out_encounters(
-    parts: Vec<EncounterPart>,
+    decoded: DecodedEncounters,
     patients: &Patients,
 ) -> (Encounters, Vec<Reject>) {
-    let total: usize = parts.iter().map(|p| p.patient.len()).sum();
-    let mut patient = Vec::with_capacity(total);
-    let mut e = Encounters {
-        offsets: Vec::new(),
-        setting: Vec::with_capacity(total),
-        start: Vec::with_capacity(total),
-        end: Vec::with_capacity(total),
-        emergency: Vec::with_capacity(total),
-    };
+    let DecodedEncounters {
+        mut patient,
+        mut setting,
+        mut start,
+        mut end,
+        mut emergency,
+        parts,
+    } = decoded;
     let mut rejects = Vec::new();
-    for part in parts {
-        patient.extend_from_slice(&part.patient);
-        e.setting.extend_from_slice(&part.setting);
-        e.start.extend_from_slice(&part.start);
-        e.end.extend_from_slice(&part.end);
-        e.emergency.extend_from_slice(&part.emergency);
-        rejects.extend(part.rejects);
+    let mut kept = 0;
+    for (lo, n, part_rejects) in parts {
+        if lo != kept {
+            patient.copy_within(lo..lo + n, kept);
+            setting.copy_within(lo..lo + n, kept);
+            start.copy_within(lo..lo + n, kept);
+            end.copy_within(lo..lo + n, kept);
+            emergency.copy_within(lo..lo + n, kept);
+        }
+        kept += n;
+        rejects.extend(part_rejects);
     }
+    patient.truncate(kept);
+    setting.truncate(kept);
+    start.truncate(kept);
+    end.truncate(kept);
+    emergency.truncate(kept);
     let (offsets, perm) = group_by_patient(patients.len(), &patient);
-    e.offsets = offsets;
-    e.setting = apply(e.setting, &perm);
-    e.start = apply(e.start, &perm);
-    e.end = apply(e.end, &perm);
-    e.emergency = apply(e.emergency, &perm);
+    drop(patient);
+    let e = Encounters {
+        offsets,
+        setting: apply(setting, &perm),
+        start: apply(start, &perm),
+        end: apply(end, &perm),
+        emergency: apply(emergency, &perm),
+    };
     (e, rejects)
 }
 
@@ -505,9 +681,14 @@ pub(crate) fn lay_out_medications(
     (m, rejects)
 }
 
-/// Group decoded rows by patient with a counting sort (or a straight copy when the file was
-/// already in patient order). Returns the offsets and the permutation applied.
+/// Group decoded rows by patient with a counting sort, or, when the file was already in
+/// patient order (the usual extract), from where each patient's run starts, with nothing moved.
+/// Returns the offsets and the permutation to apply (`None`: rows are in order).
 pub(crate) fn group_by_patient(n_patients: usize, patient: &[u32]) -> (Vec<u64>, Option<Vec<u32>>) {
+    let sorted = patient.par_windows(2).all(|w| w[0] <= w[1]);
+    if sorted {
+        return (sorted_offsets(n_patients, patient), None);
+    }
     let mut counts = vec![0u64; n_patients + 1];
     for &p in patient {
         counts[p as usize + 1] += 1;
@@ -516,10 +697,6 @@ pub(crate) fn group_by_patient(n_patients: usize, patient: &[u32]) -> (Vec<u64>,
         counts[i] += counts[i - 1];
     }
     let offsets = counts;
-    let sorted = patient.par_windows(2).all(|w| w[0] <= w[1]);
-    if sorted {
-        return (offsets, None);
-    }
     let mut next = offsets.clone();
     let mut perm = vec![0u32; patient.len()];
     for (k, &p) in patient.iter().enumerate() {
@@ -528,6 +705,34 @@ pub(crate) fn group_by_patient(n_patients: usize, patient: &[u32]) -> (Vec<u64>,
         *slot += 1;
     }
     (offsets, Some(perm))
+}
+
+/// Offsets of rows already in patient order: each run's first row, found in parallel, then one
+/// pass over the patients.
+fn sorted_offsets(n_patients: usize, patient: &[u32]) -> Vec<u64> {
+    const CHUNK: usize = 1 << 16;
+    let starts: Vec<(u64, u32)> = patient
+        .par_chunks(CHUNK)
+        .enumerate()
+        .flat_map_iter(|(c, rows)| {
+            let base = c * CHUNK;
+            let before = (base > 0).then(|| patient[base - 1]);
+            rows.iter().enumerate().filter_map(move |(k, &p)| {
+                let prev = if k == 0 { before } else { Some(rows[k - 1]) };
+                (prev != Some(p)).then_some(((base + k) as u64, p))
+            })
+        })
+        .collect();
+    let mut offsets = vec![0u64; n_patients + 1];
+    let mut next = 0usize;
+    for (k, p) in starts {
+        while next <= p as usize {
+            offsets[next] = k;
+            next += 1;
+        }
+    }
+    offsets[next..].fill(patient.len() as u64);
+    offsets
 }
 
 /// Apply a permutation from [`group_by_patient`] to a column.
@@ -598,6 +803,45 @@ mod tests {
         );
     }
 
+    /// The searched lookups give what the map gives, in order, out of order, with gaps, for
+    /// unknown and space-padded pseudonyms, on sorted and unsorted patients.
+    #[test]
+    fn pseudonyms_found_by_search_equal_the_map() {
+        let ids: Vec<String> = (0..5000).map(|k| format!("p{:06}", k * 3)).collect();
+        let mut asked: Vec<String> = (0..15_100).map(|k| format!("p{:06}", k)).collect();
+        asked.extend([
+            " p000003".into(),
+            "p000006 ".into(),
+            "".into(),
+            "zzz".into(),
+        ]);
+        let mut reversed = asked.clone();
+        reversed.reverse();
+        let mut unsorted = ids.clone();
+        unsorted.swap(0, 4999);
+        for ids in [ids, unsorted] {
+            let patients = Patients {
+                id: ids,
+                ..Default::default()
+            };
+            let index = PatientIndex::new(&patients);
+            let truth = |p: &str| {
+                patients
+                    .id
+                    .iter()
+                    .position(|x| x == p || x == p.trim())
+                    .map_or(UNSET, |i| i as u32)
+            };
+            for order in [&asked, &reversed] {
+                let mut hint = 0;
+                for p in order.iter() {
+                    assert_eq!(index.lookup_from(p, &mut hint), truth(p), "{p}");
+                    assert_eq!(index.lookup(p), truth(p), "{p}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn grouping_is_a_stable_counting_sort() {
         let (off, perm) = group_by_patient(3, &[2, 0, 2, 1, 0]);
@@ -606,5 +850,20 @@ mod tests {
         let (off, perm) = group_by_patient(3, &[0, 0, 2]);
         assert_eq!(off, vec![0, 2, 2, 3]);
         assert!(perm.is_none());
+        // Sorted rows across chunk edges, patients with no rows at the start, between and at
+        // the end: the same offsets as counting.
+        let rows: Vec<u32> = (0..200_000u32).map(|k| 1 + (k / 7) * 2).collect();
+        let n = 60_000;
+        let mut counted = vec![0u64; n + 1];
+        for &p in &rows {
+            counted[p as usize + 1] += 1;
+        }
+        for i in 1..counted.len() {
+            counted[i] += counted[i - 1];
+        }
+        let (off, perm) = group_by_patient(n, &rows);
+        assert!(perm.is_none());
+        assert_eq!(off, counted);
+        assert_eq!(group_by_patient(2, &[]).0, vec![0, 0, 0]);
     }
 }

@@ -306,11 +306,20 @@ fn read_tables(cohort: &mut Cohort, tables: OpenedTables, opts: &LoadOptions, ck
         .and_then(|t| patients::read_patients(&t, opts, ck));
     if let Some(p) = patients {
         let pidx = PatientIndex::new(&p);
-        if let Some((events, dict)) = et.and_then(|o| read_events(o, &p, &pidx, opts, ck)) {
+        // Events and encounters are decoded side by side: each is parallel over its row groups,
+        // and the serial steps of one (grouping, closing gaps) overlap the other's decoding.
+        // The encounters' findings are recorded after the events', as if read one by one.
+        let mut ck_encounters = Checker::default();
+        let (events, encounters) = rayon::join(
+            || et.and_then(|o| read_events(o, &p, &pidx, opts, ck)),
+            || nt.and_then(|o| read_encounters(o, &p, &pidx, opts, &mut ck_encounters)),
+        );
+        ck.append(ck_encounters);
+        if let Some((events, dict)) = events {
             cohort.events = events;
             cohort.codes = dict;
         }
-        if let Some(e) = nt.and_then(|o| read_encounters(o, &p, &pidx, opts, ck)) {
+        if let Some(e) = encounters {
             cohort.encounters = e;
         }
         if let Some(m) = mt.and_then(|o| read_medications(o, &p, &pidx, opts, ck)) {
@@ -423,8 +432,8 @@ impl Cohort {
             );
         } else {
             // Every file's schema is checked first, so that all structural problems are
-            // reported together; then the data are read one file at a time, each dropped once
-            // decoded, to keep peak memory down.
+            // reported together; then the data are read (patients, then events and encounters
+            // side by side, then medications).
             let opened = open_folder(dir, opts, &mut ck);
             read_tables(&mut cohort, opened, opts, &mut ck);
         }

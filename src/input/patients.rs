@@ -177,7 +177,7 @@ pub(crate) fn read_patients(t: &Table, opts: &LoadOptions, ck: &mut Checker) -> 
     if ck.problems.len() > before {
         return None;
     }
-    p.id = order.iter().map(|&i| ids[i].to_string()).collect();
+    p.id = order.par_iter().map(|&i| ids[i].to_string()).collect();
     p.birth = permute(&p.birth, &order);
     p.sex = permute(&p.sex, &order);
     p.imd_decile = permute(&p.imd_decile, &order);

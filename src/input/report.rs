@@ -174,6 +174,14 @@ pub(crate) struct Checker {
 }
 
 impl Checker {
+    /// Add what another checker found after what this one found.
+    pub(crate) fn append(&mut self, other: Checker) {
+        self.problems.extend(other.problems);
+        self.files.extend(other.files);
+        self.rejects.extend(other.rejects);
+        self.paths.extend(other.paths);
+    }
+
     /// A problem with a whole file (or one of its columns): the cohort is refused.
     pub(crate) fn file_error(&mut self, file: &str, column: Option<&str>, message: String) {
         self.problems.push(Problem {

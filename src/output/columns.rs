@@ -8,10 +8,11 @@
 use std::borrow::Cow;
 
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use crate::changes::Changes;
 use crate::cohort::Cohort;
-use crate::population::{age_band, imd_quintile, is_core20};
+use crate::population::{age_band_str, imd_quintile, is_core20};
 use crate::predictors::Outcome;
 use crate::results::Scored;
 use crate::risk::{Explainer, ModelRisk, RiskBand, RiskModel};
@@ -114,7 +115,7 @@ pub const PATIENT_COLUMNS: &[PatientColumn] = &[
     col(
         "age_band",
         Shown::Both,
-        Value::Text(|r| Cow::Owned(age_band(r.scored.ages[r.i]))),
+        Value::Text(|r| Cow::Borrowed(age_band_str(r.scored.ages[r.i]))),
     ),
     col(
         "sex",
@@ -218,10 +219,9 @@ impl PatientColumn {
             ),
             Value::F64(f) => Column::new(name, (0..n).map(|k| f(row(k))).collect::<Vec<f64>>()),
             Value::Bool(f) => Column::new(name, (0..n).map(|k| f(row(k))).collect::<Vec<bool>>()),
-            Value::Text(f) => Column::new(
-                name,
-                (0..n).map(|k| f(row(k))).collect::<Vec<Cow<'a, str>>>(),
-            ),
+            Value::Text(f) => {
+                StringChunked::from_iter_values(name, (0..n).map(|k| f(row(k)))).into_column()
+            }
         }
     }
 }
@@ -350,10 +350,10 @@ pub fn list_frame(
         ),
     );
     cols.extend(risk.list_columns(patients));
-    cols.push(Column::new(
-        "why".into(),
-        (0..n).map(|k| why(row(k), risk)).collect::<Vec<String>>(),
-    ));
+    cols.push(
+        StringChunked::from_iter_values("why".into(), (0..n).map(|k| why(row(k), risk)))
+            .into_column(),
+    );
     DataFrame::new(n, cols)
 }
 
@@ -446,8 +446,9 @@ pub fn scores_frame(
         i,
         rank: 0,
     };
+    // A column for every patient: built side by side.
     let mut cols: Vec<Column> = PATIENT_COLUMNS
-        .iter()
+        .par_iter()
         .filter(|c| c.shown.in_scores())
         .map(|c| c.build(n, row))
         .collect();
