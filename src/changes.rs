@@ -91,13 +91,9 @@ impl Previous {
             .iter()
             .map(|v| v.unwrap_or(false))
             .collect();
-        let (ids, pcns, categories) = (
-            column(&df, &path, "patient_id")?,
-            column(&df, &path, "pcn_code")?,
-            column(&df, &path, "efi_category")?,
-        );
         // Every row is checked for order; only the listed ones are kept (a tenth or so of the
         // cohort), so no text is copied for the others.
+        let ids = column(&df, &path, "patient_id")?;
         let mut last: Option<&str> = None;
         for id in ids.iter() {
             let id = id.unwrap_or_default();
@@ -106,6 +102,8 @@ impl Previous {
             }
             last = Some(id);
         }
+        let categories = column(&df, &path, "efi_category")?;
+        let pcns = column(&df, &path, "pcn_code")?;
         let as_of = std::fs::read_to_string(dir.join("manifest.json"))
             .ok()
             .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())

@@ -233,7 +233,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
     let risks = risk::apply(&models, &cohort, &definitions, &scored, opts.as_of);
     stages.next("rank");
     // Ranking, reading the previous run and the cohort-wide tables are independent passes:
-    // run them side by side.
+    // run them side by side (the `rank` stage's time covers all three).
     let ((ranked, previous), (indicators, (summary, equity))) = rayon::join(
         || {
             rayon::join(

@@ -19,7 +19,7 @@ use polars_buffer::Buffer;
 use polars_parquet::parquet::page::CompressedPage;
 use polars_parquet::read::{read_metadata, FileMetadata, PageReader, RowGroupMetadata};
 
-/// A Parquet file held in memory with its footer, for row-group-wise decoding.
+/// A Parquet file mapped into memory with its footer, for row-group-wise decoding.
 pub struct DictFile {
     bytes: Buffer<u8>,
     meta: FileMetadata,
@@ -45,8 +45,9 @@ fn other(msg: &str) -> PolarsError {
 
 impl DictFile {
     /// Map the whole file and read its footer. The file is mapped, not copied: its pages stay
-    /// in the page cache and only the column chunks decoded are touched (a file changed while
-    /// a run reads it is outside the contract, as it is for polars, which maps it too).
+    /// in the page cache and only the column chunks decoded are touched. A cohort file must
+    /// not change while a run reads it (polars maps its inputs too): one cut short underneath
+    /// the mapping stops the process (SIGBUS) instead of being reported as corrupt.
     pub fn open(path: &Path) -> PolarsResult<DictFile> {
         let file = std::fs::File::open(path).map_err(|e| other(&e.to_string()))?;
         // SAFETY: the mapping is read-only and private to this run; see above for the
@@ -242,7 +243,7 @@ impl DictFile {
 }
 
 impl DictFile {
-    /// Read a file and check its footer and page headers (see [`DictFile::check`]).
+    /// Map a file and check its footer and page headers (see [`DictFile::check`]).
     pub fn open_checked(path: &Path) -> Result<DictFile, String> {
         let f = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| DictFile::open(path)))
             .map_err(|_| "the footer could not be decoded".to_string())?

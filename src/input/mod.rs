@@ -106,7 +106,7 @@ pub(crate) struct Opened {
 
 /// Where an opened table's rows are.
 pub(crate) enum Source {
-    /// A Parquet file, checked and held in memory for the dictionary path.
+    /// A Parquet file, checked and mapped into memory for the dictionary path.
     Parquet {
         /// The file.
         path: PathBuf,

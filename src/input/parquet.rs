@@ -42,8 +42,8 @@ pub(crate) fn open(
         ck.file_error(name, None, msg);
         return None;
     }
-    // Footer and page headers are checked before any decoder trusts them; the file read for it
-    // is kept for the dictionary path, so it is read from disk once.
+    // Footer and page headers are checked before any decoder trusts them; the mapping made for
+    // it is kept for the dictionary path.
     let dict_file = match DictFile::open_checked(&path) {
         Ok(f) => f,
         Err(msg) => {
