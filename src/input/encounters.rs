@@ -9,7 +9,7 @@ use polars::prelude::*;
 
 use super::dictread::DictFile;
 use super::frame::{bool_col, day_col, text_col, Table};
-use super::layout::{decode_encounter_parts, DecodedEncounters, PatientIndex, PidCache, UNSET};
+use super::layout::{decode_encounter_parts, DecodedEncounters, PatientIndex, PidCache};
 use super::LoadOptions;
 use crate::cohort::Setting;
 use crate::date;
@@ -46,14 +46,7 @@ pub(crate) fn decode_encounters_dict(
         {
             return Err(PolarsError::ComputeError("ragged row group".into()));
         }
-        // Each distinct pseudonym of the row group is looked up once, searching on from the
-        // previous one (a sorted extract's dictionary is in patient order).
-        let mut hint = 0;
-        let pmap: Vec<u32> = pid
-            .values
-            .iter()
-            .map(|v| v.map_or(UNSET, |p| pidx.lookup_from(p, &mut hint)))
-            .collect();
+        let pmap = pidx.lookup_dictionary(&pid.values);
         let smap: Vec<Option<Setting>> = setting
             .values
             .iter()

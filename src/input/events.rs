@@ -140,14 +140,7 @@ pub(crate) fn decode_events_dict(
         {
             return Err(PolarsError::ComputeError("ragged row group".into()));
         }
-        // Each distinct pseudonym of the row group is looked up once, searching on from the
-        // previous one (a sorted extract's dictionary is in patient order).
-        let mut hint = 0;
-        let pmap: Vec<u32> = pid
-            .values
-            .iter()
-            .map(|v| v.map_or(UNSET, |p| pidx.lookup_from(p, &mut hint)))
-            .collect();
+        let pmap = pidx.lookup_dictionary(&pid.values);
         let ncode = code.values.len();
         let mut pair = vec![UNSET; sys.values.len() * ncode];
         let (pk, sk, ck) = (pid.keys.values(), sys.keys.values(), code.keys.values());

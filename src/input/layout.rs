@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use polars::prelude::{PolarsError, PolarsResult};
+use polars_arrow::array::Utf8ViewArray;
 use rayon::prelude::*;
 
 use super::contract::{reason, ENCOUNTERS_FILE, EVENTS_FILE};
@@ -73,6 +74,17 @@ impl<'a> PatientIndex<'a> {
             }
             None => UNSET,
         }
+    }
+
+    /// The patient index of each value of a row group's pseudonym dictionary (`UNSET` for null
+    /// or unknown): each distinct pseudonym is looked up once, searching on from the previous
+    /// one (a sorted extract's dictionary is in patient order).
+    pub(crate) fn lookup_dictionary(&self, values: &Utf8ViewArray) -> Vec<u32> {
+        let mut hint = 0;
+        values
+            .iter()
+            .map(|v| v.map_or(UNSET, |p| self.lookup_from(p, &mut hint)))
+            .collect()
     }
 
     /// Search `ids[from..]` (whose first element is <= `p`) with steps doubling from `from`,

@@ -299,13 +299,13 @@ impl RiskColumns<'_> {
 
     /// The model columns of the scores file: per model its probability (null for patients
     /// not alive at the as-of date). Ranks and bands are on the lists.
-    pub fn score_columns(&self) -> Vec<Column> {
+    pub fn score_columns(&self, rows: std::ops::Range<usize>) -> Vec<Column> {
         self.risks
             .iter()
             .map(|r| {
                 Column::new(
                     format!("{}_risk", r.outcome.name()).into(),
-                    r.probability
+                    r.probability[rows.clone()]
                         .iter()
                         .map(|&p| rounded(p))
                         .collect::<Vec<Option<f64>>>(),
@@ -438,21 +438,35 @@ pub fn scores_frame(
     risk: &RiskColumns,
     listed: &[bool],
 ) -> PolarsResult<DataFrame> {
-    let n = cohort.patients.len();
-    let row = |i: usize| Row {
+    let all = 0..cohort.patients.len();
+    scores_frame_rows(cohort, scored, scorer, risk, listed, all)
+}
+
+/// The rows `rows` (patient indices) of [`scores_frame`]: the scores file is written a batch
+/// of rows at a time, so the whole frame is never held at once.
+pub fn scores_frame_rows(
+    cohort: &Cohort,
+    scored: &Scored,
+    scorer: &Scorer,
+    risk: &RiskColumns,
+    listed: &[bool],
+    rows: std::ops::Range<usize>,
+) -> PolarsResult<DataFrame> {
+    let (lo, n) = (rows.start, rows.len());
+    let row = |k: usize| Row {
         cohort,
         scored,
         scorer,
-        i,
+        i: lo + k,
         rank: 0,
     };
-    // A column for every patient: built side by side.
+    // The columns built side by side.
     let mut cols: Vec<Column> = PATIENT_COLUMNS
         .par_iter()
         .filter(|c| c.shown.in_scores())
         .map(|c| c.build(n, row))
         .collect();
-    cols.push(Column::new("listed".into(), listed));
-    cols.extend(risk.score_columns());
+    cols.push(Column::new("listed".into(), &listed[rows.clone()]));
+    cols.extend(risk.score_columns(rows));
     DataFrame::new(n, cols)
 }

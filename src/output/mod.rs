@@ -63,8 +63,9 @@ pub trait PcnWriter: Sync {
 pub const LIST_FORMATS: &[&dyn TableWriter] = &[&csv::Csv::EXCEL, &parquet::Parquet];
 /// Documents written per PCN beside its list, in the order they are recorded.
 pub const PCN_FORMATS: &[&dyn PcnWriter] = &[&xlsx::Xlsx, &html::Html];
-/// Formats of the scores file.
-pub const SCORES_FORMATS: &[&dyn TableWriter] = &[&parquet::Parquet];
+/// Rows of the scores file built and written at a time (one row group each; polars' own row
+/// group size).
+pub const SCORES_BATCH: usize = 512 * 512;
 /// Formats of the aggregate tables and of the rejected rows.
 pub const TABLE_FORMATS: &[&dyn TableWriter] = &[&csv::Csv::PLAIN];
 
@@ -508,10 +509,13 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Outputs, OutputError>
                 .collect::<Vec<Result<PcnFiles, OutputError>>>()
         },
         || -> Result<Vec<Written>, OutputError> {
-            let listed = crate::lists::listed_mask(cohort.patients.len(), ranked);
-            let mut df = scores_frame(cohort, scored, &scorer, risk, &listed)
-                .map_err(encode_err(&dir.join("scores.parquet")))?;
-            write_all(dir, "scores", SCORES_FORMATS, &mut df)
+            let n = cohort.patients.len();
+            let listed = crate::lists::listed_mask(n, ranked);
+            let rel = "scores.parquet";
+            let digest = parquet::write_batched(&dir.join(rel), n, SCORES_BATCH, |rows| {
+                columns::scores_frame_rows(cohort, scored, &scorer, risk, &listed, rows)
+            })?;
+            Ok(vec![record(rel, n, digest)])
         },
     );
     let mut written = Vec::new();
