@@ -30,6 +30,7 @@ use strata::synth::{self, SynthOptions};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    strata::allocator::keep_freed_memory();
     divan::main();
 }
 

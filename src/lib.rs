@@ -30,10 +30,13 @@
 //! sits beside `lists`; `indicators` (population-health indicators, protected with the other
 //! tables) beside `tables`.
 //!
+//! `allocator` holds the binary's allocator settings (mimalloc), which the benchmarks apply too.
+//!
 //! The risk models branch off after `results`: `predictors` builds their feature table and
 //! outcome labels, and `evaluation` scores predictions on a window (`strata train`, `evaluate`,
 //! `compare`).
 
+pub mod allocator;
 pub mod changes;
 pub mod codes;
 pub mod cohort;

@@ -45,6 +45,7 @@ enum Command {
 }
 
 fn main() {
+    strata::allocator::keep_freed_memory();
     let cli = Cli::parse();
     cmd::logging::init(cli.quiet, cli.log_format);
     if let Some(n) = cli.threads {
