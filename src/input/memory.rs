@@ -32,9 +32,9 @@ pub const BYTES_PER_PATIENT: u64 = 400;
 /// compacted in place (`layout::decode_event_parts`, `layout::decode_encounter_parts`; a file
 /// not in patient order is then permuted into it, a copy of the kept columns); the few row
 /// groups being decoded add 16 bytes a row each. Measured peaks of `strata score`
-/// (BENCHMARKS.md, "Reading and ranking faster"), with this estimate: 1.2 million patients,
-/// 63.7 million rows, 1.18-1.27 GB against 1.73 GB; 5.8 million patients, 307.7 million rows,
-/// 5.36 GB against 8.36 GB.
+/// (BENCHMARKS.md, "Reading faster"; the allocator keeps freed memory, `crate::allocator`), with
+/// this estimate: 1.2 million patients, 63.7 million rows, 1.29-1.35 GB against 1.73 GB; 5.8
+/// million patients, 307.7 million rows, 6.04-6.24 GB against 8.36 GB.
 pub const DICT_BYTES_PER_EVENT: u64 = 14;
 
 /// The path a file will be read on, as its footer tells.
