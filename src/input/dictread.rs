@@ -60,6 +60,11 @@ impl DictFile {
         })
     }
 
+    /// The file's footer.
+    pub(crate) fn meta(&self) -> &FileMetadata {
+        &self.meta
+    }
+
     /// Number of row groups.
     pub fn row_groups(&self) -> usize {
         self.meta.row_groups.len()

@@ -14,15 +14,17 @@ use std::path::Path;
 
 use polars::prelude::DataType;
 use polars_parquet::parquet::schema::types::PhysicalType;
-use polars_parquet::read::read_metadata;
+use polars_parquet::read::{read_metadata, FileMetadata};
 
 use super::contract::{ENCOUNTERS_FILE, EVENTS_FILE, MEDICATIONS_FILE, PATIENTS_FILE};
 use super::{ENCOUNTER_DICT_TYPES, EVENT_DICT_TYPES};
 
 /// Bytes of memory a load needs per event or encounter row read on the general (non-dictionary)
-/// path, and per patient: measured at 4.2 GB peak for 63.6 million rows and 1.2 million patients
-/// (BENCHMARKS.md), rounded up.
-pub const BYTES_PER_EVENT: u64 = 72;
+/// path, and per patient: `strata score` peaked at 6.61 GB for 63.6 million rows and 1.2 million
+/// patients in files written by pyarrow without dictionaries (BENCHMARKS.md, "Reading faster and
+/// keeping freed memory"; 96 bytes a row besides the patients), rounded up. (72 bytes, from an
+/// earlier 4.2 GB measurement on other files, was too few for these.)
+pub const BYTES_PER_EVENT: u64 = 104;
 /// See [`BYTES_PER_EVENT`].
 pub const BYTES_PER_PATIENT: u64 = 400;
 /// Bytes per event or encounter row read on the dictionary path, on top of the file's own bytes
@@ -33,7 +35,7 @@ pub const BYTES_PER_PATIENT: u64 = 400;
 /// not in patient order is then permuted into it, a copy of the kept columns); the few row
 /// groups being decoded add 16 bytes a row each. Measured peaks of `strata score`
 /// (BENCHMARKS.md, "Reading faster"; the allocator keeps freed memory, `crate::allocator`), with
-/// this estimate: 1.2 million patients, 63.7 million rows, 1.29-1.35 GB against 1.73 GB; 5.8
+/// this estimate: 1.2 million patients, 63.7 million rows, 1.29-1.33 GB against 1.73 GB; 5.8
 /// million patients, 307.7 million rows, 6.04-6.24 GB against 8.36 GB.
 pub const DICT_BYTES_PER_EVENT: u64 = 14;
 
@@ -147,7 +149,14 @@ fn footer(path: &Path, dict_types: &[(&str, DataType)]) -> Option<(u64, u64, boo
         .ok()?
         .ok()?;
     let rows = meta.num_rows as u64;
-    let dictionary = meta.row_groups.iter().all(|rg| {
+    Some((rows, bytes, dictionary_encoded(&meta, dict_types)))
+}
+
+/// Whether a file's footer lets the dictionary path read it: every row group holds each of
+/// `dict_types`' columns, string columns as byte arrays with a dictionary page, date columns as
+/// 32-bit integers. The reader asks the same before decoding two files at once.
+pub(crate) fn dictionary_encoded(meta: &FileMetadata, dict_types: &[(&str, DataType)]) -> bool {
+    meta.row_groups.iter().all(|rg| {
         dict_types.iter().all(|(name, dtype)| {
             let Some(mut chunks) = rg.columns_under_root_iter(name) else {
                 return false;
@@ -161,6 +170,5 @@ fn footer(path: &Path, dict_types: &[(&str, DataType)]) -> Option<(u64, u64, boo
                 None => false,
             }
         })
-    });
-    Some((rows, bytes, dictionary))
+    })
 }

@@ -130,6 +130,29 @@ impl Opened {
         }
     }
 
+    /// Whether [`decode_file`] will most likely take the dictionary path (its footer says so;
+    /// a page can still make it fall back).
+    fn dictionary_likely(&self, dict_types: &[(&str, DataType)], opts: &LoadOptions) -> bool {
+        match &self.source {
+            Source::Parquet { dict, .. } => {
+                opts.dictionary_path
+                    && self.types_fit(dict_types)
+                    && memory::dictionary_encoded(dict.meta(), dict_types)
+            }
+            Source::Frame(_) => false,
+        }
+    }
+
+    /// Whether the used columns have the types of `dict_types` (those it names).
+    fn types_fit(&self, dict_types: &[(&str, DataType)]) -> bool {
+        self.present.iter().zip(&self.types).all(|(c, t)| {
+            dict_types
+                .iter()
+                .find(|(name, _)| name == c)
+                .is_none_or(|(_, want)| want == t)
+        })
+    }
+
     /// Rows, without decoding them.
     fn rows(&self) -> u64 {
         match &self.source {
@@ -177,12 +200,7 @@ pub(crate) fn decode_file<T>(
     opts: &LoadOptions,
     ck: &mut Checker,
 ) -> Option<(T, u64)> {
-    let types_ok = o.present.iter().zip(&o.types).all(|(c, t)| {
-        dict_types
-            .iter()
-            .find(|(name, _)| name == c)
-            .is_none_or(|(_, want)| want == t)
-    });
+    let types_ok = o.types_fit(dict_types);
     let fast = match &o.source {
         Source::Parquet { dict, .. } if types_ok && opts.dictionary_path => dictionary(dict).ok(),
         _ => None,
@@ -306,15 +324,29 @@ fn read_tables(cohort: &mut Cohort, tables: OpenedTables, opts: &LoadOptions, ck
         .and_then(|t| patients::read_patients(&t, opts, ck));
     if let Some(p) = patients {
         let pidx = PatientIndex::new(&p);
-        // Events and encounters are decoded side by side: each is parallel over its row groups,
-        // and the serial steps of one (grouping, closing gaps) overlap the other's decoding.
-        // The encounters' findings are recorded after the events', as if read one by one.
-        let mut ck_encounters = Checker::default();
-        let (events, encounters) = rayon::join(
-            || et.and_then(|o| read_events(o, &p, &pidx, opts, ck)),
-            || nt.and_then(|o| read_encounters(o, &p, &pidx, opts, &mut ck_encounters)),
-        );
-        ck.append(ck_encounters);
+        // On the dictionary path (a few integers a row) events and encounters are decoded side
+        // by side: each is parallel over its row groups, and the serial steps of one (grouping,
+        // closing gaps) overlap the other's decoding. On the general path (a string a row) they
+        // are read one after the other, each frame dropped before the next is read, to keep
+        // peak memory down. The encounters' findings are recorded after the events' either way.
+        let side_by_side = [(&et, EVENT_DICT_TYPES), (&nt, ENCOUNTER_DICT_TYPES)]
+            .iter()
+            .all(|(o, types)| o.as_ref().is_some_and(|o| o.dictionary_likely(types, opts)));
+        let (events, encounters) = if side_by_side {
+            let mut ck_encounters = Checker::default();
+            let both = rayon::join(
+                || et.and_then(|o| read_events(o, &p, &pidx, opts, ck)),
+                || nt.and_then(|o| read_encounters(o, &p, &pidx, opts, &mut ck_encounters)),
+            );
+            ck.append(ck_encounters);
+            both
+        } else {
+            let events = et.and_then(|o| read_events(o, &p, &pidx, opts, ck));
+            (
+                events,
+                nt.and_then(|o| read_encounters(o, &p, &pidx, opts, ck)),
+            )
+        };
         if let Some((events, dict)) = events {
             cohort.events = events;
             cohort.codes = dict;
