@@ -79,6 +79,8 @@ pub(crate) fn decode_events(
                 continue;
             }
             let (Some(s), Some(c)) = (s, c) else {
+                // Not reached: `admit` refuses a row without a system or code.
+                part.keep(k, UNSET);
                 continue;
             };
             // The system is parsed and the code normalised later, once per distinct pair.

@@ -190,7 +190,7 @@ pub(crate) fn check_patient_and_date(
 /// One parallel part (an aligned chunk, typically a Parquet row group) of the events file, being
 /// decoded: its rows' slices of the file-wide columns ([`decode_event_parts`]), indexed by row
 /// within the part; a row rejected while decoding has `code == UNSET`. Every row of the part
-/// must go through [`EventPart::admit`].
+/// must go through [`EventPart::admit`], and every row it admits through [`EventPart::keep`].
 pub(crate) struct EventPart<'a> {
     /// First row of the part (0-based) in the file.
     pub(crate) lo: usize,
@@ -297,8 +297,9 @@ impl EventPart<'_> {
         bounds: (i32, i32),
     ) -> bool {
         let row = (self.lo + k) as u64 + 1;
-        self.code[k] = UNSET;
+        // A kept row's code is written by `keep`; only a rejected row is marked here.
         let mut reject = |column: &'static str, reason: &'static str| {
+            self.code[k] = UNSET;
             self.rejects.push(Reject {
                 file: EVENTS_FILE,
                 row,
