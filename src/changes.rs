@@ -166,6 +166,24 @@ impl Previous {
     }
 }
 
+/// Where `id` is in `ids` (ascending), searching from `*from` on by galloping then halving, and
+/// leaving `*from` where the search ended: a sequence of ascending searches costs about the
+/// logarithm of each gap, not of the whole slice. `None` when absent (then `*from` is where it
+/// would be).
+fn search_forward(ids: &[String], id: &str, from: &mut usize) -> Option<usize> {
+    let rest = &ids[(*from).min(ids.len())..];
+    let mut hi = 1;
+    while hi < rest.len() && rest[hi - 1].as_str() < id {
+        hi *= 2;
+    }
+    let hi = hi.min(rest.len());
+    let window = &rest[..hi];
+    let found = window.binary_search_by(|x| x.as_str().cmp(id));
+    let at = *from + found.unwrap_or_else(|i| i);
+    *from = at;
+    found.ok().map(|_| at)
+}
+
 /// A run as the comparison sees it, whole-cohort: every patient in pseudonym order with their
 /// PCN, status, frailty category and whether they are on their PCN's list. The binary builds it
 /// from its cohort ([`Changes::compare`]); the Spark job from the scores its tasks return.
@@ -285,9 +303,11 @@ impl Changes {
                 prev.as_of.as_deref().unwrap_or("unknown")
             ),
         );
-        let lookup = |ids: &[String], id: &str| ids.binary_search_by(|x| x.as_str().cmp(id)).ok();
+        // Both sides are in pseudonym order, so each side is searched forward from where the
+        // last search ended (a merge), not from scratch.
+        let mut from = 0;
         for p in (0..now.ids.len()).filter(|&p| now.listed[p]) {
-            let before = lookup(&prev.ids, &now.ids[p])
+            let before = search_forward(&prev.ids, &now.ids[p], &mut from)
                 .filter(|&q| prev.pcn[q] == now.pcns[now.pcn[p] as usize]);
             let c = now.category[p];
             out.change[p] = Some(match before.map(|q| prev.category[q]) {
@@ -297,12 +317,13 @@ impl Changes {
                 Some(_) => Change::Same,
             });
         }
+        let mut from = 0;
         for q in 0..prev.ids.len() {
             let Ok(pcn) = now.pcns.binary_search(&prev.pcn[q]) else {
                 out.dropped_from_gone_pcns += 1;
                 continue;
             };
-            let reason = match lookup(now.ids, &prev.ids[q]) {
+            let reason = match search_forward(now.ids, &prev.ids[q], &mut from) {
                 None => "no longer in the cohort (deregistered or moved away)".to_string(),
                 Some(p) if now.listed[p] && now.pcn[p] as usize == pcn => continue,
                 Some(p) if now.status[p] == Status::Deceased => "died".to_string(),
@@ -343,6 +364,29 @@ impl Changes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn searching_forward_finds_what_a_binary_search_finds() {
+        // Pseudonyms 0000..1998 in steps of 2; queries ascending, present and absent, with
+        // gaps of every size, before the first and after the last.
+        let ids: Vec<String> = (0..1000).map(|i| format!("{:04}", 2 * i)).collect();
+        for step in [1, 2, 3, 7, 64, 999, 2500] {
+            let mut from = 0;
+            let mut q = 0;
+            while q <= 2001 {
+                let id = format!("{q:04}");
+                let want = ids.binary_search(&id).ok();
+                assert_eq!(
+                    search_forward(&ids, &id, &mut from),
+                    want,
+                    "{id} step {step}"
+                );
+                q += step;
+            }
+        }
+        let mut from = 0;
+        assert_eq!(search_forward(&[], "x", &mut from), None);
+    }
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()

@@ -1,7 +1,7 @@
 //! Dates as days since 1970-01-01 (`i32`), the one representation used from `cohort` onwards
 //! (it is also Arrow's and Parquet's `Date32`). Calendar arithmetic goes through chrono here.
 
-use chrono::{Datelike, Months, NaiveDate};
+use chrono::{Months, NaiveDate};
 
 /// 1970-01-01.
 pub fn epoch() -> NaiveDate {
@@ -42,11 +42,27 @@ pub fn minus_months(days: i32, months: u32) -> i32 {
     to_days(d.checked_sub_months(Months::new(months)).unwrap_or(d))
 }
 
+/// The (year, month, day) of a day number, by integer arithmetic alone (H. Hinnant's
+/// `civil_from_days`, proleptic Gregorian, as chrono): called once or twice per patient, where
+/// going through `NaiveDate` cost more than the rest of the age calculation.
+pub fn civil(days: i32) -> (i32, u32, u32) {
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097; // [0, 146096]
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11], from March
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y as i32, m, d)
+}
+
 /// Whole years between a birth date and a date (the age on that date).
 pub fn age_years(birth: i32, on: i32) -> i32 {
-    let (b, o) = (from_days(birth), from_days(on));
-    let mut age = o.year() - b.year();
-    if (o.month(), o.day()) < (b.month(), b.day()) {
+    let ((by, bm, bd), (oy, om, od)) = (civil(birth), civil(on));
+    let mut age = oy - by;
+    if (om, od) < (bm, bd) {
         age -= 1;
     }
     age
@@ -65,6 +81,7 @@ pub fn earliest() -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Datelike;
 
     #[test]
     fn round_trip_and_months() {
@@ -78,9 +95,26 @@ mod tests {
     }
 
     #[test]
+    fn civil_equals_chrono_from_1800_to_2200() {
+        let (lo, hi) = (
+            to_days(NaiveDate::from_ymd_opt(1800, 1, 1).unwrap()),
+            to_days(NaiveDate::from_ymd_opt(2200, 12, 31).unwrap()),
+        );
+        for days in lo..=hi {
+            let d = from_days(days);
+            assert_eq!(civil(days), (d.year(), d.month(), d.day()), "day {days}");
+        }
+    }
+
+    #[test]
     fn age_turns_on_the_birthday() {
         let b = parse_days("1960-04-01").unwrap();
         assert_eq!(age_years(b, parse_days("2025-03-31").unwrap()), 64);
         assert_eq!(age_years(b, parse_days("2025-04-01").unwrap()), 65);
+        // Born on 29 February: a year older on 1 March in a common year.
+        let leap = parse_days("2000-02-29").unwrap();
+        assert_eq!(age_years(leap, parse_days("2025-02-28").unwrap()), 24);
+        assert_eq!(age_years(leap, parse_days("2025-03-01").unwrap()), 25);
+        assert_eq!(age_years(leap, parse_days("2028-02-29").unwrap()), 28);
     }
 }

@@ -211,7 +211,6 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
 }
 
 fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
-    let input_hashes = InputHashes::start(&opts.cohort);
     let mut stages = Stages::start("load_models");
     let definitions = Definitions::load(&opts.models)?;
     let models = risk::load(&opts.risk_models, &definitions)?;
@@ -232,6 +231,11 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
     stages.next("predict");
     let risks = risk::apply(&models, &cohort, &definitions, &scored, opts.as_of);
     stages.next("rank");
+    // Hashing the input files (for the manifest) needs no result of the run. Reading, scoring
+    // and predicting keep both cores busy; ranking and writing leave gaps, which the hashing
+    // thread fills when it starts here (measured: the run 0.1-0.2 s shorter than when it started
+    // with the read).
+    let input_hashes = InputHashes::start(&opts.cohort);
     // Ranking, reading the previous run and the cohort-wide tables are independent passes:
     // run them side by side (the `rank` stage's time covers all three).
     let ((ranked, previous), (indicators, (summary, equity))) = rayon::join(
@@ -276,30 +280,36 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
     };
     let selected = programmes::select(&opts.programmes, &programme_inputs);
     let mut compare_warning = None;
-    let changes = match previous {
-        None => Changes::none(&cohort, "nothing compared (no previous run given)"),
-        Some((dir, read)) => match read {
-            Ok(Some(prev)) => Changes::compare(&cohort, &scored, &opts.rules, &ranked, &prev),
-            Ok(None) => Changes::none(
-                &cohort,
-                format!("no previous run in {} to compare with", dir.display()),
-            ),
-            Err(e) => {
-                compare_warning = Some(format!("warning: not compared with the previous run: {e}"));
-                Changes::none(&cohort, e.to_string())
-            }
-        },
-    };
     let listed = lists::listed_mask(cohort.patients.len(), &ranked);
-    let profile = tables::profile(
-        &cohort,
-        &scored.scores,
-        &scored.status,
-        &scored.ages,
-        &listed,
-        opts.rules.min_category,
-    )
-    .table();
+    // The comparison with the previous run and the list's profile are independent passes.
+    let (changes, profile) = rayon::join(
+        || match previous {
+            None => Changes::none(&cohort, "nothing compared (no previous run given)"),
+            Some((dir, read)) => match read {
+                Ok(Some(prev)) => Changes::compare(&cohort, &scored, &opts.rules, &ranked, &prev),
+                Ok(None) => Changes::none(
+                    &cohort,
+                    format!("no previous run in {} to compare with", dir.display()),
+                ),
+                Err(e) => {
+                    compare_warning =
+                        Some(format!("warning: not compared with the previous run: {e}"));
+                    Changes::none(&cohort, e.to_string())
+                }
+            },
+        },
+        || {
+            tables::profile(
+                &cohort,
+                &scored.scores,
+                &scored.status,
+                &scored.ages,
+                &listed,
+                opts.rules.min_category,
+            )
+            .table()
+        },
+    );
     stages.next("protect");
     let mut cells = disclosure::protect(&[&summary, &equity, &indicators], &opts.suppression)?;
     // The profile after them, without hiding one more cell of theirs.

@@ -94,7 +94,7 @@ pub(crate) fn read_patients(t: &Table, opts: &LoadOptions, ck: &mut Checker) -> 
             None => bad[3].push(row),
             Some(d) if d < earliest || d > today => bad[4].push(row),
             Some(d) => {
-                if !opts.allow_identifiers && chrono::Datelike::day(&date::from_days(d)) != 1 {
+                if !opts.allow_identifiers && date::civil(d).2 != 1 {
                     bad[5].push(row);
                 }
             }
