@@ -98,7 +98,9 @@ fn bare_read() -> usize {
 
 #[divan::bench(sample_count = 3, sample_size = 1)]
 fn load_cohort() -> usize {
-    let c = Cohort::load(cohort(), &LoadOptions::default()).expect("load");
+    // On one pool with polars, as the binary runs (strata::threads).
+    let c =
+        strata::threads::install(|| Cohort::load(cohort(), &LoadOptions::default())).expect("load");
     c.events.code.len()
 }
 
@@ -116,7 +118,7 @@ fn score(risk_models: Vec<PathBuf>) -> u64 {
         previous: None,
         programmes: Vec::new(),
     };
-    let m = run::score(&opts).expect("score");
+    let m = strata::threads::install(|| run::score(&opts)).expect("score");
     let _ = std::fs::remove_dir_all(&out);
     m.listed
 }

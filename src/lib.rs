@@ -65,6 +65,7 @@ pub mod run;
 pub mod scores;
 pub mod synth;
 pub mod tables;
+pub mod threads;
 
 /// Any error of the library, by stage. The binary maps each to an exit code.
 #[derive(Debug, thiserror::Error)]

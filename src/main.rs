@@ -47,27 +47,20 @@ enum Command {
 fn main() {
     strata::allocator::keep_freed_memory();
     let cli = Cli::parse();
-    cmd::logging::init(cli.quiet, cli.log_format);
-    if let Some(n) = cli.threads {
-        if let Err(e) = rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-        {
+    // The thread count: `--threads`, else a score run's settings file (whose other problems
+    // are reported when the run reads it). Set before any thread starts (strata::threads).
+    let threads = cli.threads.or_else(|| match &cli.command {
+        Command::Score(a) => cmd::score::settings_file(a).ok().and_then(|f| f.threads),
+        _ => None,
+    });
+    if let Some(n) = threads {
+        if let Err(e) = strata::threads::set_count(n) {
             eprintln!("strata: cannot start {n} threads: {e}");
             std::process::exit(2);
         }
     }
-    let result = match cli.command {
-        Command::Demo(a) => cmd::demo::run(a),
-        Command::Synth(a) => cmd::synth::run(a),
-        Command::Validate(a) => cmd::validate::run(a),
-        Command::Score(a) => cmd::score::run(a),
-        Command::Features(a) => cmd::features::run(a),
-        Command::Train(a) => cmd::train::run(a),
-        Command::Evaluate(a) => cmd::evaluate::run(a),
-        Command::Compare(a) => cmd::compare::run(a),
-        Command::Runs(a) => cmd::runs::run(a),
-    };
+    cmd::logging::init(cli.quiet, cli.log_format);
+    let result = strata::threads::install(|| run(cli.command));
     match result {
         Ok(code) => std::process::exit(code),
         Err(e) => {
@@ -81,5 +74,20 @@ fn main() {
             eprintln!("strata: {e:#}");
             std::process::exit(code);
         }
+    }
+}
+
+/// Run the subcommand.
+fn run(command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Demo(a) => cmd::demo::run(a),
+        Command::Synth(a) => cmd::synth::run(a),
+        Command::Validate(a) => cmd::validate::run(a),
+        Command::Score(a) => cmd::score::run(a),
+        Command::Features(a) => cmd::features::run(a),
+        Command::Train(a) => cmd::train::run(a),
+        Command::Evaluate(a) => cmd::evaluate::run(a),
+        Command::Compare(a) => cmd::compare::run(a),
+        Command::Runs(a) => cmd::runs::run(a),
     }
 }

@@ -203,12 +203,7 @@ impl RiskArgs {
 /// Run the subcommand.
 pub fn run(a: Args) -> Result<i32> {
     let file = settings_file(&a)?;
-    if let Some(n) = file.threads {
-        // `--threads` on the command line has already sized the pool, and then wins.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global();
-    }
+    // Its `threads` setting has sized the pool already (`main`, before any thread started).
     let opts = options_over(&a, &file)?;
     let m = run::score(&opts)?;
     print_manifest(&m, &opts.out.folder(&m.as_of));
