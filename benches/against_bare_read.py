@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """The nightly run against a bare read of its input, whole process against whole process.
 
-What it times, in interleaved rounds (the order of the programs alternating round by round,
-because this kind of VM drifts by up to 2x within minutes):
+What it times, in interleaved rounds (each round the bare read first, then the strata binaries,
+whose order alternates round by round, because this kind of VM drifts by up to 2x within
+minutes):
 
 - a bare read: a fresh `python3` process that imports polars and reads, from the three cohort
   files, exactly the columns strata reads (nothing computed, nothing written). Its wall time is
@@ -35,7 +36,6 @@ import time
 
 BARE_READ = r"""
 import sys, time
-t0 = time.perf_counter()
 import polars as pl
 d = sys.argv[1]
 t = time.perf_counter()
@@ -64,9 +64,11 @@ def main():
     ap.add_argument("--baseline", help="a second strata binary to time beside the first")
     ap.add_argument("--cohort", default="bench-data/ics-1200000")
     ap.add_argument("--as-of", default="2025-04-01")
-    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=8, help="at least 1")
     ap.add_argument("--python", default=sys.executable)
     a = ap.parse_args()
+    if a.rounds < 1:
+        ap.error("--rounds must be at least 1")
     bins = {"strata": a.strata}
     if a.baseline:
         bins["baseline"] = a.baseline

@@ -1,5 +1,6 @@
 //! Dates as days since 1970-01-01 (`i32`), the one representation used from `cohort` onwards
-//! (it is also Arrow's and Parquet's `Date32`). Calendar arithmetic goes through chrono here.
+//! (it is also Arrow's and Parquet's `Date32`). Calendar arithmetic goes through chrono here,
+//! except [`civil`], integer arithmetic for the hot path (ages).
 
 use chrono::{Months, NaiveDate};
 

@@ -16,7 +16,8 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "strata", version, about, long_about = None)]
 struct Cli {
-    /// Worker threads (default: all cores). Results are identical whatever the number.
+    /// Worker threads, shared by strata and polars (default: POLARS_MAX_THREADS if set, else all
+    /// cores). Results are identical whatever the number.
     #[arg(long, global = true)]
     threads: Option<usize>,
     /// Print nothing but errors (for schedulers): the run's warnings, counts and timings are in
@@ -47,18 +48,18 @@ enum Command {
 fn main() {
     strata::allocator::keep_freed_memory();
     let cli = Cli::parse();
-    // The thread count: `--threads`, else a score run's settings file (whose other problems
-    // are reported when the run reads it). Set before any thread starts (strata::threads).
+    // The thread count: `--threads`, else a score run's settings file (read here for `threads`
+    // alone; the run reads it again and reports any other problem in it). Set before any thread
+    // starts (strata::threads).
     let threads = cli.threads.or_else(|| match &cli.command {
         Command::Score(a) => cmd::score::settings_file(a).ok().and_then(|f| f.threads),
         _ => None,
     });
-    if let Some(n) = threads {
-        if let Err(e) = strata::threads::set_count(n) {
-            eprintln!("strata: cannot start {n} threads: {e}");
-            std::process::exit(2);
-        }
+    if threads == Some(0) {
+        eprintln!("strata: the number of threads must be at least 1");
+        std::process::exit(2);
     }
+    strata::threads::prepare(threads);
     cmd::logging::init(cli.quiet, cli.log_format);
     let result = strata::threads::install(|| run(cli.command));
     match result {

@@ -12,24 +12,32 @@
 //! median 2.95 s against 3.22 s, with a third less system time (6 interleaved rounds, outputs
 //! byte-identical; BENCHMARKS.md, "One pool for strata and polars").
 
-/// The environment variable polars sizes its pool by, read once, when polars first needs it.
-const POLARS_MAX_THREADS: &str = "POLARS_MAX_THREADS";
-
-/// Use `n` worker threads (0: one per core), for strata and polars alike. Call once, at the
-/// start of `main`, before any other thread starts and before polars is first used: polars reads
-/// its thread count from the environment then, and never again. Errors when rayon's global pool
-/// (used by code outside [`install`]) cannot be started.
-pub fn set_count(n: usize) -> Result<(), rayon::ThreadPoolBuildError> {
-    // Single-threaded at this point (the caller's contract), so changing the environment is
-    // sound.
-    std::env::set_var(POLARS_MAX_THREADS, n.to_string());
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build_global()
+/// Set up the process's threads. Call once, at the start of `main`, before any other thread
+/// starts and before polars is first used (polars and rayon read these settings from the
+/// environment then, and never again).
+///
+/// - `threads`: `Some(n)` for `n` worker threads (at least 1), strata and polars alike; `None`
+///   leaves polars' own default (`POLARS_MAX_THREADS` if set, else one per core).
+/// - The threads get the main thread's usual 8 MiB stack unless `RUST_MIN_STACK` says otherwise:
+///   each subcommand's serial code (settings, model cards, the disclosure LPs) now runs on a worker
+///   of the pool, whose default would be 2 MiB.
+pub fn prepare(threads: Option<usize>) {
+    // SAFETY (soundness of changing the environment): the caller guarantees that no other thread
+    // exists yet, so nothing reads the environment concurrently.
+    if std::env::var_os("RUST_MIN_STACK").is_none() {
+        std::env::set_var("RUST_MIN_STACK", (8usize << 20).to_string());
+    }
+    if let Some(n) = threads {
+        let n = n.max(1).to_string();
+        std::env::set_var("POLARS_MAX_THREADS", &n);
+        // Rayon's global pool, for code run outside [`install`]: the same size, started lazily.
+        std::env::set_var("RAYON_NUM_THREADS", &n);
+    }
 }
 
 /// Run `f` on polars' worker pool, so that every `rayon` call inside it, strata's and polars'
-/// own, shares that one pool ([`set_count`] sizes it; by default one thread per core).
+/// own, shares that one pool ([`prepare`] sizes it; by default `POLARS_MAX_THREADS` if set, else
+/// one thread per core).
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     polars_core::runtime::THREAD_POOL.install(f)
 }
