@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
-use crate::cohort::Cohort;
+use crate::cohort::{search_from, Cohort};
 use crate::lists::ListRules;
 use crate::population::Status;
 use crate::results::Scored;
@@ -166,22 +166,12 @@ impl Previous {
     }
 }
 
-/// Where `id` is in `ids` (ascending), searching from `*from` on by galloping then halving, and
-/// leaving `*from` where the search ended: a sequence of ascending searches costs about the
-/// logarithm of each gap, not of the whole slice. `None` when absent (then `*from` is where it
-/// would be).
+/// Where `id` is in `ids` (ascending), searching on from `*from` ([`search_from`]) and leaving
+/// `*from` where the search ended; `None` when absent.
 fn search_forward(ids: &[String], id: &str, from: &mut usize) -> Option<usize> {
-    let rest = &ids[(*from).min(ids.len())..];
-    let mut hi = 1;
-    while hi < rest.len() && rest[hi - 1].as_str() < id {
-        hi *= 2;
-    }
-    let hi = hi.min(rest.len());
-    let window = &rest[..hi];
-    let found = window.binary_search_by(|x| x.as_str().cmp(id));
-    let at = *from + found.unwrap_or_else(|i| i);
-    *from = at;
-    found.ok().map(|_| at)
+    let found = search_from(ids, id, *from);
+    *from = found.unwrap_or_else(|i| i);
+    found.ok()
 }
 
 /// A run as the comparison sees it, whole-cohort: every patient in pseudonym order with their
@@ -269,16 +259,16 @@ impl Changes {
         }
     }
 
-    /// Compare this run's lists (`ranked`) with `prev`.
+    /// Compare this run's lists (who is on them: `listed`, per patient, from
+    /// [`crate::lists::listed_mask`]) with `prev`.
     pub fn compare(
         cohort: &Cohort,
         scored: &Scored,
         rules: &ListRules,
-        ranked: &[(u32, Vec<u32>)],
+        listed: &[bool],
         prev: &Previous,
     ) -> Changes {
         let pa = &cohort.patients;
-        let listed = crate::lists::listed_mask(pa.len(), ranked);
         let category: Vec<EfiCategory> = scored.scores.iter().map(|s| s.efi_category).collect();
         let now = Current {
             ids: &pa.id,
@@ -286,7 +276,7 @@ impl Changes {
             pcn: &pa.pcn,
             status: &scored.status,
             category: &category,
-            listed: &listed,
+            listed,
         };
         Changes::between(&now, rules.min_category, prev)
     }
@@ -364,29 +354,6 @@ impl Changes {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn searching_forward_finds_what_a_binary_search_finds() {
-        // Pseudonyms 0002..2000 in steps of 2; queries 0000.. ascending, present and absent,
-        // with gaps of every size, before the first and after the last.
-        let ids: Vec<String> = (1..=1000).map(|i| format!("{:04}", 2 * i)).collect();
-        for step in [1, 2, 3, 7, 64, 999, 2500] {
-            let mut from = 0;
-            let mut q = 0;
-            while q <= 2001 {
-                let id = format!("{q:04}");
-                let want = ids.binary_search(&id).ok();
-                assert_eq!(
-                    search_forward(&ids, &id, &mut from),
-                    want,
-                    "{id} step {step}"
-                );
-                q += step;
-            }
-        }
-        let mut from = 0;
-        assert_eq!(search_forward(&[], "x", &mut from), None);
-    }
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()

@@ -106,6 +106,24 @@ impl Patients {
     }
 }
 
+/// Where `key` is in `sorted[from..]` (pseudonyms in ascending order, as [`Patients::id`] and a
+/// previous run's listed people are held): `Ok(index)`, or `Err(index)` where it would be, both
+/// counted from the start of `sorted`. Steps double from `from` before halving, so a sequence of
+/// ascending searches, each from where the last ended, costs about the logarithm of each gap
+/// rather than of the whole slice.
+pub fn search_from(sorted: &[String], key: &str, from: usize) -> Result<usize, usize> {
+    let from = from.min(sorted.len());
+    let rest = &sorted[from..];
+    let mut hi = 1;
+    while hi < rest.len() && rest[hi - 1].as_str() < key {
+        hi *= 2;
+    }
+    match rest[..hi.min(rest.len())].binary_search_by(|x| x.as_str().cmp(key)) {
+        Ok(i) => Ok(from + i),
+        Err(i) => Err(from + i),
+    }
+}
+
 /// Coded events grouped by patient: patient `p`'s events are `offsets[p]..offsets[p + 1]`.
 /// Order within a patient is not significant.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -175,4 +193,31 @@ pub struct Cohort {
     pub rejects: Vec<Reject>,
     /// How each large file was decoded: (file, "dictionary" or "general").
     pub read_paths: Vec<(String, String)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn searching_from_a_point_finds_what_a_binary_search_finds() {
+        // Pseudonyms 0002..2000 in steps of 2; queries 0000.. ascending, present and absent,
+        // with gaps of every size, before the first and after the last, each searched from where
+        // the last search ended.
+        let ids: Vec<String> = (1..=1000).map(|i| format!("{:04}", 2 * i)).collect();
+        for step in [1, 2, 3, 7, 64, 999, 2500] {
+            let mut from = 0;
+            let mut q = 0;
+            while q <= 2001 {
+                let id = format!("{q:04}");
+                let got = search_from(&ids, &id, from);
+                assert_eq!(got, ids.binary_search(&id), "{id} step {step}");
+                from = got.unwrap_or_else(|i| i);
+                q += step;
+            }
+        }
+        // From past the end, and in an empty slice.
+        assert_eq!(search_from(&ids, "9999", 5000), Err(1000));
+        assert_eq!(search_from(&[], "x", 0), Err(0));
+    }
 }

@@ -285,7 +285,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         || match previous {
             None => Changes::none(&cohort, "nothing compared (no previous run given)"),
             Some((dir, read)) => match read {
-                Ok(Some(prev)) => Changes::compare(&cohort, &scored, &opts.rules, &ranked, &prev),
+                Ok(Some(prev)) => Changes::compare(&cohort, &scored, &opts.rules, &listed, &prev),
                 Ok(None) => Changes::none(
                     &cohort,
                     format!("no previous run in {} to compare with", dir.display()),
@@ -419,6 +419,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
                 scored: &scored,
                 definitions: &definitions,
                 ranked: &ranked,
+                listed: &listed,
                 tables: &published,
                 risk: &risk_columns,
                 changes: &changes,

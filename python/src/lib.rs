@@ -796,7 +796,8 @@ fn run(
         if let Some(prev) = previous {
             let ranked = scoring.ranked();
             let s = &scoring;
-            scoring.changes = Changes::compare(&s.cohort, &s.scored, &s.rules, &ranked, &prev);
+            let listed = strata::lists::listed_mask(s.cohort.patients.len(), &ranked);
+            scoring.changes = Changes::compare(&s.cohort, &s.scored, &s.rules, &listed, &prev);
         }
         Ok(scoring)
     })?;

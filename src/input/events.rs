@@ -75,12 +75,10 @@ pub(crate) fn decode_events(
         let it = pid.iter().zip(day.iter()).zip(sys.iter()).zip(code.iter());
         for (k, (((p, d), s), c)) in it.enumerate() {
             let pi = p.map(|p| pids.get(p, pid_views[k].as_u128()));
-            if !part.admit(k, pi, d.copied(), s.is_some(), c.is_some(), bounds) {
-                continue;
-            }
-            let (Some(s), Some(c)) = (s, c) else {
-                // Not reached: `admit` refuses a row without a system or code.
-                part.keep(k, UNSET);
+            // `admit` refuses (and marks) a row without a system or code, so an admitted row
+            // has both.
+            let admitted = part.admit(k, pi, d.copied(), s.is_some(), c.is_some(), bounds);
+            let (true, Some(s), Some(c)) = (admitted, s, c) else {
                 continue;
             };
             // The system is parsed and the code normalised later, once per distinct pair.

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use super::contract::{reason, ENCOUNTERS_FILE, EVENTS_FILE};
 use super::report::Reject;
 use crate::codes::{normalise, CodeDict, CodeSystem};
-use crate::cohort::{Encounters, Events, Medications, Patients, Setting};
+use crate::cohort::{search_from, Encounters, Events, Medications, Patients, Setting};
 
 pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
@@ -58,13 +58,15 @@ impl<'a> PatientIndex<'a> {
             return self.lookup(p);
         }
         let found = match self.ids.get(*hint) {
-            Some(h) if h.as_str() <= p => self.gallop(p, *hint),
-            _ if self.misses.fetch_add(1, Ordering::Relaxed) < SEARCH_MISSES => self.search(p, 0),
+            Some(h) if h.as_str() <= p => search_from(self.ids, p, *hint).ok(),
+            _ if self.misses.fetch_add(1, Ordering::Relaxed) < SEARCH_MISSES => {
+                search_from(self.ids, p, 0).ok()
+            }
             _ => return self.lookup(p),
         };
         let found = match found {
             Some(i) => Some(i),
-            None if p.trim().len() != p.len() => self.search(p.trim(), 0),
+            None if p.trim().len() != p.len() => search_from(self.ids, p.trim(), 0).ok(),
             None => None,
         };
         match found {
@@ -85,31 +87,6 @@ impl<'a> PatientIndex<'a> {
             .iter()
             .map(|v| v.map_or(UNSET, |p| self.lookup_from(p, &mut hint)))
             .collect()
-    }
-
-    /// Search `ids[from..]` (whose first element is <= `p`) with steps doubling from `from`,
-    /// then by halves within the last step.
-    fn gallop(&self, p: &str, from: usize) -> Option<usize> {
-        let ids = self.ids;
-        let (mut lo, mut step) = (from, 1usize);
-        while lo + step < ids.len() && ids[lo + step].as_str() <= p {
-            lo += step;
-            step *= 2;
-        }
-        self.search_in(p, lo, (lo + step).min(ids.len()))
-    }
-
-    /// Binary search of `ids[from..]`.
-    fn search(&self, p: &str, from: usize) -> Option<usize> {
-        self.search_in(p, from, self.ids.len())
-    }
-
-    /// Binary search of `ids[lo..hi]`.
-    fn search_in(&self, p: &str, lo: usize, hi: usize) -> Option<usize> {
-        self.ids[lo..hi]
-            .binary_search_by(|x| x.as_str().cmp(p))
-            .ok()
-            .map(|i| i + lo)
     }
 
     fn map(&self) -> &FastMap<&'a str, u32> {

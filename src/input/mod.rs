@@ -464,8 +464,9 @@ impl Cohort {
             );
         } else {
             // Every file's schema is checked first, so that all structural problems are
-            // reported together; then the data are read (patients, then events and encounters
-            // side by side, then medications).
+            // reported together; then the data are read: patients, then events and encounters
+            // (side by side on the dictionary path, one after the other otherwise, see
+            // `read_tables`), then medications.
             let opened = open_folder(dir, opts, &mut ck);
             read_tables(&mut cohort, opened, opts, &mut ck);
         }

@@ -386,6 +386,8 @@ pub struct RunResults<'a> {
     pub definitions: &'a Definitions,
     /// Each PCN's list in rank order.
     pub ranked: &'a [(u32, Vec<u32>)],
+    /// Per patient, whether on a list ([`crate::lists::listed_mask`] of `ranked`).
+    pub listed: &'a [bool],
     /// The protected aggregate tables.
     pub tables: &'a [PublishedTable<'a>],
     /// The risk models' columns.
@@ -417,6 +419,7 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Outputs, OutputError>
         scored,
         definitions,
         ranked,
+        listed,
         tables,
         risk,
         changes,
@@ -510,10 +513,9 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Outputs, OutputError>
         },
         || -> Result<Vec<Written>, OutputError> {
             let n = cohort.patients.len();
-            let listed = crate::lists::listed_mask(n, ranked);
             let rel = "scores.parquet";
             let digest = parquet::write_batched(&dir.join(rel), n, SCORES_BATCH, |rows| {
-                columns::scores_frame_rows(cohort, scored, &scorer, risk, &listed, rows)
+                columns::scores_frame_rows(cohort, scored, &scorer, risk, listed, rows)
             })?;
             Ok(vec![record(rel, n, digest)])
         },
