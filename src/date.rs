@@ -44,7 +44,7 @@ pub fn minus_months(days: i32, months: u32) -> i32 {
 }
 
 /// The (year, month, day) of a day number, by integer arithmetic alone (H. Hinnant's
-/// `civil_from_days`, proleptic Gregorian, as chrono): called once or twice per patient, where
+/// `civil_from_days`, proleptic Gregorian, as chrono): called once per patient for an age (the date of the age is split once, [`age_on`]), where
 /// going through `NaiveDate` cost more than the rest of the age calculation.
 pub fn civil(days: i32) -> (i32, u32, u32) {
     let z = days as i64 + 719_468;
@@ -61,7 +61,13 @@ pub fn civil(days: i32) -> (i32, u32, u32) {
 
 /// Whole years between a birth date and a date (the age on that date).
 pub fn age_years(birth: i32, on: i32) -> i32 {
-    let ((by, bm, bd), (oy, om, od)) = (civil(birth), civil(on));
+    age_on(birth, civil(on))
+}
+
+/// [`age_years`] on a date already split by [`civil`]: for a whole cohort's ages on one date,
+/// which is then split once.
+pub fn age_on(birth: i32, (oy, om, od): (i32, u32, u32)) -> i32 {
+    let (by, bm, bd) = civil(birth);
     let mut age = oy - by;
     if (om, od) < (bm, bd) {
         age -= 1;

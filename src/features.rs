@@ -172,8 +172,9 @@ pub fn ages_and_vitals(cohort: &Cohort, as_of: i32) -> (Vec<i32>, Vec<Vital>) {
     let p = &cohort.patients;
     let mut ages = Vec::with_capacity(p.len());
     let mut vitals = Vec::with_capacity(p.len());
+    let on = date::civil(as_of);
     for i in 0..p.len() {
-        ages.push(date::age_years(p.birth[i], as_of));
+        ages.push(date::age_on(p.birth[i], on));
         vitals.push(if p.birth[i] > as_of {
             Vital::NotYetBorn
         } else if p.death[i] <= as_of {

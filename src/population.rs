@@ -48,12 +48,7 @@ pub fn statuses(ages: &[i32], vitals: &[Vital], min_age: i32) -> Vec<Status> {
 
 /// Age band shown on lists: five-year bands, "90+" at the top. An exact age is not needed to
 /// act on a list and is one more quasi-identifier.
-pub fn age_band(age: i32) -> String {
-    age_band_str(age).to_string()
-}
-
-/// [`age_band`] without an allocation, for per-row columns.
-pub fn age_band_str(age: i32) -> &'static str {
+pub fn age_band(age: i32) -> &'static str {
     const BANDS: [&str; 19] = [
         "0-4", "5-9", "10-14", "15-19", "20-24", "25-29", "30-34", "35-39", "40-44", "45-49",
         "50-54", "55-59", "60-64", "65-69", "70-74", "75-79", "80-84", "85-89", "90+",
@@ -85,12 +80,8 @@ mod tests {
         assert_eq!(age_band(117), "90+");
         for age in 0..90 {
             let lo = (age / 5) * 5;
-            assert_eq!(age_band_str(age), format!("{}-{}", lo, lo + 4));
+            assert_eq!(age_band(age), format!("{}-{}", lo, lo + 4));
         }
-        assert_eq!(age_band(69), "65-69");
-        assert_eq!(age_band(89), "85-89");
-        assert_eq!(age_band(90), "90+");
-        assert_eq!(age_band(0), "0-4");
         assert_eq!(imd_quintile(1), Some(1));
         assert_eq!(imd_quintile(2), Some(1));
         assert_eq!(imd_quintile(3), Some(2));

@@ -316,7 +316,7 @@ pub fn equity(cohort: &Cohort, scores: &[Scores], status: &[Status], ages: &[i32
     let dims: [GroupOf; 4] = [
         Box::new(quintile),
         Box::new(|i: usize| p.sex[i].code().to_string()),
-        Box::new(|i: usize| age_band(ages[i])),
+        Box::new(|i: usize| age_band(ages[i]).to_string()),
         Box::new(|i: usize| p.ethnicities[p.ethnicity[i] as usize].clone()),
     ];
     let eligible: Vec<usize> = (0..p.len())

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use crate::changes::Changes;
 use crate::cohort::Cohort;
-use crate::population::{age_band_str, imd_quintile, is_core20};
+use crate::population::{age_band, imd_quintile, is_core20};
 use crate::predictors::Outcome;
 use crate::results::Scored;
 use crate::risk::{Explainer, ModelRisk, RiskBand, RiskModel};
@@ -115,7 +115,7 @@ pub const PATIENT_COLUMNS: &[PatientColumn] = &[
     col(
         "age_band",
         Shown::Both,
-        Value::Text(|r| Cow::Borrowed(age_band_str(r.scored.ages[r.i]))),
+        Value::Text(|r| Cow::Borrowed(age_band(r.scored.ages[r.i]))),
     ),
     col(
         "sex",

@@ -434,6 +434,9 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Outputs, OutputError>
         .iter()
         .map(|(pcn, _)| &by_pcn[*pcn as usize])
         .collect();
+    // Whether anything was compared and found: then every PCN gets its `.dropped` table.
+    let compared =
+        !changes.change.iter().all(Option::is_none) || !changes.dropped.iter().all(Vec::is_empty);
     // The lists and the cohort-wide scores file are independent: write them side by side.
     let (per_pcn, scores) = rayon::join(
         || {
@@ -498,9 +501,7 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Outputs, OutputError>
                             written
                         }
                     };
-                    if !changes.change.iter().all(Option::is_none)
-                        || !changes.dropped.iter().all(Vec::is_empty)
-                    {
+                    if compared {
                         let dropped = format!("{stem}.dropped");
                         let mut df = dropped_frame(&changes.dropped[*pcn as usize])
                             .map_err(encode_err(&dir.join(format!("{dropped}.csv"))))?;
