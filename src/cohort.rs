@@ -147,8 +147,46 @@ pub struct Encounters {
     pub start: Vec<i32>,
     /// End date (days); equals `start` when not recorded.
     pub end: Vec<i32>,
-    /// Emergency (non-elective) admission or attendance.
+    /// Emergency (non-elective) admission or attendance, as the extract's `emergency` flag says
+    /// (an `admission_method`, where given, decides instead: see [`crate::spells`]).
     pub emergency: Vec<bool>,
+    /// The row of `encounters.parquet` (0-based, counting rejected rows) each encounter came from:
+    /// how the optional columns and the events' `encounter_id` links find it.
+    pub row: Vec<u32>,
+}
+
+/// Hospital spells (admissions as HES counts them), grouped by patient like [`Events`]: built
+/// once from the inpatient encounters by `input::spells`, read by every admission count.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Spells {
+    /// `patients.len() + 1` offsets.
+    pub offsets: Vec<u64>,
+    /// Admission day (the first encounter's start).
+    pub start: Vec<i32>,
+    /// Discharge day (the latest end of its encounters).
+    pub end: Vec<i32>,
+    /// An emergency admission (its first encounter was).
+    pub emergency: Vec<bool>,
+    /// Encounters joined into it.
+    pub episodes: Vec<u16>,
+    /// The day from which it is a falls admission (OHID C29: both the injury primary diagnosis
+    /// and the W00-W19 cause recorded by then); `i32::MAX` when it is not one.
+    pub falls_from: Vec<i32>,
+    /// What building them found, for the manifest.
+    pub report: crate::input::spells::SpellReport,
+}
+
+impl Spells {
+    /// Patient `p`'s spells, as indices.
+    pub fn of(&self, p: usize) -> std::ops::Range<usize> {
+        self.offsets[p] as usize..self.offsets[p + 1] as usize
+    }
+
+    /// Whether spell `s` is an emergency admission due to a fall on the records of `as_of`
+    /// (nothing recorded after it counts).
+    pub fn falls_by(&self, s: usize, as_of: i32) -> bool {
+        self.emergency[s] && self.falls_from[s] <= as_of
+    }
 }
 
 /// Prescriptions issued, grouped by patient like [`Events`], from `medications.parquet`.
@@ -193,6 +231,9 @@ pub struct Cohort {
     pub rejects: Vec<Reject>,
     /// How each large file was decoded: (file, "dictionary" or "general").
     pub read_paths: Vec<(String, String)>,
+    /// Hospital spells built from the inpatient encounters ([`crate::spells`]): what every
+    /// admission count reads.
+    pub spells: Spells,
 }
 
 #[cfg(test)]

@@ -36,6 +36,15 @@ pub fn serialize_days<S: serde::Serializer>(days: &i32, s: S) -> Result<S::Ok, S
     s.serialize_str(&format_days(*days))
 }
 
+/// The first day of "the `months` calendar months ending on `as_of`", the one definition of a
+/// look-back window strata uses (list columns, model features, indicators, programme rules):
+/// the day after `as_of` minus `months` months, so the window is `window_start..=as_of` (12
+/// months: 365 days, 366 across 29 February) and windows of consecutive years tile without
+/// overlap.
+pub fn window_start(as_of: i32, months: u32) -> i32 {
+    minus_months(as_of, months) + 1
+}
+
 /// The same calendar day `months` months earlier (clamped to the month's last day: 29 Feb minus
 /// 12 months is 28 Feb).
 pub fn minus_months(days: i32, months: u32) -> i32 {

@@ -175,6 +175,9 @@ pub struct Lookup {
     pub info: Vec<CodeInfo>,
     /// Codes of the cohort that no list uses, by system (reported, never an error).
     pub unused_by_system: Vec<(CodeSystem, u64)>,
+    /// The eFI falls deficit's bit in [`CodeInfo::efi`] (0 when the deficits have none): the
+    /// falls history of programme rules.
+    pub falls: u64,
 }
 
 /// Read one definition file and record it (path, hash, size) for the run manifest.
@@ -284,6 +287,12 @@ impl Definitions {
         Lookup {
             info,
             unused_by_system: unused.into_iter().collect(),
+            falls: self
+                .efi
+                .deficits
+                .iter()
+                .position(|d| d.slug == "falls")
+                .map_or(0, |d| 1u64 << d),
         }
     }
 }

@@ -47,10 +47,10 @@ impl Windows {
             .unwrap_or(12);
         Windows {
             as_of,
-            medicines_from: date::minus_months(as_of, poly_months) + 1,
-            hfrs_from: date::minus_months(as_of, models.hfrs.lookback_months) + 1,
-            charlson_from: date::minus_months(as_of, models.charlson.lookback_months) + 1,
-            activity_from: date::minus_months(as_of, 12) + 1,
+            medicines_from: date::window_start(as_of, poly_months),
+            hfrs_from: date::window_start(as_of, models.hfrs.lookback_months),
+            charlson_from: date::window_start(as_of, models.charlson.lookback_months),
+            activity_from: date::window_start(as_of, 12),
         }
     }
 }
@@ -66,17 +66,24 @@ pub struct Features {
     pub hfrs: u128,
     /// Bit c: Charlson category c coded in the Charlson window.
     pub charlson: u32,
-    /// Emergency inpatient admissions starting in the 12 months to the as-of date.
+    /// Emergency admissions (spells, `cohort::Spells`) starting in the 12 months to the as-of
+    /// date.
     pub emergency_admissions_12m: u16,
     /// A&E attendances in the 12 months to the as-of date.
     pub ae_attendances_12m: u16,
     /// Events and encounters dated after the as-of date, ignored (they are outcomes).
     pub ignored_after_as_of: u32,
+    /// The latest day on or before the as-of date a fall was coded (the eFI falls deficit's
+    /// codes); `i32::MIN` when never.
+    pub falls_last: i32,
 }
 
 /// Features of one patient from its event and encounter slices.
 pub fn patient_features(cohort: &Cohort, lookup: &Lookup, w: &Windows, p: usize) -> Features {
-    let mut f = Features::default();
+    let mut f = Features {
+        falls_last: i32::MIN,
+        ..Features::default()
+    };
     let ev = &cohort.events;
     let (lo, hi) = (ev.offsets[p] as usize, ev.offsets[p + 1] as usize);
     let mut meds: [u32; 8] = [0; 8];
@@ -94,6 +101,9 @@ pub fn patient_features(cohort: &Cohort, lookup: &Lookup, w: &Windows, p: usize)
         let code = ev.code[k];
         let ci: &CodeInfo = &lookup.info[code as usize];
         f.efi_coded |= ci.efi;
+        if ci.efi & lookup.falls != 0 {
+            f.falls_last = f.falls_last.max(day);
+        }
         if ci.flags == 0 {
             continue;
         }
@@ -128,17 +138,16 @@ pub fn patient_features(cohort: &Cohort, lookup: &Lookup, w: &Windows, p: usize)
         let start = en.start[k];
         if start > w.as_of {
             f.ignored_after_as_of += 1;
-            continue;
-        }
-        if start < w.activity_from {
-            continue;
-        }
-        match en.setting[k] {
-            Setting::Inpatient if en.emergency[k] => f.emergency_admissions_12m += 1,
-            Setting::Ae => f.ae_attendances_12m += 1,
-            _ => {}
+        } else if start >= w.activity_from && en.setting[k] == Setting::Ae {
+            f.ae_attendances_12m += 1;
         }
     }
+    let sp = &cohort.spells;
+    f.emergency_admissions_12m = sp
+        .of(p)
+        .filter(|&s| sp.emergency[s] && (w.activity_from..=w.as_of).contains(&sp.start[s]))
+        .count()
+        .min(u16::MAX as usize) as u16;
     f
 }
 

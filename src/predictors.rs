@@ -10,7 +10,6 @@
 
 use rayon::prelude::*;
 
-use crate::codes::CodeSystem;
 use crate::cohort::{Cohort, Setting};
 use crate::date;
 use crate::definitions::Definitions;
@@ -27,7 +26,8 @@ pub const ACTIVITY_MONTHS: [u32; 3] = [3, 12, 24];
 pub enum Outcome {
     /// Any emergency (non-elective) inpatient admission (the SPARRA / PARR outcome).
     EmergencyAdmission,
-    /// An emergency admission with a falls diagnosis (ICD-10 W00-W19) recorded during the stay.
+    /// An emergency admission due to a fall: injury primary diagnosis (S00-T98) and a fall
+    /// (W00-W19) recorded on the admission (OHID PHOF C29, `cohort::Spells::falls_by`).
     FallsAdmission,
     /// Death from any cause.
     Death,
@@ -118,7 +118,7 @@ impl<'a> RowBuilder<'a> {
             scorer: Scorer::new(defs),
             defs,
             as_of,
-            froms: ACTIVITY_MONTHS.map(|m| date::minus_months(as_of, m)),
+            froms: ACTIVITY_MONTHS.map(|m| date::window_start(as_of, m)),
             width: predictor_names(defs).len(),
         }
     }
@@ -164,33 +164,39 @@ impl<'a> RowBuilder<'a> {
         }
         put(s.charlson as f32);
         let en = &cohort.encounters;
-        let (lo, hi) = (en.offsets[p] as usize, en.offsets[p + 1] as usize);
         let mut counts = [[0f32; 3]; 4];
+        // Attendances are encounter rows; admissions and bed days are spells.
+        for e in en.offsets[p] as usize..en.offsets[p + 1] as usize {
+            let st = en.start[e];
+            let what = match en.setting[e] {
+                Setting::Ae => 1,
+                Setting::Outpatient => 2,
+                Setting::Inpatient => continue,
+            };
+            for (w, &from) in self.froms.iter().enumerate() {
+                if st >= from && st <= as_of {
+                    counts[what][w] += 1.0;
+                }
+            }
+        }
+        let sp = &cohort.spells;
         let mut last_emergency: Option<i32> = None;
-        for e in lo..hi {
-            let (st, end) = (en.start[e], en.end[e].min(as_of));
+        for s in sp.of(p) {
+            let (st, end) = (sp.start[s], sp.end[s].min(as_of));
             if st > as_of {
                 continue;
             }
-            let emergency = en.setting[e] == Setting::Inpatient && en.emergency[e];
-            if emergency {
+            if sp.emergency[s] {
                 last_emergency = Some(last_emergency.map_or(st, |l: i32| l.max(st)));
             }
             for (w, &from) in self.froms.iter().enumerate() {
-                if st >= from {
-                    match en.setting[e] {
-                        Setting::Inpatient if en.emergency[e] => counts[0][w] += 1.0,
-                        Setting::Ae => counts[1][w] += 1.0,
-                        Setting::Outpatient => counts[2][w] += 1.0,
-                        Setting::Inpatient => {}
-                    }
+                if sp.emergency[s] && st >= from {
+                    counts[0][w] += 1.0;
                 }
-                if en.setting[e] == Setting::Inpatient {
-                    // Nights in hospital within the window (a day case is 0).
-                    let nights = end - st.max(from);
-                    if nights > 0 {
-                        counts[3][w] += nights as f32;
-                    }
+                // Nights in hospital within the window (a day case is 0).
+                let nights = end - st.max(from);
+                if nights > 0 {
+                    counts[3][w] += nights as f32;
                 }
             }
         }
@@ -223,70 +229,23 @@ pub fn predictor_rows(
     out
 }
 
-/// Which codes of the cohort (by code id) record a fall: ICD-10 W00-W19. An emergency admission
-/// with one of them dated during the stay is a falls admission (the falls outcome here and the
-/// falls indicator of `indicators`).
-pub fn falls_codes(cohort: &Cohort) -> Vec<bool> {
-    cohort
-        .codes
-        .iter()
-        .map(|(_, s, c)| {
-            s == CodeSystem::Icd10
-                && c.len() >= 3
-                && c.starts_with('W')
-                && c[1..3].parse::<u8>().is_ok_and(|n| n <= 19)
-        })
-        .collect()
-}
-
-/// The days on which patient `p` has a falls code ([`falls_codes`]), sorted: one pass over the
-/// patient's events, after which each emergency admission is a range check
-/// ([`falls_within`]) instead of another pass.
-pub fn falls_days(cohort: &Cohort, falls: &[bool], p: usize) -> Vec<i32> {
-    let ev = &cohort.events;
-    let mut days: Vec<i32> = (ev.offsets[p] as usize..ev.offsets[p + 1] as usize)
-        .filter(|&k| falls[ev.code[k] as usize])
-        .map(|k| ev.day[k])
-        .collect();
-    days.sort_unstable();
-    days
-}
-
-/// Whether any of `days` (sorted, from [`falls_days`]) lies from `from` to `to`, both included:
-/// for an emergency admission, whether it was a falls admission (`from` = its start, `to` = its
-/// end, or earlier where later records must not count).
-pub fn falls_within(days: &[i32], from: i32, to: i32) -> bool {
-    let i = days.partition_point(|&d| d < from);
-    i < days.len() && days[i] <= to
-}
-
 /// The three outcome labels of every patient (in patient order, columns in [`Outcome::ALL`]
 /// order): what happened in the 365 days after `as_of`.
 pub fn outcomes(cohort: &Cohort, as_of: i32) -> Vec<[bool; 3]> {
     let end = as_of + OUTCOME_DAYS;
-    let falls = falls_codes(cohort);
+    let sp = &cohort.spells;
     (0..cohort.patients.len())
         .into_par_iter()
         .with_min_len(2048)
         .map(|p| {
-            let en = &cohort.encounters;
+            // An emergency spell admitted in the outcome window (one that began before it, a
+            // stay across the as-of date, is not an admission in it).
             let mut admission = false;
             let mut falls_admission = false;
-            // Worked out at the patient's first admission in the window, once.
-            let mut days: Option<Vec<i32>> = None;
-            for e in en.offsets[p] as usize..en.offsets[p + 1] as usize {
-                let st = en.start[e];
-                if en.setting[e] != Setting::Inpatient
-                    || !en.emergency[e]
-                    || st <= as_of
-                    || st > end
-                {
-                    continue;
-                }
-                admission = true;
-                if !falls_admission {
-                    let days = days.get_or_insert_with(|| falls_days(cohort, &falls, p));
-                    falls_admission = falls_within(days, st, en.end[e]);
+            for s in sp.of(p) {
+                if sp.emergency[s] && sp.start[s] > as_of && sp.start[s] <= end {
+                    admission = true;
+                    falls_admission |= sp.falls_by(s, end);
                 }
             }
             let d = cohort.patients.death[p];
@@ -343,21 +302,5 @@ pub fn predictor_table(
         patients,
         rows,
         outcomes,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::falls_within;
-
-    #[test]
-    fn a_fall_counts_within_the_stay_edges_included() {
-        let days = [3, 7, 10];
-        assert!(!falls_within(&days, 4, 6));
-        assert!(falls_within(&days, 4, 7));
-        assert!(falls_within(&days, 10, 10));
-        assert!(falls_within(&days, 0, 3));
-        assert!(!falls_within(&days, 11, 20));
-        assert!(!falls_within(&[], 0, 100));
     }
 }

@@ -51,8 +51,13 @@ pub struct RuleConfig {
     pub min_category: Option<String>,
     /// Most severe eFI category.
     pub max_category: Option<String>,
-    /// `true`: the eFI falls deficit is present (a fall recorded); `false`: it is not.
+    /// `true`: a fall recorded (the eFI falls deficit's codes) in the last
+    /// `falls_history_months`; `false`: none in them.
     pub falls_history: Option<bool>,
+    /// How far back `falls_history` looks, in calendar months ending on the as-of date (default
+    /// 12: NICE NG249, like CG161 before it, asks about falls in the past 12 months); 0: the
+    /// whole record.
+    pub falls_history_months: Option<u32>,
     /// `true`: on the palliative care register (QOF rule); `false`: not on it.
     pub palliative_register: Option<bool>,
     /// A risk model's outcome (`emergency_admission`, `falls_admission`, `death`), with
@@ -63,6 +68,9 @@ pub struct RuleConfig {
     /// That model's probability, at least (0-1).
     pub min_probability: Option<f64>,
 }
+
+/// The default look-back of `falls_history`, in months (NICE NG249: falls in the past 12 months).
+pub const FALLS_MONTHS: u32 = 12;
 
 /// A condition on a risk model's result.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -82,8 +90,10 @@ pub struct Rule {
     pub min_category: Option<EfiCategory>,
     /// Most severe eFI category.
     pub max_category: Option<EfiCategory>,
-    /// The eFI falls deficit present (`true`) or absent (`false`).
+    /// A fall recorded in the last `falls_months` (`true`) or not (`false`).
     pub falls_history: Option<bool>,
+    /// The months `falls_history` looks back (0: the whole record).
+    pub falls_months: u32,
     /// On (`true`) or not on (`false`) the palliative care register.
     pub palliative_register: Option<bool>,
     /// A risk model's band or probability.
@@ -209,6 +219,11 @@ impl Rule {
             min_category,
             max_category,
             falls_history: r.falls_history,
+            falls_months: if r.falls_history.is_some() {
+                r.falls_history_months.unwrap_or(FALLS_MONTHS)
+            } else {
+                0
+            },
             palliative_register: r.palliative_register,
             risk,
         };
@@ -357,6 +372,8 @@ pub struct Inputs<'a> {
     pub risks: &'a [ModelRisk],
     /// Who is on the palliative care register (empty when no programme asks).
     pub register: &'a [bool],
+    /// The as-of date: where `falls_history`'s months end.
+    pub as_of: i32,
 }
 
 impl Inputs<'_> {
@@ -373,7 +390,12 @@ impl Inputs<'_> {
             return false;
         }
         if let Some(want) = rule.falls_history {
-            let has = falls.is_some_and(|d| self.scored.features[p].efi_coded >> d & 1 == 1);
+            let last = self.scored.features[p].falls_last;
+            let from = match rule.falls_months {
+                0 => i32::MIN + 1,
+                m => crate::date::window_start(self.as_of, m),
+            };
+            let has = falls.is_some() && last >= from;
             if has != want {
                 return false;
             }
@@ -411,8 +433,16 @@ impl Inputs<'_> {
             ));
         }
         match rule.falls_history {
-            Some(true) => parts.push("a fall recorded (eFI falls deficit)".into()),
-            Some(false) => parts.push("no fall recorded".into()),
+            Some(true) if rule.falls_months == 0 => parts.push("a fall recorded".into()),
+            Some(true) => parts.push(format!(
+                "a fall recorded in the last {} months",
+                rule.falls_months
+            )),
+            Some(false) if rule.falls_months == 0 => parts.push("no fall recorded".into()),
+            Some(false) => parts.push(format!(
+                "no fall recorded in the last {} months",
+                rule.falls_months
+            )),
             None => {}
         }
         if let Some(c) = rule.risk {

@@ -86,6 +86,10 @@ pub struct Manifest {
     pub inputs: Vec<FileCounts>,
     /// How each large file was decoded (dictionary fast path or general path).
     pub read_paths: Vec<(String, String)>,
+    /// How hospital spells were built from the encounters (README, "Hospital spells"): spells,
+    /// joined transfers, optional columns used, admission method disagreements, and whether
+    /// falls diagnoses were linked to their admission by `encounter_id` or matched by date.
+    pub hospital_spells: crate::input::spells::SpellReport,
     /// Warnings from validation (errors stop the run).
     pub warnings: Vec<String>,
     /// Model files used, with hashes.
@@ -276,6 +280,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         defs: &definitions,
         risks: &risks,
         register: &register,
+        as_of: opts.as_of,
     };
     let selected = programmes::select(&opts.programmes, &programme_inputs);
     let mut compare_warning = None;
@@ -347,6 +352,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         cohort: opts.cohort.display().to_string(),
         inputs: cohort.report.files.clone(),
         read_paths: cohort.read_paths.clone(),
+        hospital_spells: cohort.spells.report.clone(),
         warnings: cohort
             .report
             .problems
@@ -359,6 +365,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
                 )
             }))
             .chain(compare_warning)
+            .chain(crate::input::spells::warnings(&cohort.spells.report))
             .collect(),
         models: definitions.files.clone(),
         risk_models: models.iter().map(|m| m.file.clone()).collect(),

@@ -394,6 +394,7 @@ fn integer_patient_ids_and_float32_probabilities_match_the_cohort_by_value() {
             start: "2025-06-01",
             end: None,
             emergency: true,
+            ..Default::default()
         })
         .collect();
     write_cohort(d.path(), &ps, &es, &ns);

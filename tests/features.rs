@@ -16,6 +16,7 @@ fn enc(id: &str, k: &str, setting: &'static str, start: &'static str, em: bool) 
         start,
         end: None,
         emergency: em,
+        ..Default::default()
     }
 }
 
@@ -33,6 +34,8 @@ fn history(id: &str, later: bool) -> (Vec<E>, Vec<N>) {
     ];
     if later {
         es.push(ev(id, "2025-06-01", "icd10", "W19"));
+        // An injury primary diagnosis with the fall: a falls admission (OHID C29).
+        es.push(ev(id, "2025-06-01", "icd10", "S72.0"));
         es.push(ev(id, "2025-06-01", "snomed", "161898004"));
         ns.push(enc(id, &format!("{id}4"), "inpatient", "2025-06-01", true));
         ns.push(enc(id, &format!("{id}5"), "ae", "2025-05-01", true));

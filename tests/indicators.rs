@@ -30,6 +30,7 @@ fn stay(
         start,
         end: Some(end),
         emergency,
+        ..Default::default()
     }
 }
 
@@ -58,6 +59,7 @@ fn example(copies: usize, big: &'static str) -> (Vec<P>, Vec<E>, Vec<N>) {
             true,
         ));
         es.push(ev(&id("a1"), "2024-05-02", "icd10", "W01"));
+        es.push(ev(&id("a1"), "2024-05-02", "icd10", "S52.5"));
         ns.push(stay(
             &id("a1"),
             "inpatient",
@@ -131,6 +133,7 @@ fn example(copies: usize, big: &'static str) -> (Vec<P>, Vec<E>, Vec<N>) {
     ps.push(person("b1", "1955-04-01", "small", None));
     ns.push(stay("b1", "inpatient", "2024-08-01", "2024-08-04", true));
     es.push(ev("b1", "2024-08-04", "icd10", "W19"));
+    es.push(ev("b1", "2024-08-04", "icd10", "S72.0"));
     ps.push(person("b2", "1960-04-01", "small", None));
     ns.push(stay("b2", "inpatient", "2025-04-01", "2025-04-01", true));
     ps.push(person("b3", "1944-01-01", "small", None));
@@ -140,6 +143,7 @@ fn example(copies: usize, big: &'static str) -> (Vec<P>, Vec<E>, Vec<N>) {
     ps.push(person("b4", "1940-01-01", "small", None));
     ns.push(stay("b4", "inpatient", "2025-03-30", "2025-04-05", true));
     es.push(ev("b4", "2025-04-03", "icd10", "W05"));
+    es.push(ev("b4", "2025-04-03", "icd10", "S72.0"));
     (ps, es, ns)
 }
 
@@ -162,15 +166,45 @@ fn hand_worked_counts() {
     let c = count(&load(&ps, &es, &ns), days(AS_OF));
     // big: people a1 a3 a4 a5 a7 (5), alive at the as-of date a1 (1); emergency admissions
     // a1 2 + a3 3 + a4 3 + a5 3 = 11, falls 1, others 10; deaths a3 a4 a5 a7 (4), in hospital
-    // a3 (1), elsewhere 3; three or more in the last 90 days a3 a5 (2), fewer a4 a7 (2).
-    assert_eq!(c.rows["big"], [5, 1, 11, 1, 10, 4, 1, 3, 2, 2]);
-    // small: b1 b3 b4 (3), all alive; admissions b1 (falls) and b4 (not falls: its code is
-    // dated after the as-of date).
-    assert_eq!(c.rows["small"], [3, 3, 2, 1, 1, 0, 0, 0, 0, 0]);
+    // a3 (1), elsewhere 3; three or more in the last 90 days a3 a5 (2), fewer a4 a7 (2). Ages
+    // on the window's first day (2024-04-02): a1 74, a3 84, a4 78, a5 94, a7 74; a1's falls
+    // admission is in the 70-74 band.
+    let row = |head: [u64; 10], people: [u64; 6], falls: [u64; 6]| {
+        let mut r = head.to_vec();
+        r.extend(people);
+        r.extend(falls);
+        r
+    };
+    assert_eq!(
+        c.rows["big"].to_vec(),
+        row(
+            [5, 1, 11, 1, 10, 4, 1, 3, 2, 2],
+            [0, 2, 1, 1, 0, 1],
+            [0, 1, 0, 0, 0, 0]
+        )
+    );
+    // small: b1 (69) b3 (80) b4 (84), all alive; admissions b1 (falls) and b4 (not falls: its
+    // codes are dated after the as-of date).
+    assert_eq!(
+        c.rows["small"].to_vec(),
+        row(
+            [3, 3, 2, 1, 1, 0, 0, 0, 0, 0],
+            [1, 0, 0, 2, 0, 0],
+            [1, 0, 0, 0, 0, 0]
+        )
+    );
     // The ICS row is the sum, and the table's relations hold.
     let t = c.table();
-    let all = &t.cells[2 * 10..3 * 10];
-    assert_eq!(all, &[8, 4, 13, 2, 11, 4, 1, 3, 2, 2]);
+    let w = strata::indicators::WIDTH;
+    let all = &t.cells[2 * w..3 * w];
+    assert_eq!(
+        all.to_vec(),
+        row(
+            [8, 4, 13, 2, 11, 4, 1, 3, 2, 2],
+            [1, 2, 1, 3, 0, 1],
+            [1, 1, 0, 0, 0, 0]
+        )
+    );
     for r in &t.relations {
         let sum: u64 = r.parts.iter().map(|&i| t.cells[i]).sum();
         assert_eq!(t.cells[r.total], sum, "{r:?}");
@@ -251,10 +285,19 @@ fn published_with_rates_from_the_published_counts() {
             .collect::<Vec<_>>()
     };
     let got: Vec<Vec<String>> = r.iter().map(|x| x[..5].to_vec()).collect();
-    // people 40, emergency 88, falls 8, deaths 32, in hospital 8, 3+ admissions 16.
+    // people 40, emergency 88, falls 8, deaths 32, in hospital 8, 3+ admissions 16. By age
+    // band (65-69 ... 90+) people 0, 16, 8, 8, 0, 8 and falls admissions 0, 8, 0, 0, 0, 0: the
+    // standardised rate is 5000 x 8/16 / 19500 per person = 12820.5 per 100,000.
     let big = [
         want("big", "emergency_admissions_65_plus", "88", "40", "2200.0"),
         want("big", "falls_admissions_65_plus", "8", "40", "20000.0"),
+        want(
+            "big",
+            "falls_admissions_65_plus_age_standardised",
+            "8",
+            "40",
+            "12820.5",
+        ),
         want("big", "deaths_in_hospital", "8", "32", "25.0"),
         want(
             "big",
@@ -263,6 +306,12 @@ fn published_with_rates_from_the_published_counts() {
             "32",
             "50.0",
         ),
+        want("big", "falls_admissions_65_69", "0", "0", "[z]"),
+        want("big", "falls_admissions_70_74", "8", "16", "50000.0"),
+        want("big", "falls_admissions_75_79", "0", "8", "0.0"),
+        want("big", "falls_admissions_80_84", "0", "8", "0.0"),
+        want("big", "falls_admissions_85_89", "0", "0", "[z]"),
+        want("big", "falls_admissions_90_plus", "0", "8", "0.0"),
     ];
     let all: Vec<Vec<String>> = big
         .iter()
@@ -272,8 +321,8 @@ fn published_with_rates_from_the_published_counts() {
             w
         })
         .collect();
-    assert_eq!(got[..4], big[..]);
-    assert_eq!(got[4..], all[..]);
+    assert_eq!(got[..11], big[..]);
+    assert_eq!(got[11..], all[..]);
     // (The ICS-wide rate beside each PCN row is checked with two PCNs, where it differs.)
     // The manifest hashes the file like every output.
     let m: serde_json::Value = manifest(&out);
@@ -281,7 +330,7 @@ fn published_with_rates_from_the_published_counts() {
         .as_array()
         .unwrap()
         .iter()
-        .any(|w| w["path"] == "indicators.csv" && w["rows"] == 8));
+        .any(|w| w["path"] == "indicators.csv" && w["rows"] == 22));
 }
 
 #[test]
@@ -298,21 +347,22 @@ fn small_counts_and_their_rates_are_suppressed_and_the_auditor_agrees() {
         let o = score_into(&d.path().join("cohort"), &out, &args);
         assert!(o.status.success(), "{}", stderr(&o));
         let r = rows(&out);
-        assert_eq!(r.len(), 3 * 4);
+        assert_eq!(r.len(), 3 * 11);
         // small: 3 people, 2 admissions (1 falls), no deaths. The 3, 2 and 1 are hidden, the
         // zero deaths are not; a rate of a hidden count is hidden, a rate over 0 deaths is
         // not applicable.
         let small: Vec<&Vec<String>> = r.iter().filter(|x| x[0] == "small").collect();
         assert_eq!(small[0][2..5], ["[c]", "[c]", "[c]"]);
         assert_eq!(small[1][2..5], ["[c]", "[c]", "[c]"]);
-        assert_eq!(small[2][2..5], ["0", "0", "[z]"]);
+        assert_eq!(small[2][2..5], ["[c]", "[c]", "[c]"], "standardised");
+        assert_eq!(small[3][2..5], ["0", "0", "[z]"]);
         // big: its counts (10 people, 22 admissions, ...) would give away small's hidden ones
         // through the ALL row (ALL = big + small, and ALL is shown), so every one of them is
         // hidden, and so are its rates. (That a shown count is the true one is checked with one
         // PCN above.)
         let big: Vec<&Vec<String>> = r.iter().filter(|x| x[0] == "big").collect();
-        assert_eq!(big.len(), 4);
-        for row in &big {
+        assert_eq!(big.len(), 11);
+        for row in big.iter().take(5) {
             assert_eq!(row[2..5], ["[c]", "[c]", "[c]"], "{row:?}");
         }
         let all: Vec<&Vec<String>> = r.iter().filter(|x| x[0] == "ALL").collect();
@@ -345,6 +395,17 @@ fn the_auditor_catches_a_count_given_away_by_the_ics_row() {
         t += &format!(
             "{pcn},deaths_with_3_or_more_emergency_admissions_in_last_90_days,0,0,[z],x,[z]\n"
         );
+        // Everyone is 65-69: the standardised rate is 5500/19500 of that band's rate.
+        let std = match pcn {
+            "big" => "11282.1",
+            "small" => "[c]",
+            _ => "10341.9",
+        };
+        t += &format!("{pcn},falls_admissions_65_plus_age_standardised,{f},{p},{std},x,10341.9\n");
+        t += &format!("{pcn},falls_admissions_65_69,{f},{p},{fr},x,36666.7\n");
+        for band in ["70_74", "75_79", "80_84", "85_89", "90_plus"] {
+            t += &format!("{pcn},falls_admissions_{band},0,0,[z],x,[z]\n");
+        }
     }
     std::fs::write(d.path().join("indicators.csv"), t).unwrap();
     let f = audit::audit_indicators(d.path(), 1);

@@ -314,6 +314,7 @@ fn hospital_activity_counts_the_12_months_to_the_as_of_date() {
         start,
         end: None,
         emergency: em,
+        ..Default::default()
     };
     let ns = vec![
         enc("a", "1", "inpatient", "2024-04-02", true),

@@ -37,6 +37,7 @@ fn base_encounters() -> Vec<N> {
         start: "2024-01-01",
         end: None,
         emergency: true,
+        ..Default::default()
     }]
 }
 

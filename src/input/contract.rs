@@ -103,6 +103,12 @@ const fn opt(name: &'static str, kind: Kind) -> ColumnSpec {
     }
 }
 
+/// An optional column the main decoders do not read: `input::links` reads it in a pass of its
+/// own.
+const fn opt_side(name: &'static str, kind: Kind) -> ColumnSpec {
+    checked(opt(name, kind))
+}
+
 /// A column checked against the contract but not read (kept in the contract for later stages).
 const fn checked(spec: ColumnSpec) -> ColumnSpec {
     ColumnSpec {
@@ -132,7 +138,11 @@ pub const EVENT_COLUMNS: &[ColumnSpec] = &[
     // SNOMED CT and dm+d ids are often held as bigint columns.
     req("code", Kind::Id),
     checked(opt("value", Kind::Number)),
-    checked(opt("encounter_id", Kind::Id)),
+    // Links a hospital diagnosis to its admission (`encounters.parquet`); read for the injury
+    // and falls diagnoses of the falls admission definition (`input::links`).
+    opt_side("encounter_id", Kind::Id),
+    // Diagnosis position on that encounter, 1 = primary (HES DIAG_01).
+    opt_side("position", Kind::Int),
 ];
 
 /// Columns of `encounters.parquet`.
@@ -143,6 +153,12 @@ pub const ENCOUNTER_COLUMNS: &[ColumnSpec] = &[
     req("start_date", Kind::Date),
     req("end_date", Kind::Date),
     req("emergency", Kind::Bool),
+    // Optional HES fields for spells (`input::links`, `input::spells`): the provider spell, and
+    // ADMIMETH, ADMISORC and DISDEST as in the NHS Data Dictionary.
+    opt_side("spell_id", Kind::Id),
+    opt_side("admission_method", Kind::Id),
+    opt_side("admission_source", Kind::Id),
+    opt_side("discharge_destination", Kind::Id),
 ];
 
 /// Columns of `medications.parquet` (optional file).

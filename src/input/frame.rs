@@ -87,7 +87,13 @@ pub(crate) fn open(
         .map(|(n, dt)| (n.to_string(), dt.clone()))
         .collect();
     let (present, types) = check_schema(name, &fields, spec, opts, ck)?;
-    let df = match df.select(present.iter().copied()) {
+    // The contract's columns only; those the main decoders skip stay for `links`' own pass.
+    let keep: Vec<&str> = spec
+        .iter()
+        .map(|c| c.name)
+        .filter(|n| fields.iter().any(|(f, _)| f == n))
+        .collect();
+    let df = match df.select(keep) {
         Ok(df) => df,
         Err(e) => {
             polars_err(ck, name, e);

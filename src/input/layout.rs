@@ -461,6 +461,7 @@ pub(crate) struct EncounterPart<'a> {
     start: &'a mut [i32],
     end: &'a mut [i32],
     emergency: &'a mut [bool],
+    file_row: &'a mut [u32],
     rejects: Vec<Reject>,
 }
 
@@ -472,6 +473,7 @@ pub(crate) struct DecodedEncounters {
     start: Vec<i32>,
     end: Vec<i32>,
     emergency: Vec<bool>,
+    file_row: Vec<u32>,
     parts: Vec<(usize, usize, Vec<Reject>)>,
 }
 
@@ -488,15 +490,17 @@ pub(crate) fn decode_encounter_parts(
         start: vec![0; total],
         end: vec![0; total],
         emergency: vec![false; total],
+        file_row: vec![0; total],
         parts: Vec::new(),
     };
     let mut tasks = Vec::with_capacity(spans.len());
-    let (mut p, mut s, mut st, mut en, mut em) = (
+    let (mut p, mut s, mut st, mut en, mut em, mut fr) = (
         &mut d.patient[..],
         &mut d.setting[..],
         &mut d.start[..],
         &mut d.end[..],
         &mut d.emergency[..],
+        &mut d.file_row[..],
     );
     for (i, &(_, len)) in spans.iter().enumerate() {
         let (p0, p1) = p.split_at_mut(len);
@@ -504,6 +508,7 @@ pub(crate) fn decode_encounter_parts(
         let (st0, st1) = st.split_at_mut(len);
         let (en0, en1) = en.split_at_mut(len);
         let (em0, em1) = em.split_at_mut(len);
+        let (fr0, fr1) = fr.split_at_mut(len);
         tasks.push((
             i,
             EncounterPart {
@@ -513,10 +518,11 @@ pub(crate) fn decode_encounter_parts(
                 start: st0,
                 end: en0,
                 emergency: em0,
+                file_row: fr0,
                 rejects: Vec::new(),
             },
         ));
-        (p, s, st, en, em) = (p1, s1, st1, en1, em1);
+        (p, s, st, en, em, fr) = (p1, s1, st1, en1, em1, fr1);
     }
     d.parts = tasks
         .into_par_iter()
@@ -598,6 +604,8 @@ impl EncounterPart<'_> {
         self.start[j] = st;
         self.end[j] = en;
         self.emergency[j] = em;
+        // `row` counts from 1 in messages; the file row is 0-based.
+        self.file_row[j] = (row - 1) as u32;
         self.kept += 1;
     }
 }
@@ -614,6 +622,7 @@ pub(crate) fn lay_out_encounters(
         mut start,
         mut end,
         mut emergency,
+        mut file_row,
         parts,
     } = decoded;
     let mut rejects = Vec::new();
@@ -625,6 +634,7 @@ pub(crate) fn lay_out_encounters(
             start.copy_within(lo..lo + n, kept);
             end.copy_within(lo..lo + n, kept);
             emergency.copy_within(lo..lo + n, kept);
+            file_row.copy_within(lo..lo + n, kept);
         }
         kept += n;
         rejects.extend(part_rejects);
@@ -634,6 +644,7 @@ pub(crate) fn lay_out_encounters(
     start.truncate(kept);
     end.truncate(kept);
     emergency.truncate(kept);
+    file_row.truncate(kept);
     let (offsets, perm) = group_by_patient(patients.len(), &patient);
     drop(patient);
     let e = Encounters {
@@ -642,6 +653,7 @@ pub(crate) fn lay_out_encounters(
         start: apply(start, &perm),
         end: apply(end, &perm),
         emergency: apply(emergency, &perm),
+        row: apply(file_row, &perm),
     };
     (e, rejects)
 }

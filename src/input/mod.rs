@@ -33,11 +33,13 @@ mod events;
 mod frame;
 pub use frame::from_batches;
 mod layout;
+mod links;
 mod medications;
 pub mod memory;
 mod parquet;
 mod patients;
 pub mod report;
+pub mod spells;
 
 use std::path::{Path, PathBuf};
 
@@ -151,6 +153,14 @@ impl Opened {
                 .find(|(name, _)| name == c)
                 .is_none_or(|(_, want)| want == t)
         })
+    }
+
+    /// The same rows for `links`' own pass.
+    fn link_input(&self) -> links::LinkInput {
+        match &self.source {
+            Source::Parquet { path, .. } => links::LinkInput::File(path.clone()),
+            Source::Frame(df) => links::LinkInput::Frame(df.clone()),
+        }
     }
 
     /// Rows, without decoding them.
@@ -324,6 +334,12 @@ fn read_tables(cohort: &mut Cohort, tables: OpenedTables, opts: &LoadOptions, ck
         .and_then(|t| patients::read_patients(&t, opts, ck));
     if let Some(p) = patients {
         let pidx = PatientIndex::new(&p);
+        // The optional hospital columns and diagnosis links are read in a pass of their own
+        // (`links`), after the main decoders.
+        let link_inputs = et
+            .as_ref()
+            .zip(nt.as_ref())
+            .map(|(e, n)| (e.link_input(), n.link_input()));
         // On the dictionary path (a few integers a row) events and encounters are decoded side
         // by side: each is parallel over its row groups, and the serial steps of one (grouping,
         // closing gaps) overlap the other's decoding. On the general path (a string a row) they
@@ -353,6 +369,21 @@ fn read_tables(cohort: &mut Cohort, tables: OpenedTables, opts: &LoadOptions, ck
         }
         if let Some(e) = encounters {
             cohort.encounters = e;
+            if let Some((ev_in, en_in)) = link_inputs.filter(|_| !cohort.events.offsets.is_empty())
+            {
+                match links::read(&ev_in, &en_in, &cohort.encounters, &pidx) {
+                    Ok((facts, columns)) => {
+                        cohort.spells = spells::build(
+                            &cohort.encounters,
+                            &facts,
+                            &cohort.events,
+                            &cohort.codes,
+                            columns,
+                        );
+                    }
+                    Err(e) => frame::polars_err(ck, ENCOUNTERS_FILE, e),
+                }
+            }
         }
         if let Some(m) = mt.and_then(|o| read_medications(o, &p, &pidx, opts, ck)) {
             cohort.medications = m;

@@ -12,7 +12,7 @@ use polars::prelude::*;
 
 use super::{encode_err, write_all, TABLE_FORMATS};
 use crate::disclosure::Cell;
-use crate::indicators::{rate, INDICATORS, WIDTH};
+use crate::indicators::{rate, standardised_rate, Rate, BANDS, INDICATORS, WIDTH};
 use crate::publish::{OutputError, Written};
 use crate::tables::CountedTable;
 
@@ -32,19 +32,35 @@ pub fn indicators_frame(table: &CountedTable, cells: &[Cell]) -> PolarsResult<Da
     let cell = |r: usize, q: usize| cells[r * WIDTH + q];
     let mut cols: [Vec<String>; 7] = Default::default();
     for r in 0..rows {
+        // A rate from the row's published cells only.
+        let rate_of = |r: usize, ind: &crate::indicators::Indicator| match ind.rate {
+            Rate::Crude => rate(
+                cell(r, ind.numerator).count(),
+                cell(r, ind.denominator).count(),
+                ind.per,
+            ),
+            Rate::Standardised => {
+                let bands = |first: usize| -> Vec<Option<u64>> {
+                    (0..BANDS.len())
+                        .map(|b| cell(r, first + b).count())
+                        .collect()
+                };
+                standardised_rate(
+                    &bands(crate::indicators::q::PEOPLE_BAND),
+                    &bands(crate::indicators::q::FALLS_BAND),
+                    ind.per,
+                )
+            }
+        };
         for ind in &INDICATORS {
             let (n, d) = (cell(r, ind.numerator), cell(r, ind.denominator));
-            let ics = rate(
-                cell(all, ind.numerator).count(),
-                cell(all, ind.denominator).count(),
-                ind.per,
-            );
+            let ics = rate_of(all, ind);
             for (col, v) in cols.iter_mut().zip([
                 table.rows[r].0.clone(),
                 ind.name.to_string(),
                 n.text(),
                 d.text(),
-                rate_text(rate(n.count(), d.count(), ind.per)),
+                rate_text(rate_of(r, ind)),
                 ind.unit.to_string(),
                 rate_text(ics),
             ]) {

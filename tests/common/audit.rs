@@ -449,19 +449,42 @@ pub fn assert_protected(out: &Path, round_to: i64) {
 
 /// The quantities `indicators.csv` prints, per area: each indicator's numerator and denominator
 /// (a denominator is printed on two rows).
-const QUANTITIES: [&str; 6] = [
+const QUANTITIES: [&str; NQ] = [
     "people",
     "emergency",
     "falls",
     "deaths",
     "in_hospital",
     "three_plus",
+    "people_65_69",
+    "people_70_74",
+    "people_75_79",
+    "people_80_84",
+    "people_85_89",
+    "people_90_plus",
+    "falls_65_69",
+    "falls_70_74",
+    "falls_75_79",
+    "falls_80_84",
+    "falls_85_89",
+    "falls_90_plus",
 ];
 
-/// Each indicator of `indicators.csv`: (name, numerator, denominator, rate multiplier).
-const INDICATOR_ROWS: [(&str, usize, usize, u128); 4] = [
+/// Quantities per area.
+const NQ: usize = 18;
+/// The first of the six people age bands, and of the six falls age bands.
+const PEOPLE_BANDS: usize = 6;
+const FALLS_BANDS: usize = 12;
+/// The 2013 European Standard Population weights of the bands 65-69 ... 90+ (Eurostat 2013),
+/// as an outsider would take them from the publication, not from strata.
+const ESP2013: [u128; 6] = [5500, 5000, 4000, 2500, 1500, 1000];
+
+/// Each indicator of `indicators.csv`: (name, numerator, denominator, rate multiplier); the
+/// standardised rate is recognised by its name.
+const INDICATOR_ROWS: [(&str, usize, usize, u128); 11] = [
     ("emergency_admissions_65_plus", 1, 0, 1_000),
     ("falls_admissions_65_plus", 2, 0, 100_000),
+    ("falls_admissions_65_plus_age_standardised", 2, 0, 100_000),
     ("deaths_in_hospital", 4, 3, 100),
     (
         "deaths_with_3_or_more_emergency_admissions_in_last_90_days",
@@ -469,7 +492,60 @@ const INDICATOR_ROWS: [(&str, usize, usize, u128); 4] = [
         3,
         100,
     ),
+    ("falls_admissions_65_69", FALLS_BANDS, PEOPLE_BANDS, 100_000),
+    (
+        "falls_admissions_70_74",
+        FALLS_BANDS + 1,
+        PEOPLE_BANDS + 1,
+        100_000,
+    ),
+    (
+        "falls_admissions_75_79",
+        FALLS_BANDS + 2,
+        PEOPLE_BANDS + 2,
+        100_000,
+    ),
+    (
+        "falls_admissions_80_84",
+        FALLS_BANDS + 3,
+        PEOPLE_BANDS + 3,
+        100_000,
+    ),
+    (
+        "falls_admissions_85_89",
+        FALLS_BANDS + 4,
+        PEOPLE_BANDS + 4,
+        100_000,
+    ),
+    (
+        "falls_admissions_90_plus",
+        FALLS_BANDS + 5,
+        PEOPLE_BANDS + 5,
+        100_000,
+    ),
 ];
+
+/// The directly standardised rate an outsider computes from the published band cells.
+fn expected_standardised(people: &[Option<i64>], falls: &[Option<i64>], per: u128) -> String {
+    let (mut num, mut den, mut any) = (0u128, 1u128, false);
+    for b in 0..6 {
+        let (Some(n), Some(f)) = (people[b], falls[b]) else {
+            return "[c]".into();
+        };
+        if n == 0 {
+            continue;
+        }
+        any = true;
+        num = num * n as u128 + ESP2013[b] * f as u128 * den;
+        den *= n as u128;
+    }
+    if !any {
+        return "[z]".into();
+    }
+    let (num, den) = (num * per, den * ESP2013.iter().sum::<u128>());
+    let tenths = (num * 20 + den) / (2 * den);
+    format!("{}.{}", tenths / 10, tenths % 10)
+}
 
 /// Differences an outsider can take between printed quantities that count a part of another
 /// (a falls admission is an emergency admission, and so on): (whole, part).
@@ -505,14 +581,14 @@ pub fn audit_indicators(out: &Path, round_to: i64) -> Findings {
     );
     // Per area (in file order): the six quantities as printed, and the rates.
     let mut areas: Vec<String> = Vec::new();
-    let mut printed: Vec<[Option<Option<i64>>; 6]> = Vec::new();
+    let mut printed: Vec<[Option<Option<i64>>; NQ]> = Vec::new();
     let mut rates: Vec<(usize, usize, String, String)> = Vec::new();
     for line in lines {
         let f = split_csv(line);
         assert_eq!(f.len(), 7, "{line}");
         if areas.last() != Some(&f[0]) {
             areas.push(f[0].clone());
-            printed.push([None; 6]);
+            printed.push([None; NQ]);
         }
         let a = areas.len() - 1;
         let k = INDICATOR_ROWS
@@ -546,12 +622,24 @@ pub fn audit_indicators(out: &Path, round_to: i64) -> Findings {
     for (a, k, rate, ics) in &rates {
         let (name, nq, dq, per) = INDICATOR_ROWS[*k];
         let (n, d) = (value(*a, nq), value(*a, dq));
+        let expected = |a: usize| {
+            if name.ends_with("_age_standardised") {
+                let bands = |first: usize| -> Vec<Option<i64>> {
+                    (0..6).map(|b| value(a, first + b)).collect()
+                };
+                expected_standardised(&bands(PEOPLE_BANDS), &bands(FALLS_BANDS), per)
+            } else {
+                expected_rate(value(a, nq), value(a, dq), per)
+            }
+        };
         if round_to <= 1 {
-            assert_eq!(*rate, expected_rate(n, d, per), "{} {name}", areas[*a]);
+            assert_eq!(*rate, expected(*a), "{} {name}", areas[*a]);
+            assert_eq!(*ics, expected(all), "{} {name} ICS rate", areas[*a]);
+        } else if name.ends_with("_age_standardised") {
             assert_eq!(
-                *ics,
-                expected_rate(value(all, nq), value(all, dq), per),
-                "{} {name} ICS rate",
+                *rate == "[c]",
+                expected(*a) == "[c]",
+                "{} {name}",
                 areas[*a]
             );
         } else {
@@ -563,10 +651,10 @@ pub fn audit_indicators(out: &Path, round_to: i64) -> Findings {
             );
         }
     }
-    // Variables: six per area.
-    let var = |a: usize, q: usize| a * 6 + q;
-    let bounds: Vec<(f64, f64)> = (0..areas.len() * 6)
-        .map(|i| match value(i / 6, i % 6) {
+    // Variables: NQ per area.
+    let var = |a: usize, q: usize| a * NQ + q;
+    let bounds: Vec<(f64, f64)> = (0..areas.len() * NQ)
+        .map(|i| match value(i / NQ, i % NQ) {
             None => (0.0, f64::INFINITY),
             Some(v) if round_to <= 1 => (v as f64, v as f64),
             Some(v) => (
@@ -576,10 +664,18 @@ pub fn audit_indicators(out: &Path, round_to: i64) -> Findings {
         })
         .collect();
     let mut eqs: Vec<Vec<(usize, f64)>> = Vec::new();
-    for q in 0..6 {
+    for q in 0..NQ {
         let mut e: Vec<(usize, f64)> = (0..all).map(|a| (var(a, q), 1.0)).collect();
         e.push((var(all, q), -1.0));
         eqs.push(e);
+    }
+    // The age bands add up to the people and to the falls admissions of each area.
+    for a in 0..areas.len() {
+        for (total, first) in [(0, PEOPLE_BANDS), (2, FALLS_BANDS)] {
+            let mut e: Vec<(usize, f64)> = (0..6).map(|b| (var(a, first + b), 1.0)).collect();
+            e.push((var(a, total), -1.0));
+            eqs.push(e);
+        }
     }
     let mut geqs: Vec<Vec<(usize, f64)>> = Vec::new();
     for a in 0..areas.len() {
@@ -612,8 +708,8 @@ pub fn audit_indicators(out: &Path, round_to: i64) -> Findings {
         if let Some(v) = pinned(&[(i, 1.0)]).filter(|&v| v != 0) {
             f.pinned.push((
                 "indicators.csv".into(),
-                areas[i / 6].clone(),
-                QUANTITIES[i % 6].into(),
+                areas[i / NQ].clone(),
+                QUANTITIES[i % NQ].into(),
                 v,
             ));
         }

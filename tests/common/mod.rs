@@ -34,12 +34,17 @@ pub fn patient(id: &str, birth: &'static str) -> P {
 }
 
 /// One event row.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct E {
     pub id: String,
     pub date: &'static str,
     pub system: &'static str,
     pub code: String,
+    /// `encounter_id`: the admission a hospital diagnosis belongs to (the column is written only
+    /// when some row has one).
+    pub enc: Option<String>,
+    /// Diagnosis `position` (1 = primary; written only when some row has one).
+    pub position: Option<i32>,
 }
 
 pub fn ev(id: &str, date: &'static str, system: &'static str, code: &str) -> E {
@@ -48,11 +53,12 @@ pub fn ev(id: &str, date: &'static str, system: &'static str, code: &str) -> E {
         date,
         system,
         code: code.to_string(),
+        ..Default::default()
     }
 }
 
-/// One encounter row.
-#[derive(Clone, Debug)]
+/// One encounter row. The optional HES columns are written only when some row has a value.
+#[derive(Clone, Debug, Default)]
 pub struct N {
     pub id: String,
     pub enc: String,
@@ -61,6 +67,14 @@ pub struct N {
     /// Last day of the stay; `None`: the day it started.
     pub end: Option<&'static str>,
     pub emergency: bool,
+    /// `spell_id` (the provider spell).
+    pub spell: Option<&'static str>,
+    /// `admission_method` (HES ADMIMETH).
+    pub method: Option<&'static str>,
+    /// `admission_source` (HES ADMISORC).
+    pub source: Option<&'static str>,
+    /// `discharge_destination` (HES DISDEST).
+    pub dest: Option<&'static str>,
 }
 
 /// An ISO date as days since 1970-01-01.
@@ -131,7 +145,7 @@ pub fn patients_frame(ps: &[P]) -> DataFrame {
 }
 
 pub fn events_frame(es: &[E]) -> DataFrame {
-    DataFrame::new(
+    let df = DataFrame::new(
         es.len(),
         vec![
             Column::new(
@@ -149,11 +163,22 @@ pub fn events_frame(es: &[E]) -> DataFrame {
             ),
         ],
     )
-    .unwrap()
+    .unwrap();
+    let mut df = df;
+    if es.iter().any(|e| e.enc.is_some()) {
+        let v: Vec<Option<&str>> = es.iter().map(|e| e.enc.as_deref()).collect();
+        df.with_column(Column::new("encounter_id".into(), v))
+            .unwrap();
+    }
+    if es.iter().any(|e| e.position.is_some()) {
+        let v: Vec<Option<i32>> = es.iter().map(|e| e.position).collect();
+        df.with_column(Column::new("position".into(), v)).unwrap();
+    }
+    df
 }
 
 pub fn encounters_frame(ns: &[N]) -> DataFrame {
-    DataFrame::new(
+    let df = DataFrame::new(
         ns.len(),
         vec![
             Column::new(
@@ -179,7 +204,21 @@ pub fn encounters_frame(ns: &[N]) -> DataFrame {
             ),
         ],
     )
-    .unwrap()
+    .unwrap();
+    let mut df = df;
+    let optional: [(&str, fn(&N) -> Option<&'static str>); 4] = [
+        ("spell_id", |n| n.spell),
+        ("admission_method", |n| n.method),
+        ("admission_source", |n| n.source),
+        ("discharge_destination", |n| n.dest),
+    ];
+    for (name, get) in optional {
+        if ns.iter().any(|n| get(n).is_some()) {
+            let v: Vec<Option<&str>> = ns.iter().map(get).collect();
+            df.with_column(Column::new(name.into(), v)).unwrap();
+        }
+    }
+    df
 }
 
 /// Write a cohort folder.
