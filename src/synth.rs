@@ -492,6 +492,15 @@ mod k {
     pub const FALL_SHARE: f64 = 0.04;
     /// Extra fall share per eFI deficit.
     pub const FALL_SHARE_PER_DEFICIT: f64 = 0.006;
+    /// Share of emergency spells of people 65+ that go on in another hospital, before frailty
+    /// (one spell, two encounters).
+    pub const TRANSFER_65: f64 = 0.05;
+    /// Extra transfer share per eFI deficit.
+    pub const TRANSFER_PER_DEFICIT: f64 = 0.01;
+    /// Transfer share under 65.
+    pub const TRANSFER_YOUNG: f64 = 0.02;
+    /// Share of A&E attendances of people 65+ with a fall and an injury coded on them.
+    pub const AE_FALL: f64 = 0.03;
     /// Gompertz mortality: ln(annual probability) = MORT_A + MORT_B * age.
     pub const MORT_A: f64 = -9.9;
     /// See MORT_A.
@@ -516,6 +525,8 @@ struct Chunk {
     e_code: Vec<u32>,
     e_value: Vec<Option<f64>>,
     e_encounter: Vec<Option<u64>>,
+    /// Diagnosis position on its encounter (1 = primary); `None` for GP records.
+    e_position: Vec<Option<i32>>,
     // encounters
     n_patient: Vec<u32>,
     n_id: Vec<u64>,
@@ -523,6 +534,10 @@ struct Chunk {
     n_start: Vec<i32>,
     n_end: Vec<i32>,
     n_emergency: Vec<bool>,
+    /// HES ADMIMETH, ADMISORC and DISDEST of inpatient rows (`None` on attendances).
+    n_method: Vec<Option<&'static str>>,
+    n_source: Vec<Option<&'static str>>,
+    n_dest: Vec<Option<&'static str>>,
 }
 
 struct World<'a> {
@@ -652,6 +667,14 @@ impl World<'_> {
             c.e_code.push(code);
             c.e_value.push(value);
             c.e_encounter.push(enc);
+            c.e_position.push(None);
+        };
+        // A hospital diagnosis at its position on the encounter.
+        let diagnose = |c: &mut Chunk, day: i32, code: u32, enc: u64, position: i32| {
+            push(c, day, code, None, Some(enc));
+            if let Some(last) = c.e_position.last_mut() {
+                *last = Some(position);
+            }
         };
         let span = (last - first).max(0) as u64;
         let uniform_day = |r: &mut Rng| first + r.below(span + 1) as i32;
@@ -760,10 +783,13 @@ impl World<'_> {
                 .map(|(id, _)| *id)
                 .collect();
             let mut enc_k = 0u64;
+            // An encounter with its HES method, source and destination (inpatient rows).
+            type Hes = Option<(&'static str, &'static str, &'static str)>;
             let mut new_enc = |setting: &'static str,
                                start: i32,
                                end: i32,
                                emergency: bool,
+                               hes: Hes,
                                c: &mut Chunk|
              -> u64 {
                 enc_k += 1;
@@ -774,6 +800,9 @@ impl World<'_> {
                 c.n_start.push(start);
                 c.n_end.push(end);
                 c.n_emergency.push(emergency);
+                c.n_method.push(hes.map(|h| h.0));
+                c.n_source.push(hes.map(|h| h.1));
+                c.n_dest.push(hes.map(|h| h.2));
                 id
             };
             let n_emerg = r.poisson(rate * years);
@@ -786,53 +815,98 @@ impl World<'_> {
                 let start = uniform_day(&mut r);
                 let los = r.poisson(1.0 + 0.6 * total as f64 + (age / 30.0)) as i32;
                 let end = (start + los).min(self.end);
-                let enc = new_enc("inpatient", start, end, true, c);
+                // Some spells go on in another hospital (a transfer, older and frailer people
+                // more often): on the day of discharge, or a day or two later with the
+                // transfer coded (HES discharge destination and admission source 51, admission
+                // method 2B), so that spells of two encounters are exercised.
+                let transfer_p = if age >= 65.0 {
+                    (k::TRANSFER_65 + k::TRANSFER_PER_DEFICIT * total as f64).min(0.3)
+                } else {
+                    k::TRANSFER_YOUNG
+                };
+                let transfer = end < self.end && r.chance(transfer_p);
+                let method = if r.chance(0.75) { "21" } else { "22" };
+                let dest = if transfer { "51" } else { "19" };
+                let enc = new_enc("inpatient", start, end, true, Some((method, "19", dest)), c);
+                let mut episodes = vec![(enc, start)];
+                if transfer {
+                    let gap = if r.chance(0.7) {
+                        0
+                    } else {
+                        1 + r.below(2) as i32
+                    };
+                    let s2 = (end + gap).min(self.end);
+                    let e2 = (s2 + r.poisson(3.0 + 0.5 * total as f64) as i32).min(self.end);
+                    let enc2 = new_enc("inpatient", s2, e2, true, Some(("2B", "51", "19")), c);
+                    episodes.push((enc2, s2));
+                }
                 let fall_p = if age >= 65.0 {
                     k::FALL_SHARE + k::FALL_SHARE_PER_DEFICIT * total as f64
                 } else {
                     0.02
                 };
-                if r.chance(fall_p) {
+                let primary = if r.chance(fall_p) {
                     let inj = t.fall_injury[r.below(t.fall_injury.len() as u64) as usize];
                     let cause = t.fall_cause[r.below(t.fall_cause.len() as u64) as usize];
-                    push(c, start, inj, None, Some(enc));
-                    push(c, start, cause, None, Some(enc));
+                    Some((inj, cause))
                 } else {
-                    let (code, _, _) = t.acute[r.weighted(&acute_w)];
-                    push(c, start, code, None, Some(enc));
-                }
-                // Secondary diagnoses: the patient's long-term conditions.
-                for &d in &deficits {
-                    if !t.deficit_icd[d].is_empty() && r.chance(0.5) {
-                        let codes = &t.deficit_icd[d];
-                        let code = codes[r.below(codes.len() as u64) as usize];
-                        push(c, start, code, None, Some(enc));
+                    None
+                };
+                let acute = t.acute[r.weighted(&acute_w)].0;
+                for &(enc, day) in &episodes {
+                    let mut position = 1;
+                    let mut dx = |c: &mut Chunk, code: u32| {
+                        diagnose(c, day, code, enc, position);
+                        position += 1;
+                    };
+                    match primary {
+                        Some((inj, cause)) => {
+                            dx(c, inj);
+                            dx(c, cause);
+                        }
+                        None => dx(c, acute),
                     }
-                }
-                for &o in &other {
-                    if r.chance(0.7) {
-                        push(c, start, o, None, Some(enc));
+                    // Secondary diagnoses: the patient's long-term conditions.
+                    for &d in &deficits {
+                        if !t.deficit_icd[d].is_empty() && r.chance(0.5) {
+                            let codes = &t.deficit_icd[d];
+                            dx(c, codes[r.below(codes.len() as u64) as usize]);
+                        }
+                    }
+                    for &o in &other {
+                        if r.chance(0.7) {
+                            dx(c, o);
+                        }
                     }
                 }
             }
             for _ in 0..r.poisson(years * (0.25 + 0.002 * age + 0.05 * total as f64)) {
                 let day = uniform_day(&mut r);
-                new_enc("ae", day, day, true, c);
+                let enc = new_enc("ae", day, day, true, None, c);
+                // Noise for the falls definition: a fall and an injury coded on an A&E
+                // attendance (not an admission: linked to the attendance, never counted as a
+                // falls admission even when an admission's dates cover the day).
+                if age >= 65.0 && r.chance(k::AE_FALL) {
+                    let inj = t.fall_injury[r.below(t.fall_injury.len() as u64) as usize];
+                    let cause = t.fall_cause[r.below(t.fall_cause.len() as u64) as usize];
+                    diagnose(c, day, inj, enc, 1);
+                    diagnose(c, day, cause, enc, 2);
+                }
             }
             for _ in 0..r.poisson(years * (0.03 + 0.001 * age)) {
                 let start = uniform_day(&mut r);
                 let end = (start + r.poisson(1.5) as i32).min(self.end);
-                let enc = new_enc("inpatient", start, end, false, c);
+                let enc = new_enc("inpatient", start, end, false, Some(("11", "19", "19")), c);
                 let code = if !other.is_empty() && r.chance(0.5) {
                     other[r.below(other.len() as u64) as usize]
                 } else {
                     t.acute[r.below(t.acute.len() as u64) as usize].0
                 };
-                push(c, start, code, None, Some(enc));
+                diagnose(c, start, code, enc, 1);
             }
             for _ in 0..r.poisson(years * (0.4 + 0.01 * age + 0.1 * total as f64)) {
                 let day = uniform_day(&mut r);
-                new_enc("outpatient", day, day, false, c);
+                new_enc("outpatient", day, day, false, None, c);
             }
         }
         c.birth.push(birth);
@@ -859,6 +933,7 @@ fn order_chunk(c: &mut Chunk) {
     c.e_code = idx.iter().map(|&k| c.e_code[k]).collect();
     c.e_value = idx.iter().map(|&k| c.e_value[k]).collect();
     c.e_encounter = idx.iter().map(|&k| c.e_encounter[k]).collect();
+    c.e_position = idx.iter().map(|&k| c.e_position[k]).collect();
     let mut idx: Vec<usize> = (0..c.n_patient.len()).collect();
     idx.sort_by_key(|&k| (c.n_patient[k], c.n_start[k], c.n_id[k]));
     c.n_patient = idx.iter().map(|&k| c.n_patient[k]).collect();
@@ -867,6 +942,9 @@ fn order_chunk(c: &mut Chunk) {
     c.n_start = idx.iter().map(|&k| c.n_start[k]).collect();
     c.n_end = idx.iter().map(|&k| c.n_end[k]).collect();
     c.n_emergency = idx.iter().map(|&k| c.n_emergency[k]).collect();
+    c.n_method = idx.iter().map(|&k| c.n_method[k]).collect();
+    c.n_source = idx.iter().map(|&k| c.n_source[k]).collect();
+    c.n_dest = idx.iter().map(|&k| c.n_dest[k]).collect();
 }
 
 /// Rows per row group that polars' `ParquetWriter::finish` aims at when none is set (512²).
@@ -1041,6 +1119,7 @@ impl Pending {
         e.e_code.extend(c.e_code);
         e.e_value.extend(c.e_value);
         e.e_encounter.extend(c.e_encounter);
+        e.e_position.extend(c.e_position);
         let n = &mut self.en;
         n.n_patient.extend(c.n_patient);
         n.n_id.extend(c.n_id);
@@ -1048,6 +1127,9 @@ impl Pending {
         n.n_start.extend(c.n_start);
         n.n_end.extend(c.n_end);
         n.n_emergency.extend(c.n_emergency);
+        n.n_method.extend(c.n_method);
+        n.n_source.extend(c.n_source);
+        n.n_dest.extend(c.n_dest);
     }
 
     fn drop_patients(&mut self, k: usize) {
@@ -1069,6 +1151,7 @@ impl Pending {
         e.e_code.drain(..k);
         e.e_value.drain(..k);
         e.e_encounter.drain(..k);
+        e.e_position.drain(..k);
     }
 
     fn drop_encounters(&mut self, k: usize) {
@@ -1079,6 +1162,9 @@ impl Pending {
         n.n_start.drain(..k);
         n.n_end.drain(..k);
         n.n_emergency.drain(..k);
+        n.n_method.drain(..k);
+        n.n_source.drain(..k);
+        n.n_dest.drain(..k);
     }
 }
 
@@ -1161,6 +1247,7 @@ impl Names<'_> {
                 Column::new("code".into(), code),
                 Column::new("value".into(), take(&e.e_value, idx)),
                 Column::new("encounter_id".into(), enc),
+                Column::new("position".into(), take(&e.e_position, idx)),
             ],
         )
     }
@@ -1179,6 +1266,9 @@ impl Names<'_> {
                 date_col("start_date", take(&n.n_start, idx)),
                 date_col("end_date", take(&n.n_end, idx)),
                 Column::new("emergency".into(), take(&n.n_emergency, idx)),
+                Column::new("admission_method".into(), take(&n.n_method, idx)),
+                Column::new("admission_source".into(), take(&n.n_source, idx)),
+                Column::new("discharge_destination".into(), take(&n.n_dest, idx)),
             ],
         )
     }

@@ -140,58 +140,54 @@ fn synthetic_population_matches_published_rates() {
         "annual mortality {mortality}"
     );
 
-    // Emergency admissions and falls admissions of people 65+, from the files themselves.
-    let events = ParquetReader::new(std::fs::File::open(d.path().join("events.parquet")).unwrap())
-        .with_columns(Some(vec![
-            "code_system".into(),
-            "code".into(),
-            "encounter_id".into(),
-        ]))
-        .finish()
-        .unwrap();
-    let mut falls_enc = HashSet::new();
-    let sys = events.column("code_system").unwrap().str().unwrap().clone();
-    let code = events.column("code").unwrap().str().unwrap().clone();
-    let enc = events
-        .column("encounter_id")
+    // Emergency admissions and falls admissions of people 65+: spells admitted in the year
+    // after the as-of date (transfers are one admission, README "Hospital spells"), falls as
+    // OHID C29 defines them. The generator writes spells of two encounters and falls codes on
+    // A&E attendances: both must be there, and neither may move the rates.
+    let sp = &cohort.spells;
+    let (mut nel, mut falls) = (0u64, 0u64);
+    for &i in &eligible {
+        for k in sp.of(i) {
+            if sp.emergency[k] && sp.start[k] > as_of && sp.start[k] <= end {
+                nel += 1;
+                falls += sp.falls_by(k, end) as u64;
+            }
+        }
+    }
+    let r = &sp.report;
+    println!("{r:?}");
+    assert!(
+        r.joined_spells > 0 && r.joined_spells * 10 < r.spells,
+        "{r:?}"
+    );
+    assert_eq!(r.falls_link, strata::input::spells::FallsLink::EncounterId);
+    assert!(r.diagnosis_position && r.columns.len() == 3, "{r:?}");
+    assert_eq!(r.method_disagreements, 0);
+    // Falls coded on A&E attendances are in the files (the noise the links must see past).
+    let events = read_parquet(&d.path().join("events.parquet"));
+    let encs = read_parquet(&d.path().join("encounters.parquet"));
+    let ae: HashSet<&str> = encs
+        .column("setting")
         .unwrap()
         .str()
         .unwrap()
-        .clone();
-    for ((s, c), e) in sys.iter().zip(code.iter()).zip(enc.iter()) {
-        if let (Some("icd10"), Some(c), Some(e)) = (s, c, e) {
-            let b = c.as_bytes();
-            if b.len() >= 3 && b[0] == b'W' && (b[1] == b'0' || b[1] == b'1') {
-                falls_enc.insert(e.to_string());
-            }
-        }
-    }
-    let encs = read_parquet(&d.path().join("encounters.parquet"));
-    let old: HashSet<&str> = eligible.iter().map(|&i| p.id[i].as_str()).collect();
-    let col = |n: &str| encs.column(n).unwrap().as_materialized_series().clone();
-    let (pid, id, setting, start, em) = (
-        col("patient_id"),
-        col("encounter_id"),
-        col("setting"),
-        col("start_date"),
-        col("emergency"),
-    );
-    let start = start.cast(&DataType::Int32).unwrap();
-    let (mut nel, mut falls) = (0u64, 0u64);
-    for k in 0..encs.height() {
-        let in_year = {
-            let d = start.i32().unwrap().get(k).unwrap();
-            d > as_of && d <= end
-        };
-        let is_nel = setting.str().unwrap().get(k) == Some("inpatient")
-            && em.bool().unwrap().get(k) == Some(true);
-        if in_year && is_nel && old.contains(pid.str().unwrap().get(k).unwrap()) {
-            nel += 1;
-            if falls_enc.contains(id.str().unwrap().get(k).unwrap()) {
-                falls += 1;
-            }
-        }
-    }
+        .iter()
+        .zip(encs.column("encounter_id").unwrap().str().unwrap().iter())
+        .filter_map(|(s, e)| (s == Some("ae")).then_some(e.unwrap()))
+        .collect();
+    let ae_falls = events
+        .column("code")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .zip(events.column("encounter_id").unwrap().str().unwrap().iter())
+        .filter(|(c, e)| {
+            c.is_some_and(|c| c.starts_with("W0") || c.starts_with("W1"))
+                && e.is_some_and(|e| ae.contains(e))
+        })
+        .count();
+    assert!(ae_falls > 100, "falls codes on A&E attendances: {ae_falls}");
     let nel_rate = nel as f64 / n65 * 1000.0;
     let falls_rate = falls as f64 / n65 * 100_000.0;
     println!(
