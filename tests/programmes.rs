@@ -123,13 +123,29 @@ fn cohort_rows() -> (Vec<P>, Vec<E>) {
         let mut p = patient(id, birth);
         p.death = death;
         ps.push(p);
-        for c in deficits(&defs, n, falls) {
-            es.push(ev(id, "2023-01-01", "snomed", &c));
+        for (k, c) in deficits(&defs, n, falls).into_iter().enumerate() {
+            // The fall (the last code when there is one) within the 12 months to the as-of
+            // date, the other deficits long before.
+            let date = if falls && k + 1 == n {
+                "2024-10-01"
+            } else {
+                "2023-01-01"
+            };
+            es.push(ev(id, date, "snomed", &c));
         }
         for (code, date) in pal {
             es.push(ev(id, date, "snomed", code));
         }
     }
+    // A fall recorded 27 months before the as-of date and nothing since: no falls history in
+    // the last 12 months (NICE NG249), so on no falls list.
+    ps.push(patient("oldfall", "1945-01-01"));
+    es.push(ev(
+        "oldfall",
+        "2023-01-01",
+        "snomed",
+        &deficits(&defs, 1, true)[0],
+    ));
     (ps, es)
 }
 
@@ -258,12 +274,12 @@ fn each_rule_lists_whom_it_says_in_frailty_order_and_says_why() {
         vec![
             (
                 "sev1".to_string(),
-                "severe frailty (eFI 14 of 36 deficits); a fall recorded (eFI falls deficit)"
+                "severe frailty (eFI 14 of 36 deficits); a fall recorded in the last 12 months"
                     .to_string()
             ),
             (
                 "mild2".to_string(),
-                "a fall recorded (eFI falls deficit)".to_string()
+                "a fall recorded in the last 12 months".to_string()
             ),
         ]
     );
@@ -403,7 +419,8 @@ fn the_five_example_programmes_on_the_fixture() {
         assert_eq!(band.iter().filter(|b| high(b)).count(), top5(p), "{p}");
         for i in 0..fl.height() {
             let fall = present[i].split("; ").any(|x| x == "Falls");
-            assert_eq!(rule[i].contains("a fall recorded"), fall, "{p} row {i}");
+            // A fall in the last 12 months is a fall recorded at all (the eFI deficit).
+            assert!(!rule[i].contains("a fall recorded") || fall, "{p} row {i}");
             assert_eq!(
                 rule[i].contains("falls admission risk"),
                 high(&band[i]),
