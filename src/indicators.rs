@@ -442,14 +442,14 @@ pub fn standardised_rate(
     let mut num: u128 = 0;
     let mut den: u128 = 1;
     let mut any = false;
-    for b in 0..BANDS.len() {
+    for (b, &weight) in w.iter().enumerate() {
         let (n, f) = (people.get(b).copied()??, falls.get(b).copied()??);
         if n == 0 {
             continue;
         }
         any = true;
         // num/den + w f / n = (num n + w f den) / (den n)
-        num = num * u128::from(n) + u128::from(w[b]) * u128::from(f) * den;
+        num = num * u128::from(n) + u128::from(weight) * u128::from(f) * den;
         den *= u128::from(n);
     }
     if !any {

@@ -130,7 +130,7 @@ impl HospitalRules {
     /// Whether an admission method, source or destination value marks a transfer.
     pub fn is_transfer(list: &[String], raw: &str) -> bool {
         let code = hes_code(raw);
-        list.iter().any(|c| *c == code)
+        list.contains(&code)
     }
 
     /// The class of a normalised ICD-10 code: [`INJURY`], [`FALL`] or 0.

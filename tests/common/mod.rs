@@ -206,7 +206,8 @@ pub fn encounters_frame(ns: &[N]) -> DataFrame {
     )
     .unwrap();
     let mut df = df;
-    let optional: [(&str, fn(&N) -> Option<&'static str>); 4] = [
+    type Get = fn(&N) -> Option<&'static str>;
+    let optional: [(&str, Get); 4] = [
         ("spell_id", |n| n.spell),
         ("admission_method", |n| n.method),
         ("admission_source", |n| n.source),
