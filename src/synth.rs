@@ -473,7 +473,7 @@ impl CodeTable {
 /// Calibrated parameters (see module docs for the targets; `tests/synth.rs` checks them).
 mod k {
     /// Mean eFI deficits at age 75 in a middling-deprivation area.
-    pub const EFI_AT_75: f64 = 4.95;
+    pub const EFI_AT_75: f64 = 5.2;
     /// Growth of the mean per year of age (65+).
     pub const EFI_PER_YEAR: f64 = 0.03;
     /// Extra growth per year of age below 50 (fewer deficits in the young).
@@ -507,6 +507,45 @@ mod k {
     pub const MORT_B: f64 = 0.0865;
     /// Mortality multiplied by exp(MORT_PER_DEFICIT * deficits) (normalised).
     pub const MORT_PER_DEFICIT: f64 = 0.12;
+    // Published relations the generator reproduces (tests/synth.rs checks them from the files):
+    // - deprivation: SPARRA v4 (Public Health Scotland) reports a 12-month emergency admission
+    //   or death rate of 11.3% in the most deprived SIMD decile against 6.3% in the least;
+    //   English emergency admission rates of people 65+ are of the order of 1.5x in the most
+    //   deprived fifth against the least (OHID Fingertips, by IMD quintile). Deprivation acts
+    //   through frailty (higher eFI, `DEPRIVATION`) and directly, exp(X * d), d = +1 in the
+    //   most deprived decile, -1 in the least;
+    // - care homes: residents' annual mortality is several times that of people of the same age
+    //   at home (Shah SM et al., Age Ageing 2013;42(4):438-443: about three times at 85+);
+    // - sex: men's mortality above women's at every age (ONS life tables), emergency admissions
+    //   a little higher in men;
+    // - a non-linear part: being both 80 or over and frail (OLD_FRAIL_DEFICITS deficits or
+    //   more) multiplies risk beyond the two effects (an interaction a linear model misses).
+    /// Spread (log scale) of a person's own propensity to be admitted.
+    pub const ADMISSION_SPREAD: f64 = 0.6;
+    /// Care-home residence: probability CARE_HOME x deficits^1.6 (doubled at 85+).
+    pub const CARE_HOME: f64 = 0.007;
+    /// Direct deprivation effect on emergency admissions.
+    pub const EMERGENCY_DEPRIVATION: f64 = 0.06;
+    /// Direct deprivation effect on mortality.
+    pub const MORT_DEPRIVATION: f64 = 0.05;
+    /// Care-home residents' mortality, against others of the same age and frailty.
+    pub const MORT_CARE_HOME: f64 = 2.2;
+    /// Care-home residents' emergency admissions.
+    pub const EMERGENCY_CARE_HOME: f64 = 1.3;
+    /// Men's and women's mortality multipliers.
+    pub const MORT_MALE: f64 = 1.4;
+    /// See MORT_MALE.
+    pub const MORT_FEMALE: f64 = 0.78;
+    /// Men's and women's emergency admission multipliers.
+    pub const EMERGENCY_MALE: f64 = 1.08;
+    /// See EMERGENCY_MALE.
+    pub const EMERGENCY_FEMALE: f64 = 0.94;
+    /// Deficits from which someone 80 or over is "old and frail" (the interaction).
+    pub const OLD_FRAIL_DEFICITS: u32 = 8;
+    /// The interaction's mortality multiplier.
+    pub const MORT_OLD_FRAIL: f64 = 1.6;
+    /// The interaction's emergency admission multiplier.
+    pub const EMERGENCY_OLD_FRAIL: f64 = 1.5;
 }
 
 /// The generated rows of a chunk of patients.
@@ -636,17 +675,42 @@ impl World<'_> {
             w[d] = 0.0;
             deficits.push(d);
         }
-        let care_home = age >= 65.0 && r.chance(0.002 * (total as f64).powf(1.6));
+        // About one in seven people 85+ live in a care home (ONS 2021 Census: 15% of those 85+
+        // in communal establishments, most of them care homes), the frail more often.
+        let care_home = age >= 65.0
+            && r.chance(
+                (k::CARE_HOME * (total as f64).powf(1.6) * if age >= 85.0 { 2.0 } else { 1.0 })
+                    .min(0.6),
+            );
+        // Risk relations in the published directions (see `k`): deprivation (+1 in the most
+        // deprived decile, -1 in the least), sex, care home, and a non-linear part (old and
+        // frail together) for trees to find. Frailty is normalised at middling deprivation,
+        // so the deprived keep the risk their extra frailty brings.
+        let dep = (5.5 - decile) / 4.5;
+        let male = sex == "M";
+        let old_and_frail = age >= 80.0 && total >= k::OLD_FRAIL_DEFICITS;
+        let ref_mean = efi_mean(age, 5.5);
 
         // Death: Gompertz hazard scaled by frailty, over the whole period.
-        let frail_norm = (mean * ((k::MORT_PER_DEFICIT).exp() - 1.0)).exp().max(1e-9);
+        let frail_norm = (ref_mean * ((k::MORT_PER_DEFICIT).exp() - 1.0))
+            .exp()
+            .max(1e-9);
+        let mort_mult = (k::MORT_DEPRIVATION * dep).exp()
+            * if care_home { k::MORT_CARE_HOME } else { 1.0 }
+            * if male { k::MORT_MALE } else { k::MORT_FEMALE }
+            * if old_and_frail {
+                k::MORT_OLD_FRAIL
+            } else {
+                1.0
+            }
+            / frail_norm;
         let mut death = None;
         let hazard_at = |a: f64| (k::MORT_A + k::MORT_B * a).exp().min(0.9);
         let mut day = self.start;
         while day <= self.end {
             let a = age + (day - self.as_of) as f64 / YEAR;
             if a >= 0.0 {
-                let q = (hazard_at(a) * (k::MORT_PER_DEFICIT * total as f64).exp() / frail_norm)
+                let q = (hazard_at(a) * (k::MORT_PER_DEFICIT * total as f64).exp() * mort_mult)
                     .min(0.95);
                 if r.chance(q / 12.0) {
                     death = Some(day + r.below(30) as i32);
@@ -771,10 +835,31 @@ impl World<'_> {
             }
 
             // Hospital activity.
-            let adm_norm = (mean * ((k::EMERGENCY_PER_DEFICIT).exp() - 1.0)).exp();
-            let rate = k::EMERGENCY_AT_50
+            // A person's own propensity to be admitted (log-normal, mean 1): why a past
+            // admission predicts the next beyond frailty and age.
+            let spread = k::ADMISSION_SPREAD;
+            let propensity = (spread * r.normal() - spread * spread / 2.0).exp();
+            let adm_norm = (ref_mean * ((k::EMERGENCY_PER_DEFICIT).exp() - 1.0)).exp();
+            let rate = propensity
+                * k::EMERGENCY_AT_50
                 * (k::EMERGENCY_PER_YEAR * (age - 50.0)).exp()
                 * (k::EMERGENCY_PER_DEFICIT * total as f64).exp()
+                * (k::EMERGENCY_DEPRIVATION * dep).exp()
+                * if male {
+                    k::EMERGENCY_MALE
+                } else {
+                    k::EMERGENCY_FEMALE
+                }
+                * if care_home {
+                    k::EMERGENCY_CARE_HOME
+                } else {
+                    1.0
+                }
+                * if old_and_frail {
+                    k::EMERGENCY_OLD_FRAIL
+                } else {
+                    1.0
+                }
                 / adm_norm;
             let other: Vec<u32> = t
                 .other

@@ -202,6 +202,8 @@ fn synthetic_population_matches_published_rates() {
         "falls admissions {falls_rate}"
     );
 
+    relations_in_the_published_directions(&cohort, &s, &eligible, as_of, end);
+
     // About 40 coded events per patient.
     let per = cohort.events.code.len() as f64 / p.len() as f64;
     println!("events per patient {per:.1}");
@@ -271,4 +273,87 @@ fn files_are_what_writing_each_whole_table_at_once_gives() {
             .unwrap();
         assert!(std::fs::read(&path).unwrap() == whole, "{name}");
     }
+}
+
+/// The risk relations the generator claims (module docs of `strata::synth`, constants `k`), from
+/// the files as strata reads them: among people 65+ alive at the as-of date, outcomes in the
+/// following year by deprivation, care home, sex, frailty and prior admissions.
+fn relations_in_the_published_directions(
+    cohort: &Cohort,
+    s: &strata::results::Scored,
+    eligible: &[usize],
+    as_of: i32,
+    end: i32,
+) {
+    let p = &cohort.patients;
+    let sp = &cohort.spells;
+    let admitted = |i: usize| {
+        sp.of(i)
+            .filter(|&k| sp.emergency[k] && sp.start[k] > as_of && sp.start[k] <= end)
+            .count() as f64
+    };
+    let fell = |i: usize| {
+        sp.of(i)
+            .filter(|&k| sp.start[k] > as_of && sp.start[k] <= end && sp.falls_by(k, end))
+            .count() as f64
+    };
+    let died = |i: usize| (p.death[i] <= end) as u8 as f64;
+    let before = |i: usize| {
+        sp.of(i)
+            .filter(|&k| sp.emergency[k] && sp.start[k] <= as_of && sp.start[k] > as_of - 365)
+            .count()
+    };
+    let mean = |who: &dyn Fn(usize) -> bool, what: &dyn Fn(usize) -> f64| {
+        let v: Vec<f64> = eligible
+            .iter()
+            .copied()
+            .filter(|&i| who(i))
+            .map(what)
+            .collect();
+        assert!(v.len() > 150, "group too small: {}", v.len());
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let q1 = |i: usize| p.imd_decile[i] <= 2;
+    let q5 = |i: usize| p.imd_decile[i] >= 9;
+    let ratio = |a: &dyn Fn(usize) -> bool, b: &dyn Fn(usize) -> bool, w: &dyn Fn(usize) -> f64| {
+        mean(a, w) / mean(b, w)
+    };
+    let adm = ratio(&q1, &q5, &admitted);
+    let deaths = ratio(&q1, &q5, &died);
+    let falls = ratio(&q1, &q5, &fell);
+    let old = |i: usize| s.ages[i] >= 85;
+    let home = ratio(
+        &|i| old(i) && p.care_home[i],
+        &|i| old(i) && !p.care_home[i],
+        &died,
+    );
+    let band = |i: usize| (75..85).contains(&s.ages[i]);
+    let men = ratio(
+        &|i| band(i) && p.sex[i] == strata::cohort::Sex::M,
+        &|i| band(i) && p.sex[i] == strata::cohort::Sex::F,
+        &died,
+    );
+    let prior = ratio(&|i| before(i) > 0, &|i| before(i) == 0, &admitted);
+    println!(
+        "65+, Q1/Q5: admissions {adm:.2}, deaths {deaths:.2}, falls {falls:.2}; 85+ care home / \
+         home deaths {home:.2}; 75-84 men / women deaths {men:.2}; prior admission {prior:.2}"
+    );
+    // SPARRA: 11.3% vs 6.3% (1.8x) for admission or death; England 65+ of the order of 1.5x.
+    assert!((1.3..2.0).contains(&adm), "admissions Q1/Q5 {adm}");
+    assert!(deaths > 1.2, "deaths Q1/Q5 {deaths}");
+    assert!(falls > 1.1, "falls admissions Q1/Q5 {falls}");
+    assert!(home > 2.5, "care home mortality at 85+ {home}");
+    assert!(men > 1.2, "men's mortality at 75-84 {men}");
+    assert!(prior > 1.5, "admissions after a prior admission {prior}");
+    // Admissions rise with every eFI category.
+    let by_cat: Vec<f64> = [
+        EfiCategory::Fit,
+        EfiCategory::Mild,
+        EfiCategory::Moderate,
+        EfiCategory::Severe,
+    ]
+    .iter()
+    .map(|&c| mean(&|i| s.scores[i].efi_category == c, &admitted))
+    .collect();
+    assert!(by_cat.windows(2).all(|w| w[0] < w[1]), "{by_cat:?}");
 }
