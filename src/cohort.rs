@@ -234,6 +234,9 @@ pub struct Cohort {
     /// Hospital spells built from the inpatient encounters ([`crate::spells`]): what every
     /// admission count reads.
     pub spells: Spells,
+    /// What made the cohort when its patients file carries `strata synth`'s mark
+    /// ([`crate::provenance::SYNTHETIC_KEY`]); `None` for real (local) data.
+    pub synthetic: Option<String>,
 }
 
 #[cfg(test)]

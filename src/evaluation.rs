@@ -112,6 +112,8 @@ pub struct Window {
     pub data: Dataset,
     /// The feature table the rows came from (`table.patients[k]` is row `k`'s patient).
     pub table: PredictorTable,
+    /// Each row's eFI category at the as-of date (`fit`, `mild`, `moderate`, `severe`).
+    pub efi_category: Vec<&'static str>,
 }
 
 impl Window {
@@ -164,11 +166,17 @@ pub fn window(
         .map(|o| o.iter().map(|r| u8::from(r[k])).collect())
         .unwrap_or_default();
     let data = Dataset::from_row_major(table.names.clone(), &table.rows, y)?;
+    let efi_category = table
+        .patients
+        .iter()
+        .map(|&p| scored.scores[p as usize].efi_category.name())
+        .collect();
     Ok(Window {
         as_of,
         outcome,
         data,
         table,
+        efi_category,
     })
 }
 
@@ -395,9 +403,11 @@ pub fn evaluation_age_band(age: i32) -> &'static str {
     }
 }
 
-/// Split `w`'s rows by sex (F, M, U), age band at the as-of date (the table's `age`), IMD
-/// quintile (1 = most deprived, `unknown` when not recorded), ethnic group as recorded, and
-/// Core20 (`core20`: IMD quintile 1; `rest`: everyone else, unknown IMD included).
+/// Split `w`'s rows by the list population (`65_plus`: alive and aged 65 or over at the as-of
+/// date, whom the default lists serve; `under_65`), eFI category, sex (F, M, U), age band at
+/// the as-of date (the table's `age`), IMD quintile (1 = most deprived, `unknown` when not
+/// recorded), ethnic group as recorded, and Core20 (`core20`: IMD quintile 1; `rest`: everyone
+/// else, unknown IMD included).
 pub fn subgroups(cohort: &Cohort, w: &Window) -> Result<Subgroups, EvaluationError> {
     let pa = &cohort.patients;
     let ages = w.feature("age")?;
@@ -419,6 +429,15 @@ pub fn subgroups(cohort: &Cohort, w: &Window) -> Result<Subgroups, EvaluationErr
     };
     Ok(Subgroups {
         dimensions: vec![
+            dim("list_population", &|k| {
+                let min = crate::lists::ListRules::default().min_age;
+                if ages[k] >= f64::from(min) {
+                    format!("{min}_plus")
+                } else {
+                    format!("under_{min}")
+                }
+            }),
+            dim("efi_category", &|k| w.efi_category[k].to_string()),
             dim("sex", &|k| pa.sex[patient(k)].code().to_string()),
             dim("age_band", &|k| {
                 evaluation_age_band(ages[k] as i32).to_string()

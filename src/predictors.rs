@@ -70,7 +70,9 @@ pub const OUTCOME_DAYS: i32 = 365;
 
 /// The feature table's column names, in order (the order a model file records).
 pub fn predictor_names(defs: &Definitions) -> Vec<String> {
-    let mut v: Vec<String> = ["age", "sex_female", "sex_male", "imd_decile", "care_home"]
+    // Sex is one variable (1 female, 0 male, missing when unknown), so no reason reads "not
+    // male". `imd_decile` and `care_home` are the extract's current values (snapshots).
+    let mut v: Vec<String> = ["age", "sex_female", "imd_decile", "care_home"]
         .iter()
         .map(|s| s.to_string())
         .collect();
@@ -92,7 +94,11 @@ pub fn predictor_names(defs: &Definitions) -> Vec<String> {
             v.push(format!("{what}_{m}m"));
         }
     }
+    // Never admitted is said by its own feature: "days since" is missing then, and a missing
+    // value stands for the training mean, which without this flag would treat never admitted
+    // as an average past admission.
     v.push("days_since_emergency_admission".into());
+    v.push("no_emergency_admission".into());
     v.push("medicines_12m".into());
     v
 }
@@ -128,8 +134,9 @@ impl<'a> RowBuilder<'a> {
         self.width
     }
 
-    /// Write patient `p`'s features into `row` (`width()` long); `NaN` where unknown (IMD
-    /// decile not recorded, no emergency admission ever).
+    /// Write patient `p`'s features into `row` (`width()` long); `NaN` where unknown (sex not
+    /// stated, IMD decile not recorded, days since an emergency admission when there was none:
+    /// `no_emergency_admission` says so).
     pub fn fill(&self, p: usize, row: &mut [f32]) {
         let (defs, cohort, as_of) = (self.defs, self.cohort, self.as_of);
         let n_def = defs.efi.deficits.len();
@@ -143,8 +150,11 @@ impl<'a> RowBuilder<'a> {
             k += 1;
         };
         put(self.scored.ages[p] as f32);
-        put((pa.sex[p] == crate::cohort::Sex::F) as u8 as f32);
-        put((pa.sex[p] == crate::cohort::Sex::M) as u8 as f32);
+        put(match pa.sex[p] {
+            crate::cohort::Sex::F => 1.0,
+            crate::cohort::Sex::M => 0.0,
+            crate::cohort::Sex::U => f32::NAN,
+        });
         put(match pa.imd_decile[p] {
             0 => f32::NAN,
             d => d as f32,
@@ -206,6 +216,7 @@ impl<'a> RowBuilder<'a> {
             }
         }
         put(last_emergency.map_or(f32::NAN, |d| (as_of - d) as f32));
+        put(last_emergency.is_none() as u8 as f32);
         put(f.medicines as f32);
         debug_assert_eq!(k, self.width);
     }

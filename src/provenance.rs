@@ -20,6 +20,11 @@ pub const GIT_COMMIT: &str = env!("STRATA_GIT_COMMIT");
 /// strata's version (Cargo.toml).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The Parquet key-value metadata key with which `strata synth` marks every file it writes
+/// (pyarrow keeps it as Arrow schema metadata): its value says what made the file. A cohort
+/// without it is taken for real (local) data.
+pub const SYNTHETIC_KEY: &str = "strata.synthetic";
+
 /// One file and its SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FileHash {

@@ -94,6 +94,9 @@ pub struct RiskModel {
     words: Vec<Word>,
     /// A logistic model folded onto strata's full feature row, for applying it to everyone.
     linear: Option<Linear>,
+    /// Each feature's mean contribution over the card's list population (zeros for a card
+    /// without one): what explanations are measured against.
+    baseline: Vec<f64>,
 }
 
 /// `intercept + sum coef_j (x_j - mean_j) / sd_j` (missing -> the mean) rewritten as
@@ -134,7 +137,7 @@ impl Linear {
 enum Word {
     Age,
     Female,
-    Male,
+    NeverAdmitted,
     Imd,
     CareHome,
     EfiScore,
@@ -154,7 +157,6 @@ impl Word {
         match name {
             "age" => return Word::Age,
             "sex_female" => return Word::Female,
-            "sex_male" => return Word::Male,
             "imd_decile" => return Word::Imd,
             "care_home" => return Word::CareHome,
             "efi_score" => return Word::EfiScore,
@@ -163,6 +165,7 @@ impl Word {
             "hfrs_high" => return Word::Flag("HFRS high".into()),
             "charlson_score" => return Word::CharlsonScore,
             "days_since_emergency_admission" => return Word::DaysSinceEmergency,
+            "no_emergency_admission" => return Word::NeverAdmitted,
             "medicines_12m" => {
                 return Word::Count(
                     "medicine in 12 months".into(),
@@ -212,6 +215,17 @@ impl Word {
         Word::Raw(name.to_string())
     }
 
+    /// Whether value `v` says something is absent (not recorded, not present): never a reason.
+    fn is_absence(&self, v: f32) -> bool {
+        match self {
+            Word::Flag(_) | Word::CareHome => v.is_nan() || v < 0.5,
+            Word::NeverAdmitted => true,
+            Word::DaysSinceEmergency | Word::Imd | Word::Female | Word::Raw(_) => v.is_nan(),
+            Word::Count(_, _) => v.is_nan() || v <= 0.0,
+            _ => v.is_nan(),
+        }
+    }
+
     fn say(&self, v: f32) -> String {
         let yes = v >= 0.5;
         if v.is_nan() {
@@ -226,8 +240,8 @@ impl Word {
         match self {
             // The band, as on the lists: an exact age is one more quasi-identifier.
             Word::Age => format!("age {}", crate::population::age_band(v as i32)),
-            Word::Female => if yes { "female" } else { "not female" }.to_string(),
-            Word::Male => if yes { "male" } else { "not male" }.to_string(),
+            Word::Female => if yes { "female" } else { "male" }.to_string(),
+            Word::NeverAdmitted => "no emergency admission on record".to_string(),
             Word::Imd => format!("IMD decile {v} (1 = most deprived)"),
             Word::CareHome => if yes {
                 "lives in a care home"
@@ -474,6 +488,12 @@ fn load_one(path: &Path, table: &[String], defs: &Definitions) -> Result<RiskMod
             .iter()
             .map(|n| Word::of(defs, n))
             .collect(),
+        baseline: card
+            .list_baseline
+            .as_ref()
+            .map(|b| b.mean_contribution.clone())
+            .filter(|b| b.len() == card.feature_names.len())
+            .unwrap_or_else(|| vec![0.0; card.feature_names.len()]),
         names: card.feature_names.clone(),
     })
 }
@@ -518,9 +538,25 @@ impl RiskModel {
         self.predictor.contributions_row(&x)
     }
 
+    /// Whether the card was trained on synthetic data (its caveat says so).
+    pub fn synthetic(&self) -> bool {
+        self.file.caveats.contains("synthetic data")
+    }
+
     /// The model's feature names, in its order.
     pub fn feature_names(&self) -> &[String] {
         &self.names
+    }
+
+    /// [`RiskModel::contributions`] re-centred on the card's list population: each minus its
+    /// mean there, so that a positive value raises this person's risk above that of the people
+    /// the list serves (they add up to the person's log-odds minus the population's mean).
+    pub fn contributions_against_list(&self, full: &[f32]) -> Vec<f64> {
+        let mut c = self.contributions(full);
+        for (c, b) in c.iter_mut().zip(&self.baseline) {
+            *c -= b;
+        }
+        c
     }
 }
 
@@ -636,14 +672,22 @@ impl<'a> Explainer<'a> {
         row
     }
 
-    /// For each of `models`, the factors raising patient `p`'s risk most (largest positive
-    /// contributions first, at most [`FACTORS_SHOWN`]), in plain words, joined by "; ".
+    /// For each of `models`, the factors raising patient `p`'s risk most above the list
+    /// population's (largest positive re-centred contributions first, at most
+    /// [`FACTORS_SHOWN`]), in plain words, joined by "; ". A factor that is the absence of
+    /// something (no record of a condition, not in a care home) is never given as a reason.
     pub fn factors(&self, models: &[RiskModel], p: usize) -> Vec<String> {
         let row = self.row(p);
         models
             .iter()
             .map(|m| {
-                top_factors(&m.contributions(&row), FACTORS_SHOWN)
+                let mut c = m.contributions_against_list(&row);
+                for (j, c) in c.iter_mut().enumerate() {
+                    if m.words[j].is_absence(row[m.columns[j]]) {
+                        *c = f64::NAN;
+                    }
+                }
+                top_factors(&c, FACTORS_SHOWN)
                     .iter()
                     .map(|f| m.words[f.feature].say(row[m.columns[f.feature]]))
                     .collect::<Vec<_>>()

@@ -90,6 +90,9 @@ pub struct Manifest {
     /// joined transfers, optional columns used, admission method disagreements, and whether
     /// falls diagnoses were linked to their admission by `encounter_id` or matched by date.
     pub hospital_spells: crate::input::spells::SpellReport,
+    /// What made the cohort, when it is `strata synth`'s synthetic data (its files' mark);
+    /// `null` for real data.
+    pub cohort_synthetic: Option<String>,
     /// Warnings from validation (errors stop the run).
     pub warnings: Vec<String>,
     /// Model files used, with hashes.
@@ -353,12 +356,18 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         inputs: cohort.report.files.clone(),
         read_paths: cohort.read_paths.clone(),
         hospital_spells: cohort.spells.report.clone(),
+        cohort_synthetic: cohort.synthetic.clone(),
         warnings: cohort
             .report
             .problems
             .iter()
             .map(Problem::to_string)
-            .chain(models.iter().filter(|m| m.file.caveats.contains("synthetic")).map(|m| {
+            .chain(
+                (cohort.synthetic.is_none() && models.iter().any(crate::risk::RiskModel::synthetic)).then(|| {
+                    "warning: risk models trained on synthetic data were applied to a cohort that is not synthetic (no strata synth mark): their figures say nothing about these patients; the lists say so in their risk_models_trained_on column. Train local models with strata train and give them with --risk-models".to_string()
+                }),
+            )
+            .chain(models.iter().filter(|m| m.synthetic()).map(|m| {
                 format!(
                     "warning: the {} model ({}) was trained on synthetic data: retrain it on local data (strata train) before acting on its figures",
                     m.file.outcome, m.file.path

@@ -1083,13 +1083,33 @@ impl GroupedWriter {
         rows: usize,
         target: usize,
     ) -> Result<GroupedWriter, SynthError> {
+        GroupedWriter::create_marked(dir, name, schema, rows, target, None)
+    }
+
+    /// [`GroupedWriter::create`], with the file-level key-value metadata `mark` (the
+    /// synthetic-data mark, [`crate::provenance::SYNTHETIC_KEY`]).
+    pub fn create_marked(
+        dir: &Path,
+        name: &'static str,
+        schema: &Schema,
+        rows: usize,
+        target: usize,
+        mark: Option<(&str, &str)>,
+    ) -> Result<GroupedWriter, SynthError> {
         let path = dir.join(name);
         let f = std::fs::File::create(&path).map_err(|source| OutputError::Io {
             path: path.clone(),
             source,
         })?;
+        let kv = mark.map(|(k, v)| {
+            polars::io::parquet::write::KeyValueMetadata::from_static(vec![(
+                k.to_string(),
+                v.to_string(),
+            )])
+        });
         let writer = ParquetWriter::new(f)
             .with_compression(ParquetCompression::Zstd(None))
+            .with_key_value_metadata(kv)
             .batched(schema)
             .map_err(encode(name))?;
         Ok(GroupedWriter {
@@ -1531,27 +1551,37 @@ pub fn generate(opts: &SynthOptions, models: &Definitions) -> Result<SynthSummar
             let patients_schema = schema(names.patients(&empty, 0, &[]), PATIENTS_FILE)?;
             let events_schema = schema(names.events(&empty, &[]), EVENTS_FILE)?;
             let encounters_schema = schema(names.encounters(&empty, &[]), ENCOUNTERS_FILE)?;
+            // Every file says it is synthetic, and how it was made.
+            let made = format!(
+                "strata {} synth: {n} patients, seed {}",
+                crate::provenance::VERSION,
+                opts.seed
+            );
+            let mark = Some((crate::provenance::SYNTHETIC_KEY, made.as_str()));
             let mut w = Writers {
-                patients: GroupedWriter::create(
+                patients: GroupedWriter::create_marked(
                     dir,
                     PATIENTS_FILE,
                     &patients_schema,
                     n,
                     opts.row_group_rows,
+                    mark,
                 )?,
-                events: GroupedWriter::create(
+                events: GroupedWriter::create_marked(
                     dir,
                     EVENTS_FILE,
                     &events_schema,
                     ne,
                     opts.row_group_rows,
+                    mark,
                 )?,
-                encounters: GroupedWriter::create(
+                encounters: GroupedWriter::create_marked(
                     dir,
                     ENCOUNTERS_FILE,
                     &encounters_schema,
                     nn,
                     opts.row_group_rows,
+                    mark,
                 )?,
                 names,
                 pending: Pending::default(),

@@ -162,7 +162,7 @@ fn rank_percentile_and_band_are_within_the_pcn_and_reasons_are_words() {
             *eligible.entry(pcn[i].clone().unwrap()).or_default() += 1;
         }
     }
-    let mut listed = 0;
+    let (mut listed, mut with_reasons) = (0, 0);
     for (code, n) in eligible {
         let list = read_csv(&out.join(format!("lists/{code}/{code}.csv")));
         let ids = strs(&list, "patient_id");
@@ -190,8 +190,9 @@ fn rank_percentile_and_band_are_within_the_pcn_and_reasons_are_words() {
                 Some(RiskBand::of_rank(r, n).name()),
                 "{code} {id}"
             );
+            // Someone whose risk nothing raises above the list population's has no reasons.
             let f = factors[k].clone().unwrap_or_default();
-            assert!(!f.is_empty(), "{id} has no reasons");
+            with_reasons += !f.is_empty() as usize;
             for raw in ["efi_", "_12m", "_3m", "sex_", "imd_decile", "charlson_"] {
                 assert!(!f.contains(raw), "{id}: feature name in {f:?}");
             }
@@ -199,6 +200,10 @@ fn rank_percentile_and_band_are_within_the_pcn_and_reasons_are_words() {
         }
     }
     assert!(listed > 100, "{listed}");
+    assert!(
+        with_reasons * 2 > listed,
+        "{with_reasons} of {listed} have reasons"
+    );
 }
 
 #[test]
@@ -424,4 +429,106 @@ fn list_size_can_be_capped_by_count_share_or_probability() {
     assert!(over > 0);
     assert_eq!(score(&thr, &["--min-risk", "0.2"]).status.code(), Some(2));
     assert_eq!(score(&thr, &["--top-percent", "0"]).status.code(), Some(2));
+}
+
+/// Every shipped card (`models/risk`, trees included) ranks the more deprived of two otherwise
+/// identical people at least as high, for every person of the fixture aged 65+ (IMD decile 1
+/// against 10), and its list population and baseline are on the card.
+#[test]
+fn no_shipped_card_ranks_the_more_deprived_lower() {
+    let defs = definitions();
+    let opts = strata::input::LoadOptions {
+        today: strata::date::parse_days(TODAY).unwrap(),
+        ..Default::default()
+    };
+    let cohort = Cohort::load(&cohort_dir(), &opts).unwrap();
+    let as_of = strata::date::parse_days(AS_OF).unwrap();
+    let scored = strata::run::score_cohort(&cohort, &defs, as_of, &Default::default());
+    let ex = Explainer::new(&cohort, &defs, &scored, as_of);
+    let names = strata::predictors::predictor_names(&defs);
+    let imd = names.iter().position(|n| n == "imd_decile").unwrap();
+    let mut cards: Vec<std::path::PathBuf> = Vec::new();
+    for dir in [models_dir().join("risk"), models_dir().join("risk/gbdt")] {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if e.path().extension().is_some_and(|x| x == "json") {
+                cards.push(e.path());
+            }
+        }
+    }
+    assert!(cards.len() >= 3, "{cards:?}");
+    for card in &cards {
+        let text = std::fs::read_to_string(card).unwrap();
+        let c = strata_models::ModelCard::from_json(&text).unwrap();
+        let b = c
+            .list_baseline
+            .as_ref()
+            .unwrap_or_else(|| panic!("{card:?}: no list baseline"));
+        assert_eq!(b.min_age, 65);
+        assert!(c.list_validation_metrics.is_some(), "{card:?}");
+        let m = &risk::load(std::slice::from_ref(card), &defs).unwrap()[0];
+        let mut checked = 0;
+        for p in 0..cohort.patients.len() {
+            if scored.status[p] != strata::population::Status::Eligible {
+                continue;
+            }
+            let mut row = ex.row(p);
+            row[imd] = 1.0;
+            let deprived = m.margin(&row);
+            row[imd] = 10.0;
+            let affluent = m.margin(&row);
+            assert!(
+                deprived >= affluent,
+                "{card:?}: patient {p} {deprived} < {affluent}"
+            );
+            checked += 1;
+        }
+        assert!(checked > 100);
+    }
+}
+
+/// Explanations are measured against the list population: the re-centred contributions add up
+/// to the person's log-odds minus the population's mean, and a listed 65-69-year-old has age as
+/// a reason only when their age raises their risk against that population.
+#[test]
+fn reasons_are_measured_against_the_list_population() {
+    let defs = definitions();
+    let opts = strata::input::LoadOptions {
+        today: strata::date::parse_days(TODAY).unwrap(),
+        ..Default::default()
+    };
+    let cohort = Cohort::load(&cohort_dir(), &opts).unwrap();
+    let as_of = strata::date::parse_days(AS_OF).unwrap();
+    let scored = strata::run::score_cohort(&cohort, &defs, as_of, &Default::default());
+    let ex = Explainer::new(&cohort, &defs, &scored, as_of);
+    let card = models_dir().join("risk/death.logistic.json");
+    let c = strata_models::ModelCard::from_json(&std::fs::read_to_string(&card).unwrap()).unwrap();
+    let mean = c.list_baseline.unwrap().mean_log_odds;
+    let m = &risk::load(&[card], &defs).unwrap()[0];
+    let age = m.feature_names().iter().position(|n| n == "age").unwrap();
+    let (mut young, mut young_with_age) = (0, 0);
+    for p in 0..cohort.patients.len() {
+        if scored.status[p] != strata::population::Status::Eligible {
+            continue;
+        }
+        let row = ex.row(p);
+        let c = m.contributions_against_list(&row);
+        let sum: f64 = c.iter().sum();
+        assert!((sum - (m.margin(&row) - mean)).abs() < 1e-9);
+        let words = ex.factors(std::slice::from_ref(m), p).remove(0);
+        if (65..70).contains(&scored.ages[p]) {
+            young += 1;
+            let named = words.contains("age 65-69");
+            young_with_age += named as usize;
+            assert!(!named || c[age] > 0.0, "{words}");
+            assert!(c[age] < 0.0, "65-69 is below the 65+ mean age: {}", c[age]);
+        }
+        assert!(
+            !words.contains("not ") && !words.contains("no record"),
+            "{words}"
+        );
+    }
+    assert!(
+        young > 20 && young_with_age == 0,
+        "{young} {young_with_age}"
+    );
 }

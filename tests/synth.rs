@@ -266,8 +266,19 @@ fn files_are_what_writing_each_whole_table_at_once_gives() {
         df.rechunk_mut();
         assert!(df.height() > 2 * 777, "{name}: {} rows", df.height());
         let mut whole = Vec::new();
+        // With the mark every file carries.
+        let mark = format!(
+            "strata {} synth: 2500 patients, seed 3",
+            strata::provenance::VERSION
+        );
         ParquetWriter::new(&mut whole)
             .with_compression(ParquetCompression::Zstd(None))
+            .with_key_value_metadata(Some(
+                polars::io::parquet::write::KeyValueMetadata::from_static(vec![(
+                    strata::provenance::SYNTHETIC_KEY.to_string(),
+                    mark,
+                )]),
+            ))
             .with_row_group_size(Some(777))
             .finish(&mut df)
             .unwrap();

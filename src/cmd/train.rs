@@ -59,6 +59,49 @@ fn describe(w: &Window, as_of: i32, what: &str) -> CardCohort {
     }
 }
 
+/// Trees' contributions (TreeSHAP) are averaged over at most this many people of the list
+/// population, evenly spaced in pseudonym order; a linear model's over all of them.
+const BASELINE_SAMPLE: usize = 5_000;
+
+/// The list population's mean contribution of each feature (see `ListBaseline`).
+fn list_baseline(
+    predictor: &strata_models::Predictor,
+    valid: &Window,
+    listed: &[usize],
+    min_age: i32,
+    as_of: i32,
+) -> strata_models::ListBaseline {
+    let width = valid.table.names.len();
+    let rows: Vec<usize> = match predictor {
+        strata_models::Predictor::Logistic(_) => listed.to_vec(),
+        _ => {
+            let step = listed.len().div_ceil(BASELINE_SAMPLE).max(1);
+            listed.iter().copied().step_by(step).collect()
+        }
+    };
+    let sums = rows
+        .iter()
+        .map(|&k| predictor.contributions_row(&valid.table.rows[k * width..(k + 1) * width]))
+        .fold(vec![0.0f64; width], |mut acc, c| {
+            for (a, v) in acc.iter_mut().zip(c) {
+                *a += v;
+            }
+            acc
+        });
+    let n = rows.len().max(1) as f64;
+    let mean_contribution: Vec<f64> = sums.iter().map(|s| s / n).collect();
+    strata_models::ListBaseline {
+        description: format!(
+            "the list population of the validation window: alive at {} and aged {min_age} or over",
+            date::format_days(as_of)
+        ),
+        min_age,
+        n: rows.len(),
+        mean_log_odds: predictor.base_value() + mean_contribution.iter().sum::<f64>(),
+        mean_contribution,
+    }
+}
+
 /// Print the headline figures of an evaluation.
 pub fn print_metrics(label: &str, m: &Metrics) {
     let ci = m
@@ -114,8 +157,11 @@ pub fn run(a: Args) -> Result<i32> {
             )
         }
         "gbdt" => {
+            // Never rank the more deprived of two otherwise identical people lower
+            // (Core20PLUS5): the prediction may only rise as the IMD decile falls.
             let params = GbdtParams {
                 n_trees: a.trees,
+                monotone: vec![("imd_decile".into(), -1)],
                 ..GbdtParams::default()
             };
             let fit = fit_gbdt(&train.data, &params)?;
@@ -151,6 +197,18 @@ pub fn run(a: Args) -> Result<i32> {
         },
     )?;
     let validation = evaluate(valid.data.y(), &p_valid, &opts)?;
+    // The population the lists serve: alive at the as-of date (the window) and aged min_age or
+    // over. Its figures are the headline; its mean contributions are the explanations' baseline.
+    let min_age = strata::lists::ListRules::default().min_age;
+    let ages = valid.feature("age")?;
+    let listed: Vec<usize> = (0..valid.len())
+        .filter(|&k| ages[k] >= f64::from(min_age))
+        .collect();
+    let y_list: Vec<u8> = listed.iter().map(|&k| valid.data.y()[k]).collect();
+    let p_list: Vec<f64> = listed.iter().map(|&k| p_valid[k]).collect();
+    let list_validation = evaluate(&y_list, &p_list, &opts)?;
+    card.list_baseline = Some(list_baseline(&predictor, &valid, &listed, min_age, as_of));
+    card.list_validation_metrics = Some(list_validation.clone());
     card.training_metrics = Some(training.clone());
     card.validation_metrics = Some(validation.clone());
     card.validation_cohort = Some(describe(
@@ -162,10 +220,19 @@ pub fn run(a: Args) -> Result<i32> {
         "Ranking people by their risk of {} in the next 365 days, to help a proactive care team decide whom to review first. Not a diagnosis, and not for decisions about any one person without clinical review.",
         outcome.words()
     );
+    // The caveat follows where the training cohort came from (strata synth marks its files).
+    card.caveats = match &cohort.synthetic {
+        Some(made) => format!("{} ({made})", strata_models::card::SYNTHETIC_CAVEAT),
+        None => strata_models::card::LOCAL_CAVEAT.to_string(),
+    };
     card.limitations = "Fitted on one cohort and validated on the same population a year later (temporal validation), not on another population. Features come from coded primary-care and hospital records, so people with little recorded contact look low-risk. Check calibration and discrimination by deprivation, sex, age and ethnic group with `strata evaluate` before use.".into();
     card.save(&a.out)?;
     print_metrics("training (fitted on, not validation)", &training);
-    print_metrics("validation (next year)", &validation);
+    print_metrics("validation (next year), all ages", &validation);
+    print_metrics(
+        &format!("validation (next year), the list population ({min_age}+)"),
+        &list_validation,
+    );
     println!("{}: model card written", a.out.display());
     Ok(0)
 }

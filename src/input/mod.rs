@@ -155,6 +155,20 @@ impl Opened {
         })
     }
 
+    /// The synthetic-data mark of a Parquet file (`strata synth`'s key-value metadata), if any.
+    fn synthetic_mark(&self) -> Option<String> {
+        match &self.source {
+            Source::Parquet { dict, .. } => dict
+                .meta()
+                .key_value_metadata()
+                .as_ref()?
+                .iter()
+                .find(|kv| kv.key == crate::provenance::SYNTHETIC_KEY)
+                .map(|kv| kv.value.clone().unwrap_or_default()),
+            Source::Frame(_) => None,
+        }
+    }
+
     /// The same rows for `links`' own pass.
     fn link_input(&self) -> links::LinkInput {
         match &self.source {
@@ -329,6 +343,9 @@ fn read_tables(cohort: &mut Cohort, tables: OpenedTables, opts: &LoadOptions, ck
         encounters: nt,
         medications: mt,
     } = tables;
+    if let Some(mark) = pt.as_ref().and_then(Opened::synthetic_mark) {
+        cohort.synthetic = Some(mark);
+    }
     let patients = pt
         .and_then(|o| o.load(ck))
         .and_then(|t| patients::read_patients(&t, opts, ck));

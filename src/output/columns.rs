@@ -240,6 +240,26 @@ pub struct RiskColumns<'a> {
     pub explainer: Explainer<'a>,
 }
 
+/// The list column saying where the risk figures come from.
+pub const RISK_SOURCE: &str = "risk_models_trained_on";
+
+/// Where the applied cards were trained, in words: synthetic data (with the caveat) or local
+/// data, and each card's training window.
+pub fn risk_source(models: &[RiskModel]) -> String {
+    let windows: Vec<String> = models
+        .iter()
+        .map(|m| format!("{} {}", m.outcome.name(), m.file.trained_on))
+        .collect();
+    if models.iter().any(RiskModel::synthetic) {
+        format!(
+            "SYNTHETIC data, not this population ({}): the risk figures show the method only; train local models (strata train) before acting on them",
+            windows.join("; ")
+        )
+    } else {
+        format!("local data ({})", windows.join("; "))
+    }
+}
+
 /// A probability as published: four decimal places.
 fn rounded(p: f64) -> Option<f64> {
     (!p.is_nan()).then(|| (p * 10_000.0).round() / 10_000.0)
@@ -292,6 +312,14 @@ impl RiskColumns<'_> {
             cols.push(Column::new(
                 format!("{o}_factors").into(),
                 factors.iter().map(|f| f[m].as_str()).collect::<Vec<&str>>(),
+            ));
+        }
+        if !self.models.is_empty() {
+            // Where the figures come from goes with them on every row.
+            let source = risk_source(self.models);
+            cols.push(Column::new(
+                RISK_SOURCE.into(),
+                vec![source.as_str(); patients.len()],
             ));
         }
         cols

@@ -227,6 +227,18 @@ pub fn page(list: &DataFrame, pcn: &PcnSummary) -> PolarsResult<String> {
         age = pcn.rules.min_age,
         rule = escape(&pcn.rule_text()),
     );
+    // Risk figures from cards trained on synthetic data say so before anything else.
+    if let Ok(c) = list.column(super::columns::RISK_SOURCE) {
+        if let Ok(Some(source)) = c.str().map(|c| c.iter().next().flatten()) {
+            if source.starts_with("SYNTHETIC") {
+                let _ = write!(
+                    s,
+                    r#"<p class="banner" id="synthetic-models" style="background:#fde2e1;border:2px solid #b10e1e;padding:0.6em"><strong>Risk models trained on synthetic data.</strong> {}</p>"#,
+                    escape(source)
+                );
+            }
+        }
+    }
     // Counts by eFI category (the PCN's rows of summary.csv).
     s.push_str("<h2>By eFI category</h2>");
     s.push_str(r#"<div class="charts">"#);

@@ -18,6 +18,9 @@ pub const FORMAT_VERSION: u32 = 1;
 /// Default caveat for models fitted on strata's synthetic cohorts.
 pub const SYNTHETIC_CAVEAT: &str = "Trained on synthetic data; retrain on local data before use.";
 
+/// Caveat of a model fitted on a cohort without the synthetic-data mark.
+pub const LOCAL_CAVEAT: &str = "Trained on local data (a cohort without strata synth's synthetic-data mark); validated on the following year of the same population.";
+
 /// Which kind of model the card holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -132,6 +135,32 @@ pub struct ModelCard {
     pub caveats: String,
     /// Software that produced the card.
     pub software: String,
+    /// The population the lists serve in the validation window, and each feature's mean
+    /// contribution in it: explanations are re-centred on it, so a factor is named as raising
+    /// risk only against the people it is listed beside (absent on older cards).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_baseline: Option<ListBaseline>,
+    /// Figures on the validation cohort's list population (alive, aged `list_baseline.min_age`
+    /// or over): the headline a care team's list is judged by. `validation_metrics` covers all
+    /// ages, children included, where age alone discriminates well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_validation_metrics: Option<Metrics>,
+}
+
+/// The list population of a model card's validation window and its mean contributions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListBaseline {
+    /// Who it is, in words.
+    pub description: String,
+    /// Youngest age in it.
+    pub min_age: i32,
+    /// People in it (those whose contributions were averaged: all of them for a linear model,
+    /// an evenly spaced sample of at most `sample` for trees, whose contributions cost more).
+    pub n: usize,
+    /// Each feature's mean contribution to the log-odds (card feature order).
+    pub mean_contribution: Vec<f64>,
+    /// The mean log-odds (base value plus the mean contributions).
+    pub mean_log_odds: f64,
 }
 
 fn software() -> String {
@@ -172,6 +201,8 @@ impl ModelCard {
             limitations: String::new(),
             caveats: SYNTHETIC_CAVEAT.into(),
             software: software(),
+            list_baseline: None,
+            list_validation_metrics: None,
         }
     }
 
@@ -203,6 +234,8 @@ impl ModelCard {
             limitations: String::new(),
             caveats: SYNTHETIC_CAVEAT.into(),
             software: software(),
+            list_baseline: None,
+            list_validation_metrics: None,
         }
     }
 

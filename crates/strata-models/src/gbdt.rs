@@ -72,6 +72,12 @@ pub struct GbdtParams {
     pub seed: u64,
     /// Rows sampled to find bin cut points. LightGBM: `bin_construct_sample_cnt`.
     pub bin_sample_rows: usize,
+    /// Monotone constraints by feature name: `1` the prediction never falls as the feature
+    /// rises, `-1` never rises; others free. LightGBM: `monotone_constraints` with its `basic`
+    /// method (a split on a constrained feature must order its children's values, and every
+    /// leaf below it is held to its side of their midpoint).
+    #[serde(default)]
+    pub monotone: Vec<(String, i8)>,
 }
 
 impl Default for GbdtParams {
@@ -92,6 +98,7 @@ impl Default for GbdtParams {
             subsample: 1.0,
             seed: 0,
             bin_sample_rows: 200_000,
+            monotone: Vec::new(),
         }
     }
 }
@@ -569,6 +576,14 @@ struct SplitCfg {
     min_w: f64,
     min_n: i64,
     min_gain: f64,
+    /// Per feature: 1 increasing, -1 decreasing, 0 free.
+    monotone: Vec<i8>,
+}
+
+/// The leaf output (before shrinkage) of a gradient and hessian sum.
+#[inline]
+fn output(g: f64, h: f64, l2: f64) -> f64 {
+    if h + l2 > 0.0 { -g / (h + l2) } else { 0.0 }
 }
 
 #[inline]
@@ -582,7 +597,9 @@ fn best_for_feature(
     total: &Cell,
     j: usize,
     cfg: &SplitCfg,
+    bounds: (f64, f64),
 ) -> Option<Cand> {
+    let mono = cfg.monotone.get(j).copied().unwrap_or(0);
     let nv = b.n_value_bins[j];
     let h = &hist[b.offsets[j]..b.offsets[j] + nv + 1];
     let miss = h[nv];
@@ -594,6 +611,15 @@ fn best_for_feature(
         let right = total.sub(&left);
         if !ok(&left) || !ok(&right) {
             return;
+        }
+        if mono != 0 {
+            // Children's outputs, held to the leaf's bounds, must be in the constraint's order
+            // (left holds the lower values of the feature).
+            let clamp = |c: &Cell| output(c.gf(), c.hf(q), cfg.l2).clamp(bounds.0, bounds.1);
+            let (lo, ro) = (clamp(&left), clamp(&right));
+            if (mono > 0 && lo > ro) || (mono < 0 && lo < ro) {
+                return;
+            }
         }
         let gain =
             score(left.gf(), left.hf(q), cfg.l2) + score(right.gf(), right.hf(q), cfg.l2) - parent;
@@ -629,11 +655,17 @@ fn best_for_feature(
     best
 }
 
-fn best_split(b: &Binned, hist: &[Cell], total: &Cell, cfg: &SplitCfg) -> Option<Cand> {
+fn best_split(
+    b: &Binned,
+    hist: &[Cell],
+    total: &Cell,
+    cfg: &SplitCfg,
+    bounds: (f64, f64),
+) -> Option<Cand> {
     let cands: Vec<Option<Cand>> = (0..b.f)
         .into_par_iter()
         .with_min_len(8)
-        .map(|j| best_for_feature(b, hist, total, j, cfg))
+        .map(|j| best_for_feature(b, hist, total, j, cfg, bounds))
         .collect();
     let mut best: Option<Cand> = None;
     for c in cands.into_iter().flatten() {
@@ -664,6 +696,8 @@ struct LeafState {
     depth: usize,
     hist: Option<Vec<Cell>>,
     best: Option<Cand>,
+    /// The range its output is held to by monotone splits above it.
+    bounds: (f64, f64),
 }
 
 /// Stable partition of `rows` (left rows first); returns the number of left rows.
@@ -721,11 +755,13 @@ fn partition(b: &Binned, rows: &mut [u32], c: &Cand, tmp: &mut Vec<u32>) -> usiz
 }
 
 /// Grows one tree on `rows` (reordered in place); returns the nodes and the leaves' row ranges.
+#[allow(clippy::too_many_arguments)]
 fn grow(
     b: &Binned,
     gh: &[Cell],
     rows: &mut [u32],
     p: &GbdtParams,
+    monotone: &[i8],
     q: Quant,
     pool: &mut HistPool,
     tmp: &mut Vec<u32>,
@@ -736,7 +772,9 @@ fn grow(
         min_w: p.min_child_weight,
         min_n: p.min_child_samples.max(1) as i64,
         min_gain: p.min_split_gain,
+        monotone: monotone.to_vec(),
     };
+    let free = (f64::NEG_INFINITY, f64::INFINITY);
     let total = rows
         .par_chunks(65_536)
         .map(|ch| {
@@ -763,7 +801,7 @@ fn grow(
         sum: total,
         is_leaf: true,
     }];
-    let best = best_split(b, &root_hist, &total, &cfg);
+    let best = best_split(b, &root_hist, &total, &cfg, free);
     let mut leaves = vec![LeafState {
         node: 0,
         start: 0,
@@ -771,6 +809,7 @@ fn grow(
         depth: 0,
         hist: Some(root_hist),
         best,
+        bounds: free,
     }];
     let can_split = |sum: &Cell, depth: usize| {
         depth < p.max_depth && sum.n(&q) >= 2 * cfg.min_n && sum.hf(&q) >= 2.0 * cfg.min_w
@@ -859,12 +898,29 @@ fn grow(
         if let Some(ph) = parent_hist {
             pool.put(ph);
         }
-        for (want, hist, sum, s, e, node) in [
-            (want_l, hl, c.left, ls, le, li),
-            (want_r, hr, c.right, rs, re, ri),
+        // Children of a split on a constrained feature are held to their side of the midpoint
+        // of their outputs.
+        let (mut bl, mut br) = (leaf.bounds, leaf.bounds);
+        let mono = cfg.monotone.get(c.feature).copied().unwrap_or(0);
+        if mono != 0 {
+            let clamp = |cell: &Cell| {
+                output(cell.gf(), cell.hf(&q), cfg.l2).clamp(leaf.bounds.0, leaf.bounds.1)
+            };
+            let mid = (clamp(&c.left) + clamp(&c.right)) / 2.0;
+            if mono > 0 {
+                bl.1 = mid;
+                br.0 = mid;
+            } else {
+                bl.0 = mid;
+                br.1 = mid;
+            }
+        }
+        for (want, hist, sum, s, e, node, bounds) in [
+            (want_l, hl, c.left, ls, le, li, bl),
+            (want_r, hr, c.right, rs, re, ri, br),
         ] {
             let (best, hist) = match hist {
-                Some(h) if want => (best_split(b, &h, &sum, &cfg), Some(h)),
+                Some(h) if want => (best_split(b, &h, &sum, &cfg, bounds), Some(h)),
                 Some(h) => {
                     pool.put(h);
                     (None, None)
@@ -886,6 +942,7 @@ fn grow(
                 depth,
                 hist,
                 best,
+                bounds,
             });
         }
     }
@@ -895,13 +952,10 @@ fn grow(
             pool.put(h);
         }
         let nd = &mut nodes[l.node];
-        let denom = nd.sum.hf(&q) + p.l2;
-        // a leaf with no curvature (only with l2 = 0 and min_child_weight = 0) stays at 0
-        nd.value = if denom > 0.0 {
-            -p.learning_rate * nd.sum.gf() / denom
-        } else {
-            0.0
-        };
+        // a leaf with no curvature (only with l2 = 0 and min_child_weight = 0) stays at 0;
+        // a leaf below monotone splits is held to its bounds
+        nd.value = p.learning_rate
+            * output(nd.sum.gf(), nd.sum.hf(&q), p.l2).clamp(l.bounds.0, l.bounds.1);
         ranges.push((l.node, l.start, l.end));
     }
     (nodes, ranges)
@@ -979,6 +1033,18 @@ pub fn fit_gbdt(data: &Dataset, params: &GbdtParams) -> Result<GbdtFit> {
     if events == 0 || events == n {
         return Err(ModelError::SingleClass("gbdt fit"));
     }
+    let mut monotone = vec![0i8; data.feature_names().len()];
+    for (name, sign) in &params.monotone {
+        let j = data
+            .feature_names()
+            .iter()
+            .position(|f| f == name)
+            .ok_or_else(|| ModelError::Param {
+                name: "monotone",
+                reason: format!("no feature named {name}"),
+            })?;
+        monotone[j] = sign.signum();
+    }
     let ybar = events as f64 / n as f64;
     let base_score = (ybar / (1.0 - ybar)).ln();
     let cuts = BinCuts::fit(data, params.max_bins, params.bin_sample_rows, params.seed);
@@ -1025,7 +1091,9 @@ pub fn fit_gbdt(data: &Dataset, params: &GbdtParams) -> Result<GbdtFit> {
         } else {
             rows.extend(0..n as u32);
         }
-        let (nodes, ranges) = grow(&b, &gh, &mut rows, params, q, &mut pool, &mut tmp);
+        let (nodes, ranges) = grow(
+            &b, &gh, &mut rows, params, &monotone, q, &mut pool, &mut tmp,
+        );
         // in-bag rows: add their leaf's value (leaf ranges of the partitioned row list)
         let m = rows.len();
         for &(node, s, e) in &ranges {

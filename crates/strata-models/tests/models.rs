@@ -368,3 +368,50 @@ fn top_factors_are_positive_and_ordered() {
     let idx: Vec<usize> = f.iter().map(|x| x.feature).collect();
     assert_eq!(idx, vec![2, 3, 0]);
 }
+
+/// A monotone constraint holds for every row: with feature 1 (which enters through an
+/// interaction, rising for some rows and falling for others) constrained to never raise the
+/// prediction, moving it from its lowest to its highest value never raises any row's margin;
+/// without the constraint some rows rise. The constraint is recorded on the card.
+#[test]
+fn a_monotone_constraint_holds_for_every_row() {
+    let d = synth(20_000, 4, 3);
+    let name = d.feature_names()[1].clone();
+    let free = fit_gbdt(&d, &small_gbdt()).unwrap().model;
+    let constrained = GbdtParams {
+        monotone: vec![(name.clone(), -1)],
+        ..small_gbdt()
+    };
+    let fit = fit_gbdt(&d, &constrained).unwrap();
+    let m = &fit.model;
+    let (mut rises_free, mut checked) = (0, 0);
+    for i in 0..d.n_rows() {
+        let mut row: Vec<f32> = (0..4).map(|j| d.get(i, j)).collect();
+        row[1] = -2.0;
+        let (lo, lo_free) = (m.margin_row(&row), free.margin_row(&row));
+        row[1] = 2.0;
+        let (hi, hi_free) = (m.margin_row(&row), free.margin_row(&row));
+        assert!(hi <= lo + 1e-12, "row {i}: {lo} -> {hi}");
+        rises_free += (hi_free > lo_free + 1e-9) as usize;
+        checked += 1;
+    }
+    assert!(checked == 20_000 && rises_free > 100, "{rises_free}");
+    let card = ModelCard::gbdt(
+        "y",
+        &fit,
+        &constrained,
+        Cohort {
+            description: "test".into(),
+            window_start: "2024-01-01".into(),
+            window_end: "2024-12-31".into(),
+            n_rows: d.n_rows(),
+            events: 0,
+        },
+    );
+    assert!(card.to_json(false).unwrap().contains("\"monotone\""));
+    let bad = GbdtParams {
+        monotone: vec![("nope".into(), 1)],
+        ..small_gbdt()
+    };
+    assert!(fit_gbdt(&d, &bad).is_err());
+}
