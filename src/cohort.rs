@@ -92,6 +92,20 @@ pub struct Patients {
     pub care_home: Vec<bool>,
     /// Date of death (days), `i32::MAX` when alive.
     pub death: Vec<i32>,
+    /// First day registered with the practice (`registration_start`; `i32::MIN` when not
+    /// given).
+    pub registered_from: Vec<i32>,
+    /// Last day registered (`registration_end`; `i32::MAX` when not given or still registered).
+    pub registered_to: Vec<i32>,
+}
+
+impl Patients {
+    /// Whether patient `p` was registered on every day from `from` to `to` (a death ends
+    /// registration: registered until death counts as registered to `to`). Training and
+    /// evaluation leave out people who were not, since their records or outcomes are missing.
+    pub fn registered_throughout(&self, p: usize, from: i32, to: i32) -> bool {
+        self.registered_from[p] <= from && self.registered_to[p] >= to.min(self.death[p])
+    }
 }
 
 impl Patients {

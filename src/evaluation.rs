@@ -552,6 +552,93 @@ pub fn evaluate(
     evaluate_ranked(y, p, Some(p), groups, opts)
 }
 
+/// Case finding at one cut-off, in one group: the cut-off is the list population's (everyone
+/// aged `min_age`+ in the window, ranked together), as a hub would apply it, and the figures are
+/// each group's share of it (SPARRA's fairness analysis: the same threshold for everyone).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FairnessRow {
+    /// The dimension (`sex`, `imd_quintile`, ...), or `all`.
+    pub dimension: &'static str,
+    /// The group.
+    pub group: String,
+    /// The fraction of the list population flagged (0.01, 0.05, 0.10).
+    pub top_fraction: f64,
+    /// People of the list population in the group.
+    pub n: usize,
+    /// Of them flagged.
+    pub flagged: usize,
+    /// Events among them.
+    pub events: usize,
+    /// Events flagged / events (recall).
+    pub sensitivity: Option<f64>,
+    /// Events flagged / flagged (precision).
+    pub ppv: Option<f64>,
+    /// Events not flagged / not flagged.
+    pub false_omission_rate: Option<f64>,
+    /// Non-events flagged / flagged (1 - PPV).
+    pub false_discovery_rate: Option<f64>,
+}
+
+/// The fairness table of predictions `p` on `w`: for the top 1%, 5% and 10% of the list
+/// population (aged `min_age`+), sensitivity, PPV, false omission and false discovery rates,
+/// overall and in every group of `groups` (its `list_population` dimension left out). Ties at a
+/// cut-off are broken by row (pseudonym) order, so exactly the fraction is flagged.
+pub fn fairness(
+    w: &Window,
+    p: &[f64],
+    groups: &Subgroups,
+    min_age: i32,
+) -> Result<Vec<FairnessRow>, EvaluationError> {
+    let ages = w.feature("age")?;
+    let y = w.labels();
+    let list: Vec<usize> = (0..w.len())
+        .filter(|&k| ages[k] >= f64::from(min_age))
+        .collect();
+    let mut order = list.clone();
+    order.sort_by(|&a, &b| p[b].total_cmp(&p[a]).then(a.cmp(&b)));
+    let mut out = Vec::new();
+    let ratio = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
+    for f in [0.01, 0.05, 0.10] {
+        let n_flag = ((f * list.len() as f64 - 1e-9).ceil().max(0.0) as usize).min(list.len());
+        let mut flagged = vec![false; w.len()];
+        for &k in &order[..n_flag] {
+            flagged[k] = true;
+        }
+        let mut row = |dimension: &'static str, group: String, who: &dyn Fn(usize) -> bool| {
+            let (mut n, mut fl, mut ev, mut ev_fl) = (0, 0, 0, 0);
+            for &k in list.iter().filter(|&&k| who(k)) {
+                n += 1;
+                fl += flagged[k] as usize;
+                ev += y[k] as usize;
+                ev_fl += (flagged[k] && y[k] == 1) as usize;
+            }
+            out.push(FairnessRow {
+                dimension,
+                group,
+                top_fraction: f,
+                n,
+                flagged: fl,
+                events: ev,
+                sensitivity: ratio(ev_fl, ev),
+                ppv: ratio(ev_fl, fl),
+                false_omission_rate: ratio(ev - ev_fl, n - fl),
+                false_discovery_rate: ratio(fl - ev_fl, fl),
+            });
+        };
+        row("all", "all".into(), &|_| true);
+        for d in groups
+            .dimensions
+            .iter()
+            .filter(|d| d.name != "list_population")
+        {
+            for (g, name) in d.groups.iter().enumerate() {
+                row(d.name, name.clone(), &|k| d.of_row[k] == g as u32);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// How a score used alone as a predictor was given probabilities.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct BaselineCalibration {

@@ -31,14 +31,22 @@ pub enum Outcome {
     FallsAdmission,
     /// Death from any cause.
     Death,
+    /// An emergency admission or death, whichever comes first (SPARRA's outcome): a death
+    /// without an admission is an event here, while the plain emergency admission outcome labels
+    /// it "no admission".
+    EmergencyAdmissionOrDeath,
 }
 
+/// Number of outcomes ([`Outcome::ALL`]).
+pub const N_OUTCOMES: usize = 4;
+
 impl Outcome {
-    /// All three, in column order.
-    pub const ALL: [Outcome; 3] = [
+    /// All of them, in column order.
+    pub const ALL: [Outcome; N_OUTCOMES] = [
         Outcome::EmergencyAdmission,
         Outcome::FallsAdmission,
         Outcome::Death,
+        Outcome::EmergencyAdmissionOrDeath,
     ];
 
     /// Name used in files and on the command line.
@@ -47,6 +55,7 @@ impl Outcome {
             Outcome::EmergencyAdmission => "emergency_admission",
             Outcome::FallsAdmission => "falls_admission",
             Outcome::Death => "death",
+            Outcome::EmergencyAdmissionOrDeath => "emergency_admission_or_death",
         }
     }
 
@@ -61,6 +70,7 @@ impl Outcome {
             Outcome::EmergencyAdmission => "emergency admission",
             Outcome::FallsAdmission => "falls admission",
             Outcome::Death => "death",
+            Outcome::EmergencyAdmissionOrDeath => "emergency admission or death",
         }
     }
 }
@@ -240,9 +250,10 @@ pub fn predictor_rows(
     out
 }
 
-/// The three outcome labels of every patient (in patient order, columns in [`Outcome::ALL`]
-/// order): what happened in the 365 days after `as_of`.
-pub fn outcomes(cohort: &Cohort, as_of: i32) -> Vec<[bool; 3]> {
+/// The outcome labels of every patient (in patient order, columns in [`Outcome::ALL`] order):
+/// what happened in the 365 days after `as_of`. A death without an admission is no emergency
+/// admission (and an event of the composite outcome).
+pub fn outcomes(cohort: &Cohort, as_of: i32) -> Vec<[bool; N_OUTCOMES]> {
     let end = as_of + OUTCOME_DAYS;
     let sp = &cohort.spells;
     (0..cohort.patients.len())
@@ -260,7 +271,8 @@ pub fn outcomes(cohort: &Cohort, as_of: i32) -> Vec<[bool; 3]> {
                 }
             }
             let d = cohort.patients.death[p];
-            [admission, falls_admission, d > as_of && d <= end]
+            let died = d > as_of && d <= end;
+            [admission, falls_admission, died, admission || died]
         })
         .collect()
 }
@@ -275,8 +287,12 @@ pub struct PredictorTable {
     pub patients: Vec<u32>,
     /// Row-major features, `patients.len() * names.len()`.
     pub rows: Vec<f32>,
-    /// The three outcomes per row, when asked for.
-    pub outcomes: Option<Vec<[bool; 3]>>,
+    /// The outcomes per row, when asked for.
+    pub outcomes: Option<Vec<[bool; N_OUTCOMES]>>,
+    /// With outcomes: people alive at the as-of date left out because they were not registered
+    /// for the whole outcome year (`registration_start` / `registration_end`; a death ends
+    /// registration and leaves nobody out).
+    pub not_registered: usize,
 }
 
 /// Build the table for `cohort` at `as_of` from a run's per-patient results.
@@ -292,7 +308,7 @@ pub fn predictor_table(
     let all = predictor_rows(cohort, defs, scored, as_of);
     // Alive and born at the as-of date, whatever their age (the lists' minimum age is not the
     // models' population).
-    let patients: Vec<u32> = (0..cohort.patients.len() as u32)
+    let alive: Vec<u32> = (0..cohort.patients.len() as u32)
         .filter(|&p| {
             !matches!(
                 scored.status[p as usize],
@@ -300,6 +316,19 @@ pub fn predictor_table(
             )
         })
         .collect();
+    // With outcomes (training, evaluation), only people registered for the whole outcome year:
+    // someone who left (or joined) during it has outcomes strata cannot see.
+    let patients: Vec<u32> = if with_outcomes {
+        let pa = &cohort.patients;
+        alive
+            .iter()
+            .copied()
+            .filter(|&p| pa.registered_throughout(p as usize, as_of, as_of + OUTCOME_DAYS))
+            .collect()
+    } else {
+        alive.clone()
+    };
+    let not_registered = alive.len() - patients.len();
     let mut rows = Vec::with_capacity(patients.len() * width);
     for &p in &patients {
         rows.extend_from_slice(&all[p as usize * width..(p as usize + 1) * width]);
@@ -313,5 +342,6 @@ pub fn predictor_table(
         patients,
         rows,
         outcomes,
+        not_registered,
     }
 }

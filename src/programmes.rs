@@ -182,7 +182,7 @@ impl Rule {
             Some(o) => {
                 let outcome = Outcome::parse(o).ok_or_else(|| {
                     bad(format!(
-                        "risk must be emergency_admission, falls_admission or death, not '{o}'"
+                        "risk must be emergency_admission, falls_admission, death or emergency_admission_or_death, not '{o}'"
                     ))
                 })?;
                 let min_band = r

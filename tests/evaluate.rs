@@ -165,6 +165,8 @@ fn predictions_of_the_models_own_probabilities_give_its_figures_and_plot() {
     );
     let groups = by_model["groups"].as_array().unwrap();
     for dim in [
+        "list_population",
+        "efi_category",
         "sex",
         "age_band",
         "imd_quintile",
@@ -172,6 +174,53 @@ fn predictions_of_the_models_own_probabilities_give_its_figures_and_plot() {
         "core20",
     ] {
         assert!(groups.iter().any(|g| g["dimension"] == dim), "{dim}");
+    }
+    // The fairness table: the list population's (65+) top 1/5/10% flagged once, shared out
+    // among each dimension's groups; every rate is its counts' ratio.
+    assert_eq!(by_file["fairness"], by_model["fairness"]);
+    let fair = by_model["fairness"].as_array().unwrap();
+    let list_n = groups
+        .iter()
+        .find(|g| g["dimension"] == "list_population" && g["group"] == "65_plus")
+        .unwrap()["n"]
+        .as_u64()
+        .unwrap();
+    let u = |r: &serde_json::Value, k: &str| r[k].as_u64().unwrap();
+    for f in [0.01, 0.05, 0.10] {
+        let rows: Vec<&serde_json::Value> = fair
+            .iter()
+            .filter(|r| (r["top_fraction"].as_f64().unwrap() - f).abs() < 1e-12)
+            .collect();
+        let all = rows.iter().find(|r| r["dimension"] == "all").unwrap();
+        assert_eq!(u(all, "n"), list_n);
+        assert_eq!(u(all, "flagged"), (f * list_n as f64 - 1e-9).ceil() as u64);
+        for dim in ["sex", "imd_quintile", "core20", "efi_category"] {
+            let part: Vec<_> = rows.iter().filter(|r| r["dimension"] == dim).collect();
+            assert!(!part.is_empty(), "{dim}");
+            for k in ["n", "flagged", "events"] {
+                assert_eq!(
+                    part.iter().map(|r| u(r, k)).sum::<u64>(),
+                    u(all, k),
+                    "{dim} {k}"
+                );
+            }
+        }
+        for r in &rows {
+            let (n, fl, ev) = (u(r, "n"), u(r, "flagged"), u(r, "events"));
+            if let (Some(s), Some(p)) = (r["sensitivity"].as_f64(), r["ppv"].as_f64()) {
+                let ev_fl = (s * ev as f64).round();
+                assert!((p - ev_fl / fl as f64).abs() < 1e-9, "{r}");
+                if n > fl {
+                    let fo = r["false_omission_rate"].as_f64().unwrap();
+                    assert!(
+                        (fo - (ev as f64 - ev_fl) / (n - fl) as f64).abs() < 1e-9,
+                        "{r}"
+                    );
+                }
+                let fd = r["false_discovery_rate"].as_f64().unwrap();
+                assert!((fd - (1.0 - p)).abs() < 1e-9, "{r}");
+            }
+        }
     }
     let core20: u64 = groups
         .iter()

@@ -83,8 +83,8 @@ fn records_after_the_as_of_date_move_no_feature_only_the_outcomes() {
         assert!((before[col("hfrs_score")] - 7.1).abs() < 1e-6);
         assert_eq!(before[col("days_since_emergency_admission")], 151.0);
         let o = t.outcomes.as_ref().unwrap();
-        assert_eq!(o[0], [false, false, false]);
-        assert_eq!(o[1], [true, true, true], "{:?}", Outcome::ALL);
+        assert_eq!(o[0], [false, false, false, false]);
+        assert_eq!(o[1], [true, true, true, true], "{:?}", Outcome::ALL);
     }
 }
 
@@ -107,7 +107,7 @@ fn the_exported_file_is_the_table_with_outcomes() {
     assert!(o.status.success(), "{}", stderr(&o));
     let df = read_parquet(&out);
     let names = strata::predictors::predictor_names(&definitions());
-    assert_eq!(df.width(), 1 + names.len() + 3);
+    assert_eq!(df.width(), 1 + names.len() + strata::predictors::N_OUTCOMES);
     assert!(df.height() > 1900 && df.height() <= 2000, "{}", df.height());
     let admitted = df
         .column("emergency_admission")
@@ -131,4 +131,60 @@ fn the_exported_file_is_the_table_with_outcomes() {
         "2026-11-25",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+/// Training and evaluation rows: people registered for the whole outcome year. Someone who
+/// leaves the practice during it, or joins after the as-of date, is left out (and counted); a
+/// death ends registration and leaves nobody out. A death without an admission is no emergency
+/// admission, and an event of the composite outcome.
+#[test]
+fn people_not_registered_for_the_outcome_year_are_left_out_and_counted() {
+    let mut ps = vec![];
+    for (id, reg, death) in [
+        ("stays", (Some("2010-01-01"), None), None),
+        ("leaves", (Some("2010-01-01"), Some("2025-09-30")), None),
+        ("joins", (Some("2025-06-01"), None), None),
+        (
+            "dies",
+            (Some("2010-01-01"), Some("2025-08-01")),
+            Some("2025-08-01"),
+        ),
+        ("unknown", (None, None), None),
+    ] {
+        let mut p = patient(id, "1940-04-01");
+        p.registered = reg;
+        p.death = death;
+        ps.push(p);
+    }
+    let opts = strata::input::LoadOptions {
+        today: strata::date::parse_days("2026-11-25").unwrap(),
+        ..Default::default()
+    };
+    let defs = definitions();
+    let as_of = strata::date::parse_days(AS_OF).unwrap();
+    for a in ADAPTORS {
+        let c = load_via(a, &ps, &[], &[], &opts).unwrap();
+        let scored = score_cohort(&c, &defs, as_of, &ListRules::default());
+        let t = predictor_table(&c, &defs, &scored, as_of, true);
+        let ids: Vec<&str> = t
+            .patients
+            .iter()
+            .map(|&p| c.patients.id[p as usize].as_str())
+            .collect();
+        assert_eq!(ids, ["dies", "stays", "unknown"], "{a:?}");
+        assert_eq!(t.not_registered, 2, "{a:?}");
+        let o = t.outcomes.as_ref().unwrap();
+        assert_eq!(
+            o[0],
+            [false, false, true, true],
+            "{a:?}: a death without an admission"
+        );
+        // Without outcomes (the nightly lists' features) nobody is left out.
+        assert_eq!(
+            predictor_table(&c, &defs, &scored, as_of, false)
+                .patients
+                .len(),
+            5
+        );
+    }
 }

@@ -1204,6 +1204,9 @@ fn default_models() -> PyResult<String> {
 #[pymodule]
 fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run, m)?)?;
+    // The counts per PCN of the population-health indicators (the Spark job's result rows
+    // are this wide).
+    m.add("INDICATOR_WIDTH", indicators::WIDTH)?;
     m.add_function(wrap_pyfunction!(protect_tables, m)?)?;
     m.add_function(wrap_pyfunction!(protect_run, m)?)?;
     m.add_function(wrap_pyfunction!(pcn_files, m)?)?;

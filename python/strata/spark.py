@@ -76,14 +76,14 @@ UNKNOWN_PATIENT = "patient_id not in patients.parquet"
 #   kind "list":   key = PCN code, data = CSV bytes, data2 = Parquet bytes
 #   kind "scores": data = Arrow IPC stream of the task's patients' scores
 #   kind "count":  key = table (summary, equity), section, a, b, c0..c4 = the counts
-#   kind "indicator": key = PCN code, c0..c9 = its population-health indicator counts
+#   kind "indicator": key = PCN code, c0..c21 = its population-health indicator counts
 #   kind "meta":   data = JSON: rejects (rows in the files), files, figures, warnings, errors
-RESULT_DDL = (
-    "kind string, key string, data binary, data2 binary, section int, a string, b string, "
-    "c0 long, c1 long, c2 long, c3 long, c4 long, c5 long, c6 long, c7 long, c8 long, c9 long"
+# Counts per indicator row (strata.indicators' quantities: the headline counts, then the people
+# and falls admissions of the six age bands of the standardised falls rate).
+INDICATOR_WIDTH = strata._strata.INDICATOR_WIDTH
+RESULT_DDL = "kind string, key string, data binary, data2 binary, section int, a string, b string, " + ", ".join(
+    f"c{i} long" for i in range(INDICATOR_WIDTH)
 )
-# Counts per indicator row (strata.indicators' quantities).
-INDICATOR_WIDTH = 10
 RESULT_SCHEMA = pa.schema(
     [
         ("kind", pa.string()),
@@ -93,17 +93,8 @@ RESULT_SCHEMA = pa.schema(
         ("section", pa.int32()),
         ("a", pa.string()),
         ("b", pa.string()),
-        ("c0", pa.int64()),
-        ("c1", pa.int64()),
-        ("c2", pa.int64()),
-        ("c3", pa.int64()),
-        ("c4", pa.int64()),
-        ("c5", pa.int64()),
-        ("c6", pa.int64()),
-        ("c7", pa.int64()),
-        ("c8", pa.int64()),
-        ("c9", pa.int64()),
     ]
+    + [(f"c{i}", pa.int64()) for i in range(INDICATOR_WIDTH)]
 )
 
 

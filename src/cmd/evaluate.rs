@@ -62,7 +62,7 @@ pub struct Args {
 /// Parse `--outcome`, a usage error if it is not one strata labels.
 pub fn parse_outcome(s: &str) -> Result<Outcome> {
     Outcome::parse(s).ok_or_else(|| {
-        super::usage("--outcome must be emergency_admission, falls_admission or death")
+        super::usage("--outcome must be emergency_admission, falls_admission, death or emergency_admission_or_death")
     })
 }
 
@@ -120,6 +120,28 @@ fn print_groups(e: &Evaluation) {
                 g.note.as_deref().unwrap_or_default()
             ),
         }
+    }
+}
+
+/// The fairness table: each group's share of the list population's top 1%, 5% and 10%.
+fn print_fairness(rows: &[evaluation::FairnessRow], min_age: i32) {
+    println!(
+        "case finding at the cut-offs of the list population ({min_age}+), by group (sensitivity, PPV, false omission rate, false discovery rate):"
+    );
+    let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", 100.0 * v));
+    for r in rows {
+        println!(
+            "  top {:>3.0}%  {:<15} {:<8} n {:>7} flagged {:>6}  sens {:>6}  PPV {:>6}  FOR {:>6}  FDR {:>6}",
+            100.0 * r.top_fraction,
+            r.dimension,
+            r.group,
+            r.n,
+            r.flagged,
+            pct(r.sensitivity),
+            pct(r.ppv),
+            pct(r.false_omission_rate),
+            pct(r.false_discovery_rate)
+        );
     }
 }
 
@@ -181,18 +203,22 @@ pub fn run(a: Args) -> Result<i32> {
             &[(file_label(&path), &e)],
         )?;
     }
+    let min_age = strata::lists::ListRules::default().min_age;
+    let fair = evaluation::fairness(&w, &p, &groups, min_age)?;
     if a.json {
         let mut out = serde_json::json!({
             "outcome": outcome.name(),
             "as_of": a.as_of,
             "overall": e.overall,
             "groups": e.groups,
+            "fairness": fair,
         });
         out[source_key] = serde_json::Value::String(path.display().to_string());
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         super::train::print_metrics(&format!("{} at {}", outcome.name(), a.as_of), &e.overall);
         print_groups(&e);
+        print_fairness(&fair, min_age);
     }
     if let Some(plot) = &a.plot {
         eprintln!("{}: calibration plot written", plot.display());

@@ -24,7 +24,9 @@ pub struct Args {
     /// Cohort folder.
     #[arg(long)]
     pub cohort: PathBuf,
-    /// Outcome: emergency_admission, falls_admission or death.
+    /// Outcome: emergency_admission, falls_admission, death, or emergency_admission_or_death
+    /// (SPARRA's composite: a death without an admission is an event). In the plain
+    /// emergency_admission outcome a death without an admission is labelled "no admission".
     #[arg(long)]
     pub outcome: String,
     /// Model: logistic (L2, standardised features) or gbdt (histogram gradient-boosted trees).
@@ -50,7 +52,8 @@ pub struct Args {
 fn describe(w: &Window, as_of: i32, what: &str) -> CardCohort {
     CardCohort {
         description: format!(
-            "{what}: everyone alive at the as-of date; features from records on or before it, label from the {OUTCOME_DAYS} days after"
+            "{what}: everyone alive at the as-of date and registered for the {OUTCOME_DAYS} days after it (a death ends registration; {} people who left or joined during them left out); features from records on or before it, label from the {OUTCOME_DAYS} days after",
+            w.table.not_registered
         ),
         window_start: date::format_days(as_of),
         window_end: date::format_days(as_of + OUTCOME_DAYS),
@@ -125,7 +128,7 @@ pub fn print_metrics(label: &str, m: &Metrics) {
 /// Run the subcommand.
 pub fn run(a: Args) -> Result<i32> {
     let outcome = Outcome::parse(&a.outcome).ok_or_else(|| {
-        super::usage("--outcome must be emergency_admission, falls_admission or death")
+        super::usage("--outcome must be emergency_admission, falls_admission, death or emergency_admission_or_death")
     })?;
     let as_of = super::parse_date(&a.as_of)?;
     let load = a.input.options()?;

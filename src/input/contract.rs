@@ -128,6 +128,10 @@ pub const PATIENT_COLUMNS: &[ColumnSpec] = &[
     opt("ethnicity_group", Kind::Text),
     opt("care_home", Kind::Bool),
     opt("death_date", Kind::Date),
+    // Registration with the practice (GP registration periods): people not registered for the
+    // whole outcome year are left out of training and evaluation.
+    opt("registration_start", Kind::Date),
+    opt("registration_end", Kind::Date),
 ];
 
 /// Columns of `events.parquet`.

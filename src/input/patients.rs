@@ -61,9 +61,19 @@ pub(crate) fn read_patients(t: &Table, opts: &LoadOptions, ck: &mut Checker) -> 
             } else {
                 None
             },
+            if has("registration_start") {
+                Some(day_col(df, "registration_start")?)
+            } else {
+                None
+            },
+            if has("registration_end") {
+                Some(day_col(df, "registration_end")?)
+            } else {
+                None
+            },
         ))
     })();
-    let (pid, birth, sex, practice, pcn, imd, eth, care, death) = match cols {
+    let (pid, birth, sex, practice, pcn, imd, eth, care, death, reg_start, reg_end) = match cols {
         Ok(c) => c,
         Err(e) => {
             polars_err(ck, name, e);
@@ -148,6 +158,15 @@ pub(crate) fn read_patients(t: &Table, opts: &LoadOptions, ck: &mut Checker) -> 
         }
         None => p.death = vec![i32::MAX; n],
     }
+    // Registration: unknown start is "always", unknown end "still registered".
+    p.registered_from = match reg_start {
+        Some(c) => c.iter().map(|v| v.unwrap_or(i32::MIN)).collect(),
+        None => vec![i32::MIN; n],
+    };
+    p.registered_to = match reg_end {
+        Some(c) => c.iter().map(|v| v.unwrap_or(i32::MAX)).collect(),
+        None => vec![i32::MAX; n],
+    };
     // Patients in pseudonym order; duplicates sit side by side.
     let mut order: Vec<usize> = (0..n).collect();
     order.par_sort_unstable_by(|&a, &b| ids[a].cmp(ids[b]).then(a.cmp(&b)));
@@ -183,6 +202,8 @@ pub(crate) fn read_patients(t: &Table, opts: &LoadOptions, ck: &mut Checker) -> 
     p.imd_decile = permute(&p.imd_decile, &order);
     p.care_home = permute(&p.care_home, &order);
     p.death = permute(&p.death, &order);
+    p.registered_from = permute(&p.registered_from, &order);
+    p.registered_to = permute(&p.registered_to, &order);
     p.practice = permute(&practice, &order);
     p.practices = practices;
     p.pcn = permute(&pcn, &order);

@@ -18,6 +18,8 @@ pub struct P {
     pub pcn: &'static str,
     pub imd: Option<i32>,
     pub death: Option<&'static str>,
+    /// `registration_start` and `registration_end` (written only when some row has one).
+    pub registered: (Option<&'static str>, Option<&'static str>),
 }
 
 /// A patient aged `age`-ish at 2025-04-01 (born on the first of April of the year).
@@ -30,6 +32,7 @@ pub fn patient(id: &str, birth: &'static str) -> P {
         pcn: "PCN1",
         imd: Some(5),
         death: None,
+        registered: (None, None),
     }
 }
 
@@ -112,7 +115,7 @@ pub fn write_parquet(path: &Path, mut df: DataFrame) {
 }
 
 pub fn patients_frame(ps: &[P]) -> DataFrame {
-    DataFrame::new(
+    let df = DataFrame::new(
         ps.len(),
         vec![
             Column::new(
@@ -141,7 +144,22 @@ pub fn patients_frame(ps: &[P]) -> DataFrame {
             .into_column(),
         ],
     )
-    .unwrap()
+    .unwrap();
+    let mut df = df;
+    if ps.iter().any(|p| p.registered != (None, None)) {
+        for (name, get) in [
+            (
+                "registration_start",
+                (|p: &P| p.registered.0) as fn(&P) -> _,
+            ),
+            ("registration_end", |p: &P| p.registered.1),
+        ] {
+            let v: Vec<Option<i32>> = ps.iter().map(|p| get(p).map(days)).collect();
+            df.with_column(Int32Chunked::new(name.into(), &v).into_date().into_column())
+                .unwrap();
+        }
+    }
+    df
 }
 
 pub fn events_frame(es: &[E]) -> DataFrame {
