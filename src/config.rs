@@ -71,6 +71,8 @@ pub struct ScoreConfig {
     pub top: Option<u32>,
     /// Keep only the top X% of each PCN's eligible population (`--top-percent`).
     pub top_percent: Option<f64>,
+    /// How risk bands are set: `card` or `pcn` (`--risk-bands`).
+    pub risk_bands: Option<String>,
     /// Input checks.
     #[serde(default)]
     pub input: InputConfig,

@@ -51,6 +51,33 @@ pub struct ListRules {
     /// Keep at most this percentage of the PCN's eligible people (rounded up), the top of the
     /// ranking.
     pub top_percent: Option<f64>,
+    /// How risk bands are set: by the card's probability cut-offs (the same in every PCN) or
+    /// by rank within each PCN.
+    pub risk_bands: BandMode,
+}
+
+/// How a model's risk bands are set (`risk_bands` in the settings file, `--risk-bands`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BandMode {
+    /// By the card's absolute probability cut-offs (its list population's top 1%, 5% and 20% in
+    /// the validation year): "very high" means the same in every PCN, and a PCN scored alone
+    /// gets the bands it gets in the whole run. A card without cut-offs is banded by PCN.
+    #[default]
+    Card,
+    /// By rank within each PCN's eligible people (top 1%, 5%, 20% of the PCN).
+    Pcn,
+}
+
+impl BandMode {
+    /// Parse `card` or `pcn`.
+    pub fn parse(s: &str) -> Option<BandMode> {
+        match s.trim() {
+            "card" => Some(BandMode::Card),
+            "pcn" => Some(BandMode::Pcn),
+            _ => None,
+        }
+    }
 }
 
 impl Default for ListRules {
@@ -63,6 +90,7 @@ impl Default for ListRules {
             min_risk: None,
             top: None,
             top_percent: None,
+            risk_bands: BandMode::Card,
         }
     }
 }

@@ -459,15 +459,12 @@ impl Inputs<'_> {
                 if c.min_band.is_some() {
                     let band = r.band(pcn, p);
                     w += &format!(
-                        ", {} of the PCN ({} band)",
-                        match band.top_percent() {
-                            Some(pct) => format!("in the top {pct}%"),
-                            None => format!(
-                                "below the top {}%",
-                                RiskBand::Moderate.top_percent().unwrap_or_default()
-                            ),
-                        },
-                        band.name().replace('_', " ")
+                        ", {} band ({})",
+                        band.name().replace('_', " "),
+                        r.band_meaning(band).unwrap_or_else(|| format!(
+                            "below the {}",
+                            r.band_meaning(RiskBand::Moderate).unwrap_or_default()
+                        ))
                     );
                 }
                 parts.push(w);

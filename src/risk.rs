@@ -94,6 +94,8 @@ pub struct RiskModel {
     words: Vec<Word>,
     /// A logistic model folded onto strata's full feature row, for applying it to everyone.
     linear: Option<Linear>,
+    /// The card's band cut-offs (very high, high, moderate), if it has them.
+    cutoffs: Option<[f64; 3]>,
     /// Each feature's mean contribution over the card's list population (zeros for a card
     /// without one): what explanations are measured against.
     baseline: Vec<f64>,
@@ -361,6 +363,9 @@ pub struct ModelRisk {
     pub pcn_rank: Vec<u32>,
     /// Eligible people per PCN (by PCN index): what ranks are out of.
     pub pcn_eligible: Vec<u32>,
+    /// The card's probability cut-offs of very high, high and moderate, when bands are set by
+    /// them (`BandMode::Card`); `None`: bands by rank within the PCN.
+    pub cutoffs: Option<[f64; 3]>,
 }
 
 impl ModelRisk {
@@ -378,10 +383,47 @@ impl ModelRisk {
         })
     }
 
-    /// Patient `p`'s band by rank within the PCN.
+    /// What band `b` means, in words: "top 5% of the PCN", or with card cut-offs "risk from
+    /// 18.2% (the list population's top 5% in the card's validation year)"; `None` below the
+    /// moderate band.
+    pub fn band_meaning(&self, b: RiskBand) -> Option<String> {
+        let pct = b.top_percent()?;
+        Some(match self.cutoffs {
+            None => format!("top {pct}% of the PCN"),
+            Some(c) => {
+                let cut = match b {
+                    RiskBand::VeryHigh => c[0],
+                    RiskBand::High => c[1],
+                    _ => c[2],
+                };
+                format!(
+                    "risk from {:.1}%, the list population's top {pct}% in the card's validation year",
+                    cut * 100.0
+                )
+            }
+        })
+    }
+
+    /// Patient `p`'s band: by the card's probability cut-offs, or by rank within the PCN.
     pub fn band(&self, pcn: &[u32], p: usize) -> RiskBand {
-        self.ranked(pcn, p)
-            .map_or(RiskBand::NotRanked, |(r, n)| RiskBand::of_rank(r, n))
+        let Some((r, n)) = self.ranked(pcn, p) else {
+            return RiskBand::NotRanked;
+        };
+        match self.cutoffs {
+            Some([very_high, high, moderate]) => {
+                let v = self.probability[p];
+                if v >= very_high {
+                    RiskBand::VeryHigh
+                } else if v >= high {
+                    RiskBand::High
+                } else if v >= moderate {
+                    RiskBand::Moderate
+                } else {
+                    RiskBand::Low
+                }
+            }
+            None => RiskBand::of_rank(r, n),
+        }
     }
 }
 
@@ -488,6 +530,10 @@ fn load_one(path: &Path, table: &[String], defs: &Definitions) -> Result<RiskMod
             .iter()
             .map(|n| Word::of(defs, n))
             .collect(),
+        cutoffs: card
+            .risk_bands
+            .as_ref()
+            .map(|b| [b.very_high, b.high, b.moderate]),
         baseline: card
             .list_baseline
             .as_ref()
@@ -572,6 +618,7 @@ pub fn apply(
     defs: &Definitions,
     scored: &Scored,
     as_of: i32,
+    bands: crate::lists::BandMode,
 ) -> Vec<ModelRisk> {
     if models.is_empty() {
         return Vec::new();
@@ -646,6 +693,10 @@ pub fn apply(
                 probability,
                 pcn_rank,
                 pcn_eligible: pcn_eligible.clone(),
+                cutoffs: match bands {
+                    crate::lists::BandMode::Card => model.cutoffs,
+                    crate::lists::BandMode::Pcn => None,
+                },
             }
         })
         .collect()

@@ -54,6 +54,35 @@ pub struct ScoreOptions {
     pub programmes: Vec<Programme>,
 }
 
+/// A run's warnings, in the manifest's order: the validation report's, risk models trained on
+/// synthetic data (and applied to a cohort that is not), the comparison with the previous run,
+/// and how hospital spells were built. One list for every engine (the binary, Python, Spark).
+pub fn warnings(
+    cohort: &Cohort,
+    models: &[crate::risk::RiskModel],
+    compare: Option<String>,
+) -> Vec<String> {
+    let unmarked =
+        cohort.synthetic.is_none() && models.iter().any(crate::risk::RiskModel::synthetic);
+    cohort
+        .report
+        .problems
+        .iter()
+        .map(Problem::to_string)
+        .chain(unmarked.then(|| {
+            "warning: risk models trained on synthetic data were applied to a cohort that is not synthetic (no strata synth mark): their figures say nothing about these patients; the lists say so in their risk_models_trained_on column. Train local models with strata train and give them with --risk-models".to_string()
+        }))
+        .chain(models.iter().filter(|m| m.synthetic()).map(|m| {
+            format!(
+                "warning: the {} model ({}) was trained on synthetic data: retrain it on local data (strata train) before acting on its figures",
+                m.file.outcome, m.file.path
+            )
+        }))
+        .chain(compare)
+        .chain(crate::input::spells::warnings(&cohort.spells.report))
+        .collect()
+}
+
 /// What the manifest records of each programme's lists.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ProgrammeListed {
@@ -236,7 +265,14 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
     stages.next("score");
     let scored = score_cohort(&cohort, &definitions, opts.as_of, &opts.rules);
     stages.next("predict");
-    let risks = risk::apply(&models, &cohort, &definitions, &scored, opts.as_of);
+    let risks = risk::apply(
+        &models,
+        &cohort,
+        &definitions,
+        &scored,
+        opts.as_of,
+        opts.rules.risk_bands,
+    );
     stages.next("rank");
     // Hashing the input files (for the manifest) needs no result of the run. Reading, scoring
     // and predicting keep both cores busy; ranking and writing leave gaps, which the hashing
@@ -357,25 +393,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         read_paths: cohort.read_paths.clone(),
         hospital_spells: cohort.spells.report.clone(),
         cohort_synthetic: cohort.synthetic.clone(),
-        warnings: cohort
-            .report
-            .problems
-            .iter()
-            .map(Problem::to_string)
-            .chain(
-                (cohort.synthetic.is_none() && models.iter().any(crate::risk::RiskModel::synthetic)).then(|| {
-                    "warning: risk models trained on synthetic data were applied to a cohort that is not synthetic (no strata synth mark): their figures say nothing about these patients; the lists say so in their risk_models_trained_on column. Train local models with strata train and give them with --risk-models".to_string()
-                }),
-            )
-            .chain(models.iter().filter(|m| m.synthetic()).map(|m| {
-                format!(
-                    "warning: the {} model ({}) was trained on synthetic data: retrain it on local data (strata train) before acting on its figures",
-                    m.file.outcome, m.file.path
-                )
-            }))
-            .chain(compare_warning)
-            .chain(crate::input::spells::warnings(&cohort.spells.report))
-            .collect(),
+        warnings: warnings(&cohort, &models, compare_warning),
         models: definitions.files.clone(),
         risk_models: models.iter().map(|m| m.file.clone()).collect(),
         rules: opts.rules,

@@ -150,7 +150,7 @@ fn probabilities_match_the_card_applied_independently_to_the_exported_table() {
 fn rank_percentile_and_band_are_within_the_pcn_and_reasons_are_words() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("out");
-    assert!(score(&out, &[]).status.success());
+    assert!(score(&out, &["--risk-bands", "pcn"]).status.success());
     let scores = read_parquet(&out.join("scores.parquet"));
     let pcn = strs(&scores, "pcn_code");
     let status = strs(&scores, "status");
@@ -224,7 +224,14 @@ fn contributions_add_up_to_the_prediction_for_logistic_and_trees() {
     )
     .unwrap();
     assert_eq!(models.len(), 2);
-    let risks = risk::apply(&models, &cohort, &defs, &scored, as_of);
+    let risks = risk::apply(
+        &models,
+        &cohort,
+        &defs,
+        &scored,
+        as_of,
+        strata::lists::BandMode::Card,
+    );
     let ex = Explainer::new(&cohort, &defs, &scored, as_of);
     let mut nonzero = 0;
     for p in (0..cohort.patients.len()).step_by(7) {
@@ -531,4 +538,89 @@ fn reasons_are_measured_against_the_list_population() {
         young > 20 && young_with_age == 0,
         "{young} {young_with_age}"
     );
+}
+
+/// With the default card bands, a band is a probability range the card fixes (its list
+/// population's top 1/5/20% in the validation year): the same in every PCN, so a PCN scored
+/// alone gets exactly the bands it gets in the whole run.
+#[test]
+fn card_bands_are_the_same_whichever_pcns_are_scored() {
+    let d = tempfile::tempdir().unwrap();
+    let whole = d.path().join("whole");
+    assert!(score(&whole, &[]).status.success());
+    let card: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(models_dir().join("risk/death.logistic.json")).unwrap(),
+    )
+    .unwrap();
+    let cut = |k: &str| card["risk_bands"][k].as_f64().unwrap();
+    let (very_high, high, moderate) = (cut("very_high"), cut("high"), cut("moderate"));
+    assert!(very_high > high && high > moderate && moderate > 0.0);
+    // One PCN alone: its patients' rows of the three files.
+    let scores = read_parquet(&whole.join("scores.parquet"));
+    let pcns = strs(&scores, "pcn_code");
+    let pcn = pcns[0].clone().unwrap();
+    let alone = d.path().join("alone-cohort");
+    std::fs::create_dir_all(&alone).unwrap();
+    let patients = read_parquet(&cohort_dir().join("patients.parquet"));
+    let keep = patients
+        .column("pcn_code")
+        .unwrap()
+        .str()
+        .unwrap()
+        .equal(pcn.as_str());
+    let patients = patients.filter(&keep).unwrap();
+    let ids: Vec<String> = strs(&patients, "patient_id")
+        .into_iter()
+        .flatten()
+        .collect();
+    write_parquet(&alone.join("patients.parquet"), patients);
+    for f in ["events.parquet", "encounters.parquet"] {
+        let df = read_parquet(&cohort_dir().join(f));
+        let keep: BooleanChunked = strs(&df, "patient_id")
+            .iter()
+            .map(|id| id.as_ref().is_some_and(|id| ids.binary_search(id).is_ok()))
+            .collect();
+        write_parquet(&alone.join(f), df.filter(&keep).unwrap());
+    }
+    let alone_out = d.path().join("alone");
+    let o = score_into(&alone, &alone_out, &["--today", TODAY]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list = |out: &Path| {
+        let l = read_csv(&out.join(format!("lists/{pcn}/{pcn}.csv")));
+        let ids = strs(&l, "patient_id");
+        let bands = strs(&l, "death_band");
+        let risk = floats(&l, "death_risk");
+        (0..ids.len())
+            .map(|k| {
+                (
+                    ids[k].clone().unwrap(),
+                    bands[k].clone().unwrap(),
+                    risk[k].unwrap(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (list(&whole), list(&alone_out));
+    assert!(a.len() > 20, "{}", a.len());
+    assert_eq!(a, b, "a PCN scored alone gets the bands of the whole run");
+    // The bands follow the card's cut-offs (published probabilities are rounded to 4 places:
+    // a probability within rounding of a cut-off could be either side).
+    for (id, band, p) in &a {
+        if [very_high, high, moderate]
+            .iter()
+            .any(|c| (p - c).abs() < 1e-4)
+        {
+            continue;
+        }
+        let want = if *p > very_high {
+            "very_high"
+        } else if *p > high {
+            "high"
+        } else if *p > moderate {
+            "moderate"
+        } else {
+            "low"
+        };
+        assert_eq!(band, want, "{id} at {p}");
+    }
 }

@@ -553,19 +553,7 @@ impl Scoring {
     /// Warnings of the validation report, as `strata validate` prints them, and one for each
     /// risk model trained on synthetic data (as the binary's manifest has them).
     fn warnings(&self) -> Vec<String> {
-        self.cohort
-            .report
-            .problems
-            .iter()
-            .map(|p| p.to_string())
-            .chain(self.models.iter().filter(|m| m.file.caveats.contains("synthetic")).map(|m| {
-                format!(
-                    "warning: the {} model ({}) was trained on synthetic data: retrain it on local data (strata train) before acting on its figures",
-                    m.file.outcome, m.file.path
-                )
-            }))
-            .chain(self.compare_warning.clone())
-            .collect()
+        strata::run::warnings(&self.cohort, &self.models, self.compare_warning.clone())
     }
 
     /// The risk model cards applied: `[(outcome, path, fnv1a64)]`.
@@ -742,6 +730,7 @@ fn run(
         min_risk,
         top,
         top_percent,
+        ..Default::default()
     };
     let previous = previous.map(previous_arg).transpose()?;
     let models = models_dir(models)?;
@@ -761,7 +750,14 @@ fn run(
         }
         let cohort = Cohort::from_arrow_with_medications(p, e, n, m, &opts)?;
         let scored = score_cohort(&cohort, &definitions, as_of, &rules);
-        let risks = risk::apply(&cards, &cohort, &definitions, &scored, as_of);
+        let risks = risk::apply(
+            &cards,
+            &cohort,
+            &definitions,
+            &scored,
+            as_of,
+            rules.risk_bands,
+        );
         let changes = Changes::none(&cohort, "nothing compared (no previous run given)");
         let mut scoring = Scoring {
             cohort,

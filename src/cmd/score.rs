@@ -108,6 +108,11 @@ pub struct RiskArgs {
     /// Keep only the top X% of each PCN's eligible population (rounded up).
     #[arg(long, value_name = "X", conflicts_with = "top")]
     pub top_percent: Option<f64>,
+    /// How risk bands are set: `card` (default: the card's probability cut-offs, its list
+    /// population's top 1/5/20% in the validation year, the same in every PCN, as a care hub
+    /// or an ICS-wide review needs) or `pcn` (the top 1/5/20% of each PCN).
+    #[arg(long, value_name = "card|pcn")]
+    pub risk_bands: Option<String>,
 }
 
 impl RiskArgs {
@@ -128,6 +133,7 @@ impl RiskArgs {
                 .clone()
                 .or_else(|| file.list_risk_band.clone()),
             min_risk: self.min_risk.or(file.min_risk),
+            risk_bands: self.risk_bands.clone().or_else(|| file.risk_bands.clone()),
             // --top and --top-percent are one setting: either flag replaces both keys.
             top: if self.top.is_some() || self.top_percent.is_some() {
                 self.top
@@ -196,6 +202,10 @@ impl RiskArgs {
         }
         rules.top = self.top;
         rules.top_percent = self.top_percent;
+        if let Some(b) = &self.risk_bands {
+            rules.risk_bands = strata::lists::BandMode::parse(b)
+                .ok_or_else(|| super::usage("--risk-bands must be card or pcn"))?;
+        }
         Ok(rules)
     }
 }

@@ -29,8 +29,10 @@ pub struct Args {
     /// emergency_admission outcome a death without an admission is labelled "no admission".
     #[arg(long)]
     pub outcome: String,
-    /// Model: logistic (L2, standardised features) or gbdt (histogram gradient-boosted trees).
-    #[arg(long, default_value = "logistic")]
+    /// Model: auto (fit both, keep the better on the held-out fifth of the training year: AUROC,
+    /// then calibration), logistic (L2, standardised features) or gbdt (histogram
+    /// gradient-boosted trees, with early stopping).
+    #[arg(long, default_value = "auto")]
     pub model: String,
     /// Model card to write (JSON).
     #[arg(long)]
@@ -38,9 +40,28 @@ pub struct Args {
     /// Validation as-of date; training uses the as-of date 12 months earlier.
     #[arg(long, value_name = "YYYY-MM-DD")]
     pub as_of: String,
-    /// Trees (gbdt).
-    #[arg(long, default_value_t = 200)]
+    /// GBDT: most trees (early stopping usually keeps fewer).
+    #[arg(long, default_value_t = GbdtParams::default().n_trees)]
     pub trees: usize,
+    /// GBDT: learning rate (shrinkage of every leaf).
+    #[arg(long, default_value_t = GbdtParams::default().learning_rate)]
+    pub learning_rate: f64,
+    /// GBDT: most leaves per tree.
+    #[arg(long, default_value_t = GbdtParams::default().max_leaves)]
+    pub max_leaves: usize,
+    /// GBDT: deepest root-to-leaf path.
+    #[arg(long, default_value_t = GbdtParams::default().max_depth)]
+    pub max_depth: usize,
+    /// GBDT: fewest rows in a leaf.
+    #[arg(long, default_value_t = GbdtParams::default().min_child_samples)]
+    pub min_child_samples: usize,
+    /// GBDT: L2 penalty on leaf values.
+    #[arg(long, default_value_t = GbdtParams::default().l2)]
+    pub l2: f64,
+    /// GBDT: stop when the held-out fifth of the training year's log-loss has not improved for
+    /// this many trees (0: keep every tree).
+    #[arg(long, default_value_t = GbdtParams::default().early_stopping_rounds)]
+    pub early_stopping_rounds: usize,
     /// Models folder (code lists, weights). Default: $STRATA_MODELS, ./models, or the built-in.
     #[arg(long)]
     pub models: Option<PathBuf>,
@@ -105,6 +126,26 @@ fn list_baseline(
     }
 }
 
+/// The probabilities of the list population's top 1%, 5% and 20% (the lowest probability in
+/// each, `ceil(fraction x n)` people): the card's band cut-offs.
+fn band_cutoffs(p: &[f64], min_age: i32, as_of: i32) -> strata_models::RiskBandCutoffs {
+    let mut sorted: Vec<f64> = p.iter().copied().filter(|v| !v.is_nan()).collect();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let at = |f: f64| {
+        let k = ((f * sorted.len() as f64 - 1e-9).ceil() as usize).clamp(1, sorted.len().max(1));
+        sorted.get(k - 1).copied().unwrap_or(1.0)
+    };
+    strata_models::RiskBandCutoffs {
+        description: format!(
+            "the probabilities of the top 1%, 5% and 20% of the list population (alive at {}, aged {min_age} or over) in the validation year",
+            date::format_days(as_of)
+        ),
+        very_high: at(0.01),
+        high: at(0.05),
+        moderate: at(0.20),
+    }
+}
+
 /// Print the headline figures of an evaluation.
 pub fn print_metrics(label: &str, m: &Metrics) {
     let ci = m
@@ -144,43 +185,85 @@ pub fn run(a: Args) -> Result<i32> {
     let valid = window(&cohort, &defs, as_of, outcome)?;
     let opts = EvalOptions::default();
     let fit_started = std::time::Instant::now();
-    let (mut card, p_train) = match a.model.as_str() {
+    // Never rank the more deprived of two otherwise identical people lower (Core20PLUS5): a
+    // tree's prediction may only rise as the IMD decile falls.
+    let gbdt_params = GbdtParams {
+        n_trees: a.trees,
+        learning_rate: a.learning_rate,
+        max_leaves: a.max_leaves,
+        max_depth: a.max_depth,
+        min_child_samples: a.min_child_samples,
+        l2: a.l2,
+        early_stopping_rounds: a.early_stopping_rounds,
+        monotone: vec![("imd_decile".into(), -1)],
+        ..GbdtParams::default()
+    };
+    let logistic_params = LogisticParams::default();
+    let described = describe(&train, train_at, "training");
+    let fit_logistic = || -> Result<(ModelCard, Vec<f64>)> {
+        let m = LogisticModel::fit(&train.data, &logistic_params)?;
+        let p = m.predict_proba(&train.data)?;
+        let card = ModelCard::logistic(outcome.name(), &m, &logistic_params, described.clone());
+        Ok((card, p))
+    };
+    let fit_trees = || -> Result<(ModelCard, Vec<f64>, strata_models::GbdtFit)> {
+        let fit = fit_gbdt(&train.data, &gbdt_params)?;
+        let p = fit.model.predict_proba(&train.data)?;
+        let card = ModelCard::gbdt(outcome.name(), &fit, &gbdt_params, described.clone());
+        Ok((card, p, fit))
+    };
+    let (mut card, p_train, selection) = match a.model.as_str() {
         "logistic" => {
-            let params = LogisticParams::default();
-            let m = LogisticModel::fit(&train.data, &params)?;
-            let p = m.predict_proba(&train.data)?;
-            (
-                ModelCard::logistic(
-                    outcome.name(),
-                    &m,
-                    &params,
-                    describe(&train, train_at, "training"),
-                ),
-                p,
-            )
+            let (c, p) = fit_logistic()?;
+            (c, p, None)
         }
         "gbdt" => {
-            // Never rank the more deprived of two otherwise identical people lower
-            // (Core20PLUS5): the prediction may only rise as the IMD decile falls.
-            let params = GbdtParams {
-                n_trees: a.trees,
-                monotone: vec![("imd_decile".into(), -1)],
-                ..GbdtParams::default()
-            };
-            let fit = fit_gbdt(&train.data, &params)?;
-            let p = fit.model.predict_proba(&train.data)?;
-            (
-                ModelCard::gbdt(
-                    outcome.name(),
-                    &fit,
-                    &params,
-                    describe(&train, train_at, "training"),
-                ),
-                p,
-            )
+            let (c, p, _) = fit_trees()?;
+            (c, p, None)
         }
-        _ => return Err(super::usage("--model must be logistic or gbdt")),
+        "auto" => {
+            // Both families, compared on the held-out fifth of the training year (the rows the
+            // trees' early stopping holds out; the logistic model is fitted on the same other
+            // four fifths for the comparison): the next year stays untouched for the figures.
+            let (tree_card, tree_p, fit) = fit_trees()?;
+            let every = gbdt_params.holdout_every.max(2);
+            let (kept, held): (Vec<usize>, Vec<usize>) =
+                (0..train.data.n_rows()).partition(|i| i % every != every - 1);
+            let lr = LogisticModel::fit(&train.data.select_rows(&kept)?, &logistic_params)?;
+            let held_data = train.data.select_rows(&held)?;
+            let y_held = held_data.y().to_vec();
+            let quick = EvalOptions {
+                bootstrap_resamples: 0,
+                ..EvalOptions::default()
+            };
+            let lr_m = evaluate(&y_held, &lr.predict_proba(&held_data)?, &quick)?;
+            let tree_m = evaluate(&y_held, &fit.model.predict_proba(&held_data)?, &quick)?;
+            let round = |v: f64| (v * 1000.0).round();
+            let trees_win = round(tree_m.auroc) > round(lr_m.auroc)
+                || (round(tree_m.auroc) == round(lr_m.auroc)
+                    && (tree_m.calibration.slope - 1.0).abs()
+                        < (lr_m.calibration.slope - 1.0).abs());
+            let note = format!(
+                "auto: on the held-out fifth of the training year ({} rows), gbdt ({} trees) AUROC {:.4} calibration slope {:.2}, logistic AUROC {:.4} slope {:.2}: kept {}",
+                held.len(),
+                fit.model.trees.len(),
+                tree_m.auroc,
+                tree_m.calibration.slope,
+                lr_m.auroc,
+                lr_m.calibration.slope,
+                if trees_win { "gbdt" } else { "logistic" }
+            );
+            println!("{note}");
+            if trees_win {
+                (tree_card, tree_p, Some(note))
+            } else {
+                let (c, p) = fit_logistic()?;
+                (c, p, Some(note))
+            }
+        }
+        _ => return Err(super::usage("--model must be auto, logistic or gbdt")),
     };
+    card.model_selection = selection;
     println!(
         "fitted {} on {} rows x {} features in {:.2} s ({} threads)",
         a.model,
@@ -211,6 +294,7 @@ pub fn run(a: Args) -> Result<i32> {
     let p_list: Vec<f64> = listed.iter().map(|&k| p_valid[k]).collect();
     let list_validation = evaluate(&y_list, &p_list, &opts)?;
     card.list_baseline = Some(list_baseline(&predictor, &valid, &listed, min_age, as_of));
+    card.risk_bands = Some(band_cutoffs(&p_list, min_age, as_of));
     card.list_validation_metrics = Some(list_validation.clone());
     card.training_metrics = Some(training.clone());
     card.validation_metrics = Some(validation.clone());

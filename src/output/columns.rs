@@ -444,16 +444,16 @@ pub fn why(r: Row<'_>, risk: &RiskColumns) -> String {
     }
     for m in risk.risks {
         let b = m.band(&r.cohort.patients.pcn, r.i);
-        let (band, top) = match (b, b.top_percent()) {
-            (RiskBand::VeryHigh, Some(top)) => ("very high", top),
-            (RiskBand::High, Some(top)) => ("high", top),
+        let (band, meaning) = match (b, m.band_meaning(b)) {
+            (RiskBand::VeryHigh, Some(t)) => ("very high", t),
+            (RiskBand::High, Some(t)) => ("high", t),
             _ => continue,
         };
         let what = match m.outcome {
             Outcome::Death => "one-year mortality",
             o => o.words(),
         };
-        parts.push(format!("{band} {what} risk (top {top}% of the PCN)"));
+        parts.push(format!("{band} {what} risk ({meaning})"));
     }
     parts.join("; ")
 }

@@ -145,6 +145,27 @@ pub struct ModelCard {
     /// ages, children included, where age alone discriminates well.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list_validation_metrics: Option<Metrics>,
+    /// How the model family was chosen (`strata train --model auto`), in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_selection: Option<String>,
+    /// Absolute probability cut-offs of the risk bands, the same in every PCN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_bands: Option<RiskBandCutoffs>,
+}
+
+/// The probabilities from which a person is in the `very_high`, `high` and `moderate` bands:
+/// by default those of the list population's top 1%, 5% and 20% in the validation year, so that
+/// "very high" means the same in every PCN and a PCN scored alone gets the same band.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RiskBandCutoffs {
+    /// How they were set.
+    pub description: String,
+    /// From this probability: very high.
+    pub very_high: f64,
+    /// High.
+    pub high: f64,
+    /// Moderate.
+    pub moderate: f64,
 }
 
 /// The list population of a model card's validation window and its mean contributions.
@@ -203,6 +224,8 @@ impl ModelCard {
             software: software(),
             list_baseline: None,
             list_validation_metrics: None,
+            risk_bands: None,
+            model_selection: None,
         }
     }
 
@@ -236,6 +259,8 @@ impl ModelCard {
             software: software(),
             list_baseline: None,
             list_validation_metrics: None,
+            risk_bands: None,
+            model_selection: None,
         }
     }
 

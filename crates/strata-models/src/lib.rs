@@ -30,7 +30,10 @@ pub mod rng;
 pub mod shap;
 pub mod tree;
 
-pub use card::{Cohort, ListBaseline, ModelCard, ModelKind, ModelParams, Predictor, Preprocessing};
+pub use card::{
+    Cohort, ListBaseline, ModelCard, ModelKind, ModelParams, Predictor, Preprocessing,
+    RiskBandCutoffs,
+};
 pub use data::Dataset;
 pub use error::{ModelError, Result};
 pub use gbdt::{BinCuts, GbdtFit, GbdtParams, fit_gbdt};

@@ -56,8 +56,34 @@ fn small_gbdt() -> GbdtParams {
         max_leaves: 15,
         max_depth: 5,
         min_child_samples: 5,
+        // Every row fitted (leaf counts are checked against all rows).
+        early_stopping_rounds: 0,
         ..GbdtParams::default()
     }
+}
+
+/// Early stopping keeps the trees up to the lowest held-out log-loss, and stops once it has
+/// not improved for the given rounds.
+#[test]
+fn early_stopping_keeps_the_best_trees() {
+    let d = synth(20_000, 5, 4);
+    let p = GbdtParams {
+        n_trees: 400,
+        learning_rate: 0.3,
+        early_stopping_rounds: 10,
+        ..GbdtParams::default()
+    };
+    let fit = fit_gbdt(&d, &p).unwrap();
+    let loss = &fit.holdout_logloss;
+    let best = loss
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap()
+        .0;
+    assert_eq!(fit.model.trees.len(), best + 1);
+    assert!(loss.len() < 400, "stopped early: {}", loss.len());
+    assert_eq!(loss.len(), best + 1 + 10);
 }
 
 #[test]
