@@ -223,43 +223,21 @@ pub fn run(a: Args) -> Result<i32> {
         }
         "auto" => {
             // Both families, compared on the held-out fifth of the training year (the rows the
-            // trees' early stopping holds out; the logistic model is fitted on the same other
-            // four fifths for the comparison): the next year stays untouched for the figures.
-            let (tree_card, tree_p, fit) = fit_trees()?;
-            let every = gbdt_params.holdout_every.max(2);
-            let (kept, held): (Vec<usize>, Vec<usize>) =
-                (0..train.data.n_rows()).partition(|i| i % every != every - 1);
-            let lr = LogisticModel::fit(&train.data.select_rows(&kept)?, &logistic_params)?;
-            let held_data = train.data.select_rows(&held)?;
-            let y_held = held_data.y().to_vec();
-            let quick = EvalOptions {
-                bootstrap_resamples: 0,
-                ..EvalOptions::default()
-            };
-            let lr_m = evaluate(&y_held, &lr.predict_proba(&held_data)?, &quick)?;
-            let tree_m = evaluate(&y_held, &fit.model.predict_proba(&held_data)?, &quick)?;
-            let round = |v: f64| (v * 1000.0).round();
-            let trees_win = round(tree_m.auroc) > round(lr_m.auroc)
-                || (round(tree_m.auroc) == round(lr_m.auroc)
-                    && (tree_m.calibration.slope - 1.0).abs()
-                        < (lr_m.calibration.slope - 1.0).abs());
-            let note = format!(
-                "auto: on the held-out fifth of the training year ({} rows), gbdt ({} trees) AUROC {:.4} calibration slope {:.2}, logistic AUROC {:.4} slope {:.2}: kept {}",
-                held.len(),
-                fit.model.trees.len(),
-                tree_m.auroc,
-                tree_m.calibration.slope,
-                lr_m.auroc,
-                lr_m.calibration.slope,
-                if trees_win { "gbdt" } else { "logistic" }
-            );
+            // trees' early stopping holds out): the next year stays untouched for the figures.
+            let auto =
+                strata_models::select::fit_auto(&train.data, &logistic_params, &gbdt_params)?;
+            let note = auto.note();
             println!("{note}");
-            if trees_win {
-                (tree_card, tree_p, Some(note))
-            } else {
-                let (c, p) = fit_logistic()?;
-                (c, p, Some(note))
-            }
+            let card = match &auto.chosen {
+                strata_models::select::Chosen::Logistic(m) => {
+                    ModelCard::logistic(outcome.name(), m, &logistic_params, described.clone())
+                }
+                strata_models::select::Chosen::Gbdt(f) => {
+                    ModelCard::gbdt(outcome.name(), f, &gbdt_params, described.clone())
+                }
+            };
+            let p = card.predictor()?.predict_proba(&train.data)?;
+            (card, p, Some(note))
         }
         _ => return Err(super::usage("--model must be auto, logistic or gbdt")),
     };

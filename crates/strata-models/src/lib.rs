@@ -27,6 +27,7 @@ pub mod logistic;
 pub mod metrics;
 pub mod plot;
 pub mod rng;
+pub mod select;
 pub mod shap;
 pub mod tree;
 

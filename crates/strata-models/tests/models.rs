@@ -441,3 +441,65 @@ fn a_monotone_constraint_holds_for_every_row() {
     };
     assert!(fit_gbdt(&d, &bad).is_err());
 }
+
+/// `--model auto` keeps the trees where the risk is non-linear (thresholds, an interaction) and
+/// the logistic model where it is linear, judged on rows neither was fitted on.
+#[test]
+fn auto_keeps_trees_for_a_non_linear_risk_and_logistic_for_a_linear_one() {
+    let n = 30_000;
+    let mut rng = SplitMix64::new(11);
+    let mut x = vec![0f32; n * 3];
+    for v in x.iter_mut() {
+        *v = (rng.next_f64() * 4.0 - 2.0) as f32;
+    }
+    let col = |x: &[f32], j: usize, i: usize| f64::from(x[j * n + i]);
+    let draw =
+        |eta: f64, rng: &mut SplitMix64| u8::from(rng.next_f64() < 1.0 / (1.0 + (-eta).exp()));
+    let names: Vec<String> = (0..3).map(|j| format!("x{j}")).collect();
+    // Non-linear: a threshold and an interaction, nothing a straight line in x can follow.
+    let y_nl: Vec<u8> = (0..n)
+        .map(|i| {
+            let (a, b) = (col(&x, 0, i), col(&x, 1, i));
+            let eta =
+                -1.5 + if a.abs() > 1.0 { 2.0 } else { 0.0 } + if a * b > 0.5 { 1.5 } else { 0.0 };
+            draw(eta, &mut rng)
+        })
+        .collect();
+    let y_lin: Vec<u8> = (0..n)
+        .map(|i| draw(-1.0 + 0.8 * col(&x, 0, i) - 0.5 * col(&x, 2, i), &mut rng))
+        .collect();
+    let gp = GbdtParams::default();
+    let lp = LogisticParams::default();
+    let nl = Dataset::new(names.clone(), x.clone(), y_nl).unwrap();
+    let fit = strata_models::select::fit_auto(&nl, &lp, &gp).unwrap();
+    assert!(
+        matches!(fit.chosen, strata_models::select::Chosen::Gbdt(_)),
+        "{}",
+        fit.note()
+    );
+    assert!(fit.gbdt.auroc > fit.logistic.auroc + 0.05, "{}", fit.note());
+    // Against the truth: the true probability's AUROC on the same held-out rows (every 5th).
+    let truth_p: Vec<f64> = (0..n)
+        .filter(|i| i % 5 == 4)
+        .map(|i| {
+            let (a, b) = (col(&x, 0, i), col(&x, 1, i));
+            let eta: f64 =
+                -1.5 + if a.abs() > 1.0 { 2.0 } else { 0.0 } + if a * b > 0.5 { 1.5 } else { 0.0 };
+            1.0 / (1.0 + (-eta).exp())
+        })
+        .collect();
+    let held_y: Vec<u8> = (0..n).filter(|i| i % 5 == 4).map(|i| nl.y()[i]).collect();
+    let truth = metrics::auroc(&held_y, &truth_p).unwrap();
+    println!(
+        "non-linear risk, held-out AUROC: truth {truth:.4}, gbdt {:.4}, logistic {:.4}",
+        fit.gbdt.auroc, fit.logistic.auroc
+    );
+    assert!(truth - fit.gbdt.auroc < 0.02, "{truth} {}", fit.note());
+    let lin = Dataset::new(names, x, y_lin).unwrap();
+    let fit = strata_models::select::fit_auto(&lin, &lp, &gp).unwrap();
+    assert!(
+        matches!(fit.chosen, strata_models::select::Chosen::Logistic(_)),
+        "{}",
+        fit.note()
+    );
+}
