@@ -345,7 +345,16 @@ fn example_run(dir: &Path, threads: &str) -> PathBuf {
     let o = score_into(
         &fixtures().join("cohort-2000"),
         &out,
-        &["--config", example.to_str().unwrap(), "--threads", threads],
+        // Bands by rank within the PCN here, so that "high" is the top ceil(5%) of each PCN
+        // (card bands: tests/risk.rs).
+        &[
+            "--config",
+            example.to_str().unwrap(),
+            "--threads",
+            threads,
+            "--risk-bands",
+            "pcn",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     out
@@ -531,14 +540,24 @@ fn programme_rows_are_the_persons_list_row_and_programmes_leave_the_lists_alone(
     let with = example_run(d.path(), "2");
     let cohort = fixtures().join("cohort-2000");
     let without = d.path().join("without");
-    let o = score_into(&cohort, &without, &["--no-programmes"]);
+    let o = score_into(
+        &cohort,
+        &without,
+        &["--no-programmes", "--risk-bands", "pcn"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     // Everyone eligible on the frailty lists: every programme row has a list row to match.
     let everyone = d.path().join("everyone");
     let o = score_into(
         &cohort,
         &everyone,
-        &["--no-programmes", "--min-category", "fit"],
+        &[
+            "--no-programmes",
+            "--min-category",
+            "fit",
+            "--risk-bands",
+            "pcn",
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let (mut checked, mut only_on_programmes) = (0, 0);
