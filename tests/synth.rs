@@ -163,6 +163,8 @@ fn synthetic_population_matches_published_rates() {
     assert_eq!(r.falls_link, strata::input::spells::FallsLink::EncounterId);
     assert!(r.diagnosis_position && r.columns.len() == 3, "{r:?}");
     assert_eq!(r.method_disagreements, 0);
+    // The falls coded on A&E attendances are linked there, not to an admission.
+    assert!(r.unmatched_links > 100, "{r:?}");
     // Falls coded on A&E attendances are in the files (the noise the links must see past).
     let events = read_parquet(&d.path().join("events.parquet"));
     let encs = read_parquet(&d.path().join("encounters.parquet"));

@@ -170,12 +170,36 @@ pub(crate) fn read(
     for (e, &r) in encounters.row.iter().enumerate() {
         laid[r as usize] = e as u32;
     }
-    let mut select = vec![text("encounter_id").alias("encounter_id")];
+    // Inpatient rows only (spells are made of them, and only their diagnoses count), with their
+    // file row: the strings held are a fraction of the file's.
+    let setting = text("setting")
+        .str()
+        .strip_chars(lit(NULL))
+        .str()
+        .to_lowercase();
+    let inpatient = setting
+        .clone()
+        .eq(lit("inpatient"))
+        .or(setting.clone().eq(lit("ip")))
+        .or(setting.eq(lit("apc")));
+    let mut select = vec![col("file_row"), text("encounter_id").alias("encounter_id")];
     for c in &extras {
         select.push(text(c).alias(c.as_str()));
     }
-    let df = encounters_in.lazy()?.select(select).collect()?;
-    let at = |row: usize| laid.get(row).copied().filter(|&e| e != u32::MAX);
+    let df = encounters_in
+        .lazy()?
+        .with_row_index("file_row", None)
+        .filter(inpatient)
+        .select(select)
+        .collect()?;
+    let file_rows: Vec<usize> = df
+        .column("file_row")?
+        .cast(&DataType::UInt64)?
+        .u64()?
+        .into_no_null_iter()
+        .map(|r| r as usize)
+        .collect();
+    let at = |k: usize| laid.get(file_rows[k]).copied().filter(|&e| e != u32::MAX);
     let column =
         |name: &str| -> PolarsResult<StringChunked> { Ok(df.column(name)?.str()?.clone()) };
     for c in &extras {
@@ -245,11 +269,9 @@ pub(crate) fn read(
                     ..encounters.offsets[*p as usize + 1] as usize)
                     .contains(&e);
             if !own || encounters.setting[e] != Setting::Inpatient {
-                // An A&E or outpatient diagnosis is not an admission's; a link to nobody's or
-                // another patient's encounter is counted.
-                if !own {
-                    facts.unmatched_links += 1;
-                }
+                // Not an admission's diagnosis: linked to an A&E or outpatient encounter, to
+                // another patient's, or to none in the file. Counted, never used.
+                facts.unmatched_links += 1;
                 continue;
             }
             if class & INJURY != 0 {

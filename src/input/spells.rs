@@ -208,8 +208,9 @@ pub struct EncounterFacts {
     pub falls_link: FallsLink,
     /// Whether events give the diagnosis `position` (else any linked injury is taken as primary).
     pub position: bool,
-    /// Injury and falls diagnoses linked to an encounter of another patient, or to none in
-    /// `encounters.parquet` (not counted).
+    /// Injury and falls diagnoses linked to no inpatient encounter of their patient (an A&E or
+    /// outpatient attendance, another patient's encounter, or none in `encounters.parquet`):
+    /// no admission's, never counted as one.
     pub unmatched_links: u64,
 }
 
@@ -236,7 +237,7 @@ pub struct SpellReport {
     /// Whether diagnoses carry a `position` (1 = primary).
     pub diagnosis_position: bool,
     /// Injury and falls diagnoses whose `encounter_id` names no inpatient encounter of the same
-    /// patient.
+    /// patient (A&E and outpatient attendances included).
     pub unmatched_links: u64,
 }
 

@@ -333,6 +333,7 @@ pub fn page(list: &DataFrame, pcn: &PcnSummary) -> PolarsResult<String> {
     let _ = write!(
         s,
         r#"<p class="note">[c]: a count of 1-7, or a count hidden so that one cannot be worked out from the others. The counts are the PCN's rows of summary.csv (by eFI category) and pcn_profile.csv (listed and not listed), protected together with every other table of the run; shares are worked out from the counts shown. The full list is in the workbook (.xlsx) and CSV file of the same name beside this page. Produced by strata {}.</p>
+<p class="note" id="indicator-scope">Population-health indicators (indicators.csv, beside the lists): admissions are hospital spells (a transfer is not a second admission); falls admissions follow OHID's indicator C29 (an injury with a fall recorded on the admission), crude and age-standardised to the 2013 European Standard Population, for people 65+. The end-of-life measure (3 or more emergency admissions in the last 90 days of life) counts deaths at 65+, while OHID's end-of-life profiles count deaths from age 18: compare its trend with theirs, not its level.</p>
 </body></html>
 "#,
         env!("CARGO_PKG_VERSION")
