@@ -3,11 +3,12 @@
     python3 benches/gbdt_vs_lightgbm.py TRAIN.parquet TEST.parquet [--outcome emergency_admission]
 
 TRAIN and TEST are `strata features --outcomes` tables at two as-of dates a year apart (the windows
-`strata train --as-of <TEST date>` fits and validates on). Fits LightGBM with strata's GBDT
-defaults (300 trees, learning rate 0.1, depth 6, 63 leaves, 255 bins, 20 rows per leaf, 2
-threads), timing the fit including LightGBM's binning, and prints the test AUROC and Brier score,
-and scikit-learn's L2 logistic regression (standardised, missing -> the training mean) beside it.
-strata's own figures come from `strata train` on the same cohort, which prints its fit time.
+`strata train --as-of <TEST date>` fits and validates on). Fits LightGBM with its own defaults
+(100 trees, learning rate 0.1, 31 leaves, no depth limit, 255 bins, 20 rows per leaf; 2 threads),
+timing the fit including LightGBM's binning, and prints the test AUROC and Brier score, overall and
+in the list population (aged 65+), and scikit-learn's L2 logistic regression (standardised,
+missing -> the training mean) beside it. strata's own figures come from `strata train --model gbdt`
+on the same cohort (its defaults: LightGBM's, with early stopping), which prints its fit time.
 """
 import argparse
 import json
@@ -19,7 +20,7 @@ import polars as pl
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-OUTCOMES = ["emergency_admission", "falls_admission", "death"]
+OUTCOMES = ["emergency_admission", "falls_admission", "death", "emergency_admission_or_death"]
 
 
 def load(path, outcome):
@@ -47,24 +48,18 @@ def main():
     model = lgb.train(
         {
             "objective": "binary",
-            "learning_rate": 0.1,
-            "max_depth": 6,
-            "num_leaves": 63,
-            "max_bin": 255,
-            "min_child_samples": 20,
-            "min_sum_hessian_in_leaf": 1e-3,
-            "lambda_l2": 0.0,
             "num_threads": a.threads,
             "verbose": -1,
             "deterministic": True,
         },
         ds,
-        num_boost_round=300,
     )
     out["lightgbm_fit_s"] = time.perf_counter() - t
     p = model.predict(xte, num_threads=a.threads)
     out["lightgbm_auroc"] = roc_auc_score(yte, p)
     out["lightgbm_brier"] = brier_score_loss(yte, p)
+    old = xte[:, names.index("age")] >= 65
+    out["lightgbm_auroc_65_plus"] = roc_auc_score(yte[old], p[old])
 
     t = time.perf_counter()
     mean = np.nanmean(xtr, axis=0)

@@ -274,6 +274,32 @@ pub fn run(a: Args) -> Result<i32> {
     card.list_baseline = Some(list_baseline(&predictor, &valid, &listed, min_age, as_of));
     card.risk_bands = Some(band_cutoffs(&p_list, min_age, as_of));
     card.list_validation_metrics = Some(list_validation.clone());
+    // The list population by eFI category (the ICS asks for risk across frailty categories).
+    let quick = EvalOptions {
+        bootstrap_resamples: 0,
+        ..opts.clone()
+    };
+    for cat in ["fit", "mild", "moderate", "severe"] {
+        let rows: Vec<usize> = listed
+            .iter()
+            .copied()
+            .filter(|&k| valid.efi_category[k] == cat)
+            .collect();
+        let y: Vec<u8> = rows.iter().map(|&k| valid.data.y()[k]).collect();
+        let p: Vec<f64> = rows.iter().map(|&k| p_valid[k]).collect();
+        card.list_validation_by_group
+            .push(strata_models::GroupFigures {
+                dimension: "efi_category".into(),
+                group: cat.into(),
+                n: rows.len(),
+                metrics: evaluate(&y, &p, &quick).ok(),
+            });
+    }
+    card.snapshot_features = ["imd_decile", "care_home"]
+        .iter()
+        .filter(|f| valid.table.names.iter().any(|n| n == *f))
+        .map(|f| f.to_string())
+        .collect();
     card.training_metrics = Some(training.clone());
     card.validation_metrics = Some(validation.clone());
     card.validation_cohort = Some(describe(

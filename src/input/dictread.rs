@@ -33,6 +33,29 @@ pub struct DictColumn {
     pub values: Utf8ViewArray,
 }
 
+/// One row group's text column, dictionary-encoded or not.
+pub enum TextColumn {
+    /// Keys and distinct values.
+    Dict(DictColumn),
+    /// One value per row.
+    Plain(Utf8ViewArray),
+}
+
+impl TextColumn {
+    /// Row `k`'s value (`None` when null).
+    pub fn get(&self, k: usize) -> Option<&str> {
+        use polars_arrow::array::Array;
+        match self {
+            TextColumn::Dict(d) => d
+                .keys
+                .is_valid(k)
+                .then(|| d.values.get(d.keys.value(k) as usize))
+                .flatten(),
+            TextColumn::Plain(v) => v.get(k),
+        }
+    }
+}
+
 /// One row group's 32-bit integer column (e.g. a date as days since 1970).
 pub struct IntColumn {
     /// Values, with validity.
@@ -168,6 +191,57 @@ impl DictFile {
 }
 
 impl DictFile {
+    /// A text column of row group `rg`, as keys into its dictionary when every page has one
+    /// (the values are then decoded once per distinct value), else as [`DictFile::text_column`].
+    pub fn any_text_column(&self, rg: usize, column: &str) -> PolarsResult<TextColumn> {
+        match self.dict_column(rg, column) {
+            Ok(d) => Ok(TextColumn::Dict(d)),
+            Err(_) => Ok(TextColumn::Plain(self.text_column(rg, column)?)),
+        }
+    }
+
+    /// Decode a column of row group `rg` as text, whatever its encoding: strings as they are,
+    /// integers as their decimal text (ids held as bigint).
+    pub fn text_column(&self, rg: usize, column: &str) -> PolarsResult<Utf8ViewArray> {
+        let rgm = &self.meta.row_groups[rg];
+        let decode = |dtype: ArrowDataType| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.decode(rgm, column, dtype, false)
+            }))
+            .map_err(|_| other("text decoding failed"))?
+        };
+        if let Ok(a) = decode(ArrowDataType::Utf8View) {
+            if let Some(v) = a.as_any().downcast_ref::<Utf8ViewArray>() {
+                return Ok(v.clone());
+            }
+        }
+        let ints = self.int_column(rg, column)?;
+        let text: Vec<Option<String>> = ints.iter().map(|v| v.map(|x| x.to_string())).collect();
+        Ok(Utf8ViewArray::from_slice(&text))
+    }
+
+    /// Decode an integer column of row group `rg` (32- or 64-bit) as `i64`.
+    pub fn int_column(&self, rg: usize, column: &str) -> PolarsResult<PrimitiveArray<i64>> {
+        let rgm = &self.meta.row_groups[rg];
+        let decode = |dtype: ArrowDataType| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.decode(rgm, column, dtype, false)
+            }))
+            .map_err(|_| other("integer decoding failed"))?
+        };
+        if let Ok(a) = decode(ArrowDataType::Int64) {
+            if let Some(v) = a.as_any().downcast_ref::<PrimitiveArray<i64>>() {
+                return Ok(v.clone());
+            }
+        }
+        let a = decode(ArrowDataType::Int32)?;
+        let v = a
+            .as_any()
+            .downcast_ref::<PrimitiveArray<i32>>()
+            .ok_or_else(|| other("not an integer array"))?;
+        Ok(v.iter().map(|x| x.map(|x| i64::from(*x))).collect())
+    }
+
     /// Decode a boolean column of row group `rg`.
     pub fn bool_column(&self, rg: usize, column: &str) -> PolarsResult<BooleanArray> {
         let rgm = &self.meta.row_groups[rg];

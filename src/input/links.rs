@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use polars::prelude::*;
 
+use super::dictread::DictFile;
 use super::layout::{FastMap, PatientIndex, UNSET};
 use super::spells::{EncounterFacts, FallsLink, HospitalRules, Method, FALL, INJURY, NEVER};
 use crate::codes::{normalise, CodeSystem};
@@ -79,7 +80,15 @@ pub(crate) fn read(
 
     // The injury and falls diagnoses that name an encounter.
     let mut links: Vec<(u32, String, u8, i32)> = Vec::new();
-    if has("encounter_id") {
+    let by_row_group = match events_in {
+        LinkInput::File(p) if has("encounter_id") => {
+            event_links_by_row_group(p, facts.position, pidx).ok()
+        }
+        _ => None,
+    };
+    if let Some(found) = by_row_group {
+        links = found;
+    } else if has("encounter_id") {
         let first = text("code")
             .str()
             .strip_chars(lit(NULL))
@@ -170,100 +179,65 @@ pub(crate) fn read(
     for (e, &r) in encounters.row.iter().enumerate() {
         laid[r as usize] = e as u32;
     }
-    // Inpatient rows only (spells are made of them, and only their diagnoses count), with their
-    // file row: the strings held are a fraction of the file's.
-    let setting = text("setting")
-        .str()
-        .strip_chars(lit(NULL))
-        .str()
-        .to_lowercase();
-    let inpatient = setting
-        .clone()
-        .eq(lit("inpatient"))
-        .or(setting.clone().eq(lit("ip")))
-        .or(setting.eq(lit("apc")));
-    let mut select = vec![col("file_row"), text("encounter_id").alias("encounter_id")];
-    for c in &extras {
-        select.push(text(c).alias(c.as_str()));
+    // The encounter ids the diagnoses name, each to its slot in `found`.
+    let mut wanted: FastMap<&str, u32> = FastMap::default();
+    for (_, e, _, _) in &links {
+        let next = wanted.len() as u32;
+        wanted.entry(e.as_str()).or_insert(next);
     }
-    let df = encounters_in
-        .lazy()?
-        .with_row_index("file_row", None)
-        .filter(inpatient)
-        .select(select)
-        .collect()?;
-    let file_rows: Vec<usize> = df
-        .column("file_row")?
-        .cast(&DataType::UInt64)?
-        .u64()?
-        .into_no_null_iter()
-        .map(|r| r as usize)
-        .collect();
-    let at = |k: usize| laid.get(file_rows[k]).copied().filter(|&e| e != u32::MAX);
-    let column =
-        |name: &str| -> PolarsResult<StringChunked> { Ok(df.column(name)?.str()?.clone()) };
-    for c in &extras {
-        let v = column(c)?;
-        match c.as_str() {
-            "spell_id" => {
-                facts.spell = vec![u32::MAX; n];
-                let mut ids: FastMap<&str, u32> = FastMap::default();
-                for (row, x) in v.iter().enumerate() {
-                    if let (Some(e), Some(x)) = (at(row), x) {
-                        let next = ids.len() as u32;
-                        facts.spell[e as usize] = *ids.entry(x.trim()).or_insert(next);
-                    }
-                }
-            }
-            "admission_method" => {
-                facts.method = vec![Method::Unknown; n];
-                facts.transfer_in.resize(n, false);
-                for (row, x) in v.iter().enumerate() {
-                    if let (Some(e), Some(x)) = (at(row), x) {
-                        facts.method[e as usize] = rules.method(x);
-                        facts.transfer_in[e as usize] |=
-                            HospitalRules::is_transfer(&rules.transfer_methods, x);
-                    }
-                }
-            }
-            "admission_source" => {
-                facts.transfer_in.resize(n, false);
-                for (row, x) in v.iter().enumerate() {
-                    if let (Some(e), Some(x)) = (at(row), x) {
-                        facts.transfer_in[e as usize] |=
-                            HospitalRules::is_transfer(&rules.transfer_sources, x);
-                    }
-                }
-            }
-            _ => {
-                facts.transfer_out = vec![false; n];
-                for (row, x) in v.iter().enumerate() {
-                    if let (Some(e), Some(x)) = (at(row), x) {
-                        facts.transfer_out[e as usize] =
-                            HospitalRules::is_transfer(&rules.transfer_destinations, x);
-                    }
-                }
-            }
+    // Inpatient rows only (spells are made of them, and only their diagnoses count): row group
+    // by row group from the mapped file where it can be, else through polars.
+    let rows = match encounters_in {
+        LinkInput::File(p) => match encounter_rows_by_row_group(p, &extras, &wanted) {
+            Ok(found) => found,
+            Err(_) => encounter_rows_by_polars(encounters_in, &extras, &wanted)?,
+        },
+        LinkInput::Frame(_) => encounter_rows_by_polars(encounters_in, &extras, &wanted)?,
+    };
+    let has = |c: &str| extras.iter().any(|x| x == c);
+    if has("spell_id") {
+        facts.spell = vec![u32::MAX; n];
+    }
+    if has("admission_method") {
+        facts.method = vec![Method::Unknown; n];
+    }
+    if has("admission_method") || has("admission_source") {
+        facts.transfer_in = vec![false; n];
+    }
+    if has("discharge_destination") {
+        facts.transfer_out = vec![false; n];
+    }
+    let mut spell_ids: FastMap<&str, u32> = FastMap::default();
+    let mut found = vec![u32::MAX; wanted.len()];
+    for r in &rows {
+        let Some(e) = laid.get(r.file_row).copied().filter(|&e| e != u32::MAX) else {
+            continue;
+        };
+        let e = e as usize;
+        if let Some(m) = facts.method.get_mut(e) {
+            *m = r.method;
+        }
+        if let Some(t) = facts.transfer_in.get_mut(e) {
+            *t = r.transfer_in;
+        }
+        if let Some(t) = facts.transfer_out.get_mut(e) {
+            *t = r.transfer_out;
+        }
+        if let (Some(slot), Some(id)) = (facts.spell.get_mut(e), r.spell.as_deref()) {
+            let next = spell_ids.len() as u32;
+            *slot = *spell_ids.entry(id).or_insert(next);
+        }
+        if let Some(k) = r.link {
+            found[k as usize] = e as u32;
         }
     }
     if !links.is_empty() {
-        // Only the encounter ids the diagnoses name are hashed.
-        let mut wanted: FastMap<&str, u32> = FastMap::default();
-        for (_, e, _, _) in &links {
-            wanted.insert(e.as_str(), u32::MAX);
-        }
-        let ids = column("encounter_id")?;
-        for (row, x) in ids.iter().enumerate() {
-            if let Some(slot) = x.and_then(|x| wanted.get_mut(x.trim())) {
-                if let Some(e) = at(row) {
-                    *slot = e;
-                }
-            }
-        }
         facts.injury_day = vec![NEVER; n];
         facts.fall_day = vec![NEVER; n];
         for (p, id, class, day) in &links {
-            let e = wanted.get(id.as_str()).copied().unwrap_or(u32::MAX) as usize;
+            let e = wanted
+                .get(id.as_str())
+                .map_or(u32::MAX, |&k| found[k as usize]) as usize;
             let own = e != u32::MAX as usize
                 && (encounters.offsets[*p as usize] as usize
                     ..encounters.offsets[*p as usize + 1] as usize)
@@ -283,4 +257,228 @@ pub(crate) fn read(
         }
     }
     Ok((facts, extras))
+}
+
+/// What one inpatient row of `encounters.parquet` says: its file row, admission method,
+/// transfer in or out, provider spell, and which named encounter id it is (slot in `wanted`).
+struct RowFacts {
+    file_row: usize,
+    method: Method,
+    transfer_in: bool,
+    transfer_out: bool,
+    spell: Option<String>,
+    link: Option<u32>,
+}
+
+impl RowFacts {
+    /// From a row's `encounter_id` and the values of `extras` (same order).
+    fn new(
+        file_row: usize,
+        id: Option<&str>,
+        extras: &[String],
+        value: impl Fn(usize) -> Option<String>,
+        wanted: &FastMap<&str, u32>,
+    ) -> RowFacts {
+        let rules = HospitalRules::get();
+        let mut r = RowFacts {
+            file_row,
+            method: Method::Unknown,
+            transfer_in: false,
+            transfer_out: false,
+            spell: None,
+            link: id.and_then(|id| wanted.get(id.trim()).copied()),
+        };
+        for (k, c) in extras.iter().enumerate() {
+            let Some(v) = value(k) else { continue };
+            match c.as_str() {
+                "spell_id" => r.spell = Some(v.trim().to_string()),
+                "admission_method" => {
+                    r.method = rules.method(&v);
+                    r.transfer_in |= HospitalRules::is_transfer(&rules.transfer_methods, &v);
+                }
+                "admission_source" => {
+                    r.transfer_in |= HospitalRules::is_transfer(&rules.transfer_sources, &v)
+                }
+                _ => r.transfer_out = HospitalRules::is_transfer(&rules.transfer_destinations, &v),
+            }
+        }
+        r
+    }
+}
+
+/// The inpatient rows of `encounters.parquet` through polars: their file rows, and their
+/// `encounter_id` and `extras` columns as text.
+#[allow(clippy::type_complexity)]
+fn encounter_rows_by_polars(
+    input: &LinkInput,
+    extras: &[String],
+    wanted: &FastMap<&str, u32>,
+) -> PolarsResult<Vec<RowFacts>> {
+    let setting = text("setting")
+        .str()
+        .strip_chars(lit(NULL))
+        .str()
+        .to_lowercase();
+    let inpatient = setting
+        .clone()
+        .eq(lit("inpatient"))
+        .or(setting.clone().eq(lit("ip")))
+        .or(setting.eq(lit("apc")));
+    let mut select = vec![col("file_row"), text("encounter_id").alias("encounter_id")];
+    for c in extras {
+        select.push(text(c).alias(c.as_str()));
+    }
+    let df = input
+        .lazy()?
+        .with_row_index("file_row", None)
+        .filter(inpatient)
+        .select(select)
+        .collect()?;
+    let file_rows: Vec<usize> = df
+        .column("file_row")?
+        .cast(&DataType::UInt64)?
+        .u64()?
+        .into_no_null_iter()
+        .map(|r| r as usize)
+        .collect();
+    let ids = df.column("encounter_id")?.str()?.clone();
+    let cols: Vec<StringChunked> = extras
+        .iter()
+        .map(|c| Ok(df.column(c)?.str()?.clone()))
+        .collect::<PolarsResult<_>>()?;
+    Ok(file_rows
+        .iter()
+        .enumerate()
+        .map(|(k, &row)| {
+            RowFacts::new(
+                row,
+                ids.get(k),
+                extras,
+                |j| cols[j].get(k).map(str::to_string),
+                wanted,
+            )
+        })
+        .collect())
+}
+
+/// [`encounter_rows_by_polars`] from the mapped file, row group by row group: the `setting`
+/// column read as a dictionary (a handful of distinct values), the text columns of the
+/// inpatient rows only. Fails (the caller falls back) when a column cannot be read so.
+#[allow(clippy::type_complexity)]
+fn encounter_rows_by_row_group(
+    path: &std::path::Path,
+    extras: &[String],
+    wanted: &FastMap<&str, u32>,
+) -> PolarsResult<Vec<RowFacts>> {
+    use polars_arrow::array::Array;
+    use rayon::prelude::*;
+    let f = DictFile::open(path)?;
+    let (starts, _) = f.row_starts();
+    let parts: Vec<Vec<RowFacts>> = (0..f.row_groups())
+        .into_par_iter()
+        .map(|rg| -> PolarsResult<_> {
+            let setting = f.dict_column(rg, "setting")?;
+            let inpatient: Vec<bool> = setting
+                .values
+                .iter()
+                .map(|v| v.and_then(Setting::parse) == Some(Setting::Inpatient))
+                .collect();
+            let ids = f.any_text_column(rg, "encounter_id")?;
+            let cols: Vec<_> = extras
+                .iter()
+                .map(|c| f.any_text_column(rg, c))
+                .collect::<PolarsResult<_>>()?;
+            Ok((0..setting.keys.len())
+                .filter(|&k| setting.keys.is_valid(k) && inpatient[setting.keys.value(k) as usize])
+                .map(|k| {
+                    RowFacts::new(
+                        starts[rg] + k,
+                        ids.get(k),
+                        extras,
+                        |j| cols[j].get(k).map(str::to_string),
+                        wanted,
+                    )
+                })
+                .collect())
+        })
+        .collect::<PolarsResult<_>>()?;
+    Ok(parts.into_iter().flatten().collect())
+}
+
+/// The injury and falls diagnoses of `events.parquet` that name an encounter, from the mapped
+/// file row group by row group: `code_system` and `code` read as dictionaries and classified
+/// once per distinct value, `encounter_id`, `position`, pseudonym and date read only where a
+/// row group has such a diagnosis. Fails (the caller falls back to polars) when a column
+/// cannot be read so.
+fn event_links_by_row_group(
+    path: &std::path::Path,
+    position: bool,
+    pidx: &PatientIndex,
+) -> PolarsResult<Vec<(u32, String, u8, i32)>> {
+    use polars_arrow::array::Array;
+    use rayon::prelude::*;
+    let rules = HospitalRules::get();
+    let f = DictFile::open(path)?;
+    let parts: Vec<Vec<(u32, String, u8, i32)>> = (0..f.row_groups())
+        .into_par_iter()
+        .map(|rg| -> PolarsResult<_> {
+            let sys = f.dict_column(rg, "code_system")?;
+            let code = f.dict_column(rg, "code")?;
+            let icd: Vec<bool> = sys
+                .values
+                .iter()
+                .map(|v| v.and_then(CodeSystem::parse) == Some(CodeSystem::Icd10))
+                .collect();
+            let class: Vec<u8> = code
+                .values
+                .iter()
+                .map(|v| {
+                    v.and_then(|c| normalise(CodeSystem::Icd10, c).ok())
+                        .map_or(0, |c| rules.icd10_class(&c))
+                })
+                .collect();
+            let rows: Vec<usize> = (0..code.keys.len())
+                .filter(|&k| {
+                    sys.keys.is_valid(k)
+                        && code.keys.is_valid(k)
+                        && icd[sys.keys.value(k) as usize]
+                        && class[code.keys.value(k) as usize] != 0
+                })
+                .collect();
+            if rows.is_empty() {
+                return Ok(Vec::new());
+            }
+            let enc = f.any_text_column(rg, "encounter_id")?;
+            let pos = if position {
+                Some(f.int_column(rg, "position")?)
+            } else {
+                None
+            };
+            let pid = f.dict_column(rg, "patient_id")?;
+            let day = f.date_column(rg, "event_date")?.values;
+            let mut out = Vec::new();
+            for k in rows {
+                let (Some(e), true, true) = (enc.get(k), pid.keys.is_valid(k), day.is_valid(k))
+                else {
+                    continue;
+                };
+                let mut c = class[code.keys.value(k) as usize];
+                if let Some(pos) = &pos {
+                    if pos.get(k) != Some(1) {
+                        c &= !INJURY;
+                    }
+                }
+                let pi = pid
+                    .values
+                    .get(pid.keys.value(k) as usize)
+                    .map_or(UNSET, |p| pidx.lookup(p));
+                if c == 0 || pi == UNSET {
+                    continue;
+                }
+                out.push((pi, e.trim().to_string(), c, day.value(k)));
+            }
+            Ok(out)
+        })
+        .collect::<PolarsResult<_>>()?;
+    Ok(parts.into_iter().flatten().collect())
 }

@@ -779,6 +779,15 @@ pub fn practice_sheets<'a>(
         groups.entry(p.unwrap_or("")).or_default().push(r);
     }
     let header: Vec<String> = order.iter().map(|&k| names[k].clone()).collect();
+    // Risk figures from cards trained on synthetic data say so on every sheet too (under the
+    // table, where the notes go; every row also says it in its own column).
+    let notes: Vec<String> = list
+        .column(super::columns::RISK_SOURCE)
+        .ok()
+        .and_then(|c| c.str().ok()?.iter().next().flatten().map(str::to_string))
+        .filter(|s| s.starts_with("SYNTHETIC"))
+        .map(|s| vec![format!("Risk models trained on synthetic data: {s}")])
+        .unwrap_or_default();
     let mut sheets = Vec::new();
     for (p, rows) in groups {
         for chunk in rows.chunks(MAX_ROWS - 1) {
@@ -791,7 +800,7 @@ pub fn practice_sheets<'a>(
                     .iter()
                     .map(|&r| columns.iter().map(|c| c[r].clone()).collect())
                     .collect(),
-                notes: Vec::new(),
+                notes: notes.clone(),
             });
         }
     }

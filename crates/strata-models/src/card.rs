@@ -145,6 +145,15 @@ pub struct ModelCard {
     /// ages, children included, where age alone discriminates well.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list_validation_metrics: Option<Metrics>,
+    /// The list population's validation figures by group (eFI category: fit, mild, moderate,
+    /// severe), bootstrap-free.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub list_validation_by_group: Vec<GroupFigures>,
+    /// Features that are the extract's current values (snapshots), not what was known at the
+    /// as-of date: in training, a year before it, they may already reflect what followed
+    /// (a move into a care home after a fall).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshot_features: Vec<String>,
     /// How the model family was chosen (`strata train --model auto`), in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_selection: Option<String>,
@@ -166,6 +175,19 @@ pub struct RiskBandCutoffs {
     pub high: f64,
     /// Moderate.
     pub moderate: f64,
+}
+
+/// Figures of one group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupFigures {
+    /// The dimension (`efi_category`).
+    pub dimension: String,
+    /// The group.
+    pub group: String,
+    /// People in it.
+    pub n: usize,
+    /// Its figures; `None` when it has no event or only events.
+    pub metrics: Option<Metrics>,
 }
 
 /// The list population of a model card's validation window and its mean contributions.
@@ -226,6 +248,8 @@ impl ModelCard {
             list_validation_metrics: None,
             risk_bands: None,
             model_selection: None,
+            list_validation_by_group: Vec::new(),
+            snapshot_features: Vec::new(),
         }
     }
 
@@ -261,6 +285,8 @@ impl ModelCard {
             list_validation_metrics: None,
             risk_bands: None,
             model_selection: None,
+            list_validation_by_group: Vec::new(),
+            snapshot_features: Vec::new(),
         }
     }
 
