@@ -291,7 +291,14 @@ fn check_workbooks(out: &Path) {
                 check_summary_sheet(pcn, &rows, &summ, &prof);
                 continue;
             }
-            // A practice sheet: that practice's rows of the list, in rank order.
+            // A practice sheet: that practice's rows of the list, in rank order, then (the
+            // shipped cards being synthetic) the note saying so under the table.
+            let (notes, rows): (Vec<Vec<String>>, Vec<Vec<String>>) =
+                rows.into_iter().partition(|r| {
+                    r.first()
+                        .is_some_and(|c| c.starts_with("Risk models trained on synthetic data"))
+                });
+            assert_eq!(notes.len(), 1, "{pcn}/{name}: the synthetic models' note");
             assert_eq!(
                 rows[0][..7],
                 [

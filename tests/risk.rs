@@ -438,11 +438,13 @@ fn list_size_can_be_capped_by_count_share_or_probability() {
     assert_eq!(score(&thr, &["--top-percent", "0"]).status.code(), Some(2));
 }
 
-/// Every shipped card (`models/risk`, trees included) ranks the more deprived of two otherwise
-/// identical people at least as high, for every person of the fixture aged 65+ (IMD decile 1
-/// against 10), and its list population and baseline are on the card.
-#[test]
-fn no_shipped_card_ranks_the_more_deprived_lower() {
+/// The fixture cohort read and scored at [`AS_OF`], with the definitions.
+fn fixture_scored() -> (
+    strata::definitions::Definitions,
+    Cohort,
+    strata::results::Scored,
+    i32,
+) {
     let defs = definitions();
     let opts = strata::input::LoadOptions {
         today: strata::date::parse_days(TODAY).unwrap(),
@@ -451,6 +453,15 @@ fn no_shipped_card_ranks_the_more_deprived_lower() {
     let cohort = Cohort::load(&cohort_dir(), &opts).unwrap();
     let as_of = strata::date::parse_days(AS_OF).unwrap();
     let scored = strata::run::score_cohort(&cohort, &defs, as_of, &Default::default());
+    (defs, cohort, scored, as_of)
+}
+
+/// Every shipped card (`models/risk`, trees included) ranks the more deprived of two otherwise
+/// identical people at least as high, for every person of the fixture aged 65+ (IMD decile 1
+/// against 10), and its list population and baseline are on the card.
+#[test]
+fn no_shipped_card_ranks_the_more_deprived_lower() {
+    let (defs, cohort, scored, as_of) = fixture_scored();
     let ex = Explainer::new(&cohort, &defs, &scored, as_of);
     let names = strata::predictors::predictor_names(&defs);
     let imd = names.iter().position(|n| n == "imd_decile").unwrap();
@@ -498,14 +509,7 @@ fn no_shipped_card_ranks_the_more_deprived_lower() {
 /// a reason only when their age raises their risk against that population.
 #[test]
 fn reasons_are_measured_against_the_list_population() {
-    let defs = definitions();
-    let opts = strata::input::LoadOptions {
-        today: strata::date::parse_days(TODAY).unwrap(),
-        ..Default::default()
-    };
-    let cohort = Cohort::load(&cohort_dir(), &opts).unwrap();
-    let as_of = strata::date::parse_days(AS_OF).unwrap();
-    let scored = strata::run::score_cohort(&cohort, &defs, as_of, &Default::default());
+    let (defs, cohort, scored, as_of) = fixture_scored();
     let ex = Explainer::new(&cohort, &defs, &scored, as_of);
     let card = models_dir().join("risk/death.logistic.json");
     let c = strata_models::ModelCard::from_json(&std::fs::read_to_string(&card).unwrap()).unwrap();
