@@ -48,7 +48,34 @@ fn train_validates_on_the_following_year_and_evaluate_reports_by_group() {
                 .unwrap()
                 < auroc
         );
-        assert!(c["caveats"].as_str().unwrap().contains("synthetic"));
+        // The fixture's files carry no synthetic-data mark (written before strata synth marked
+        // its files): the card says local.
+        assert!(
+            c["caveats"]
+                .as_str()
+                .unwrap()
+                .starts_with("Trained on local data"),
+            "{}",
+            c["caveats"]
+        );
+        // The list population's figures, by eFI category; the snapshots named; the validation
+        // on held-out practices.
+        assert!(c["list_validation_metrics"]["auroc"].as_f64().is_some());
+        let by: Vec<&str> = c["list_validation_by_group"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["group"].as_str().unwrap())
+            .collect();
+        assert_eq!(by, ["fit", "mild", "moderate", "severe"]);
+        assert_eq!(
+            c["snapshot_features"],
+            serde_json::json!(["imd_decile", "care_home"])
+        );
+        let pv = &c["practice_validation"];
+        assert!(pv["practices"].as_u64().unwrap() >= 1, "{pv}");
+        assert!(pv["all_metrics"]["auroc"].as_f64().is_some(), "{pv}");
+        assert!(text.contains("held-out practices"), "{text}");
 
         let json = run_ok(&[
             "evaluate",
@@ -77,4 +104,52 @@ fn train_validates_on_the_following_year_and_evaluate_reports_by_group() {
             .sum();
         assert_eq!(n, e["overall"]["n"].as_u64().unwrap());
     }
+}
+
+/// `--model auto` (the default) on a cohort strata synth made: the card says which family it kept
+/// and why, and carries the synthetic caveat with what made the cohort.
+#[test]
+fn auto_on_a_marked_synthetic_cohort() {
+    let d = tempfile::tempdir().unwrap();
+    let cohort = d.path().join("synth");
+    run_ok(&[
+        "synth",
+        "--patients",
+        "6000",
+        "--seed",
+        "3",
+        "--out",
+        cohort.to_str().unwrap(),
+    ]);
+    let card = d.path().join("auto.json");
+    let text = run_ok(&[
+        "train",
+        "--cohort",
+        cohort.to_str().unwrap(),
+        "--outcome",
+        "death",
+        "--as-of",
+        "2025-04-01",
+        "--out",
+        card.to_str().unwrap(),
+    ]);
+    assert!(text.contains("auto: on the held-out rows"), "{text}");
+    let c: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&card).unwrap()).unwrap();
+    let sel = c["model_selection"].as_str().unwrap();
+    let kept = if sel.ends_with("kept gbdt") {
+        "gbdt"
+    } else {
+        "logistic"
+    };
+    assert!(sel.ends_with(&format!("kept {kept}")), "{sel}");
+    assert_eq!(c["kind"], kept);
+    let caveat = c["caveats"].as_str().unwrap();
+    assert!(
+        caveat.starts_with("Trained on synthetic data") && caveat.contains("6000 patients, seed 3"),
+        "{caveat}"
+    );
+    assert!(
+        c["risk_bands"]["very_high"].as_f64().unwrap() >= c["risk_bands"]["high"].as_f64().unwrap()
+    );
 }

@@ -154,6 +154,10 @@ pub struct ModelCard {
     /// (a move into a care home after a fall).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snapshot_features: Vec<String>,
+    /// Validation on practices the model never saw: refitted (same family and settings) without
+    /// a fifth of the practices, evaluated on those practices in the validation year.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub practice_validation: Option<PracticeValidation>,
     /// How the model family was chosen (`strata train --model auto`), in words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_selection: Option<String>,
@@ -175,6 +179,19 @@ pub struct RiskBandCutoffs {
     pub high: f64,
     /// Moderate.
     pub moderate: f64,
+}
+
+/// Validation on held-out practices (geographical validation, beside the temporal one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PracticeValidation {
+    /// Which practices were held out and how the model was refitted.
+    pub description: String,
+    /// Practices held out.
+    pub practices: usize,
+    /// Figures on their list population (alive, 65+) in the validation year.
+    pub list_metrics: Option<Metrics>,
+    /// Figures on all their people in the validation year.
+    pub all_metrics: Option<Metrics>,
 }
 
 /// Figures of one group.
@@ -248,6 +265,7 @@ impl ModelCard {
             list_validation_metrics: None,
             risk_bands: None,
             model_selection: None,
+            practice_validation: None,
             list_validation_by_group: Vec::new(),
             snapshot_features: Vec::new(),
         }
@@ -285,6 +303,7 @@ impl ModelCard {
             list_validation_metrics: None,
             risk_bands: None,
             model_selection: None,
+            practice_validation: None,
             list_validation_by_group: Vec::new(),
             snapshot_features: Vec::new(),
         }

@@ -32,8 +32,8 @@ pub mod shap;
 pub mod tree;
 
 pub use card::{
-    Cohort, GroupFigures, ListBaseline, ModelCard, ModelKind, ModelParams, Predictor,
-    Preprocessing, RiskBandCutoffs,
+    Cohort, GroupFigures, ListBaseline, ModelCard, ModelKind, ModelParams, PracticeValidation,
+    Predictor, Preprocessing, RiskBandCutoffs,
 };
 pub use data::Dataset;
 pub use error::{ModelError, Result};
