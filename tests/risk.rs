@@ -210,14 +210,7 @@ fn rank_percentile_and_band_are_within_the_pcn_and_reasons_are_words() {
 fn contributions_add_up_to_the_prediction_for_logistic_and_trees() {
     let d = tempfile::tempdir().unwrap();
     let gbdt = gbdt_card(d.path(), "emergency_admission");
-    let defs = definitions();
-    let opts = strata::input::LoadOptions {
-        today: strata::date::parse_days(TODAY).unwrap(),
-        ..Default::default()
-    };
-    let cohort = Cohort::load(&cohort_dir(), &opts).unwrap();
-    let as_of = strata::date::parse_days(AS_OF).unwrap();
-    let scored = strata::run::score_cohort(&cohort, &defs, as_of, &Default::default());
+    let (defs, cohort, scored, as_of) = fixture_scored();
     let models = risk::load(
         &[models_dir().join("risk/death.logistic.json"), gbdt],
         &defs,
