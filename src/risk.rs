@@ -586,7 +586,9 @@ impl RiskModel {
 
     /// Whether the card was trained on synthetic data (its caveat says so).
     pub fn synthetic(&self) -> bool {
-        self.file.caveats.contains("synthetic data")
+        self.file
+            .caveats
+            .starts_with(strata_models::card::SYNTHETIC_CAVEAT)
     }
 
     /// The model's feature names, in its order.

@@ -365,7 +365,7 @@ fn every_boundary_day_falls_in_one_window_for_every_count() {
             .unwrap();
         let per_pcn = count(c, as_of).rows["PCN1"][q::EMERGENCY];
         let mut total = 0;
-        for (i, (id, _, want)) in cases.iter().enumerate() {
+        for (id, _, want) in &cases {
             let p = c.patients.id.iter().position(|x| x == id).unwrap();
             // The list column and the model feature (the factors' source) agree.
             assert_eq!(
@@ -379,7 +379,6 @@ fn every_boundary_day_falls_in_one_window_for_every_count() {
                 "{a:?}: feature, {id}"
             );
             total += want;
-            let _ = i;
         }
         assert_eq!(per_pcn as i32, total, "{a:?}: indicators");
     });

@@ -26,6 +26,28 @@ pub const ENCOUNTER_EXTRAS: [&str; 4] = [
     "discharge_destination",
 ];
 
+/// The class ([`INJURY`], [`FALL`] or 0) of an ICD-10 code as written, normalised as the
+/// cohort reader normalises it.
+fn code_class(raw: &str) -> u8 {
+    normalise(CodeSystem::Icd10, raw).map_or(0, |c| HospitalRules::get().icd10_class(&c))
+}
+
+/// One injury or falls diagnosis linked to encounter `encounter`, if it counts: a known patient,
+/// a class, and, when the extract gives positions (`position` is `Some`), an injury only as the
+/// primary diagnosis (position 1).
+fn linked(
+    patient: u32,
+    encounter: &str,
+    mut class: u8,
+    position: Option<Option<i64>>,
+    day: i32,
+) -> Option<(u32, String, u8, i32)> {
+    if position.is_some_and(|p| p != Some(1)) {
+        class &= !INJURY;
+    }
+    (class != 0 && patient != UNSET).then(|| (patient, encounter.trim().to_string(), class, day))
+}
+
 /// Where a table's rows are, for this module's own pass over them.
 #[derive(Clone)]
 pub(crate) enum LinkInput {
@@ -65,7 +87,6 @@ pub(crate) fn read(
     encounters: &Encounters,
     pidx: &PatientIndex,
 ) -> PolarsResult<(EncounterFacts, Vec<String>)> {
-    let rules = HospitalRules::get();
     let n = encounters.row.len();
     let mut facts = EncounterFacts::default();
     let enc_columns = encounters_in.columns()?;
@@ -142,21 +163,8 @@ pub(crate) fn read(
             if CodeSystem::parse(s) != Some(CodeSystem::Icd10) {
                 continue;
             }
-            let Ok(c) = normalise(CodeSystem::Icd10, c) else {
-                continue;
-            };
-            let mut class = rules.icd10_class(&c);
-            // With positions, only the primary diagnosis is the admission's injury.
-            if let Some(pos) = &pos {
-                if pos.get(k) != Some(1) {
-                    class &= !INJURY;
-                }
-            }
-            let pi = pidx.lookup(p);
-            if class == 0 || pi == UNSET {
-                continue;
-            }
-            links.push((pi, e.trim().to_string(), class, d));
+            let position = pos.as_ref().map(|pos| pos.get(k));
+            links.extend(linked(pidx.lookup(p), e, code_class(c), position, d));
         }
     }
     if links.is_empty() {
@@ -272,11 +280,11 @@ struct RowFacts {
 
 impl RowFacts {
     /// From a row's `encounter_id` and the values of `extras` (same order).
-    fn new(
+    fn new<'a>(
         file_row: usize,
         id: Option<&str>,
         extras: &[String],
-        value: impl Fn(usize) -> Option<String>,
+        value: impl Fn(usize) -> Option<&'a str>,
         wanted: &FastMap<&str, u32>,
     ) -> RowFacts {
         let rules = HospitalRules::get();
@@ -293,13 +301,13 @@ impl RowFacts {
             match c.as_str() {
                 "spell_id" => r.spell = Some(v.trim().to_string()),
                 "admission_method" => {
-                    r.method = rules.method(&v);
-                    r.transfer_in |= HospitalRules::is_transfer(&rules.transfer_methods, &v);
+                    r.method = rules.method(v);
+                    r.transfer_in |= HospitalRules::is_transfer(&rules.transfer_methods, v);
                 }
                 "admission_source" => {
-                    r.transfer_in |= HospitalRules::is_transfer(&rules.transfer_sources, &v)
+                    r.transfer_in |= HospitalRules::is_transfer(&rules.transfer_sources, v)
                 }
-                _ => r.transfer_out = HospitalRules::is_transfer(&rules.transfer_destinations, &v),
+                _ => r.transfer_out = HospitalRules::is_transfer(&rules.transfer_destinations, v),
             }
         }
         r
@@ -349,15 +357,7 @@ fn encounter_rows_by_polars(
     Ok(file_rows
         .iter()
         .enumerate()
-        .map(|(k, &row)| {
-            RowFacts::new(
-                row,
-                ids.get(k),
-                extras,
-                |j| cols[j].get(k).map(str::to_string),
-                wanted,
-            )
-        })
+        .map(|(k, &row)| RowFacts::new(row, ids.get(k), extras, |j| cols[j].get(k), wanted))
         .collect())
 }
 
@@ -395,7 +395,7 @@ fn encounter_rows_by_row_group(
                         starts[rg] + k,
                         ids.get(k),
                         extras,
-                        |j| cols[j].get(k).map(str::to_string),
+                        |j| cols[j].get(k),
                         wanted,
                     )
                 })
@@ -417,7 +417,6 @@ fn event_links_by_row_group(
 ) -> PolarsResult<Vec<(u32, String, u8, i32)>> {
     use polars_arrow::array::Array;
     use rayon::prelude::*;
-    let rules = HospitalRules::get();
     let f = DictFile::open(path)?;
     let parts: Vec<Vec<(u32, String, u8, i32)>> = (0..f.row_groups())
         .into_par_iter()
@@ -432,10 +431,7 @@ fn event_links_by_row_group(
             let class: Vec<u8> = code
                 .values
                 .iter()
-                .map(|v| {
-                    v.and_then(|c| normalise(CodeSystem::Icd10, c).ok())
-                        .map_or(0, |c| rules.icd10_class(&c))
-                })
+                .map(|v| v.map_or(0, code_class))
                 .collect();
             let rows: Vec<usize> = (0..code.keys.len())
                 .filter(|&k| {
@@ -462,20 +458,18 @@ fn event_links_by_row_group(
                 else {
                     continue;
                 };
-                let mut c = class[code.keys.value(k) as usize];
-                if let Some(pos) = &pos {
-                    if pos.get(k) != Some(1) {
-                        c &= !INJURY;
-                    }
-                }
                 let pi = pid
                     .values
                     .get(pid.keys.value(k) as usize)
                     .map_or(UNSET, |p| pidx.lookup(p));
-                if c == 0 || pi == UNSET {
-                    continue;
-                }
-                out.push((pi, e.trim().to_string(), c, day.value(k)));
+                let position = pos.as_ref().map(|pos| pos.get(k));
+                out.extend(linked(
+                    pi,
+                    e,
+                    class[code.keys.value(k) as usize],
+                    position,
+                    day.value(k),
+                ));
             }
             Ok(out)
         })

@@ -119,8 +119,10 @@ impl HospitalRules {
     /// What an `admission_method` value says (`21`, ` 2a `, `21.0` from a float column all read
     /// as in the data dictionary).
     pub fn method(&self, raw: &str) -> Method {
-        let code = hes_code(raw);
-        match self.methods.iter().find(|(c, _)| *c == code) {
+        let Some(code) = hes_code(raw) else {
+            return Method::Unknown;
+        };
+        match self.methods.iter().find(|(c, _)| c.as_bytes() == code) {
             Some((_, true)) => Method::Emergency,
             Some((_, false)) => Method::Other,
             None => Method::Unknown,
@@ -129,8 +131,7 @@ impl HospitalRules {
 
     /// Whether an admission method, source or destination value marks a transfer.
     pub fn is_transfer(list: &[String], raw: &str) -> bool {
-        let code = hes_code(raw);
-        list.contains(&code)
+        hes_code(raw).is_some_and(|code| list.iter().any(|c| c.as_bytes() == code))
     }
 
     /// The class of a normalised ICD-10 code: [`INJURY`], [`FALL`] or 0.
@@ -148,16 +149,16 @@ pub const INJURY: u8 = 1;
 /// Code class: a fall (its external cause).
 pub const FALL: u8 = 2;
 
-/// A HES code as written in the data dictionary: trimmed, upper case, a `.0` from a float
-/// column dropped, one digit padded to two (`1` is `01`).
-fn hes_code(raw: &str) -> String {
+/// A HES code as written in the data dictionary (two characters): trimmed, upper case, a `.0`
+/// from a float column dropped, one digit padded to two (`1` is `01`); `None` for anything
+/// else. No allocation: it runs for every inpatient row's method, source and destination.
+fn hes_code(raw: &str) -> Option<[u8; 2]> {
     let t = raw.trim();
-    let t = t.strip_suffix(".0").unwrap_or(t);
-    let t = t.to_ascii_uppercase();
-    if t.len() == 1 && t.as_bytes()[0].is_ascii_digit() {
-        format!("0{t}")
-    } else {
-        t
+    let t = t.strip_suffix(".0").unwrap_or(t).as_bytes();
+    match *t {
+        [d] if d.is_ascii_digit() => Some([b'0', d]),
+        [a, b] => Some([a.to_ascii_uppercase(), b.to_ascii_uppercase()]),
+        _ => None,
     }
 }
 

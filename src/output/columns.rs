@@ -243,6 +243,10 @@ pub struct RiskColumns<'a> {
 /// The list column saying where the risk figures come from.
 pub const RISK_SOURCE: &str = "risk_models_trained_on";
 
+/// How [`RISK_SOURCE`] starts when the cards were trained on synthetic data (the page's
+/// banner and the workbook's note key on it).
+pub const SYNTHETIC_SOURCE: &str = "SYNTHETIC data, not this population";
+
 /// Where the applied cards were trained, in words: synthetic data (with the caveat) or local
 /// data, and each card's training window.
 pub fn risk_source(models: &[RiskModel]) -> String {
@@ -252,7 +256,7 @@ pub fn risk_source(models: &[RiskModel]) -> String {
         .collect();
     if models.iter().any(RiskModel::synthetic) {
         format!(
-            "SYNTHETIC data, not this population ({}): the risk figures show the method only; train local models (strata train) before acting on them",
+            "{SYNTHETIC_SOURCE} ({}): the risk figures show the method only; train local models (strata train) before acting on them",
             windows.join("; ")
         )
     } else {

@@ -230,7 +230,7 @@ pub fn page(list: &DataFrame, pcn: &PcnSummary) -> PolarsResult<String> {
     // Risk figures from cards trained on synthetic data say so before anything else.
     if let Ok(c) = list.column(super::columns::RISK_SOURCE) {
         if let Ok(Some(source)) = c.str().map(|c| c.iter().next().flatten()) {
-            if source.starts_with("SYNTHETIC") {
+            if source.starts_with(super::columns::SYNTHETIC_SOURCE) {
                 let _ = write!(
                     s,
                     r#"<p class="banner" id="synthetic-models" style="background:#fde2e1;border:2px solid #b10e1e;padding:0.6em"><strong>Risk models trained on synthetic data.</strong> {}</p>"#,

@@ -785,7 +785,7 @@ pub fn practice_sheets<'a>(
         .column(super::columns::RISK_SOURCE)
         .ok()
         .and_then(|c| c.str().ok()?.iter().next().flatten().map(str::to_string))
-        .filter(|s| s.starts_with("SYNTHETIC"))
+        .filter(|s| s.starts_with(super::columns::SYNTHETIC_SOURCE))
         .map(|s| vec![format!("Risk models trained on synthetic data: {s}")])
         .unwrap_or_default();
     let mut sheets = Vec::new();

@@ -228,31 +228,25 @@ fn software() -> String {
 }
 
 impl ModelCard {
-    /// A card for a fitted logistic model; figures and free text are left for the caller to fill.
-    pub fn logistic(
+    /// A card with the fitted parts; figures, free text and everything measured after the fit
+    /// are left for the caller to fill.
+    fn fitted(
         outcome: &str,
-        model: &LogisticModel,
-        params: &LogisticParams,
+        kind: ModelKind,
+        feature_names: Vec<String>,
+        preprocessing: Preprocessing,
+        model: ModelParams,
+        hyperparameters: Hyperparameters,
         training_cohort: Cohort,
     ) -> Self {
         Self {
             format_version: FORMAT_VERSION,
             outcome: outcome.into(),
-            kind: ModelKind::Logistic,
-            feature_names: model.feature_names.clone(),
-            preprocessing: Preprocessing::Standardise {
-                mean: model.mean.clone(),
-                sd: model.sd.clone(),
-            },
-            model: ModelParams::Logistic {
-                intercept: model.intercept,
-                coef: model.coef.clone(),
-            },
-            hyperparameters: Hyperparameters::Logistic {
-                params: params.clone(),
-                sklearn_c: params.sklearn_c(training_cohort.n_rows.max(1)),
-                iterations: model.iterations,
-            },
+            kind,
+            feature_names,
+            preprocessing,
+            model,
+            hyperparameters,
             training_cohort,
             validation_cohort: None,
             training_metrics: None,
@@ -263,12 +257,41 @@ impl ModelCard {
             software: software(),
             list_baseline: None,
             list_validation_metrics: None,
-            risk_bands: None,
-            model_selection: None,
-            practice_validation: None,
             list_validation_by_group: Vec::new(),
             snapshot_features: Vec::new(),
+            practice_validation: None,
+            model_selection: None,
+            risk_bands: None,
         }
+    }
+
+    /// A card for a fitted logistic model; figures and free text are left for the caller to fill.
+    pub fn logistic(
+        outcome: &str,
+        model: &LogisticModel,
+        params: &LogisticParams,
+        training_cohort: Cohort,
+    ) -> Self {
+        let hyperparameters = Hyperparameters::Logistic {
+            params: params.clone(),
+            sklearn_c: params.sklearn_c(training_cohort.n_rows.max(1)),
+            iterations: model.iterations,
+        };
+        Self::fitted(
+            outcome,
+            ModelKind::Logistic,
+            model.feature_names.clone(),
+            Preprocessing::Standardise {
+                mean: model.mean.clone(),
+                sd: model.sd.clone(),
+            },
+            ModelParams::Logistic {
+                intercept: model.intercept,
+                coef: model.coef.clone(),
+            },
+            hyperparameters,
+            training_cohort,
+        )
     }
 
     /// A card for a fitted GBDT; figures and free text are left for the caller to fill.
@@ -278,35 +301,20 @@ impl ModelCard {
         params: &GbdtParams,
         training_cohort: Cohort,
     ) -> Self {
-        Self {
-            format_version: FORMAT_VERSION,
-            outcome: outcome.into(),
-            kind: ModelKind::Gbdt,
-            feature_names: fit.model.feature_names.clone(),
-            preprocessing: Preprocessing::Bins {
+        Self::fitted(
+            outcome,
+            ModelKind::Gbdt,
+            fit.model.feature_names.clone(),
+            Preprocessing::Bins {
                 cuts: fit.bins.cuts.clone(),
             },
-            model: ModelParams::Gbdt {
+            ModelParams::Gbdt {
                 base_score: fit.model.base_score,
                 trees: fit.model.trees.clone(),
             },
-            hyperparameters: Hyperparameters::Gbdt(params.clone()),
+            Hyperparameters::Gbdt(params.clone()),
             training_cohort,
-            validation_cohort: None,
-            training_metrics: None,
-            validation_metrics: None,
-            intended_use: String::new(),
-            limitations: String::new(),
-            caveats: SYNTHETIC_CAVEAT.into(),
-            software: software(),
-            list_baseline: None,
-            list_validation_metrics: None,
-            risk_bands: None,
-            model_selection: None,
-            practice_validation: None,
-            list_validation_by_group: Vec::new(),
-            snapshot_features: Vec::new(),
-        }
+        )
     }
 
     /// Serialises the card (compact JSON unless `pretty`).
