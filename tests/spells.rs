@@ -383,3 +383,33 @@ fn every_boundary_day_falls_in_one_window_for_every_count() {
         assert_eq!(per_pcn as i32, total, "{a:?}: indicators");
     });
 }
+
+#[test]
+fn a_fall_coded_only_after_a_transfer_is_not_the_admissions_cause() {
+    // OHID C29 counts the admission's first episode: its primary diagnosis an injury and a fall
+    // recorded on it. a: hip fracture and W19 on the first encounter, transferred the same day:
+    // a falls admission. b: a hip fracture first with no fall recorded, the fall coded only on
+    // the transfer's encounter: not a falls admission by C29 (one taking a fall from any episode
+    // would count it), still one emergency admission.
+    let ps = [person("a", "1940-01-01"), person("b", "1940-01-01")];
+    let ns = [
+        stay("a", "a1", "2024-06-10", "2024-06-15", true),
+        stay("a", "a2", "2024-06-15", "2024-06-30", true),
+        stay("b", "b1", "2024-06-10", "2024-06-15", true),
+        stay("b", "b2", "2024-06-15", "2024-06-30", true),
+    ];
+    let es = [
+        dx("a", "2024-06-10", "S72.0", "a1", 1),
+        dx("a", "2024-06-10", "W19", "a1", 2),
+        dx("b", "2024-06-10", "S72.0", "b1", 1),
+        dx("b", "2024-06-20", "S72.0", "b2", 1),
+        dx("b", "2024-06-20", "W19", "b2", 2),
+    ];
+    each_adaptor(&ps, &es, &ns, |c, a| {
+        assert!(spells_of(c, "a")[0].3, "{a:?}");
+        assert_eq!(spells_of(c, "b").len(), 1, "{a:?}");
+        assert!(!spells_of(c, "b")[0].3, "{a:?}");
+        let row = count(c, days(AS_OF)).rows["PCN1"];
+        assert_eq!((row[q::EMERGENCY], row[q::FALLS]), (2, 1), "{a:?}");
+    });
+}

@@ -14,10 +14,10 @@
 //!   starts at most `transfer_max_gap_days` after it ends and is a transfer (HES CIPS);
 //! - a spell is an emergency admission when its first encounter is: by `admission_method` where
 //!   the extract gives one it knows, else by the `emergency` flag;
-//! - a spell is a falls admission (OHID PHOF C29) when it is an emergency admission, an injury
-//!   (S00-T98) is the primary diagnosis of its first encounter and a fall (W00-W19) is recorded on
-//!   it: linked by `encounter_id` where the extract has links, else (said in the manifest) by date
-//!   within the stay. The spell keeps the day both were first recorded, so that a count at an
+//! - a spell is a falls admission (OHID PHOF C29) when it is an emergency admission and its first
+//!   encounter (HES's first episode, which C29 counts) has an injury (S00-T98) as its primary
+//!   diagnosis and a fall (W00-W19) recorded: linked by `encounter_id` where the extract has
+//!   links, else (said in the manifest) by date within that first encounter's stay. The spell keeps the day both were first recorded, so that a count at an
 //!   as-of date never reads records after it.
 
 use std::sync::OnceLock;
@@ -373,7 +373,6 @@ fn patient(
             ids.push(spell_of(first));
         }
         let mut episodes = 1u16;
-        let mut fall = day(&facts.fall_day, first);
         let mut j = i + 1;
         while j < order.len() {
             let e = order[j];
@@ -392,21 +391,21 @@ fn patient(
                 last = e;
             }
             episodes = episodes.saturating_add(1);
-            fall = fall.min(day(&facts.fall_day, e));
             j += 1;
         }
         let is_emergency = emergency(first);
         let falls_from = if !is_emergency {
             NEVER
         } else if facts.falls_link == FallsLink::EncounterId {
-            let injury = day(&facts.injury_day, first);
+            // Both on the first encounter, as C29 counts the admission's first episode.
+            let (injury, fall) = (day(&facts.injury_day, first), day(&facts.fall_day, first));
             if injury == NEVER || fall == NEVER {
                 NEVER
             } else {
                 injury.max(fall)
             }
         } else {
-            dated_falls(events, classes, p, start, end)
+            dated_falls(events, classes, p, start, en.end[first])
         };
         out.start.push(start);
         out.end.push(end);
