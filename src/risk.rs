@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use strata_models::card::{ModelCard, ModelKind};
 use strata_models::explain::top_factors;
-use strata_models::{ModelError, Predictor};
+use strata_models::{ModelError, Predictor, ShapTables};
 
 use crate::cohort::Cohort;
 use crate::datafile::fnv1a64;
@@ -99,6 +99,8 @@ pub struct RiskModel {
     /// Each feature's mean contribution over the card's list population (zeros for a card
     /// without one): what explanations are measured against.
     baseline: Vec<f64>,
+    /// A tree card's TreeSHAP tables, built once at load (exact, per leaf: Fast TreeSHAP v2).
+    shap: Option<std::sync::Arc<ShapTables>>,
 }
 
 /// `intercept + sum coef_j (x_j - mean_j) / sd_j` (missing -> the mean) rewritten as
@@ -523,6 +525,10 @@ fn load_one(path: &Path, table: &[String], defs: &Definitions) -> Result<RiskMod
             Predictor::Logistic(m) => Some(Linear::new(m, &columns, table.len())),
             Predictor::Gbdt(_) => None,
         },
+        shap: match &predictor {
+            Predictor::Gbdt(m) => Some(std::sync::Arc::new(m.shap_tables())),
+            Predictor::Logistic(_) => None,
+        },
         predictor,
         columns,
         words: card
@@ -582,6 +588,26 @@ impl RiskModel {
         let mut x = Vec::with_capacity(self.columns.len());
         self.gather(full, &mut x);
         self.predictor.contributions_row(&x)
+    }
+
+    /// [`RiskModel::contributions`] for rows of strata's feature table (row-major, `width`
+    /// columns), returned row-major in the model's feature order; a tree card's through its
+    /// tables, eight rows at a time.
+    pub fn contributions_rows(&self, full: &[f32], width: usize) -> Vec<f64> {
+        let p = self.columns.len();
+        let mut xs = Vec::with_capacity(full.len() / width.max(1) * p);
+        for row in full.chunks(width.max(1)) {
+            xs.extend(self.columns.iter().map(|&c| row[c]));
+        }
+        if let (Predictor::Gbdt(m), Some(t)) = (&self.predictor, &self.shap) {
+            // The tables were built from this model, so the shapes agree.
+            if let Ok(phi) = t.explain_rows(m, &xs) {
+                return phi;
+            }
+        }
+        xs.chunks(p.max(1))
+            .flat_map(|x| self.predictor.contributions_row(x))
+            .collect()
     }
 
     /// Whether the card was trained on synthetic data (its caveat says so).
@@ -708,6 +734,8 @@ pub fn apply(
 /// would cost a tree ensemble's SHAP values for a million people).
 pub struct Explainer<'a> {
     builder: RowBuilder<'a>,
+    /// Factors worked out ahead for the people a run lists (sorted patients, their factors).
+    ahead: Option<(Vec<u32>, Vec<Vec<String>>)>,
 }
 
 impl<'a> Explainer<'a> {
@@ -715,7 +743,23 @@ impl<'a> Explainer<'a> {
     pub fn new(cohort: &'a Cohort, defs: &'a Definitions, scored: &'a Scored, as_of: i32) -> Self {
         Explainer {
             builder: RowBuilder::new(cohort, defs, scored, as_of),
+            ahead: None,
         }
+    }
+
+    /// Works out the factors of everyone in `patients` (any order, repeats allowed) under
+    /// `models` in one batch, for [`Explainer::factors_of`] to look up: tree cards explain each
+    /// distinct pattern of a batch once, so one batch of everyone a run lists costs less than a
+    /// batch per PCN. The factors are the same either way (see `ShapTables::explain_rows`).
+    pub fn ahead(mut self, models: &[RiskModel], mut patients: Vec<u32>) -> Self {
+        if models.is_empty() {
+            return self;
+        }
+        patients.sort_unstable();
+        patients.dedup();
+        let factors = self.compute(models, &patients);
+        self.ahead = Some((patients, factors));
+        self
     }
 
     /// Patient `p`'s row of strata's feature table.
@@ -730,23 +774,75 @@ impl<'a> Explainer<'a> {
     /// [`FACTORS_SHOWN`]), in plain words, joined by "; ". A factor that is the absence of
     /// something (no record of a condition, not in a care home) is never given as a reason.
     pub fn factors(&self, models: &[RiskModel], p: usize) -> Vec<String> {
-        let row = self.row(p);
-        models
+        self.factors_of(models, &[p as u32])
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// [`Explainer::factors`] for each of `patients` (same order): blocks of patients in
+    /// parallel, each block's feature rows built once and explained by every model together
+    /// (a tree card through its tables, eight rows at a time).
+    pub fn factors_of(&self, models: &[RiskModel], patients: &[u32]) -> Vec<Vec<String>> {
+        if let Some((known, factors)) = &self.ahead {
+            let found: Option<Vec<Vec<String>>> = patients
+                .iter()
+                .map(|p| known.binary_search(p).ok().map(|k| factors[k].clone()))
+                .collect();
+            if let Some(found) = found {
+                return found;
+            }
+        }
+        self.compute(models, patients)
+    }
+
+    fn compute(&self, models: &[RiskModel], patients: &[u32]) -> Vec<Vec<String>> {
+        let width = self.builder.width().max(1);
+        let mut rows = vec![0f32; patients.len() * width];
+        rows.par_chunks_mut(width)
+            .zip(patients.par_iter())
+            .with_min_len(256)
+            .for_each(|(row, &p)| self.builder.fill(p as usize, row));
+        // Each model over every row at once (a tree card's patterns are found across them all).
+        let per_model: Vec<Vec<String>> = models
             .iter()
             .map(|m| {
-                let mut c = m.contributions_against_list(&row);
-                for (j, c) in c.iter_mut().enumerate() {
-                    if m.words[j].is_absence(row[m.columns[j]]) {
-                        *c = f64::NAN;
-                    }
-                }
-                top_factors(&c, FACTORS_SHOWN)
-                    .iter()
-                    .map(|f| m.words[f.feature].say(row[m.columns[f.feature]]))
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                let c = m.contributions_rows(&rows, width);
+                let k = m.columns.len().max(1);
+                rows.par_chunks(width)
+                    .zip(c.par_chunks(k))
+                    .with_min_len(256)
+                    .map(|(row, c)| m.reasons(row, c))
+                    .collect()
             })
+            .collect();
+        (0..patients.len())
+            .map(|i| per_model.iter().map(|v| v[i].clone()).collect())
             .collect()
+    }
+}
+
+impl RiskModel {
+    /// The reasons in words for one patient's row of strata's feature table and their
+    /// contributions (model order): re-centred on the list population, absences left out, the
+    /// largest [`FACTORS_SHOWN`] positive ones, joined by "; ".
+    fn reasons(&self, row: &[f32], contributions: &[f64]) -> String {
+        let c: Vec<f64> = contributions
+            .iter()
+            .zip(&self.baseline)
+            .enumerate()
+            .map(|(j, (c, b))| {
+                if self.words[j].is_absence(row[self.columns[j]]) {
+                    f64::NAN
+                } else {
+                    c - b
+                }
+            })
+            .collect();
+        top_factors(&c, FACTORS_SHOWN)
+            .iter()
+            .map(|f| self.words[f.feature].say(row[self.columns[f.feature]]))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 

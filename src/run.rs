@@ -378,6 +378,20 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
             cells: &cells[3],
         },
     ];
+    stages.next("explain");
+    // Everyone on any list explained in one batch, before the writers look them up.
+    let explainer = Explainer::new(&cohort, &definitions, &scored, opts.as_of).ahead(
+        &models,
+        ranked
+            .iter()
+            .flat_map(|(_, v)| v.iter().copied())
+            .chain(
+                selected
+                    .iter()
+                    .flat_map(|s| s.lists.iter().flat_map(|(_, v)| v.iter().map(|&(p, _)| p))),
+            )
+            .collect(),
+    );
     stages.next("write");
     let count = |s: Status| scored.status.iter().filter(|&&x| x == s).count() as u64;
     let mut manifest = Manifest {
@@ -441,7 +455,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         models: &models,
         pcn: &cohort.patients.pcn,
         risks: &risks,
-        explainer: Explainer::new(&cohort, &definitions, &scored, opts.as_of),
+        explainer,
     };
     // The run's folder name in an output root.
     let day = date::format_days(opts.as_of);

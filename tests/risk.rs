@@ -248,6 +248,44 @@ fn contributions_add_up_to_the_prediction_for_logistic_and_trees() {
     assert!(nonzero > 0);
 }
 
+/// The run explains everyone it lists in one batch (tree cards find each pattern of splits
+/// once across them all); a PCN's list, or one person, explained alone gets the same words.
+#[test]
+fn explanations_do_not_depend_on_who_else_is_explained() {
+    let d = tempfile::tempdir().unwrap();
+    let gbdt = gbdt_card(d.path(), "emergency_admission");
+    let (defs, cohort, scored, as_of) = fixture_scored();
+    let models = risk::load(
+        &[models_dir().join("risk/death.logistic.json"), gbdt],
+        &defs,
+    )
+    .unwrap();
+    let everyone: Vec<u32> = (0..cohort.patients.len() as u32).collect();
+    let alone = Explainer::new(&cohort, &defs, &scored, as_of);
+    let ahead = Explainer::new(&cohort, &defs, &scored, as_of).ahead(&models, everyone.clone());
+    let all = ahead.factors_of(&models, &everyone);
+    let mut named = 0;
+    for (k, chunk) in everyone.chunks(97).enumerate() {
+        // A chunk explained on its own, in reverse order, against the batch of everyone.
+        let rev: Vec<u32> = chunk.iter().rev().copied().collect();
+        let own = alone.factors_of(&models, &rev);
+        for (i, &p) in rev.iter().enumerate() {
+            assert_eq!(own[i], all[p as usize], "patient {p}");
+        }
+        if k % 5 == 0 {
+            assert_eq!(
+                alone.factors(&models, chunk[0] as usize),
+                all[chunk[0] as usize]
+            );
+        }
+        named += chunk
+            .iter()
+            .filter(|&&p| !all[p as usize][1].is_empty())
+            .count();
+    }
+    assert!(named > 100, "{named} people have tree reasons");
+}
+
 #[test]
 fn lists_can_be_ranked_by_a_model_and_carry_high_risk_people_who_are_not_frail() {
     let d = tempfile::tempdir().unwrap();

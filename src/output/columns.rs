@@ -278,10 +278,7 @@ impl RiskColumns<'_> {
     /// and percentile within the PCN, band, and the top factors in plain words.
     pub fn list_columns(&self, patients: &[u32]) -> Vec<Column> {
         // One feature row per listed patient explains every model.
-        let factors: Vec<Vec<String>> = patients
-            .iter()
-            .map(|&p| self.explainer.factors(self.models, p as usize))
-            .collect();
+        let factors: Vec<Vec<String>> = self.explainer.factors_of(self.models, patients);
         let mut cols = Vec::new();
         for (m, r) in self.risks.iter().enumerate() {
             let o = r.outcome.name();

@@ -40,5 +40,5 @@ pub use error::{ModelError, Result};
 pub use gbdt::{BinCuts, GbdtFit, GbdtParams, fit_gbdt};
 pub use logistic::{LogisticModel, LogisticParams};
 pub use metrics::{EvalOptions, Metrics, Recalibration, evaluate};
-pub use shap::TreeExplainer;
+pub use shap::{ShapTables, TreeExplainer};
 pub use tree::{GbdtModel, Tree};

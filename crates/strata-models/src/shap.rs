@@ -249,23 +249,51 @@ impl GbdtModel {
 
     /// Precomputes the per-leaf tables of [`TreeExplainer`] (parallel over trees).
     pub fn explainer(&self) -> TreeExplainer<'_> {
-        let tables = self.trees.par_iter().map(TreeTable::build).collect();
         TreeExplainer {
             model: self,
+            tables: self.shap_tables(),
+        }
+    }
+
+    /// The per-leaf tables of [`TreeExplainer`], owned (parallel over trees).
+    pub fn shap_tables(&self) -> ShapTables {
+        let mut tables: Vec<TreeTable> = self.trees.par_iter().map(TreeTable::build).collect();
+        let mut total = 0usize;
+        for t in &mut tables {
+            total += t.values.len();
+            if total > MAX_MODEL_TABLE_VALUES {
+                t.fallback = true;
+                t.values = Vec::new();
+            }
+        }
+        ShapTables {
             tables,
             expected_value: self.expected_value(),
+            shape: (self.trees.len(), self.feature_names.len()),
         }
     }
 }
 
+/// Largest number of distinct features on one root-to-leaf path for which a tree gets
+/// precomputed tables (`2^d x d` values per leaf); deeper trees are explained by Algorithm 2.
+/// Leaf-wise trees of 31 leaves reach 12-14 on strata's feature table (10 left a tenth of the
+/// trees to Algorithm 2, which then took most of the explaining time).
+pub const MAX_TABLE_PATH_FEATURES: usize = 16;
+
+/// Largest table of one tree, in values (32 MB); a larger one falls back to Algorithm 2 (one
+/// tree of the shipped falls card needs 11 MB, and Algorithm 2 on it alone took as long as the
+/// tables of all the others).
+pub const MAX_TABLE_VALUES: usize = 1 << 22;
+
+/// Largest tables of one model, in values (256 MB): trees past it, in tree order, fall back to
+/// Algorithm 2 (deterministic, whatever the thread count).
+pub const MAX_MODEL_TABLE_VALUES: usize = 1 << 25;
+
 /// Rows explained together by the table walk.
 const LANES: usize = 8;
 
-/// Largest number of distinct features on one root-to-leaf path for which a tree gets
-/// precomputed tables (`2^d x d` values per leaf); deeper trees are explained by Algorithm 2.
-pub const MAX_TABLE_PATH_FEATURES: usize = 10;
-
 /// Per-tree tables for fast exact TreeSHAP.
+#[derive(Debug, Clone)]
 struct TreeTable {
     /// For a split node, the position of its feature in the list of distinct features on the path
     /// from the root to it (the same for every leaf below).
@@ -362,6 +390,7 @@ impl TreeTable {
     /// [`TreeTable::apply_flat`] for `LANES` rows at once (`xs` and `phi` row-major): one pass over
     /// the split nodes propagating each row's bit set, then one over the leaves; no data-dependent
     /// branches and `LANES` independent chains for the processor to overlap.
+    #[inline(never)]
     fn apply_lanes(&self, xs: &[f32], p: usize, phi: &mut [f64], masks: &mut Vec<[u64; LANES]>) {
         let n = self.flat.len();
         if n == 0 {
@@ -406,6 +435,7 @@ impl TreeTable {
     /// Adds the tree's SHAP values for `x` to `phi`: one forward pass over the nodes (children
     /// always follow their parent) propagating the bit set of path features `x` satisfies, then
     /// the table lookup at each leaf. `masks` is scratch space.
+    #[inline(never)]
     fn apply_flat(&self, x: &[f32], phi: &mut [f64], masks: &mut Vec<u64>) {
         let n = self.flat.len();
         if n == 0 {
@@ -451,6 +481,9 @@ impl TreeTable {
         match &tree.nodes[node] {
             Node::Leaf(l) => {
                 let d = feats.len();
+                if self.values.len() + (d << d) > MAX_TABLE_VALUES {
+                    return false;
+                }
                 self.leaf_of_node[node] = self.leaf_d.len() as u32;
                 self.leaf_d.push(d as u8);
                 self.leaf_off
@@ -520,16 +553,25 @@ impl TreeTable {
 /// such bit set, the `d` contributions, computed once with Algorithm 2's path arithmetic (the idea
 /// of "Fast TreeSHAP v2", Yang 2021). Explaining a row is then one walk over each tree's nodes and
 /// `d` additions per leaf, `O(leaves x depth)` instead of `O(leaves x depth^2)` with divisions.
-/// Memory: `8 x 2^d x d` bytes per leaf (about 3 KB at depth 6, so ~50 MB for 300 trees of 63
-/// leaves); trees with a path of more than [`MAX_TABLE_PATH_FEATURES`] distinct features fall
-/// back to Algorithm 2.
+/// Memory: `8 x 2^d x d` bytes per leaf (about 3 KB at depth 6); a tree whose tables would pass
+/// [`MAX_TABLE_VALUES`], or with a path of more than [`MAX_TABLE_PATH_FEATURES`] distinct
+/// features, falls back to Algorithm 2.
 pub struct TreeExplainer<'a> {
     model: &'a GbdtModel,
-    tables: Vec<TreeTable>,
-    expected_value: f64,
+    tables: ShapTables,
 }
 
-impl TreeExplainer<'_> {
+/// The per-tree tables of [`TreeExplainer`], owned apart from the model so that a caller holding
+/// the model (a risk card applied every night) can build them once and keep them beside it.
+#[derive(Debug, Clone)]
+pub struct ShapTables {
+    tables: Vec<TreeTable>,
+    expected_value: f64,
+    /// The model's number of trees and features, to refuse another model's rows.
+    shape: (usize, usize),
+}
+
+impl ShapTables {
     /// The SHAP base value (see [`GbdtModel::expected_value`]).
     pub fn expected_value(&self) -> f64 {
         self.expected_value
@@ -543,21 +585,244 @@ impl TreeExplainer<'_> {
             .sum()
     }
 
-    fn row_into(&self, x: &[f32], phi: &mut [f64], buf: &mut Vec<PathElement>) {
-        for (t, tab) in self.model.trees.iter().zip(&self.tables) {
-            if tab.fallback {
-                tree_shap_into(t, x, phi, buf);
-            } else if !t.nodes.is_empty() {
-                tab.apply_flat(x, phi, &mut Vec::new());
+    /// Trees explained by Algorithm 2 because their tables would be too large.
+    pub fn fallback_trees(&self) -> usize {
+        self.tables.iter().filter(|t| t.fallback).count()
+    }
+
+    /// SHAP values of `model` (the model these tables were built from) for rows of raw feature
+    /// values, row-major (`xs.len() / p` rows of `p` = the model's feature count), returned
+    /// row-major.
+    ///
+    /// A tree's values for a row depend on the row only through the side it takes at each of the
+    /// tree's splits, and rows repeat those patterns (on strata's table about one row in ten has
+    /// a pattern not seen before in a batch of 95,000): each tree explains each distinct pattern
+    /// of a batch once, from its tables, and every row adds its patterns' values in tree order.
+    /// A row's values are therefore the same bits whichever rows share its batch, whatever the
+    /// thread count (a PCN explained alone gets the explanations of the whole run).
+    pub fn explain_rows(&self, model: &GbdtModel, xs: &[f32]) -> Result<Vec<f64>> {
+        let p = model.feature_names.len();
+        if self.shape != (model.trees.len(), p) {
+            return Err(ModelError::Shape(format!(
+                "SHAP tables of {} trees x {} features applied to a model of {} x {}",
+                self.shape.0,
+                self.shape.1,
+                model.trees.len(),
+                p
+            )));
+        }
+        if p == 0 || xs.len() % p != 0 {
+            return Err(ModelError::Shape(format!(
+                "{} values are not rows of {p} features",
+                xs.len()
+            )));
+        }
+        let mut out = vec![0.0f64; xs.len()];
+        // Batches bound the memory (a pattern index per row and tree); the values do not depend
+        // on where the batches fall.
+        for (xs, out) in xs
+            .chunks(BATCH_ROWS * p)
+            .zip(out.chunks_mut(BATCH_ROWS * p))
+        {
+            self.batch(model, xs, p, out);
+        }
+        Ok(out)
+    }
+
+    /// [`ShapTables::explain_rows`] for one batch: trees in parallel find and explain their
+    /// patterns, then rows in parallel add them up.
+    fn batch(&self, model: &GbdtModel, xs: &[f32], p: usize, out: &mut [f64]) {
+        let n = xs.len() / p;
+        // Column-major copy: each split tests one feature of every row.
+        let mut cols = vec![0f32; xs.len()];
+        for (r, x) in xs.chunks(p).enumerate() {
+            for (j, &v) in x.iter().enumerate() {
+                cols[j * n + r] = v;
             }
         }
+        let patterns: Vec<Patterns> = model
+            .trees
+            .par_iter()
+            .zip(&self.tables)
+            .map(|(t, tab)| Patterns::of(t, tab, xs, &cols, p))
+            .collect();
+        // Rows in blocks, tree by tree: the block's values and the tree's patterns stay in cache.
+        const BLOCK: usize = 512;
+        out.par_chunks_mut(BLOCK * p)
+            .enumerate()
+            .for_each(|(b, phi)| {
+                let r0 = b * BLOCK;
+                for pat in &patterns {
+                    let d = pat.feats.len();
+                    if d == 0 {
+                        continue;
+                    }
+                    for (k, phi) in phi.chunks_mut(p).enumerate() {
+                        let u = pat.index[r0 + k] as usize;
+                        for (&f, &v) in pat.feats.iter().zip(&pat.values[u * d..(u + 1) * d]) {
+                            phi[f as usize] += v;
+                        }
+                    }
+                }
+            });
+    }
+}
+
+/// Rows explained per batch by [`ShapTables::explain_rows`].
+const BATCH_ROWS: usize = 1 << 17;
+
+/// One tree's explanations of a batch of rows: the distinct patterns of sides the rows take at
+/// the tree's splits, each explained once.
+struct Patterns {
+    /// The features the tree splits on, ascending.
+    feats: Vec<u32>,
+    /// For each row of the batch, its pattern.
+    index: Vec<u32>,
+    /// For each pattern, the tree's SHAP value of each of `feats`.
+    values: Vec<f64>,
+}
+
+impl Patterns {
+    #[inline(never)]
+    fn of(tree: &Tree, tab: &TreeTable, xs: &[f32], cols: &[f32], p: usize) -> Patterns {
+        let n = xs.len() / p;
+        let splits: Vec<&crate::tree::Split> = tree
+            .nodes
+            .iter()
+            .filter_map(|nd| match nd {
+                Node::Split(s) => Some(s),
+                Node::Leaf(_) => None,
+            })
+            .collect();
+        let mut feats: Vec<u32> = splits.iter().map(|s| s.feature).collect();
+        feats.sort_unstable();
+        feats.dedup();
+        if splits.is_empty() || matches!(tree.nodes.first(), Some(Node::Leaf(_)) | None) {
+            return Patterns {
+                feats: Vec::new(),
+                index: Vec::new(),
+                values: Vec::new(),
+            };
+        }
+        // Each row's pattern: one bit per split, `w` words.
+        let w = splits.len().div_ceil(64);
+        let mut sig = vec![0u64; n * w];
+        for (b, s) in splits.iter().enumerate() {
+            let col = &cols[s.feature as usize * n..(s.feature as usize + 1) * n];
+            let (word, bit) = (b / 64, b % 64);
+            let (t, dl) = (s.threshold, s.default_left);
+            if w == 1 {
+                for (g, &v) in sig.iter_mut().zip(col) {
+                    *g |= u64::from((v <= t) | (v.is_nan() & dl)) << bit;
+                }
+            } else {
+                for (r, &v) in col.iter().enumerate() {
+                    sig[r * w + word] |= u64::from((v <= t) | (v.is_nan() & dl)) << bit;
+                }
+            }
+        }
+        // Distinct patterns in order of first appearance (open addressing on a hash of the
+        // words), each with the first row that has it.
+        let cap = (2 * n).next_power_of_two().max(16);
+        let mut slots = vec![u32::MAX; cap];
+        let mut first: Vec<u32> = Vec::new();
+        let mut index = vec![0u32; n];
+        for r in 0..n {
+            let key = &sig[r * w..(r + 1) * w];
+            let mut h = 0x9E37_79B9_7F4A_7C15u64;
+            for &k in key {
+                h = (h ^ k).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                h ^= h >> 32;
+            }
+            let mut slot = h as usize & (cap - 1);
+            loop {
+                let u = slots[slot];
+                if u == u32::MAX {
+                    slots[slot] = first.len() as u32;
+                    index[r] = first.len() as u32;
+                    first.push(r as u32);
+                    break;
+                }
+                let f = first[u as usize] as usize;
+                if sig[f * w..(f + 1) * w] == *key {
+                    index[r] = u;
+                    break;
+                }
+                slot = (slot + 1) & (cap - 1);
+            }
+        }
+        drop(sig);
+        // Commonest patterns first: the values rows look up most sit together and stay in
+        // cache while the rows add them (ties in order of first appearance).
+        let mut count = vec![0u32; first.len()];
+        for &u in &index {
+            count[u as usize] += 1;
+        }
+        let mut order: Vec<u32> = (0..first.len() as u32).collect();
+        order.sort_by_key(|&u| std::cmp::Reverse(count[u as usize]));
+        let mut rank = vec![0u32; first.len()];
+        for (k, &u) in order.iter().enumerate() {
+            rank[u as usize] = k as u32;
+        }
+        for u in index.iter_mut() {
+            *u = rank[*u as usize];
+        }
+        let first: Vec<u32> = order.iter().map(|&u| first[u as usize]).collect();
+        // Each pattern explained once, on its first row (the same splits taken, so the same
+        // values as on any other row with the pattern), eight rows at a time; the table walk
+        // adds leaves in the same order for one row or eight, so the bits do not depend on it.
+        let d = feats.len();
+        let mut values = vec![0.0f64; first.len() * d];
+        let mut rows = vec![0f32; LANES * p];
+        let mut phi = vec![0.0f64; LANES * p];
+        let (mut masks, mut lanes, mut buf) = (Vec::new(), Vec::new(), Vec::new());
+        for (group, vals) in first.chunks(LANES).zip(values.chunks_mut(LANES * d)) {
+            for (&r, x) in group.iter().zip(rows.chunks_mut(p)) {
+                x.copy_from_slice(&xs[r as usize * p..(r as usize + 1) * p]);
+            }
+            if group.len() == LANES && !tab.fallback {
+                tab.apply_lanes(&rows, p, &mut phi, &mut lanes);
+            } else {
+                for k in 0..group.len() {
+                    let (x, ph) = (&rows[k * p..(k + 1) * p], &mut phi[k * p..(k + 1) * p]);
+                    if tab.fallback {
+                        tree_shap_into(tree, x, ph, &mut buf);
+                    } else {
+                        tab.apply_flat(x, ph, &mut masks);
+                    }
+                }
+            }
+            for (v, ph) in vals.chunks_mut(d).zip(phi.chunks_mut(p)) {
+                for (v, &f) in v.iter_mut().zip(&feats) {
+                    *v = ph[f as usize];
+                    ph[f as usize] = 0.0;
+                }
+            }
+        }
+        Patterns {
+            feats,
+            index,
+            values,
+        }
+    }
+}
+
+impl TreeExplainer<'_> {
+    /// The SHAP base value (see [`GbdtModel::expected_value`]).
+    pub fn expected_value(&self) -> f64 {
+        self.tables.expected_value
+    }
+
+    /// Bytes held by the tables.
+    pub fn table_bytes(&self) -> usize {
+        self.tables.table_bytes()
     }
 
     /// SHAP values for one row of raw feature values (model feature order).
     pub fn shap_row(&self, row: &[f32]) -> Vec<f64> {
-        let mut phi = vec![0.0; self.model.feature_names.len()];
-        self.row_into(row, &mut phi, &mut Vec::new());
-        phi
+        self.tables
+            .explain_rows(self.model, row)
+            .unwrap_or_else(|_| self.model.shap_row(row))
     }
 
     /// SHAP values for the given rows of `data` (all if `None`), row-major, parallel over rows.
@@ -575,46 +840,10 @@ impl TreeExplainer<'_> {
             return Err(ModelError::Shape(format!("row {bad} out of range")));
         }
         let p = self.model.feature_names.len();
-        let mut out = vec![0.0f64; rows.len() * p];
-        // Blocks of rows, tree by tree: a tree's tables stay in cache while the block's rows use
-        // them (row by row, the tables of 300 trees do not fit in cache and every leaf is a miss).
-        const B: usize = 128;
-        out.par_chunks_mut(B * p)
-            .zip(rows.par_chunks(B))
-            .for_each_init(
-                || (vec![0f32; B * p], Vec::new(), Vec::new(), Vec::new()),
-                |(xs, buf, masks, lane_masks), (phi, rs)| {
-                    for (k, &r) in rs.iter().enumerate() {
-                        data.row_into(r, &mut xs[k * p..(k + 1) * p]);
-                    }
-                    for (t, tab) in self.model.trees.iter().zip(&self.tables) {
-                        if t.nodes.is_empty() {
-                            continue;
-                        }
-                        let mut k = 0;
-                        if !tab.fallback {
-                            while k + LANES <= rs.len() {
-                                tab.apply_lanes(
-                                    &xs[k * p..(k + LANES) * p],
-                                    p,
-                                    &mut phi[k * p..(k + LANES) * p],
-                                    lane_masks,
-                                );
-                                k += LANES;
-                            }
-                        }
-                        for k in k..rs.len() {
-                            let x = &xs[k * p..(k + 1) * p];
-                            let ph = &mut phi[k * p..(k + 1) * p];
-                            if tab.fallback {
-                                tree_shap_into(t, x, ph, buf);
-                            } else {
-                                tab.apply_flat(x, ph, masks);
-                            }
-                        }
-                    }
-                },
-            );
-        Ok(out)
+        let mut xs = vec![0f32; rows.len() * p];
+        xs.par_chunks_mut(p.max(1))
+            .zip(rows.par_iter())
+            .for_each(|(x, &r)| data.row_into(r, x));
+        self.tables.explain_rows(self.model, &xs)
     }
 }

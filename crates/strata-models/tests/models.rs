@@ -195,6 +195,102 @@ fn shap_adds_up_and_fast_equals_algorithm_2() {
     }
 }
 
+/// A row's SHAP values are the same bits whichever rows are explained with it, and in batches
+/// past one pattern-finding batch (`explain_rows` splits at 2^17 rows).
+#[test]
+fn shap_values_do_not_depend_on_the_batch() {
+    let d = synth(3_000, 7, 11);
+    let fit = fit_gbdt(&d, &small_gbdt()).unwrap();
+    let m = &fit.model;
+    let tables = m.shap_tables();
+    let p = d.n_features();
+    let mut xs = vec![0f32; d.n_rows() * p];
+    for (i, x) in xs.chunks_mut(p).enumerate() {
+        d.row_into(i, x);
+    }
+    let all = tables.explain_rows(m, &xs).unwrap();
+    for i in (0..d.n_rows()).step_by(37) {
+        let one = tables.explain_rows(m, &xs[i * p..(i + 1) * p]).unwrap();
+        let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<u64>>();
+        assert_eq!(bits(&one), bits(&all[i * p..(i + 1) * p]), "row {i}");
+    }
+    // 2^17 + 5 rows (the table repeated): two batches, the same values as one.
+    let n = (1usize << 17) + 5;
+    let big: Vec<f32> = xs.chunks(p).cycle().take(n).flatten().copied().collect();
+    let phi = tables.explain_rows(m, &big).unwrap();
+    for i in [0, 1, (1 << 17) - 1, 1 << 17, n - 1] {
+        let r = i % d.n_rows();
+        assert_eq!(phi[i * p..(i + 1) * p], all[r * p..(r + 1) * p], "row {i}");
+    }
+    // Another model's rows are refused.
+    assert!(tables.explain_rows(m, &xs[..p - 1]).is_err());
+}
+
+/// A tree with a path through more distinct features than the tables take
+/// (`MAX_TABLE_PATH_FEATURES`) is explained by Algorithm 2, inside the same batch walk.
+#[test]
+fn a_tree_too_deep_for_tables_is_explained_exactly() {
+    use strata_models::GbdtModel;
+    use strata_models::shap::MAX_TABLE_PATH_FEATURES;
+    use strata_models::tree::{Leaf, Node, Split, Tree};
+    // A chain: split k on feature k, left a leaf, right the next split; the last split has two
+    // leaves. Covers halve down the chain.
+    let depth = MAX_TABLE_PATH_FEATURES + 2;
+    let mut nodes = Vec::new();
+    let mut cover = 1024.0;
+    for k in 0..depth {
+        let here = nodes.len() as u32;
+        let last = k + 1 == depth;
+        nodes.push(Node::Split(Split {
+            feature: k as u32,
+            threshold: 0.5,
+            default_left: k % 2 == 0,
+            left: here + 1,
+            right: here + 2,
+            gain: 1.0,
+            cover,
+            count: cover as u64,
+        }));
+        nodes.push(Node::Leaf(Leaf {
+            value: 0.1 * (k as f64 + 1.0) * if k % 3 == 0 { -1.0 } else { 1.0 },
+            cover: cover / 2.0,
+            count: (cover / 2.0) as u64,
+        }));
+        if last {
+            nodes.push(Node::Leaf(Leaf {
+                value: 0.7,
+                cover: cover / 2.0,
+                count: (cover / 2.0) as u64,
+            }));
+        }
+        cover /= 2.0;
+    }
+    let p = depth;
+    let model = GbdtModel {
+        feature_names: (0..p).map(|j| format!("f{j}")).collect(),
+        base_score: -1.0,
+        trees: vec![Tree { nodes }],
+    };
+    model.validate().unwrap();
+    let tables = model.shap_tables();
+    assert_eq!(tables.fallback_trees(), 1);
+    let mut rng = strata_models::rng::SplitMix64::new(3);
+    let xs: Vec<f32> = (0..200 * p)
+        .map(|_| match rng.next_f64() {
+            u if u < 0.1 => f32::NAN,
+            u if u < 0.3 => 0.0,
+            _ => 1.0,
+        })
+        .collect();
+    let phi = tables.explain_rows(&model, &xs).unwrap();
+    for (x, ph) in xs.chunks(p).zip(phi.chunks(p)) {
+        let slow = model.shap_row(x);
+        assert_eq!(ph, &slow[..]);
+        let total: f64 = ph.iter().sum::<f64>() + tables.expected_value();
+        assert!((total - model.margin_row(x)).abs() < 1e-9);
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(12))]
     /// Additivity on random tables and random hyper-parameters, to 1e-6.
