@@ -115,6 +115,7 @@ fn score(risk_models: Vec<PathBuf>) -> u64 {
         rules: ListRules::default(),
         suppression: Suppression::default(),
         risk_models,
+        default_risk_models: false,
         previous: None,
         programmes: Vec::new(),
     };

@@ -307,7 +307,7 @@ impl Programme {
     }
 
     /// The risk models this programme reads (for ranking or a rule).
-    fn outcomes(&self) -> impl Iterator<Item = Outcome> + '_ {
+    pub fn outcomes(&self) -> impl Iterator<Item = Outcome> + '_ {
         let rank = match self.rank_by {
             lists::RankBy::Risk(o) => Some(o),
             lists::RankBy::Frailty => None,

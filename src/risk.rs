@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use strata_models::card::{ModelCard, ModelKind};
 use strata_models::explain::top_factors;
-use strata_models::{ModelError, Predictor, ShapTables};
+use strata_models::{CompiledTrees, ModelError, Predictor, ShapTables};
 
 use crate::cohort::Cohort;
 use crate::datafile::fnv1a64;
@@ -76,6 +76,52 @@ pub enum RiskError {
     /// Lists are to be ranked by a model that is not loaded.
     #[error("lists are to be ranked by the {0} model, but no {0} model is configured")]
     NotLoaded(&'static str),
+    /// A run needs a model whose only card is a default one trained on synthetic data, and the
+    /// cohort is not synthetic.
+    #[error("{what} needs the {outcome} model, but the default {outcome} card was trained on synthetic data and this cohort is not synthetic (no strata synth mark), so it is not applied: train a local card (strata train --outcome {outcome}) and give it with --risk-models (risk_models in strata.toml), or name the synthetic cards there to apply them anyway")]
+    Withheld {
+        /// What needs it (the ranking, a programme).
+        what: String,
+        /// Outcome.
+        outcome: &'static str,
+    },
+}
+
+/// The default cards trained on synthetic data are not applied to a cohort that is not
+/// synthetic (no `strata synth` mark): their figures would say nothing about its patients. They
+/// are applied when named (`--risk-models`, `risk_models=`), with a warning. Removes them from
+/// `models` when `default_cards` and the cohort is not synthetic; returns those removed.
+pub fn withhold_synthetic(
+    models: &mut Vec<RiskModel>,
+    default_cards: bool,
+    cohort_synthetic: bool,
+) -> Vec<RiskModel> {
+    if !default_cards || cohort_synthetic {
+        return Vec::new();
+    }
+    let (withheld, kept) = std::mem::take(models)
+        .into_iter()
+        .partition(RiskModel::synthetic);
+    *models = kept;
+    withheld
+}
+
+/// The warning for cards [`withhold_synthetic`] removed, if any.
+pub fn withheld_warning(withheld: &[RiskModel]) -> Option<String> {
+    (!withheld.is_empty()).then(|| {
+        format!(
+            "warning: the default risk models ({}) were trained on synthetic data and this cohort is not synthetic (no strata synth mark): they were not applied, and the lists carry no risk figures. Train local models (strata train) and give them with --risk-models; to apply the synthetic ones anyway, name them (--risk-models {})",
+            withheld
+                .iter()
+                .map(|m| m.outcome.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+            withheld
+                .first()
+                .and_then(|m| Path::new(&m.file.path).parent())
+                .map_or_else(|| "models/risk".to_string(), |d| d.display().to_string())
+        )
+    })
 }
 
 /// A model card ready to apply.
@@ -101,6 +147,8 @@ pub struct RiskModel {
     baseline: Vec<f64>,
     /// A tree card's TreeSHAP tables, built once at load (exact, per leaf: Fast TreeSHAP v2).
     shap: Option<std::sync::Arc<ShapTables>>,
+    /// A tree card's trees compiled for applying them to blocks of rows, built once at load.
+    trees: Option<std::sync::Arc<CompiledTrees>>,
 }
 
 /// `intercept + sum coef_j (x_j - mean_j) / sd_j` (missing -> the mean) rewritten as
@@ -529,6 +577,10 @@ fn load_one(path: &Path, table: &[String], defs: &Definitions) -> Result<RiskMod
             Predictor::Gbdt(m) => Some(std::sync::Arc::new(m.shap_tables())),
             Predictor::Logistic(_) => None,
         },
+        trees: match &predictor {
+            Predictor::Gbdt(m) => Some(std::sync::Arc::new(m.compile())),
+            Predictor::Logistic(_) => None,
+        },
         predictor,
         columns,
         words: card
@@ -668,23 +720,48 @@ pub fn apply(
         }
     }
     ranges.into_par_iter().enumerate().for_each_init(
-        || (vec![0f32; width], Vec::new()),
-        |(row, x), (c, mut outs)| {
-            for k in 0..outs.first().map_or(0, |o| o.len()) {
-                let p = c * RANGE + k;
-                if matches!(scored.status[p], Status::Deceased | Status::NotYetBorn) {
-                    continue;
+        || (Vec::new(), Vec::new(), Vec::new(), Vec::new()),
+        |(rows, x, alive, z), (c, mut outs)| {
+            // Blocks of living patients: each one's feature row built once for every model, a
+            // tree card applied to the block tree by tree.
+            const BLOCK: usize = 256;
+            let len = outs.first().map_or(0, |o| o.len());
+            for k0 in (0..len).step_by(BLOCK) {
+                alive.clear();
+                alive.extend((k0..(k0 + BLOCK).min(len)).filter(|&k| {
+                    !matches!(
+                        scored.status[c * RANGE + k],
+                        Status::Deceased | Status::NotYetBorn
+                    )
+                }));
+                rows.resize(alive.len() * width, 0.0);
+                for (&k, row) in alive.iter().zip(rows.chunks_mut(width.max(1))) {
+                    builder.fill(c * RANGE + k, row);
                 }
-                builder.fill(p, row);
                 for (m, out) in models.iter().zip(outs.iter_mut()) {
-                    let z = match &m.linear {
-                        Some(l) => l.margin(row),
-                        None => {
-                            m.gather(row, x);
-                            m.predictor.margin_row(x)
+                    if let Some(l) = &m.linear {
+                        for (&k, row) in alive.iter().zip(rows.chunks(width.max(1))) {
+                            out[k] = sigmoid(l.margin(row));
                         }
-                    };
-                    out[k] = sigmoid(z);
+                        continue;
+                    }
+                    x.clear();
+                    for row in rows.chunks(width.max(1)) {
+                        x.extend(m.columns.iter().map(|&j| row[j]));
+                    }
+                    z.clear();
+                    z.resize(alive.len(), 0.0);
+                    match &m.trees {
+                        Some(t) => t.margins_into(x, m.columns.len(), z),
+                        None => {
+                            for (z, x) in z.iter_mut().zip(x.chunks(m.columns.len().max(1))) {
+                                *z = m.predictor.margin_row(x);
+                            }
+                        }
+                    }
+                    for (&k, &z) in alive.iter().zip(z.iter()) {
+                        out[k] = sigmoid(z);
+                    }
                 }
             }
         },

@@ -48,6 +48,10 @@ pub struct ScoreOptions {
     pub suppression: Suppression,
     /// Risk model cards to apply (files, or folders of cards); empty for none.
     pub risk_models: Vec<PathBuf>,
+    /// Whether `risk_models` are the default cards (none named by flag or settings file): then
+    /// cards trained on synthetic data among them are not applied to a cohort that is not
+    /// synthetic ([`crate::risk::withhold_synthetic`]).
+    pub default_risk_models: bool,
     /// The previous run's folder, to say what changed since (none: nothing compared).
     pub previous: Option<PathBuf>,
     /// Named programme lists to write besides the frailty lists (`[[programme]]`).
@@ -60,6 +64,7 @@ pub struct ScoreOptions {
 pub fn warnings(
     cohort: &Cohort,
     models: &[crate::risk::RiskModel],
+    withheld: &[crate::risk::RiskModel],
     compare: Option<String>,
 ) -> Vec<String> {
     let unmarked =
@@ -69,6 +74,7 @@ pub fn warnings(
         .problems
         .iter()
         .map(Problem::to_string)
+        .chain(crate::risk::withheld_warning(withheld))
         .chain(unmarked.then(|| {
             "warning: risk models trained on synthetic data were applied to a cohort that is not synthetic (no strata synth mark): their figures say nothing about these patients; the lists say so in their risk_models_trained_on column. Train local models with strata train and give them with --risk-models".to_string()
         }))
@@ -128,6 +134,9 @@ pub struct Manifest {
     pub models: Vec<DefinitionFile>,
     /// Risk model cards applied, with hashes.
     pub risk_models: Vec<AppliedModel>,
+    /// Default cards trained on synthetic data and not applied, the cohort not being synthetic
+    /// ([`crate::risk::withhold_synthetic`]).
+    pub withheld_risk_models: Vec<AppliedModel>,
     /// List rules.
     pub rules: ListRules,
     /// Summary suppression.
@@ -246,22 +255,60 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
     crate::history::logged(&opts.out, &as_of, counts, || score_once(opts))
 }
 
+/// The run's rules against the models applied: every programme's model and the ranking model
+/// (its index) are there. A model missing because its default card was withheld
+/// ([`risk::withhold_synthetic`]) is said so.
+fn check_models(
+    opts: &ScoreOptions,
+    definitions: &Definitions,
+    models: &[risk::RiskModel],
+    withheld: &[risk::RiskModel],
+) -> Result<Option<usize>, Error> {
+    let was_withheld = |o: crate::predictors::Outcome| withheld.iter().any(|m| m.outcome == o);
+    if let Err(e) = programmes::check(&opts.programmes, definitions, models) {
+        for p in &opts.programmes {
+            for o in p.outcomes() {
+                if was_withheld(o) && !models.iter().any(|m| m.outcome == o) {
+                    return Err(risk::RiskError::Withheld {
+                        what: format!("programme '{}'", p.name),
+                        outcome: o.name(),
+                    }
+                    .into());
+                }
+            }
+        }
+        return Err(e.into());
+    }
+    Ok(match opts.rules.rank_by {
+        lists::RankBy::Frailty => None,
+        lists::RankBy::Risk(o) => {
+            Some(models.iter().position(|m| m.outcome == o).ok_or_else(|| {
+                if was_withheld(o) {
+                    risk::RiskError::Withheld {
+                        what: "ranking the lists (--rank-by)".into(),
+                        outcome: o.name(),
+                    }
+                } else {
+                    risk::RiskError::NotLoaded(o.name())
+                }
+            })?)
+        }
+    })
+}
+
 fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
     let mut stages = Stages::start("load_models");
     let definitions = Definitions::load(&opts.models)?;
-    let models = risk::load(&opts.risk_models, &definitions)?;
-    programmes::check(&opts.programmes, &definitions, &models)?;
-    let ranking_model = match opts.rules.rank_by {
-        lists::RankBy::Frailty => None,
-        lists::RankBy::Risk(o) => Some(
-            models
-                .iter()
-                .position(|m| m.outcome == o)
-                .ok_or(risk::RiskError::NotLoaded(o.name()))?,
-        ),
-    };
+    let mut models = risk::load(&opts.risk_models, &definitions)?;
+    check_models(opts, &definitions, &models, &[])?;
     stages.next("read_cohort");
     let cohort = Cohort::load(&opts.cohort, &opts.load)?;
+    let withheld = risk::withhold_synthetic(
+        &mut models,
+        opts.default_risk_models,
+        cohort.synthetic.is_some(),
+    );
+    let ranking_model = check_models(opts, &definitions, &models, &withheld)?;
     stages.next("score");
     let scored = score_cohort(&cohort, &definitions, opts.as_of, &opts.rules);
     stages.next("predict");
@@ -407,9 +454,10 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         read_paths: cohort.read_paths.clone(),
         hospital_spells: cohort.spells.report.clone(),
         cohort_synthetic: cohort.synthetic.clone(),
-        warnings: warnings(&cohort, &models, compare_warning),
+        warnings: warnings(&cohort, &models, &withheld, compare_warning),
         models: definitions.files.clone(),
         risk_models: models.iter().map(|m| m.file.clone()).collect(),
+        withheld_risk_models: withheld.iter().map(|m| m.file.clone()).collect(),
         rules: opts.rules,
         suppression: opts.suppression,
         patients: cohort.patients.len() as u64,

@@ -409,6 +409,7 @@ fn score_in_process(
         rules,
         suppression,
         risk_models: Vec::new(),
+        default_risk_models: false,
         previous: None,
         programmes: Vec::new(),
     };

@@ -613,7 +613,7 @@ proptest! {
         let d = tempfile::tempdir().unwrap();
         let cohort = d.path().join("cohort");
         std::fs::create_dir_all(&cohort).unwrap();
-        write_parquet(&cohort.join("patients.parquet"), shuffled(patients, !seed));
+        write_parquet_marked(&cohort.join("patients.parquet"), shuffled(patients, !seed));
         write_parquet(&cohort.join("events.parquet"), shuffled(events, seed));
         write_parquet(
             &cohort.join("encounters.parquet"),
@@ -702,7 +702,7 @@ fn scoring_each_pcn_alone_gives_the_same_lists_and_scores() {
         let (ev, en) = (rows_of(events, &ids), rows_of(encounters, &ids));
         events_rows += ev.height();
         encounters_rows += en.height();
-        write_parquet(&part.join("patients.parquet"), ps);
+        write_parquet_marked(&part.join("patients.parquet"), ps);
         write_parquet(&part.join("events.parquet"), ev);
         write_parquet(&part.join("encounters.parquet"), en);
         let out = d.path().join(format!("out-{pcn}"));

@@ -248,6 +248,91 @@ fn contributions_add_up_to_the_prediction_for_logistic_and_trees() {
     assert!(nonzero > 0);
 }
 
+/// The default cards were trained on synthetic data: on a cohort without strata synth's mark
+/// they are applied only when named, and the run says why its lists carry no risk figures.
+#[test]
+fn default_synthetic_cards_are_applied_to_an_unmarked_cohort_only_when_named() {
+    let d = tempfile::tempdir().unwrap();
+    let unmarked = d.path().join("unmarked");
+    std::fs::create_dir_all(&unmarked).unwrap();
+    write_parquet(
+        &unmarked.join("patients.parquet"),
+        read_parquet(&cohort_dir().join("patients.parquet")),
+    );
+    for f in ["events.parquet", "encounters.parquet"] {
+        std::fs::copy(cohort_dir().join(f), unmarked.join(f)).unwrap();
+    }
+    let list_columns = |out: &Path| -> Vec<String> {
+        let lists = out.join("lists");
+        let pcn = std::fs::read_dir(&lists).unwrap().next().unwrap().unwrap();
+        let stem = pcn.file_name().to_string_lossy().to_string();
+        let df = read_parquet(&pcn.path().join(format!("{stem}.parquet")));
+        df.get_column_names()
+            .iter()
+            .map(|c| c.to_string())
+            .collect()
+    };
+
+    // Not named: not applied; a warning and the manifest say so.
+    let out = d.path().join("default");
+    let o = score_into(&unmarked, &out, &["--today", TODAY]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = manifest(&out);
+    assert_eq!(m["risk_models"].as_array().unwrap().len(), 0);
+    assert_eq!(m["withheld_risk_models"].as_array().unwrap().len(), 3);
+    assert!(m["cohort_synthetic"].is_null());
+    let warned = m["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w.as_str().unwrap().contains("were not applied"));
+    assert!(warned, "{}", m["warnings"]);
+    assert!(stderr(&o).contains("were not applied"));
+    let cols = list_columns(&out);
+    assert!(!cols.iter().any(|c| c.ends_with("_risk")), "{cols:?}");
+    assert!(!cols
+        .iter()
+        .any(|c| c == strata::output::columns::RISK_SOURCE));
+
+    // Ranking by a withheld model is refused with the reason and the way out.
+    let o = score_into(
+        &unmarked,
+        &d.path().join("ranked"),
+        &["--today", TODAY, "--rank-by", "death"],
+    );
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("not synthetic") && err.contains("strata train --outcome death"),
+        "{err}"
+    );
+
+    // Named: applied, with the caveat on every row.
+    let out = d.path().join("named");
+    let cards = models_dir().join("risk");
+    let o = score_into(
+        &unmarked,
+        &out,
+        &["--today", TODAY, "--risk-models", cards.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = manifest(&out);
+    assert_eq!(m["risk_models"].as_array().unwrap().len(), 3);
+    assert_eq!(m["withheld_risk_models"].as_array().unwrap().len(), 0);
+    let cols = list_columns(&out);
+    assert!(cols.iter().any(|c| c == "death_risk"), "{cols:?}");
+    assert!(cols
+        .iter()
+        .any(|c| c == strata::output::columns::RISK_SOURCE));
+
+    // The fixture itself is marked: the defaults apply there.
+    let out = d.path().join("marked");
+    let o = score(&out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(manifest(&out)["risk_models"].as_array().unwrap().len(), 3);
+    assert!(manifest(&out)["cohort_synthetic"].is_string());
+}
+
 /// The run explains everyone it lists in one batch (tree cards find each pattern of splits
 /// once across them all); a PCN's list, or one person, explained alone gets the same words.
 #[test]
@@ -608,7 +693,7 @@ fn card_bands_are_the_same_whichever_pcns_are_scored() {
         .into_iter()
         .flatten()
         .collect();
-    write_parquet(&alone.join("patients.parquet"), patients);
+    write_parquet_marked(&alone.join("patients.parquet"), patients);
     for f in ["events.parquet", "encounters.parquet"] {
         let df = read_parquet(&cohort_dir().join(f));
         let keep: BooleanChunked = strs(&df, "patient_id")

@@ -328,6 +328,8 @@ struct Scoring {
     as_of: i32,
     /// Risk model cards applied, in outcome order.
     models: Vec<RiskModel>,
+    /// Default cards trained on synthetic data, not applied to a cohort that is not synthetic.
+    withheld: Vec<RiskModel>,
     /// Their results, same order.
     risks: Vec<ModelRisk>,
     /// What changed since the previous run given (none compared: the `change` column empty).
@@ -553,7 +555,12 @@ impl Scoring {
     /// Warnings of the validation report, as `strata validate` prints them, and one for each
     /// risk model trained on synthetic data (as the binary's manifest has them).
     fn warnings(&self) -> Vec<String> {
-        strata::run::warnings(&self.cohort, &self.models, self.compare_warning.clone())
+        strata::run::warnings(
+            &self.cohort,
+            &self.models,
+            &self.withheld,
+            self.compare_warning.clone(),
+        )
     }
 
     /// The risk model cards applied: `[(outcome, path, fnv1a64)]`.
@@ -623,7 +630,7 @@ impl Scoring {
 /// Check, load and score a cohort handed as Arrow tables. `as_of` and `today` are
 /// `YYYY-MM-DD`; `today` defaults to the machine's UTC date.
 #[pyfunction]
-#[pyo3(signature = (patients, events, encounters, as_of, medications=None, today=None, models=None, min_age=65, min_category="mild", max_rejected=0.01, allow_identifiers=false, risk_models=None, rank_by="frailty", list_risk_band=None, min_risk=None, top=None, top_percent=None, previous=None))]
+#[pyo3(signature = (patients, events, encounters, as_of, medications=None, today=None, models=None, min_age=65, min_category="mild", max_rejected=0.01, allow_identifiers=false, risk_models=None, rank_by="frailty", list_risk_band=None, min_risk=None, top=None, top_percent=None, previous=None, cohort_synthetic=None))]
 #[allow(clippy::too_many_arguments)]
 fn run(
     py: Python<'_>,
@@ -645,6 +652,7 @@ fn run(
     top: Option<u32>,
     top_percent: Option<f64>,
     previous: Option<&Bound<'_, PyAny>>,
+    cohort_synthetic: Option<String>,
 ) -> PyResult<Scoring> {
     let as_of = parse_date(as_of, "as_of")?;
     let today = match today {
@@ -734,7 +742,9 @@ fn run(
     };
     let previous = previous.map(previous_arg).transpose()?;
     let models = models_dir(models)?;
-    // Cards: those given; by default the models folder's `risk/` (as the binary).
+    // Cards: those given; by default the models folder's `risk/` (as the binary, which does not
+    // apply the synthetic default cards to a cohort that is not synthetic).
+    let default_cards = risk_models.is_none();
     let cards = match risk_models {
         Some(c) => c,
         None if models.join("risk").is_dir() => vec![models.join("risk")],
@@ -742,13 +752,24 @@ fn run(
     };
     let scoring = py.detach(move || -> Result<Scoring, Failure> {
         let definitions = Definitions::load(&models)?;
-        let cards = risk::load(&cards, &definitions)?;
+        let mut cards = risk::load(&cards, &definitions)?;
+        let withheld =
+            risk::withhold_synthetic(&mut cards, default_cards, cohort_synthetic.is_some());
         if let RankBy::Risk(o) = rank_by {
             if !cards.iter().any(|c| c.outcome == o) {
+                if withheld.iter().any(|c| c.outcome == o) {
+                    return Err(risk::RiskError::Withheld {
+                        what: "ranking the lists (rank_by)".into(),
+                        outcome: o.name(),
+                    }
+                    .into());
+                }
                 return Err(risk::RiskError::NotLoaded(o.name()).into());
             }
         }
-        let cohort = Cohort::from_arrow_with_medications(p, e, n, m, &opts)?;
+        let mut cohort = Cohort::from_arrow_with_medications(p, e, n, m, &opts)?;
+        // Arrow tables do not carry the Parquet files' mark: the caller reads it.
+        cohort.synthetic = cohort_synthetic;
         let scored = score_cohort(&cohort, &definitions, as_of, &rules);
         let risks = risk::apply(
             &cards,
@@ -766,6 +787,7 @@ fn run(
             rules,
             as_of,
             models: cards,
+            withheld,
             risks,
             changes,
             compare_warning: None,

@@ -52,8 +52,35 @@ __all__ = [
     "protect_tables",
     "protect_run",
     "encode_table",
+    "synthetic_mark",
     "__version__",
 ]
+
+#: The Parquet key-value metadata key ``strata synth`` marks its files with.
+SYNTHETIC_KEY = b"strata.synthetic"
+
+
+def synthetic_mark(path: Any) -> Optional[str]:
+    """``strata synth``'s mark on a cohort's Parquet file (a file, or a folder of part files:
+    the first one), or ``None`` when the file has none or cannot be opened here. Arrow tables
+    read with ``pq.read_table`` do not carry it (polars writes its own schema), so pass it to
+    :func:`run` as ``cohort_synthetic``: the default risk cards, trained on synthetic data, are
+    applied only to a synthetic cohort unless named."""
+    import os  # noqa: PLC0415
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    try:
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            parts = sorted(f for f in os.listdir(path) if f.endswith(".parquet"))
+            if not parts:
+                return None
+            path = os.path.join(path, parts[0])
+        meta = pq.ParquetFile(path).metadata.metadata or {}
+    except Exception:  # noqa: BLE001  (remote or unreadable: unmarked)
+        return None
+    mark = meta.get(SYNTHETIC_KEY)
+    return None if mark is None else mark.decode("utf-8", "replace")
 
 
 def _arrow(table: Any, what: str) -> Any:
@@ -93,6 +120,7 @@ def run(
     top: Optional[int] = None,
     top_percent: Optional[float] = None,
     previous: Any = None,
+    cohort_synthetic: Optional[str] = None,
 ) -> Scoring:
     """Check, load and score a cohort handed as Arrow tables, as ``strata score`` does.
 
@@ -107,7 +135,11 @@ def run(
     to say what changed since, as the binary does: the lists' ``change`` column,
     ``Scoring.dropped()`` (each PCN's ``dropped.csv``) and ``Scoring.comparison()``; a folder
     without a run compares with nothing, an unreadable one adds a warning. Default: nothing
-    compared (the ``change`` column empty, as ``--no-compare``).
+    compared (the ``change`` column empty, as ``--no-compare``). ``cohort_synthetic`` is the
+    cohort's ``strata synth`` mark (:func:`synthetic_mark`; default: the patients table's schema
+    metadata, if it has the mark): without it the default cards, trained on synthetic data, are
+    not applied (as the binary on an unmarked cohort), with a warning; name them in
+    ``risk_models`` to apply them anyway.
 
     Raises :class:`InvalidCohortError` (a ``ValueError``) with the validation report when the
     cohort fails strata's checks, :class:`ModelsError` when the models folder cannot be loaded.
@@ -132,7 +164,15 @@ def run(
         top=top,
         top_percent=top_percent,
         previous=previous,
+        cohort_synthetic=cohort_synthetic if cohort_synthetic is not None else _table_mark(patients),
     )
+
+
+def _table_mark(table: Any) -> Optional[str]:
+    """The synthetic mark in an Arrow table's schema metadata, if it has one."""
+    meta = getattr(getattr(table, "schema", None), "metadata", None) or {}
+    mark = meta.get(SYNTHETIC_KEY) if isinstance(meta, dict) else None
+    return None if mark is None else bytes(mark).decode("utf-8", "replace")
 
 
 def score(

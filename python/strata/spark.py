@@ -164,6 +164,7 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
             top=settings["top"],
             top_percent=settings["top_percent"],
             previous=v,
+            cohort_synthetic=settings.get("cohort_synthetic"),
         )
     except strata.InvalidCohortError as err:
         pcns = sorted(set(p.column("pcn_code").cast(pa.string()).to_pylist()))
@@ -407,6 +408,10 @@ def score(
         return df.select("*", (F.col("_metadata.row_index") + 1).alias(ROW))
 
     files = {"p": read(PATIENTS), "e": read(EVENTS), "n": read(ENCOUNTERS)}
+    # strata synth's mark (Spark's rows do not carry Parquet metadata): read once here.
+    mark = strata.synthetic_mark(
+        str(cohort_dir / PATIENTS) if "://" not in cohort else f"{cohort.rstrip('/')}/{PATIENTS}"
+    )
     if _medications_present(spark, cohort, cohort_dir):
         files["m"] = read(MEDICATIONS)
     columns = {t: [c for c in df.columns if c != ROW] for t, df in files.items()}
@@ -425,6 +430,7 @@ def score(
             today=today, models=models, min_age=min_age, min_category=min_category,
             allow_identifiers=allow_identifiers, risk_models=risk_models, rank_by=rank_by,
             list_risk_band=list_risk_band, min_risk=min_risk, top=top, top_percent=top_percent,
+            cohort_synthetic=mark,
         )
     except strata.InvalidCohortError as err:
         # Only the schema's problems: the tables checked here are empty on purpose.
@@ -505,6 +511,7 @@ def score(
         "top": top,
         "top_percent": top_percent,
         "compare": prev is not None,
+        "cohort_synthetic": mark,
     }
     if engine == "group":
         result = wide.groupBy(PCN).applyInArrow(_apply_group(settings), RESULT_DDL)

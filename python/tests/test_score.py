@@ -4,6 +4,7 @@ whatever Arrow types the tables arrive in (Spark's, pyarrow's, polars'), and the
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -205,6 +206,27 @@ def test_no_risk_models_gives_the_binarys_frailty_only_outputs(tmp_path):
     assert got.to_pylist() == want.to_pylist()
     with pytest.raises(strata.ModelsError, match="no emergency_admission model"):
         strata.score(*cohort(), as_of=AS_OF, today=TODAY, risk_models=[], rank_by="emergency_admission")
+
+
+def test_default_synthetic_cards_follow_the_cohorts_mark():
+    # The fixture is marked (strata synth's key-value metadata, which pyarrow keeps here).
+    assert strata.synthetic_mark(FIXTURE / "patients.parquet")
+    marked = strata.run(*cohort(), as_of=AS_OF, today=TODAY)
+    assert len(marked.risk_models()) == 3
+    # Without the mark, as the binary on an unmarked cohort: not applied, and said so.
+    p, e, n = cohort()
+    bare = p.replace_schema_metadata(None)
+    s = strata.run(bare, e, n, as_of=AS_OF, today=TODAY)
+    assert s.risk_models() == []
+    assert any("were not applied" in w for w in s.warnings())
+    with pytest.raises(strata.ModelsError, match="not synthetic"):
+        strata.run(bare, e, n, as_of=AS_OF, today=TODAY, rank_by="death")
+    # The mark given, or the cards named: applied.
+    given = strata.run(bare, e, n, as_of=AS_OF, today=TODAY, cohort_synthetic="strata synth")
+    assert len(given.risk_models()) == 3
+    named = strata.run(bare, e, n, as_of=AS_OF, today=TODAY, risk_models=[str(Path(strata.default_models()) / "risk")])
+    assert len(named.risk_models()) == 3
+    assert any("trained on synthetic data" in w for w in named.warnings())
 
 
 @pytest.mark.parametrize(

@@ -67,6 +67,7 @@ pub fn run(a: Args) -> Result<i32> {
         out: dest.clone(),
         as_of,
         risk_models: a.risk.paths(&models_dir),
+        default_risk_models: a.risk.default_cards(),
         previous: None,
         models: models_dir,
         load: Default::default(),

@@ -148,6 +148,12 @@ impl RiskArgs {
         }
     }
 
+    /// Whether the cards are the default ones (none named, none refused): see
+    /// `ScoreOptions::default_risk_models`.
+    pub fn default_cards(&self) -> bool {
+        !self.no_risk_models && self.risk_models.is_empty()
+    }
+
     /// The cards to apply, given the models folder.
     pub fn paths(&self, models: &std::path::Path) -> Vec<PathBuf> {
         if self.no_risk_models {
@@ -282,6 +288,7 @@ pub fn options_over(a: &Args, file: &ScoreConfig) -> Result<ScoreOptions> {
         out,
         as_of,
         risk_models: risk.paths(&models),
+        default_risk_models: risk.default_cards(),
         previous,
         models,
         load: a.input.options_over(&file.input)?,

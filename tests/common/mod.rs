@@ -114,6 +114,21 @@ pub fn write_parquet(path: &Path, mut df: DataFrame) {
     ParquetWriter::new(&mut f).finish(&mut df).unwrap();
 }
 
+/// [`write_parquet`] with `strata synth`'s mark: a patients file of synthetic data (a copy of the
+/// fixture's, say), on which the default cards, trained on synthetic data, are applied.
+pub fn write_parquet_marked(path: &Path, mut df: DataFrame) {
+    let mut f = std::fs::File::create(path).unwrap();
+    ParquetWriter::new(&mut f)
+        .with_key_value_metadata(Some(
+            polars::io::parquet::write::KeyValueMetadata::from_static(vec![(
+                strata::provenance::SYNTHETIC_KEY.to_string(),
+                "a copy of synthetic test data".to_string(),
+            )]),
+        ))
+        .finish(&mut df)
+        .unwrap();
+}
+
 pub fn patients_frame(ps: &[P]) -> DataFrame {
     let df = DataFrame::new(
         ps.len(),

@@ -41,4 +41,4 @@ pub use gbdt::{BinCuts, GbdtFit, GbdtParams, fit_gbdt};
 pub use logistic::{LogisticModel, LogisticParams};
 pub use metrics::{EvalOptions, Metrics, Recalibration, evaluate};
 pub use shap::{ShapTables, TreeExplainer};
-pub use tree::{GbdtModel, Tree};
+pub use tree::{CompiledTrees, GbdtModel, Tree};

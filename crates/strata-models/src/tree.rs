@@ -226,6 +226,45 @@ fn compile(t: &Tree) -> Vec<CNode> {
         .collect()
 }
 
+/// A model's trees compiled to compact nodes whose leaves point to themselves: eight rows descend
+/// a tree in lockstep for `depth` branch-free steps (no mispredicted branches, eight independent
+/// loads in flight), tree by tree over a block of rows, so a tree's nodes stay in cache.
+#[derive(Debug, Clone)]
+pub struct CompiledTrees {
+    base_score: f64,
+    trees: Vec<(Vec<CNode>, usize)>,
+}
+
+impl CompiledTrees {
+    /// Log-odds of rows of raw feature values (row-major, `p` features, the model's order) into
+    /// `out` (one per row): each row summed over the trees in order from the base score, the
+    /// same bits as [`GbdtModel::margin_row`].
+    pub fn margins_into(&self, rows: &[f32], p: usize, out: &mut [f64]) {
+        const L: usize = 8;
+        let m = out.len().min(rows.len() / p.max(1));
+        out.fill(self.base_score);
+        for (nodes, depth) in &self.trees {
+            let mut start = 0;
+            while start < m {
+                let k = L.min(m - start);
+                let mut idx = [0usize; L];
+                for _ in 0..*depth {
+                    for (r, ix) in idx.iter_mut().enumerate().take(k) {
+                        let nd = &nodes[*ix];
+                        let v = rows[(start + r) * p + nd.feature as usize];
+                        let left = (v <= nd.threshold) | (v.is_nan() & nd.default_left);
+                        *ix = if left { nd.left } else { nd.right } as usize;
+                    }
+                }
+                for (r, ix) in idx.iter().enumerate().take(k) {
+                    out[start + r] += nodes[*ix].value;
+                }
+                start += k;
+            }
+        }
+    }
+}
+
 /// A fitted gradient-boosted tree ensemble for a binary outcome (log-odds scale).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GbdtModel {
@@ -271,19 +310,14 @@ impl GbdtModel {
     }
 
     /// Log-odds for every row (parallel over blocks of rows; each row summed over trees in order,
-    /// exactly as [`GbdtModel::margin_row`], so results do not depend on the thread count).
-    ///
-    /// Trees are first compiled to compact nodes whose leaves point to themselves; eight rows then
-    /// descend a tree in lockstep for `depth` branch-free steps (no mispredicted branches, eight
-    /// independent loads in flight).
+    /// exactly as [`GbdtModel::margin_row`], so results do not depend on the thread count). See
+    /// [`CompiledTrees`].
     pub fn predict_margin(&self, data: &Dataset) -> Result<Vec<f64>> {
         self.check_features(data)?;
         let p = data.n_features();
-        let compiled: Vec<(Vec<CNode>, usize)> =
-            self.trees.iter().map(|t| (compile(t), t.depth())).collect();
+        let compiled = self.compile();
         let mut out = vec![0.0f64; data.n_rows()];
         const B: usize = 256;
-        const L: usize = 8;
         out.par_chunks_mut(B).enumerate().for_each(|(b, o)| {
             let lo = b * B;
             let m = o.len();
@@ -294,28 +328,17 @@ impl GbdtModel {
                     rows[i * p + j] = v;
                 }
             }
-            o.fill(self.base_score);
-            for (nodes, depth) in &compiled {
-                let mut start = 0;
-                while start < m {
-                    let k = L.min(m - start);
-                    let mut idx = [0usize; L];
-                    for _ in 0..*depth {
-                        for (r, ix) in idx.iter_mut().enumerate().take(k) {
-                            let nd = &nodes[*ix];
-                            let v = rows[(start + r) * p + nd.feature as usize];
-                            let left = (v <= nd.threshold) | (v.is_nan() & nd.default_left);
-                            *ix = if left { nd.left } else { nd.right } as usize;
-                        }
-                    }
-                    for (r, ix) in idx.iter().enumerate().take(k) {
-                        o[start + r] += nodes[*ix].value;
-                    }
-                    start += k;
-                }
-            }
+            compiled.margins_into(&rows, p, o);
         });
         Ok(out)
+    }
+
+    /// The trees compiled for applying them to blocks of rows ([`CompiledTrees`]).
+    pub fn compile(&self) -> CompiledTrees {
+        CompiledTrees {
+            base_score: self.base_score,
+            trees: self.trees.iter().map(|t| (compile(t), t.depth())).collect(),
+        }
     }
 
     /// Event probabilities for every row.
