@@ -892,8 +892,16 @@ impl<'a> Explainer<'a> {
                     .collect()
             })
             .collect();
+        // Patient by patient, each model's words moved, not copied.
+        let mut models: Vec<std::vec::IntoIter<String>> =
+            per_model.into_iter().map(Vec::into_iter).collect();
         (0..patients.len())
-            .map(|i| per_model.iter().map(|v| v[i].clone()).collect())
+            .map(|_| {
+                models
+                    .iter_mut()
+                    .map(|m| m.next().unwrap_or_default())
+                    .collect()
+            })
             .collect()
     }
 }

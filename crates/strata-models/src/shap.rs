@@ -640,40 +640,51 @@ impl ShapTables {
                 cols[j * n + r] = v;
             }
         }
-        let patterns: Vec<Patterns> = model
-            .trees
-            .par_iter()
-            .zip(&self.tables)
-            .map(|(t, tab)| Patterns::of(t, tab, xs, &cols, p))
-            .collect();
-        // Rows in blocks, tree by tree: the block's values and the tree's patterns stay in cache.
-        const BLOCK: usize = 512;
-        out.par_chunks_mut(BLOCK * p)
-            .enumerate()
-            .for_each(|(b, phi)| {
-                let r0 = b * BLOCK;
-                let rows = phi.len() / p;
-                // The values a row AHEAD rows on will add are fetched while this row adds its
-                // own (most of the time here was waiting for them).
-                const AHEAD: usize = 16;
-                for pat in &patterns {
-                    let d = pat.feats.len();
-                    if d == 0 {
-                        continue;
+        // Trees in groups: a group's patterns are found (trees in parallel), then added to every
+        // row (rows in parallel), then dropped, which bounds the memory whatever the number of
+        // trees; each row still adds its trees in order, so the bits are the same.
+        const TREES: usize = 32;
+        for (trees, tables) in model.trees.chunks(TREES).zip(self.tables.chunks(TREES)) {
+            let patterns: Vec<Patterns> = trees
+                .par_iter()
+                .zip(tables)
+                .map(|(t, tab)| Patterns::of(t, tab, xs, &cols, p))
+                .collect();
+            add_patterns(&patterns, p, out);
+        }
+    }
+}
+
+/// Adds each row's patterns' values to its row of `out` (row-major, `p` features), trees in
+/// order: rows in blocks, tree by tree, so the block's values and the tree's patterns stay in
+/// cache.
+fn add_patterns(patterns: &[Patterns], p: usize, out: &mut [f64]) {
+    const BLOCK: usize = 512;
+    out.par_chunks_mut(BLOCK * p)
+        .enumerate()
+        .for_each(|(b, phi)| {
+            let r0 = b * BLOCK;
+            let rows = phi.len() / p;
+            // The values a row AHEAD rows on will add are fetched while this row adds its own
+            // (most of the time here was waiting for them).
+            const AHEAD: usize = 16;
+            for pat in patterns {
+                let d = pat.feats.len();
+                if d == 0 {
+                    continue;
+                }
+                let index = &pat.index[r0..r0 + rows];
+                for (k, phi) in phi.chunks_mut(p).enumerate() {
+                    if let Some(&a) = index.get(k + AHEAD) {
+                        prefetch(&pat.values[a as usize * d..(a as usize + 1) * d]);
                     }
-                    let index = &pat.index[r0..r0 + rows];
-                    for (k, phi) in phi.chunks_mut(p).enumerate() {
-                        if let Some(&a) = index.get(k + AHEAD) {
-                            prefetch(&pat.values[a as usize * d..(a as usize + 1) * d]);
-                        }
-                        let u = index[k] as usize;
-                        for (&f, &v) in pat.feats.iter().zip(&pat.values[u * d..(u + 1) * d]) {
-                            phi[f as usize] += v;
-                        }
+                    let u = index[k] as usize;
+                    for (&f, &v) in pat.feats.iter().zip(&pat.values[u * d..(u + 1) * d]) {
+                        phi[f as usize] += v;
                     }
                 }
-            });
-    }
+            }
+        });
 }
 
 /// Asks the processor to bring `v` (its first and last cache lines) into cache: a hint,

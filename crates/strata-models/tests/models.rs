@@ -195,13 +195,20 @@ fn shap_adds_up_and_fast_equals_algorithm_2() {
     }
 }
 
-/// A row's SHAP values are the same bits whichever rows are explained with it, and in batches
-/// past one pattern-finding batch (`explain_rows` splits at 2^17 rows).
+/// A row's SHAP values are the same bits whichever rows are explained with it, in batches past
+/// one pattern-finding batch (`explain_rows` splits at 2^17 rows) and in groups of trees, and
+/// Algorithm 2's values to rounding.
 #[test]
 fn shap_values_do_not_depend_on_the_batch() {
     let d = synth(3_000, 7, 11);
-    let fit = fit_gbdt(&d, &small_gbdt()).unwrap();
+    // More trees than one group of `explain_rows` (32).
+    let params = GbdtParams {
+        n_trees: 40,
+        ..small_gbdt()
+    };
+    let fit = fit_gbdt(&d, &params).unwrap();
     let m = &fit.model;
+    assert!(m.trees.len() > 32);
     let tables = m.shap_tables();
     let p = d.n_features();
     let mut xs = vec![0f32; d.n_rows() * p];
@@ -210,6 +217,10 @@ fn shap_values_do_not_depend_on_the_batch() {
     }
     let all = tables.explain_rows(m, &xs).unwrap();
     for i in (0..d.n_rows()).step_by(37) {
+        let slow = m.shap_row(&xs[i * p..(i + 1) * p]);
+        for (a, b) in all[i * p..(i + 1) * p].iter().zip(&slow) {
+            assert!((a - b).abs() < 1e-9, "row {i}: {a} vs Algorithm 2 {b}");
+        }
         let one = tables.explain_rows(m, &xs[i * p..(i + 1) * p]).unwrap();
         let bits = |v: &[f64]| v.iter().map(|f| f.to_bits()).collect::<Vec<u64>>();
         assert_eq!(bits(&one), bits(&all[i * p..(i + 1) * p]), "row {i}");
