@@ -142,6 +142,10 @@ pub struct Definitions {
     pub charlson: CharlsonSpec,
     /// Palliative care register codes and rule.
     pub palliative: PalliativeSpec,
+    /// (system, canonical code) of residence in a care home or other long-term residential care
+    /// (PRIMIS LONGRES_COD, `models/care_home/longres_cod.tsv`): the dated source of the risk
+    /// models' `care_home` feature.
+    pub care_home: Vec<(CodeSystem, String)>,
     /// Files read, with hashes, for the manifest.
     pub files: Vec<DefinitionFile>,
 }
@@ -166,6 +170,8 @@ impl CodeInfo {
     pub const HOSPITAL_DX: u8 = 2;
     /// The code is in a palliative care register list (read by `palliative`, not by `features`).
     pub const PALLIATIVE: u8 = 4;
+    /// The code records residence in a care home (LONGRES_COD).
+    pub const CARE_HOME: u8 = 8;
 }
 
 /// Code lists compiled against one cohort's dictionary: `info[code_id]`.
@@ -178,6 +184,9 @@ pub struct Lookup {
     /// The eFI falls deficit's bit in [`CodeInfo::efi`] (0 when the deficits have none): the
     /// falls history of programme rules.
     pub falls: u64,
+    /// Whether the cohort's events hold any care home residence code ([`CodeInfo::CARE_HOME`]):
+    /// then the risk models' `care_home` is taken from those dated codes, not the snapshot flag.
+    pub care_home_coded: bool,
 }
 
 /// Read one definition file and record it (path, hash, size) for the run manifest.
@@ -209,12 +218,14 @@ impl Definitions {
         let hfrs = load_hfrs(dir, &mut files)?;
         let charlson = load_charlson(dir, &mut files)?;
         let palliative = load_palliative(dir, &mut files)?;
+        let care_home = load_code_list(dir, "care_home/longres_cod.tsv", &mut files)?;
         Ok(Definitions {
             dir: dir.to_path_buf(),
             efi,
             hfrs,
             charlson,
             palliative,
+            care_home,
             files,
         })
     }
@@ -251,6 +262,13 @@ impl Definitions {
                 info[id as usize].flags |= CodeInfo::PALLIATIVE;
             }
         }
+        let mut care_home_coded = false;
+        for (system, code) in &self.care_home {
+            if let Some(id) = dict.get(*system, code) {
+                info[id as usize].flags |= CodeInfo::CARE_HOME;
+                care_home_coded = true;
+            }
+        }
         let mut unused = std::collections::BTreeMap::new();
         for (id, system, code) in dict.iter() {
             let ci = &mut info[id as usize];
@@ -279,7 +297,7 @@ impl Definitions {
             if ci.efi == 0
                 && ci.charlson == 0
                 && ci.hfrs == 0
-                && ci.flags & (CodeInfo::MEDICINE | CodeInfo::PALLIATIVE) == 0
+                && ci.flags & (CodeInfo::MEDICINE | CodeInfo::PALLIATIVE | CodeInfo::CARE_HOME) == 0
             {
                 *unused.entry(system).or_insert(0u64) += 1;
             }
@@ -293,6 +311,7 @@ impl Definitions {
                 .iter()
                 .position(|d| d.slug == "falls")
                 .map_or(0, |d| 1u64 << d),
+            care_home_coded,
         }
     }
 }

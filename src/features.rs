@@ -76,6 +76,8 @@ pub struct Features {
     /// The latest day on or before the as-of date a fall was coded (the eFI falls deficit's
     /// codes); `i32::MIN` when never.
     pub falls_last: i32,
+    /// A care home residence code (LONGRES_COD) recorded on or before the as-of date.
+    pub care_home_coded: bool,
 }
 
 /// Features of one patient from its event and encounter slices.
@@ -106,6 +108,9 @@ pub fn patient_features(cohort: &Cohort, lookup: &Lookup, w: &Windows, p: usize)
         }
         if ci.flags == 0 {
             continue;
+        }
+        if ci.flags & CodeInfo::CARE_HOME != 0 {
+            f.care_home_coded = true;
         }
         if ci.flags & CodeInfo::MEDICINE != 0
             && !use_medications

@@ -81,7 +81,9 @@ pub const OUTCOME_DAYS: i32 = 365;
 /// The feature table's column names, in order (the order a model file records).
 pub fn predictor_names(defs: &Definitions) -> Vec<String> {
     // Sex is one variable (1 female, 0 male, missing when unknown), so no reason reads "not
-    // male". `imd_decile` and `care_home` are the extract's current values (snapshots).
+    // male". `imd_decile` is the extract's current value (a snapshot); `care_home` is dated
+    // (a residence code on or before the date) when the cohort's events have such codes, else
+    // the extract's current flag (a snapshot).
     let mut v: Vec<String> = ["age", "sex_female", "imd_decile", "care_home"]
         .iter()
         .map(|s| s.to_string())
@@ -169,7 +171,14 @@ impl<'a> RowBuilder<'a> {
             0 => f32::NAN,
             d => d as f32,
         });
-        put(pa.care_home[p] as u8 as f32);
+        // Care home residence from dated codes where the extract has them (no snapshot leaking
+        // into a past date), else the patients file's current flag.
+        let care_home = if self.scored.care_home_coded {
+            f.care_home_coded
+        } else {
+            pa.care_home[p]
+        };
+        put(care_home as u8 as f32);
         let mask = self.scorer.efi_mask(f);
         for d in 0..n_def {
             put(((mask >> d) & 1) as f32);

@@ -24,4 +24,8 @@ pub struct Scored {
     pub status: Vec<Status>,
     /// Distinct codes of the cohort no code list uses, per system.
     pub unused_codes: Vec<(CodeSystem, u64)>,
+    /// Whether the cohort's events hold care home residence codes: then the risk models'
+    /// `care_home` is each patient's `Features::care_home_coded` (dated), else the patients
+    /// file's flag (a snapshot).
+    pub care_home_coded: bool,
 }

@@ -203,6 +203,7 @@ pub fn score_cohort(
         ages,
         status,
         unused_codes: lookup.unused_by_system,
+        care_home_coded: lookup.care_home_coded,
     }
 }
 

@@ -376,6 +376,11 @@ struct CodeTable {
     other: Vec<(u32, f64)>,
     noise: Vec<(u32, Option<(f64, f64)>)>,
     medicines: Vec<u32>,
+    /// Care home residence codes (LONGRES_COD).
+    care_home: Vec<u32>,
+    /// By code index: the code records care home residence (some eFI care-requirement codes
+    /// do), so only residents get it.
+    residence: Vec<bool>,
     coded_deficits: usize,
 }
 
@@ -405,6 +410,8 @@ impl CodeTable {
             other: Vec::new(),
             noise: Vec::new(),
             medicines: Vec::new(),
+            care_home: Vec::new(),
+            residence: Vec::new(),
             coded_deficits: coded.len(),
         };
         for (d, system, code) in &models.efi.codes {
@@ -453,6 +460,10 @@ impl CodeTable {
             let id = t.add(CodeSystem::Icd10, c);
             t.other.push((id, *w));
         }
+        for (system, code) in &models.care_home {
+            let id = t.add(*system, code);
+            t.care_home.push(id);
+        }
         for (c, v) in NOISE_SNOMED {
             let id = t.add(CodeSystem::Snomed, c);
             t.noise.push((id, *v));
@@ -466,6 +477,16 @@ impl CodeTable {
                 "every coded eFI deficit needs at least one SNOMED CT code".into(),
             ));
         }
+        t.residence = t
+            .codes
+            .iter()
+            .map(|(system, code)| {
+                models
+                    .care_home
+                    .iter()
+                    .any(|(s, c)| s == system && c == code)
+            })
+            .collect();
         Ok(t)
     }
 }
@@ -743,6 +764,16 @@ impl World<'_> {
         let span = (last - first).max(0) as u64;
         let uniform_day = |r: &mut Rng| first + r.below(span + 1) as i32;
 
+        // Care home residents have a residence code (LONGRES_COD) from when they moved in, before
+        // the extract window (residents are residents throughout it here). Drawn from a hash of
+        // the patient's index, not the generator's stream, so the rest of the cohort is as before.
+        if care_home && !self.t.care_home.is_empty() {
+            let h = crate::datafile::fnv1a64(&(i as u64 ^ 0xCA2E_4011).to_le_bytes());
+            let day = (self.start - 1 - (h % 1095) as i32).max(birth + 60 * 365);
+            let code = self.t.care_home[(h >> 32) as usize % self.t.care_home.len()];
+            push(c, day, code, None, None);
+        }
+
         if last >= first {
             // Coded deficits: first recorded before the as-of date, sometimes long before the
             // extract window; recoded now and then.
@@ -778,7 +809,16 @@ impl World<'_> {
                     } else {
                         r.below(list.len() as u64)
                     };
-                    push(c, day, list[pick as usize], None, None);
+                    // A care home residence code only for a resident: others get the list's
+                    // first other code (no draw, so the rest of the cohort is as before).
+                    let mut code = list[pick as usize];
+                    if !care_home && t.residence[code as usize] {
+                        match list.iter().find(|&&k| !t.residence[k as usize]) {
+                            Some(&k) => code = k,
+                            None => continue,
+                        }
+                    }
+                    push(c, day, code, None, None);
                 }
             }
             // New deficits in the follow-up year.
@@ -786,7 +826,12 @@ impl World<'_> {
                 let d = r.below(t.coded_deficits as u64) as usize;
                 if !deficits.contains(&d) && last > self.as_of {
                     let day = self.as_of + 1 + r.below((last - self.as_of) as u64) as i32;
-                    push(c, day, t.deficit[d][0][0], None, None);
+                    let code = t.deficit[d][0]
+                        .iter()
+                        .find(|&&k| care_home || !t.residence[k as usize]);
+                    if let Some(&code) = code {
+                        push(c, day, code, None, None);
+                    }
                 }
             }
             // Medicines: repeat prescriptions every ~3 months. Polypharmacy means 5 or more

@@ -188,3 +188,45 @@ fn people_not_registered_for_the_outcome_year_are_left_out_and_counted() {
         );
     }
 }
+
+/// Care home residence for the risk models comes from dated residence codes (PRIMIS
+/// LONGRES_COD) when the cohort has them: a code recorded after a date does not count at that
+/// date, so training on last year's features does not use this year's care home status.
+#[test]
+fn care_home_comes_from_dated_residence_codes() {
+    let ps = [
+        patient("at_home", "1935-04-01"),
+        patient("moved_in", "1935-04-01"),
+    ];
+    let es = [ev("moved_in", "2024-10-01", "snomed", "248171000000108")];
+    let opts = strata::input::LoadOptions {
+        today: strata::date::parse_days("2026-11-25").unwrap(),
+        ..Default::default()
+    };
+    let defs = definitions();
+    for a in ADAPTORS {
+        let c = load_via(a, &ps, &es, &[], &opts).unwrap();
+        for (date, want) in [("2024-04-01", [0.0, 0.0]), ("2025-04-01", [0.0, 1.0])] {
+            let as_of = strata::date::parse_days(date).unwrap();
+            let scored = score_cohort(&c, &defs, as_of, &ListRules::default());
+            assert!(scored.care_home_coded, "{a:?}");
+            let t = predictor_table(&c, &defs, &scored, as_of, false);
+            let (w, col) = (
+                t.names.len(),
+                t.names.iter().position(|n| n == "care_home").unwrap(),
+            );
+            let got: Vec<f32> = (0..2).map(|r| t.rows[r * w + col]).collect();
+            assert_eq!(got, want, "{a:?} at {date}");
+        }
+    }
+    // Without any residence code in the cohort, nobody is coded and the patients file's flag
+    // (a snapshot) is used.
+    let c = load_via(Adaptor::Frames, &ps, &[], &[], &opts).unwrap();
+    let scored = score_cohort(
+        &c,
+        &defs,
+        strata::date::parse_days(AS_OF).unwrap(),
+        &ListRules::default(),
+    );
+    assert!(!scored.care_home_coded);
+}

@@ -58,6 +58,29 @@ fn generated_cohort_passes_validation_with_no_rejects() {
     assert_eq!(systems, vec!["ctv3", "dmd", "icd10", "read2", "snomed"]);
 }
 
+/// Care home residents, and only they, have a dated residence code (LONGRES_COD), from before
+/// the extract window: the dated care_home feature agrees with the patients file's flag.
+#[test]
+fn care_home_residents_and_only_they_have_a_residence_code() {
+    let d = tempfile::tempdir().unwrap();
+    generate(6000, 9, 2, d.path());
+    let c = Cohort::load(d.path(), &LoadOptions::default()).unwrap();
+    let defs = definitions();
+    let as_of = synth::default_as_of();
+    let scored = strata::run::score_cohort(&c, &defs, as_of, &Default::default());
+    assert!(scored.care_home_coded);
+    let residents = c.patients.care_home.iter().filter(|&&r| r).count();
+    assert!(residents > 20, "{residents}");
+    for p in 0..c.patients.len() {
+        assert_eq!(
+            scored.features[p].care_home_coded,
+            c.patients.care_home[p],
+            "patient {}",
+            c.patients.id[p]
+        );
+    }
+}
+
 #[test]
 fn generated_files_hold_exactly_the_contract_columns_with_accepted_types() {
     use strata::input::contract::{columns, ENCOUNTERS_FILE, EVENTS_FILE, PATIENTS_FILE};

@@ -77,10 +77,9 @@ fn train_validates_on_the_following_year_and_evaluate_reports_by_group() {
             .map(|g| g["group"].as_str().unwrap())
             .collect();
         assert_eq!(by, ["fit", "mild", "moderate", "severe"]);
-        assert_eq!(
-            c["snapshot_features"],
-            serde_json::json!(["imd_decile", "care_home"])
-        );
+        // The fixture's events hold care home residence codes (LONGRES_COD), so care_home is
+        // dated there; only the IMD decile is the extract's current value.
+        assert_eq!(c["snapshot_features"], serde_json::json!(["imd_decile"]));
         let pv = &c["practice_validation"];
         assert!(pv["practices"].as_u64().unwrap() >= 1, "{pv}");
         assert!(pv["all_metrics"]["auroc"].as_f64().is_some(), "{pv}");

@@ -78,21 +78,22 @@ def check_run(out: Path) -> int:
         seen = []
         for name in book.sheetnames[1:]:
             ws = book[name]
-            assert ws.freeze_panes == "A2", name
             rows = list(ws.iter_rows(values_only=True))
-            # Notes under the table (a blank row, then lines of text): the synthetic-model
-            # caveat when the list's risk figures come from synthetic cards.
-            blank = next((k for k, r in enumerate(rows) if all(v is None for v in r)), len(rows))
-            rows, notes = rows[:blank], [r[0] for r in rows[blank + 1:]]
+            # The synthetic-model caveat, when the list's risk figures come from synthetic cards,
+            # is a line above the header; the frozen pane and the filter start below it.
+            synthetic = any(str(r.get("risk_models_trained_on", "")).startswith("SYNTHETIC") for r in listed)
+            top = 1 if synthetic and len(rows) > 1 else 0
+            if top:
+                assert str(rows[0][0]).startswith("Risk models trained on synthetic data"), rows[0]
+            assert ws.freeze_panes == f"A{top + 2}", name
+            rows = rows[top:]
             header = list(rows[0])
             assert header[:3] == ["rank", "change", "patient_id"], header
-            synthetic = any(str(r.get("risk_models_trained_on", "")).startswith("SYNTHETIC") for r in listed)
-            assert any(str(n).startswith("Risk models trained on synthetic data") for n in notes) == (
-                synthetic and len(rows) > 1
-            ), notes
             assert sorted(header) == sorted(listed[0].keys()) if listed else True
-            assert ws.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(len(header))}{len(rows)}"
-            assert all(c.font.b for c in next(ws.iter_rows(max_row=1))), "bold header"
+            assert ws.auto_filter.ref == (
+                f"A{top + 1}:{openpyxl.utils.get_column_letter(len(header))}{len(rows) + top}"
+            )
+            assert all(c.font.b for c in next(ws.iter_rows(min_row=top + 1, max_row=top + 1))), "bold header"
             assert ws.column_dimensions["C"].width >= len("patient_id")
             for r in rows[1:]:
                 seen.append(dict(zip(header, r)))

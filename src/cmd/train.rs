@@ -355,8 +355,11 @@ pub fn run(a: Args) -> Result<i32> {
                 metrics: evaluate(&y, &p, &quick).ok(),
             });
     }
+    // Care home is dated (residence codes) when the cohort has them; otherwise a snapshot too.
+    let care_home_dated = defs.compile(&cohort.codes).care_home_coded;
     card.snapshot_features = ["imd_decile", "care_home"]
         .iter()
+        .filter(|f| **f != "care_home" || !care_home_dated)
         .filter(|f| valid.table.names.iter().any(|n| n == *f))
         .map(|f| f.to_string())
         .collect();

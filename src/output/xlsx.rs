@@ -81,6 +81,9 @@ pub struct Sheet<'a> {
     pub rows: Vec<Vec<Value<'a>>>,
     /// Lines of notes written under the table (no filter over them).
     pub notes: Vec<String>,
+    /// Lines written above the header (a caveat that must be read before the rows: risk figures
+    /// from cards trained on synthetic data); the header and the filter move down below them.
+    pub banner: Vec<String>,
 }
 
 /// Why a workbook could not be put together.
@@ -322,14 +325,22 @@ fn sheet_xml(sheet: &Sheet, selected: bool) -> Vec<u8> {
     widths.resize(ncols, 8);
     let mut data: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut row_buf = itoa::Buffer::new();
-    // Header.
-    data.extend_from_slice(b"<row r=\"1\">");
+    // Banner lines, then the header.
+    let top = sheet.banner.len();
+    for (k, line) in sheet.banner.iter().enumerate() {
+        let r = (k + 1).to_string();
+        data.extend_from_slice(format!("<row r=\"{r}\">").as_bytes());
+        text_cell(&mut data, "A", r.as_bytes(), STYLE_NOTE, line);
+        data.extend_from_slice(b"</row>");
+    }
+    let head = (top + 1).to_string();
+    data.extend_from_slice(format!("<row r=\"{head}\">").as_bytes());
     for (c, h) in sheet.header.iter().enumerate() {
-        text_cell(&mut data, &letters[c], b"1", STYLE_HEADER, h);
+        text_cell(&mut data, &letters[c], head.as_bytes(), STYLE_HEADER, h);
     }
     data.extend_from_slice(b"</row>");
     for (k, row) in sheet.rows.iter().enumerate() {
-        let r = row_buf.format(k + 2).as_bytes().to_vec();
+        let r = row_buf.format(k + 2 + top).as_bytes().to_vec();
         data.extend_from_slice(b"<row r=\"");
         data.extend_from_slice(&r);
         data.extend_from_slice(b"\">");
@@ -368,7 +379,7 @@ fn sheet_xml(sheet: &Sheet, selected: bool) -> Vec<u8> {
         }
         data.extend_from_slice(b"</row>");
     }
-    let last_data = sheet.rows.len() + 1;
+    let last_data = sheet.rows.len() + 1 + top;
     let mut last_row = last_data;
     for (k, n) in sheet.notes.iter().enumerate() {
         // A blank row, then the notes.
@@ -383,8 +394,10 @@ fn sheet_xml(sheet: &Sheet, selected: bool) -> Vec<u8> {
     xml.extend_from_slice(XML_DECL.as_bytes());
     let _ = write!(
         xml,
-        "<worksheet xmlns=\"{NS_MAIN}\" xmlns:r=\"{NS_REL}\"><dimension ref=\"A1:{last_col}{last_row}\"/><sheetViews><sheetView {}workbookViewId=\"0\"><pane ySplit=\"1\" topLeftCell=\"A2\" activePane=\"bottomLeft\" state=\"frozen\"/><selection pane=\"bottomLeft\"/></sheetView></sheetViews><sheetFormatPr defaultRowHeight=\"15\"/><cols>",
-        if selected { "tabSelected=\"1\" " } else { "" }
+        "<worksheet xmlns=\"{NS_MAIN}\" xmlns:r=\"{NS_REL}\"><dimension ref=\"A1:{last_col}{last_row}\"/><sheetViews><sheetView {}workbookViewId=\"0\"><pane ySplit=\"{}\" topLeftCell=\"A{}\" activePane=\"bottomLeft\" state=\"frozen\"/><selection pane=\"bottomLeft\"/></sheetView></sheetViews><sheetFormatPr defaultRowHeight=\"15\"/><cols>",
+        if selected { "tabSelected=\"1\" " } else { "" },
+        top + 1,
+        top + 2
     );
     for (c, w) in widths.iter().enumerate() {
         let _ = write!(
@@ -398,7 +411,7 @@ fn sheet_xml(sheet: &Sheet, selected: bool) -> Vec<u8> {
     xml.extend_from_slice(&data);
     let _ = write!(
         xml,
-        "</sheetData><autoFilter ref=\"A1:{last_col}{last_data}\"/><pageMargins left=\"0.7\" right=\"0.7\" top=\"0.75\" bottom=\"0.75\" header=\"0.3\" footer=\"0.3\"/></worksheet>"
+        "</sheetData><autoFilter ref=\"A{head}:{last_col}{last_data}\"/><pageMargins left=\"0.7\" right=\"0.7\" top=\"0.75\" bottom=\"0.75\" header=\"0.3\" footer=\"0.3\"/></worksheet>"
     );
     xml
 }
@@ -454,10 +467,11 @@ fn package_parts(sheets: &[Sheet], title: &str, created: &str) -> Vec<(String, V
             .max()
             .unwrap_or(1);
         book.push_str(&format!(
-            "<definedName name=\"_xlnm._FilterDatabase\" localSheetId=\"{k}\" hidden=\"1\">{}!$A$1:${}${}</definedName>",
+            "<definedName name=\"_xlnm._FilterDatabase\" localSheetId=\"{k}\" hidden=\"1\">{}!$A${}:${}${}</definedName>",
             escaped(&quoted_sheet(&s.name)),
+            s.banner.len() + 1,
             column_letters(ncols - 1),
-            s.rows.len() + 1
+            s.rows.len() + 1 + s.banner.len()
         ));
     }
     book.push_str("</definedNames><calcPr calcId=\"124519\" fullCalcOnLoad=\"1\"/></workbook>");
@@ -746,6 +760,7 @@ pub fn summary_sheet(pcn: &PcnSummary) -> Sheet<'static> {
         header,
         rows,
         notes,
+        banner: Vec::new(),
     }
 }
 
@@ -779,9 +794,9 @@ pub fn practice_sheets<'a>(
         groups.entry(p.unwrap_or("")).or_default().push(r);
     }
     let header: Vec<String> = order.iter().map(|&k| names[k].clone()).collect();
-    // Risk figures from cards trained on synthetic data say so on every sheet too (under the
-    // table, where the notes go; every row also says it in its own column).
-    let notes: Vec<String> = list
+    // Risk figures from cards trained on synthetic data say so on every sheet too, in a line
+    // above the header (every row also says it in its own column).
+    let banner: Vec<String> = list
         .column(super::columns::RISK_SOURCE)
         .ok()
         .and_then(|c| c.str().ok()?.iter().next().flatten().map(str::to_string))
@@ -800,7 +815,8 @@ pub fn practice_sheets<'a>(
                     .iter()
                     .map(|&r| columns.iter().map(|c| c[r].clone()).collect())
                     .collect(),
-                notes: notes.clone(),
+                notes: Vec::new(),
+                banner: banner.clone(),
             });
         }
     }
@@ -812,6 +828,7 @@ pub fn practice_sheets<'a>(
             header,
             rows: Vec::new(),
             notes: Vec::new(),
+            banner: Vec::new(),
         });
     }
     Ok(sheets)
@@ -878,6 +895,7 @@ mod tests {
                 Value::Bool(true),
             ]],
             notes: vec!["note".into()],
+            banner: Vec::new(),
         };
         let a = workbook(std::slice::from_ref(&sheet), "t", "2025-04-01").unwrap();
         let b = workbook(std::slice::from_ref(&sheet), "t", "2025-04-01").unwrap();
@@ -903,6 +921,24 @@ mod tests {
         assert!(!xml.contains(r#"r="C2""#), "{xml}");
         assert!(xml.contains(r#"<c r="D2" t="b"><v>1</v></c>"#), "{xml}");
         assert!(xml.contains(r#"<sheetView tabSelected="1" workbookViewId="0"><pane ySplit="1""#));
+
+        // A banner line above the header: the header, the frozen pane and the filter move down.
+        let with = Sheet {
+            banner: vec!["caveat".into()],
+            ..sheet.clone()
+        };
+        let xml = String::from_utf8(sheet_xml(&with, false)).unwrap();
+        assert!(xml.contains(
+            r#"<row r="1"><c r="A1" s="2" t="inlineStr"><is><t>caveat</t></is></c></row><row r="2"><c r="A2" s="1""#
+        ), "{xml}");
+        assert!(xml.contains(r#"<c r="A3" s="3"><v>45748</v></c>"#), "{xml}");
+        assert!(
+            xml.contains(r#"<pane ySplit="2" topLeftCell="A3""#),
+            "{xml}"
+        );
+        assert!(xml.contains(r#"<autoFilter ref="A2:D3"/>"#), "{xml}");
+        let book = workbook(std::slice::from_ref(&with), "t", "2025-04-01").unwrap();
+        assert_ne!(book, a);
     }
 
     #[test]
