@@ -206,16 +206,31 @@ fn rank_percentile_and_band_are_within_the_pcn_and_reasons_are_words() {
     );
 }
 
-#[test]
-fn contributions_add_up_to_the_prediction_for_logistic_and_trees() {
-    let d = tempfile::tempdir().unwrap();
-    let gbdt = gbdt_card(d.path(), "emergency_admission");
+/// The fixture scored, with the default death card and a small GBDT emergency-admission card
+/// trained in `dir`.
+fn fixture_with_trees(
+    dir: &Path,
+) -> (
+    strata::definitions::Definitions,
+    Cohort,
+    strata::results::Scored,
+    i32,
+    Vec<risk::RiskModel>,
+) {
+    let gbdt = gbdt_card(dir, "emergency_admission");
     let (defs, cohort, scored, as_of) = fixture_scored();
     let models = risk::load(
         &[models_dir().join("risk/death.logistic.json"), gbdt],
         &defs,
     )
     .unwrap();
+    (defs, cohort, scored, as_of, models)
+}
+
+#[test]
+fn contributions_add_up_to_the_prediction_for_logistic_and_trees() {
+    let d = tempfile::tempdir().unwrap();
+    let (defs, cohort, scored, as_of, models) = fixture_with_trees(d.path());
     assert_eq!(models.len(), 2);
     let risks = risk::apply(
         &models,
@@ -254,14 +269,7 @@ fn contributions_add_up_to_the_prediction_for_logistic_and_trees() {
 fn default_synthetic_cards_are_applied_to_an_unmarked_cohort_only_when_named() {
     let d = tempfile::tempdir().unwrap();
     let unmarked = d.path().join("unmarked");
-    std::fs::create_dir_all(&unmarked).unwrap();
-    write_parquet(
-        &unmarked.join("patients.parquet"),
-        read_parquet(&cohort_dir().join("patients.parquet")),
-    );
-    for f in ["events.parquet", "encounters.parquet"] {
-        std::fs::copy(cohort_dir().join(f), unmarked.join(f)).unwrap();
-    }
+    unmarked_copy(&cohort_dir(), &unmarked);
     let list_columns = |out: &Path| -> Vec<String> {
         let lists = out.join("lists");
         let pcn = std::fs::read_dir(&lists).unwrap().next().unwrap().unwrap();
@@ -338,13 +346,7 @@ fn default_synthetic_cards_are_applied_to_an_unmarked_cohort_only_when_named() {
 #[test]
 fn explanations_do_not_depend_on_who_else_is_explained() {
     let d = tempfile::tempdir().unwrap();
-    let gbdt = gbdt_card(d.path(), "emergency_admission");
-    let (defs, cohort, scored, as_of) = fixture_scored();
-    let models = risk::load(
-        &[models_dir().join("risk/death.logistic.json"), gbdt],
-        &defs,
-    )
-    .unwrap();
+    let (defs, cohort, scored, as_of, models) = fixture_with_trees(d.path());
     let everyone: Vec<u32> = (0..cohort.patients.len() as u32).collect();
     let alone = Explainer::new(&cohort, &defs, &scored, as_of);
     let ahead = Explainer::new(&cohort, &defs, &scored, as_of).ahead(&models, everyone.clone());

@@ -73,8 +73,7 @@ fn care_home_residents_and_only_they_have_a_residence_code() {
     assert!(residents > 20, "{residents}");
     for p in 0..c.patients.len() {
         assert_eq!(
-            scored.features[p].care_home_coded,
-            c.patients.care_home[p],
+            scored.features[p].care_home_coded, c.patients.care_home[p],
             "patient {}",
             c.patients.id[p]
         );

@@ -17,14 +17,7 @@ fn train_validates_on_the_following_year_and_evaluate_reports_by_group() {
     // The fixture carries strata synth's mark; a copy without it stands for local data.
     let marked = fixtures().join("cohort-2000");
     let unmarked = d.path().join("unmarked");
-    std::fs::create_dir_all(&unmarked).unwrap();
-    write_parquet(
-        &unmarked.join("patients.parquet"),
-        read_parquet(&marked.join("patients.parquet")),
-    );
-    for f in ["events.parquet", "encounters.parquet"] {
-        std::fs::copy(marked.join(f), unmarked.join(f)).unwrap();
-    }
+    unmarked_copy(&marked, &unmarked);
     for (model, cohort, caveat) in [
         ("logistic", &marked, strata_models::card::SYNTHETIC_CAVEAT),
         ("gbdt", &unmarked, "Trained on local data"),

@@ -114,6 +114,19 @@ pub fn write_parquet(path: &Path, mut df: DataFrame) {
     ParquetWriter::new(&mut f).finish(&mut df).unwrap();
 }
 
+/// A copy of the cohort in `from` (patients, events, encounters) in `to` whose patients file has no
+/// `strata synth` mark: local data, as far as strata can tell.
+pub fn unmarked_copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    write_parquet(
+        &to.join("patients.parquet"),
+        read_parquet(&from.join("patients.parquet")),
+    );
+    for f in ["events.parquet", "encounters.parquet"] {
+        std::fs::copy(from.join(f), to.join(f)).unwrap();
+    }
+}
+
 /// [`write_parquet`] with `strata synth`'s mark: a patients file of synthetic data (a copy of the
 /// fixture's, say), on which the default cards, trained on synthetic data, are applied.
 pub fn write_parquet_marked(path: &Path, mut df: DataFrame) {
