@@ -218,7 +218,12 @@ impl Definitions {
         let hfrs = load_hfrs(dir, &mut files)?;
         let charlson = load_charlson(dir, &mut files)?;
         let palliative = load_palliative(dir, &mut files)?;
-        let care_home = load_code_list(dir, "care_home/longres_cod.tsv", &mut files)?;
+        // Optional, so that a models folder from before it still loads (then the flag is used).
+        let care_home = if dir.join("care_home/longres_cod.tsv").is_file() {
+            load_code_list(dir, "care_home/longres_cod.tsv", &mut files)?
+        } else {
+            Vec::new()
+        };
         Ok(Definitions {
             dir: dir.to_path_buf(),
             efi,

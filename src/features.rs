@@ -78,6 +78,8 @@ pub struct Features {
     pub falls_last: i32,
     /// A care home residence code (LONGRES_COD) recorded on or before the as-of date.
     pub care_home_coded: bool,
+    /// A care home residence code recorded only after the as-of date (a later move).
+    pub care_home_later: bool,
 }
 
 /// Features of one patient from its event and encounter slices.
@@ -96,12 +98,13 @@ pub fn patient_features(cohort: &Cohort, lookup: &Lookup, w: &Windows, p: usize)
     let use_medications = cohort.medications.present;
     for k in lo..hi {
         let day = ev.day[k];
-        if day > w.as_of {
-            f.ignored_after_as_of += 1;
-            continue;
-        }
         let code = ev.code[k];
         let ci: &CodeInfo = &lookup.info[code as usize];
+        if day > w.as_of {
+            f.ignored_after_as_of += 1;
+            f.care_home_later |= ci.flags & CodeInfo::CARE_HOME != 0;
+            continue;
+        }
         f.efi_coded |= ci.efi;
         if ci.efi & lookup.falls != 0 {
             f.falls_last = f.falls_last.max(day);

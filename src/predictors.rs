@@ -81,8 +81,8 @@ pub const OUTCOME_DAYS: i32 = 365;
 /// The feature table's column names, in order (the order a model file records).
 pub fn predictor_names(defs: &Definitions) -> Vec<String> {
     // Sex is one variable (1 female, 0 male, missing when unknown), so no reason reads "not
-    // male". `imd_decile` is the extract's current value (a snapshot); `care_home` is dated
-    // (a residence code on or before the date) when the cohort's events have such codes, else
+    // male". `imd_decile` is the extract's current value (a snapshot); `care_home` is a
+    // residence code on or before the date, or, for a patient with no residence code at all,
     // the extract's current flag (a snapshot).
     let mut v: Vec<String> = ["age", "sex_female", "imd_decile", "care_home"]
         .iter()
@@ -171,13 +171,9 @@ impl<'a> RowBuilder<'a> {
             0 => f32::NAN,
             d => d as f32,
         });
-        // Care home residence from dated codes where the extract has them (no snapshot leaking
-        // into a past date), else the patients file's current flag.
-        let care_home = if self.scored.care_home_coded {
-            f.care_home_coded
-        } else {
-            pa.care_home[p]
-        };
+        // Care home residence from the patient's dated residence codes (no later move leaking
+        // into a past date); the patients file's current flag only for a patient with none.
+        let care_home = f.care_home_coded || (!f.care_home_later && pa.care_home[p]);
         put(care_home as u8 as f32);
         let mask = self.scorer.efi_mask(f);
         for d in 0..n_def {

@@ -24,8 +24,9 @@ pub struct Scored {
     pub status: Vec<Status>,
     /// Distinct codes of the cohort no code list uses, per system.
     pub unused_codes: Vec<(CodeSystem, u64)>,
-    /// Whether the cohort's events hold care home residence codes: then the risk models'
-    /// `care_home` is each patient's `Features::care_home_coded` (dated), else the patients
-    /// file's flag (a snapshot).
+    /// Whether the cohort's events hold care home residence codes (then a model card trained
+    /// on it names `care_home` as dated, not a snapshot). The feature itself is per patient: a
+    /// residence code on or before the date, else, for a patient with none at all, the
+    /// patients file's flag.
     pub care_home_coded: bool,
 }

@@ -766,12 +766,15 @@ impl World<'_> {
 
         // Care home residents have a residence code (LONGRES_COD) from when they moved in, before
         // the extract window (residents are residents throughout it here). Drawn from a hash of
-        // the patient's index, not the generator's stream, so the rest of the cohort is as before.
+        // the patient's index, not the generator's stream, so the other draws are as before
+        // (three of the seven codes are also the eFI's care requirement, as in real records).
         if care_home && !self.t.care_home.is_empty() {
             let h = crate::datafile::fnv1a64(&(i as u64 ^ 0xCA2E_4011).to_le_bytes());
             let day = (self.start - 1 - (h % 1095) as i32).max(birth + 60 * 365);
             let code = self.t.care_home[(h >> 32) as usize % self.t.care_home.len()];
-            push(c, day, code, None, None);
+            if death.is_none_or(|d| day <= d) {
+                push(c, day, code, None, None);
+            }
         }
 
         if last >= first {

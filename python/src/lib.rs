@@ -563,18 +563,15 @@ impl Scoring {
         )
     }
 
+    /// The default cards trained on synthetic data and not applied, the cohort not being
+    /// synthetic (as the binary's manifest's `withheld_risk_models`): `[(outcome, path, fnv1a64)]`.
+    fn withheld_risk_models(&self) -> Vec<(String, String, String)> {
+        applied(&self.withheld)
+    }
+
     /// The risk model cards applied: `[(outcome, path, fnv1a64)]`.
     fn risk_models(&self) -> Vec<(String, String, String)> {
-        self.models
-            .iter()
-            .map(|m| {
-                (
-                    m.file.outcome.to_string(),
-                    m.file.path.clone(),
-                    m.file.fnv1a64.clone(),
-                )
-            })
-            .collect()
+        applied(&self.models)
     }
 
     /// The run's figures for a manifest: patients, eligible, listed, listed_core20, deceased,
@@ -625,6 +622,20 @@ impl Scoring {
             .map(|f| (f.path.clone(), f.fnv1a64.clone()))
             .collect()
     }
+}
+
+/// Cards as `[(outcome, path, fnv1a64)]`.
+fn applied(models: &[RiskModel]) -> Vec<(String, String, String)> {
+    models
+        .iter()
+        .map(|m| {
+            (
+                m.file.outcome.to_string(),
+                m.file.path.clone(),
+                m.file.fnv1a64.clone(),
+            )
+        })
+        .collect()
 }
 
 /// Check, load and score a cohort handed as Arrow tables. `as_of` and `today` are

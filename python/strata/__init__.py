@@ -69,15 +69,20 @@ def synthetic_mark(path: Any) -> Optional[str]:
     import os  # noqa: PLC0415
     import pyarrow.parquet as pq  # noqa: PLC0415
 
+    import pyarrow.fs as pafs  # noqa: PLC0415
+
     try:
         path = os.fspath(path)
-        if os.path.isdir(path):
-            parts = sorted(f for f in os.listdir(path) if f.endswith(".parquet"))
+        # Local paths and URIs (s3://, abfss://, hdfs://, ...) alike, through pyarrow's file systems.
+        fs, inner = pafs.FileSystem.from_uri(path) if "://" in path else (pafs.LocalFileSystem(), path)
+        if fs.get_file_info(inner).type == pafs.FileType.Directory:
+            infos = fs.get_file_info(pafs.FileSelector(inner))
+            parts = sorted(i.path for i in infos if i.path.endswith(".parquet"))
             if not parts:
                 return None
-            path = os.path.join(path, parts[0])
-        meta = pq.ParquetFile(path).metadata.metadata or {}
-    except Exception:  # noqa: BLE001  (remote or unreadable: unmarked)
+            inner = parts[0]
+        meta = pq.read_metadata(inner, filesystem=fs).metadata or {}
+    except Exception:  # noqa: BLE001  (unreadable here: unmarked, and the defaults withheld)
         return None
     mark = meta.get(SYNTHETIC_KEY)
     return None if mark is None else mark.decode("utf-8", "replace")

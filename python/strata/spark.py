@@ -194,6 +194,7 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     meta["prescriptions"] = s.prescriptions()
     meta["models"] = s.models()
     meta["risk_models"] = s.risk_models()
+    meta["withheld_risk_models"] = s.withheld_risk_models()
     rows.append({"kind": "meta", "data": json.dumps(meta).encode()})
     return pa.Table.from_batches([_result_batch(rows)])
 
@@ -666,6 +667,10 @@ def score(
         "risk_models": [
             {"outcome": o, "path": p_, "fnv1a64": h}
             for o, p_, h in (metas[0]["risk_models"] if metas else [])
+        ],
+        "withheld_risk_models": [
+            {"outcome": o, "path": p_, "fnv1a64": h}
+            for o, p_, h in (metas[0].get("withheld_risk_models", []) if metas else [])
         ],
         "rules": {"min_age": min_age, "min_category": min_category, "rank_by": rank_by,
                   "list_risk_band": list_risk_band, "min_risk": min_risk, "top": top,

@@ -180,7 +180,9 @@ def test_awkward_practice_codes_make_legal_sheets(tmp_path):
     seen = set()
     for n in names:
         rows = list(book[n].iter_rows(values_only=True))
-        # The table ends at the blank row before the notes.
+        # The table starts at its header (under the synthetic models' line, when there is one)
+        # and ends at the blank row before any notes.
+        rows = rows[next(k for k, r in enumerate(rows) if "practice_code" in r):]
         rows = rows[: next((k for k, r in enumerate(rows) if all(v is None for v in r)), len(rows))]
         col = rows[0].index("practice_code")
         practices = {r[col] for r in rows[1:]}

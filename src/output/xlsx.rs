@@ -805,7 +805,7 @@ pub fn practice_sheets<'a>(
         .unwrap_or_default();
     let mut sheets = Vec::new();
     for (p, rows) in groups {
-        for chunk in rows.chunks(MAX_ROWS - 1) {
+        for chunk in rows.chunks(MAX_ROWS - 1 - banner.len()) {
             let name = sheet_name(p, taken);
             taken.push(name.clone());
             sheets.push(Sheet {

@@ -257,21 +257,73 @@ impl GbdtModel {
 
     /// The per-leaf tables of [`TreeExplainer`], owned (parallel over trees).
     pub fn shap_tables(&self) -> ShapTables {
-        let mut tables: Vec<TreeTable> = self.trees.par_iter().map(TreeTable::build).collect();
+        // Each tree's table size first, then which trees get tables, in tree order, within the
+        // model's budget: only those are built, so memory stays within it (deterministic).
+        let sizes: Vec<Option<usize>> = self.trees.par_iter().map(table_values).collect();
         let mut total = 0usize;
-        for t in &mut tables {
-            total += t.values.len();
-            if total > MAX_MODEL_TABLE_VALUES {
-                t.fallback = true;
-                t.values = Vec::new();
-            }
-        }
+        let build: Vec<bool> = sizes
+            .iter()
+            .map(|s| match s {
+                Some(v) if total + v <= MAX_MODEL_TABLE_VALUES => {
+                    total += v;
+                    true
+                }
+                _ => false,
+            })
+            .collect();
+        let tables: Vec<TreeTable> = self
+            .trees
+            .par_iter()
+            .zip(build)
+            .map(|(t, b)| {
+                if b {
+                    TreeTable::build(t)
+                } else {
+                    TreeTable::algorithm_2(t)
+                }
+            })
+            .collect();
         ShapTables {
             tables,
             expected_value: self.expected_value(),
             shape: (self.trees.len(), self.feature_names.len()),
         }
     }
+}
+
+/// Values a tree's tables would hold (`2^d x d` per leaf, `d` its path's distinct features),
+/// or `None` when a path has more than [`MAX_TABLE_PATH_FEATURES`] distinct features or the
+/// tree's tables would pass [`MAX_TABLE_VALUES`].
+fn table_values(tree: &Tree) -> Option<usize> {
+    fn walk(tree: &Tree, node: usize, feats: &mut Vec<u32>, total: &mut usize) -> bool {
+        match &tree.nodes[node] {
+            Node::Leaf(_) => {
+                let d = feats.len();
+                *total += d << d;
+                *total <= MAX_TABLE_VALUES
+            }
+            Node::Split(s) => {
+                let new = !feats.contains(&s.feature);
+                if new {
+                    if feats.len() >= MAX_TABLE_PATH_FEATURES {
+                        return false;
+                    }
+                    feats.push(s.feature);
+                }
+                let ok = walk(tree, s.left as usize, feats, total)
+                    && walk(tree, s.right as usize, feats, total);
+                if new {
+                    feats.pop();
+                }
+                ok
+            }
+        }
+    }
+    if tree.nodes.is_empty() {
+        return Some(0);
+    }
+    let mut total = 0;
+    walk(tree, 0, &mut Vec::new(), &mut total).then_some(total)
 }
 
 /// Largest number of distinct features on one root-to-leaf path for which a tree gets
@@ -331,6 +383,23 @@ struct FlatNode {
 }
 
 impl TreeTable {
+    /// A tree explained by Algorithm 2, without tables.
+    fn algorithm_2(tree: &Tree) -> Self {
+        let n = tree.nodes.len();
+        TreeTable {
+            bit: vec![0; n],
+            leaf_of_node: vec![u32::MAX; n],
+            leaf_d: Vec::new(),
+            leaf_off: Vec::new(),
+            feats: Vec::new(),
+            values: Vec::new(),
+            fallback: n > 0 && !matches!(tree.nodes[0], Node::Leaf(_)),
+            flat: Vec::new(),
+            split_nodes: Vec::new(),
+            leaf_nodes: Vec::new(),
+        }
+    }
+
     fn build(tree: &Tree) -> Self {
         let n = tree.nodes.len();
         let mut t = TreeTable {
@@ -640,10 +709,10 @@ impl ShapTables {
                 cols[j * n + r] = v;
             }
         }
-        // Trees in groups: a group's patterns are found (trees in parallel), then added to every
+        // Trees in groups of 16: a group's patterns are found (trees in parallel), then added to every
         // row (rows in parallel), then dropped, which bounds the memory whatever the number of
         // trees; each row still adds its trees in order, so the bits are the same.
-        const TREES: usize = 32;
+        const TREES: usize = 16;
         for (trees, tables) in model.trees.chunks(TREES).zip(self.tables.chunks(TREES)) {
             let patterns: Vec<Patterns> = trees
                 .par_iter()

@@ -201,14 +201,14 @@ fn shap_adds_up_and_fast_equals_algorithm_2() {
 #[test]
 fn shap_values_do_not_depend_on_the_batch() {
     let d = synth(3_000, 7, 11);
-    // More trees than one group of `explain_rows` (32).
+    // More trees than one group of `explain_rows` (16).
     let params = GbdtParams {
         n_trees: 40,
         ..small_gbdt()
     };
     let fit = fit_gbdt(&d, &params).unwrap();
     let m = &fit.model;
-    assert!(m.trees.len() > 32);
+    assert!(m.trees.len() > 16);
     let tables = m.shap_tables();
     let p = d.n_features();
     let mut xs = vec![0f32; d.n_rows() * p];
