@@ -323,7 +323,8 @@ pub fn protect(
     let rg = run_grid(tables, rule);
     let mut hidden = protect::protect(&fast.grid, &r)?;
     hidden.resize(rg.grid.values.len(), true);
-    if !audit(&rg.grid, &hidden)?.is_safe() {
+    // The same exposure the full audit would find, without every cell's interval.
+    if !audit::exposed(&rg.grid, &hidden)?.is_empty() {
         hidden = protect::protect(&rg.grid, &r)?;
     }
     Ok(tables
@@ -337,68 +338,6 @@ pub fn protect(
                         Cell::Suppressed
                     } else {
                         Cell::Count(round_to_multiple(v, rule.round_to))
-                    }
-                })
-                .collect()
-        })
-        .collect())
-}
-
-/// Protect `more` tables of a run whose other tables are already published as `fixed` says
-/// (their tables and published cells, e.g. by [`protect`]): the new tables' cells are hidden
-/// until the auditor, over every relation of all the tables, finds no hidden count of any
-/// table that can be worked out, and not one cell of the `fixed` tables changes. Zeros of the
-/// new tables may be hidden too (a PCN with nobody in a group would otherwise hand that group's
-/// equity counts to the other PCNs). That always succeeds when hiding all of the new tables'
-/// cells would tell an outsider nothing more about the fixed ones (true of the PCN profile: its
-/// rows add up to the summary and equity rows in the pattern of a transport table, which any
-/// margins fit). A hidden new cell that the fixed cells alone pin down (hiding other new cells
-/// cannot help) stays hidden. Returns the published cells of `more`.
-pub fn protect_beside(
-    fixed: &[(&CountedTable, &[Cell])],
-    more: &[&CountedTable],
-    rule: &Suppression,
-) -> Result<Vec<Vec<Cell>>, DisclosureError> {
-    let r = Rule {
-        max_suppressed: rule.max_suppressed,
-    };
-    let tables: Vec<&CountedTable> = fixed
-        .iter()
-        .map(|(t, _)| *t)
-        .chain(more.iter().copied())
-        .collect();
-    let fixed_mask = |rg: &RunGrid| {
-        let mut mask = vec![None; rg.grid.values.len()];
-        for ((_, cells), &base) in fixed.iter().zip(&rg.offsets) {
-            for (k, c) in cells.iter().enumerate() {
-                if let Some(m) = mask.get_mut(base + k) {
-                    *m = Some(*c == Cell::Suppressed);
-                }
-            }
-        }
-        mask
-    };
-    // As in `protect`: without the Core20 <= everyone bounds first, then audited with them.
-    let fast = run_grid_with(&tables, rule, false);
-    let rg = run_grid(&tables, rule);
-    let (mut hidden, accepted) = protect::protect_fixed(&fast.grid, &r, &fixed_mask(&fast))?;
-    hidden.resize(rg.grid.values.len(), true);
-    if audit::exposed(&rg.grid, &hidden)?
-        .iter()
-        .any(|c| !accepted.contains(c))
-    {
-        hidden = protect::protect_fixed(&rg.grid, &r, &fixed_mask(&rg))?.0;
-    }
-    Ok(more
-        .iter()
-        .zip(&rg.offsets[fixed.len()..])
-        .map(|(t, &base)| {
-            (0..t.cells.len())
-                .map(|k| {
-                    if hidden[base + k] {
-                        Cell::Suppressed
-                    } else {
-                        Cell::Count(round_to_multiple(t.cells[k], rule.round_to))
                     }
                 })
                 .collect()

@@ -402,13 +402,12 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         },
     );
     stages.next("protect");
-    let mut cells = disclosure::protect(&[&summary, &equity, &indicators], &opts.suppression)?;
-    // The profile after them, without hiding one more cell of theirs.
-    cells.extend(disclosure::protect_beside(
-        &[(&summary, &cells[0]), (&equity, &cells[1])],
-        &[&profile],
+    // Every published table in one pass: a profile count that sums of hidden summary cells pin
+    // is as much a disclosure as a summary cell, so no table is protected after the others.
+    let cells = disclosure::protect(
+        &[&summary, &equity, &indicators, &profile],
         &opts.suppression,
-    )?);
+    )?;
     let published = [
         PublishedTable {
             stem: "summary",

@@ -526,6 +526,39 @@ impl Scoring {
             .collect()
     }
 
+    /// The PCN profile's counts (unprotected), addable across partitions: `(rows, by_category,
+    /// min_category)`, rows `[(pcn_code, dimension, value, listed, not_listed, eligible)]`,
+    /// `by_category` whether the lists are exactly the eligible people of `min_category` or
+    /// worse. [`protect_run`] protects them with the other tables, as the binary does.
+    #[allow(clippy::type_complexity)]
+    fn profile_counts(&self) -> (Vec<(String, String, String, u64, u64, u64)>, bool, String) {
+        let s = &self.scored;
+        let listed = strata::lists::listed_mask(self.cohort.patients.len(), &self.ranked());
+        let p = tables::profile(
+            &self.cohort,
+            &s.scores,
+            &s.status,
+            &s.ages,
+            &listed,
+            self.rules.min_category,
+        );
+        let rows = p
+            .rows
+            .iter()
+            .map(|((pcn, g), c)| {
+                (
+                    pcn.clone(),
+                    g.dimension().to_string(),
+                    g.value(),
+                    c[0],
+                    c[1],
+                    c[2],
+                )
+            })
+            .collect();
+        (rows, p.by_category, p.min_category.name().to_string())
+    }
+
     /// Rejected rows: `[(file, row, column, reason)]`, rows 1-based in the tables given.
     fn rejects(&self) -> Vec<(String, u64, String, String)> {
         self.cohort
@@ -1128,18 +1161,22 @@ fn table_counts(rows: Vec<CountRow>) -> Result<(Counts, Counts), Failure> {
 /// indicators from theirs ([`Scoring::indicator_counts`]), each added up over partitions.
 /// Returns the bytes of the binary's `summary.csv`, `equity.csv` and `indicators.csv`.
 #[pyfunction]
-#[pyo3(signature = (rows, indicator_rows, publication=false))]
+#[pyo3(signature = (rows, indicator_rows, publication=false, profile=None))]
+#[allow(clippy::type_complexity)]
 fn protect_run<'py>(
     py: Python<'py>,
     rows: Vec<CountRow>,
     indicator_rows: Vec<(String, Vec<u64>)>,
     publication: bool,
+    profile: Option<ProfileArg>,
 ) -> PyResult<(
+    Bound<'py, PyBytes>,
     Bound<'py, PyBytes>,
     Bound<'py, PyBytes>,
     Bound<'py, PyBytes>,
 )> {
     let (summary, equity) = table_counts(rows)?;
+    let profile = profile_counts(profile)?;
     let mut ind = IndicatorCounts::default();
     for (pcn, v) in indicator_rows {
         let v: [u64; indicators::WIDTH] = v.try_into().map_err(|v: Vec<u64>| {
@@ -1158,10 +1195,16 @@ fn protect_run<'py>(
     } else {
         Suppression::default()
     };
-    let (s, e, i) = py
-        .detach(move || -> Result<[Vec<u8>; 3], Failure> {
-            let (st, et, it) = (summary.table(), equity.table(), ind.table());
-            let cells = disclosure::protect(&[&st, &et, &it], &suppression)?;
+    let (s, e, i, p) = py
+        .detach(move || -> Result<[Vec<u8>; 4], Failure> {
+            let (st, et, it, pt) = (
+                summary.table(),
+                equity.table(),
+                ind.table(),
+                profile.table(),
+            );
+            // Every table in one pass, as the binary does.
+            let cells = disclosure::protect(&[&st, &et, &it, &pt], &suppression)?;
             let csv = |stem: &str, table, cells: &Vec<_>| -> Result<Vec<u8>, Failure> {
                 let mut df = output::table_frame(&PublishedTable { stem, table, cells })?;
                 encode(&output::csv::Csv::PLAIN, &mut df)
@@ -1171,14 +1214,49 @@ fn protect_run<'py>(
                 csv("summary", &st, &cells[0])?,
                 csv("equity", &et, &cells[1])?,
                 encode(&output::csv::Csv::PLAIN, &mut df)?,
+                csv("pcn_profile", &pt, &cells[3])?,
             ])
         })
-        .map(|[s, e, i]| (s, e, i))?;
+        .map(|[s, e, i, p]| (s, e, i, p))?;
     Ok((
         PyBytes::new(py, &s),
         PyBytes::new(py, &e),
         PyBytes::new(py, &i),
+        PyBytes::new(py, &p),
     ))
+}
+
+/// The PCN profile's counts as [`Scoring::profile_counts`] gives them, added up over
+/// partitions: `(rows, by_category, min_category)`.
+type ProfileArg = (Vec<(String, String, String, u64, u64, u64)>, bool, String);
+
+/// The profile counts of a run from their parts (an empty profile when none is given).
+fn profile_counts(arg: Option<ProfileArg>) -> Result<tables::ProfileCounts, Failure> {
+    let (rows, by_category, min_category) =
+        arg.unwrap_or_else(|| (Vec::new(), true, "mild".to_string()));
+    let min_category = EfiCategory::parse(&min_category).ok_or_else(|| {
+        Failure::Argument(format!(
+            "profile: '{min_category}' is not fit, mild, moderate or severe"
+        ))
+    })?;
+    let mut counts = tables::ProfileCounts {
+        rows: Default::default(),
+        by_category,
+        min_category,
+    };
+    for (pcn, dimension, value, listed, not_listed, eligible) in rows {
+        let g = tables::ProfileGroup::parse(&dimension, &value).ok_or_else(|| {
+            Failure::Argument(format!(
+                "profile: '{dimension}={value}' names no profile group"
+            ))
+        })?;
+        // Rows with the same labels (from different partitions) add up.
+        let c = counts.rows.entry((pcn, g)).or_default();
+        for (x, v) in c.iter_mut().zip([listed, not_listed, eligible]) {
+            *x += v;
+        }
+    }
+    Ok(counts)
 }
 
 /// A frame from imported record batches (buffers shared): each column is the batches' arrays

@@ -1,5 +1,5 @@
 """strata's nightly job as a PySpark job: the same lists, ``summary.csv``, ``equity.csv``,
-``indicators.csv`` and ``scores.parquet`` as ``strata score``, computed where the data are (Databricks, Foundry, plain
+``indicators.csv``, ``pcn_profile.csv`` and ``scores.parquet`` as ``strata score``, computed where the data are (Databricks, Foundry, plain
 ``spark-submit``).
 
     python -m strata.spark score --cohort DIR --as-of DATE --out DIR [--master local[2]]
@@ -19,8 +19,8 @@ How it runs:
    aggregate tables' counts.
 3. The counts are added up in Spark and protected once on the driver by strata's disclosure
    control; the rejected-row limit is applied to whole files; the driver writes the lists,
-   ``scores.parquet`` (in pseudonym order), ``summary.csv``, ``equity.csv``, ``indicators.csv``
-   (the three tables protected together), ``rejects.csv`` and
+   ``scores.parquet`` (in pseudonym order), ``summary.csv``, ``equity.csv``, ``indicators.csv``,
+   ``pcn_profile.csv`` (the four tables protected together, as the binary does), ``rejects.csv`` and
    ``manifest.json`` with strata's own writers, into a new folder that replaces ``--out`` only
    when everything succeeded.
 
@@ -77,6 +77,7 @@ UNKNOWN_PATIENT = "patient_id not in patients.parquet"
 #   kind "scores": data = Arrow IPC stream of the task's patients' scores
 #   kind "count":  key = table (summary, equity), section, a, b, c0..c4 = the counts
 #   kind "indicator": key = PCN code, c0..c21 = its population-health indicator counts
+#   kind "profile": key = PCN code, b = dimension, a = value, c0..c2 = listed, not listed, eligible
 #   kind "meta":   data = JSON: rejects (rows in the files), files, figures, warnings, errors
 # Counts per indicator row (strata.indicators' quantities: the headline counts, then the people
 # and falls admissions of the six age bands of the standardised falls rate).
@@ -185,6 +186,10 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
         )
     for pcn, c in s.indicator_counts():
         rows.append({"kind": "indicator", "key": pcn, **{f"c{i}": v for i, v in enumerate(c)}})
+    profile_rows, by_category, _ = s.profile_counts()
+    for pcn, dimension, value, listed, not_listed, eligible in profile_rows:
+        rows.append({"kind": "profile", "key": pcn, "b": dimension, "a": value,
+                     "c0": listed, "c1": not_listed, "c2": eligible})
     meta["rejects"] = [
         (f, file_rows[f][r - 1] if f in file_rows else r, col, why) for f, r, col, why in s.rejects()
     ]
@@ -195,6 +200,7 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     meta["models"] = s.models()
     meta["risk_models"] = s.risk_models()
     meta["withheld_risk_models"] = s.withheld_risk_models()
+    meta["profile_by_category"] = by_category
     rows.append({"kind": "meta", "data": json.dumps(meta).encode()})
     return pa.Table.from_batches([_result_batch(rows)])
 
@@ -539,8 +545,14 @@ def score(
         .agg(*[F.sum(f"c{i}").alias(f"c{i}") for i in range(INDICATOR_WIDTH)])
         .collect()
     )
+    profile_counts = (
+        result.where(F.col("kind") == "profile")
+        .groupBy("key", "b", "a")
+        .agg(*[F.sum(f"c{i}").alias(f"c{i}") for i in range(3)])
+        .collect()
+    )
     items = (
-        result.where(~F.col("kind").isin("count", "indicator"))
+        result.where(~F.col("kind").isin("count", "indicator", "profile"))
         .select("kind", "key", "data", "data2")
         .collect()
     )
@@ -578,10 +590,16 @@ def score(
         raise SparkJobError("\n".join(too_many))
 
     # 5. Protect the tables once, and write everything.
-    summary_csv, equity_csv, indicators_csv = strata.protect_run(
+    # Every table in one pass, the PCN profile included, as the binary protects them.
+    summary_csv, equity_csv, indicators_csv, profile_csv = strata.protect_run(
         [(r["key"], r["section"], r["a"], r["b"], *[r[f"c{i}"] for i in range(5)]) for r in counts],
         [(r["key"], [r[f"c{i}"] for i in range(INDICATOR_WIDTH)]) for r in indicator_counts],
         publication=publication,
+        profile=(
+            [(r["key"], r["b"], r["a"], r["c0"], r["c1"], r["c2"]) for r in profile_counts],
+            all(m.get("profile_by_category", True) for m in metas),
+            min_category,
+        ),
     )
     lap("protect")
     lists = sorted((r["key"], bytes(r["data"]), bytes(r["data2"])) for r in items if r["kind"] == "list")
@@ -623,6 +641,7 @@ def score(
         write("scores.parquet", strata.encode_table(scores, "parquet"), scores.num_rows)
     write("summary.csv", summary_csv, summary_csv.count(b"\n") - 1)
     write("equity.csv", equity_csv, equity_csv.count(b"\n") - 1)
+    write("pcn_profile.csv", profile_csv, profile_csv.count(b"\n") - 1)
     write("indicators.csv", indicators_csv, indicators_csv.count(b"\n") - 1)
     if rejects:
         t = pa.table(

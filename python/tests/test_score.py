@@ -125,10 +125,13 @@ def test_aggregate_tables_protected_from_counts_equal_the_binarys(binary_out):
     assert summary == (binary_out / "summary.csv").read_bytes()
     assert equity == (binary_out / "equity.csv").read_bytes()
     # All three tables of a run, protected together as the binary does.
-    summary, equity, indicators = strata.protect_run(s.counts(), s.indicator_counts())
+    summary, equity, indicators, profile = strata.protect_run(
+        s.counts(), s.indicator_counts(), profile=s.profile_counts()
+    )
     assert summary == (binary_out / "summary.csv").read_bytes()
     assert equity == (binary_out / "equity.csv").read_bytes()
     assert indicators == (binary_out / "indicators.csv").read_bytes()
+    assert profile == (binary_out / "pcn_profile.csv").read_bytes()
 
 
 def test_a_missing_column_is_refused_with_the_binarys_message():

@@ -53,7 +53,7 @@ def engines(spark) -> list[str]:
 
 # The care coordinator's documents (each PCN's workbook and HTML page, and the PCN profile they
 # show) are written by the binary only: the Spark job does not make them yet.
-BINARY_ONLY = ("pcn_profile.csv",)
+BINARY_ONLY: tuple[str, ...] = ()
 BINARY_ONLY_SUFFIXES = (".xlsx", ".html")
 
 

@@ -108,74 +108,17 @@ enum Complement {
     Cheapest,
 }
 
-/// Protect the cells of `grid` whose state `fixed` leaves open (`None`), with the others kept
-/// as `fixed` says (`Some(true)`: hidden, `Some(false)`: published; a count printed in several
-/// places takes the state of any fixed copy): what adding tables to a run whose tables are
-/// already protected needs, without hiding more of those. Unlike [`protect`], an open zero may
-/// be hidden as a complement (see `protection_fix`). Returns the hidden mask and the hidden
-/// cells that the fixed cells alone pin down (no choice of the open cells can protect them; they
-/// are left hidden and not counted as exposed).
-pub fn protect_fixed(
-    grid: &Grid,
-    rule: &Rule,
-    fixed: &[Option<bool>],
-) -> Result<(Vec<bool>, Vec<usize>), DisclosureError> {
-    let mut accepted = Vec::new();
-    let hidden = run_with(
-        grid,
-        rule,
-        &Options::default(),
-        Complement::ProtectionLp,
-        Some(fixed),
-        &mut accepted,
-    )?;
-    Ok((hidden, accepted))
-}
-
 fn run(
     grid: &Grid,
     rule: &Rule,
     opts: &Options,
     how: Complement,
 ) -> Result<Vec<bool>, DisclosureError> {
-    run_with(grid, rule, opts, how, None, &mut Vec::new())
-}
-
-fn run_with(
-    grid: &Grid,
-    rule: &Rule,
-    opts: &Options,
-    how: Complement,
-    fixed: Option<&[Option<bool>]>,
-    accepted: &mut Vec<usize>,
-) -> Result<Vec<bool>, DisclosureError> {
     let model = Model::new(grid)?;
-    let mut primary = primary_mask(grid, rule);
+    let primary = primary_mask(grid, rule);
     let mut hidden = primary.clone();
-    // Frozen cells keep their state: a fixed cell and its twins.
-    let mut frozen = vec![false; grid.values.len()];
-    if let Some(fixed) = fixed {
-        if fixed.len() != grid.values.len() {
-            return Err(DisclosureError::MaskLength {
-                expected: grid.values.len(),
-                found: fixed.len(),
-            });
-        }
-        for group in &model.groups {
-            let state = group
-                .iter()
-                .filter_map(|&c| fixed.get(c).copied().flatten());
-            let Some(h) = state.reduce(|a, b| a || b) else {
-                continue;
-            };
-            for &c in group {
-                frozen[c] = true;
-                hidden[c] = h;
-                // A fixed hidden cell is never published again by the pruning.
-                primary[c] = h;
-            }
-        }
-    }
+    // Every table of a run is protected in one pass: no cell's state is fixed beforehand.
+    let frozen = vec![false; grid.values.len()];
     if opts.prepass {
         prepass(&model, &mut hidden, &frozen);
     }
@@ -185,7 +128,7 @@ fn run_with(
         let mut exposed = None;
         for comp in &comps {
             let e = cached_exposed(&model, &hidden, comp, &mut cache)?;
-            if let Some(&e) = e.iter().find(|c| !accepted.contains(c)) {
+            if let Some(&e) = e.first() {
                 exposed = Some((e, comp));
                 break;
             }
@@ -194,16 +137,9 @@ fn run_with(
             break;
         };
         let mut pick = match how {
-            Complement::ProtectionLp => {
-                protection_fix(&model, &hidden, &frozen, fixed.is_some(), target)?
-            }
+            Complement::ProtectionLp => protection_fix(&model, &hidden, &frozen, false, target)?,
             Complement::Cheapest => Vec::new(),
         };
-        if pick.is_empty() && fixed.is_some() {
-            // The fixed cells alone pin it: hiding open cells cannot help.
-            accepted.push(target);
-            continue;
-        }
         if pick.is_empty() {
             pick = cheapest_near(&model, &hidden, &frozen, comp);
         }
@@ -220,7 +156,7 @@ fn run_with(
         }
     }
     if opts.prune {
-        prune(&model, &primary, &mut hidden, &mut cache, accepted)?;
+        prune(&model, &primary, &mut hidden, &mut cache)?;
     }
     Ok(hidden)
 }
@@ -446,7 +382,6 @@ fn prune(
     primary: &[bool],
     hidden: &mut [bool],
     cache: &mut HashMap<Vec<usize>, Vec<usize>>,
-    accepted: &[usize],
 ) -> Result<(), DisclosureError> {
     let mut groups: Vec<usize> = (0..hidden.len())
         .filter(|&c| hidden[c] && !primary[c])
@@ -475,9 +410,7 @@ fn prune(
         let pinned = cells.iter().flat_map(|&c| &model.cell_rels[c]).any(|&r| {
             let mut lone = model.rels[r].iter().filter(|&&(d, _)| hidden[d]);
             match (lone.next(), lone.next()) {
-                (Some(&(d, _)), None) => {
-                    !model.free[d] && model.values[d] != 0 && !accepted.contains(&d)
-                }
+                (Some(&(d, _)), None) => !model.free[d] && model.values[d] != 0,
                 _ => false,
             }
         });
@@ -491,7 +424,7 @@ fn prune(
                         let comp = model.component(hidden, d);
                         seen.extend(comp.iter().copied());
                         let exposed = cached_exposed(model, hidden, &comp, cache)?;
-                        if exposed.iter().any(|c| !accepted.contains(c)) {
+                        if !exposed.is_empty() {
                             safe = false;
                             break 'check;
                         }

@@ -88,6 +88,26 @@ impl ProfileGroup {
         }
     }
 
+    /// The group of a dimension ([`ProfileGroup::dimension`]) and value ([`ProfileGroup::value`]),
+    /// as another engine hands them over: `None` when they name no group.
+    pub fn parse(dimension: &str, value: &str) -> Option<ProfileGroup> {
+        Some(match dimension {
+            "all" => ProfileGroup::All,
+            "practice" => ProfileGroup::Practice(value.to_string()),
+            "age_band" => ProfileGroup::Age(match value {
+                "85+" => 85,
+                "0-4" => -5,
+                v => v.split('-').next()?.parse().ok()?,
+            }),
+            "sex" => ProfileGroup::Sex(value.to_string()),
+            "imd_quintile" => ProfileGroup::Imd(match value {
+                "unknown" => 6,
+                v => v.parse().ok()?,
+            }),
+            _ => return None,
+        })
+    }
+
     /// The `group` label of `pcn_profile.csv`: `all`, or `dimension=value` (`age_band=75-84`).
     pub fn label(&self) -> String {
         match self {
@@ -413,6 +433,28 @@ impl ProfileCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_round_trip_through_dimension_and_value() {
+        for g in [
+            ProfileGroup::All,
+            ProfileGroup::Practice("P81001".into()),
+            ProfileGroup::Age(-5),
+            ProfileGroup::Age(5),
+            ProfileGroup::Age(75),
+            ProfileGroup::Age(85),
+            ProfileGroup::Sex("U".into()),
+            ProfileGroup::Imd(1),
+            ProfileGroup::Imd(6),
+        ] {
+            assert_eq!(
+                ProfileGroup::parse(g.dimension(), &g.value()),
+                Some(g.clone())
+            );
+        }
+        assert_eq!(ProfileGroup::parse("age_band", "x"), None);
+        assert_eq!(ProfileGroup::parse("ward", "1"), None);
+    }
 
     #[test]
     fn ten_year_bands_from_65_and_their_five_year_parts() {

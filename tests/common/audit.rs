@@ -9,9 +9,8 @@
 //! lists are exactly an eFI category or worse, listed counts are sums of category counts), and
 //! bounds every suppressed cell, and every small difference "everyone minus Core20", from below
 //! and above by linear programming (microlp). Rounded tables (`--publication`) are read as
-//! intervals: a published `v` is anything that rounds to it. A hidden profile cell that the
-//! summary and equity tables pin on their own (a sum of their hidden cells, e.g. a PCN's Core20
-//! people mild or worse) is reported apart, as theirs, not the profile's.
+//! intervals: a published `v` is anything that rounds to it. A hidden cell pinned is a finding
+//! whichever tables pin it (a profile count that sums of hidden summary cells pin included).
 //!
 //! It is written apart from `strata::disclosure` on purpose: it shares no code with what it
 //! checks.
@@ -28,9 +27,6 @@ pub struct Findings {
     pub pinned: Vec<(String, String, String, i64)>,
     /// Suppressed cells audited.
     pub suppressed: usize,
-    /// Suppressed profile cells pinned by the summary and equity tables alone (sums of their
-    /// hidden cells; not a disclosure by the profile): (file, row labels, column, value).
-    pub sums_of_hidden: Vec<(String, String, String, i64)>,
 }
 
 struct Sheet {
@@ -362,35 +358,22 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
     let solve_with = |bounds: &[(f64, f64)], objective: &[(usize, f64)], maximize: bool| {
         lp_optimum(bounds, &eqs, &geqs, objective, maximize, "published tables")
     };
-    let pinned_with = |bounds: &[(f64, f64)], objective: &[(usize, f64)]| -> Option<i64> {
-        let lo = solve_with(bounds, objective, false).unwrap_or(0.0);
-        let hi = solve_with(bounds, objective, true)?;
+    let pinned = |objective: &[(usize, f64)]| -> Option<i64> {
+        let lo = solve_with(&bounds, objective, false).unwrap_or(0.0);
+        let hi = solve_with(&bounds, objective, true)?;
         let (lo, hi) = ((lo - 1e-6).ceil(), (hi + 1e-6).floor());
         (lo >= hi).then_some(lo as i64)
     };
-    let pinned = |objective: &[(usize, f64)]| pinned_with(&bounds, objective);
-    // The summary and equity tables alone, every profile cell unknown.
-    let mut without_profile = bounds.clone();
-    for b in &mut without_profile[base[2]..audited] {
-        *b = (0.0, f64::INFINITY);
-    }
     let mut f = Findings::default();
     for (i, b) in bounds.iter().enumerate().take(audited) {
         if b.1 != f64::INFINITY {
             continue;
         }
         f.suppressed += 1;
+        // A cell pinned is a disclosure whichever tables pin it: no table is excused.
         if let Some(v) = pinned(&[(i, 1.0)]).filter(|&v| v != 0) {
             let (file, row, col) = names[i].clone();
-            // A profile cell that is a sum of summary cells (a PCN's listed people when the
-            // lists are an eFI category or worse) and that the summary and equity tables alone
-            // pin is not the profile's disclosure: it is a sum of their hidden cells, which
-            // their cell-by-cell protection does not cover.
-            if i >= base[2] && pinned_with(&without_profile, &[(i, 1.0)]) == Some(v) {
-                f.sums_of_hidden.push((file, row, col, v));
-            } else {
-                f.pinned.push((file, row, col, v));
-            }
+            f.pinned.push((file, row, col, v));
         }
     }
     // A small difference "everyone minus Core20" is itself a count that must not be pinned.
