@@ -387,6 +387,33 @@ fn a_profile_count_that_hidden_summary_cells_add_up_to_is_protected() {
     assert!(profile.contains("U10111,imd_quintile=1,"), "{profile}");
 }
 
+/// A `[c]` is never 0 (zeros are always shown), and an outsider who knows it could pin cells that
+/// a bound of 0 leaves open: on this cohort the least deprived quintile's moderate and severe
+/// counts were both hidden and added up to 2, so both were 1. Protection now knows what the
+/// outsider knows (`score_into` runs the outside auditor, which bounds every `[c]` by 1).
+#[test]
+fn hidden_counts_known_to_be_at_least_one_are_protected() {
+    for (seed, pcns) in [("11", "3"), ("2", "3"), ("5", "4")] {
+        let d = tempfile::tempdir().unwrap();
+        let c = d.path().join("c");
+        let o = strata(&[
+            "synth",
+            "--patients",
+            "1500",
+            "--seed",
+            seed,
+            "--pcns",
+            pcns,
+            "--out",
+            c.to_str().unwrap(),
+            "-q",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let o = score_into(&c, &d.path().join("o"), &["-q"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+}
+
 /// Score `cohort` into `out` through the library (no risk models, no programmes), with `rules`
 /// and `suppression`.
 fn score_in_process(

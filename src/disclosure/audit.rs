@@ -131,6 +131,12 @@ pub(crate) fn run_lp(p: &Problem, vars: &[Variable]) -> Result<Vec<f64>, microlp
     .unwrap_or_else(|_| Err(microlp::Error::InternalError("LP solver panicked".into())))
 }
 
+/// The least value an outsider knows a hidden cell of true value `v` has: 1, since strata never
+/// hides a zero (a `[c]` is 1 or more, and README says so), or 0 for a zero (a derived cell).
+pub(crate) fn lower_bound(v: u64) -> f64 {
+    v.min(1) as f64
+}
+
 /// Could the attacker's interval for a cell of true value `v` hold two integers, given a feasible
 /// point where the cell is `x`? (Same thresholds as the inward rounding in [`CellInterval`].)
 fn settles(x: f64, v: u64) -> bool {
@@ -143,6 +149,10 @@ pub(crate) struct ComponentLp<'m> {
     values: &'m [u64],
     /// Per variable: its cell is free.
     free: Vec<bool>,
+    /// Per variable: the least value an outsider knows it has. strata never hides a zero, so a
+    /// hidden count (printed `[c]`) is at least 1; 0 for a hidden cell whose value is 0 (a
+    /// derived count that is never printed).
+    lower: Vec<f64>,
     /// Global cell of each variable, ascending.
     cells: Vec<usize>,
     /// Rows `sum(coeff * x) == rhs`, over variable indices.
@@ -179,6 +189,7 @@ impl<'m> ComponentLp<'m> {
         ComponentLp {
             values: model.values,
             free: comp.iter().map(|&c| model.free[c]).collect(),
+            lower: comp.iter().map(|&c| lower_bound(model.values[c])).collect(),
             cells: comp.to_vec(),
             rows,
         }
@@ -194,7 +205,12 @@ impl<'m> ComponentLp<'m> {
         };
         let mut p = Problem::new(dir);
         let vars: Vec<_> = (0..self.cells.len())
-            .map(|k| p.add_var(if k == target { 1.0 } else { 0.0 }, (0.0, f64::INFINITY)))
+            .map(|k| {
+                p.add_var(
+                    if k == target { 1.0 } else { 0.0 },
+                    (self.lower[k], f64::INFINITY),
+                )
+            })
             .collect();
         for (lhs, rhs) in &self.rows {
             p.add_constraint(
@@ -270,10 +286,10 @@ impl<'m> ComponentLp<'m> {
         for j in 0..n {
             let value = self.values[self.cells[j]];
             let (lp_lo, lp_hi) = if self.rows.is_empty() {
-                (0.0, f64::INFINITY)
+                (self.lower[j], f64::INFINITY)
             } else {
-                let lp_lo = if lowest[j] <= 1e-9 {
-                    0.0
+                let lp_lo = if lowest[j] <= self.lower[j] + 1e-9 {
+                    self.lower[j]
                 } else {
                     let x = self
                         .solve(j, false)?

@@ -137,7 +137,7 @@ fn run(
             break;
         };
         let mut pick = match how {
-            Complement::ProtectionLp => protection_fix(&model, &hidden, &frozen, false, target)?,
+            Complement::ProtectionLp => protection_fix(&model, &hidden, &frozen, target)?,
             Complement::Cheapest => Vec::new(),
         };
         if pick.is_empty() {
@@ -255,29 +255,23 @@ fn cost(model: &Model, c: usize) -> f64 {
 /// The cheapest set of visible cells whose hiding lets exposed cell `target` move by one, found
 /// by the protection LP (the attacker subproblem of Fischetti & Salazar's model, behind
 /// tau-Argus' optimal and modular methods): a change `y` of the whole grid with
-/// `y[target] = +1` or `-1` that keeps every relation, keeps every cell non-negative
-/// (`y >= -value`) and leaves published zeros alone, minimising the cost-weighted change of
+/// `y[target] = +1` or `-1` that keeps every relation, keeps every hidden cell at 1 or more (what an
+/// outsider knows of a `[c]`; 0 for a zero) and leaves published zeros alone, minimising the cost-weighted change of
 /// published cells. The published cells it changes are the complement: once they are hidden,
 /// `values + y` is a table the attacker cannot rule out, so the target's interval holds two
 /// integers. Cells tied by an equality move together, so twins are hidden together. The upward
 /// LP is always feasible (scale every non-zero cell up), so the result is empty only through
 /// numerical trouble.
-///
-/// With frozen cells (`zeros`), published zeros may be hidden too: a zero in a new table can
-/// tell, through the frozen tables' published counts, what the frozen tables hide (a PCN with
-/// nobody in a quintile hands the whole quintile of the equity table to the other PCN), so the
-/// argument that zeros are never needed no longer holds there.
 fn protection_fix(
     model: &Model,
     hidden: &[bool],
     frozen: &[bool],
-    zeros: bool,
     target: usize,
 ) -> Result<Vec<usize>, DisclosureError> {
     let values = model.values;
     let n = values.len();
-    // Frozen published cells stay as they are; so do published zeros, unless `zeros`.
-    let movable = |c: usize| hidden[c] || (!frozen[c] && (values[c] > 0 || zeros));
+    // Frozen published cells stay as they are; so do published zeros (never hidden).
+    let movable = |c: usize| hidden[c] || (!frozen[c] && values[c] > 0);
     // Cells that a change of the target can reach through relations.
     let mut local = vec![usize::MAX; n];
     let mut region = vec![target];
@@ -303,6 +297,10 @@ fn protection_fix(
     rel_ids.dedup();
     let mut best: Option<(f64, Vec<usize>)> = None;
     for dir in [1.0, -1.0] {
+        // A hidden count is known to be at least 1: one of 1 can only move up.
+        if values[target] as f64 + dir < super::audit::lower_bound(values[target]) {
+            continue;
+        }
         let mut p = Problem::new(OptimizationDirection::Minimize);
         // Per region cell: (up, down) variables; a hidden cell's change is free of cost.
         let mut cols = Vec::with_capacity(region.len());
@@ -313,12 +311,15 @@ fn protection_fix(
                 let fixed = p.add_var(0.0, (dir, dir));
                 (fixed, None)
             } else if hidden[c] {
-                (p.add_var(0.0, (-v, f64::INFINITY)), None)
+                // No lower than an outsider knows it is (1, or 0 for a zero).
+                let lower = super::audit::lower_bound(values[c]);
+                (p.add_var(0.0, (lower - v, f64::INFINITY)), None)
             } else {
+                // Once hidden it too is known to be at least 1.
                 let w = cost(model, c);
                 (
                     p.add_var(w, (0.0, f64::INFINITY)),
-                    Some(p.add_var(w, (0.0, v))),
+                    Some(p.add_var(w, (0.0, v - super::audit::lower_bound(values[c])))),
                 )
             };
             all.push(up);

@@ -9,7 +9,8 @@
 //! lists are exactly an eFI category or worse, listed counts are sums of category counts), and
 //! bounds every suppressed cell, and every small difference "everyone minus Core20", from below
 //! and above by linear programming (microlp). Rounded tables (`--publication`) are read as
-//! intervals: a published `v` is anything that rounds to it. A hidden cell pinned is a finding
+//! intervals: a published `v` is anything that rounds to it; a `[c]` is 1 or more, since zeros
+//! are always shown (README). A hidden cell pinned is a finding
 //! whichever tables pin it (a profile count that sums of hidden summary cells pin included).
 //!
 //! It is written apart from `strata::disclosure` on purpose: it shares no code with what it
@@ -153,7 +154,8 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
         for (r, row) in sheet.cells.iter().enumerate() {
             for (k, c) in row.iter().enumerate() {
                 bounds.push(match c {
-                    None => (0.0, f64::INFINITY),
+                    // strata never hides a zero (README): a `[c]` is 1 or more.
+                    None => (1.0, f64::INFINITY),
                     Some(v) if round_to <= 1 => (*v as f64, *v as f64),
                     Some(v) => (
                         ((v - (round_to - 1) / 2).max(0)) as f64,
@@ -638,7 +640,7 @@ pub fn audit_indicators(out: &Path, round_to: i64) -> Findings {
     let var = |a: usize, q: usize| a * NQ + q;
     let bounds: Vec<(f64, f64)> = (0..areas.len() * NQ)
         .map(|i| match value(i / NQ, i % NQ) {
-            None => (0.0, f64::INFINITY),
+            None => (1.0, f64::INFINITY),
             Some(v) if round_to <= 1 => (v as f64, v as f64),
             Some(v) => (
                 ((v - (round_to - 1) / 2).max(0)) as f64,
