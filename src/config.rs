@@ -76,8 +76,20 @@ pub struct ScoreConfig {
     /// Input checks.
     #[serde(default)]
     pub input: InputConfig,
+    /// Disclosure control of the aggregate tables (`[disclosure]`).
+    #[serde(default)]
+    pub disclosure: DisclosureConfig,
     /// Named programme lists (`[[programme]]` tables; `--programmes FILE` replaces them).
     pub programme: Option<Vec<crate::programmes::ProgrammeConfig>>,
+}
+
+/// The `[disclosure]` table of `strata.toml`.
+#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisclosureConfig {
+    /// The narrowest interval an outsider may prove for a hidden count (`--min-interval`;
+    /// default 0: exact recovery refused).
+    pub min_interval: Option<u64>,
 }
 
 /// A programmes file (`--programmes FILE`): `[[programme]]` tables only, as in `strata.toml`.

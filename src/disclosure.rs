@@ -38,6 +38,10 @@ pub struct Suppression {
     /// Round every other count to the nearest multiple of this (5 for publication, as HES and
     /// OpenSAFELY do); 1 leaves counts as they are.
     pub round_to: u64,
+    /// The narrowest interval an outsider may prove for any hidden count (`[disclosure]
+    /// min_interval`): 0 (the default) refuses exact recovery only, as the guidance asks; `w > 0`
+    /// hides cells until every hidden count's provable interval is at least `w` wide.
+    pub min_interval: u64,
 }
 
 impl Default for Suppression {
@@ -45,6 +49,7 @@ impl Default for Suppression {
         Suppression {
             max_suppressed: 7,
             round_to: 1,
+            min_interval: 0,
         }
     }
 }
@@ -53,8 +58,16 @@ impl Suppression {
     /// Suppression plus rounding to 5, for tables meant for publication.
     pub fn publication() -> Self {
         Suppression {
-            max_suppressed: 7,
             round_to: 5,
+            ..Suppression::default()
+        }
+    }
+
+    /// These rules with a minimum protection interval.
+    pub fn with_min_interval(self, min_interval: u64) -> Self {
+        Suppression {
+            min_interval,
+            ..self
         }
     }
 }
@@ -194,6 +207,7 @@ pub fn run_grid(tables: &[&CountedTable], rule: &Suppression) -> RunGrid {
 
 fn run_grid_with(tables: &[&CountedTable], rule: &Suppression, bounds: bool) -> RunGrid {
     let mut grid = Grid::new();
+    grid.min_interval = rule.min_interval;
     let mut offsets = Vec::with_capacity(tables.len());
     // (columns, population, column) -> first global cell counting it.
     let mut first: HashMap<(&[&str], &str, usize), usize> = HashMap::new();

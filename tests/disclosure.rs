@@ -414,6 +414,75 @@ fn hidden_counts_known_to_be_at_least_one_are_protected() {
     }
 }
 
+/// `--min-interval w` (`[disclosure] min_interval` in strata.toml) hides cells until every
+/// hidden count's provable interval is at least `w` wide: the outside auditor reads `w` from the
+/// manifest and checks every interval (`score_into`), and the same runs without it have narrower
+/// intervals.
+#[test]
+fn a_minimum_protection_interval_widens_every_hidden_count() {
+    let d = tempfile::tempdir().unwrap();
+    let c = d.path().join("c");
+    let o = strata(&[
+        "synth",
+        "--patients",
+        "1500",
+        "--seed",
+        "11",
+        "--pcns",
+        "3",
+        "--out",
+        c.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let hidden = |out: &std::path::Path| -> usize {
+        [
+            "summary.csv",
+            "equity.csv",
+            "indicators.csv",
+            "pcn_profile.csv",
+        ]
+        .iter()
+        .map(|f| {
+            std::fs::read_to_string(out.join(f))
+                .unwrap()
+                .matches("[c]")
+                .count()
+        })
+        .sum()
+    };
+    let plain = d.path().join("plain");
+    assert!(score_into(&c, &plain, &["-q"]).status.success());
+    let f = audit_folder(&plain, 1);
+    assert!(f.narrow.is_empty() && f.pinned.is_empty(), "{:?}", f);
+    for w in ["3", "5"] {
+        let out = d.path().join(format!("w{w}"));
+        let o = score_into(&c, &out, &["-q", "--min-interval", w]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let m = manifest(&out);
+        assert_eq!(
+            m["config"]["suppression"]["min_interval"],
+            w.parse::<i64>().unwrap()
+        );
+        assert!(hidden(&out) > hidden(&plain), "w = {w}: more cells hidden");
+    }
+    // The same from the settings file.
+    let toml = d.path().join("strata.toml");
+    std::fs::write(&toml, "[disclosure]\nmin_interval = 3\n").unwrap();
+    let out = d.path().join("toml");
+    let o = score_into(&c, &out, &["-q", "--config", toml.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(manifest(&out)["config"]["suppression"]["min_interval"], 3);
+    std::fs::write(&toml, "[disclosure]\nmin_intervals = 3\n").unwrap();
+    let o = score_into(
+        &c,
+        &d.path().join("bad"),
+        &["-q", "--config", toml.to_str().unwrap()],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("min_intervals"), "{}", stderr(&o));
+}
+
 /// Score `cohort` into `out` through the library (no risk models, no programmes), with `rules`
 /// and `suppression`.
 fn score_in_process(

@@ -59,6 +59,10 @@ pub struct Args {
     /// `--publication=false` turns off a `publication = true` in the settings file.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     pub publication: Option<bool>,
+    /// Hide cells of the aggregate tables until every hidden count's provable interval is at
+    /// least this wide (an IG lead's protection level; default 0: only exact recovery refused).
+    #[arg(long, value_name = "N")]
+    pub min_interval: Option<u64>,
     #[command(flatten)]
     pub risk: RiskArgs,
     /// The previous run to say what changed since (new on a list, up or down a category,
@@ -301,7 +305,8 @@ pub fn options_over(a: &Args, file: &ScoreConfig) -> Result<ScoreOptions> {
             Suppression::publication()
         } else {
             Suppression::default()
-        },
+        }
+        .with_min_interval(a.min_interval.or(file.disclosure.min_interval).unwrap_or(0)),
         programmes,
     })
 }

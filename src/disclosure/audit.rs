@@ -34,13 +34,16 @@ pub struct CellInterval {
     pub lp_hi: f64,
     /// A free cell (never published, needs no protection): never exposed.
     pub free: bool,
+    /// The width the interval must reach (`max(1, min_interval)`).
+    pub width: f64,
 }
 
 impl CellInterval {
-    /// Exactly one integer is feasible and the true value is not zero: the cell is disclosed.
-    /// (A suppressed zero that can be worked out discloses nothing that publishing it would not.)
+    /// The interval is narrower than required (with the default width of 1: exactly one
+    /// integer is feasible) and the true value is not zero: the cell is disclosed. (A suppressed
+    /// zero that can be worked out discloses nothing that publishing it would not.)
     pub fn is_exposed(&self) -> bool {
-        !self.free && self.value != 0 && self.lo >= self.hi
+        !self.free && self.value != 0 && self.hi - self.lo < self.width
     }
 }
 
@@ -137,11 +140,12 @@ pub(crate) fn lower_bound(v: u64) -> f64 {
     v.min(1) as f64
 }
 
-/// Could the attacker's interval for a cell of true value `v` hold two integers, given a feasible
-/// point where the cell is `x`? (Same thresholds as the inward rounding in [`CellInterval`].)
-fn settles(x: f64, v: u64) -> bool {
+/// Does a feasible point where a cell of true value `v` is `x` prove its interval at least
+/// `width` wide (with width 1: holding two integers)? (Same thresholds as the inward rounding in
+/// [`CellInterval`].)
+fn settles(x: f64, v: u64, width: f64) -> bool {
     let v = v as f64;
-    x <= v - 1.0 + EPS || x >= v + 1.0 - EPS
+    x <= v - width + EPS || x >= v + width - EPS
 }
 
 /// The LP of one component: variables are its suppressed cells, rows the relations touching it.
@@ -153,6 +157,8 @@ pub(crate) struct ComponentLp<'m> {
     /// hidden count (printed `[c]`) is at least 1; 0 for a hidden cell whose value is 0 (a
     /// derived count that is never printed).
     lower: Vec<f64>,
+    /// The width every interval must reach ([`Model::width`]).
+    width: f64,
     /// Global cell of each variable, ascending.
     cells: Vec<usize>,
     /// Rows `sum(coeff * x) == rhs`, over variable indices.
@@ -190,6 +196,7 @@ impl<'m> ComponentLp<'m> {
             values: model.values,
             free: comp.iter().map(|&c| model.free[c]).collect(),
             lower: comp.iter().map(|&c| lower_bound(model.values[c])).collect(),
+            width: model.width,
             cells: comp.to_vec(),
             rows,
         }
@@ -248,9 +255,10 @@ impl<'m> ComponentLp<'m> {
         let mut safe: Vec<bool> = (0..n)
             .map(|k| self.values[self.cells[k]] == 0 || self.free[k])
             .collect();
+        let width = self.width;
         let mark = |safe: &mut Vec<bool>, x: &[f64]| {
             for k in 0..n {
-                if !safe[k] && settles(x[k], vals[k]) {
+                if !safe[k] && settles(x[k], vals[k], width) {
                     safe[k] = true;
                 }
             }
@@ -260,13 +268,21 @@ impl<'m> ComponentLp<'m> {
             if safe[j] {
                 continue;
             }
+            let mut low = None;
             if let Some(x) = self.solve(j, false)? {
                 mark(&mut safe, &x);
+                low = Some(x[j]);
             }
             if !safe[j] {
                 match self.solve(j, true)? {
                     None => safe[j] = true,
-                    Some(x) => mark(&mut safe, &x),
+                    Some(x) => {
+                        mark(&mut safe, &x);
+                        // Neither side alone, but the two together may reach the width.
+                        if low.is_some_and(|lo| x[j] - lo >= width - EPS) {
+                            safe[j] = true;
+                        }
+                    }
                 }
             }
             if !safe[j] {
@@ -325,6 +341,7 @@ impl<'m> ComponentLp<'m> {
                 lp_lo,
                 lp_hi,
                 free: self.free[j],
+                width: self.width,
             });
         }
         Ok(out)

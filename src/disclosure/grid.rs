@@ -58,6 +58,9 @@ pub struct Grid {
     /// everyone) bound the attacker as they really do. A derived count that is small is an
     /// ordinary cell that is never printed: the rule hides it and protection covers it.
     pub free: Vec<usize>,
+    /// The narrowest interval an outsider may prove for a hidden count (`min_interval` of
+    /// [`super::Suppression`]); 0 or 1 means only exact recovery is refused.
+    pub min_interval: u64,
 }
 
 /// Where a rectangular table sits inside a [`Grid`]: rows x cols cells, row-major, starting at
@@ -244,6 +247,9 @@ pub(crate) struct Model<'a> {
     pub groups: Vec<Vec<usize>>,
     /// Per cell: free (see [`Grid::free`]).
     pub free: Vec<bool>,
+    /// The width every hidden count's provable interval must reach: `max(1, min_interval)`
+    /// (1: the interval holds two integers, so the count is not recovered exactly).
+    pub width: f64,
 }
 
 impl<'a> Model<'a> {
@@ -329,6 +335,7 @@ impl<'a> Model<'a> {
         }
         Ok(Model {
             free,
+            width: grid.min_interval.max(1) as f64,
             values: &grid.values,
             rels,
             rel_total,

@@ -297,8 +297,10 @@ fn protection_fix(
     rel_ids.dedup();
     let mut best: Option<(f64, Vec<usize>)> = None;
     for dir in [1.0, -1.0] {
-        // A hidden count is known to be at least 1: one of 1 can only move up.
-        if values[target] as f64 + dir < super::audit::lower_bound(values[target]) {
+        // The target moves by the width its interval must reach; a hidden count is known to be
+        // at least 1, so one too small to move down that far can only move up.
+        let step = dir * model.width;
+        if values[target] as f64 + step < super::audit::lower_bound(values[target]) {
             continue;
         }
         let mut p = Problem::new(OptimizationDirection::Minimize);
@@ -308,7 +310,7 @@ fn protection_fix(
         for &c in &region {
             let v = values[c] as f64;
             let (up, down) = if c == target {
-                let fixed = p.add_var(0.0, (dir, dir));
+                let fixed = p.add_var(0.0, (step, step));
                 (fixed, None)
             } else if hidden[c] {
                 // No lower than an outsider knows it is (1, or 0 for a zero).

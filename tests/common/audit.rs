@@ -28,6 +28,13 @@ pub struct Findings {
     pub pinned: Vec<(String, String, String, i64)>,
     /// Suppressed cells audited.
     pub suppressed: usize,
+    /// With a minimum protection interval `w > 1` in the manifest: suppressed cells whose
+    /// provable interval is narrower than `w` (but not one value): (file, row, column, lo, hi).
+    pub narrow: Vec<(String, String, String, i64, i64)>,
+    /// The widest provable interval width seen among the suppressed cells with finite upper
+    /// bounds, and how many had an unbounded one (for the test output).
+    pub widest: i64,
+    pub unbounded: usize,
 }
 
 struct Sheet {
@@ -85,6 +92,16 @@ fn read(path: &Path, cols: &str) -> Sheet {
         );
     }
     s
+}
+
+/// The minimum protection interval the run was asked for (`config.suppression.min_interval` of
+/// the manifest; 0 when absent), as an outsider reads it.
+fn min_interval(out: &Path) -> i64 {
+    std::fs::read_to_string(out.join("manifest.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|m| m["config"]["suppression"]["min_interval"].as_i64())
+        .unwrap_or(0)
 }
 
 /// The mildest eFI category listed (0 fit .. 3 severe) when the run's lists are exactly the
@@ -360,22 +377,38 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
     let solve_with = |bounds: &[(f64, f64)], objective: &[(usize, f64)], maximize: bool| {
         lp_optimum(bounds, &eqs, &geqs, objective, maximize, "published tables")
     };
-    let pinned = |objective: &[(usize, f64)]| -> Option<i64> {
+    // The integer interval an outsider can prove for a combination of cells (hi `None`:
+    // unbounded).
+    let interval = |objective: &[(usize, f64)]| -> (i64, Option<i64>) {
         let lo = solve_with(&bounds, objective, false).unwrap_or(0.0);
-        let hi = solve_with(&bounds, objective, true)?;
-        let (lo, hi) = ((lo - 1e-6).ceil(), (hi + 1e-6).floor());
-        (lo >= hi).then_some(lo as i64)
+        let hi = solve_with(&bounds, objective, true);
+        (
+            (lo - 1e-6).ceil() as i64,
+            hi.map(|hi| (hi + 1e-6).floor() as i64),
+        )
     };
+    let pinned = |objective: &[(usize, f64)]| -> Option<i64> {
+        match interval(objective) {
+            (lo, Some(hi)) if lo >= hi => Some(lo),
+            _ => None,
+        }
+    };
+    let width = min_interval(out).max(1);
     let mut f = Findings::default();
     for (i, b) in bounds.iter().enumerate().take(audited) {
         if b.1 != f64::INFINITY {
             continue;
         }
         f.suppressed += 1;
-        // A cell pinned is a disclosure whichever tables pin it: no table is excused.
-        if let Some(v) = pinned(&[(i, 1.0)]).filter(|&v| v != 0) {
-            let (file, row, col) = names[i].clone();
-            f.pinned.push((file, row, col, v));
+        // A cell pinned is a disclosure whichever tables pin it: no table is excused; with a
+        // minimum protection interval, so is one narrower than it.
+        let (lo, hi) = interval(&[(i, 1.0)]);
+        let (file, row, col) = names[i].clone();
+        match hi {
+            Some(hi) if lo >= hi && lo != 0 => f.pinned.push((file, row, col, lo)),
+            Some(hi) if hi - lo < width => f.narrow.push((file, row, col, lo, hi)),
+            Some(hi) => f.widest = f.widest.max(hi - lo),
+            None => f.unbounded += 1,
         }
     }
     // A small difference "everyone minus Core20" is itself a count that must not be pinned.
@@ -407,6 +440,9 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
         let g = audit_indicators(out, round_to);
         f.suppressed += g.suppressed;
         f.pinned.extend(g.pinned);
+        f.narrow.extend(g.narrow);
+        f.widest = f.widest.max(g.widest);
+        f.unbounded += g.unbounded;
     }
     f
 }
@@ -424,6 +460,12 @@ pub fn assert_protected(out: &Path, round_to: i64) {
         assert!(out.join(t).is_file(), "{}: no {t} to audit", out.display());
     }
     let f = audit_folder(out, round_to);
+    assert!(
+        f.narrow.is_empty(),
+        "{}: cells narrower than the minimum protection interval {:?}",
+        out.display(),
+        f.narrow
+    );
     assert!(
         f.pinned.is_empty(),
         "{}: recoverable cells {:?}",
@@ -684,19 +726,24 @@ pub fn audit_indicators(out: &Path, round_to: i64) -> Findings {
         let (lo, hi) = ((lo - 1e-6).ceil(), (hi + 1e-6).floor());
         (lo >= hi).then_some(lo as i64)
     };
+    let width = min_interval(out).max(1);
     let mut f = Findings::default();
     for (i, b) in bounds.iter().enumerate() {
         if b.1 != f64::INFINITY {
             continue;
         }
         f.suppressed += 1;
-        if let Some(v) = pinned(&[(i, 1.0)]).filter(|&v| v != 0) {
-            f.pinned.push((
-                "indicators.csv".into(),
-                areas[i / NQ].clone(),
-                QUANTITIES[i % NQ].into(),
-                v,
-            ));
+        let (file, row, col) = (
+            "indicators.csv".to_string(),
+            areas[i / NQ].clone(),
+            QUANTITIES[i % NQ].to_string(),
+        );
+        let lo = (solve(&[(i, 1.0)], false).unwrap_or(0.0) - 1e-6).ceil() as i64;
+        match solve(&[(i, 1.0)], true).map(|hi| (hi + 1e-6).floor() as i64) {
+            Some(hi) if lo >= hi && lo != 0 => f.pinned.push((file, row, col, lo)),
+            Some(hi) if hi - lo < width => f.narrow.push((file, row, col, lo, hi)),
+            Some(hi) => f.widest = f.widest.max(hi - lo),
+            None => f.unbounded += 1,
         }
     }
     for (a, area) in areas.iter().enumerate() {
