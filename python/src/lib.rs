@@ -1157,11 +1157,13 @@ fn table_counts(rows: Vec<CountRow>) -> Result<(Counts, Counts), Failure> {
 }
 
 /// Protect every aggregate table of a whole run together, as the binary does: the summary and
-/// equity tables from their count rows ([`Scoring::counts`]) and the population-health
-/// indicators from theirs ([`Scoring::indicator_counts`]), each added up over partitions.
-/// Returns the bytes of the binary's `summary.csv`, `equity.csv` and `indicators.csv`.
+/// equity tables from their count rows ([`Scoring::counts`]), the population-health indicators
+/// from theirs ([`Scoring::indicator_counts`]) and the PCN profile from its
+/// ([`Scoring::profile_counts`]), each added up over partitions; `publication` and
+/// `min_interval` as `--publication` and `--min-interval`. Returns the bytes of the binary's
+/// `summary.csv`, `equity.csv`, `indicators.csv` and `pcn_profile.csv`.
 #[pyfunction]
-#[pyo3(signature = (rows, indicator_rows, publication=false, profile=None))]
+#[pyo3(signature = (rows, indicator_rows, publication=false, profile=None, min_interval=0))]
 #[allow(clippy::type_complexity)]
 fn protect_run<'py>(
     py: Python<'py>,
@@ -1169,6 +1171,7 @@ fn protect_run<'py>(
     indicator_rows: Vec<(String, Vec<u64>)>,
     publication: bool,
     profile: Option<ProfileArg>,
+    min_interval: u64,
 ) -> PyResult<(
     Bound<'py, PyBytes>,
     Bound<'py, PyBytes>,
@@ -1194,7 +1197,8 @@ fn protect_run<'py>(
         Suppression::publication()
     } else {
         Suppression::default()
-    };
+    }
+    .with_min_interval(min_interval);
     let (s, e, i, p) = py
         .detach(move || -> Result<[Vec<u8>; 4], Failure> {
             let (st, et, it, pt) = (

@@ -350,6 +350,7 @@ def score(
     max_rejected: float = 0.01,
     allow_identifiers: bool = False,
     publication: bool = False,
+    min_interval: int = 0,
     engine: str = "auto",
     risk_models: Optional[List[str]] = None,
     rank_by: str = "frailty",
@@ -595,6 +596,7 @@ def score(
         [(r["key"], r["section"], r["a"], r["b"], *[r[f"c{i}"] for i in range(5)]) for r in counts],
         [(r["key"], [r[f"c{i}"] for i in range(INDICATOR_WIDTH)]) for r in indicator_counts],
         publication=publication,
+        min_interval=min_interval,
         profile=(
             [(r["key"], r["b"], r["a"], r["c0"], r["c1"], r["c2"]) for r in profile_counts],
             all(m.get("profile_by_category", True) for m in metas),
@@ -694,7 +696,8 @@ def score(
         "rules": {"min_age": min_age, "min_category": min_category, "rank_by": rank_by,
                   "list_risk_band": list_risk_band, "min_risk": min_risk, "top": top,
                   "top_percent": top_percent},
-        "suppression": {"max_suppressed": 7, "round_to": 5 if publication else 1},
+        "suppression": {"max_suppressed": 7, "round_to": 5 if publication else 1,
+                        "min_interval": min_interval},
         **figures,
         "compared_with": compared_with,
         "new_on_lists": new_on_lists,
@@ -738,6 +741,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     s.add_argument("--max-rejected", type=float, default=0.01)
     s.add_argument("--allow-identifiers", action="store_true")
     s.add_argument("--publication", action="store_true")
+    s.add_argument("--min-interval", type=int, default=0, metavar="N",
+                   help="every hidden count's provable interval at least N wide (strata score's)")
     s.add_argument("--engine", choices=["auto", "group", "map"], default="auto",
                    help="group: groupBy.applyInArrow (Spark 4.0+); map: repartition.mapInArrow")
     s.add_argument("--risk-models", action="append", metavar="CARD|DIR",
@@ -759,7 +764,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         m = score(
             a.cohort, a.as_of, a.out, master=a.master, today=a.today, models=a.models,
             min_age=a.min_age, min_category=a.min_category, max_rejected=a.max_rejected,
-            allow_identifiers=a.allow_identifiers, publication=a.publication, engine=a.engine,
+            allow_identifiers=a.allow_identifiers, publication=a.publication,
+            min_interval=a.min_interval, engine=a.engine,
             risk_models=[] if a.no_risk_models else a.risk_models, rank_by=a.rank_by,
             list_risk_band=a.list_risk_band, min_risk=a.min_risk, top=a.top,
             top_percent=a.top_percent, previous=a.previous, compare=not a.no_compare,

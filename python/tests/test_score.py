@@ -134,6 +134,22 @@ def test_aggregate_tables_protected_from_counts_equal_the_binarys(binary_out):
     assert profile == (binary_out / "pcn_profile.csv").read_bytes()
 
 
+def test_a_minimum_protection_interval_protects_as_the_binary_does(tmp_path):
+    out = tmp_path / "out"
+    run_binary(FIXTURE, out, "--min-interval", "3")
+    s = strata.run(*cohort(), as_of=AS_OF, today=TODAY)
+    summary, equity, indicators, profile = strata.protect_run(
+        s.counts(), s.indicator_counts(), profile=s.profile_counts(), min_interval=3
+    )
+    assert summary == (out / "summary.csv").read_bytes()
+    assert equity == (out / "equity.csv").read_bytes()
+    assert indicators == (out / "indicators.csv").read_bytes()
+    assert profile == (out / "pcn_profile.csv").read_bytes()
+    plain = strata.protect_run(s.counts(), s.indicator_counts(), profile=s.profile_counts())
+    hidden = lambda tables: sum(t.count(b"[c]") for t in tables)  # noqa: E731
+    assert hidden((summary, equity, indicators)) > hidden(plain[:3])
+
+
 def test_a_missing_column_is_refused_with_the_binarys_message():
     p, e, n = cohort()
     with pytest.raises(strata.InvalidCohortError, match="patients.parquet, column sex: required column is missing"):

@@ -1,9 +1,11 @@
 //! The auditor: what an outsider can prove about each suppressed cell, by linear programming.
 //!
 //! Attacker model: the outsider knows every published value exactly, every relation of the grid,
-//! and that counts are non-negative. Each suppressed cell is a variable `x >= 0`; every relation
-//! becomes a linear equality on the suppressed variables with the published cells as constants.
-//! Minimising and maximising each variable gives the interval the outsider can prove.
+//! and that a hidden count is at least 1 (strata never hides a zero; 0 for a derived zero). Each
+//! suppressed cell is a variable `x >= lower`; every relation becomes a linear equality on the
+//! suppressed variables with the published cells as constants. Minimising and maximising each
+//! variable gives the interval the outsider can prove, which must be at least the grid's width
+//! wide (`min_interval`; by default 1: not one value).
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -72,7 +74,7 @@ impl Audit {
 }
 
 /// For each suppressed cell: the interval `[lo, hi]` an attacker can prove by LP over all
-/// relations, with published cells fixed and suppressed cells `>= 0`.
+/// relations, with published cells fixed and suppressed cells at least their lower bound.
 ///
 /// The suppressed cells are split into connected components (cells linked through a relation
 /// that holds at least one suppressed cell); the LPs of different components share no variable,
@@ -98,7 +100,7 @@ pub fn audit(grid: &Grid, hidden: &[bool]) -> Result<Audit, DisclosureError> {
 }
 
 /// The exposed cells of [`audit`] (ascending) without the intervals: faster, because a
-/// feasible point that moves a cell by one proves it safe without an LP of its own.
+/// feasible point that moves a cell by the width proves it safe without an LP of its own.
 pub(crate) fn exposed(grid: &Grid, hidden: &[bool]) -> Result<Vec<usize>, DisclosureError> {
     check_mask(grid, hidden)?;
     let model = Model::new(grid)?;
@@ -244,13 +246,13 @@ impl<'m> ComponentLp<'m> {
     /// Cells of this component that are exposed, ascending (global indices).
     ///
     /// Faster than [`Self::intervals`]: every LP optimum is a feasible point, and a feasible
-    /// point where a cell is at least one away from its true value proves that cell safe, so
-    /// most cells never need an LP of their own.
+    /// point where a cell is at least the width away from its true value proves that cell safe,
+    /// so most cells never need an LP of their own.
     pub fn exposed(&self) -> Result<Vec<usize>, DisclosureError> {
         let n = self.cells.len();
         let vals: Vec<u64> = self.cells.iter().map(|&c| self.values[c]).collect();
         if self.rows.is_empty() {
-            return Ok(Vec::new()); // every cell is free in [0, inf)
+            return Ok(Vec::new()); // every cell is free in [lower, inf)
         }
         let mut safe: Vec<bool> = (0..n)
             .map(|k| self.values[self.cells[k]] == 0 || self.free[k])
@@ -278,8 +280,10 @@ impl<'m> ComponentLp<'m> {
                     None => safe[j] = true,
                     Some(x) => {
                         mark(&mut safe, &x);
-                        // Neither side alone, but the two together may reach the width.
-                        if low.is_some_and(|lo| x[j] - lo >= width - EPS) {
+                        // Neither side alone, but the two together may reach the width: the
+                        // LP minimum and maximum, rounded inward to whole numbers as
+                        // `intervals` does (a span between fractional vertices is not one).
+                        if low.is_some_and(|lo| (x[j] + EPS).floor() - (lo - EPS).ceil() >= width) {
                             safe[j] = true;
                         }
                     }

@@ -252,10 +252,11 @@ fn cost(model: &Model, c: usize) -> f64 {
     }
 }
 
-/// The cheapest set of visible cells whose hiding lets exposed cell `target` move by one, found
+/// The cheapest set of visible cells whose hiding lets exposed cell `target` move by the width
+/// (`min_interval`, at least one), found
 /// by the protection LP (the attacker subproblem of Fischetti & Salazar's model, behind
 /// tau-Argus' optimal and modular methods): a change `y` of the whole grid with
-/// `y[target] = +1` or `-1` that keeps every relation, keeps every hidden cell at 1 or more (what an
+/// `y[target] = +width` or `-width` that keeps every relation, keeps every hidden cell at 1 or more (what an
 /// outsider knows of a `[c]`; 0 for a zero) and leaves published zeros alone, minimising the cost-weighted change of
 /// published cells. The published cells it changes are the complement: once they are hidden,
 /// `values + y` is a table the attacker cannot rule out, so the target's interval holds two

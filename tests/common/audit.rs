@@ -380,18 +380,12 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
     // The integer interval an outsider can prove for a combination of cells (hi `None`:
     // unbounded).
     let interval = |objective: &[(usize, f64)]| -> (i64, Option<i64>) {
-        let lo = solve_with(&bounds, objective, false).unwrap_or(0.0);
+        let lo = solve_with(&bounds, objective, false).expect("a minimum is bounded below");
         let hi = solve_with(&bounds, objective, true);
         (
             (lo - 1e-6).ceil() as i64,
             hi.map(|hi| (hi + 1e-6).floor() as i64),
         )
-    };
-    let pinned = |objective: &[(usize, f64)]| -> Option<i64> {
-        match interval(objective) {
-            (lo, Some(hi)) if lo >= hi => Some(lo),
-            _ => None,
-        }
     };
     let width = min_interval(out).max(1);
     let mut f = Findings::default();
@@ -414,13 +408,21 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
     // A small difference "everyone minus Core20" is itself a count that must not be pinned.
     for (a, c) in differences {
         if bounds[a].1 == f64::INFINITY || bounds[c].1 == f64::INFINITY || round_to > 1 {
-            if let Some(v) = pinned(&[(a, 1.0), (c, -1.0)]).filter(|v| (1..=7).contains(v)) {
-                f.pinned.push((
-                    "summary.csv".into(),
-                    format!("{} minus core20", names[a].1),
-                    names[a].2.clone(),
-                    v,
-                ));
+            let (lo, hi) = interval(&[(a, 1.0), (c, -1.0)]);
+            let (file, row, col) = (
+                "summary.csv".to_string(),
+                format!("{} minus core20", names[a].1),
+                names[a].2.clone(),
+            );
+            match hi {
+                Some(hi) if lo >= hi && (1..=7).contains(&lo) => {
+                    f.pinned.push((file, row, col, lo))
+                }
+                // Known to be small, and narrower than the protection level.
+                Some(hi) if lo >= 1 && hi <= 7 && hi - lo < width => {
+                    f.narrow.push((file, row, col, lo, hi))
+                }
+                _ => {}
             }
         } else {
             let v = (bounds[a].0 - bounds[c].0) as i64;
@@ -738,7 +740,8 @@ pub fn audit_indicators(out: &Path, round_to: i64) -> Findings {
             areas[i / NQ].clone(),
             QUANTITIES[i % NQ].to_string(),
         );
-        let lo = (solve(&[(i, 1.0)], false).unwrap_or(0.0) - 1e-6).ceil() as i64;
+        let lo =
+            (solve(&[(i, 1.0)], false).expect("a minimum is bounded below") - 1e-6).ceil() as i64;
         match solve(&[(i, 1.0)], true).map(|hi| (hi + 1e-6).floor() as i64) {
             Some(hi) if lo >= hi && lo != 0 => f.pinned.push((file, row, col, lo)),
             Some(hi) if hi - lo < width => f.narrow.push((file, row, col, lo, hi)),
