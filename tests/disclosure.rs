@@ -382,19 +382,7 @@ proptest! {
 fn a_profile_count_that_hidden_summary_cells_add_up_to_is_protected() {
     let d = tempfile::tempdir().unwrap();
     let c = d.path().join("c");
-    let o = strata(&[
-        "synth",
-        "--patients",
-        "30000",
-        "--seed",
-        "17",
-        "--pcns",
-        "6",
-        "--out",
-        c.to_str().unwrap(),
-        "-q",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    synth_into(&c, "30000", "17", "6");
     let out = d.path().join("o");
     let o = score_into(&c, &out, &["-q"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -411,19 +399,7 @@ fn hidden_counts_known_to_be_at_least_one_are_protected() {
     for (seed, pcns) in [("11", "3"), ("2", "3"), ("5", "4")] {
         let d = tempfile::tempdir().unwrap();
         let c = d.path().join("c");
-        let o = strata(&[
-            "synth",
-            "--patients",
-            "1500",
-            "--seed",
-            seed,
-            "--pcns",
-            pcns,
-            "--out",
-            c.to_str().unwrap(),
-            "-q",
-        ]);
-        assert!(o.status.success(), "{}", stderr(&o));
+        synth_into(&c, "1500", seed, pcns);
         let o = score_into(&c, &d.path().join("o"), &["-q"]);
         assert!(o.status.success(), "{}", stderr(&o));
     }
@@ -437,19 +413,7 @@ fn hidden_counts_known_to_be_at_least_one_are_protected() {
 fn a_minimum_protection_interval_widens_every_hidden_count() {
     let d = tempfile::tempdir().unwrap();
     let c = d.path().join("c");
-    let o = strata(&[
-        "synth",
-        "--patients",
-        "1500",
-        "--seed",
-        "11",
-        "--pcns",
-        "3",
-        "--out",
-        c.to_str().unwrap(),
-        "-q",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    synth_into(&c, "1500", "11", "3");
     let hidden = |out: &std::path::Path| -> usize {
         [
             "summary.csv",
@@ -496,6 +460,23 @@ fn a_minimum_protection_interval_widens_every_hidden_count() {
     );
     assert!(!o.status.success());
     assert!(stderr(&o).contains("min_intervals"), "{}", stderr(&o));
+}
+
+/// `strata synth --patients N --seed S --pcns P --out dir`.
+fn synth_into(dir: &std::path::Path, patients: &str, seed: &str, pcns: &str) {
+    let o = strata(&[
+        "synth",
+        "--patients",
+        patients,
+        "--seed",
+        seed,
+        "--pcns",
+        pcns,
+        "--out",
+        dir.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 /// Score `cohort` into `out` through the library (no risk models, no programmes), with `rules`

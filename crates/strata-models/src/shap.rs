@@ -403,16 +403,8 @@ impl TreeTable {
     fn build(tree: &Tree) -> Self {
         let n = tree.nodes.len();
         let mut t = TreeTable {
-            bit: vec![0; n],
-            leaf_of_node: vec![u32::MAX; n],
-            leaf_d: Vec::new(),
-            leaf_off: Vec::new(),
-            feats: Vec::new(),
-            values: Vec::new(),
             fallback: false,
-            flat: Vec::new(),
-            split_nodes: Vec::new(),
-            leaf_nodes: Vec::new(),
+            ..TreeTable::algorithm_2(tree)
         };
         if n == 0 || matches!(tree.nodes[0], Node::Leaf(_)) {
             return t;
