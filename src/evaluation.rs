@@ -114,6 +114,9 @@ pub struct Window {
     pub table: PredictorTable,
     /// Each row's eFI category at the as-of date (`fit`, `mild`, `moderate`, `severe`).
     pub efi_category: Vec<&'static str>,
+    /// Whether the cohort's events hold care home residence codes (`Scored::care_home_coded`):
+    /// then `care_home` is dated, not a snapshot.
+    pub care_home_coded: bool,
 }
 
 impl Window {
@@ -177,6 +180,7 @@ pub fn window(
         data,
         table,
         efi_category,
+        care_home_coded: scored.care_home_coded,
     })
 }
 

@@ -78,7 +78,8 @@ pub struct Features {
     pub falls_last: i32,
     /// A care home residence code (LONGRES_COD) recorded on or before the as-of date.
     pub care_home_coded: bool,
-    /// A care home residence code recorded only after the as-of date (a later move).
+    /// A care home residence code recorded only after the as-of date (a later move); looked
+    /// for only in patients the patients file flags, the only ones for whom it changes anything.
     pub care_home_later: bool,
 }
 
@@ -96,15 +97,20 @@ pub fn patient_features(cohort: &Cohort, lookup: &Lookup, w: &Windows, p: usize)
     // With a medications table, medicines are counted from it alone (by VTM where given), never
     // added to dm+d events, which could name the same medicine by another product.
     let use_medications = cohort.medications.present;
+    // Records after the as-of date are skipped unread, but for a flagged care home resident.
+    let flagged = cohort.patients.care_home[p];
     for k in lo..hi {
         let day = ev.day[k];
         let code = ev.code[k];
-        let ci: &CodeInfo = &lookup.info[code as usize];
         if day > w.as_of {
             f.ignored_after_as_of += 1;
-            f.care_home_later |= ci.flags & CodeInfo::CARE_HOME != 0;
+            // A later residence code matters only against the patients file's flag.
+            if flagged {
+                f.care_home_later |= lookup.info[code as usize].flags & CodeInfo::CARE_HOME != 0;
+            }
             continue;
         }
+        let ci: &CodeInfo = &lookup.info[code as usize];
         f.efi_coded |= ci.efi;
         if ci.efi & lookup.falls != 0 {
             f.falls_last = f.falls_last.max(day);

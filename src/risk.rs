@@ -106,6 +106,30 @@ pub fn withhold_synthetic(
     withheld
 }
 
+/// The index in `models` of the one predicting `outcome`, which `what` (the ranking, a
+/// programme) needs; an error that says so when it is missing, and why when its default card was
+/// withheld ([`withhold_synthetic`]). One check for every engine.
+pub fn needed_model(
+    models: &[RiskModel],
+    withheld: &[RiskModel],
+    outcome: crate::predictors::Outcome,
+    what: &str,
+) -> Result<usize, RiskError> {
+    models
+        .iter()
+        .position(|m| m.outcome == outcome)
+        .ok_or_else(|| {
+            if withheld.iter().any(|m| m.outcome == outcome) {
+                RiskError::Withheld {
+                    what: what.to_string(),
+                    outcome: outcome.name(),
+                }
+            } else {
+                RiskError::NotLoaded(outcome.name())
+            }
+        })
+}
+
 /// The warning for cards [`withhold_synthetic`] removed, if any.
 pub fn withheld_warning(withheld: &[RiskModel]) -> Option<String> {
     (!withheld.is_empty()).then(|| {
@@ -606,7 +630,15 @@ impl RiskModel {
     /// The model's features of one patient, from their row of strata's feature table.
     fn gather(&self, full: &[f32], out: &mut Vec<f32>) {
         out.clear();
-        out.extend(self.columns.iter().map(|&c| full[c]));
+        self.gather_rows(full, full.len().max(1), out);
+    }
+
+    /// The model's features of rows of strata's feature table (row-major, `width` columns),
+    /// appended to `out` row-major in the model's order.
+    fn gather_rows(&self, full: &[f32], width: usize, out: &mut Vec<f32>) {
+        for row in full.chunks(width.max(1)) {
+            out.extend(self.columns.iter().map(|&c| row[c]));
+        }
     }
 
     /// Log-odds of the outcome for one patient's row of strata's feature table.
@@ -648,9 +680,7 @@ impl RiskModel {
     pub fn contributions_rows(&self, full: &[f32], width: usize) -> Vec<f64> {
         let p = self.columns.len();
         let mut xs = Vec::with_capacity(full.len() / width.max(1) * p);
-        for row in full.chunks(width.max(1)) {
-            xs.extend(self.columns.iter().map(|&c| row[c]));
-        }
+        self.gather_rows(full, width, &mut xs);
         if let (Predictor::Gbdt(m), Some(t)) = (&self.predictor, &self.shap) {
             // The tables were built from this model, so the shapes agree.
             if let Ok(phi) = t.explain_rows(m, &xs) {
@@ -746,9 +776,7 @@ pub fn apply(
                         continue;
                     }
                     x.clear();
-                    for row in rows.chunks(width.max(1)) {
-                        x.extend(m.columns.iter().map(|&j| row[j]));
-                    }
+                    m.gather_rows(rows, width, x);
                     z.clear();
                     z.resize(alive.len(), 0.0);
                     match &m.trees {

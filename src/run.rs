@@ -265,16 +265,15 @@ fn check_models(
     models: &[risk::RiskModel],
     withheld: &[risk::RiskModel],
 ) -> Result<Option<usize>, Error> {
-    let was_withheld = |o: crate::predictors::Outcome| withheld.iter().any(|m| m.outcome == o);
     if let Err(e) = programmes::check(&opts.programmes, definitions, models) {
+        // Say why when a programme's model is one of the withheld default cards.
         for p in &opts.programmes {
             for o in p.outcomes() {
-                if was_withheld(o) && !models.iter().any(|m| m.outcome == o) {
-                    return Err(risk::RiskError::Withheld {
-                        what: format!("programme '{}'", p.name),
-                        outcome: o.name(),
-                    }
-                    .into());
+                let what = format!("programme '{}'", p.name);
+                if let Err(w @ risk::RiskError::Withheld { .. }) =
+                    risk::needed_model(models, withheld, o, &what)
+                {
+                    return Err(w.into());
                 }
             }
         }
@@ -282,18 +281,12 @@ fn check_models(
     }
     Ok(match opts.rules.rank_by {
         lists::RankBy::Frailty => None,
-        lists::RankBy::Risk(o) => {
-            Some(models.iter().position(|m| m.outcome == o).ok_or_else(|| {
-                if was_withheld(o) {
-                    risk::RiskError::Withheld {
-                        what: "ranking the lists (--rank-by)".into(),
-                        outcome: o.name(),
-                    }
-                } else {
-                    risk::RiskError::NotLoaded(o.name())
-                }
-            })?)
-        }
+        lists::RankBy::Risk(o) => Some(risk::needed_model(
+            models,
+            withheld,
+            o,
+            "ranking the lists (--rank-by)",
+        )?),
     })
 }
 

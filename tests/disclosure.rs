@@ -492,10 +492,7 @@ fn score_in_process(
         out: strata::publish::Destination::Folder(out.to_path_buf()),
         as_of: strata::date::parse_days(AS_OF).unwrap(),
         models: models_dir(),
-        load: strata::input::LoadOptions {
-            today: strata::date::parse_days("2026-11-25").unwrap(),
-            ..Default::default()
-        },
+        load: load_options(),
         rules,
         suppression,
         risk_models: Vec::new(),

@@ -52,10 +52,7 @@ fn records_after_the_as_of_date_move_no_feature_only_the_outcomes() {
     let (e2, n2) = history("later", true);
     es.extend(e2);
     ns.extend(n2);
-    let opts = strata::input::LoadOptions {
-        today: strata::date::parse_days("2026-11-25").unwrap(),
-        ..Default::default()
-    };
+    let opts = load_options();
     let defs = definitions();
     let as_of = strata::date::parse_days(AS_OF).unwrap();
     for a in ADAPTORS {
@@ -156,10 +153,7 @@ fn people_not_registered_for_the_outcome_year_are_left_out_and_counted() {
         p.death = death;
         ps.push(p);
     }
-    let opts = strata::input::LoadOptions {
-        today: strata::date::parse_days("2026-11-25").unwrap(),
-        ..Default::default()
-    };
+    let opts = load_options();
     let defs = definitions();
     let as_of = strata::date::parse_days(AS_OF).unwrap();
     for a in ADAPTORS {
@@ -199,10 +193,7 @@ fn care_home_comes_from_dated_residence_codes() {
         patient("moved_in", "1935-04-01"),
     ];
     let es = [ev("moved_in", "2024-10-01", "snomed", "248171000000108")];
-    let opts = strata::input::LoadOptions {
-        today: strata::date::parse_days("2026-11-25").unwrap(),
-        ..Default::default()
-    };
+    let opts = load_options();
     let defs = definitions();
     for a in ADAPTORS {
         let c = load_via(a, &ps, &es, &[], &opts).unwrap();

@@ -800,16 +800,7 @@ fn run(
         let withheld =
             risk::withhold_synthetic(&mut cards, default_cards, cohort_synthetic.is_some());
         if let RankBy::Risk(o) = rank_by {
-            if !cards.iter().any(|c| c.outcome == o) {
-                if withheld.iter().any(|c| c.outcome == o) {
-                    return Err(risk::RiskError::Withheld {
-                        what: "ranking the lists (rank_by)".into(),
-                        outcome: o.name(),
-                    }
-                    .into());
-                }
-                return Err(risk::RiskError::NotLoaded(o.name()).into());
-            }
+            risk::needed_model(&cards, &withheld, o, "ranking the lists (rank_by)")?;
         }
         let mut cohort = Cohort::from_arrow_with_medications(p, e, n, m, &opts)?;
         // Arrow tables do not carry the Parquet files' mark: the caller reads it.

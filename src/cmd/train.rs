@@ -356,7 +356,7 @@ pub fn run(a: Args) -> Result<i32> {
             });
     }
     // Care home is dated (residence codes) when the cohort has them; otherwise a snapshot too.
-    let care_home_dated = defs.compile(&cohort.codes).care_home_coded;
+    let care_home_dated = train.care_home_coded;
     card.snapshot_features = ["imd_decile", "care_home"]
         .iter()
         .filter(|f| **f != "care_home" || !care_home_dated)

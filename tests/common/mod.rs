@@ -356,6 +356,14 @@ pub fn definitions() -> Definitions {
     Definitions::load(&models_dir()).unwrap()
 }
 
+/// Load options of the in-process tests: "today" fixed after every date the test cohorts hold.
+pub fn load_options() -> strata::input::LoadOptions {
+    strata::input::LoadOptions {
+        today: strata::date::parse_days("2026-11-25").unwrap(),
+        ..Default::default()
+    }
+}
+
 /// The as-of date of the end-to-end runs.
 pub const AS_OF: &str = "2025-04-01";
 
