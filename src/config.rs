@@ -87,6 +87,9 @@ pub struct ScoreConfig {
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DisclosureConfig {
+    /// The small-number rule: `complementary` (the default) or `nhse-2018`
+    /// (`--disclosure-rule`).
+    pub rule: Option<String>,
     /// The narrowest interval an outsider may prove for a hidden count (`--min-interval`;
     /// default 0: exact recovery refused).
     pub min_interval: Option<u64>,

@@ -30,9 +30,39 @@ pub use protect::{primary_mask, protect_with, Options, Rule};
 
 use crate::tables::{CountedTable, Term, COUNT_COLUMNS};
 
+/// Which small-number rule protects the aggregate tables (`[disclosure] rule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub enum DisclosureRule {
+    /// Suppress 1-7, then hide complementary cells until the LP auditor can work out none
+    /// (the tau-Argus / sdcTable method); `--publication` rounds the rest to 5 on top. Counts
+    /// stay exact for analysts; more cells are `[c]`.
+    #[default]
+    #[serde(rename = "complementary")]
+    Complementary,
+    /// NHS England's rule since 2018 (HES and other national publications): suppress 1-7,
+    /// round every other count to the nearest 5 (totals from unrounded values, then rounded),
+    /// and add a complementary cell only where the auditor, knowing the rounding, could still
+    /// work a hidden count out. Few `[c]`; every count is within 2 of the truth.
+    #[serde(rename = "nhse-2018")]
+    Nhse2018,
+}
+
+impl DisclosureRule {
+    /// Parse `complementary` or `nhse-2018`.
+    pub fn parse(s: &str) -> Option<DisclosureRule> {
+        match s.trim() {
+            "complementary" => Some(DisclosureRule::Complementary),
+            "nhse-2018" => Some(DisclosureRule::Nhse2018),
+            _ => None,
+        }
+    }
+}
+
 /// Small-number rules for aggregate tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Suppression {
+    /// The rule ([`DisclosureRule`]).
+    pub rule: DisclosureRule,
     /// Counts from 1 to this are suppressed (NHS publication rule: 7).
     pub max_suppressed: u64,
     /// Round every other count to the nearest multiple of this (5 for publication, as HES and
@@ -47,6 +77,7 @@ pub struct Suppression {
 impl Default for Suppression {
     fn default() -> Self {
         Suppression {
+            rule: DisclosureRule::Complementary,
             max_suppressed: 7,
             round_to: 1,
             min_interval: 0,
@@ -63,12 +94,47 @@ impl Suppression {
         }
     }
 
+    /// NHS England's 2018 rule ([`DisclosureRule::Nhse2018`]): 1-7 hidden, the rest rounded
+    /// to 5.
+    pub fn nhse_2018() -> Self {
+        Suppression {
+            rule: DisclosureRule::Nhse2018,
+            round_to: 5,
+            ..Suppression::default()
+        }
+    }
+
     /// These rules with a minimum protection interval.
     pub fn with_min_interval(self, min_interval: u64) -> Self {
         Suppression {
             min_interval,
             ..self
         }
+    }
+
+    /// The rules a run's settings ask for, resolved once for every front end: `rule`
+    /// (`complementary`, the default, or `nhse-2018`), `publication` (rounding to 5 on top of
+    /// the complementary rule; the 2018 rule always rounds) and `min_interval`. An unknown rule
+    /// is an error that names it.
+    pub fn resolve(
+        rule: Option<&str>,
+        publication: bool,
+        min_interval: u64,
+    ) -> Result<Suppression, DisclosureError> {
+        let rule = match rule {
+            None => DisclosureRule::Complementary,
+            Some(r) => DisclosureRule::parse(r).ok_or_else(|| {
+                DisclosureError::Settings(format!(
+                    "disclosure rule '{r}' is not complementary or nhse-2018"
+                ))
+            })?,
+        };
+        let base = match rule {
+            DisclosureRule::Nhse2018 => Suppression::nhse_2018(),
+            DisclosureRule::Complementary if publication => Suppression::publication(),
+            DisclosureRule::Complementary => Suppression::default(),
+        };
+        Ok(base.with_min_interval(min_interval))
     }
 }
 
@@ -99,9 +165,13 @@ impl Cell {
     }
 }
 
-/// Everything that can go wrong; all of it comes from the input grid except `Solver`.
+/// Everything that can go wrong; all of it comes from the input grid except `Solver` and
+/// `Settings`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DisclosureError {
+    /// The disclosure settings cannot be used (named in the message).
+    #[error("{0}")]
+    Settings(String),
     /// A builder call named a cell that does not exist.
     #[error("cell {cell} out of range: the grid has {cells} cells")]
     CellOutOfRange {
@@ -208,6 +278,10 @@ pub fn run_grid(tables: &[&CountedTable], rule: &Suppression) -> RunGrid {
 fn run_grid_with(tables: &[&CountedTable], rule: &Suppression, bounds: bool) -> RunGrid {
     let mut grid = Grid::new();
     grid.min_interval = rule.min_interval;
+    if rule.rule == DisclosureRule::Nhse2018 {
+        grid.round_to = rule.round_to;
+        grid.small_max = rule.max_suppressed;
+    }
     let mut offsets = Vec::with_capacity(tables.len());
     // (columns, population, column) -> first global cell counting it.
     let mut first: HashMap<(&[&str], &str, usize), usize> = HashMap::new();
@@ -258,7 +332,7 @@ fn run_grid_with(tables: &[&CountedTable], rule: &Suppression, bounds: bool) -> 
             // A small difference is a cell of its own, never printed, that needs protecting; a
             // large one only bounds the attacker (Core20 <= everyone).
             if (1..=rule.max_suppressed).contains(&v) {
-                let d = grid.add_cell(v);
+                let d = grid.add_unprinted_cell(v);
                 grid.relations.push(Relation::new(whole, vec![core20, d]));
             } else {
                 large.push((whole, core20, v));
@@ -274,7 +348,7 @@ fn run_grid_with(tables: &[&CountedTable], rule: &Suppression, bounds: bool) -> 
             .iter()
             .map(|&v| {
                 if (1..=rule.max_suppressed).contains(&v) {
-                    grid.add_cell(v)
+                    grid.add_unprinted_cell(v)
                 } else {
                     grid.add_free_cell(v)
                 }
@@ -330,16 +404,22 @@ pub fn protect(
     let r = Rule {
         max_suppressed: rule.max_suppressed,
     };
+    // The 2018 rule adds a complement only where the auditor, knowing the rounding, still
+    // works a count out: no classic pre-pass.
+    let opts = Options {
+        prepass: rule.rule == DisclosureRule::Complementary,
+        prune: true,
+    };
     // Protect without the Core20 <= everyone bounds first (a hundred times faster: they join
     // every PCN's rows into one large LP), then audit with them; protect with them only if that
     // audit finds something (the bounds can only narrow what an outsider knows).
     let fast = run_grid_with(tables, rule, false);
     let rg = run_grid(tables, rule);
-    let mut hidden = protect::protect(&fast.grid, &r)?;
+    let mut hidden = protect::protect_with(&fast.grid, &r, &opts)?;
     hidden.resize(rg.grid.values.len(), true);
     // The same exposure the full audit would find, without every cell's interval.
     if !audit::exposed(&rg.grid, &hidden)?.is_empty() {
-        hidden = protect::protect(&rg.grid, &r)?;
+        hidden = protect::protect_with(&rg.grid, &r, &opts)?;
     }
     Ok(tables
         .iter()

@@ -389,7 +389,6 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
                 &scored.status,
                 &scored.ages,
                 &listed,
-                opts.rules.min_category,
             )
             .table()
         },

@@ -5,7 +5,9 @@
 //! byte order mark), the plain-words `why` column, and the self-contained HTML page (well
 //! formed, the protected numbers of `summary.csv` and `pcn_profile.csv`, the top of the list with
 //! reasons; and, when Debian's `chromium` is installed, rendered headless to a PNG that is not
-//! blank). Every run here also passes the outside disclosure auditor.
+//! blank). Every number on a page (outside the top of the list) and on a Summary sheet is a
+//! published cell, a share worked out from them, or a fixed number of the page. Every run here
+//! also passes the outside disclosure auditor.
 
 mod common;
 
@@ -329,8 +331,10 @@ fn check_workbooks(out: &Path) {
     }
 }
 
-/// The Summary sheet: the PCN's rows of summary.csv (everyone, Core20) and of pcn_profile.csv,
-/// cell for cell.
+/// The Summary sheet, every cell: the PCN's rows of summary.csv (everyone, Core20: eligible and
+/// the eFI categories) beside the matching rows of pcn_profile.csv (listed, not listed), then the
+/// PCN's other profile rows, then notes whose only numbers are the as-of date, the minimum age,
+/// the range of `[c]` (1-7) and, for a PCN without a profile, its threshold.
 fn check_summary_sheet(
     pcn: &str,
     rows: &[Vec<String>],
@@ -338,7 +342,7 @@ fn check_summary_sheet(
     prof: &BTreeMap<(String, String), Vec<String>>,
 ) {
     assert_eq!(
-        rows[0][..9],
+        rows[0],
         [
             "dimension",
             "group",
@@ -351,36 +355,61 @@ fn check_summary_sheet(
             "severe"
         ]
     );
-    let find = |d: &str, g: &str| -> &Vec<String> {
-        rows.iter()
-            .find(|r| r.len() > 2 && r[0] == d && r[1] == g)
-            .unwrap_or_else(|| panic!("{pcn}: no summary sheet row {d}/{g}"))
-    };
     let key = |g: &str| (pcn.to_string(), g.to_string());
-    for (group, d, g, p) in [
-        ("all", "all", "everyone", "all"),
-        ("core20", "core20", "IMD quintile 1", "imd_quintile=1"),
+    let mut want = Vec::new();
+    for (group, label, p) in [
+        ("all", "everyone", "all"),
+        ("core20", "IMD quintile 1", "imd_quintile=1"),
     ] {
-        let row = find(d, g);
         let s = &summ[&key(group)];
-        assert_eq!(row[2], s[4], "{pcn} {group}: eligible");
-        assert_eq!(&row[5..9], &s[..4], "{pcn} {group}: categories");
+        let mut row = vec![group.to_string(), label.to_string(), s[4].clone()];
         match prof.get(&key(p)) {
-            Some(c) => assert_eq!(&row[3..5], &c[..2], "{pcn} {p}"),
-            None => assert!(row[3].is_empty() && row[4].is_empty(), "{pcn} {p}"),
+            Some(c) => row.extend([c[0].clone(), c[1].clone()]),
+            None => row.extend([String::new(), String::new()]),
         }
+        row.extend(s[..4].iter().cloned());
+        want.push(row);
     }
-    let mine: Vec<_> = prof.iter().filter(|((x, _), _)| x == pcn).collect();
-    for ((_, g), c) in &mine {
-        if let Some((d, v)) = g.split_once('=') {
-            let row = find(d, v);
-            assert_eq!(
-                [&row[2], &row[3], &row[4]],
-                [&c[2], &c[0], &c[1]],
-                "{pcn} {g}"
-            );
-        }
+    assert_eq!(rows[1..3], want[..], "{pcn}: the summary rows");
+    let mut want: Vec<Vec<String>> = prof
+        .iter()
+        .filter(|((x, g), _)| x == pcn && g != "all")
+        .map(|((_, g), c)| {
+            let (d, v) = g.split_once('=').unwrap();
+            [d, v, c[2].as_str(), c[0].as_str(), c[1].as_str()]
+                .map(str::to_string)
+                .to_vec()
+        })
+        .collect();
+    let n = want.len();
+    let mut got = rows[3..3 + n].to_vec();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "{pcn}: the profile rows");
+    // The notes, one cell each.
+    let notes: Vec<&str> = rows[3 + n..]
+        .iter()
+        .map(|r| match &r[..] {
+            [note] => note.as_str(),
+            r => panic!("{pcn}: a row that is neither a count nor a note: {r:?}"),
+        })
+        .collect();
+    let min_age = strata::lists::ListRules::default().min_age;
+    let rule = notes[0]
+        .strip_prefix(&format!(
+            "PCN {pcn}, as of {AS_OF}: eligible people (alive, aged {min_age}+); the list takes "
+        ))
+        .unwrap_or_else(|| panic!("{pcn}: {}", notes[0]));
+    assert!(digit_runs(rule).is_empty(), "{pcn}: {rule}");
+    // The range of `[c]`; without a profile, its threshold; then the practice sheets.
+    let threshold = strata::tables::PROFILE_MIN_ELIGIBLE.to_string();
+    let mut want: Vec<Vec<&str>> = vec![vec!["1", "7"]];
+    if n == 0 {
+        want.push(vec![threshold.as_str()]);
     }
+    want.push(vec![]);
+    let got: Vec<Vec<&str>> = notes[1..].iter().map(|n| digit_runs(n)).collect();
+    assert_eq!(got, want, "{pcn}: {notes:?}");
 }
 
 #[test]
@@ -585,6 +614,470 @@ fn check_pages(out: &Path) {
             );
         }
         assert!(practices >= 3);
+    }
+}
+
+/// A published cell's count: `None` for `[c]`.
+fn count_of(cell: &str) -> Option<u64> {
+    (cell != "[c]").then(|| {
+        cell.parse()
+            .unwrap_or_else(|_| panic!("not a count: {cell:?}"))
+    })
+}
+
+/// `part` of `whole` in %, one decimal, worked out as the page does (`html::share`).
+fn share(part: Option<u64>, whole: Option<u64>) -> Option<f64> {
+    match (part, whole) {
+        (Some(p), Some(w)) if w > 0 => Some((p as f64 * 1000.0 / w as f64).round() / 10.0),
+        _ => None,
+    }
+}
+
+/// A share as the page shows it (`html::pct_text`): `–` when a count it needs is not shown.
+fn pct_text(p: Option<f64>) -> String {
+    p.map_or_else(|| "–".to_string(), |p| format!("{p:.1}%"))
+}
+
+/// The runs of digits in `s`, in order.
+fn digit_runs(s: &str) -> Vec<&str> {
+    s.split(|c: char| !c.is_ascii_digit())
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// Cut every `open` ... `close` (both included) out of `s`; the pieces cut, in order.
+fn cut(s: &mut String, open: &str, close: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(i) = s.find(open) {
+        let j = s[i..]
+            .find(close)
+            .unwrap_or_else(|| panic!("{open} not closed"));
+        let j = i + j + close.len();
+        out.push(s[i..j].to_string());
+        s.replace_range(i..j, "");
+    }
+    out
+}
+
+/// Attribute `name` of a tag (`tag` holds its attributes).
+fn attr<'a>(tag: &'a str, name: &str) -> &'a str {
+    between(tag, &format!(" {name}=\""), "\"")
+        .first()
+        .copied()
+        .unwrap_or_else(|| panic!("no {name} in {tag}"))
+}
+
+/// The profile's dimensions in page order, with their headings (`html::dimension_title`).
+const DIMENSIONS: [(&str, &str); 4] = [
+    ("practice", "Practice"),
+    ("age_band", "Age band"),
+    ("sex", "Sex"),
+    ("imd_quintile", "IMD quintile (1 = most deprived, Core20)"),
+];
+
+/// The bars of a chart by label, as the page draws them: published cells (`html::bar_chart`),
+/// or a group's share of the eligible people and of the list (`html::paired_chart`).
+enum Bars {
+    Counts(Vec<(String, String)>),
+    Shares(Vec<(String, Option<f64>, Option<f64>)>),
+}
+
+/// One table of a PCN's page (not the top of its list), every cell: each count the published
+/// cell its row (`data-dim`, `data-group`) and column (`data-col`) name, each share worked out
+/// from the row's counts as its column's heading says (`–` when one of them is `[c]`). `dim` is
+/// `summary` for the rows of summary.csv. Returns the rows' groups in page order, and adds the
+/// shares shown as `–` to `dashes`.
+fn check_page_table(
+    pcn: &str,
+    table: &str,
+    dim: &str,
+    summ: &BTreeMap<(String, String), Vec<String>>,
+    prof: &BTreeMap<(String, String), Vec<String>>,
+    (eligible, listed): (Option<u64>, Option<u64>),
+    dashes: &mut usize,
+) -> Vec<String> {
+    const CATEGORIES: [&str; 5] = ["fit", "mild", "moderate", "severe", "total"];
+    const PROFILE: [&str; 3] = ["listed", "not_listed", "eligible"];
+    let heads: Vec<String> = between(table, "<th>", "</th>")
+        .into_iter()
+        .map(unescape)
+        .collect();
+    let want_heads: Vec<&str> = match dim {
+        "summary" => [&["Group"][..], &CATEGORIES[..]].concat(),
+        _ => {
+            let title = DIMENSIONS.iter().find(|d| d.0 == dim).unwrap().1;
+            vec![
+                title,
+                "eligible",
+                "share of eligible",
+                "listed",
+                "share of list",
+                "not listed",
+                "listed of group",
+            ]
+        }
+    };
+    assert_eq!(heads, want_heads, "{pcn} {dim}: headings");
+    let rows = between(table, "<tr data-dim=\"", "</tr>");
+    assert_eq!(table.matches("<tr").count(), rows.len() + 1, "{pcn} {dim}");
+    let mut groups = Vec::new();
+    for row in rows {
+        let (d, rest) = row.split_once("\" data-group=\"").unwrap();
+        let (group, rest) = rest.split_once("\">").unwrap();
+        let group = unescape(group);
+        assert_eq!(d, dim, "{pcn}: a {d} row in the {dim} table");
+        let cells: Vec<(&str, String)> = between(rest, "<td", "</td>")
+            .into_iter()
+            .map(|c| {
+                let (a, v) = c.split_once('>').unwrap();
+                (a, unescape(v))
+            })
+            .collect();
+        assert_eq!(cells.len(), heads.len(), "{pcn} {dim}={group}");
+        let what = format!("{pcn} {dim}={group}");
+        let label = match (dim, group.as_str()) {
+            ("summary", "all") => "Everyone eligible",
+            ("summary", "core20") => "Most deprived fifth (Core20)",
+            ("summary", g) => g,
+            _ => group.as_str(),
+        };
+        assert_eq!(cells[0], ("", label.to_string()), "{what}: label");
+        let published = match dim {
+            "summary" => &summ[&(pcn.to_string(), group.clone())],
+            _ => &prof[&(pcn.to_string(), format!("{dim}={group}"))],
+        };
+        for ((a, v), head) in cells.iter().zip(&heads).skip(1) {
+            let what = format!("{what}, {head}");
+            if let Some(col) = a.strip_prefix(" class=\"n\" data-col=\"") {
+                // A count: the published cell its column names.
+                let col = col.strip_suffix('"').unwrap();
+                let k = match dim {
+                    "summary" => CATEGORIES.iter().position(|c| *c == col),
+                    _ => PROFILE.iter().position(|c| *c == col),
+                };
+                assert_eq!(col.replace('_', " "), *head, "{what}");
+                assert_eq!(*v, published[k.unwrap()], "{what}");
+                continue;
+            }
+            // A share, worked out from the counts shown.
+            assert_eq!(*a, " class=\"n\"", "{what}");
+            assert_ne!(dim, "summary", "{what}: a share of the summary rows");
+            let (l, e) = (count_of(&published[0]), count_of(&published[2]));
+            let p = match head.as_str() {
+                "share of eligible" => share(e, eligible),
+                "share of list" => share(l, listed),
+                "listed of group" => share(l, e),
+                h => panic!("{what}: a share of {h}"),
+            };
+            assert_eq!(*v, pct_text(p), "{what}");
+            *dashes += usize::from(p.is_none());
+        }
+        groups.push(group);
+    }
+    groups
+}
+
+/// One chart of a PCN's page, every mark: its title, then per bar its label, a bar as long as
+/// its value makes it (scaled to the largest, as the page does) and the value written at the
+/// bar's end; nothing else.
+fn check_chart(pcn: &str, svg: &str, title: &str, bars: &Bars) {
+    let open = &svg[..svg.find('>').unwrap()];
+    assert_eq!(unescape(attr(open, "aria-label")), title, "{pcn}: chart");
+    // The marks in order: (element, attributes, text).
+    let mut marks: Vec<(&str, &str, String)> = Vec::new();
+    let mut rest = &svg[open.len() + 1..];
+    while rest != "</svg>" {
+        if let Some(r) = rest.strip_prefix("<rect") {
+            let end = r.find("/>").unwrap();
+            marks.push(("rect", &r[..end], String::new()));
+            rest = &r[end + 2..];
+        } else if let Some(r) = rest.strip_prefix("<text") {
+            let (gt, end) = (r.find('>').unwrap(), r.find("</text>").unwrap());
+            marks.push(("text", &r[..gt], unescape(&r[gt + 1..end])));
+            rest = &r[end + "</text>".len()..];
+        } else {
+            panic!("{pcn} {title}: not a mark of a chart: {rest}");
+        }
+    }
+    assert_eq!(marks[0].0, "text");
+    assert_eq!(marks[0].2, title, "{pcn}: the chart's heading");
+    let marks = &marks[1..];
+    // A bar from `x0` of length `len`, then its value `shown` at its end.
+    let bar = |m: &[(&str, &str, String)], x0: f64, len: f64, shown: &str, what: &str| {
+        assert_eq!((m[0].0, m[1].0), ("rect", "text"), "{what}");
+        assert_eq!(attr(m[0].1, "width"), format!("{len:.1}"), "{what}: bar");
+        let end = format!("{:.1}", x0 + len + 4.0);
+        assert_eq!(attr(m[1].1, "x"), end, "{what}: value at the bar's end");
+        assert_eq!(m[1].2, shown, "{what}: value");
+    };
+    let label = |m: &(&str, &str, String), want: &str, what: &str| {
+        assert_eq!(m.0, "text", "{what}");
+        assert_eq!(attr(m.1, "text-anchor"), "end", "{what}: label");
+        assert_eq!(m.2, want, "{what}: label");
+    };
+    match bars {
+        Bars::Counts(items) => {
+            assert_eq!(marks.len(), 3 * items.len(), "{pcn} {title}");
+            let values: Vec<Option<u64>> = items.iter().map(|(_, c)| count_of(c)).collect();
+            let max = values.iter().flatten().max().copied().unwrap_or(0).max(1) as f64;
+            for (((g, cell), v), m) in items.iter().zip(&values).zip(marks.chunks(3)) {
+                let what = format!("{pcn} {title}: {g}");
+                label(&m[0], g, &what);
+                let len = v.map_or(0.0, |v| v as f64 / max * 300.0);
+                bar(&m[1..], 110.0, len, cell, &what);
+            }
+        }
+        Bars::Shares(items) => {
+            assert_eq!(marks.len(), 5 * items.len(), "{pcn} {title}");
+            let max = items
+                .iter()
+                .flat_map(|i| [i.1, i.2])
+                .flatten()
+                .fold(1.0f64, f64::max);
+            for ((g, e, l), m) in items.iter().zip(marks.chunks(5)) {
+                let what = format!("{pcn} {title}: {g}");
+                label(&m[0], g, &what);
+                for (v, m) in [e, l].into_iter().zip(m[1..].chunks(2)) {
+                    let len = v.map_or(0.0, |v| v / max * 260.0);
+                    bar(m, 130.0, len, &pct_text(*v), &what);
+                }
+            }
+        }
+    }
+}
+
+/// Every number on a PCN's page outside the rows of the top of its list: a published cell of
+/// the PCN's rows of summary.csv and pcn_profile.csv where the markup names it, a share worked
+/// out from them as the page does, or a fixed number (the as-of date, the minimum age, the
+/// profile's threshold, the rows of the top of the list, the notes, the version); the synthetic
+/// models' caveat is the list's own `risk_models_trained_on`. Each part is cut out of the page
+/// once checked; what is left has no digit. Returns the shares shown as `–`.
+fn check_page_counts(
+    pcn: &str,
+    html: &str,
+    list: &polars::prelude::DataFrame,
+    summ: &BTreeMap<(String, String), Vec<String>>,
+    prof: &BTreeMap<(String, String), Vec<String>>,
+) -> usize {
+    let key = |g: &str| (pcn.to_string(), g.to_string());
+    let all = &summ[&key("all")];
+    let everyone = prof.get(&key("all"));
+    let has_profile = prof.keys().any(|(p, _)| p == pcn);
+    let (eligible, listed) = (count_of(&all[4]), everyone.and_then(|c| count_of(&c[0])));
+    let min_age = strata::lists::ListRules::default().min_age;
+    let mut page = html.to_string();
+    assert_eq!(cut(&mut page, "<style>", "</style>").len(), 1);
+    assert_eq!(
+        cut(&mut page, "<title>", "</title>"),
+        [format!(
+            "<title>PCN {pcn}: frailty list, as of {AS_OF}</title>"
+        )]
+    );
+    assert_eq!(
+        cut(&mut page, "<h1>", "</h1>"),
+        [format!("<h1>PCN {pcn}: frailty list</h1>")]
+    );
+    // The lead: eligible people (summary.csv's total) and, with a profile, listed people (its
+    // everyone row); the run's list rule has no number.
+    let lead = cut(&mut page, "<p class=\"lead\">", "</p>");
+    let on_list = everyone.map_or(String::new(), |c| {
+        format!("; <span id=\"listed\">{}</span> on the list", c[0])
+    });
+    let head = format!(
+        "<p class=\"lead\">As of {AS_OF}. <span id=\"eligible\">{}</span> eligible people (alive, aged {min_age}+){on_list}. The list takes ",
+        all[4]
+    );
+    assert_eq!(lead.len(), 1, "{pcn}: one lead");
+    let rule = lead[0]
+        .strip_prefix(&head)
+        .unwrap_or_else(|| panic!("{pcn}: {}", lead[0]));
+    assert!(digit_runs(rule).is_empty(), "{pcn}: {rule}");
+    // The synthetic models' caveat (with their training windows): the list's own column.
+    let banner = cut(&mut page, "<p class=\"banner\"", "</p>");
+    assert_eq!(banner.len(), 1, "{pcn}: the synthetic models' caveat");
+    let (_, source) = banner[0]
+        .split_once("<strong>Risk models trained on synthetic data.</strong> ")
+        .unwrap();
+    assert_eq!(
+        unescape(source.strip_suffix("</p>").unwrap()),
+        strings(list, "risk_models_trained_on")[0],
+        "{pcn}"
+    );
+    // The top of the list: the list itself, for direct care; only its heading is read.
+    let top = cut(&mut page, "<h2>Top ", "</table>");
+    let n = list.height().min(strata::output::html::TOP);
+    assert_eq!(top.len(), 1, "{pcn}: the top of the list");
+    assert!(
+        top[0].starts_with(&format!("<h2>Top {n} of the list</h2><table id=\"top\">")),
+        "{pcn}"
+    );
+    assert_eq!(top[0].matches("<tr><td>").count(), n, "{pcn}");
+    // The notes: the range of `[c]`, the version, the indicators' fixed definitions.
+    let notes = cut(&mut page, "<p class=\"note\"", "</p>");
+    let credit = format!(" Produced by strata {}.</p>", env!("CARGO_PKG_VERSION"));
+    assert_eq!(notes.len(), 2, "{pcn}: notes");
+    let first = notes[0].strip_suffix(&credit).expect("the version");
+    assert_eq!(digit_runs(first), ["1", "7"], "{pcn}: {first}");
+    assert_eq!(
+        digit_runs(&notes[1]),
+        ["29", "2013", "65", "3", "90", "65", "18"],
+        "{pcn}: {}",
+        notes[1]
+    );
+    // Without a profile, a sentence with its threshold instead.
+    let small = cut(&mut page, "<p>The list's make-up", "</p>");
+    let threshold = strata::tables::PROFILE_MIN_ELIGIBLE.to_string();
+    let want: Vec<Vec<&str>> = if has_profile {
+        vec![]
+    } else {
+        vec![vec![threshold.as_str()]]
+    };
+    let got: Vec<Vec<&str>> = small.iter().map(|s| digit_runs(s)).collect();
+    assert_eq!(got, want, "{pcn}: {small:?}");
+    let dims: Vec<&str> = if has_profile {
+        DIMENSIONS.iter().map(|d| d.0).collect()
+    } else {
+        vec![]
+    };
+    let titles: Vec<String> = dims
+        .iter()
+        .map(|d| {
+            format!(
+                "<h3>{}</h3>",
+                DIMENSIONS.iter().find(|x| x.0 == *d).unwrap().1
+            )
+        })
+        .collect();
+    assert_eq!(cut(&mut page, "<h3>", "</h3>"), titles, "{pcn}");
+    // The tables: by eFI category, then one per dimension of the profile.
+    let tables = cut(&mut page, "<table>", "</table>");
+    assert_eq!(tables.len(), 1 + dims.len(), "{pcn}: tables");
+    let mut dashes = 0;
+    let totals = (eligible, listed);
+    let groups = check_page_table(pcn, &tables[0], "summary", summ, prof, totals, &mut dashes);
+    let mine = |prefix: &str| -> Vec<String> {
+        let mut v: Vec<String> = summ
+            .keys()
+            .chain(prof.keys())
+            .filter(|(p, g)| p == pcn && g.starts_with(prefix))
+            .map(|(_, g)| g[prefix.len()..].to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(groups), ["all", "core20"], "{pcn}");
+    let mut rows = BTreeMap::new();
+    for (t, d) in tables[1..].iter().zip(&dims) {
+        let groups = check_page_table(pcn, t, d, summ, prof, totals, &mut dashes);
+        // Every published row of the dimension, once.
+        assert_eq!(sorted(groups.clone()), mine(&format!("{d}=")), "{pcn} {d}");
+        rows.insert(*d, groups);
+    }
+    // The charts: by eFI category, then one per dimension of the profile.
+    let cell = |g: &str| &prof[&key(g)];
+    let mut charts = vec![(
+        "Eligible people by eFI category",
+        Bars::Counts(
+            ["fit", "mild", "moderate", "severe"]
+                .iter()
+                .zip(all)
+                .map(|(c, v)| (c.to_string(), v.clone()))
+                .collect(),
+        ),
+    )];
+    for (d, title) in DIMENSIONS.iter().filter(|d| dims.contains(&d.0)) {
+        let groups = rows[d].iter().map(|g| (g, cell(&format!("{d}={g}"))));
+        charts.push(match *d {
+            "practice" => (
+                "Listed people by practice",
+                Bars::Counts(groups.map(|(g, c)| (g.clone(), c[0].clone())).collect()),
+            ),
+            _ => (
+                *title,
+                Bars::Shares(
+                    groups
+                        .map(|(g, c)| {
+                            let (l, e) = (count_of(&c[0]), count_of(&c[2]));
+                            (g.clone(), share(e, eligible), share(l, listed))
+                        })
+                        .collect(),
+                ),
+            ),
+        });
+    }
+    let svgs = cut(&mut page, "<svg ", "</svg>");
+    assert_eq!(svgs.len(), charts.len(), "{pcn}: charts");
+    for (svg, (title, bars)) in svgs.iter().zip(&charts) {
+        check_chart(pcn, svg, title, bars);
+    }
+    // What is left is headings and fixed words: no number.
+    for part in ["<table", "<svg", "<td", "<text", "<span id="] {
+        assert!(!page.contains(part), "{pcn}: {part} left unchecked");
+    }
+    let mut text = String::new();
+    let mut in_tag = false;
+    for ch in page.chars() {
+        match ch {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    let text = unescape(&text);
+    assert!(
+        digit_runs(&text).is_empty(),
+        "{pcn}: numbers not accounted for: {:?} in {text}",
+        digit_runs(&text)
+    );
+    dashes
+}
+
+#[test]
+fn every_count_on_the_pages_and_summary_sheets_is_a_protected_one() {
+    for out in [run(), synthetic()] {
+        let (summ, prof) = (summary(out), profile(out));
+        let mut dashes = 0;
+        for pcn in pcns(out) {
+            let pcn = pcn.as_str();
+            let file = |ext: &str| out.join(format!("lists/{pcn}/{pcn}.{ext}"));
+            let list = read_csv(&file("csv"));
+            let html = std::fs::read_to_string(file("html")).unwrap();
+            dashes += check_page_counts(pcn, &html, &list, &summ, &prof);
+            let zip = unzip(&std::fs::read(file("xlsx")).unwrap());
+            let rows = sheet_rows(&zip["xl/worksheets/sheet1.xml"], &shared_strings(&zip));
+            check_summary_sheet(pcn, &rows, &summ, &prof);
+        }
+        // The synthetic run has shares beside `[c]`: shown as `–`, as the page shows no share.
+        assert_eq!(dashes > 0, out == synthetic(), "{dashes}");
+    }
+    // The check catches a page with one thing changed: a number in the words, a share beside
+    // `[c]`, a count one more than its cell, a bar of the wrong length.
+    let out = synthetic();
+    let (summ, prof) = (summary(out), profile(out));
+    let pcn = &pcns(out)[0];
+    let list = read_csv(&out.join(format!("lists/{pcn}/{pcn}.csv")));
+    let html = std::fs::read_to_string(out.join(format!("lists/{pcn}/{pcn}.html"))).unwrap();
+    let bump = |h: &str| {
+        let at = h.find("data-col=\"eligible\">").unwrap() + "data-col=\"eligible\">".len();
+        let end = at + h[at..].find('<').unwrap();
+        let n: u64 = h[at..end].parse().unwrap();
+        format!("{}{}{}", &h[..at], n + 1, &h[end..])
+    };
+    for tampered in [
+        html.replacen("reaches</h2>", "reaches (12 people)</h2>", 1),
+        html.replacen("<td class=\"n\">–</td>", "<td class=\"n\">3.4%</td>", 1),
+        bump(&html),
+        html.replacen(" width=\"300.0\"", " width=\"299.0\"", 1),
+    ] {
+        assert_ne!(tampered, html);
+        let check =
+            std::panic::AssertUnwindSafe(|| check_page_counts(pcn, &tampered, &list, &summ, &prof));
+        assert!(std::panic::catch_unwind(check).is_err());
     }
 }
 

@@ -526,23 +526,15 @@ impl Scoring {
             .collect()
     }
 
-    /// The PCN profile's counts (unprotected), addable across partitions: `(rows, by_category,
-    /// min_category)`, rows `[(pcn_code, dimension, value, listed, not_listed, eligible)]`,
-    /// `by_category` whether the lists are exactly the eligible people of `min_category` or
-    /// worse. [`protect_run`] protects them with the other tables, as the binary does.
-    #[allow(clippy::type_complexity)]
-    fn profile_counts(&self) -> (Vec<(String, String, String, u64, u64, u64)>, bool, String) {
+    /// The PCN profile's counts (unprotected), addable across partitions: rows `[(pcn_code,
+    /// dimension, value, counts)]`, counts the group's eligible people listed and eligible by eFI
+    /// category (`[fit listed, fit eligible, mild listed, ..., severe eligible]`), from which
+    /// the shape of each PCN's list follows. [`protect_run`] protects them with the other
+    /// tables, as the binary does.
+    fn profile_counts(&self) -> Vec<(String, String, String, Vec<u64>)> {
         let s = &self.scored;
         let listed = strata::lists::listed_mask(self.cohort.patients.len(), &self.ranked());
-        let p = tables::profile(
-            &self.cohort,
-            &s.scores,
-            &s.status,
-            &s.ages,
-            &listed,
-            self.rules.min_category,
-        );
-        let rows = p
+        tables::profile(&self.cohort, &s.scores, &s.status, &s.ages, &listed)
             .rows
             .iter()
             .map(|((pcn, g), c)| {
@@ -550,13 +542,10 @@ impl Scoring {
                     pcn.clone(),
                     g.dimension().to_string(),
                     g.value(),
-                    c[0],
-                    c[1],
-                    c[2],
+                    c.iter().flatten().copied().collect(),
                 )
             })
-            .collect();
-        (rows, p.by_category, p.min_category.name().to_string())
+            .collect()
     }
 
     /// Rejected rows: `[(file, row, column, reason)]`, rows 1-based in the tables given.
@@ -1151,10 +1140,11 @@ fn table_counts(rows: Vec<CountRow>) -> Result<(Counts, Counts), Failure> {
 /// equity tables from their count rows ([`Scoring::counts`]), the population-health indicators
 /// from theirs ([`Scoring::indicator_counts`]) and the PCN profile from its
 /// ([`Scoring::profile_counts`]), each added up over partitions; `publication` and
-/// `min_interval` as `--publication` and `--min-interval`. Returns the bytes of the binary's
+/// `min_interval` and `rule` as `--publication`, `--min-interval` and `--disclosure-rule`.
+/// Returns the bytes of the binary's
 /// `summary.csv`, `equity.csv`, `indicators.csv` and `pcn_profile.csv`.
 #[pyfunction]
-#[pyo3(signature = (rows, indicator_rows, publication=false, profile=None, min_interval=0))]
+#[pyo3(signature = (rows, indicator_rows, publication=false, profile=None, min_interval=0, rule=None))]
 #[allow(clippy::type_complexity)]
 fn protect_run<'py>(
     py: Python<'py>,
@@ -1163,6 +1153,7 @@ fn protect_run<'py>(
     publication: bool,
     profile: Option<ProfileArg>,
     min_interval: u64,
+    rule: Option<String>,
 ) -> PyResult<(
     Bound<'py, PyBytes>,
     Bound<'py, PyBytes>,
@@ -1184,12 +1175,8 @@ fn protect_run<'py>(
         one.rows.insert(pcn, v);
         ind.add(&one);
     }
-    let suppression = if publication {
-        Suppression::publication()
-    } else {
-        Suppression::default()
-    }
-    .with_min_interval(min_interval);
+    let suppression = Suppression::resolve(rule.as_deref(), publication, min_interval)
+        .map_err(|e| Failure::Argument(e.to_string()))?;
     let (s, e, i, p) = py
         .detach(move || -> Result<[Vec<u8>; 4], Failure> {
             let (st, et, it, pt) = (
@@ -1221,35 +1208,48 @@ fn protect_run<'py>(
     ))
 }
 
+/// The small-number rules a run's settings resolve to, as the binary's manifest spells them
+/// (`config.suppression`): JSON text. One resolution for every engine.
+#[pyfunction]
+#[pyo3(signature = (publication=false, min_interval=0, rule=None))]
+fn suppression(publication: bool, min_interval: u64, rule: Option<String>) -> PyResult<String> {
+    let s = Suppression::resolve(rule.as_deref(), publication, min_interval)
+        .map_err(|e| Failure::Argument(e.to_string()))?;
+    Ok(serde_json::to_string(&s).map_err(|e| Failure::Argument(e.to_string()))?)
+}
+
 /// The PCN profile's counts as [`Scoring::profile_counts`] gives them, added up over
-/// partitions: `(rows, by_category, min_category)`.
-type ProfileArg = (Vec<(String, String, String, u64, u64, u64)>, bool, String);
+/// partitions.
+type ProfileArg = Vec<(String, String, String, Vec<u64>)>;
 
 /// The profile counts of a run from their parts (an empty profile when none is given).
 fn profile_counts(arg: Option<ProfileArg>) -> Result<tables::ProfileCounts, Failure> {
-    let (rows, by_category, min_category) =
-        arg.unwrap_or_else(|| (Vec::new(), true, "mild".to_string()));
-    let min_category = EfiCategory::parse(&min_category).ok_or_else(|| {
-        Failure::Argument(format!(
-            "profile: '{min_category}' is not fit, mild, moderate or severe"
-        ))
-    })?;
-    let mut counts = tables::ProfileCounts {
-        rows: Default::default(),
-        by_category,
-        min_category,
-    };
-    for (pcn, dimension, value, listed, not_listed, eligible) in rows {
+    let mut counts = tables::ProfileCounts::default();
+    for (pcn, dimension, value, c) in arg.unwrap_or_default() {
         let g = tables::ProfileGroup::parse(&dimension, &value).ok_or_else(|| {
             Failure::Argument(format!(
                 "profile: '{dimension}={value}' names no profile group"
             ))
         })?;
-        // Rows with the same labels (from different partitions) add up.
-        let c = counts.rows.entry((pcn, g)).or_default();
-        for (x, v) in c.iter_mut().zip([listed, not_listed, eligible]) {
-            *x += v;
+        let [l0, e0, l1, e1, l2, e2, l3, e3]: [u64; 8] = c.try_into().map_err(|c: Vec<u64>| {
+            Failure::Argument(format!(
+                "profile: {} counts for {pcn} {dimension}={value}, expected 8",
+                c.len()
+            ))
+        })?;
+        if [(l0, e0), (l1, e1), (l2, e2), (l3, e3)]
+            .iter()
+            .any(|(l, e)| l > e)
+        {
+            return Err(Failure::Argument(format!(
+                "profile: more listed than eligible for {pcn} {dimension}={value}"
+            )));
         }
+        let mut one = tables::ProfileCounts::default();
+        one.rows
+            .insert((pcn, g), [[l0, e0], [l1, e1], [l2, e2], [l3, e3]]);
+        // Rows with the same labels (from different partitions) add up.
+        counts.add(&one);
     }
     Ok(counts)
 }
@@ -1311,6 +1311,7 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("INDICATOR_WIDTH", indicators::WIDTH)?;
     m.add_function(wrap_pyfunction!(protect_tables, m)?)?;
     m.add_function(wrap_pyfunction!(protect_run, m)?)?;
+    m.add_function(wrap_pyfunction!(suppression, m)?)?;
     m.add_function(wrap_pyfunction!(pcn_files, m)?)?;
     m.add_function(wrap_pyfunction!(encode_table, m)?)?;
     m.add_function(wrap_pyfunction!(default_models, m)?)?;

@@ -77,7 +77,8 @@ UNKNOWN_PATIENT = "patient_id not in patients.parquet"
 #   kind "scores": data = Arrow IPC stream of the task's patients' scores
 #   kind "count":  key = table (summary, equity), section, a, b, c0..c4 = the counts
 #   kind "indicator": key = PCN code, c0..c21 = its population-health indicator counts
-#   kind "profile": key = PCN code, b = dimension, a = value, c0..c2 = listed, not listed, eligible
+#   kind "profile": key = PCN code, b = dimension, a = value, c0..c7 = listed and eligible by eFI
+#                   category (fit listed, fit eligible, ..., severe eligible)
 #   kind "meta":   data = JSON: rejects (rows in the files), files, figures, warnings, errors
 # Counts per indicator row (strata.indicators' quantities: the headline counts, then the people
 # and falls admissions of the six age bands of the standardised falls rate).
@@ -186,10 +187,9 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
         )
     for pcn, c in s.indicator_counts():
         rows.append({"kind": "indicator", "key": pcn, **{f"c{i}": v for i, v in enumerate(c)}})
-    profile_rows, by_category, _ = s.profile_counts()
-    for pcn, dimension, value, listed, not_listed, eligible in profile_rows:
+    for pcn, dimension, value, c in s.profile_counts():
         rows.append({"kind": "profile", "key": pcn, "b": dimension, "a": value,
-                     "c0": listed, "c1": not_listed, "c2": eligible})
+                     **{f"c{i}": v for i, v in enumerate(c)}})
     meta["rejects"] = [
         (f, file_rows[f][r - 1] if f in file_rows else r, col, why) for f, r, col, why in s.rejects()
     ]
@@ -200,7 +200,6 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     meta["models"] = s.models()
     meta["risk_models"] = s.risk_models()
     meta["withheld_risk_models"] = s.withheld_risk_models()
-    meta["profile_by_category"] = by_category
     rows.append({"kind": "meta", "data": json.dumps(meta).encode()})
     return pa.Table.from_batches([_result_batch(rows)])
 
@@ -351,6 +350,7 @@ def score(
     allow_identifiers: bool = False,
     publication: bool = False,
     min_interval: int = 0,
+    disclosure_rule: Optional[str] = None,
     engine: str = "auto",
     risk_models: Optional[List[str]] = None,
     rank_by: str = "frailty",
@@ -369,6 +369,10 @@ def score(
     :class:`SparkJobError` when the cohort is refused."""
     from pyspark.sql import functions as F
 
+    # The disclosure settings, resolved (and refused) by the library before Spark starts.
+    suppression = json.loads(
+        strata._strata.suppression(publication=publication, min_interval=min_interval, rule=disclosure_rule)
+    )
     t0 = time.time()
     seconds: List[Tuple[str, float]] = []
 
@@ -549,7 +553,7 @@ def score(
     profile_counts = (
         result.where(F.col("kind") == "profile")
         .groupBy("key", "b", "a")
-        .agg(*[F.sum(f"c{i}").alias(f"c{i}") for i in range(3)])
+        .agg(*[F.sum(f"c{i}").alias(f"c{i}") for i in range(8)])
         .collect()
     )
     items = (
@@ -597,11 +601,8 @@ def score(
         [(r["key"], [r[f"c{i}"] for i in range(INDICATOR_WIDTH)]) for r in indicator_counts],
         publication=publication,
         min_interval=min_interval,
-        profile=(
-            [(r["key"], r["b"], r["a"], r["c0"], r["c1"], r["c2"]) for r in profile_counts],
-            all(m.get("profile_by_category", True) for m in metas),
-            min_category,
-        ),
+        rule=disclosure_rule,
+        profile=[(r["key"], r["b"], r["a"], [r[f"c{i}"] for i in range(8)]) for r in profile_counts],
     )
     lap("protect")
     lists = sorted((r["key"], bytes(r["data"]), bytes(r["data2"])) for r in items if r["kind"] == "list")
@@ -696,8 +697,7 @@ def score(
         "rules": {"min_age": min_age, "min_category": min_category, "rank_by": rank_by,
                   "list_risk_band": list_risk_band, "min_risk": min_risk, "top": top,
                   "top_percent": top_percent},
-        "suppression": {"max_suppressed": 7, "round_to": 5 if publication else 1,
-                        "min_interval": min_interval},
+        "suppression": suppression,
         **figures,
         "compared_with": compared_with,
         "new_on_lists": new_on_lists,
@@ -743,6 +743,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     s.add_argument("--publication", action="store_true")
     s.add_argument("--min-interval", type=int, default=0, metavar="N",
                    help="every hidden count's provable interval at least N wide (strata score's)")
+    s.add_argument("--disclosure-rule", choices=["complementary", "nhse-2018"],
+                   help="the aggregate tables' small-number rule (strata score's --disclosure-rule)")
     s.add_argument("--engine", choices=["auto", "group", "map"], default="auto",
                    help="group: groupBy.applyInArrow (Spark 4.0+); map: repartition.mapInArrow")
     s.add_argument("--risk-models", action="append", metavar="CARD|DIR",
@@ -765,7 +767,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             a.cohort, a.as_of, a.out, master=a.master, today=a.today, models=a.models,
             min_age=a.min_age, min_category=a.min_category, max_rejected=a.max_rejected,
             allow_identifiers=a.allow_identifiers, publication=a.publication,
-            min_interval=a.min_interval, engine=a.engine,
+            min_interval=a.min_interval, disclosure_rule=a.disclosure_rule, engine=a.engine,
             risk_models=[] if a.no_risk_models else a.risk_models, rank_by=a.rank_by,
             list_risk_band=a.list_risk_band, min_risk=a.min_risk, top=a.top,
             top_percent=a.top_percent, previous=a.previous, compare=not a.no_compare,

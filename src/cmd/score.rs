@@ -63,6 +63,12 @@ pub struct Args {
     /// least this wide (an IG lead's protection level; default 0: only exact recovery refused).
     #[arg(long, value_name = "N")]
     pub min_interval: Option<u64>,
+    /// The small-number rule of the aggregate tables: `complementary` (default: 1-7 hidden with
+    /// enough other cells that none can be worked out; exact counts, more [c]) or `nhse-2018`
+    /// (NHS England's: 1-7 hidden, every other count rounded to 5, a complement only where a
+    /// count could still be worked out; as HES publishes).
+    #[arg(long, value_name = "RULE")]
+    pub disclosure_rule: Option<String>,
     #[command(flatten)]
     pub risk: RiskArgs,
     /// The previous run to say what changed since (new on a list, up or down a category,
@@ -301,12 +307,13 @@ pub fn options_over(a: &Args, file: &ScoreConfig) -> Result<ScoreOptions> {
             min_category,
             ..Default::default()
         })?,
-        suppression: if a.publication.or(file.publication).unwrap_or(false) {
-            Suppression::publication()
-        } else {
-            Suppression::default()
-        }
-        .with_min_interval(a.min_interval.or(file.disclosure.min_interval).unwrap_or(0)),
+        suppression: Suppression::resolve(
+            a.disclosure_rule
+                .as_deref()
+                .or(file.disclosure.rule.as_deref()),
+            a.publication.or(file.publication).unwrap_or(false),
+            a.min_interval.or(file.disclosure.min_interval).unwrap_or(0),
+        )?,
         programmes,
     })
 }

@@ -151,18 +151,26 @@ fn settles(x: f64, v: u64, width: f64) -> bool {
 }
 
 /// The LP of one component: variables are its suppressed cells, rows the relations touching it.
+///
+/// Under rounding (the nhse-2018 rule) the published cells of those relations are variables
+/// too, each within the values that round to what is printed, and the relations they take part
+/// in are rows, with every other cell at its true value. That restricts the outsider (who could
+/// also move those other cells), so an interval found is never wider than the outsider's: a
+/// cell shown safe is safe, and one not shown safe gets a complement.
 pub(crate) struct ComponentLp<'m> {
     values: &'m [u64],
-    /// Per variable: its cell is free.
+    /// Per variable: its cell is free, or a published cell (never exposed).
     free: Vec<bool>,
-    /// Per variable: the least value an outsider knows it has. strata never hides a zero, so a
-    /// hidden count (printed `[c]`) is at least 1; 0 for a hidden cell whose value is 0 (a
-    /// derived count that is never printed).
-    lower: Vec<f64>,
+    /// Per variable: what an outsider knows of it (`Model::hidden_bounds`, or the rounding
+    /// range of a published cell).
+    bounds: Vec<(f64, f64)>,
     /// The width every interval must reach ([`Model::width`]).
     width: f64,
-    /// Global cell of each variable, ascending.
+    /// Global cell of each variable: the component's cells, ascending, then any published
+    /// cells under rounding.
     cells: Vec<usize>,
+    /// How many of `cells` are the component's (audited).
+    audited: usize,
     /// Rows `sum(coeff * x) == rhs`, over variable indices.
     rows: Vec<(Vec<(usize, f64)>, f64)>,
 }
@@ -170,36 +178,63 @@ pub(crate) struct ComponentLp<'m> {
 impl<'m> ComponentLp<'m> {
     /// Build the LP of `comp` (a component of `hidden`, ascending).
     pub fn new(model: &Model<'m>, hidden: &[bool], comp: &[usize]) -> Self {
-        let local: BTreeMap<usize, usize> = comp.iter().enumerate().map(|(k, &c)| (c, k)).collect();
+        let mut cells = comp.to_vec();
+        let mut local: BTreeMap<usize, usize> =
+            comp.iter().enumerate().map(|(k, &c)| (c, k)).collect();
         let mut rel_ids: Vec<usize> = comp
             .iter()
             .flat_map(|&c| model.cell_rels[c].iter().copied())
             .collect();
         rel_ids.sort_unstable();
         rel_ids.dedup();
+        // Published cells known only to a range: variables, with their own relations as rows.
+        let mut ranged = Vec::new();
+        for &r in &rel_ids {
+            for &(c, _) in &model.rels[r] {
+                if !hidden[c] && model.published_range[c].is_some() && !local.contains_key(&c) {
+                    local.insert(c, cells.len());
+                    cells.push(c);
+                    ranged.push(c);
+                }
+            }
+        }
+        if !ranged.is_empty() {
+            rel_ids.extend(
+                ranged
+                    .iter()
+                    .flat_map(|&c| model.cell_rels[c].iter().copied()),
+            );
+            rel_ids.sort_unstable();
+            rel_ids.dedup();
+        }
         let mut rows = Vec::with_capacity(rel_ids.len());
         for r in rel_ids {
             let mut lhs = Vec::new();
             let mut rhs: i128 = 0;
             for &(c, k) in &model.rels[r] {
-                if hidden[c] {
-                    if let Some(&v) = local.get(&c) {
-                        lhs.push((v, k as f64));
-                    }
-                } else {
-                    rhs -= i128::from(k) * i128::from(model.values[c]);
+                match local.get(&c) {
+                    Some(&v) => lhs.push((v, k as f64)),
+                    None => rhs -= i128::from(k) * i128::from(model.values[c]),
                 }
             }
             if !lhs.is_empty() {
                 rows.push((lhs, rhs as f64));
             }
         }
+        let bounds = cells
+            .iter()
+            .map(|&c| match (hidden[c], model.published_range[c]) {
+                (false, Some(range)) => range,
+                _ => model.hidden_bounds[c],
+            })
+            .collect();
         ComponentLp {
             values: model.values,
-            free: comp.iter().map(|&c| model.free[c]).collect(),
-            lower: comp.iter().map(|&c| lower_bound(model.values[c])).collect(),
+            free: cells.iter().map(|&c| model.free[c] || !hidden[c]).collect(),
+            bounds,
             width: model.width,
-            cells: comp.to_vec(),
+            audited: comp.len(),
+            cells,
             rows,
         }
     }
@@ -214,12 +249,7 @@ impl<'m> ComponentLp<'m> {
         };
         let mut p = Problem::new(dir);
         let vars: Vec<_> = (0..self.cells.len())
-            .map(|k| {
-                p.add_var(
-                    if k == target { 1.0 } else { 0.0 },
-                    (self.lower[k], f64::INFINITY),
-                )
-            })
+            .map(|k| p.add_var(if k == target { 1.0 } else { 0.0 }, self.bounds[k]))
             .collect();
         for (lhs, rhs) in &self.rows {
             p.add_constraint(
@@ -250,9 +280,10 @@ impl<'m> ComponentLp<'m> {
     /// so most cells never need an LP of their own.
     pub fn exposed(&self) -> Result<Vec<usize>, DisclosureError> {
         let n = self.cells.len();
+        let audited = self.audited;
         let vals: Vec<u64> = self.cells.iter().map(|&c| self.values[c]).collect();
         if self.rows.is_empty() {
-            return Ok(Vec::new()); // every cell is free in [lower, inf)
+            return Ok(Vec::new()); // every cell is free within its bounds
         }
         let mut safe: Vec<bool> = (0..n)
             .map(|k| self.values[self.cells[k]] == 0 || self.free[k])
@@ -266,7 +297,7 @@ impl<'m> ComponentLp<'m> {
             }
         };
         let mut out = Vec::new();
-        for j in 0..n {
+        for j in 0..audited {
             if safe[j] {
                 continue;
             }
@@ -302,14 +333,15 @@ impl<'m> ComponentLp<'m> {
         // Lowest value seen for each variable at any optimum: if a feasible point has the
         // variable at 0, its minimum is 0 and that LP can be skipped.
         let mut lowest = vec![f64::INFINITY; n];
-        let mut out = Vec::with_capacity(n);
-        for j in 0..n {
+        let mut out = Vec::with_capacity(self.audited);
+        for j in 0..self.audited {
             let value = self.values[self.cells[j]];
+            let (lower, upper) = self.bounds[j];
             let (lp_lo, lp_hi) = if self.rows.is_empty() {
-                (self.lower[j], f64::INFINITY)
+                (lower, upper)
             } else {
-                let lp_lo = if lowest[j] <= self.lower[j] + 1e-9 {
-                    self.lower[j]
+                let lp_lo = if lowest[j] <= lower + 1e-9 {
+                    lower
                 } else {
                     let x = self
                         .solve(j, false)?

@@ -61,6 +61,18 @@ pub struct Grid {
     /// The narrowest interval an outsider may prove for a hidden count (`min_interval` of
     /// [`super::Suppression`]); 0 or 1 means only exact recovery is refused.
     pub min_interval: u64,
+    /// Cells never printed (ascending): derived counts that are small, protected like table
+    /// cells but never shown, so an outsider knows no more of them than the relations say.
+    pub unprinted: Vec<usize>,
+    /// Published non-zero counts are rounded to a multiple of this before printing, and the
+    /// outsider is credited with knowing only that (the nhse-2018 rule); 0 or 1: published
+    /// counts are taken as known exactly (the complementary rule, which rounds, if at all,
+    /// after protecting against an outsider who knows the exact counts).
+    pub round_to: u64,
+    /// Under rounding: the largest count the rule hides on its own, so a published non-zero count
+    /// is known to be above it. (A hidden count is only known to be at least 1: it may be a
+    /// larger count hidden to protect a small one.)
+    pub small_max: u64,
 }
 
 /// Where a rectangular table sits inside a [`Grid`]: rows x cols cells, row-major, starting at
@@ -106,6 +118,13 @@ impl Grid {
     pub fn add_free_cell(&mut self, value: u64) -> usize {
         let c = self.add_cell(value);
         self.free.push(c);
+        c
+    }
+
+    /// Append a cell never printed but protected (see [`Grid::unprinted`]).
+    pub fn add_unprinted_cell(&mut self, value: u64) -> usize {
+        let c = self.add_cell(value);
+        self.unprinted.push(c);
         c
     }
 
@@ -250,6 +269,13 @@ pub(crate) struct Model<'a> {
     /// The width every hidden count's provable interval must reach: `max(1, min_interval)`
     /// (1: the interval holds two integers, so the count is not recovered exactly).
     pub width: f64,
+    /// Per cell: what an outsider knows of it when hidden, `(lower, upper)`: at least 1 (a
+    /// `[c]` is never 0; 0 for a zero or an unprinted cell), with no upper bound (a `[c]` may be
+    /// a larger count hidden to protect a small one).
+    pub hidden_bounds: Vec<(f64, f64)>,
+    /// Per cell: what an outsider knows of it when published under rounding (the values that
+    /// round to what is printed); `None`: known exactly.
+    pub published_range: Vec<Option<(f64, f64)>>,
 }
 
 impl<'a> Model<'a> {
@@ -333,7 +359,42 @@ impl<'a> Model<'a> {
             }
             free[c] = true;
         }
+        let mut printed = vec![true; n];
+        for &c in grid.free.iter().chain(&grid.unprinted) {
+            if c >= n {
+                return Err(DisclosureError::CellOutOfRange { cell: c, cells: n });
+            }
+            printed[c] = false;
+        }
+        let hidden_bounds = (0..n)
+            .map(|c| {
+                let v = grid.values[c];
+                let lower = if printed[c] {
+                    super::audit::lower_bound(v)
+                } else {
+                    0.0
+                };
+                let upper = f64::INFINITY;
+                (lower, upper)
+            })
+            .collect();
+        let published_range = (0..n)
+            .map(|c| {
+                let v = grid.values[c];
+                (grid.round_to > 1 && v > 0 && printed[c]).then(|| {
+                    let r = grid.round_to;
+                    let shown = super::round_to_multiple(v, r);
+                    // `x` rounds (halves up) to `shown` iff shown - r/2 <= x <= shown + r - 1 - r/2;
+                    // a printed non-zero count is above the suppressed range.
+                    let lo = shown.saturating_sub(r / 2).max(grid.small_max + 1);
+                    let hi = shown + r - 1 - r / 2;
+                    (lo as f64, hi as f64)
+                })
+            })
+            .collect();
         Ok(Model {
+            hidden_bounds,
+            published_range,
             free,
             width: grid.min_interval.max(1) as f64,
             values: &grid.values,

@@ -24,7 +24,7 @@ impl Default for Rule {
     }
 }
 
-/// Tuning of [`protect_with`]. The default is what [`protect`] does. Every setting gives a
+/// Tuning of [`protect_with`]. The default is the complementary rule's. Every setting gives a
 /// pattern the auditor passes; they differ in how many cells are hidden and how long it takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
@@ -63,8 +63,7 @@ pub fn primary_mask(grid: &Grid, rule: &Rule) -> Vec<bool> {
 }
 
 /// Which cells to hide: primary then complementary, deterministic (same input -> same output),
-/// such that [`super::audit`] finds no exposed cell. Same as [`protect_with`] with the default
-/// [`Options`]:
+/// such that [`super::audit`] finds no exposed cell. With the default [`Options`]:
 ///
 /// 1. Primary: counts `1..=max_suppressed`.
 /// 2. Pre-pass (cheap, the classic rule): while a relation has exactly one hidden cell, hide its
@@ -84,11 +83,6 @@ pub fn primary_mask(grid: &Grid, rule: &Rule) -> Vec<bool> {
 ///
 /// Errors if a relation points outside the grid or does not hold for the values, or the LP
 /// solver fails.
-pub fn protect(grid: &Grid, rule: &Rule) -> Result<Vec<bool>, DisclosureError> {
-    protect_with(grid, rule, &Options::default())
-}
-
-/// [`protect`] with explicit [`Options`].
 pub fn protect_with(
     grid: &Grid,
     rule: &Rule,
@@ -148,7 +142,11 @@ fn run(
             return Err(DisclosureError::Solver {
                 first_cell: target,
                 cells: comp.len(),
-                message: "exposed cell but no visible non-zero cell left to hide".to_string(),
+                message: format!(
+                    "cell {target} (value {}, known to be within {:?} when hidden) is exposed but \
+                     no visible non-zero cell is left to hide",
+                    model.values[target], model.hidden_bounds[target]
+                ),
             });
         }
         for c in pick {
@@ -301,7 +299,9 @@ fn protection_fix(
         // The target moves by the width its interval must reach; a hidden count is known to be
         // at least 1, so one too small to move down that far can only move up.
         let step = dir * model.width;
-        if values[target] as f64 + step < super::audit::lower_bound(values[target]) {
+        let (lower, upper) = model.hidden_bounds[target];
+        let moved = values[target] as f64 + step;
+        if moved < lower || moved > upper {
             continue;
         }
         let mut p = Problem::new(OptimizationDirection::Minimize);
@@ -314,15 +314,16 @@ fn protection_fix(
                 let fixed = p.add_var(0.0, (step, step));
                 (fixed, None)
             } else if hidden[c] {
-                // No lower than an outsider knows it is (1, or 0 for a zero).
-                let lower = super::audit::lower_bound(values[c]);
-                (p.add_var(0.0, (lower - v, f64::INFINITY)), None)
+                // Within what an outsider knows of it (at least 1, or 0 for a zero or an
+                // unprinted count).
+                let (lower, upper) = model.hidden_bounds[c];
+                (p.add_var(0.0, (lower - v, upper - v)), None)
             } else {
                 // Once hidden it too is known to be at least 1.
                 let w = cost(model, c);
                 (
                     p.add_var(w, (0.0, f64::INFINITY)),
-                    Some(p.add_var(w, (0.0, v - super::audit::lower_bound(values[c])))),
+                    Some(p.add_var(w, (0.0, v - model.hidden_bounds[c].0))),
                 )
             };
             all.push(up);

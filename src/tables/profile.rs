@@ -13,16 +13,18 @@
 //! page would be mostly suppressed cells; the page says the make-up is not shown). What an
 //! outsider can add up across tables is given to `disclosure` as [`Links`]: a PCN's `all` and
 //! IMD-quintile-1 rows are its summary rows, the PCNs' rows of a group plus those of the PCNs
-//! left out make the equity table's rows of that group, and, when the lists are exactly the
-//! eligible people of an eFI category or worse, the listed column is the sum of those category
-//! columns.
+//! left out make the equity table's rows of that group, and the listed column is tied to the
+//! eFI category columns by the shape of the PCN's list ([`Share`]) under whatever rule made it
+//! (by category, `--top`, `--top-percent`, risk bands): a category listed in full adds its count,
+//! one not listed adds nothing, and the people listed from categories listed in part are a
+//! derived count of their own, protected when small, as if the outsider knew the shape.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{CountedTable, Links, Relation, Term, COUNT_COLUMNS};
 use crate::cohort::Cohort;
 use crate::population::{age_band, imd_quintile, Status};
-use crate::scores::{EfiCategory, Scores};
+use crate::scores::Scores;
 
 /// Count columns of the profile table; the last is the total of the other two.
 pub const PROFILE_COLUMNS: [&str; 3] = ["listed", "not_listed", "eligible"];
@@ -131,19 +133,61 @@ impl ProfileGroup {
     }
 }
 
-/// The profile's counts by PCN code and group: `[listed, not listed, eligible]`. Plain numbers,
-/// addable across partitions of a cohort (see [`super::Counts`]); which PCNs are shown is
-/// decided by [`ProfileCounts::table`] from the whole.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A group's eligible people by eFI category (fit, mild, moderate, severe): `[listed,
+/// eligible]` each. The profile's columns are sums of these; the categories give the shape of
+/// each PCN's list ([`Share`]).
+pub type CategoryCounts = [[u64; 2]; 4];
+
+/// The profile's counts by PCN code and group. Plain numbers, addable across partitions of a
+/// cohort (see [`super::Counts`]); which PCNs are shown is decided by [`ProfileCounts::table`]
+/// from the whole.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProfileCounts {
     /// Counts per (PCN code, group). Every practice with patients has a row (zeros included);
-    /// other groups only when non-zero.
-    pub rows: BTreeMap<(String, ProfileGroup), [u64; 3]>,
-    /// The lists are exactly the eligible people of `min_category` or worse, so an outsider
-    /// knows each listed count is a sum of eFI category counts.
-    pub by_category: bool,
-    /// The mildest eFI category listed.
-    pub min_category: EfiCategory,
+    /// other groups only when anyone is eligible.
+    pub rows: BTreeMap<(String, ProfileGroup), CategoryCounts>,
+}
+
+/// How a PCN's list takes the eligible people of one eFI category: all of them, none, or some.
+/// By category (the default rule) every category is `Full` or `Zero`; `--top` and
+/// `--top-percent` cut one category `Part`; risk-band additions make the milder categories
+/// `Part`. Protection assumes the outsider knows the shape (what the rule and the published
+/// counts nearly always tell).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Share {
+    /// Everyone eligible in the category is listed (also when nobody is eligible).
+    Full,
+    /// Nobody in the category is listed.
+    Zero,
+    /// Some are listed and some not.
+    Part,
+}
+
+/// The shape of a list: each category's [`Share`].
+pub fn shape(c: &CategoryCounts) -> [Share; 4] {
+    c.map(|[listed, eligible]| {
+        if listed == eligible {
+            Share::Full
+        } else if listed == 0 {
+            Share::Zero
+        } else {
+            Share::Part
+        }
+    })
+}
+
+/// The profile's columns (`[listed, not listed, eligible]`) of a group's category counts.
+pub fn columns(c: &CategoryCounts) -> [u64; 3] {
+    let listed: u64 = c.iter().map(|x| x[0]).sum();
+    let eligible: u64 = c.iter().map(|x| x[1]).sum();
+    [listed, eligible - listed, eligible]
+}
+
+fn add(into: &mut CategoryCounts, c: &CategoryCounts) {
+    for (x, y) in into.iter_mut().zip(c) {
+        x[0] += y[0];
+        x[1] += y[1];
+    }
 }
 
 /// Slots of one PCN's dense counts: everyone, ten age bands (-5, 5, ..., 85), three sexes, six
@@ -152,29 +196,26 @@ const SLOTS: usize = 1 + 10 + 3 + 6;
 const SEXES: [&str; 3] = ["F", "M", "U"];
 
 /// Count the profile: each PCN's eligible people listed (`listed[i]`: on the PCN's list) and not,
-/// in all, by practice, ten-year age band, sex and IMD quintile.
+/// by eFI category, in all, by practice, ten-year age band, sex and IMD quintile.
 pub fn profile(
     cohort: &Cohort,
     scores: &[Scores],
     status: &[Status],
     ages: &[i32],
     listed: &[bool],
-    min_category: EfiCategory,
 ) -> ProfileCounts {
     let p = &cohort.patients;
-    let mut dense = vec![[[0u64; 3]; SLOTS]; p.pcns.len()];
-    let mut practices: BTreeMap<(u32, u32), [u64; 3]> = BTreeMap::new();
-    let mut by_category = true;
+    let mut dense = vec![[CategoryCounts::default(); SLOTS]; p.pcns.len()];
+    let mut practices: BTreeMap<(u32, u32), CategoryCounts> = BTreeMap::new();
     for i in 0..p.len() {
         let practice = practices.entry((p.pcn[i], p.practice[i])).or_default();
         if status[i] != Status::Eligible {
             continue;
         }
-        let on_list = listed.get(i).copied().unwrap_or(false);
-        by_category &= on_list == (scores[i].efi_category >= min_category);
-        let k = usize::from(!on_list);
-        practice[k] += 1;
-        practice[2] += 1;
+        let on_list = u64::from(listed.get(i).copied().unwrap_or(false));
+        let category = scores[i].efi_category as usize;
+        practice[category][0] += on_list;
+        practice[category][1] += 1;
         let age = ((age_group(ages[i]) + 5) / 10) as usize;
         let sex = match p.sex[i].code() {
             "F" => 0,
@@ -184,15 +225,15 @@ pub fn profile(
         let imd = imd_quintile(p.imd_decile[i]).map_or(6, usize::from);
         let d = &mut dense[p.pcn[i] as usize];
         for slot in [0, 1 + age, 11 + sex, 13 + imd] {
-            d[slot][k] += 1;
-            d[slot][2] += 1;
+            d[slot][category][0] += on_list;
+            d[slot][category][1] += 1;
         }
     }
     let mut rows = BTreeMap::new();
     for (pcn, d) in dense.iter().enumerate() {
         let code = &p.pcns[pcn];
         for (slot, c) in d.iter().enumerate() {
-            if c[2] == 0 {
+            if columns(c)[2] == 0 {
                 continue;
             }
             let g = match slot {
@@ -208,21 +249,64 @@ pub fn profile(
         let g = ProfileGroup::Practice(p.practices[practice as usize].clone());
         rows.insert((p.pcns[pcn as usize].clone(), g), c);
     }
-    ProfileCounts {
-        rows,
-        by_category,
-        min_category,
+    ProfileCounts { rows }
+}
+
+/// The eFI-category side of a listed count: the category cells of `populations` (rows of the
+/// summary or equity table) that `shape` lists in full, plus one derived count of the people
+/// listed from the categories listed in part (`counts`: the true counts of those populations),
+/// which with the part-listed people not listed (a second derived count) makes up those
+/// categories' cells. Derived counts are protected when small: an outsider who knows the shape
+/// can take the difference.
+fn listed_side(
+    links: &mut Links,
+    populations: &[String],
+    shape: &[Share; 4],
+    counts: &CategoryCounts,
+) -> Vec<Term> {
+    let cells = |k: usize| {
+        populations.iter().map(move |population| Term::Other {
+            population: population.clone(),
+            column: k,
+        })
+    };
+    let mut side: Vec<Term> = (0..4)
+        .filter(|&k| shape[k] == Share::Full)
+        .flat_map(cells)
+        .collect();
+    let part: Vec<usize> = (0..4).filter(|&k| shape[k] == Share::Part).collect();
+    if !part.is_empty() {
+        let listed = part.iter().map(|&k| counts[k][0]).sum();
+        let not = part.iter().map(|&k| counts[k][1] - counts[k][0]).sum();
+        links.derived.push(listed);
+        let listed = Term::Derived(links.derived.len() - 1);
+        links.derived.push(not);
+        let not = Term::Derived(links.derived.len() - 1);
+        links.sums.push((
+            part.iter().copied().flat_map(cells).collect(),
+            vec![listed.clone(), not],
+        ));
+        side.push(listed);
     }
+    side
 }
 
 impl ProfileCounts {
-    /// Eligible people of each PCN with any (zero for a PCN with patients but none eligible).
-    fn eligible(&self) -> BTreeMap<&str, u64> {
+    /// Add another partition's counts (rows with the same labels add up).
+    pub fn add(&mut self, other: &ProfileCounts) {
+        for (k, c) in &other.rows {
+            add(self.rows.entry(k.clone()).or_default(), c);
+        }
+    }
+
+    /// Eligible people of each PCN with any (zero for a PCN with patients but none eligible),
+    /// with its `all` row's category counts.
+    fn everyone(&self) -> BTreeMap<&str, CategoryCounts> {
         let mut out = BTreeMap::new();
         for ((pcn, g), c) in &self.rows {
-            let e = out.entry(pcn.as_str()).or_insert(0);
+            let e = out.entry(pcn.as_str()).or_default();
             if *g == ProfileGroup::All {
-                *e = c[2];
+                *e = *c;
             }
         }
         out
@@ -230,22 +314,27 @@ impl ProfileCounts {
 
     /// The PCNs whose profile is published: at least [`PROFILE_MIN_ELIGIBLE`] eligible people.
     pub fn shown(&self) -> BTreeSet<String> {
-        self.eligible()
+        self.everyone()
             .into_iter()
-            .filter(|&(_, e)| e >= PROFILE_MIN_ELIGIBLE)
+            .filter(|(_, c)| columns(c)[2] >= PROFILE_MIN_ELIGIBLE)
             .map(|(p, _)| p.to_string())
             .collect()
     }
 
-    /// Which eFI columns ([`COUNT_COLUMNS`]) a profile column adds up to, when an outsider knows.
-    fn efi_columns(&self, k: usize) -> Vec<usize> {
-        let min = self.min_category as usize;
-        match k {
-            2 => vec![COUNT_COLUMNS.len() - 1],
-            0 if self.by_category => (min..4).collect(),
-            1 if self.by_category => (0..min).collect(),
-            _ => Vec::new(),
+    /// The shape of the lists across all PCNs: a category is `Full` (or `Zero`) only when it is
+    /// in every PCN.
+    fn overall_shape(&self) -> [Share; 4] {
+        let mut out = [None; 4];
+        for c in self.everyone().values() {
+            for (o, s) in out.iter_mut().zip(shape(c)) {
+                *o = match *o {
+                    None => Some(s),
+                    Some(t) if t == s => Some(t),
+                    Some(_) => Some(Share::Part),
+                };
+            }
         }
+        out.map(|s| s.unwrap_or(Share::Full))
     }
 
     /// Lay out the published profile: the shown PCNs' rows (everyone, practices, then every age
@@ -253,6 +342,9 @@ impl ProfileCounts {
     /// being there), each row's listed + not listed = eligible, each dimension adding up to the
     /// PCN's `all` row, and the [`Links`] with the summary and equity tables.
     pub fn table(&self) -> CountedTable {
+        const LISTED: usize = 0;
+        const ELIGIBLE: usize = 2;
+        const TOTAL: usize = COUNT_COLUMNS.len() - 1;
         let shown = self.shown();
         let nc = PROFILE_COLUMNS.len();
         if shown.is_empty() {
@@ -266,11 +358,12 @@ impl ProfileCounts {
                 links: Links::default(),
             };
         }
+        let everyone = self.everyone();
         let groups: BTreeSet<&ProfileGroup> = self
             .rows
             .iter()
             .filter(|((_, g), c)| {
-                !matches!(g, ProfileGroup::All | ProfileGroup::Practice(_)) && c[2] > 0
+                !matches!(g, ProfileGroup::All | ProfileGroup::Practice(_)) && columns(c)[2] > 0
             })
             .map(|((_, g), _)| g)
             .collect();
@@ -285,6 +378,7 @@ impl ProfileCounts {
         let all = ProfileGroup::All;
         for pcn in &shown {
             let first_row = rows.len();
+            let list_shape = shape(&everyone[pcn.as_str()]);
             let practices = self
                 .rows
                 .range((pcn.clone(), ProfileGroup::All)..)
@@ -295,7 +389,7 @@ impl ProfileCounts {
                 .chain(practices)
                 .chain(groups.iter().copied())
             {
-                let c = self
+                let counts = self
                     .rows
                     .get(&(pcn.clone(), g.clone()))
                     .copied()
@@ -303,7 +397,7 @@ impl ProfileCounts {
                 let r = rows.len();
                 rows.push((pcn.clone(), g.label()));
                 keys.push((pcn, g));
-                cells.extend_from_slice(&c);
+                cells.extend_from_slice(&columns(&counts));
                 relations.push(Relation {
                     total: r * nc + 2,
                     parts: vec![r * nc, r * nc + 1],
@@ -312,35 +406,31 @@ impl ProfileCounts {
                     ProfileGroup::All => format!("pcn={pcn}"),
                     g => format!("pcn={pcn}&{}", g.label()),
                 });
-                for k in 0..nc {
-                    if !self.efi_columns(k).is_empty() && !g.equity_populations().is_empty() {
+                if !g.equity_populations().is_empty() {
+                    for k in [LISTED, ELIGIBLE] {
                         across
                             .entry((g, k))
                             .or_default()
                             .push(Term::Own(r * nc + k));
                     }
                 }
-                // The PCN's everyone and Core20 rows are its summary rows.
+                // The PCN's everyone and Core20 rows are its summary rows: eligible is the
+                // total, listed the categories the list's shape takes.
                 let summary_row = match g {
                     ProfileGroup::All => Some(format!("pcn={pcn}")),
                     ProfileGroup::Imd(1) => Some(format!("pcn={pcn}&imd_quintile=1")),
                     _ => None,
                 };
                 if let Some(population) = summary_row {
-                    for k in 0..nc {
-                        let efi = self.efi_columns(k);
-                        if efi.is_empty() {
-                            continue;
-                        }
-                        let right = efi
-                            .into_iter()
-                            .map(|column| Term::Other {
-                                population: population.clone(),
-                                column,
-                            })
-                            .collect();
-                        links.sums.push((vec![Term::Own(r * nc + k)], right));
-                    }
+                    links.sums.push((
+                        vec![Term::Own(r * nc + ELIGIBLE)],
+                        vec![Term::Other {
+                            population: population.clone(),
+                            column: TOTAL,
+                        }],
+                    ));
+                    let side = listed_side(&mut links, &[population], &list_shape, &counts);
+                    links.sums.push((vec![Term::Own(r * nc + LISTED)], side));
                 }
             }
             // Each dimension's groups add up to the PCN's `all` row.
@@ -362,25 +452,28 @@ impl ProfileCounts {
             }
         }
         // Across PCNs: the shown PCNs' rows of a group, plus the people of the PCNs left out,
-        // are the equity table's rows of that group.
-        let left_out: Vec<&str> = self
-            .eligible()
-            .into_keys()
+        // are the equity table's rows of that group (listed: by the lists' shape across PCNs).
+        let left_out: Vec<&str> = everyone
+            .keys()
+            .copied()
             .filter(|p| !shown.contains(*p))
             .collect();
+        let overall = self.overall_shape();
         let mut residuals: BTreeMap<(&str, usize), Vec<Term>> = BTreeMap::new();
         for g in &groups {
-            for k in 0..nc {
-                let efi = self.efi_columns(k);
-                if efi.is_empty() {
-                    continue;
+            let mut whole = CategoryCounts::default();
+            for ((_, h), c) in &self.rows {
+                if h == *g {
+                    add(&mut whole, c);
                 }
+            }
+            for k in [LISTED, ELIGIBLE] {
                 let mut left = across.remove(&(*g, k)).unwrap_or_default();
                 if !left_out.is_empty() {
                     let v = left_out
                         .iter()
                         .filter_map(|p| self.rows.get(&(p.to_string(), (*g).clone())))
-                        .map(|c| c[k])
+                        .map(|c| columns(c)[k])
                         .sum();
                     links.derived.push(v);
                     let d = Term::Derived(links.derived.len() - 1);
@@ -390,32 +483,40 @@ impl ProfileCounts {
                         .push(d.clone());
                     left.push(d);
                 }
-                let right = g
-                    .equity_populations()
-                    .into_iter()
-                    .flat_map(|population| {
-                        efi.iter().map(move |&column| Term::Other {
-                            population: population.clone(),
-                            column,
+                let equity = g.equity_populations();
+                let right = if k == ELIGIBLE {
+                    equity
+                        .into_iter()
+                        .map(|population| Term::Other {
+                            population,
+                            column: TOTAL,
                         })
-                    })
-                    .collect();
+                        .collect()
+                } else {
+                    listed_side(&mut links, &equity, &overall, &whole)
+                };
                 links.sums.push((left, right));
             }
         }
         // The left-out PCNs' people of a dimension's groups add up to their summary rows.
+        let mut listed_sides: BTreeMap<&str, Vec<Term>> = BTreeMap::new();
         for ((_, k), left) in residuals {
-            let right = left_out
-                .iter()
-                .flat_map(|p| {
-                    self.efi_columns(k)
-                        .into_iter()
-                        .map(move |column| Term::Other {
-                            population: format!("pcn={p}"),
-                            column,
-                        })
-                })
-                .collect();
+            let mut right = Vec::new();
+            for p in &left_out {
+                let population = format!("pcn={p}");
+                if k == ELIGIBLE {
+                    right.push(Term::Other {
+                        population,
+                        column: TOTAL,
+                    });
+                } else {
+                    let c = &everyone[p];
+                    let side = listed_sides
+                        .entry(p)
+                        .or_insert_with(|| listed_side(&mut links, &[population], &shape(c), c));
+                    right.extend(side.iter().cloned());
+                }
+            }
             links.sums.push((left, right));
         }
         CountedTable {
@@ -483,14 +584,18 @@ mod tests {
         assert_eq!(ProfileGroup::Imd(6).label(), "imd_quintile=unknown");
     }
 
+    /// Listed people as severe, the others as fit: a list by category.
     fn counts(rows: &[(&str, ProfileGroup, [u64; 3])]) -> ProfileCounts {
         ProfileCounts {
             rows: rows
                 .iter()
-                .map(|(p, g, c)| ((p.to_string(), g.clone()), *c))
+                .map(|(p, g, [l, n, _])| {
+                    (
+                        (p.to_string(), g.clone()),
+                        [[0, *n], [0, 0], [0, 0], [*l, *l]],
+                    )
+                })
                 .collect(),
-            by_category: true,
-            min_category: EfiCategory::Moderate,
         }
     }
 
@@ -516,10 +621,49 @@ mod tests {
             let sum: u64 = r.parts.iter().map(|&i| t.cells[i]).sum();
             assert_eq!(t.cells[r.total], sum, "{r:?}");
         }
-        // SMALL's women, by column (listed 3, not listed 20, eligible 23) and its men (0).
-        assert_eq!(t.links.derived, [3, 20, 23, 0, 0, 0]);
-        // Sums: 2 summary rows x 3 columns; 2 sex groups x 3 columns; the left-out PCNs' total
-        // per column.
-        assert_eq!(t.links.sums.len(), 3 + 6 + 3);
+        // SMALL's women (listed 3, eligible 23) and its men (0).
+        assert_eq!(t.links.derived, [3, 23, 0, 0]);
+        // Sums: BIG's summary row (eligible, listed); 2 sex groups x 2 columns; the left-out
+        // PCNs' total per column.
+        assert_eq!(t.links.sums.len(), 2 + 4 + 2);
+    }
+
+    #[test]
+    fn a_category_listed_in_part_is_a_derived_count_of_its_own() {
+        use ProfileGroup::*;
+        // A list cut by --top: every severe person, 5 of the 30 moderate, no one milder.
+        let c = ProfileCounts {
+            rows: [
+                (All, [[0, 50], [0, 20], [5, 30], [40, 40]]),
+                (Practice("P1".into()), [[0, 50], [0, 20], [5, 30], [40, 40]]),
+            ]
+            .into_iter()
+            .map(|(g, c)| (("BIG".to_string(), g), c))
+            .collect(),
+        };
+        assert_eq!(
+            shape(&c.rows[&("BIG".into(), All)]),
+            [Share::Zero, Share::Zero, Share::Part, Share::Full]
+        );
+        let t = c.table();
+        assert_eq!(&t.cells[..3], [45, 95, 140]);
+        // The listed moderates (5) and the moderates not listed (25).
+        assert_eq!(t.links.derived, [5, 25]);
+        let moderate = Term::Other {
+            population: "pcn=BIG".into(),
+            column: 2,
+        };
+        let severe = Term::Other {
+            population: "pcn=BIG".into(),
+            column: 3,
+        };
+        assert!(t
+            .links
+            .sums
+            .contains(&(vec![moderate], vec![Term::Derived(0), Term::Derived(1)])));
+        assert!(t
+            .links
+            .sums
+            .contains(&(vec![Term::Own(0)], vec![severe, Term::Derived(0)])));
     }
 }

@@ -5,13 +5,17 @@
 //! the equity table's `ALL` and IMD-quintile-1 rows, Core20 at most everyone; in the profile,
 //! listed + not listed = eligible, each PCN's practices, age bands, sexes and quintiles adding up
 //! to its `all` row, its `all` and quintile-1 rows being its summary rows, and a group's PCN rows
-//! plus the people of the PCNs without a profile making the equity rows of that group; when the
-//! lists are exactly an eFI category or worse, listed counts are sums of category counts), and
-//! bounds every suppressed cell, and every small difference "everyone minus Core20", from below
-//! and above by linear programming (microlp). Rounded tables (`--publication`) are read as
-//! intervals: a published `v` is anything that rounds to it; a `[c]` is 1 or more, since zeros
-//! are always shown (README). A hidden cell pinned is a finding
-//! whichever tables pin it (a profile count that sums of hidden summary cells pin included).
+//! plus the people of the PCNs without a profile making the equity rows of that group; listed
+//! counts tied to the eFI categories by the list rule of the manifest: exactly the categories
+//! from `min_category` when lists are by category, at most them under `top` or `top_percent`
+//! (exactly them for a PCN whose list is shorter than its limit), at least them when a risk
+//! model adds people), and bounds every suppressed cell, and every small difference "everyone
+//! minus Core20", from below and above by linear programming (microlp). Rounded tables
+//! (`--publication`, the nhse-2018 rule) are read as intervals: a published `v > 0` is anything
+//! of 8 or more that rounds to it; a `[c]` is 1 or more, since zeros are always shown (README).
+//! A hidden cell pinned is a
+//! finding whichever tables pin it (a profile count that sums of hidden summary cells pin
+//! included).
 //!
 //! It is written apart from `strata::disclosure` on purpose: it shares no code with what it
 //! checks.
@@ -94,31 +98,68 @@ fn read(path: &Path, cols: &str) -> Sheet {
     s
 }
 
-/// The minimum protection interval the run was asked for (`config.suppression.min_interval` of
-/// the manifest; 0 when absent), as an outsider reads it.
-fn min_interval(out: &Path) -> i64 {
+/// The run's manifest, as an outsider reads it (null when absent: a hand-written folder).
+fn manifest(out: &Path) -> serde_json::Value {
     std::fs::read_to_string(out.join("manifest.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|m| m["config"]["suppression"]["min_interval"].as_i64())
+        .unwrap_or_default()
+}
+
+/// The minimum protection interval the run was asked for (`config.suppression.min_interval` of
+/// the manifest; 0 when absent), as an outsider reads it.
+fn min_interval(out: &Path) -> i64 {
+    manifest(out)["config"]["suppression"]["min_interval"]
+        .as_i64()
         .unwrap_or(0)
 }
 
-/// The mildest eFI category listed (0 fit .. 3 severe) when the run's lists are exactly the
-/// eligible people of that category or worse (no size limit, nobody added by a risk model), as
-/// an outsider reads it from the manifest.
-fn by_category(out: &Path) -> Option<usize> {
-    let text = std::fs::read_to_string(out.join("manifest.json")).ok()?;
-    let m: serde_json::Value = serde_json::from_str(&text).ok()?;
+/// The run used NHS England's 2018 rule (`config.suppression.rule`): README says a `[c]` is then
+/// a count of 1 to 7, or rarely a larger count hidden to protect one.
+fn nhse_2018(out: &Path) -> bool {
+    manifest(out)["config"]["suppression"]["rule"] == "nhse-2018"
+}
+
+/// The list rules as an outsider reads them from the manifest and README.
+struct ListRule {
+    /// The mildest eFI category listed (0 fit .. 3 severe).
+    min: usize,
+    /// A size limit (`top`, `top_percent`) may cut a list short: listed <= the categories.
+    cut: Option<(Option<i64>, Option<f64>)>,
+    /// A risk model adds people whatever their frailty: listed >= the categories.
+    added: bool,
+}
+
+fn list_rule(out: &Path) -> ListRule {
+    let m = manifest(out);
     let r = &m["rules"];
-    let by_risk =
+    let added =
         r["rank_by"] != "frailty" && (!r["min_risk_band"].is_null() || !r["min_risk"].is_null());
-    if by_risk || !r["top"].is_null() || !r["top_percent"].is_null() {
-        return None;
+    let (top, pct) = (r["top"].as_i64(), r["top_percent"].as_f64());
+    ListRule {
+        min: ["Fit", "Mild", "Moderate", "Severe"]
+            .iter()
+            .position(|c| r["min_category"] == *c)
+            .unwrap_or(1),
+        cut: (top.is_some() || pct.is_some()).then_some((top, pct)),
+        added,
     }
-    ["Fit", "Mild", "Moderate", "Severe"]
-        .iter()
-        .position(|c| r["min_category"] == *c)
+}
+
+/// `e` (listed minus the categories, as a sparse row) = 0, <= 0 or >= 0 by `direction`: 0, 1 or
+/// -1; `None` relates nothing.
+fn relate(
+    eqs: &mut Vec<Vec<(usize, f64)>>,
+    geqs: &mut Vec<Vec<(usize, f64)>>,
+    e: Vec<(usize, f64)>,
+    direction: Option<i8>,
+) {
+    match direction {
+        Some(0) => eqs.push(e),
+        Some(1) => geqs.push(e.into_iter().map(|(v, k)| (v, -k)).collect()),
+        Some(_) => geqs.push(e),
+        None => {}
+    }
 }
 
 /// The equity rows (dimension, group) that make up a profile group across PCNs: a ten-year age
@@ -146,6 +187,8 @@ fn equity_groups(dim: &str, group: &str) -> Vec<(String, String)> {
 /// none, 5 for `--publication`).
 pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
     const EFI: &str = "fit,mild,moderate,severe,total";
+    let nhse = nhse_2018(out);
+    let round_to = if nhse { 5 } else { round_to };
     let summary = read(&out.join("summary.csv"), EFI);
     let equity = read(&out.join("equity.csv"), EFI);
     let profile_path = out.join("pcn_profile.csv");
@@ -171,11 +214,14 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
         for (r, row) in sheet.cells.iter().enumerate() {
             for (k, c) in row.iter().enumerate() {
                 bounds.push(match c {
-                    // strata never hides a zero (README): a `[c]` is 1 or more.
+                    // strata never hides a zero (README): a `[c]` is 1 or more (under either
+                    // rule it may be a larger count hidden to protect a small one).
                     None => (1.0, f64::INFINITY),
                     Some(v) if round_to <= 1 => (*v as f64, *v as f64),
+                    // Anything that rounds to it, and above the suppressed range unless 0.
+                    Some(0) => (0.0, 0.0),
                     Some(v) => (
-                        ((v - (round_to - 1) / 2).max(0)) as f64,
+                        ((v - (round_to - 1) / 2).max(8)) as f64,
                         (v + round_to / 2) as f64,
                     ),
                 });
@@ -284,13 +330,36 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
     let audited = bounds.len();
     if !profile.rows.is_empty() {
         let pc = |r: usize, k: usize| base[2] + r * 3 + k;
-        // Per profile column (listed, not listed, eligible): the eFI columns it adds up to.
-        let efi: [Vec<usize>; 3] = match by_category(out) {
-            Some(min) => [(min..4).collect(), (0..min).collect(), vec![4]],
-            None => [Vec::new(), Vec::new(), vec![4]],
+        // Per profile column (listed, not listed, eligible): the eFI columns it adds up to, and
+        // how (the list rule: by category, listed is exactly those categories; a size limit
+        // makes it at most them, a risk model's additions at least them).
+        let rule = list_rule(out);
+        let min = rule.min;
+        let efi: [Vec<usize>; 3] = [(min..4).collect(), (0..min).collect(), vec![4]];
+        let direction: Option<i8> = match (rule.cut.is_some(), rule.added) {
+            (false, false) => Some(0),
+            (true, false) => Some(1),
+            (false, true) => Some(-1),
+            (true, true) => None,
         };
         let p_row = |a: &str, g: &str| profile.rows.iter().position(|(x, y)| x == a && y == g);
         let s_row = |a: &str, g: &str| summary.rows.iter().position(|(x, y)| x == a && y == g);
+        // A PCN whose list is shorter than its size limit was not cut: by its rule exactly.
+        let uncut = |a: &str| -> bool {
+            let Some((top, pct)) = rule.cut else {
+                return true;
+            };
+            let Some(all) = p_row(a, "all") else {
+                return false;
+            };
+            let (listed, eligible) = (profile.cells[all][0], profile.cells[all][2]);
+            let limit = match (top, pct, eligible) {
+                (Some(n), _, _) => Some(n),
+                (_, Some(x), Some(e)) => Some((e as f64 * x / 100.0).ceil() as i64),
+                _ => None,
+            };
+            round_to <= 1 && matches!((listed, limit), (Some(l), Some(n)) if l < n)
+        };
         for r in 0..profile.rows.len() {
             eqs.push(vec![(pc(r, 0), 1.0), (pc(r, 1), 1.0), (pc(r, 2), -1.0)]);
         }
@@ -308,15 +377,21 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
                 "imd_quintile=1" => s_row(a, "core20"),
                 _ => None,
             };
-            if let Some(q) = same {
-                for (k, cols) in efi.iter().enumerate() {
-                    if cols.is_empty() {
-                        continue;
-                    }
-                    let mut e = vec![(pc(r, k), 1.0)];
-                    e.extend(cols.iter().map(|&c| (cell(0, q, c), -1.0)));
-                    eqs.push(e);
-                }
+            let Some(q) = same else { continue };
+            let listed = if uncut(a) {
+                Some(if rule.added { -1 } else { 0 })
+            } else {
+                direction
+            };
+            for (k, cols) in efi.iter().enumerate() {
+                let how = match k {
+                    0 => listed,
+                    1 => listed.filter(|&d| d == 0),
+                    _ => Some(0),
+                };
+                let mut e = vec![(pc(r, k), 1.0)];
+                e.extend(cols.iter().map(|&c| (cell(0, q, c), -1.0)));
+                relate(&mut eqs, &mut geqs, e, how);
             }
         }
         for ((a, _), parts) in &blocks {
@@ -337,6 +412,11 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
             .filter(|(_, (a, g))| a != "ALL" && g == "all" && !shown.contains(a.as_str()))
             .map(|(r, _)| r)
             .collect();
+        let how = |k: usize| match k {
+            0 => direction,
+            1 => direction.filter(|&d| d == 0),
+            _ => Some(0),
+        };
         let mut residuals: BTreeMap<(&str, usize), Vec<usize>> = BTreeMap::new();
         for (g, rows) in &groups {
             let (dim, v) = g.split_once('=').unwrap();
@@ -349,7 +429,7 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
                 })
                 .collect();
             for (k, cols) in efi.iter().enumerate() {
-                if cols.is_empty() {
+                if how(k).is_none() {
                     continue;
                 }
                 let mut e: Vec<(usize, f64)> = rows.iter().map(|&r| (pc(r, k), 1.0)).collect();
@@ -363,7 +443,7 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
                 for &q in &eq_rows {
                     e.extend(cols.iter().map(|&c| (cell(1, q, c), -1.0)));
                 }
-                eqs.push(e);
+                relate(&mut eqs, &mut geqs, e, how(k));
             }
         }
         for ((_, k), vars) in residuals {
@@ -371,7 +451,7 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
             for &q in &left_out {
                 e.extend(efi[k].iter().map(|&c| (cell(0, q, c), -1.0)));
             }
-            eqs.push(e);
+            relate(&mut eqs, &mut geqs, e, how(k));
         }
     }
     let solve_with = |bounds: &[(f64, f64)], objective: &[(usize, f64)], maximize: bool| {
@@ -407,7 +487,8 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
     }
     // A small difference "everyone minus Core20" is itself a count that must not be pinned.
     for (a, c) in differences {
-        if bounds[a].1 == f64::INFINITY || bounds[c].1 == f64::INFINITY || round_to > 1 {
+        let hidden = |i: usize| bounds[i].0 == 1.0 && bounds[i].1 > 1.0;
+        if hidden(a) || hidden(c) || round_to > 1 {
             let (lo, hi) = interval(&[(a, 1.0), (c, -1.0)]);
             let (file, row, col) = (
                 "summary.csv".to_string(),
@@ -686,8 +767,9 @@ pub fn audit_indicators(out: &Path, round_to: i64) -> Findings {
         .map(|i| match value(i / NQ, i % NQ) {
             None => (1.0, f64::INFINITY),
             Some(v) if round_to <= 1 => (v as f64, v as f64),
+            Some(0) => (0.0, 0.0),
             Some(v) => (
-                ((v - (round_to - 1) / 2).max(0)) as f64,
+                ((v - (round_to - 1) / 2).max(8)) as f64,
                 (v + round_to / 2) as f64,
             ),
         })
