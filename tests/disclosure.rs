@@ -193,14 +193,52 @@ fn a_count_hidden_in_one_table_is_not_printed_in_another() {
 #[test]
 fn the_fixture_and_a_publication_run_pass_the_outside_auditor() {
     let d = tempfile::tempdir().unwrap();
-    for (name, extra) in [("plain", vec![]), ("publication", vec!["--publication"])] {
+    let mut hidden = Vec::new();
+    for (name, extra) in [
+        ("plain", vec![]),
+        ("publication", vec!["--publication"]),
+        ("nhse-2018", vec!["--disclosure-rule", "nhse-2018"]),
+    ] {
         let out = d.path().join(name);
         let o = score_into(&fixtures().join("cohort-2000"), &out, &extra);
         assert!(o.status.success(), "{}", stderr(&o));
         let f = audit_folder(&out, if extra.is_empty() { 1 } else { 5 });
         assert!(f.suppressed > 0, "the fixture has small counts to protect");
         assert!(f.pinned.is_empty(), "{f:?}");
+        let m = manifest(&out);
+        assert_eq!(
+            m["config"]["suppression"]["rule"],
+            if name == "nhse-2018" {
+                "nhse-2018"
+            } else {
+                "complementary"
+            }
+        );
+        hidden.push(f.suppressed);
+        // Under the 2018 rule every shown count is a multiple of 5.
+        if name == "nhse-2018" {
+            let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
+            for line in summary.lines().skip(1) {
+                for v in line.split(',').skip(2) {
+                    assert!(
+                        v == "[c]" || v.parse::<u64>().unwrap() % 5 == 0,
+                        "{line}"
+                    );
+                }
+            }
+        }
     }
+    // The 2018 rule hides the counts of 1-7 and few others: fewer than complementary
+    // suppression.
+    assert!(hidden[2] < hidden[0], "{hidden:?}");
+    // An unknown rule is refused, naming it.
+    let o = score_into(
+        &fixtures().join("cohort-2000"),
+        &d.path().join("bad"),
+        &["--disclosure-rule", "hes"],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("disclosure rule 'hes'"), "{}", stderr(&o));
 }
 
 /// A random small cohort: `n` patients over up to four PCNs, deprivation skewed towards one
@@ -225,14 +263,13 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(50))]
 
     /// Small PCNs, skewed deprivation, one PCN (PCN_D) almost all Core20, a random list rule
-    /// (mild, severe, the top 10, the top 30%), a random disclosure rule (complementary or
-    /// nhse-2018) and a random minimum protection interval: the outside auditor pins nothing
-    /// and finds no interval narrower than asked.
+    /// (mild, severe, the top 10, the top 30%) and a random minimum protection interval, under
+    /// both disclosure rules (complementary, nhse-2018): the outside auditor pins nothing and
+    /// finds no interval narrower than asked.
     #[test]
     fn no_suppressed_count_of_a_random_cohort_can_be_worked_out(
         people in random_cohort(),
         rule in 0u8..4,
-        nhse in proptest::bool::ANY,
         width in prop_oneof![3 => Just(0u64), 1 => Just(2u64)],
     ) {
         let defs = definitions();
@@ -263,10 +300,13 @@ proptest! {
             3 => rules.top_percent = Some(30.0),
             _ => {}
         }
-        let suppression = if nhse { Suppression::nhse_2018() } else { Suppression::default() };
-        score_in_process(&c, &out, rules, suppression.with_min_interval(width), &[]);
-        let f = audit_folder(&out, 1);
-        prop_assert!(f.pinned.is_empty() && f.narrow.is_empty(), "{:?}", f);
+        // Both rules on every cohort.
+        for suppression in [Suppression::default(), Suppression::nhse_2018()] {
+            let _ = std::fs::remove_dir_all(&out);
+            score_in_process(&c, &out, rules, suppression.with_min_interval(width), &[]);
+            let f = audit_folder(&out, 1);
+            prop_assert!(f.pinned.is_empty() && f.narrow.is_empty(), "{:?}", f);
+        }
     }
 }
 
@@ -330,8 +370,9 @@ proptest! {
 
     /// The profile is protected together with the summary, equity and indicator tables (their
     /// cells may change for it), whatever the list rule: by category (mild, or severe only), the
-    /// top 40 or top 15% (a category listed in part), ranked by a risk model with its moderate
-    /// band added (fit people listed), rounded for publication, or under the nhse-2018 rule.
+    /// top 40 or top 15% (a category listed in part), severe frailty ranked by a risk model with
+    /// its moderate band added (milder people listed), rounded for publication, or under the
+    /// nhse-2018 rule.
     #[test]
     fn profiles_of_random_cohorts_pass_the_outside_auditor(people in random_profile_cohort()) {
         const BIRTHS: [&str; 6] =
@@ -372,6 +413,10 @@ proptest! {
                         strata::predictors::Outcome::EmergencyAdmission,
                     );
                     rules.min_risk_band = Some(strata::risk::RiskBand::Moderate);
+                    // Severe frailty, plus the PCN's top 20% by risk (bands by rank within the
+                    // PCN): milder people added, their categories listed in part.
+                    rules.min_category = strata::scores::EfiCategory::Severe;
+                    rules.risk_bands = strata::lists::BandMode::Pcn;
                     cards = std::slice::from_ref(&card);
                 }
                 _ => {}
@@ -386,6 +431,13 @@ proptest! {
             prop_assert!(!profile.contains("PCN_C"), "a PCN under 100 eligible has no profile");
             let f = audit_folder(&out, suppression.round_to as i64);
             prop_assert!(f.pinned.is_empty(), "{:?}", f);
+            if variant == 6 {
+                let list = std::fs::read_to_string(out.join("lists/PCN_A/PCN_A.csv")).unwrap();
+                prop_assert!(
+                    list.contains(",moderate,") || list.contains(",mild,"),
+                    "the risk band adds people less than severely frail"
+                );
+            }
         }
     }
 }

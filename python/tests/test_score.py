@@ -150,6 +150,19 @@ def test_a_minimum_protection_interval_protects_as_the_binary_does(tmp_path):
     assert hidden((summary, equity, indicators)) > hidden(plain[:3])
 
 
+def test_the_nhse_2018_rule_protects_as_the_binary_does(tmp_path):
+    out = tmp_path / "out"
+    run_binary(FIXTURE, out, "--disclosure-rule", "nhse-2018")
+    s = strata.run(*cohort(), as_of=AS_OF, today=TODAY)
+    tables = strata.protect_run(
+        s.counts(), s.indicator_counts(), profile=s.profile_counts(), rule="nhse-2018"
+    )
+    for name, got in zip(["summary", "equity", "indicators", "pcn_profile"], tables):
+        assert got == (out / f"{name}.csv").read_bytes(), name
+    with pytest.raises(Exception, match="disclosure rule 'hes'"):
+        strata.protect_run(s.counts(), s.indicator_counts(), rule="hes")
+
+
 def test_a_missing_column_is_refused_with_the_binarys_message():
     p, e, n = cohort()
     with pytest.raises(strata.InvalidCohortError, match="patients.parquet, column sex: required column is missing"):
