@@ -417,9 +417,11 @@ pub fn protect(
     let rg = run_grid(tables, rule);
     let mut hidden = protect::protect_with(&fast.grid, &r, &opts)?;
     hidden.resize(rg.grid.values.len(), true);
-    // The same exposure the full audit would find, without every cell's interval.
+    // The same exposure the full audit would find, without every cell's interval; if any, go on
+    // from this pattern with every relation.
     if !audit::exposed(&rg.grid, &hidden)?.is_empty() {
-        hidden = protect::protect_with(&rg.grid, &r, &opts)?;
+        let start = hidden;
+        hidden = protect::protect_from(&rg.grid, &r, &opts, &start)?;
     }
     Ok(tables
         .iter()

@@ -220,10 +220,7 @@ fn the_fixture_and_a_publication_run_pass_the_outside_auditor() {
             let summary = std::fs::read_to_string(out.join("summary.csv")).unwrap();
             for line in summary.lines().skip(1) {
                 for v in line.split(',').skip(2) {
-                    assert!(
-                        v == "[c]" || v.parse::<u64>().unwrap() % 5 == 0,
-                        "{line}"
-                    );
+                    assert!(v == "[c]" || v.parse::<u64>().unwrap() % 5 == 0, "{line}");
                 }
             }
         }
@@ -238,7 +235,11 @@ fn the_fixture_and_a_publication_run_pass_the_outside_auditor() {
         &["--disclosure-rule", "hes"],
     );
     assert!(!o.status.success());
-    assert!(stderr(&o).contains("disclosure rule 'hes'"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("disclosure rule 'hes'"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// A random small cohort: `n` patients over up to four PCNs, deprivation skewed towards one

@@ -88,7 +88,20 @@ pub fn protect_with(
     rule: &Rule,
     opts: &Options,
 ) -> Result<Vec<bool>, DisclosureError> {
-    run(grid, rule, opts, Complement::ProtectionLp)
+    run(grid, rule, opts, Complement::ProtectionLp, None)
+}
+
+/// [`protect_with`] starting from the cells `start` hides (a pattern found on a grid with fewer
+/// relations), so that only what the extra relations expose needs more complements. Nothing of
+/// `start` is fixed: pruning may publish its complements again.
+pub fn protect_from(
+    grid: &Grid,
+    rule: &Rule,
+    opts: &Options,
+    start: &[bool],
+) -> Result<Vec<bool>, DisclosureError> {
+    super::audit::check_mask(grid, start)?;
+    run(grid, rule, opts, Complement::ProtectionLp, Some(start))
 }
 
 /// How the audit loop picks complements.
@@ -107,10 +120,16 @@ fn run(
     rule: &Rule,
     opts: &Options,
     how: Complement,
+    start: Option<&[bool]>,
 ) -> Result<Vec<bool>, DisclosureError> {
     let model = Model::new(grid)?;
     let primary = primary_mask(grid, rule);
     let mut hidden = primary.clone();
+    if let Some(start) = start {
+        for (h, &s) in hidden.iter_mut().zip(start) {
+            *h |= s;
+        }
+    }
     // Every table of a run is protected in one pass: no cell's state is fixed beforehand.
     let frozen = vec![false; grid.values.len()];
     if opts.prepass {
@@ -478,7 +497,7 @@ mod tests {
             prepass: false,
             prune: false,
         };
-        let hidden = run(&g, &rule, &opts, Complement::Cheapest).expect("run");
+        let hidden = run(&g, &rule, &opts, Complement::Cheapest, None).expect("run");
         assert!(audit(&g, &hidden).expect("audit").is_safe());
     }
 
@@ -490,7 +509,7 @@ mod tests {
             for prune in [false, true] {
                 let opts = Options { prepass, prune };
                 for how in [Complement::ProtectionLp, Complement::Cheapest] {
-                    let hidden = run(&g, &Rule::default(), &opts, how).expect("run");
+                    let hidden = run(&g, &Rule::default(), &opts, how, None).expect("run");
                     for (c, &h) in hidden.iter().enumerate() {
                         assert!(!h || g.values[c] > 0, "zero cell {c} hidden");
                     }
