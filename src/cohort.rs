@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use crate::codes::CodeDict;
-use crate::input::{Reject, ValidationReport};
+use crate::report::{Reject, SpellReport, ValidationReport};
 
 /// Sex as recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -187,7 +187,7 @@ pub struct Spells {
     /// and the W00-W19 cause recorded by then); `i32::MAX` when it is not one.
     pub falls_from: Vec<i32>,
     /// What building them found, for the manifest.
-    pub report: crate::input::spells::SpellReport,
+    pub report: SpellReport,
 }
 
 impl Spells {

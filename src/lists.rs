@@ -7,6 +7,7 @@
 use crate::cohort::Cohort;
 use crate::population::Status;
 use crate::predictors::Outcome;
+pub use crate::risk::BandMode;
 use crate::risk::{ModelRisk, RiskBand};
 use crate::scores::{EfiCategory, Scores};
 
@@ -54,30 +55,6 @@ pub struct ListRules {
     /// How risk bands are set: by the card's probability cut-offs (the same in every PCN) or
     /// by rank within each PCN.
     pub risk_bands: BandMode,
-}
-
-/// How a model's risk bands are set (`risk_bands` in the settings file, `--risk-bands`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BandMode {
-    /// By the card's absolute probability cut-offs (its list population's top 1%, 5% and 20% in
-    /// the validation year): "very high" means the same in every PCN, and a PCN scored alone
-    /// gets the bands it gets in the whole run. A card without cut-offs is banded by PCN.
-    #[default]
-    Card,
-    /// By rank within each PCN's eligible people (top 1%, 5%, 20% of the PCN).
-    Pcn,
-}
-
-impl BandMode {
-    /// Parse `card` or `pcn`.
-    pub fn parse(s: &str) -> Option<BandMode> {
-        match s.trim() {
-            "card" => Some(BandMode::Card),
-            "pcn" => Some(BandMode::Pcn),
-            _ => None,
-        }
-    }
 }
 
 impl Default for ListRules {

@@ -8,10 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 
-use sha2::{Digest, Sha256};
-
+pub use crate::digest::{hex, sha256_file, sha256_hex};
 use crate::input::contract::{ENCOUNTERS_FILE, EVENTS_FILE, MEDICATIONS_FILE, PATIENTS_FILE};
-use crate::publish::OutputError;
+use crate::sink::OutputError;
 
 /// The git commit strata was built from (`git rev-parse HEAD` at build time), or "unknown"
 /// when it was built outside a git repository or without git.
@@ -20,10 +19,8 @@ pub const GIT_COMMIT: &str = env!("STRATA_GIT_COMMIT");
 /// strata's version (Cargo.toml).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The Parquet key-value metadata key with which `strata synth` marks every file it writes
-/// (pyarrow keeps it as Arrow schema metadata): its value says what made the file. A cohort
-/// without it is taken for real (local) data.
-pub const SYNTHETIC_KEY: &str = "strata.synthetic";
+/// The mark of a synthetic cohort's files (defined with the cohort contract).
+pub use crate::input::contract::SYNTHETIC_KEY;
 
 /// One file and its SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -34,29 +31,6 @@ pub struct FileHash {
     pub bytes: u64,
     /// SHA-256 of the bytes, lower-case hex.
     pub sha256: String,
-}
-
-/// SHA-256 of `bytes`, lower-case hex.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-/// Size and SHA-256 (hex) of the file at `path`, hashed from a read-only mapping (no copy).
-pub fn sha256_file(path: &Path) -> std::io::Result<(u64, String)> {
-    let f = std::fs::File::open(path)?;
-    // SAFETY: read-only mapping; a file changed while it is hashed is outside the contract
-    // (the run reads the same mapping's pages).
-    let map = unsafe { memmap2::Mmap::map(&f) }?;
-    Ok((map.len() as u64, sha256_hex(&map)))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 /// The cohort files a run reads from a folder, in contract order: patients, events, encounters

@@ -106,6 +106,30 @@ pub fn withhold_synthetic(
     withheld
 }
 
+/// How a model's risk bands are set (`risk_bands` in the settings file, `--risk-bands`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BandMode {
+    /// By the card's absolute probability cut-offs (its list population's top 1%, 5% and 20% in
+    /// the validation year): "very high" means the same in every PCN, and a PCN scored alone
+    /// gets the bands it gets in the whole run. A card without cut-offs is banded by PCN.
+    #[default]
+    Card,
+    /// By rank within each PCN's eligible people (top 1%, 5%, 20% of the PCN).
+    Pcn,
+}
+
+impl BandMode {
+    /// Parse `card` or `pcn`.
+    pub fn parse(s: &str) -> Option<BandMode> {
+        match s.trim() {
+            "card" => Some(BandMode::Card),
+            "pcn" => Some(BandMode::Pcn),
+            _ => None,
+        }
+    }
+}
+
 /// The index in `models` of the one predicting `outcome`, which `what` (the ranking, a
 /// programme) needs; an error that says so when it is missing, and why when its default card was
 /// withheld ([`withhold_synthetic`]). One check for every engine.
@@ -728,7 +752,7 @@ pub fn apply(
     defs: &Definitions,
     scored: &Scored,
     as_of: i32,
-    bands: crate::lists::BandMode,
+    bands: BandMode,
 ) -> Vec<ModelRisk> {
     if models.is_empty() {
         return Vec::new();
@@ -827,8 +851,8 @@ pub fn apply(
                 pcn_rank,
                 pcn_eligible: pcn_eligible.clone(),
                 cutoffs: match bands {
-                    crate::lists::BandMode::Card => model.cutoffs,
-                    crate::lists::BandMode::Pcn => None,
+                    BandMode::Card => model.cutoffs,
+                    BandMode::Pcn => None,
                 },
             }
         })

@@ -205,6 +205,11 @@ fn the_fixture_and_a_publication_run_pass_the_outside_auditor() {
         let f = audit_folder(&out, if extra.is_empty() { 1 } else { 5 });
         assert!(f.suppressed > 0, "the fixture has small counts to protect");
         assert!(f.pinned.is_empty(), "{f:?}");
+        // The provable interval widths of the hidden counts (shown with --nocapture).
+        println!(
+            "{name}: {} hidden, widths {:?}, {} unbounded",
+            f.suppressed, f.widths, f.unbounded
+        );
         let m = manifest(&out);
         assert_eq!(
             m["config"]["suppression"]["rule"],

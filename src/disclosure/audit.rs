@@ -136,12 +136,6 @@ pub(crate) fn run_lp(p: &Problem, vars: &[Variable]) -> Result<Vec<f64>, microlp
     .unwrap_or_else(|_| Err(microlp::Error::InternalError("LP solver panicked".into())))
 }
 
-/// The least value an outsider knows a hidden cell of true value `v` has: 1, since strata never
-/// hides a zero (a `[c]` is 1 or more, and README says so), or 0 for a zero (a derived cell).
-pub(crate) fn lower_bound(v: u64) -> f64 {
-    v.min(1) as f64
-}
-
 /// Does a feasible point where a cell of true value `v` is `x` prove its interval at least
 /// `width` wide (with width 1: holding two integers)? (Same thresholds as the inward rounding in
 /// [`CellInterval`].)

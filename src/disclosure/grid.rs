@@ -245,6 +245,12 @@ impl Grid {
     }
 }
 
+/// The least value an outsider knows a hidden cell of true value `v` has: 1, since strata never
+/// hides a zero (a `[c]` is 1 or more, and README says so), or 0 for a zero (a derived cell).
+pub(crate) fn lower_bound(v: u64) -> f64 {
+    v.min(1) as f64
+}
+
 /// A validated view of a grid used by the auditor and the suppression: every relation as a
 /// sparse row `sum(coeff * value) == 0` with duplicate cells merged (total +1, parts -1), and for
 /// each cell the relations it appears in.
@@ -369,11 +375,7 @@ impl<'a> Model<'a> {
         let hidden_bounds = (0..n)
             .map(|c| {
                 let v = grid.values[c];
-                let lower = if printed[c] {
-                    super::audit::lower_bound(v)
-                } else {
-                    0.0
-                };
+                let lower = if printed[c] { lower_bound(v) } else { 0.0 };
                 let upper = f64::INFINITY;
                 (lower, upper)
             })

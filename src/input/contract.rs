@@ -18,6 +18,11 @@ pub const ENCOUNTERS_FILE: &str = "encounters.parquet";
 /// Prescriptions issued (optional): when present, the eFI's polypharmacy is counted from it.
 pub const MEDICATIONS_FILE: &str = "medications.parquet";
 
+/// The Parquet key-value metadata key with which `strata synth` marks every file it writes
+/// (pyarrow keeps it as Arrow schema metadata): its value says what made the file. A cohort
+/// without it is taken for real (local) data.
+pub const SYNTHETIC_KEY: &str = "strata.synthetic";
+
 /// One column of the contract.
 #[derive(Debug, Clone, Copy)]
 pub struct ColumnSpec {

@@ -8,8 +8,8 @@
 
 use polars::prelude::*;
 
+use super::checker::Checker;
 use super::contract::ColumnSpec;
-use super::report::Checker;
 use super::{LoadOptions, Opened, Source};
 use crate::privacy::looks_like_identifier;
 

@@ -14,9 +14,9 @@ use polars_arrow::array::Utf8ViewArray;
 use rayon::prelude::*;
 
 use super::contract::{reason, ENCOUNTERS_FILE, EVENTS_FILE};
-use super::report::Reject;
 use crate::codes::{normalise, CodeDict, CodeSystem};
-use crate::cohort::{search_from, Encounters, Events, Medications, Patients, Setting};
+use crate::cohort::{search_from, Encounters, Events, Patients, Setting};
+use crate::report::Reject;
 
 pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
@@ -656,31 +656,6 @@ pub(crate) fn lay_out_encounters(
         row: apply(file_row, &perm),
     };
     (e, rejects)
-}
-
-/// Lay out decoded medication parts: concatenate them in file order and group by patient.
-pub(crate) fn lay_out_medications(
-    parts: Vec<super::medications::MedicationPart>,
-    patients: &Patients,
-) -> (Medications, Vec<Reject>) {
-    let mut patient = Vec::new();
-    let mut m = Medications {
-        present: true,
-        ..Default::default()
-    };
-    let mut rejects = Vec::new();
-    for part in parts {
-        patient.extend_from_slice(&part.patient);
-        m.day.extend_from_slice(&part.day);
-        m.medicine.extend_from_slice(&part.medicine);
-        m.devices += part.devices;
-        rejects.extend(part.rejects);
-    }
-    let (offsets, perm) = group_by_patient(patients.len(), &patient);
-    m.offsets = offsets;
-    m.day = apply(m.day, &perm);
-    m.medicine = apply(m.medicine, &perm);
-    (m, rejects)
 }
 
 /// Group decoded rows by patient with a counting sort, or, when the file was already in

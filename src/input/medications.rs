@@ -3,19 +3,19 @@
 //! (which tells devices apart). Read on the general path: the file is small beside the events.
 //!
 //! Pipeline position: part of the first stage, `input`; its parts go to
-//! [`super::layout::lay_out_medications`], and `features` counts distinct medicines from them.
+//! [`lay_out_medications`], and `features` counts distinct medicines from them.
 
 use polars::prelude::*;
 use rayon::prelude::*;
 
 use super::contract::{is_bnf_device, reason, MEDICATIONS_FILE};
 use super::frame::{day_col, text_col, Table};
-use super::layout::{check_patient_and_date, PatientIndex, PidCache};
-use super::report::Reject;
+use super::layout::{apply, check_patient_and_date, group_by_patient, PatientIndex, PidCache};
 use super::LoadOptions;
 use crate::codes::{normalise, CodeSystem};
-use crate::cohort::Medications;
+use crate::cohort::{Medications, Patients};
 use crate::date;
+use crate::report::Reject;
 
 /// One decoded chunk of the medications file: kept rows, devices left out, rejects.
 #[derive(Default)]
@@ -137,4 +137,29 @@ pub(crate) fn decode_medications(
             part
         })
         .collect())
+}
+
+/// Lay out decoded medication parts: concatenate them in file order and group by patient.
+pub(crate) fn lay_out_medications(
+    parts: Vec<MedicationPart>,
+    patients: &Patients,
+) -> (Medications, Vec<Reject>) {
+    let mut patient = Vec::new();
+    let mut m = Medications {
+        present: true,
+        ..Default::default()
+    };
+    let mut rejects = Vec::new();
+    for part in parts {
+        patient.extend_from_slice(&part.patient);
+        m.day.extend_from_slice(&part.day);
+        m.medicine.extend_from_slice(&part.medicine);
+        m.devices += part.devices;
+        rejects.extend(part.rejects);
+    }
+    let (offsets, perm) = group_by_patient(patients.len(), &patient);
+    m.offsets = offsets;
+    m.day = apply(m.day, &perm);
+    m.medicine = apply(m.medicine, &perm);
+    (m, rejects)
 }

@@ -32,13 +32,13 @@ mod encounters;
 mod events;
 mod frame;
 pub use frame::from_batches;
+mod checker;
 mod layout;
 mod links;
 mod medications;
 pub mod memory;
 mod parquet;
 mod patients;
-pub mod report;
 pub mod spells;
 
 use std::path::{Path, PathBuf};
@@ -49,6 +49,8 @@ use crate::codes::CodeDict;
 use crate::codes::CodeSystem;
 use crate::cohort::{Cohort, Encounters, Events, Medications, Patients};
 use crate::date;
+pub use crate::report::{FileCounts, InputError, Problem, Reject, Severity, ValidationReport};
+use checker::Checker;
 use contract::{
     ColumnSpec, ENCOUNTERS_FILE, ENCOUNTER_COLUMNS, EVENTS_FILE, EVENT_COLUMNS, MEDICATIONS_FILE,
     MEDICATION_COLUMNS, PATIENTS_FILE, PATIENT_COLUMNS,
@@ -59,8 +61,6 @@ pub use memory::{
     available_memory, estimate_memory, memory_estimate, FileEstimate, MemoryEstimate, ReadPath,
     BYTES_PER_EVENT, BYTES_PER_PATIENT, DICT_BYTES_PER_EVENT,
 };
-use report::Checker;
-pub use report::{FileCounts, InputError, Problem, Reject, Severity, ValidationReport};
 
 /// Settings of a load.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -163,7 +163,7 @@ impl Opened {
                 .key_value_metadata()
                 .as_ref()?
                 .iter()
-                .find(|kv| kv.key == crate::provenance::SYNTHETIC_KEY)
+                .find(|kv| kv.key == contract::SYNTHETIC_KEY)
                 .map(|kv| kv.value.clone().unwrap_or_default()),
             Source::Frame(_) => None,
         }
@@ -329,7 +329,7 @@ fn read_medications(
             return None;
         }
     };
-    let (m, rejects) = layout::lay_out_medications(parts, patients);
+    let (m, rejects) = medications::lay_out_medications(parts, patients);
     ck.finish_file(name, rows, rejects, opts);
     Some(m)
 }

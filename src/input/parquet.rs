@@ -11,10 +11,10 @@ use std::path::Path;
 
 use polars::prelude::*;
 
+use super::checker::Checker;
 use super::contract::ColumnSpec;
 use super::dictread::DictFile;
 use super::frame::{check_schema, Table};
-use super::report::Checker;
 use super::{LoadOptions, Opened, Source};
 
 /// Open one file of a cohort folder: magic bytes, footer, page headers and schema. `None` (with

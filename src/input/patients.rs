@@ -9,13 +9,14 @@ use std::collections::HashMap;
 use polars::prelude::*;
 use rayon::prelude::*;
 
+use super::checker::Checker;
 use super::contract::parse_sex;
 use super::frame::{bool_col, day_col, int_col, polars_err, text_col, Table};
-use super::report::{Checker, FileCounts, Severity};
 use super::LoadOptions;
 use crate::cohort::{Patients, Sex};
 use crate::date;
 use crate::privacy::is_nhs_number;
+use crate::report::{FileCounts, Severity};
 
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 

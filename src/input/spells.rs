@@ -26,6 +26,7 @@ use rayon::prelude::*;
 
 use crate::codes::{CodeDict, CodeSystem};
 use crate::cohort::{Encounters, Events, Setting, Spells};
+pub use crate::report::{FallsLink, SpellReport};
 
 /// A spell or encounter with no day (`i32::MAX`): never recorded.
 pub const NEVER: i32 = i32::MAX;
@@ -177,18 +178,6 @@ pub fn code_classes(codes: &CodeDict) -> Vec<u8> {
         .collect()
 }
 
-/// How falls diagnoses were tied to their admission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FallsLink {
-    /// By `encounter_id` on `events.parquet` (the published definition).
-    #[default]
-    EncounterId,
-    /// By date within the stay: the extract has no links (or links none of its injury and falls
-    /// diagnoses).
-    Date,
-}
-
 /// What the optional columns and links give per laid-out encounter ([`super::links`]); each
 /// vector is empty when the extract does not have the column.
 #[derive(Debug, Clone, Default)]
@@ -212,33 +201,6 @@ pub struct EncounterFacts {
     /// Injury and falls diagnoses linked to no inpatient encounter of their patient (an A&E or
     /// outpatient attendance, another patient's encounter, or none in `encounters.parquet`):
     /// no admission's, never counted as one.
-    pub unmatched_links: u64,
-}
-
-/// What building the spells found, for the manifest.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct SpellReport {
-    /// Inpatient encounters read.
-    pub inpatient_encounters: u64,
-    /// Spells they form.
-    pub spells: u64,
-    /// Of which emergency admissions.
-    pub emergency_spells: u64,
-    /// Of which falls admissions (at any date).
-    pub falls_spells: u64,
-    /// Spells of more than one encounter (transfers, nested stays).
-    pub joined_spells: u64,
-    /// The optional `encounters.parquet` columns the extract gave.
-    pub columns: Vec<String>,
-    /// Inpatient encounters whose `admission_method` and `emergency` flag disagree (the method
-    /// decides).
-    pub method_disagreements: u64,
-    /// How falls diagnoses were tied to their admission.
-    pub falls_link: FallsLink,
-    /// Whether diagnoses carry a `position` (1 = primary).
-    pub diagnosis_position: bool,
-    /// Injury and falls diagnoses whose `encounter_id` names no inpatient encounter of the same
-    /// patient (A&E and outpatient attendances included).
     pub unmatched_links: u64,
 }
 

@@ -855,9 +855,9 @@ impl PcnWriter for Xlsx {
         );
         let title = format!("strata frailty list: PCN {}, as of {}", pcn.pcn, pcn.as_of);
         let bytes =
-            workbook(&sheets, &title, &pcn.as_of).map_err(|source| OutputError::Workbook {
+            workbook(&sheets, &title, &pcn.as_of).map_err(|source| OutputError::Document {
                 path: path.to_path_buf(),
-                source,
+                source: Box::new(source),
             })?;
         drop(sheets);
         let mut f = OutFile::create(path)?;

@@ -39,6 +39,9 @@ pub struct Findings {
     /// bounds, and how many had an unbounded one (for the test output).
     pub widest: i64,
     pub unbounded: usize,
+    /// How many suppressed cells have each provable interval width (`hi - lo`; unbounded ones
+    /// are counted in `unbounded`), for the test output.
+    pub widths: BTreeMap<i64, usize>,
 }
 
 struct Sheet {
@@ -481,7 +484,10 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
         match hi {
             Some(hi) if lo >= hi && lo != 0 => f.pinned.push((file, row, col, lo)),
             Some(hi) if hi - lo < width => f.narrow.push((file, row, col, lo, hi)),
-            Some(hi) => f.widest = f.widest.max(hi - lo),
+            Some(hi) => {
+                f.widest = f.widest.max(hi - lo);
+                *f.widths.entry(hi - lo).or_default() += 1;
+            }
             None => f.unbounded += 1,
         }
     }
@@ -525,6 +531,9 @@ pub fn audit_folder(out: &Path, round_to: i64) -> Findings {
         f.pinned.extend(g.pinned);
         f.narrow.extend(g.narrow);
         f.widest = f.widest.max(g.widest);
+        for (w, n) in g.widths {
+            *f.widths.entry(w).or_default() += n;
+        }
         f.unbounded += g.unbounded;
     }
     f
@@ -827,7 +836,10 @@ pub fn audit_indicators(out: &Path, round_to: i64) -> Findings {
         match solve(&[(i, 1.0)], true).map(|hi| (hi + 1e-6).floor() as i64) {
             Some(hi) if lo >= hi && lo != 0 => f.pinned.push((file, row, col, lo)),
             Some(hi) if hi - lo < width => f.narrow.push((file, row, col, lo, hi)),
-            Some(hi) => f.widest = f.widest.max(hi - lo),
+            Some(hi) => {
+                f.widest = f.widest.max(hi - lo);
+                *f.widths.entry(hi - lo).or_default() += 1;
+            }
             None => f.unbounded += 1,
         }
     }

@@ -1,13 +1,13 @@
-//! What reading a cohort found: problems (errors and warnings) with file, column and rows,
-//! rejected rows, per-file counts, and the errors of the input stage.
+//! What reading a cohort found, as plain values: problems (errors and warnings) with file,
+//! column and rows, rejected rows, per-file counts, what building the spells found, and the
+//! errors of the input stage.
 //!
-//! Pipeline position: part of the first stage, `input`; every adaptor reports through one
-//! [`Checker`], so a problem reads the same whichever adaptor met it.
+//! Pipeline position: the bottom layer, beside `cohort` (which carries its report): `input`
+//! fills these through its checker and `run` writes them to the manifest; nothing here reads a
+//! file.
 
 use std::fmt;
 use std::path::PathBuf;
-
-use super::LoadOptions;
 
 /// How serious a problem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -161,120 +161,41 @@ pub enum InputError {
     },
 }
 
-const MAX_ROWS_SHOWN: usize = 5;
-
-/// Collects problems and rejects while reading.
-#[derive(Default)]
-pub(crate) struct Checker {
-    pub(crate) problems: Vec<Problem>,
-    pub(crate) files: Vec<FileCounts>,
-    pub(crate) rejects: Vec<Reject>,
-    /// How each large file was decoded: (file, path name).
-    pub(crate) paths: Vec<(String, String)>,
+/// How falls diagnoses were tied to their admission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FallsLink {
+    /// By `encounter_id` on `events.parquet` (the published definition).
+    #[default]
+    EncounterId,
+    /// By date within the stay: the extract has no links (or links none of its injury and falls
+    /// diagnoses).
+    Date,
 }
 
-impl Checker {
-    /// Add what another checker found after what this one found.
-    pub(crate) fn append(&mut self, other: Checker) {
-        self.problems.extend(other.problems);
-        self.files.extend(other.files);
-        self.rejects.extend(other.rejects);
-        self.paths.extend(other.paths);
-    }
-
-    /// A problem with a whole file (or one of its columns): the cohort is refused.
-    pub(crate) fn file_error(&mut self, file: &str, column: Option<&str>, message: String) {
-        self.problems.push(Problem {
-            severity: Severity::Error,
-            file: file.to_string(),
-            column: column.map(|c| c.to_string()),
-            message,
-            count: 0,
-            first_rows: vec![],
-        });
-    }
-
-    /// A problem found on `rows` (1-based); nothing is recorded when there are none.
-    pub(crate) fn rows(
-        &mut self,
-        sev: Severity,
-        file: &str,
-        column: &str,
-        message: &str,
-        rows: &[u64],
-    ) {
-        if rows.is_empty() {
-            return;
-        }
-        self.problems.push(Problem {
-            severity: sev,
-            file: file.to_string(),
-            column: Some(column.to_string()),
-            message: message.to_string(),
-            count: rows.len() as u64,
-            first_rows: rows.iter().take(MAX_ROWS_SHOWN).copied().collect(),
-        });
-    }
-}
-
-impl Checker {
-    /// Record a file's counts and rejects, and turn a high reject rate into an error.
-    pub(crate) fn finish_file(
-        &mut self,
-        name: &'static str,
-        rows: u64,
-        mut rejects: Vec<Reject>,
-        opts: &LoadOptions,
-    ) {
-        let ck = self;
-        rejects.sort();
-        ck.files.push(FileCounts {
-            file: name.into(),
-            rows,
-            rejected: rejects.len() as u64,
-        });
-        if rows == 0 {
-            ck.problems.push(Problem {
-                severity: Severity::Warning,
-                file: name.into(),
-                column: None,
-                message: "has no rows".into(),
-                count: 0,
-                first_rows: vec![],
-            });
-        }
-        let mut by_reason: Vec<((&str, &str), Vec<u64>)> = Vec::new();
-        for r in &rejects {
-            match by_reason
-                .iter_mut()
-                .find(|(k, _)| *k == (r.column, r.reason))
-            {
-                Some((_, rows)) => rows.push(r.row),
-                None => by_reason.push(((r.column, r.reason), vec![r.row])),
-            }
-        }
-        let too_many = rows > 0 && rejects.len() as f64 > opts.max_reject_fraction * rows as f64;
-        for ((col, reason), rs) in by_reason {
-            ck.rows(
-                Severity::Warning,
-                name,
-                col,
-                &format!("row rejected: {reason}"),
-                &rs,
-            );
-        }
-        if too_many {
-            ck.file_error(
-            name,
-            None,
-            format!(
-                "{} of {} rows rejected, more than the {:.2}% allowed (--max-rejected); see the rejected-row warnings",
-                rejects.len(),
-                rows,
-                opts.max_reject_fraction * 100.0
-            ),
-        );
-        }
-        ck.rejects.extend(rejects);
-    }
+/// What building the spells found, for the manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SpellReport {
+    /// Inpatient encounters read.
+    pub inpatient_encounters: u64,
+    /// Spells they form.
+    pub spells: u64,
+    /// Of which emergency admissions.
+    pub emergency_spells: u64,
+    /// Of which falls admissions (at any date).
+    pub falls_spells: u64,
+    /// Spells of more than one encounter (transfers, nested stays).
+    pub joined_spells: u64,
+    /// The optional `encounters.parquet` columns the extract gave.
+    pub columns: Vec<String>,
+    /// Inpatient encounters whose `admission_method` and `emergency` flag disagree (the method
+    /// decides).
+    pub method_disagreements: u64,
+    /// How falls diagnoses were tied to their admission.
+    pub falls_link: FallsLink,
+    /// Whether diagnoses carry a `position` (1 = primary).
+    pub diagnosis_position: bool,
+    /// Injury and falls diagnoses whose `encounter_id` names no inpatient encounter of the same
+    /// patient (A&E and outpatient attendances included).
+    pub unmatched_links: u64,
 }
