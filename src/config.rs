@@ -3,8 +3,9 @@
 //! key is an error that names it. Relative paths in the file are relative to the file's folder.
 //!
 //! Pipeline position: before the run. The binary's `score` subcommand reads the file with
-//! [`ScoreConfig::load`], lays the command line over it and hands `run::score` its options; the
-//! effective result is recorded in the manifest (`config`). `strata.toml` in the repository root
+//! [`ScoreConfig::load`], lays the command line over it ([`ScoreConfig::over`]) and hands the
+//! result to `settings`, which resolves it for every front end; the effective result is
+//! recorded in the manifest (`config`). `strata.toml` in the repository root
 //! is a commented example.
 
 use std::path::{Path, PathBuf};
@@ -168,6 +169,91 @@ impl ScoreConfig {
     /// Parse TOML text (paths as written); the error message names the line and the key.
     pub fn parse(text: &str) -> Result<ScoreConfig, String> {
         toml::from_str(text).map_err(|e| e.to_string().trim_end().to_string())
+    }
+}
+
+impl InputConfig {
+    /// These settings laid over `base`: a setting given here wins.
+    pub fn over(&self, base: &InputConfig) -> InputConfig {
+        InputConfig {
+            allow_identifiers: self.allow_identifiers.or(base.allow_identifiers),
+            max_rejected: self.max_rejected.or(base.max_rejected),
+            today: self.today.clone().or_else(|| base.today.clone()),
+            skip_memory_check: self.skip_memory_check.or(base.skip_memory_check),
+            memory_limit: self.memory_limit.or(base.memory_limit),
+        }
+    }
+}
+
+impl ScoreConfig {
+    /// These settings laid over `base` (a settings file): a setting given here wins, then
+    /// `base`'s. Some settings are one choice given by either of two keys, and either key
+    /// replaces both: `top` / `top_percent`, `out` / `root`, `previous` / `no_compare`, and
+    /// `risk_models` / `no_risk_models`.
+    pub fn over(&self, base: &ScoreConfig) -> ScoreConfig {
+        fn pair<A: Clone, B: Clone>(
+            mine: (&Option<A>, &Option<B>),
+            theirs: (&Option<A>, &Option<B>),
+        ) -> (Option<A>, Option<B>) {
+            if mine.0.is_some() || mine.1.is_some() {
+                (mine.0.clone(), mine.1.clone())
+            } else {
+                (theirs.0.clone(), theirs.1.clone())
+            }
+        }
+        let (top, top_percent) = pair(
+            (&self.top, &self.top_percent),
+            (&base.top, &base.top_percent),
+        );
+        let (out, root) = pair((&self.out, &self.root), (&base.out, &base.root));
+        let (previous, no_compare) = pair(
+            (&self.previous, &self.no_compare.filter(|&n| n)),
+            (&base.previous, &base.no_compare),
+        );
+        let (risk_models, no_risk_models) = pair(
+            (&self.risk_models, &self.no_risk_models.filter(|&n| n)),
+            (&base.risk_models, &base.no_risk_models),
+        );
+        ScoreConfig {
+            cohort: self.cohort.clone().or_else(|| base.cohort.clone()),
+            as_of: self.as_of.clone().or_else(|| base.as_of.clone()),
+            root,
+            out,
+            models: self.models.clone().or_else(|| base.models.clone()),
+            threads: self.threads.or(base.threads),
+            min_age: self.min_age.or(base.min_age),
+            min_category: self
+                .min_category
+                .clone()
+                .or_else(|| base.min_category.clone()),
+            publication: self.publication.or(base.publication),
+            previous,
+            no_compare,
+            risk_models,
+            no_risk_models,
+            rank_by: self.rank_by.clone().or_else(|| base.rank_by.clone()),
+            list_risk_band: self
+                .list_risk_band
+                .clone()
+                .or_else(|| base.list_risk_band.clone()),
+            min_risk: self.min_risk.or(base.min_risk),
+            top,
+            top_percent,
+            risk_bands: self.risk_bands.clone().or_else(|| base.risk_bands.clone()),
+            input: self.input.over(&base.input),
+            disclosure: DisclosureConfig {
+                rule: self
+                    .disclosure
+                    .rule
+                    .clone()
+                    .or_else(|| base.disclosure.rule.clone()),
+                min_interval: self
+                    .disclosure
+                    .min_interval
+                    .or(base.disclosure.min_interval),
+            },
+            programme: self.programme.clone().or_else(|| base.programme.clone()),
+        }
     }
 }
 

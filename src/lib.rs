@@ -65,6 +65,7 @@ pub mod results;
 pub mod risk;
 pub mod run;
 pub mod scores;
+pub mod settings;
 pub mod sink;
 pub mod synth;
 pub mod tables;

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 
 use crate::changes::{Changes, Previous};
 use crate::cohort::Cohort;
+use crate::config::ScoreConfig;
 use crate::definitions::{DefinitionFile, Definitions};
 use crate::disclosure::{self, Suppression};
 use crate::features::{ages_and_vitals, all_features, Windows};
@@ -26,6 +27,7 @@ use crate::publish::{self, Destination, Written};
 use crate::results::Scored;
 use crate::risk::{self, AppliedModel, Explainer};
 use crate::scores::{Scorer, Scores};
+use crate::settings::{self, Settings, SettingsError};
 use crate::{date, indicators, palliative, tables, Error};
 
 /// Settings of a scoring run (recorded in full in the manifest as `config`).
@@ -56,6 +58,33 @@ pub struct ScoreOptions {
     pub previous: Option<PathBuf>,
     /// Named programme lists to write besides the frailty lists (`[[programme]]`).
     pub programmes: Vec<Programme>,
+}
+
+impl ScoreOptions {
+    /// The options of a run from its settings (a file, with the command line laid over it by
+    /// [`ScoreConfig::over`]): [`Settings::resolve`], the cohort folder, where the files go and
+    /// the previous run to compare with. Errors name the setting.
+    pub fn resolve(c: &ScoreConfig) -> Result<ScoreOptions, SettingsError> {
+        let cohort = c
+            .cohort
+            .clone()
+            .ok_or_else(|| SettingsError("give cohort (--cohort DIR)".into()))?;
+        let out = settings::destination(c)?;
+        let s = Settings::resolve(c)?;
+        Ok(ScoreOptions {
+            cohort,
+            previous: settings::previous_run(c, &out, s.as_of),
+            out,
+            as_of: s.as_of,
+            models: s.models,
+            load: s.load,
+            rules: s.rules,
+            suppression: s.suppression,
+            risk_models: s.risk_models,
+            default_risk_models: s.default_risk_models,
+            programmes: s.programmes,
+        })
+    }
 }
 
 /// A run's warnings, in the manifest's order: the validation report's, risk models trained on

@@ -26,17 +26,19 @@ use pyo3::types::{PyBytes, PyCapsule};
 
 use strata::changes::{Changes, ChangesError, Current, Previous};
 use strata::cohort::Cohort;
+use strata::config::{InputConfig, ScoreConfig};
 use strata::definitions::Definitions;
 use strata::disclosure::{self, Suppression};
 use strata::indicators::{self, IndicatorCounts};
-use strata::input::{ArrowTable, InputError, LoadOptions};
+use strata::input::{ArrowTable, InputError};
 use strata::lists::{self, ListRules, RankBy};
 use strata::output::{self, PublishedTable, RiskColumns, TableWriter};
 use strata::population::Status;
 use strata::results::Scored;
-use strata::risk::{self, Explainer, ModelRisk, RiskBand, RiskModel};
+use strata::risk::{self, Explainer, ModelRisk, RiskModel};
 use strata::run::score_cohort;
 use strata::scores::{EfiCategory, Scorer};
+use strata::settings::Settings;
 use strata::tables::{self, Counts, RowKey, TableKind};
 
 mod models {
@@ -310,12 +312,6 @@ fn models_dir(given: Option<PathBuf>) -> Result<PathBuf, Failure> {
             source: std::io::Error::other("the models folder could not be put in place"),
         })
     }
-}
-
-/// Parse `YYYY-MM-DD` to days since 1970.
-fn parse_date(s: &str, what: &str) -> Result<i32, Failure> {
-    strata::date::parse_days(s)
-        .ok_or_else(|| Failure::Argument(format!("{what}: '{s}' is not a date (YYYY-MM-DD)")))
 }
 
 /// A scored cohort: what one call of `strata.run` computed, from which the tables are taken.
@@ -663,7 +659,7 @@ fn applied(models: &[RiskModel]) -> Vec<(String, String, String)> {
 /// Check, load and score a cohort handed as Arrow tables. `as_of` and `today` are
 /// `YYYY-MM-DD`; `today` defaults to the machine's UTC date.
 #[pyfunction]
-#[pyo3(signature = (patients, events, encounters, as_of, medications=None, today=None, models=None, min_age=65, min_category="mild", max_rejected=0.01, allow_identifiers=false, risk_models=None, rank_by="frailty", list_risk_band=None, min_risk=None, top=None, top_percent=None, previous=None, cohort_synthetic=None))]
+#[pyo3(signature = (patients, events, encounters, as_of, medications=None, today=None, models=None, min_age=65, min_category="mild", max_rejected=0.01, allow_identifiers=false, risk_models=None, rank_by="frailty", list_risk_band=None, min_risk=None, top=None, top_percent=None, previous=None, cohort_synthetic=None, risk_bands=None))]
 #[allow(clippy::too_many_arguments)]
 fn run(
     py: Python<'_>,
@@ -686,103 +682,48 @@ fn run(
     top_percent: Option<f64>,
     previous: Option<&Bound<'_, PyAny>>,
     cohort_synthetic: Option<String>,
+    risk_bands: Option<String>,
 ) -> PyResult<Scoring> {
-    let as_of = parse_date(as_of, "as_of")?;
-    let today = match today {
-        Some(t) => parse_date(t, "today")?,
-        None => strata::date::today(),
+    // The binary's settings, resolved by the library as for every front end
+    // (`strata::settings`): these arguments are the keys of strata.toml.
+    let models = models_dir(models)?;
+    let config = ScoreConfig {
+        as_of: Some(as_of.to_string()),
+        models: Some(models.clone()),
+        min_age: Some(min_age),
+        min_category: Some(min_category.to_string()),
+        // An empty list applies no card (the Spark job's --no-risk-models).
+        no_risk_models: risk_models.as_ref().map(Vec::is_empty).filter(|&n| n),
+        risk_models: risk_models.filter(|c| !c.is_empty()),
+        rank_by: Some(rank_by.to_string()),
+        list_risk_band: list_risk_band.map(str::to_string),
+        min_risk,
+        top,
+        top_percent,
+        risk_bands,
+        input: InputConfig {
+            allow_identifiers: Some(allow_identifiers),
+            max_rejected: Some(max_rejected),
+            today: today.map(str::to_string),
+            // Tables handed in memory are already loaded.
+            skip_memory_check: Some(true),
+            memory_limit: None,
+        },
+        ..Default::default()
     };
-    let min_category = EfiCategory::parse(min_category).ok_or_else(|| {
-        Failure::Argument(format!(
-            "min_category: '{min_category}' is not fit, mild, moderate or severe"
-        ))
-    })?;
-    if !(0.0..=1.0).contains(&max_rejected) {
-        return Err(Failure::Argument(format!(
-            "max_rejected: {max_rejected} is not a fraction between 0 and 1"
-        ))
-        .into());
-    }
+    let settings = Settings::resolve(&config).map_err(|e| Failure::Argument(e.to_string()))?;
+    let (as_of, rules, opts) = (settings.as_of, settings.rules, settings.load);
+    let rank_by = rules.rank_by;
     let p = import_stream(patients, "patients")?;
     let e = import_stream(events, "events")?;
     let n = import_stream(encounters, "encounters")?;
     let m = medications
         .map(|m| import_stream(m, "medications"))
         .transpose()?;
-    let opts = LoadOptions {
-        today,
-        allow_identifiers,
-        max_reject_fraction: max_rejected,
-        skip_memory_check: true,
-        memory_limit: None,
-        dictionary_path: true,
-    };
-    let rank_by = RankBy::parse(rank_by).ok_or_else(|| {
-        Failure::Argument(format!(
-            "rank_by: '{rank_by}' is not frailty, emergency_admission, falls_admission or death"
-        ))
-    })?;
-    // The binary's rules (`strata score --rank-by --list-risk-band`).
-    let min_risk_band = match (list_risk_band, rank_by) {
-        (Some(_), RankBy::Frailty) => return Err(Failure::Argument(
-            "list_risk_band needs rank_by a model (emergency_admission, falls_admission or death)"
-                .into(),
-        )
-        .into()),
-        (Some(b), _) => Some(RiskBand::parse(b).ok_or_else(|| {
-            Failure::Argument(format!(
-                "list_risk_band: '{b}' is not low, moderate, high or very_high"
-            ))
-        })?),
-        (None, RankBy::Risk(_)) if min_risk.is_none() => Some(RiskBand::High),
-        (None, _) => None,
-    };
-    if let Some(t) = min_risk {
-        if rank_by == RankBy::Frailty {
-            return Err(Failure::Argument(
-                "min_risk needs rank_by a model (emergency_admission, falls_admission or death)"
-                    .into(),
-            )
-            .into());
-        }
-        if !(0.0..=1.0).contains(&t) {
-            return Err(Failure::Argument(format!(
-                "min_risk: {t} is not a probability between 0 and 1"
-            ))
-            .into());
-        }
-    }
-    if top.is_some() && top_percent.is_some() {
-        return Err(Failure::Argument("give top or top_percent, not both".into()).into());
-    }
-    if let Some(x) = top_percent {
-        if !(x > 0.0 && x <= 100.0) {
-            return Err(Failure::Argument(format!(
-                "top_percent: {x} is not above 0 and at most 100"
-            ))
-            .into());
-        }
-    }
-    let rules = ListRules {
-        min_age,
-        min_category,
-        rank_by,
-        min_risk_band,
-        min_risk,
-        top,
-        top_percent,
-        ..Default::default()
-    };
     let previous = previous.map(previous_arg).transpose()?;
-    let models = models_dir(models)?;
     // Cards: those given; by default the models folder's `risk/` (as the binary, which does not
     // apply the synthetic default cards to a cohort that is not synthetic).
-    let default_cards = risk_models.is_none();
-    let cards = match risk_models {
-        Some(c) => c,
-        None if models.join("risk").is_dir() => vec![models.join("risk")],
-        None => Vec::new(),
-    };
+    let (default_cards, cards) = (settings.default_risk_models, settings.risk_models);
     let scoring = py.detach(move || -> Result<Scoring, Failure> {
         let definitions = Definitions::load(&models)?;
         let mut cards = risk::load(&cards, &definitions)?;
@@ -1208,6 +1149,18 @@ fn protect_run<'py>(
     ))
 }
 
+/// A run's settings, resolved by the library as every front end resolves them
+/// (`strata::settings::Settings::resolve`): `config` is JSON of strata.toml's keys (`[input]`
+/// and `[disclosure]` as objects); returns JSON of what the run does (the binary's manifest
+/// spells the same values under `config`). Errors name the setting.
+#[pyfunction]
+fn resolve_settings(config: &str) -> PyResult<String> {
+    let c: ScoreConfig =
+        serde_json::from_str(config).map_err(|e| Failure::Argument(format!("settings: {e}")))?;
+    let s = Settings::resolve(&c).map_err(|e| Failure::Argument(e.to_string()))?;
+    Ok(serde_json::to_string(&s).map_err(|e| Failure::Argument(e.to_string()))?)
+}
+
 /// The small-number rules a run's settings resolve to, as the binary's manifest spells them
 /// (`config.suppression`): JSON text. One resolution for every engine.
 #[pyfunction]
@@ -1312,6 +1265,7 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(protect_tables, m)?)?;
     m.add_function(wrap_pyfunction!(protect_run, m)?)?;
     m.add_function(wrap_pyfunction!(suppression, m)?)?;
+    m.add_function(wrap_pyfunction!(resolve_settings, m)?)?;
     m.add_function(wrap_pyfunction!(pcn_files, m)?)?;
     m.add_function(wrap_pyfunction!(encode_table, m)?)?;
     m.add_function(wrap_pyfunction!(default_models, m)?)?;

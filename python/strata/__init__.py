@@ -16,6 +16,8 @@ counts, rejected rows); ``python -m strata.spark`` runs the nightly job under Ap
 
 from __future__ import annotations
 
+import json
+
 from typing import Any, List, Optional, Tuple
 
 import pyarrow as pa
@@ -35,6 +37,7 @@ from ._strata import (
     protect_tables,
     read_previous,
 )
+from ._strata import resolve_settings as _resolve_settings
 from ._strata import run as _run
 
 __all__ = [
@@ -51,6 +54,7 @@ __all__ = [
     "pcn_files",
     "protect_tables",
     "protect_run",
+    "settings",
     "encode_table",
     "synthetic_mark",
     "__version__",
@@ -126,6 +130,7 @@ def run(
     top_percent: Optional[float] = None,
     previous: Any = None,
     cohort_synthetic: Optional[str] = None,
+    risk_bands: Optional[str] = None,
 ) -> Scoring:
     """Check, load and score a cohort handed as Arrow tables, as ``strata score`` does.
 
@@ -134,8 +139,10 @@ def run(
     models folder (default: ``$STRATA_MODELS``, else the copy built into the package).
     ``risk_models`` are the risk model cards to apply (files, or folders of cards; default: the
     models folder's ``risk/``, as the binary; ``[]`` for none); ``rank_by`` (``frailty`` or an
-    outcome), ``list_risk_band``, ``min_risk``, ``top`` and ``top_percent`` are ``strata score``'s
-    ``--rank-by``, ``--list-risk-band``, ``--min-risk``, ``--top`` and ``--top-percent``.
+    outcome), ``list_risk_band``, ``min_risk``, ``top``, ``top_percent`` and ``risk_bands`` are
+    ``strata score``'s ``--rank-by``, ``--list-risk-band``, ``--min-risk``, ``--top``,
+    ``--top-percent`` and ``--risk-bands``. Every setting is resolved (defaults, checks, error
+    messages) by the library, as the binary's are (:func:`settings`).
     ``previous`` is ``--previous``: a previous run's output folder (or a :class:`PreviousRun`)
     to say what changed since, as the binary does: the lists' ``change`` column,
     ``Scoring.dropped()`` (each PCN's ``dropped.csv``) and ``Scoring.comparison()``; a folder
@@ -170,7 +177,17 @@ def run(
         top_percent=top_percent,
         previous=previous,
         cohort_synthetic=cohort_synthetic if cohort_synthetic is not None else _table_mark(patients),
+        risk_bands=risk_bands,
     )
+
+
+def settings(**keys: Any) -> dict:
+    """What a run's settings resolve to, as the library resolves them for every front end: the
+    keys of ``strata.toml`` (``min_age=70``, ``top=10``, ``input={"today": "2025-04-02"}``,
+    ``disclosure={"rule": "nhse-2018"}``, ...) in, the run's values out (as the binary's
+    ``manifest.json`` records them under ``config``). Raises ``ValueError`` naming a setting
+    that cannot be used."""
+    return json.loads(_resolve_settings(json.dumps(keys)))
 
 
 def _table_mark(table: Any) -> Optional[str]:

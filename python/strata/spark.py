@@ -167,6 +167,7 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
             top_percent=settings["top_percent"],
             previous=v,
             cohort_synthetic=settings.get("cohort_synthetic"),
+            risk_bands=settings.get("risk_bands"),
         )
     except strata.InvalidCohortError as err:
         pcns = sorted(set(p.column("pcn_code").cast(pa.string()).to_pylist()))
@@ -360,6 +361,7 @@ def score(
     top_percent: Optional[float] = None,
     previous: Optional[str] = None,
     compare: bool = True,
+    risk_bands: Optional[str] = None,
 ) -> Dict[str, Any]:
     """Run the nightly job under Spark and write the binary's outputs into ``out``. Returns the
     manifest. ``engine`` is ``group`` (``applyInArrow``, Spark 4.0+), ``map`` (``repartition`` +
@@ -369,10 +371,18 @@ def score(
     :class:`SparkJobError` when the cohort is refused."""
     from pyspark.sql import functions as F
 
-    # The disclosure settings, resolved (and refused) by the library before Spark starts.
-    suppression = json.loads(
-        strata._strata.suppression(publication=publication, min_interval=min_interval, rule=disclosure_rule)
+    # The settings, resolved (and refused) by the library before Spark starts, as the binary
+    # resolves its flags: the manifest records the library's values.
+    resolved = strata.settings(
+        as_of=as_of, min_age=min_age, min_category=min_category, rank_by=rank_by,
+        list_risk_band=list_risk_band, min_risk=min_risk, top=top, top_percent=top_percent,
+        risk_bands=risk_bands, publication=publication,
+        no_risk_models=True if risk_models == [] else None,
+        risk_models=risk_models or None,
+        disclosure={"rule": disclosure_rule, "min_interval": min_interval},
+        input={"today": today, "allow_identifiers": allow_identifiers, "max_rejected": max_rejected},
     )
+    suppression = resolved["suppression"]
     t0 = time.time()
     seconds: List[Tuple[str, float]] = []
 
@@ -442,7 +452,7 @@ def score(
             today=today, models=models, min_age=min_age, min_category=min_category,
             allow_identifiers=allow_identifiers, risk_models=risk_models, rank_by=rank_by,
             list_risk_band=list_risk_band, min_risk=min_risk, top=top, top_percent=top_percent,
-            cohort_synthetic=mark,
+            cohort_synthetic=mark, risk_bands=risk_bands,
         )
     except strata.InvalidCohortError as err:
         # Only the schema's problems: the tables checked here are empty on purpose.
@@ -522,6 +532,7 @@ def score(
         "min_risk": min_risk,
         "top": top,
         "top_percent": top_percent,
+        "risk_bands": risk_bands,
         "compare": prev is not None,
         "cohort_synthetic": mark,
     }
@@ -694,9 +705,7 @@ def score(
             {"outcome": o, "path": p_, "fnv1a64": h}
             for o, p_, h in (metas[0].get("withheld_risk_models", []) if metas else [])
         ],
-        "rules": {"min_age": min_age, "min_category": min_category, "rank_by": rank_by,
-                  "list_risk_band": list_risk_band, "min_risk": min_risk, "top": top,
-                  "top_percent": top_percent},
+        "rules": resolved["rules"],
         "suppression": suppression,
         **figures,
         "compared_with": compared_with,
@@ -758,6 +767,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     prev.add_argument("--previous", metavar="DIR",
                       help="the previous run to say what changed since (default: --out, if it holds a run)")
     prev.add_argument("--no-compare", action="store_true", help="compare with no previous run")
+    s.add_argument("--risk-bands", choices=["card", "pcn"],
+                   help="risk bands by the card's cut-offs (default) or by rank within each PCN")
     size = s.add_mutually_exclusive_group()
     size.add_argument("--top", type=int, help="keep only the top N of each PCN's list")
     size.add_argument("--top-percent", type=float, help="keep only the top X%% of each PCN's eligible people")
@@ -771,6 +782,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             risk_models=[] if a.no_risk_models else a.risk_models, rank_by=a.rank_by,
             list_risk_band=a.list_risk_band, min_risk=a.min_risk, top=a.top,
             top_percent=a.top_percent, previous=a.previous, compare=not a.no_compare,
+            risk_bands=a.risk_bands,
         )
     except OutputFolderError as e:
         print(e, file=sys.stderr)

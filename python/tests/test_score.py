@@ -163,6 +163,29 @@ def test_the_nhse_2018_rule_protects_as_the_binary_does(tmp_path):
         strata.protect_run(s.counts(), s.indicator_counts(), rule="hes")
 
 
+def test_the_binary_and_the_package_resolve_settings_alike(tmp_path):
+    out = tmp_path / "out"
+    run_binary(FIXTURE, out, "--min-age", "70", "--min-category", "moderate", "--top", "10",
+               "--rank-by", "emergency_admission", "--list-risk-band", "moderate",
+               "--risk-bands", "pcn", "--disclosure-rule", "nhse-2018", "--min-interval", "2",
+               "--max-rejected", "0.02")
+    want = json.loads((out / "manifest.json").read_text())["config"]
+    got = strata.settings(
+        as_of=AS_OF, min_age=70, min_category="moderate", top=10, rank_by="emergency_admission",
+        list_risk_band="moderate", risk_bands="pcn",
+        disclosure={"rule": "nhse-2018", "min_interval": 2},
+        input={"today": TODAY, "max_rejected": 0.02},
+    )
+    for key in ["as_of", "rules", "suppression", "default_risk_models", "programmes"]:
+        assert got[key] == want[key], key
+    assert got["load"] == want["load"]
+    # run() takes the same path: a setting that cannot be used is refused with the same words.
+    with pytest.raises(ValueError, match=r"risk_bands \(--risk-bands\): 'x' is not card or pcn"):
+        strata.settings(risk_bands="x")
+    with pytest.raises(ValueError, match=r"risk_bands \(--risk-bands\): 'x' is not card or pcn"):
+        strata.run(*cohort(), as_of=AS_OF, risk_bands="x")
+
+
 def test_a_missing_column_is_refused_with_the_binarys_message():
     p, e, n = cohort()
     with pytest.raises(strata.InvalidCohortError, match="patients.parquet, column sex: required column is missing"):
@@ -205,7 +228,7 @@ def test_arguments_are_checked():
     p, e, n = cohort()
     with pytest.raises(TypeError, match="patients: expected an Arrow table"):
         strata.score([1, 2], e, n, as_of=AS_OF)
-    with pytest.raises(ValueError, match="as_of: '2025-13-01' is not a date"):
+    with pytest.raises(ValueError, match=r"as_of \(--as-of\): '2025-13-01' is not a date"):
         strata.score(p, e, n, as_of="2025-13-01")
     with pytest.raises(ValueError, match="min_category"):
         strata.score(p, e, n, as_of=AS_OF, min_category="frail")
@@ -286,7 +309,7 @@ def test_list_size_options_give_the_binarys_lists(tmp_path, flags, options):
 
 def test_list_size_options_are_checked():
     p, e, n = cohort()
-    with pytest.raises(ValueError, match="min_risk needs rank_by a model"):
+    with pytest.raises(ValueError, match=r"min_risk \(--min-risk\) needs rank_by \(--rank-by\) a model"):
         strata.run(p, e, n, as_of=AS_OF, min_risk=0.1)
     with pytest.raises(ValueError, match="not both"):
         strata.run(p, e, n, as_of=AS_OF, top=5, top_percent=5.0)

@@ -251,11 +251,16 @@ def test_medications_file_equals_the_binary(spark, tmp_path):
 def test_lists_ranked_by_a_risk_model_equal_the_binary(spark, tmp_path):
     binary = tmp_path / "binary"
     run_binary(FIXTURE, binary, "--rank-by", "falls_admission", "--list-risk-band", "moderate",
-               "--top", "25")
+               "--top", "25", "--risk-bands", "pcn", "--disclosure-rule", "nhse-2018")
     out = tmp_path / "spark"
-    sj.score(str(FIXTURE), AS_OF, str(out), spark=spark, today=TODAY,
-             rank_by="falls_admission", list_risk_band="moderate", top=25)
+    m = sj.score(str(FIXTURE), AS_OF, str(out), spark=spark, today=TODAY,
+                 rank_by="falls_admission", list_risk_band="moderate", top=25, risk_bands="pcn",
+                 disclosure_rule="nhse-2018")
     assert_same_outputs(binary, out)
+    # The settings, resolved by the library for both engines, are the binary's.
+    want = json.loads((binary / "manifest.json").read_text())
+    assert m["rules"] == want["config"]["rules"] == want["rules"]
+    assert m["suppression"] == want["config"]["suppression"]
 
 
 def test_an_output_folder_that_is_not_stratas_is_left_alone(spark, tmp_path):

@@ -3,9 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use strata::config::ScoreConfig;
 use strata::definitions::Definitions;
-use strata::disclosure::Suppression;
-use strata::lists::ListRules;
 use strata::publish::Destination;
 use strata::run::{self, ScoreOptions};
 use strata::synth::{self, SynthOptions};
@@ -54,27 +53,23 @@ pub fn run(a: Args) -> Result<i32> {
         }
     }
     // The five example programmes of strata.toml (they read the death and falls models).
-    let programmes = if opts_have_models(&a.risk, &models_dir) {
-        strata::programmes::Programme::all_from_config(&strata::programmes::examples())
-            .map_err(|e| super::usage(e.to_string()))?
+    let programme = if opts_have_models(&a.risk, &models_dir) {
+        strata::programmes::examples()
     } else {
         Vec::new()
     };
     let dest = Destination::Root(root.clone());
     let as_of = synth::default_as_of();
-    let mut opts = ScoreOptions {
-        cohort,
-        out: dest.clone(),
-        as_of,
-        risk_models: a.risk.paths(&models_dir),
-        default_risk_models: a.risk.default_cards(),
-        previous: None,
-        models: models_dir,
-        load: Default::default(),
-        rules: a.risk.rules(ListRules::default())?,
-        suppression: Suppression::default(),
-        programmes,
+    let settings = ScoreConfig {
+        cohort: Some(cohort),
+        root: Some(root.clone()),
+        as_of: Some(strata::date::format_days(as_of)),
+        models: Some(models_dir),
+        programme: Some(programme),
+        no_compare: Some(true),
+        ..a.risk.config()
     };
+    let mut opts = ScoreOptions::resolve(&settings).map_err(|e| super::usage(e.to_string()))?;
     // A run a month earlier first (once), so that the lists say what changed since the last
     // run, as they do every night: who is new, who moved up or down, who dropped off and why.
     let day = strata::date::format_days(as_of);
@@ -91,7 +86,7 @@ pub fn run(a: Args) -> Result<i32> {
             ..opts.clone()
         })?;
     }
-    opts.previous = super::score::previous_run(&dest, as_of, &None, false);
+    opts.previous = strata::settings::previous_run(&ScoreConfig::default(), &dest, as_of);
     let m = run::score(&opts)?;
     let out = root.join(&m.as_of);
     super::score::print_manifest(&m, &out);

@@ -71,30 +71,24 @@ impl InputArgs {
         self.options_over(&Default::default())
     }
 
-    /// The library's options, these flags laid over a settings file's `[input]`: a flag given
-    /// wins, then the file, then the default.
-    pub fn options_over(&self, file: &strata::config::InputConfig) -> Result<LoadOptions> {
-        let max_rejected = self.max_rejected.or(file.max_rejected).unwrap_or(0.01);
-        if !(0.0..=1.0).contains(&max_rejected) {
-            return Err(usage("--max-rejected must be between 0 and 1"));
+    /// These flags as settings (`[input]`).
+    pub fn config(&self) -> strata::config::InputConfig {
+        strata::config::InputConfig {
+            allow_identifiers: self.allow_identifiers,
+            max_rejected: self.max_rejected,
+            today: self.today.clone(),
+            skip_memory_check: self.skip_memory_check,
+            memory_limit: self.memory_limit,
         }
-        Ok(LoadOptions {
-            today: match self.today.as_ref().or(file.today.as_ref()) {
-                Some(t) => parse_date(t)?,
-                None => strata::date::today(),
-            },
-            allow_identifiers: self
-                .allow_identifiers
-                .or(file.allow_identifiers)
-                .unwrap_or(false),
-            max_reject_fraction: max_rejected,
-            skip_memory_check: self
-                .skip_memory_check
-                .or(file.skip_memory_check)
-                .unwrap_or(false),
-            memory_limit: self.memory_limit.or(file.memory_limit).map(|mb| mb << 20),
-            dictionary_path: !self.no_dictionary_path,
-        })
+    }
+
+    /// The library's options, these flags laid over a settings file's `[input]`: a flag given
+    /// wins, then the file, then the default (`strata::settings::load_options`).
+    pub fn options_over(&self, file: &strata::config::InputConfig) -> Result<LoadOptions> {
+        let mut o = strata::settings::load_options(&self.config().over(file))
+            .map_err(|e| usage(e.to_string()))?;
+        o.dictionary_path = !self.no_dictionary_path;
+        Ok(o)
     }
 }
 

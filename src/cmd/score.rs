@@ -3,14 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use strata::config::{ProgrammesFile, ScoreConfig};
-use strata::disclosure::Suppression;
-use strata::lists::{ListRules, RankBy};
-use strata::programmes::Programme;
-use strata::publish::Destination;
-use strata::risk::RiskBand;
+use strata::config::{DisclosureConfig, ProgrammesFile, ScoreConfig};
 use strata::run::{self, ScoreOptions};
-use strata::scores::EfiCategory;
 
 /// Score a cohort at an as-of date and write, per PCN, a ranked frailty list (CSV and Parquet)
 /// with the reasons each person is on it, plus every patient's scores, a small-number-suppressed
@@ -126,103 +120,19 @@ pub struct RiskArgs {
 }
 
 impl RiskArgs {
-    /// These flags laid over a settings file: a flag given wins (`--risk-models` also over the
-    /// file's `no_risk_models`), then the file.
-    pub fn over(&self, file: &ScoreConfig) -> RiskArgs {
-        let given = !self.risk_models.is_empty();
-        RiskArgs {
-            risk_models: if given {
-                self.risk_models.clone()
-            } else {
-                file.risk_models.clone().unwrap_or_default()
-            },
-            no_risk_models: self.no_risk_models || (!given && file.no_risk_models.unwrap_or(false)),
-            rank_by: self.rank_by.clone().or_else(|| file.rank_by.clone()),
-            list_risk_band: self
-                .list_risk_band
-                .clone()
-                .or_else(|| file.list_risk_band.clone()),
-            min_risk: self.min_risk.or(file.min_risk),
-            risk_bands: self.risk_bands.clone().or_else(|| file.risk_bands.clone()),
-            // --top and --top-percent are one setting: either flag replaces both keys.
-            top: if self.top.is_some() || self.top_percent.is_some() {
-                self.top
-            } else {
-                file.top
-            },
-            top_percent: if self.top.is_some() || self.top_percent.is_some() {
-                self.top_percent
-            } else {
-                file.top_percent
-            },
+    /// These flags as settings (the rest left unset).
+    pub fn config(&self) -> ScoreConfig {
+        ScoreConfig {
+            risk_models: (!self.risk_models.is_empty()).then(|| self.risk_models.clone()),
+            no_risk_models: self.no_risk_models.then_some(true),
+            rank_by: self.rank_by.clone(),
+            list_risk_band: self.list_risk_band.clone(),
+            min_risk: self.min_risk,
+            top: self.top,
+            top_percent: self.top_percent,
+            risk_bands: self.risk_bands.clone(),
+            ..Default::default()
         }
-    }
-
-    /// Whether the cards are the default ones (none named, none refused): see
-    /// `ScoreOptions::default_risk_models`.
-    pub fn default_cards(&self) -> bool {
-        !self.no_risk_models && self.risk_models.is_empty()
-    }
-
-    /// The cards to apply, given the models folder.
-    pub fn paths(&self, models: &std::path::Path) -> Vec<PathBuf> {
-        if self.no_risk_models {
-            Vec::new()
-        } else if !self.risk_models.is_empty() {
-            self.risk_models.clone()
-        } else if models.join("risk").is_dir() {
-            vec![models.join("risk")]
-        } else {
-            Vec::new()
-        }
-    }
-
-    /// List rules with the ranking and the risk band applied.
-    pub fn rules(&self, mut rules: ListRules) -> Result<ListRules> {
-        let rank_by = self.rank_by.as_deref().unwrap_or("frailty");
-        rules.rank_by = RankBy::parse(rank_by).ok_or_else(|| {
-            super::usage("--rank-by must be frailty, emergency_admission, falls_admission or death")
-        })?;
-        rules.min_risk_band = match (&self.list_risk_band, rules.rank_by) {
-            (Some(_), RankBy::Frailty) => {
-                return Err(super::usage(
-                    "--list-risk-band needs --rank-by with a model (emergency_admission, falls_admission or death)",
-                ))
-            }
-            (Some(b), _) => Some(RiskBand::parse(b).ok_or_else(|| {
-                super::usage("--list-risk-band must be low, moderate, high or very_high")
-            })?),
-            (None, RankBy::Risk(_)) if self.min_risk.is_none() => Some(RiskBand::High),
-            (None, RankBy::Risk(_)) => None,
-            (None, RankBy::Frailty) => None,
-        };
-        if let Some(t) = self.min_risk {
-            if rules.rank_by == RankBy::Frailty {
-                return Err(super::usage(
-                    "--min-risk needs --rank-by with a model (emergency_admission, falls_admission or death)",
-                ));
-            }
-            if !(0.0..=1.0).contains(&t) {
-                return Err(super::usage(
-                    "--min-risk must be a probability between 0 and 1",
-                ));
-            }
-            rules.min_risk = Some(t);
-        }
-        if let Some(x) = self.top_percent {
-            if !(x > 0.0 && x <= 100.0) {
-                return Err(super::usage(
-                    "--top-percent must be above 0 and at most 100",
-                ));
-            }
-        }
-        rules.top = self.top;
-        rules.top_percent = self.top_percent;
-        if let Some(b) = &self.risk_bands {
-            rules.risk_bands = strata::lists::BandMode::parse(b)
-                .ok_or_else(|| super::usage("--risk-bands must be card or pcn"))?;
-        }
-        Ok(rules)
     }
 }
 
@@ -244,120 +154,47 @@ pub fn settings_file(a: &Args) -> Result<ScoreConfig> {
     }
 }
 
-/// Library options from the arguments laid over a settings file: a flag given wins, then the
-/// file, then the default.
-pub fn options_over(a: &Args, file: &ScoreConfig) -> Result<ScoreOptions> {
-    let min_category = a
-        .min_category
-        .as_deref()
-        .or(file.min_category.as_deref())
-        .unwrap_or("mild");
-    let min_category = EfiCategory::parse(min_category)
-        .ok_or_else(|| super::usage("--min-category must be fit, mild, moderate or severe"))?;
-    let cohort = a
-        .cohort
-        .clone()
-        .or_else(|| file.cohort.clone())
-        .ok_or_else(|| super::usage("give --cohort DIR (or cohort in the --config file)"))?;
-    let out = match (&a.out, &a.root, &file.out, &file.root) {
-        (Some(out), _, _, _) => Destination::Folder(out.clone()),
-        (None, Some(root), _, _) => Destination::Root(root.clone()),
-        (None, None, Some(_), Some(_)) => {
-            return Err(super::usage(
-                "the --config file gives both out and root; keep one",
-            ))
-        }
-        (None, None, Some(out), None) => Destination::Folder(out.clone()),
-        (None, None, None, Some(root)) => Destination::Root(root.clone()),
-        (None, None, None, None) => {
-            return Err(super::usage(
-                "give --root ROOT or --out DIR (or root in the --config file)",
-            ))
-        }
-    };
-    let as_of = match a.as_of.as_ref().or(file.as_of.as_ref()) {
-        Some(d) => super::parse_date(d)?,
-        None => strata::date::today(),
-    };
-    if file.top.is_some() && file.top_percent.is_some() {
-        return Err(super::usage(
-            "the --config file gives both top and top_percent; keep one",
-        ));
-    }
-    let previous = previous_run(
-        &out,
-        as_of,
-        &a.previous.clone().or_else(|| file.previous.clone()),
-        a.no_compare || (a.previous.is_none() && file.no_compare.unwrap_or(false)),
-    );
-    let models = super::models_dir(&a.models.clone().or_else(|| file.models.clone()));
-    let risk = a.risk.over(file);
-    let programmes = programmes_over(a, file)?;
-    Ok(ScoreOptions {
-        cohort,
-        out,
-        as_of,
-        risk_models: risk.paths(&models),
-        default_risk_models: risk.default_cards(),
-        previous,
-        models,
-        load: a.input.options_over(&file.input)?,
-        rules: risk.rules(ListRules {
-            min_age: a.min_age.or(file.min_age).unwrap_or(65),
-            min_category,
-            ..Default::default()
-        })?,
-        suppression: Suppression::resolve(
-            a.disclosure_rule
-                .as_deref()
-                .or(file.disclosure.rule.as_deref()),
-            a.publication.or(file.publication).unwrap_or(false),
-            a.min_interval.or(file.disclosure.min_interval).unwrap_or(0),
-        )?,
-        programmes,
-    })
-}
-
-/// The programmes of a run: `--programmes FILE`'s, else the settings file's (none with
-/// `--no-programmes`), checked.
-pub fn programmes_over(a: &Args, file: &ScoreConfig) -> Result<Vec<Programme>> {
-    let configs = if a.no_programmes {
-        Vec::new()
+/// The flags given, as settings (what the command line says, nothing filled in).
+pub fn flags(a: &Args) -> Result<ScoreConfig> {
+    let programme = if a.no_programmes {
+        Some(Vec::new())
     } else if let Some(path) = &a.programmes {
-        ProgrammesFile::load(path)
-            .map_err(|e| super::usage(e.to_string()))?
-            .programme
+        Some(
+            ProgrammesFile::load(path)
+                .map_err(|e| super::usage(e.to_string()))?
+                .programme,
+        )
     } else {
-        file.programme.clone().unwrap_or_default()
+        None
     };
-    Programme::all_from_config(&configs).map_err(|e| super::usage(e.to_string()))
+    Ok(ScoreConfig {
+        cohort: a.cohort.clone(),
+        as_of: a.as_of.clone(),
+        root: a.root.clone(),
+        out: a.out.clone(),
+        models: a.models.clone(),
+        min_age: a.min_age,
+        min_category: a.min_category.clone(),
+        publication: a.publication,
+        previous: a.previous.clone(),
+        no_compare: a.no_compare.then_some(true),
+        input: a.input.config(),
+        disclosure: DisclosureConfig {
+            rule: a.disclosure_rule.clone(),
+            min_interval: a.min_interval,
+        },
+        programme,
+        ..a.risk.config()
+    })
 }
 
-/// The previous run to compare with: the flag, else the folder being replaced (`--out`), or in an
-/// output root the newest run before this as-of date, else the run of this date being replaced
-/// (a first run finds nothing there and says so).
-pub fn previous_run(
-    out: &Destination,
-    as_of: i32,
-    flag: &Option<PathBuf>,
-    off: bool,
-) -> Option<PathBuf> {
-    (!off).then(|| {
-        flag.clone().unwrap_or_else(|| match out {
-            Destination::Folder(dir) => dir.clone(),
-            Destination::Root(root) => {
-                let day = strata::date::format_days(as_of);
-                strata::history::previous_run(root, &day).unwrap_or_else(|| {
-                    let same = root.join(&day);
-                    if same.join("manifest.json").is_file() {
-                        same
-                    } else {
-                        root.clone()
-                    }
-                })
-            }
-        })
-    })
+/// Library options from the arguments laid over a settings file: a flag given wins, then the
+/// file, then the default (resolved by the library, as for every front end).
+pub fn options_over(a: &Args, file: &ScoreConfig) -> Result<ScoreOptions> {
+    let c = flags(a)?.over(file);
+    let mut opts = ScoreOptions::resolve(&c).map_err(|e| super::usage(e.to_string()))?;
+    opts.load.dictionary_path = !a.input.no_dictionary_path;
+    Ok(opts)
 }
 
 /// Print what a run did.
