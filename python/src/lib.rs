@@ -1103,19 +1103,7 @@ fn protect_run<'py>(
 )> {
     let (summary, equity) = table_counts(rows)?;
     let profile = profile_counts(profile)?;
-    let mut ind = IndicatorCounts::default();
-    for (pcn, v) in indicator_rows {
-        let v: [u64; indicators::WIDTH] = v.try_into().map_err(|v: Vec<u64>| {
-            Failure::Argument(format!(
-                "indicator_rows: {} counts for PCN {pcn}, expected {}",
-                v.len(),
-                indicators::WIDTH
-            ))
-        })?;
-        let mut one = IndicatorCounts::default();
-        one.rows.insert(pcn, v);
-        ind.add(&one);
-    }
+    let ind = indicator_counts(indicator_rows)?;
     let suppression = Suppression::resolve(rule.as_deref(), publication, min_interval)
         .map_err(|e| Failure::Argument(e.to_string()))?;
     let (s, e, i, p) = py
@@ -1149,6 +1137,144 @@ fn protect_run<'py>(
     ))
 }
 
+/// A whole run's aggregate tables protected together, as the binary protects them, kept so that
+/// the tables and every PCN's documents (workbook, page) come from the one protection: what the
+/// Spark driver publishes after its tasks have counted.
+#[pyclass(module = "strata", frozen)]
+struct Protected {
+    summary: tables::CountedTable,
+    equity: tables::CountedTable,
+    indicators: tables::CountedTable,
+    profile: tables::CountedTable,
+    cells: Vec<Vec<disclosure::Cell>>,
+    rules: ListRules,
+}
+
+impl Protected {
+    fn published<'a>(
+        &'a self,
+        stem: &'a str,
+        table: &'a tables::CountedTable,
+        k: usize,
+    ) -> PublishedTable<'a> {
+        PublishedTable {
+            stem,
+            table,
+            cells: &self.cells[k],
+        }
+    }
+}
+
+#[pymethods]
+impl Protected {
+    /// The bytes of `summary.csv`, `equity.csv`, `indicators.csv` and `pcn_profile.csv`, as the
+    /// binary writes them.
+    #[allow(clippy::type_complexity)]
+    fn tables<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(
+        Bound<'py, PyBytes>,
+        Bound<'py, PyBytes>,
+        Bound<'py, PyBytes>,
+        Bound<'py, PyBytes>,
+    )> {
+        let csv = |t: PublishedTable| -> Result<Vec<u8>, Failure> {
+            let mut df = output::table_frame(&t)?;
+            encode(&output::csv::Csv::PLAIN, &mut df)
+        };
+        let mut ind = output::indicators::indicators_frame(&self.indicators, &self.cells[2])
+            .map_err(Failure::from)?;
+        Ok((
+            PyBytes::new(py, &csv(self.published("summary", &self.summary, 0))?),
+            PyBytes::new(py, &csv(self.published("equity", &self.equity, 1))?),
+            PyBytes::new(py, &encode(&output::csv::Csv::PLAIN, &mut ind)?),
+            PyBytes::new(py, &csv(self.published("pcn_profile", &self.profile, 3))?),
+        ))
+    }
+
+    /// One PCN's documents, as the binary writes them beside its list: `[(extension, bytes)]`
+    /// (`xlsx`, `html`), from the list (the bytes of its `lists/<PCN>/<PCN>.parquet`) and this
+    /// run's protected summary and profile rows of the PCN. `as_of` is `YYYY-MM-DD`.
+    fn documents<'py>(
+        &self,
+        py: Python<'py>,
+        pcn: &str,
+        list_parquet: Vec<u8>,
+        as_of: &str,
+    ) -> PyResult<Vec<(String, Bound<'py, PyBytes>)>> {
+        let docs = py.detach(|| -> Result<Vec<(String, Vec<u8>)>, Failure> {
+            use polars::prelude::SerReader as _;
+            let list =
+                polars::prelude::ParquetReader::new(std::io::Cursor::new(list_parquet)).finish()?;
+            let summary = output::PcnSummary::new(
+                &self.published("summary", &self.summary, 0),
+                &self.published("pcn_profile", &self.profile, 3),
+                pcn,
+                as_of,
+                &self.rules,
+            );
+            let dir = tempfile::tempdir().map_err(io_err("creating a temporary folder"))?;
+            output::PCN_FORMATS
+                .iter()
+                .map(|w| {
+                    let path = dir.path().join(format!("doc.{}", w.extension()));
+                    w.write(&path, &list, &summary)?;
+                    let bytes = std::fs::read(&path)
+                        .map_err(io_err(format!("reading back {}", path.display())))?;
+                    Ok((w.extension().to_string(), bytes))
+                })
+                .collect()
+        })?;
+        Ok(docs
+            .into_iter()
+            .map(|(ext, b)| (ext, PyBytes::new(py, &b)))
+            .collect())
+    }
+}
+
+/// Protect a whole run's aggregate tables together, as the binary does, from their counts added
+/// up over partitions ([`Scoring::counts`], [`Scoring::indicator_counts`],
+/// [`Scoring::profile_counts`]), under the run's settings (`settings`: JSON of strata.toml's
+/// keys, resolved by the library: the disclosure rule, `publication`, `min_interval`, the list
+/// rules the documents state). Returns a [`Protected`]: its tables and each PCN's documents.
+#[pyfunction]
+#[pyo3(signature = (rows, indicator_rows, settings, profile=None))]
+fn protect(
+    py: Python<'_>,
+    rows: Vec<CountRow>,
+    indicator_rows: Vec<(String, Vec<u64>)>,
+    settings: &str,
+    profile: Option<ProfileArg>,
+) -> PyResult<Protected> {
+    let c: ScoreConfig =
+        serde_json::from_str(settings).map_err(|e| Failure::Argument(format!("settings: {e}")))?;
+    let settings = Settings::resolve(&c).map_err(|e| Failure::Argument(e.to_string()))?;
+    let (summary, equity) = table_counts(rows)?;
+    let profile = profile_counts(profile)?;
+    let ind = indicator_counts(indicator_rows)?;
+    Ok(py.detach(move || -> Result<Protected, Failure> {
+        let (summary, equity, indicators, profile) = (
+            summary.table(),
+            equity.table(),
+            ind.table(),
+            profile.table(),
+        );
+        let cells = disclosure::protect(
+            &[&summary, &equity, &indicators, &profile],
+            &settings.suppression,
+        )?;
+        Ok(Protected {
+            summary,
+            equity,
+            indicators,
+            profile,
+            cells,
+            rules: settings.rules,
+        })
+    })?)
+}
+
 /// A run's settings, resolved by the library as every front end resolves them
 /// (`strata::settings::Settings::resolve`): `config` is JSON of strata.toml's keys (`[input]`
 /// and `[disclosure]` as objects); returns JSON of what the run does (the binary's manifest
@@ -1169,6 +1295,24 @@ fn suppression(publication: bool, min_interval: u64, rule: Option<String>) -> Py
     let s = Suppression::resolve(rule.as_deref(), publication, min_interval)
         .map_err(|e| Failure::Argument(e.to_string()))?;
     Ok(serde_json::to_string(&s).map_err(|e| Failure::Argument(e.to_string()))?)
+}
+
+/// The indicator counts of a run from their parts ([`Scoring::indicator_counts`]).
+fn indicator_counts(rows: Vec<(String, Vec<u64>)>) -> Result<IndicatorCounts, Failure> {
+    let mut ind = IndicatorCounts::default();
+    for (pcn, v) in rows {
+        let v: [u64; indicators::WIDTH] = v.try_into().map_err(|v: Vec<u64>| {
+            Failure::Argument(format!(
+                "indicator_rows: {} counts for PCN {pcn}, expected {}",
+                v.len(),
+                indicators::WIDTH
+            ))
+        })?;
+        let mut one = IndicatorCounts::default();
+        one.rows.insert(pcn, v);
+        ind.add(&one);
+    }
+    Ok(ind)
 }
 
 /// The PCN profile's counts as [`Scoring::profile_counts`] gives them, added up over
@@ -1266,6 +1410,8 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(protect_run, m)?)?;
     m.add_function(wrap_pyfunction!(suppression, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_settings, m)?)?;
+    m.add_function(wrap_pyfunction!(protect, m)?)?;
+    m.add_class::<Protected>()?;
     m.add_function(wrap_pyfunction!(pcn_files, m)?)?;
     m.add_function(wrap_pyfunction!(encode_table, m)?)?;
     m.add_function(wrap_pyfunction!(default_models, m)?)?;

@@ -373,7 +373,7 @@ def score(
 
     # The settings, resolved (and refused) by the library before Spark starts, as the binary
     # resolves its flags: the manifest records the library's values.
-    resolved = strata.settings(
+    keys = dict(
         as_of=as_of, min_age=min_age, min_category=min_category, rank_by=rank_by,
         list_risk_band=list_risk_band, min_risk=min_risk, top=top, top_percent=top_percent,
         risk_bands=risk_bands, publication=publication,
@@ -382,6 +382,7 @@ def score(
         disclosure={"rule": disclosure_rule, "min_interval": min_interval},
         input={"today": today, "allow_identifiers": allow_identifiers, "max_rejected": max_rejected},
     )
+    resolved = strata.settings(**keys)
     suppression = resolved["suppression"]
     t0 = time.time()
     seconds: List[Tuple[str, float]] = []
@@ -607,14 +608,14 @@ def score(
 
     # 5. Protect the tables once, and write everything.
     # Every table in one pass, the PCN profile included, as the binary protects them.
-    summary_csv, equity_csv, indicators_csv, profile_csv = strata.protect_run(
+    # The tables and each PCN's documents come from this one protection (strata::disclosure).
+    protected = strata._strata.protect(
         [(r["key"], r["section"], r["a"], r["b"], *[r[f"c{i}"] for i in range(5)]) for r in counts],
         [(r["key"], [r[f"c{i}"] for i in range(INDICATOR_WIDTH)]) for r in indicator_counts],
-        publication=publication,
-        min_interval=min_interval,
-        rule=disclosure_rule,
+        json.dumps(keys),
         profile=[(r["key"], r["b"], r["a"], [r[f"c{i}"] for i in range(8)]) for r in profile_counts],
     )
+    summary_csv, equity_csv, indicators_csv, profile_csv = protected.tables()
     lap("protect")
     lists = sorted((r["key"], bytes(r["data"]), bytes(r["data2"])) for r in items if r["kind"] == "list")
     score_tables = [
@@ -648,6 +649,9 @@ def score(
         (work / file).parent.mkdir()
         write(f"{file}.csv", csv, rows)
         write(f"{file}.parquet", parquet, rows)
+        # The care coordinator's workbook and page, written by the binary's writers.
+        for ext, data in protected.documents(pcn, parquet, as_of):
+            write(f"{file}.{ext}", data, rows)
         if dropped:
             d = dropped[pcn]
             write(f"{file}.dropped.csv", d, max(d.count(b"\n") - 1, 0))

@@ -51,10 +51,9 @@ def engines(spark) -> list[str]:
     return ["group", "map"] if sj._spark_version(spark) >= (4, 0) else ["map"]
 
 
-# The care coordinator's documents (each PCN's workbook and HTML page, and the PCN profile they
-# show) are written by the binary only: the Spark job does not make them yet.
+# Files only the binary writes: none (the care coordinator's workbooks and pages included).
 BINARY_ONLY: tuple[str, ...] = ()
-BINARY_ONLY_SUFFIXES = (".xlsx", ".html")
+BINARY_ONLY_SUFFIXES: tuple[str, ...] = ()
 
 
 def binary_only(name: str) -> bool:
