@@ -286,17 +286,18 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
 }
 
 /// The run's rules against the models applied: every programme's model and the ranking model
-/// (its index) are there. A model missing because its default card was withheld
+/// (its index) are there. One check for every engine. A model missing because its default card was withheld
 /// ([`risk::withhold_synthetic`]) is said so.
-fn check_models(
-    opts: &ScoreOptions,
+pub fn check_models(
+    programmes: &[Programme],
+    rules: &ListRules,
     definitions: &Definitions,
     models: &[risk::RiskModel],
     withheld: &[risk::RiskModel],
 ) -> Result<Option<usize>, Error> {
-    if let Err(e) = programmes::check(&opts.programmes, definitions, models) {
+    if let Err(e) = programmes::check(programmes, definitions, models) {
         // Say why when a programme's model is one of the withheld default cards.
-        for p in &opts.programmes {
+        for p in programmes {
             for o in p.outcomes() {
                 let what = format!("programme '{}'", p.name);
                 if let Err(w @ risk::RiskError::Withheld { .. }) =
@@ -308,7 +309,7 @@ fn check_models(
         }
         return Err(e.into());
     }
-    Ok(match opts.rules.rank_by {
+    Ok(match rules.rank_by {
         lists::RankBy::Frailty => None,
         lists::RankBy::Risk(o) => Some(risk::needed_model(
             models,
@@ -323,7 +324,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
     let mut stages = Stages::start("load_models");
     let definitions = Definitions::load(&opts.models)?;
     let mut models = risk::load(&opts.risk_models, &definitions)?;
-    check_models(opts, &definitions, &models, &[])?;
+    check_models(&opts.programmes, &opts.rules, &definitions, &models, &[])?;
     stages.next("read_cohort");
     let cohort = Cohort::load(&opts.cohort, &opts.load)?;
     let withheld = risk::withhold_synthetic(
@@ -331,7 +332,13 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         opts.default_risk_models,
         cohort.synthetic.is_some(),
     );
-    let ranking_model = check_models(opts, &definitions, &models, &withheld)?;
+    let ranking_model = check_models(
+        &opts.programmes,
+        &opts.rules,
+        &definitions,
+        &models,
+        &withheld,
+    )?;
     stages.next("score");
     let scored = score_cohort(&cohort, &definitions, opts.as_of, &opts.rules);
     stages.next("predict");

@@ -67,6 +67,23 @@ create_exception!(
     "A models folder (code lists, weights) is missing or malformed."
 );
 
+/// The run's models against what its ranking and programmes need
+/// ([`strata::run::check_models`]): the library's error, as a [`Failure`].
+fn check_models(
+    programmes: &[strata::programmes::Programme],
+    rules: &ListRules,
+    definitions: &Definitions,
+    models: &[RiskModel],
+    withheld: &[RiskModel],
+) -> Result<(), Failure> {
+    match strata::run::check_models(programmes, rules, definitions, models, withheld) {
+        Ok(_) => Ok(()),
+        Err(strata::Error::Risk(e)) => Err(e.into()),
+        Err(strata::Error::Programme(e)) => Err(e.into()),
+        Err(e) => Err(Failure::Argument(e.to_string())),
+    }
+}
+
 /// Why a call failed, before it becomes a Python exception.
 #[derive(Debug, thiserror::Error)]
 enum Failure {
@@ -97,6 +114,9 @@ enum Failure {
     /// A previous run could not be read.
     #[error(transparent)]
     Previous(#[from] ChangesError),
+    /// A programme cannot be made with the models applied.
+    #[error(transparent)]
+    Programme(#[from] strata::programmes::ProgrammeError),
     /// Writing the embedded models folder or a temporary file failed.
     #[error("{context}: {source}")]
     Io {
@@ -117,6 +137,7 @@ impl From<Failure> for PyErr {
             }
             Failure::Definitions(e) => ModelsError::new_err(e.to_string()),
             Failure::Risk(e) => ModelsError::new_err(e.to_string()),
+            Failure::Programme(e) => ModelsError::new_err(e.to_string()),
             Failure::Previous(e) => PreviousRunError::new_err(e.to_string()),
             Failure::Io { .. } => pyo3::exceptions::PyOSError::new_err(f.to_string()),
             other => PyRuntimeError::new_err(other.to_string()),
@@ -332,6 +353,12 @@ struct Scoring {
     changes: Changes,
     /// Why the previous run given could not be compared with, as the binary warns.
     compare_warning: Option<String>,
+    /// The named programmes (`[[programme]]`), in configuration order.
+    programmes: Vec<strata::programmes::Programme>,
+    /// Their lists, same order.
+    selected: Vec<strata::programmes::ProgrammeLists>,
+    /// Who is on the palliative care register (empty when no programme asks).
+    register: Vec<bool>,
 }
 
 impl Scoring {
@@ -465,6 +492,83 @@ impl Scoring {
             ));
         }
         Ok(out)
+    }
+
+    /// The programme lists, as the binary writes them beside each PCN's frailty list:
+    /// `[(pcn_code, programme index, programme name, csv bytes, parquet bytes)]`, PCNs in code
+    /// order (`lists/<PCN>/<PCN>.<programme>.csv` and `.parquet`).
+    #[allow(clippy::type_complexity)]
+    fn programme_files<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<
+        Vec<(
+            String,
+            usize,
+            String,
+            Bound<'py, PyBytes>,
+            Bound<'py, PyBytes>,
+        )>,
+    > {
+        if self.programmes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let scorer = Scorer::new(&self.definitions);
+        let risk = self.risk_columns();
+        let inputs = strata::programmes::Inputs {
+            cohort: &self.cohort,
+            scored: &self.scored,
+            defs: &self.definitions,
+            risks: &self.risks,
+            register: &self.register,
+            as_of: self.as_of,
+        };
+        let run = output::programmes::ProgrammeRun {
+            programmes: &self.programmes,
+            selected: &self.selected,
+            inputs: &inputs,
+        };
+        let mut out = Vec::new();
+        for (pcn, pats) in self.ranked() {
+            let lists = run.of_pcn(pcn);
+            let (full, row_of) = output::pcn_frame(
+                &self.cohort,
+                &self.scored,
+                &scorer,
+                &pats,
+                &lists,
+                &risk,
+                &self.changes,
+            )
+            .map_err(Failure::from)?;
+            for (k, patients) in lists {
+                let programme = &self.programmes[k];
+                let mut df = output::programmes::programme_frame(
+                    programme, &inputs, patients, &full, &row_of,
+                )
+                .map_err(Failure::from)?;
+                let csv = encode(&output::csv::Csv::EXCEL, &mut df)?;
+                let parquet = encode(&output::parquet::Parquet, &mut df)?;
+                out.push((
+                    self.cohort.patients.pcns[pcn as usize].clone(),
+                    k,
+                    programme.name.clone(),
+                    PyBytes::new(py, &csv),
+                    PyBytes::new(py, &parquet),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The programmes and how many each lists, as the manifest says them:
+    /// `[(name, description, listed)]`.
+    fn programmes(&self) -> Vec<(String, String, u64)> {
+        self.programmes
+            .iter()
+            .zip(&self.selected)
+            .map(|(p, s)| (p.name.clone(), p.description.clone(), s.listed()))
+            .collect()
     }
 
     /// Who dropped off each PCN's list since the previous run given: `[(pcn_code, table)]` in
@@ -659,7 +763,7 @@ fn applied(models: &[RiskModel]) -> Vec<(String, String, String)> {
 /// Check, load and score a cohort handed as Arrow tables. `as_of` and `today` are
 /// `YYYY-MM-DD`; `today` defaults to the machine's UTC date.
 #[pyfunction]
-#[pyo3(signature = (patients, events, encounters, as_of, medications=None, today=None, models=None, min_age=65, min_category="mild", max_rejected=0.01, allow_identifiers=false, risk_models=None, rank_by="frailty", list_risk_band=None, min_risk=None, top=None, top_percent=None, previous=None, cohort_synthetic=None, risk_bands=None))]
+#[pyo3(signature = (patients, events, encounters, as_of, medications=None, today=None, models=None, min_age=65, min_category="mild", max_rejected=0.01, allow_identifiers=false, risk_models=None, rank_by="frailty", list_risk_band=None, min_risk=None, top=None, top_percent=None, previous=None, cohort_synthetic=None, risk_bands=None, programmes=None))]
 #[allow(clippy::too_many_arguments)]
 fn run(
     py: Python<'_>,
@@ -683,6 +787,7 @@ fn run(
     previous: Option<&Bound<'_, PyAny>>,
     cohort_synthetic: Option<String>,
     risk_bands: Option<String>,
+    programmes: Option<String>,
 ) -> PyResult<Scoring> {
     // The binary's settings, resolved by the library as for every front end
     // (`strata::settings`): these arguments are the keys of strata.toml.
@@ -701,6 +806,10 @@ fn run(
         top,
         top_percent,
         risk_bands,
+        programme: programmes
+            .map(|p| serde_json::from_str(&p))
+            .transpose()
+            .map_err(|e| Failure::Argument(format!("programmes: {e}")))?,
         input: InputConfig {
             allow_identifiers: Some(allow_identifiers),
             max_rejected: Some(max_rejected),
@@ -713,7 +822,7 @@ fn run(
     };
     let settings = Settings::resolve(&config).map_err(|e| Failure::Argument(e.to_string()))?;
     let (as_of, rules, opts) = (settings.as_of, settings.rules, settings.load);
-    let rank_by = rules.rank_by;
+    let programmes = settings.programmes;
     let p = import_stream(patients, "patients")?;
     let e = import_stream(events, "events")?;
     let n = import_stream(encounters, "encounters")?;
@@ -727,11 +836,10 @@ fn run(
     let scoring = py.detach(move || -> Result<Scoring, Failure> {
         let definitions = Definitions::load(&models)?;
         let mut cards = risk::load(&cards, &definitions)?;
+        check_models(&programmes, &rules, &definitions, &cards, &[])?;
         let withheld =
             risk::withhold_synthetic(&mut cards, default_cards, cohort_synthetic.is_some());
-        if let RankBy::Risk(o) = rank_by {
-            risk::needed_model(&cards, &withheld, o, "ranking the lists (rank_by)")?;
-        }
+        check_models(&programmes, &rules, &definitions, &cards, &withheld)?;
         let mut cohort = Cohort::from_arrow_with_medications(p, e, n, m, &opts)?;
         // Arrow tables do not carry the Parquet files' mark: the caller reads it.
         cohort.synthetic = cohort_synthetic;
@@ -745,6 +853,23 @@ fn run(
             rules.risk_bands,
         );
         let changes = Changes::none(&cohort, "nothing compared (no previous run given)");
+        // The programme lists, as the binary selects them.
+        let register = if strata::programmes::needs_register(&programmes) {
+            strata::palliative::on_register(&cohort, &definitions, as_of)
+        } else {
+            Vec::new()
+        };
+        let selected = strata::programmes::select(
+            &programmes,
+            &strata::programmes::Inputs {
+                cohort: &cohort,
+                scored: &scored,
+                defs: &definitions,
+                risks: &risks,
+                register: &register,
+                as_of,
+            },
+        );
         let mut scoring = Scoring {
             cohort,
             scored,
@@ -756,6 +881,9 @@ fn run(
             risks,
             changes,
             compare_warning: None,
+            programmes,
+            selected,
+            register,
         };
         // The binary's comparison (`strata score --previous DIR`), on the lists just ranked.
         let previous = match previous {

@@ -131,6 +131,7 @@ def run(
     previous: Any = None,
     cohort_synthetic: Optional[str] = None,
     risk_bands: Optional[str] = None,
+    programmes: Optional[List[dict]] = None,
 ) -> Scoring:
     """Check, load and score a cohort handed as Arrow tables, as ``strata score`` does.
 
@@ -142,7 +143,10 @@ def run(
     outcome), ``list_risk_band``, ``min_risk``, ``top``, ``top_percent`` and ``risk_bands`` are
     ``strata score``'s ``--rank-by``, ``--list-risk-band``, ``--min-risk``, ``--top``,
     ``--top-percent`` and ``--risk-bands``. Every setting is resolved (defaults, checks, error
-    messages) by the library, as the binary's are (:func:`settings`).
+    messages) by the library, as the binary's are (:func:`settings`). ``programmes`` are named
+    programme lists, as ``[[programme]]`` tables of ``strata.toml`` (a list of mappings:
+    ``{"name": ..., "description": ..., "rule": [{"min_category": "severe"}]}``):
+    ``Scoring.programme_files()`` gives their files as the binary writes them.
     ``previous`` is ``--previous``: a previous run's output folder (or a :class:`PreviousRun`)
     to say what changed since, as the binary does: the lists' ``change`` column,
     ``Scoring.dropped()`` (each PCN's ``dropped.csv``) and ``Scoring.comparison()``; a folder
@@ -178,6 +182,7 @@ def run(
         previous=previous,
         cohort_synthetic=cohort_synthetic if cohort_synthetic is not None else _table_mark(patients),
         risk_bands=risk_bands,
+        programmes=None if programmes is None else json.dumps(programmes),
     )
 
 

@@ -79,6 +79,8 @@ UNKNOWN_PATIENT = "patient_id not in patients.parquet"
 #   kind "indicator": key = PCN code, c0..c21 = its population-health indicator counts
 #   kind "profile": key = PCN code, b = dimension, a = value, c0..c7 = listed and eligible by eFI
 #                   category (fit listed, fit eligible, ..., severe eligible)
+#   kind "programme": key = PCN code, section = programme index, a = its name, data = CSV bytes,
+#                   data2 = Parquet bytes
 #   kind "meta":   data = JSON: rejects (rows in the files), files, figures, warnings, errors
 # Counts per indicator row (strata.indicators' quantities: the headline counts, then the people
 # and falls admissions of the six age bands of the standardised falls rate).
@@ -168,6 +170,7 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
             previous=v,
             cohort_synthetic=settings.get("cohort_synthetic"),
             risk_bands=settings.get("risk_bands"),
+            programmes=settings.get("programmes"),
         )
     except strata.InvalidCohortError as err:
         pcns = sorted(set(p.column("pcn_code").cast(pa.string()).to_pylist()))
@@ -188,6 +191,9 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
         )
     for pcn, c in s.indicator_counts():
         rows.append({"kind": "indicator", "key": pcn, **{f"c{i}": v for i, v in enumerate(c)}})
+    for pcn, k, name, csv, parquet in s.programme_files():
+        rows.append({"kind": "programme", "key": pcn, "section": k, "a": name,
+                     "data": bytes(csv), "data2": bytes(parquet)})
     for pcn, dimension, value, c in s.profile_counts():
         rows.append({"kind": "profile", "key": pcn, "b": dimension, "a": value,
                      **{f"c{i}": v for i, v in enumerate(c)}})
@@ -201,6 +207,7 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     meta["models"] = s.models()
     meta["risk_models"] = s.risk_models()
     meta["withheld_risk_models"] = s.withheld_risk_models()
+    meta["programmes"] = s.programmes()
     rows.append({"kind": "meta", "data": json.dumps(meta).encode()})
     return pa.Table.from_batches([_result_batch(rows)])
 
@@ -362,6 +369,7 @@ def score(
     previous: Optional[str] = None,
     compare: bool = True,
     risk_bands: Optional[str] = None,
+    programmes: Optional[List[Dict[str, Any]]] = None,
 ) -> Dict[str, Any]:
     """Run the nightly job under Spark and write the binary's outputs into ``out``. Returns the
     manifest. ``engine`` is ``group`` (``applyInArrow``, Spark 4.0+), ``map`` (``repartition`` +
@@ -376,7 +384,7 @@ def score(
     keys = dict(
         as_of=as_of, min_age=min_age, min_category=min_category, rank_by=rank_by,
         list_risk_band=list_risk_band, min_risk=min_risk, top=top, top_percent=top_percent,
-        risk_bands=risk_bands, publication=publication,
+        risk_bands=risk_bands, publication=publication, programme=programmes,
         no_risk_models=True if risk_models == [] else None,
         risk_models=risk_models or None,
         disclosure={"rule": disclosure_rule, "min_interval": min_interval},
@@ -453,7 +461,7 @@ def score(
             today=today, models=models, min_age=min_age, min_category=min_category,
             allow_identifiers=allow_identifiers, risk_models=risk_models, rank_by=rank_by,
             list_risk_band=list_risk_band, min_risk=min_risk, top=top, top_percent=top_percent,
-            cohort_synthetic=mark, risk_bands=risk_bands,
+            cohort_synthetic=mark, risk_bands=risk_bands, programmes=programmes,
         )
     except strata.InvalidCohortError as err:
         # Only the schema's problems: the tables checked here are empty on purpose.
@@ -534,6 +542,7 @@ def score(
         "top": top,
         "top_percent": top_percent,
         "risk_bands": risk_bands,
+        "programmes": programmes,
         "compare": prev is not None,
         "cohort_synthetic": mark,
     }
@@ -570,7 +579,7 @@ def score(
     )
     items = (
         result.where(~F.col("kind").isin("count", "indicator", "profile"))
-        .select("kind", "key", "data", "data2")
+        .select("kind", "key", "section", "a", "data", "data2")
         .collect()
     )
     result.unpersist()
@@ -671,6 +680,17 @@ def score(
             }
         )
         write("rejects.csv", strata.encode_table(t, "csv"), t.num_rows)
+    # The programme lists, by programme (configuration order), then PCN (code order), as the
+    # binary records them.
+    stem_of = dict(zip([pcn for pcn, _, _ in lists], files))
+    programme_files = sorted(
+        (r["section"], r["key"], r["a"], bytes(r["data"]), bytes(r["data2"]))
+        for r in items if r["kind"] == "programme"
+    )
+    for _, pcn, name, csv, parquet in programme_files:
+        rows = max(csv.count(b"\n") - 1, 0)
+        write(f"{stem_of[pcn]}.{name}.csv", csv, rows)
+        write(f"{stem_of[pcn]}.{name}.parquet", parquet, rows)
     lap("write")
 
     figures: Dict[str, int] = {}
@@ -710,6 +730,11 @@ def score(
             for o, p_, h in (metas[0].get("withheld_risk_models", []) if metas else [])
         ],
         "rules": resolved["rules"],
+        "programmes": [
+            {"name": n, "description": d,
+             "listed": sum(x[2] for m in metas for x in m.get("programmes", []) if x[0] == n)}
+            for n, d, _ in (metas[0].get("programmes", []) if metas else [])
+        ],
         "suppression": suppression,
         **figures,
         "compared_with": compared_with,

@@ -247,6 +247,62 @@ def test_medications_file_equals_the_binary(spark, tmp_path):
     assert {i["file"]: i["rejected"] for i in m["inputs"]}["medications.parquet"] == 2
 
 
+PROGRAMMES_TOML = """
+[[programme]]
+name = "anticipatory_care"
+description = "Severe frailty: anticipatory care planning"
+[[programme.rule]]
+min_category = "severe"
+
+[[programme]]
+name = "falls_prevention"
+description = "Falls history or high falls risk"
+rank_by = "falls_admission"
+top = 15
+[[programme.rule]]
+falls_history = true
+[[programme.rule]]
+risk = "falls_admission"
+min_band = "high"
+
+[[programme]]
+name = "palliative_register_review"
+description = "High one-year mortality risk, not on the palliative care register"
+rank_by = "death"
+[[programme.rule]]
+risk = "death"
+min_band = "high"
+palliative_register = false
+"""
+
+PROGRAMMES = [
+    {"name": "anticipatory_care", "description": "Severe frailty: anticipatory care planning",
+     "rule": [{"min_category": "severe"}]},
+    {"name": "falls_prevention", "description": "Falls history or high falls risk",
+     "rank_by": "falls_admission", "top": 15,
+     "rule": [{"falls_history": True}, {"risk": "falls_admission", "min_band": "high"}]},
+    {"name": "palliative_register_review",
+     "description": "High one-year mortality risk, not on the palliative care register",
+     "rank_by": "death",
+     "rule": [{"risk": "death", "min_band": "high", "palliative_register": False}]},
+]
+
+
+def test_programme_lists_equal_the_binarys(spark, tmp_path):
+    toml = tmp_path / "programmes.toml"
+    toml.write_text(PROGRAMMES_TOML)
+    binary = tmp_path / "binary"
+    run_binary(FIXTURE, binary, "--programmes", str(toml))
+    out = tmp_path / "spark"
+    m = sj.score(str(FIXTURE), AS_OF, str(out), spark=spark, today=TODAY, programmes=PROGRAMMES)
+    assert_same_outputs(binary, out)
+    want = json.loads((binary / "manifest.json").read_text())
+    assert m["programmes"] == want["programmes"]
+    assert m["outputs"] == want["outputs"]
+    assert all(p["listed"] > 0 for p in m["programmes"]), m["programmes"]
+    assert sum(".falls_prevention." in o["path"] for o in m["outputs"]) >= 2
+
+
 def test_lists_ranked_by_a_risk_model_equal_the_binary(spark, tmp_path):
     binary = tmp_path / "binary"
     run_binary(FIXTURE, binary, "--rank-by", "falls_admission", "--list-risk-band", "moderate",

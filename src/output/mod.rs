@@ -446,22 +446,10 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Outputs, OutputError>
                 .map(|((pcn, pats), stem)| {
                     create_pcn_folder(dir, stem)?;
                     let stem = pcn_file(stem);
-                    // One frame for everyone on any of the PCN's lists: the frailty list's
-                    // people in rank order, then those only on a programme's list.
                     let lists = programmes.map(|p| p.of_pcn(*pcn)).unwrap_or_default();
-                    let mut union = pats.clone();
-                    let mut row_of: HashMap<u32, IdxSize> = HashMap::new();
-                    if !lists.is_empty() {
-                        row_of.extend(pats.iter().enumerate().map(|(k, &p)| (p, k as IdxSize)));
-                        for &(p, _) in lists.iter().flat_map(|(_, v)| v.iter()) {
-                            row_of.entry(p).or_insert_with(|| {
-                                union.push(p);
-                                union.len() as IdxSize - 1
-                            });
-                        }
-                    }
-                    let full = list_frame(cohort, scored, &scorer, &union, risk, changes)
-                        .map_err(encode_err(&dir.join(format!("{stem}.csv"))))?;
+                    let (full, row_of) =
+                        pcn_frame(cohort, scored, &scorer, pats, &lists, risk, changes)
+                            .map_err(encode_err(&dir.join(format!("{stem}.csv"))))?;
                     // The frailty list: the frame's first rows (a view, not a copy).
                     let mut df = full.slice(0, pats.len());
                     let programme_files = match &programmes {
@@ -546,6 +534,36 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Outputs, OutputError>
         files: written,
         programmes: by_programme.into_iter().flatten().collect(),
     })
+}
+
+/// One frame for everyone on any of a PCN's lists: the frailty list's people (`pats`) in rank
+/// order, then those only on one of its programme lists (`lists`: programme index, people);
+/// with the frame's row of each patient (empty when there are no programme lists). The frailty
+/// list is the frame's first `pats.len()` rows.
+pub fn pcn_frame(
+    cohort: &Cohort,
+    scored: &Scored,
+    scorer: &Scorer,
+    pats: &[u32],
+    lists: &[(usize, &[(u32, u16)])],
+    risk: &RiskColumns,
+    changes: &Changes,
+) -> PolarsResult<(DataFrame, HashMap<u32, IdxSize>)> {
+    let mut union = pats.to_vec();
+    let mut row_of: HashMap<u32, IdxSize> = HashMap::new();
+    if !lists.is_empty() {
+        row_of.extend(pats.iter().enumerate().map(|(k, &p)| (p, k as IdxSize)));
+        for &(p, _) in lists.iter().flat_map(|(_, v)| v.iter()) {
+            row_of.entry(p).or_insert_with(|| {
+                union.push(p);
+                union.len() as IdxSize - 1
+            });
+        }
+    }
+    Ok((
+        list_frame(cohort, scored, scorer, &union, risk, changes)?,
+        row_of,
+    ))
 }
 
 /// One PCN's files: its lists and documents, and its programme lists by programme index.
