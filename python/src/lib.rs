@@ -1403,6 +1403,43 @@ fn protect(
     })?)
 }
 
+/// Put the finished output folder `work` at `out` as the binary publishes a run
+/// (`strata::publish::publish`): its files synced to disk, the folder swapped into place in one
+/// step where the platform allows (an existing `out` is never missing), refused when `out`
+/// exists and is not a strata output folder; `work` (beside `out`, on the same file system) is
+/// emptied into the new folder and removed.
+#[pyfunction]
+fn publish_folder(py: Python<'_>, work: PathBuf, out: PathBuf) -> PyResult<()> {
+    py.detach(|| -> Result<(), Failure> {
+        strata::publish::publish(&out, |dir: &std::path::Path| -> Result<(), Failure> {
+            fn sync_files(d: &std::path::Path) -> std::io::Result<()> {
+                for e in std::fs::read_dir(d)? {
+                    let p = e?.path();
+                    if p.is_dir() {
+                        sync_files(&p)?;
+                    } else {
+                        std::fs::File::open(&p)?.sync_all()?;
+                    }
+                }
+                Ok(())
+            }
+            sync_files(&work).map_err(io_err(format!("syncing {}", work.display())))?;
+            for e in
+                std::fs::read_dir(&work).map_err(io_err(format!("reading {}", work.display())))?
+            {
+                let e = e.map_err(io_err(format!("reading {}", work.display())))?;
+                let to = dir.join(e.file_name());
+                std::fs::rename(e.path(), &to)
+                    .map_err(io_err(format!("moving {} into place", e.path().display())))?;
+            }
+            Ok(())
+        })?;
+        std::fs::remove_dir(&work).map_err(io_err(format!("removing {}", work.display())))?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
 /// A run's settings, resolved by the library as every front end resolves them
 /// (`strata::settings::Settings::resolve`): `config` is JSON of strata.toml's keys (`[input]`
 /// and `[disclosure]` as objects); returns JSON of what the run does (the binary's manifest
@@ -1539,6 +1576,7 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(suppression, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_settings, m)?)?;
     m.add_function(wrap_pyfunction!(protect, m)?)?;
+    m.add_function(wrap_pyfunction!(publish_folder, m)?)?;
     m.add_class::<Protected>()?;
     m.add_function(wrap_pyfunction!(pcn_files, m)?)?;
     m.add_function(wrap_pyfunction!(encode_table, m)?)?;

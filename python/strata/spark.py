@@ -745,23 +745,16 @@ def score(
         "seconds": seconds,
     }
     (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    _replace(work, out_dir)
+    # Published as the binary publishes (strata::publish): files synced, the folder swapped into
+    # place in one step, a folder that is not strata's refused.
+    try:
+        strata._strata.publish_folder(str(work), str(out_dir))
+    except RuntimeError as e:
+        shutil.rmtree(work, ignore_errors=True)
+        if "not a strata output folder" in str(e):
+            raise OutputFolderError(f"{out_dir} exists and is not a strata output folder: not replaced") from e
+        raise
     return manifest
-
-
-def _replace(work: Path, out: Path) -> None:
-    """Put the finished folder ``work`` at ``out``: an existing ``out`` must be a strata output
-    folder (it has a ``manifest.json``) or empty, and is replaced."""
-    if out.exists():
-        if any(out.iterdir()) and not (out / "manifest.json").is_file():
-            shutil.rmtree(work)
-            raise OutputFolderError(f"{out} exists and is not a strata output folder: not replaced")
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        out.rename(old)
-        work.rename(out)
-        shutil.rmtree(old)
-    else:
-        work.rename(out)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
