@@ -426,10 +426,9 @@ fn count_rows(c: &Counts) -> Vec<CountRow> {
 /// Bytes of `df` written by `writer` (strata's own CSV or Parquet writer, so the bytes are the
 /// binary's).
 fn encode(writer: &dyn TableWriter, df: &mut DataFrame) -> Result<Vec<u8>, Failure> {
-    let dir = tempfile::tempdir().map_err(io_err("creating a temporary folder"))?;
-    let path = dir.path().join(format!("table.{}", writer.extension()));
-    writer.write(&path, df)?;
-    std::fs::read(&path).map_err(io_err(format!("reading back {}", path.display())))
+    let mut bytes = Vec::new();
+    writer.encode(&mut bytes, df)?;
+    Ok(bytes)
 }
 
 #[pymethods]
@@ -1342,14 +1341,13 @@ impl Protected {
                 as_of,
                 &self.rules,
             );
-            let dir = tempfile::tempdir().map_err(io_err("creating a temporary folder"))?;
             output::PCN_FORMATS
                 .iter()
                 .map(|w| {
-                    let path = dir.path().join(format!("doc.{}", w.extension()));
-                    w.write(&path, &list, &summary)?;
-                    let bytes = std::fs::read(&path)
-                        .map_err(io_err(format!("reading back {}", path.display())))?;
+                    let mut bytes = Vec::new();
+                    w.encode(&mut bytes, &list, &summary).map_err(|e| {
+                        Failure::Argument(format!("PCN {pcn}'s {}: {e}", w.extension()))
+                    })?;
                     Ok((w.extension().to_string(), bytes))
                 })
                 .collect()

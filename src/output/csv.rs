@@ -7,12 +7,11 @@
 //! outside ASCII. The aggregate tables and rejected rows are read by programs (the disclosure
 //! auditor, pipelines) and hold ASCII labels, so they are written plain ([`Csv::PLAIN`]).
 
-use std::path::Path;
+use std::io::Write;
 
 use polars::prelude::*;
 
 use super::TableWriter;
-use crate::publish::{FileDigest, OutFile, OutputError};
 
 /// Comma-separated values with a header line, as polars writes them.
 #[derive(Debug, Clone, Copy)]
@@ -33,16 +32,10 @@ impl TableWriter for Csv {
         "csv"
     }
 
-    fn write(&self, path: &Path, df: &mut DataFrame) -> Result<FileDigest, OutputError> {
-        let mut w = OutFile::create(path)?;
-        CsvWriter::new(&mut w)
+    fn encode(&self, w: &mut dyn Write, df: &mut DataFrame) -> PolarsResult<()> {
+        CsvWriter::new(w)
             .include_header(true)
             .include_bom(self.bom)
             .finish(df)
-            .map_err(|source| OutputError::Encode {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        w.finish()
     }
 }

@@ -13,14 +13,12 @@
 
 use std::fmt::Write as _;
 use std::io::Write;
-use std::path::Path;
 
 use polars::prelude::*;
 use strata_models::plot::escape;
 
 use super::{PcnSummary, PcnWriter};
 use crate::disclosure::Cell;
-use crate::publish::{io_err, FileDigest, OutFile, OutputError};
 use crate::tables::{COUNT_COLUMNS, PROFILE_DIMENSIONS, PROFILE_MIN_ELIGIBLE};
 
 /// The PCN's HTML page.
@@ -346,18 +344,13 @@ impl PcnWriter for Html {
         "html"
     }
 
-    fn write(
+    fn encode(
         &self,
-        path: &Path,
+        w: &mut dyn Write,
         list: &DataFrame,
         pcn: &PcnSummary,
-    ) -> Result<FileDigest, OutputError> {
-        let text = page(list, pcn).map_err(|source| OutputError::Encode {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut f = OutFile::create(path)?;
-        f.write_all(text.as_bytes()).map_err(io_err(path))?;
-        f.finish()
+    ) -> Result<(), super::DocumentError> {
+        w.write_all(page(list, pcn)?.as_bytes())?;
+        Ok(())
     }
 }

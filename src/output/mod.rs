@@ -17,6 +17,7 @@ pub mod programmes;
 pub mod xlsx;
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::Path;
 
 use polars::prelude::*;
@@ -30,25 +31,45 @@ use crate::input::Reject;
 use std::fmt::Write as _;
 
 use crate::lists::{ListRules, RankBy};
-use crate::publish::{record, FileDigest, OutputError, Written};
+use crate::publish::{record, FileDigest, OutFile, OutputError, Written};
 use crate::results::Scored;
 use crate::scores::Scorer;
 use crate::tables::CountedTable;
 
 pub use columns::{list_frame, scores_frame, PatientColumn, RiskColumns, PATIENT_COLUMNS};
 
-/// A file format: writes a table to a path, synced.
+/// A file format: encodes a table into any writer (a file being written, bytes in memory).
 pub trait TableWriter: Sync {
     /// File name extension, without the dot.
     fn extension(&self) -> &'static str;
+    /// Encode `df` into `w`.
+    fn encode(&self, w: &mut dyn Write, df: &mut DataFrame) -> PolarsResult<()>;
     /// Write `df` to `path` (created or replaced) and sync it to disk; its size and hash.
-    fn write(&self, path: &Path, df: &mut DataFrame) -> Result<FileDigest, OutputError>;
+    fn write(&self, path: &Path, df: &mut DataFrame) -> Result<FileDigest, OutputError> {
+        let mut f = OutFile::create(path)?;
+        self.encode(&mut f, df)
+            .map_err(|source| OutputError::Encode {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        f.finish()
+    }
 }
+
+/// Why a PCN's document could not be made.
+pub type DocumentError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A document for a PCN's care team: its list (the list's frame) and its protected summary.
 pub trait PcnWriter: Sync {
     /// File name extension, without the dot.
     fn extension(&self) -> &'static str;
+    /// Encode the PCN's document into `w`.
+    fn encode(
+        &self,
+        w: &mut dyn Write,
+        list: &DataFrame,
+        pcn: &PcnSummary,
+    ) -> Result<(), DocumentError>;
     /// Write the PCN's document to `path` (created or replaced) and sync it to disk; its size
     /// and hash.
     fn write(
@@ -56,7 +77,15 @@ pub trait PcnWriter: Sync {
         path: &Path,
         list: &DataFrame,
         pcn: &PcnSummary,
-    ) -> Result<FileDigest, OutputError>;
+    ) -> Result<FileDigest, OutputError> {
+        let mut f = OutFile::create(path)?;
+        self.encode(&mut f, list, pcn)
+            .map_err(|source| OutputError::Document {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        f.finish()
+    }
 }
 
 /// Formats of each PCN list, in the order they are written and recorded.

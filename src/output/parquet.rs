@@ -68,15 +68,8 @@ impl TableWriter for Parquet {
         "parquet"
     }
 
-    fn write(&self, path: &Path, df: &mut DataFrame) -> Result<FileDigest, OutputError> {
-        let mut w = OutFile::create(path)?;
-        writer_for(&mut w)
-            .finish(df)
-            .map_err(|source| OutputError::Encode {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        w.finish()
+    fn encode(&self, w: &mut dyn std::io::Write, df: &mut DataFrame) -> PolarsResult<()> {
+        writer_for(w).finish(df).map(|_| ())
     }
 }
 

@@ -15,7 +15,6 @@
 
 use std::borrow::Cow;
 use std::io::Write;
-use std::path::Path;
 
 use flate2::write::DeflateEncoder;
 use flate2::{Compression, Crc};
@@ -23,7 +22,6 @@ use polars::prelude::*;
 
 use super::{PcnSummary, PcnWriter};
 use crate::disclosure::Cell;
-use crate::publish::{io_err, FileDigest, OutFile, OutputError};
 use crate::tables::PROFILE_MIN_ELIGIBLE;
 
 /// The PCN workbook: `Summary`, then one sheet per practice with its part of the list.
@@ -839,30 +837,20 @@ impl PcnWriter for Xlsx {
         "xlsx"
     }
 
-    fn write(
+    fn encode(
         &self,
-        path: &Path,
+        w: &mut dyn Write,
         list: &DataFrame,
         pcn: &PcnSummary,
-    ) -> Result<FileDigest, OutputError> {
+    ) -> Result<(), super::DocumentError> {
         let mut sheets = vec![summary_sheet(pcn)];
         let mut taken = vec![sheets[0].name.clone()];
-        sheets.extend(
-            practice_sheets(list, &mut taken).map_err(|source| OutputError::Encode {
-                path: path.to_path_buf(),
-                source,
-            })?,
-        );
+        sheets.extend(practice_sheets(list, &mut taken)?);
         let title = format!("strata frailty list: PCN {}, as of {}", pcn.pcn, pcn.as_of);
-        let bytes =
-            workbook(&sheets, &title, &pcn.as_of).map_err(|source| OutputError::Document {
-                path: path.to_path_buf(),
-                source: Box::new(source),
-            })?;
+        let bytes = workbook(&sheets, &title, &pcn.as_of)?;
         drop(sheets);
-        let mut f = OutFile::create(path)?;
-        f.write_all(&bytes).map_err(io_err(path))?;
-        f.finish()
+        w.write_all(&bytes)?;
+        Ok(())
     }
 }
 
