@@ -92,6 +92,64 @@ pub struct RunRecord {
     pub latest: bool,
 }
 
+/// A run being recorded in an output root's `runs.jsonl`: its start line is written when it
+/// begins ([`RunLog::start`]), its end line when it ends ([`RunLog::end`]). For an engine that
+/// cannot hand its run over as a closure (the Spark driver); [`logged`] wraps one that can.
+#[derive(Debug, Clone)]
+pub struct RunLog {
+    root: PathBuf,
+    start: Line,
+}
+
+impl RunLog {
+    /// Write the start line of a run of `as_of` into `root/runs.jsonl` (creating `root`).
+    pub fn start(root: &Path, as_of: &str) -> Result<RunLog, OutputError> {
+        std::fs::create_dir_all(root).map_err(publish::io_err(root))?;
+        let pid = std::process::id();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let start = Line {
+            run: format!("{pid}-{nanos}"),
+            event: "start".into(),
+            as_of: as_of.to_string(),
+            at: now(),
+            pid,
+            status: None,
+            patients: None,
+            listed: None,
+            error: None,
+        };
+        append(root, &start)?;
+        Ok(RunLog {
+            root: root.to_path_buf(),
+            start,
+        })
+    }
+
+    /// Write the end line: `Ok((patients, listed))`, or the error that ended the run.
+    pub fn end(self, outcome: Result<(u64, u64), String>) -> Result<(), OutputError> {
+        let mut end = Line {
+            event: "end".into(),
+            at: now(),
+            ..self.start
+        };
+        match outcome {
+            Ok((patients, listed)) => {
+                end.status = Some("ok".into());
+                end.patients = Some(patients);
+                end.listed = Some(listed);
+            }
+            Err(e) => {
+                end.status = Some("failed".into());
+                end.error = Some(e);
+            }
+        }
+        append(&self.root, &end)
+    }
+}
+
 /// Run `f`, a run at `as_of` published to `dest`, recording its start and end in the root's
 /// history when `dest` is an output root (a plain folder keeps no history). `counts` gives a
 /// successful run's patients and listed. The start line is written before `f` runs, so a run
@@ -110,43 +168,12 @@ where
     let Destination::Root(root) = dest else {
         return f();
     };
-    std::fs::create_dir_all(root).map_err(|e| E::from(publish::io_err(root)(e)))?;
-    let pid = std::process::id();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let start = Line {
-        run: format!("{pid}-{nanos}"),
-        event: "start".into(),
-        as_of: as_of.to_string(),
-        at: now(),
-        pid,
-        status: None,
-        patients: None,
-        listed: None,
-        error: None,
-    };
-    append(root, &start).map_err(E::from)?;
+    let log = RunLog::start(root, as_of).map_err(E::from)?;
     let result = f();
-    let mut end = Line {
-        event: "end".into(),
-        at: now(),
-        ..start
-    };
-    match &result {
-        Ok(v) => {
-            let (patients, listed) = counts(v);
-            end.status = Some("ok".into());
-            end.patients = Some(patients);
-            end.listed = Some(listed);
-        }
-        Err(e) => {
-            end.status = Some("failed".into());
-            end.error = Some(e.to_string());
-        }
-    }
-    let logged = append(root, &end);
+    let logged = log.end(match &result {
+        Ok(v) => Ok(counts(v)),
+        Err(e) => Err(e.to_string()),
+    });
     match (result, logged) {
         (Ok(v), Ok(())) => Ok(v),
         (Ok(_), Err(e)) => Err(E::from(e)),

@@ -1406,10 +1406,14 @@ fn protect(
 /// step where the platform allows (an existing `out` is never missing), refused when `out`
 /// exists and is not a strata output folder; `work` (beside `out`, on the same file system) is
 /// emptied into the new folder and removed.
+///
+/// With `in_root`, `out` is `ROOT/<as-of>` of an output root: published as `strata score --root`
+/// publishes (what dead runs left cleaned up, then `ROOT/latest` moved to it, never backwards).
 #[pyfunction]
-fn publish_folder(py: Python<'_>, work: PathBuf, out: PathBuf) -> PyResult<()> {
+#[pyo3(signature = (work, out, in_root=false))]
+fn publish_folder(py: Python<'_>, work: PathBuf, out: PathBuf, in_root: bool) -> PyResult<()> {
     py.detach(|| -> Result<(), Failure> {
-        strata::publish::publish(&out, |dir: &std::path::Path| -> Result<(), Failure> {
+        let fill = |dir: &std::path::Path| -> Result<(), Failure> {
             fn sync_files(d: &std::path::Path) -> std::io::Result<()> {
                 for e in std::fs::read_dir(d)? {
                     let p = e?.path();
@@ -1431,11 +1435,75 @@ fn publish_folder(py: Python<'_>, work: PathBuf, out: PathBuf) -> PyResult<()> {
                     .map_err(io_err(format!("moving {} into place", e.path().display())))?;
             }
             Ok(())
-        })?;
+        };
+        match (in_root, out.parent(), out.file_name()) {
+            (true, Some(root), Some(name)) => {
+                strata::publish::publish_run(root, &name.to_string_lossy(), fill)?
+            }
+            _ => strata::publish::publish(&out, fill)?,
+        }
         std::fs::remove_dir(&work).map_err(io_err(format!("removing {}", work.display())))?;
         Ok(())
     })?;
     Ok(())
+}
+
+/// A run being recorded in an output root's `runs.jsonl`, as `strata score --root` records
+/// its runs (`strata::history::RunLog`): the start line is written when this is made, the end
+/// line by [`RunLog::end`].
+#[pyclass(module = "strata", frozen)]
+struct RunLog {
+    log: std::sync::Mutex<Option<strata::history::RunLog>>,
+}
+
+#[pymethods]
+impl RunLog {
+    #[new]
+    fn new(root: PathBuf, as_of: &str) -> PyResult<RunLog> {
+        let log = strata::history::RunLog::start(&root, as_of).map_err(Failure::from)?;
+        Ok(RunLog {
+            log: std::sync::Mutex::new(Some(log)),
+        })
+    }
+
+    /// Write the end line: the run's patients and listed people, or the error that ended it.
+    #[pyo3(signature = (patients=None, listed=None, error=None))]
+    fn end(
+        &self,
+        patients: Option<u64>,
+        listed: Option<u64>,
+        error: Option<String>,
+    ) -> PyResult<()> {
+        let log = self
+            .log
+            .lock()
+            .map_err(|_| Failure::Argument("the run log was poisoned".into()))?
+            .take();
+        let Some(log) = log else {
+            return Err(Failure::Argument("the run's end is already recorded".into()).into());
+        };
+        let outcome = match error {
+            Some(e) => Err(e),
+            None => Ok((patients.unwrap_or(0), listed.unwrap_or(0))),
+        };
+        log.end(outcome).map_err(Failure::from)?;
+        Ok(())
+    }
+}
+
+/// The previous run an output root holds for a run of `as_of` (`YYYY-MM-DD`), as `strata score
+/// --root` finds it: the newest run before that date, else a run of that date being replaced,
+/// else the root itself (which holds no run: a first run says so).
+#[pyfunction]
+fn previous_in_root(root: PathBuf, as_of: &str) -> PyResult<Option<PathBuf>> {
+    let days = strata::date::parse_days(as_of)
+        .ok_or_else(|| Failure::Argument(format!("as_of: '{as_of}' is not a date")))?;
+    let dest = strata::publish::Destination::Root(root.clone());
+    Ok(strata::settings::previous_run(
+        &ScoreConfig::default(),
+        &dest,
+        days,
+    ))
 }
 
 /// A run's settings, resolved by the library as every front end resolves them
@@ -1575,6 +1643,8 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(resolve_settings, m)?)?;
     m.add_function(wrap_pyfunction!(protect, m)?)?;
     m.add_function(wrap_pyfunction!(publish_folder, m)?)?;
+    m.add_function(wrap_pyfunction!(previous_in_root, m)?)?;
+    m.add_class::<RunLog>()?;
     m.add_class::<Protected>()?;
     m.add_function(wrap_pyfunction!(pcn_files, m)?)?;
     m.add_function(wrap_pyfunction!(encode_table, m)?)?;

@@ -346,8 +346,39 @@ def _from_arrow(spark, table: pa.Table, ddl: str):
 def score(
     cohort: str,
     as_of: str,
+    out: Optional[str] = None,
+    *,
+    root: Optional[str] = None,
+    previous: Optional[str] = None,
+    **options: Any,
+) -> Dict[str, Any]:
+    """Run the nightly job under Spark and write the binary's outputs into ``out`` (a folder
+    replaced as a whole), or, with ``root``, into ``root/<as_of>/`` as ``strata score --root``
+    does: ``root/latest`` moved to it once it is in place (never backwards), the run's start and
+    end recorded in ``root/runs.jsonl``, and by default compared with the newest earlier run in
+    the root. Returns the manifest; other options are :func:`_score`'s."""
+    if (out is None) == (root is None):
+        raise SparkJobError("give out (--out DIR) or root (--root ROOT), not both")
+    if root is None:
+        return _score(cohort, as_of, out, previous=previous, **options)
+    if previous is None and options.get("compare", True):
+        previous = str(strata._strata.previous_in_root(root, as_of))
+    log = strata._strata.RunLog(root, as_of)
+    try:
+        m = _score(cohort, as_of, str(Path(root) / as_of), previous=previous, in_root=True, **options)
+    except BaseException as e:
+        log.end(error=str(e) or type(e).__name__)
+        raise
+    log.end(patients=m.get("patients", 0), listed=m.get("listed", 0))
+    return m
+
+
+def _score(
+    cohort: str,
+    as_of: str,
     out: str,
     *,
+    in_root: bool = False,
     spark=None,
     master: Optional[str] = None,
     today: Optional[str] = None,
@@ -748,7 +779,7 @@ def score(
     # Published as the binary publishes (strata::publish): files synced, the folder swapped into
     # place in one step, a folder that is not strata's refused.
     try:
-        strata._strata.publish_folder(str(work), str(out_dir))
+        strata._strata.publish_folder(str(work), str(out_dir), in_root=in_root)
     except RuntimeError as e:
         shutil.rmtree(work, ignore_errors=True)
         if "not a strata output folder" in str(e):
@@ -763,7 +794,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     s = sub.add_parser("score", help="score a cohort folder under Spark and write the binary's outputs")
     s.add_argument("--cohort", required=True, help="folder with patients/events/encounters.parquet")
     s.add_argument("--as-of", required=True, metavar="YYYY-MM-DD")
-    s.add_argument("--out", required=True, help="output folder (replaced when the run succeeds)")
+    dest = s.add_mutually_exclusive_group(required=True)
+    dest.add_argument("--out", help="output folder (replaced when the run succeeds)")
+    dest.add_argument("--root", help="output root: the run goes to ROOT/<as-of>/, ROOT/latest points at the last good run, ROOT/runs.jsonl records every run")
     s.add_argument("--master", help="Spark master, e.g. local[2] (default: the session's)")
     s.add_argument("--today", metavar="YYYY-MM-DD", help="treat this date as today (default: the driver's UTC date)")
     s.add_argument("--models", help="models folder (default: $STRATA_MODELS or the built-in copy)")
@@ -797,7 +830,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a = ap.parse_args(argv)
     try:
         m = score(
-            a.cohort, a.as_of, a.out, master=a.master, today=a.today, models=a.models,
+            a.cohort, a.as_of, a.out, root=a.root, master=a.master, today=a.today, models=a.models,
             min_age=a.min_age, min_category=a.min_category, max_rejected=a.max_rejected,
             allow_identifiers=a.allow_identifiers, publication=a.publication,
             min_interval=a.min_interval, disclosure_rule=a.disclosure_rule, engine=a.engine,

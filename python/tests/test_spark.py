@@ -1,7 +1,8 @@
-"""``strata.spark`` on a real local Spark (``local[2]``) against the binary: the lists,
-``summary.csv``, ``equity.csv``, ``rejects.csv`` and ``scores.parquet`` byte for byte, on the
-fixture cohort, a synthetic cohort and a cohort with bad rows; a second run compared with a
-previous one (the lists' ``change`` column and ``dropped.csv``); and the whole-cohort checks.
+"""``strata.spark`` on a real local Spark (``local[2]``) against the binary: every output file
+byte for byte (lists, workbooks, pages, programme lists, the tables, ``rejects.csv`` and
+``scores.parquet``), on the fixture cohort, a synthetic cohort and a cohort with bad rows; a
+second run compared with a previous one (the lists' ``change`` column and ``dropped.csv``); an
+output root (``latest``, ``runs.jsonl``); and the whole-cohort checks.
 
 Needs pyspark and a Java runtime. Skipped without them unless ``STRATA_REQUIRE_SPARK=1`` (CI
 sets it, so a missing install fails there instead of passing quietly).
@@ -301,6 +302,29 @@ def test_programme_lists_equal_the_binarys(spark, tmp_path):
     assert m["outputs"] == want["outputs"]
     assert all(p["listed"] > 0 for p in m["programmes"]), m["programmes"]
     assert sum(".falls_prevention." in o["path"] for o in m["outputs"]) >= 2
+
+
+def test_an_output_root_is_kept_as_the_binary_keeps_it(spark, tmp_path):
+    broot, sroot = tmp_path / "binary", tmp_path / "spark"
+    r = subprocess.run([str(strata_bin()), "score", "--cohort", str(FIXTURE), "--as-of", AS_OF,
+                        "--root", str(broot), "--today", TODAY], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    m = sj.score(str(FIXTURE), AS_OF, root=str(sroot), spark=spark, today=TODAY)
+    assert_same_outputs(broot / AS_OF, sroot / AS_OF)
+    assert (sroot / "latest").resolve() == (sroot / AS_OF).resolve()
+    assert os.readlink(sroot / "latest") == os.readlink(broot / "latest") == AS_OF
+    want = json.loads((broot / AS_OF / "manifest.json").read_text())
+    assert m["compared_with"] == want["compared_with"].replace(str(broot), str(sroot))
+    lines = [json.loads(x) for x in (sroot / "runs.jsonl").read_text().splitlines()]
+    binary = [json.loads(x) for x in (broot / "runs.jsonl").read_text().splitlines()]
+    assert [x["event"] for x in lines] == ["start", "end"]
+    assert {k: v for k, v in lines[1].items() if k not in ("run", "at", "pid")} == {
+        k: v for k, v in binary[1].items() if k not in ("run", "at", "pid")
+    }
+    assert lines[1]["status"] == "ok" and lines[1]["patients"] == 2000
+    # Out or root, not both.
+    with pytest.raises(sj.SparkJobError, match="not both"):
+        sj.score(str(FIXTURE), AS_OF, str(tmp_path / "o"), root=str(sroot), spark=spark)
 
 
 def test_lists_ranked_by_a_risk_model_equal_the_binary(spark, tmp_path):
