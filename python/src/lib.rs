@@ -1506,6 +1506,15 @@ fn previous_in_root(root: PathBuf, as_of: &str) -> PyResult<Option<PathBuf>> {
     ))
 }
 
+/// A programmes file (`--programmes FILE`: `[[programme]]` tables, as in strata.toml), read and
+/// checked as the binary reads it: JSON of its programmes, for `run(programmes=)`.
+#[pyfunction]
+fn read_programmes(path: PathBuf) -> PyResult<String> {
+    let file = strata::config::ProgrammesFile::load(&path)
+        .map_err(|e| Failure::Argument(e.to_string()))?;
+    Ok(serde_json::to_string(&file.programme).map_err(|e| Failure::Argument(e.to_string()))?)
+}
+
 /// A run's settings, resolved by the library as every front end resolves them
 /// (`strata::settings::Settings::resolve`): `config` is JSON of strata.toml's keys (`[input]`
 /// and `[disclosure]` as objects); returns JSON of what the run does (the binary's manifest
@@ -1644,6 +1653,7 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(protect, m)?)?;
     m.add_function(wrap_pyfunction!(publish_folder, m)?)?;
     m.add_function(wrap_pyfunction!(previous_in_root, m)?)?;
+    m.add_function(wrap_pyfunction!(read_programmes, m)?)?;
     m.add_class::<RunLog>()?;
     m.add_class::<Protected>()?;
     m.add_function(wrap_pyfunction!(pcn_files, m)?)?;

@@ -822,6 +822,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     prev.add_argument("--previous", metavar="DIR",
                       help="the previous run to say what changed since (default: --out, if it holds a run)")
     prev.add_argument("--no-compare", action="store_true", help="compare with no previous run")
+    s.add_argument("--programmes", metavar="FILE",
+                   help="named programme lists: a TOML file of [[programme]] tables (strata score's --programmes)")
     s.add_argument("--risk-bands", choices=["card", "pcn"],
                    help="risk bands by the card's cut-offs (default) or by rank within each PCN")
     size = s.add_mutually_exclusive_group()
@@ -838,6 +840,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             list_risk_band=a.list_risk_band, min_risk=a.min_risk, top=a.top,
             top_percent=a.top_percent, previous=a.previous, compare=not a.no_compare,
             risk_bands=a.risk_bands,
+            programmes=json.loads(strata._strata.read_programmes(a.programmes)) if a.programmes else None,
         )
     except OutputFolderError as e:
         print(e, file=sys.stderr)

@@ -196,20 +196,23 @@ def test_a_schema_problem_is_refused_once_with_the_binarys_message(spark, tmp_pa
 
 def test_the_command_line(tmp_path):
     """``python -m strata.spark score`` end to end, in its own process and session, with the
-    cohort given as a URI (as on a cluster) and an optional file present."""
+    cohort given as a URI (as on a cluster), an optional file present and a programmes file."""
     import sys
 
     cohort = with_medications(tmp_path / "meds")
     out = tmp_path / "out"
+    programmes = tmp_path / "programmes.toml"
+    programmes.write_text(PROGRAMMES_TOML)
     r = subprocess.run(
         [sys.executable, "-m", "strata.spark", "score", "--cohort", cohort.as_uri(), "--as-of", AS_OF,
-         "--today", TODAY, "--out", str(out), "--master", "local[2]"],
+         "--today", TODAY, "--out", str(out), "--master", "local[2]", "--programmes", str(programmes)],
         capture_output=True, text=True,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "scored 2000 patients" in r.stdout
     binary = tmp_path / "binary"
-    run_binary(cohort, binary)
+    run_binary(cohort, binary, "--programmes", str(programmes))
+    assert any(p.name.endswith(".falls_prevention.csv") for p in out.rglob("*.csv"))
     assert_same_outputs(binary, out)
     m = json.loads((out / "manifest.json").read_text())
     assert m["prescriptions"] == "medications.parquet"
