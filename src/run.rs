@@ -19,7 +19,7 @@ use crate::disclosure::{self, Suppression};
 use crate::features::{ages_and_vitals, all_features, Windows};
 use crate::input::{FileCounts, LoadOptions, Problem};
 use crate::lists::{self, ListRules};
-use crate::output::{self, PublishedTable};
+use crate::output;
 use crate::population::{self, Status};
 use crate::programmes::{self, Programme};
 use crate::provenance::{self, FileHash, InputHashes};
@@ -432,27 +432,9 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
     stages.next("protect");
     // Every published table in one pass: a profile count that sums of hidden summary cells pin
     // is as much a disclosure as a summary cell, so no table is protected after the others.
-    let cells = disclosure::protect(
-        &[&summary, &equity, &indicators, &profile],
-        &opts.suppression,
-    )?;
-    let published = [
-        PublishedTable {
-            stem: "summary",
-            table: &summary,
-            cells: &cells[0],
-        },
-        PublishedTable {
-            stem: "equity",
-            table: &equity,
-            cells: &cells[1],
-        },
-        PublishedTable {
-            stem: "pcn_profile",
-            table: &profile,
-            cells: &cells[3],
-        },
-    ];
+    let counted = [summary, equity, indicators, profile];
+    let cells = disclosure::protect(&counted.iter().collect::<Vec<_>>(), &opts.suppression)?;
+    let published = output::published(&counted, &cells);
     stages.next("explain");
     // Everyone on any list explained in one batch, before the writers look them up.
     let explainer = Explainer::new(&cohort, &definitions, &scored, opts.as_of).ahead(
@@ -548,8 +530,8 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
                 risk: &risk_columns,
                 changes: &changes,
                 pcn_docs: Some(output::PcnDocs {
-                    summary: &published[0],
-                    profile: &published[2],
+                    summary: &published[output::SUMMARY],
+                    profile: &published[output::PROFILE],
                     as_of: &manifest.as_of,
                     rules: &opts.rules,
                 }),
@@ -563,13 +545,6 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
             },
         )?;
         manifest.outputs = outputs.files;
-        manifest
-            .outputs
-            .extend(output::indicators::write_indicators(
-                dir,
-                &indicators,
-                &cells[2],
-            )?);
         manifest.outputs.extend(outputs.programmes);
         manifest.input_files = input_hashes.finish()?;
         manifest.seconds = stages.finish();

@@ -1269,27 +1269,10 @@ fn protect_run<'py>(
 /// Spark driver publishes after its tasks have counted.
 #[pyclass(module = "strata", frozen)]
 struct Protected {
-    summary: tables::CountedTable,
-    equity: tables::CountedTable,
-    indicators: tables::CountedTable,
-    profile: tables::CountedTable,
+    /// The counted tables, in `output::AGGREGATE_TABLES` order.
+    tables: [tables::CountedTable; 4],
     cells: Vec<Vec<disclosure::Cell>>,
     rules: ListRules,
-}
-
-impl Protected {
-    fn published<'a>(
-        &'a self,
-        stem: &'a str,
-        table: &'a tables::CountedTable,
-        k: usize,
-    ) -> PublishedTable<'a> {
-        PublishedTable {
-            stem,
-            table,
-            cells: &self.cells[k],
-        }
-    }
 }
 
 #[pymethods]
@@ -1306,17 +1289,15 @@ impl Protected {
         Bound<'py, PyBytes>,
         Bound<'py, PyBytes>,
     )> {
-        let csv = |t: PublishedTable| -> Result<Vec<u8>, Failure> {
-            let mut df = output::table_frame(&t)?;
-            encode(&output::csv::Csv::PLAIN, &mut df)
-        };
-        let mut ind = output::indicators::indicators_frame(&self.indicators, &self.cells[2])
-            .map_err(Failure::from)?;
+        let bytes = output::published(&self.tables, &self.cells)
+            .iter()
+            .map(|t| encode(&output::csv::Csv::PLAIN, &mut t.frame()?))
+            .collect::<Result<Vec<Vec<u8>>, Failure>>()?;
         Ok((
-            PyBytes::new(py, &csv(self.published("summary", &self.summary, 0))?),
-            PyBytes::new(py, &csv(self.published("equity", &self.equity, 1))?),
-            PyBytes::new(py, &encode(&output::csv::Csv::PLAIN, &mut ind)?),
-            PyBytes::new(py, &csv(self.published("pcn_profile", &self.profile, 3))?),
+            PyBytes::new(py, &bytes[0]),
+            PyBytes::new(py, &bytes[1]),
+            PyBytes::new(py, &bytes[2]),
+            PyBytes::new(py, &bytes[3]),
         ))
     }
 
@@ -1334,9 +1315,10 @@ impl Protected {
             use polars::prelude::SerReader as _;
             let list =
                 polars::prelude::ParquetReader::new(std::io::Cursor::new(list_parquet)).finish()?;
+            let published = output::published(&self.tables, &self.cells);
             let summary = output::PcnSummary::new(
-                &self.published("summary", &self.summary, 0),
-                &self.published("pcn_profile", &self.profile, 3),
+                &published[output::SUMMARY],
+                &published[output::PROFILE],
                 pcn,
                 as_of,
                 &self.rules,
@@ -1380,21 +1362,16 @@ fn protect(
     let profile = profile_counts(profile)?;
     let ind = indicator_counts(indicator_rows)?;
     Ok(py.detach(move || -> Result<Protected, Failure> {
-        let (summary, equity, indicators, profile) = (
+        // In `output::AGGREGATE_TABLES` order, as the binary protects them.
+        let tables = [
             summary.table(),
             equity.table(),
             ind.table(),
             profile.table(),
-        );
-        let cells = disclosure::protect(
-            &[&summary, &equity, &indicators, &profile],
-            &settings.suppression,
-        )?;
+        ];
+        let cells = disclosure::protect(&tables.iter().collect::<Vec<_>>(), &settings.suppression)?;
         Ok(Protected {
-            summary,
-            equity,
-            indicators,
-            profile,
+            tables,
             cells,
             rules: settings.rules,
         })
@@ -1654,6 +1631,7 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(publish_folder, m)?)?;
     m.add_function(wrap_pyfunction!(previous_in_root, m)?)?;
     m.add_function(wrap_pyfunction!(read_programmes, m)?)?;
+    m.add("AGGREGATE_TABLES", output::AGGREGATE_TABLES.to_vec())?;
     m.add_class::<RunLog>()?;
     m.add_class::<Protected>()?;
     m.add_function(wrap_pyfunction!(pcn_files, m)?)?;

@@ -697,10 +697,10 @@ def _score(
             write(f"{file}.dropped.csv", d, max(d.count(b"\n") - 1, 0))
     if scores is not None:
         write("scores.parquet", strata.encode_table(scores, "parquet"), scores.num_rows)
-    write("summary.csv", summary_csv, summary_csv.count(b"\n") - 1)
-    write("equity.csv", equity_csv, equity_csv.count(b"\n") - 1)
-    write("pcn_profile.csv", profile_csv, profile_csv.count(b"\n") - 1)
-    write("indicators.csv", indicators_csv, indicators_csv.count(b"\n") - 1)
+    # The aggregate tables in the library's one order (strata::output::AGGREGATE_TABLES).
+    for stem, data in zip(strata._strata.AGGREGATE_TABLES,
+                          (summary_csv, equity_csv, indicators_csv, profile_csv)):
+        write(f"{stem}.csv", data, data.count(b"\n") - 1)
     if rejects:
         t = pa.table(
             {

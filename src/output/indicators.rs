@@ -6,14 +6,10 @@
 //! CSV writer. A rate is computed from the published numerator and denominator, so it says no
 //! more than they do: `[c]` when either is suppressed, `[z]` when the denominator is 0.
 
-use std::path::Path;
-
 use polars::prelude::*;
 
-use super::{encode_err, write_all, TABLE_FORMATS};
 use crate::disclosure::Cell;
 use crate::indicators::{rate, standardised_rate, Rate, BANDS, INDICATORS, WIDTH};
-use crate::publish::{OutputError, Written};
 use crate::tables::CountedTable;
 
 fn rate_text(r: Option<Option<String>>) -> String {
@@ -86,14 +82,4 @@ pub fn indicators_frame(table: &CountedTable, cells: &[Cell]) -> PolarsResult<Da
             .map(|(name, v)| Column::new((*name).into(), v))
             .collect(),
     )
-}
-
-/// Write `indicators.csv` (and any other [`TABLE_FORMATS`]) into `dir`.
-pub fn write_indicators(
-    dir: &Path,
-    table: &CountedTable,
-    cells: &[Cell],
-) -> Result<Vec<Written>, OutputError> {
-    let mut df = indicators_frame(table, cells).map_err(encode_err(&dir.join("indicators.csv")))?;
-    write_all(dir, "indicators", TABLE_FORMATS, &mut df)
 }

@@ -109,6 +109,42 @@ pub struct PublishedTable<'a> {
     pub cells: &'a [Cell],
 }
 
+/// The aggregate tables of a run, by file stem, in the one order the run counts, protects
+/// (`disclosure::protect`), writes and records them: every engine walks this list.
+pub const AGGREGATE_TABLES: [&str; 4] = ["summary", "equity", "indicators", "pcn_profile"];
+
+/// Where the summary and the PCN profile (what a PCN's documents show) stand in
+/// [`AGGREGATE_TABLES`].
+pub const SUMMARY: usize = 0;
+/// See [`SUMMARY`].
+pub const PROFILE: usize = 3;
+
+/// The run's published tables, one per [`AGGREGATE_TABLES`] stem, from its counted tables and
+/// their protected cells (both in that order).
+pub fn published<'a>(
+    tables: &'a [CountedTable; 4],
+    cells: &'a [Vec<Cell>],
+) -> Vec<PublishedTable<'a>> {
+    AGGREGATE_TABLES
+        .iter()
+        .zip(tables)
+        .zip(cells)
+        .map(|((stem, table), cells)| PublishedTable { stem, table, cells })
+        .collect()
+}
+
+impl PublishedTable<'_> {
+    /// The table as written: `indicators.csv`'s own layout (rates beside their counts), or the
+    /// counts of the other tables ([`table_frame`]).
+    pub fn frame(&self) -> PolarsResult<DataFrame> {
+        if self.stem == "indicators" {
+            indicators::indicators_frame(self.table, self.cells)
+        } else {
+            table_frame(self)
+        }
+    }
+}
+
 /// What a PCN's documents show beside its list: the PCN's published rows of `summary.csv` and
 /// of `pcn_profile.csv` (the same cells), the as-of date and who the lists take.
 #[derive(Debug, Clone)]
@@ -551,7 +587,9 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Outputs, OutputError>
     }
     written.extend(scores?);
     for t in tables {
-        let mut df = table_frame(t).map_err(encode_err(&dir.join(format!("{}.csv", t.stem))))?;
+        let mut df = t
+            .frame()
+            .map_err(encode_err(&dir.join(format!("{}.csv", t.stem))))?;
         written.extend(write_all(dir, t.stem, TABLE_FORMATS, &mut df)?);
     }
     if !cohort.rejects.is_empty() {
@@ -629,4 +667,15 @@ pub fn predictor_frame(
         }
     }
     DataFrame::new(n, cols)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documents_tables_stand_where_the_list_says() {
+        assert_eq!(AGGREGATE_TABLES[SUMMARY], "summary");
+        assert_eq!(AGGREGATE_TABLES[PROFILE], "pcn_profile");
+    }
 }
