@@ -265,6 +265,39 @@ fn random_cohort() -> impl Strategy<Value = Vec<(u8, Option<u8>, u8, u8)>> {
     )
 }
 
+/// Write `people` (PCN index, IMD quintile, eFI category index, sex index; everyone born in
+/// 1945) as a cohort under `dir`; with `core20_pcn`, PCN_D is almost all Core20 (every person
+/// but each twentieth in IMD quintile 1). Returns the cohort folder.
+fn small_cohort(
+    dir: &std::path::Path,
+    people: &[(u8, Option<u8>, u8, u8)],
+    core20_pcn: bool,
+) -> std::path::PathBuf {
+    let defs = definitions();
+    let codes = deficit_codes(&defs);
+    let deficits = [0, 5, 9, 13];
+    let (mut ps, mut es) = (Vec::new(), Vec::new());
+    for (i, (pcn, q, cat, sex)) in people.iter().enumerate() {
+        let id = format!("r{i:03}");
+        let mut p = patient(&id, "1945-01-01");
+        p.pcn = ["PCN_A", "PCN_B", "PCN_C", "PCN_D"][*pcn as usize];
+        let q = if core20_pcn && *pcn == 3 && i % 20 != 0 {
+            Some(1)
+        } else {
+            *q
+        };
+        p.imd = q.map(|q| 2 * q as i32);
+        p.sex = if *sex == 0 { "F" } else { "M" };
+        for c in codes.iter().take(deficits[*cat as usize]) {
+            es.push(ev(&id, "2024-01-01", "snomed", c));
+        }
+        ps.push(p);
+    }
+    let c = dir.join("cohort");
+    write_cohort(&c, &ps, &es, &[]);
+    c
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(50))]
 
@@ -278,26 +311,8 @@ proptest! {
         rule in 0u8..4,
         width in prop_oneof![3 => Just(0u64), 1 => Just(2u64)],
     ) {
-        let defs = definitions();
-        let codes = deficit_codes(&defs);
-        let deficits = [0, 5, 9, 13];
-        let (mut ps, mut es) = (Vec::new(), Vec::new());
-        for (i, (pcn, q, cat, sex)) in people.iter().enumerate() {
-            let id = format!("r{i:03}");
-            let mut p = patient(&id, "1945-01-01");
-            p.pcn = ["PCN_A", "PCN_B", "PCN_C", "PCN_D"][*pcn as usize];
-            // PCN_D is almost all Core20.
-            let q = if *pcn == 3 && i % 20 != 0 { Some(1) } else { *q };
-            p.imd = q.map(|q| 2 * q as i32);
-            p.sex = if *sex == 0 { "F" } else { "M" };
-            for c in codes.iter().take(deficits[*cat as usize]) {
-                es.push(ev(&id, "2024-01-01", "snomed", c));
-            }
-            ps.push(p);
-        }
         let d = tempfile::tempdir().unwrap();
-        let c = d.path().join("cohort");
-        write_cohort(&c, &ps, &es, &[]);
+        let c = small_cohort(d.path(), &people, true);
         let out = d.path().join("out");
         let mut rules = strata::lists::ListRules::default();
         match rule {
@@ -594,24 +609,8 @@ fn a_cohort_of_seven_under_the_2018_rule() {
         (1, Some(1), 1, 0),
         (0, Some(1), 2, 1),
     ];
-    let defs = definitions();
-    let codes = deficit_codes(&defs);
-    let deficits = [0, 5, 9, 13];
-    let (mut ps, mut es) = (Vec::new(), Vec::new());
-    for (i, (pcn, q, cat, sex)) in people.iter().enumerate() {
-        let id = format!("r{i:03}");
-        let mut p = patient(&id, "1945-01-01");
-        p.pcn = ["PCN_A", "PCN_B", "PCN_C", "PCN_D"][*pcn as usize];
-        p.imd = q.map(|q| 2 * q as i32);
-        p.sex = if *sex == 0 { "F" } else { "M" };
-        for c in codes.iter().take(deficits[*cat as usize]) {
-            es.push(ev(&id, "2024-01-01", "snomed", c));
-        }
-        ps.push(p);
-    }
     let d = tempfile::tempdir().unwrap();
-    let c = d.path().join("cohort");
-    write_cohort(&c, &ps, &es, &[]);
+    let c = small_cohort(d.path(), &people, false);
     let out = d.path().join("out");
     score_in_process(
         &c,

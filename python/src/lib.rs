@@ -1222,47 +1222,22 @@ fn protect_run<'py>(
     profile: Option<ProfileArg>,
     min_interval: u64,
     rule: Option<String>,
-) -> PyResult<(
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-)> {
-    let (summary, equity) = table_counts(rows)?;
-    let profile = profile_counts(profile)?;
-    let ind = indicator_counts(indicator_rows)?;
-    let suppression = Suppression::resolve(rule.as_deref(), publication, min_interval)
-        .map_err(|e| Failure::Argument(e.to_string()))?;
-    let (s, e, i, p) = py
-        .detach(move || -> Result<[Vec<u8>; 4], Failure> {
-            let (st, et, it, pt) = (
-                summary.table(),
-                equity.table(),
-                ind.table(),
-                profile.table(),
-            );
-            // Every table in one pass, as the binary does.
-            let cells = disclosure::protect(&[&st, &et, &it, &pt], &suppression)?;
-            let csv = |stem: &str, table, cells: &Vec<_>| -> Result<Vec<u8>, Failure> {
-                let mut df = output::table_frame(&PublishedTable { stem, table, cells })?;
-                encode(&output::csv::Csv::PLAIN, &mut df)
-            };
-            let mut df = output::indicators::indicators_frame(&it, &cells[2])?;
-            Ok([
-                csv("summary", &st, &cells[0])?,
-                csv("equity", &et, &cells[1])?,
-                encode(&output::csv::Csv::PLAIN, &mut df)?,
-                csv("pcn_profile", &pt, &cells[3])?,
-            ])
-        })
-        .map(|[s, e, i, p]| (s, e, i, p))?;
-    Ok((
-        PyBytes::new(py, &s),
-        PyBytes::new(py, &e),
-        PyBytes::new(py, &i),
-        PyBytes::new(py, &p),
-    ))
+) -> PyResult<TableBytes<'py>> {
+    // The same protection as [`protect`], under these settings.
+    let settings = serde_json::json!({
+        "publication": publication,
+        "disclosure": {"rule": rule, "min_interval": min_interval},
+    });
+    protect(py, rows, indicator_rows, &settings.to_string(), profile)?.tables(py)
 }
+
+/// The bytes of `summary.csv`, `equity.csv`, `indicators.csv` and `pcn_profile.csv`.
+type TableBytes<'py> = (
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+);
 
 /// A whole run's aggregate tables protected together, as the binary protects them, kept so that
 /// the tables and every PCN's documents (workbook, page) come from the one protection: what the
@@ -1280,15 +1255,7 @@ impl Protected {
     /// The bytes of `summary.csv`, `equity.csv`, `indicators.csv` and `pcn_profile.csv`, as the
     /// binary writes them.
     #[allow(clippy::type_complexity)]
-    fn tables<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<(
-        Bound<'py, PyBytes>,
-        Bound<'py, PyBytes>,
-        Bound<'py, PyBytes>,
-        Bound<'py, PyBytes>,
-    )> {
+    fn tables<'py>(&self, py: Python<'py>) -> PyResult<TableBytes<'py>> {
         let bytes = output::published(&self.tables, &self.cells)
             .iter()
             .map(|t| encode(&output::csv::Csv::PLAIN, &mut t.frame()?))
