@@ -1471,16 +1471,6 @@ fn resolve_settings(config: &str) -> PyResult<String> {
     Ok(serde_json::to_string(&s).map_err(|e| Failure::Argument(e.to_string()))?)
 }
 
-/// The small-number rules a run's settings resolve to, as the binary's manifest spells them
-/// (`config.suppression`): JSON text. One resolution for every engine.
-#[pyfunction]
-#[pyo3(signature = (publication=false, min_interval=0, rule=None))]
-fn suppression(publication: bool, min_interval: u64, rule: Option<String>) -> PyResult<String> {
-    let s = Suppression::resolve(rule.as_deref(), publication, min_interval)
-        .map_err(|e| Failure::Argument(e.to_string()))?;
-    Ok(serde_json::to_string(&s).map_err(|e| Failure::Argument(e.to_string()))?)
-}
-
 /// The indicator counts of a run from their parts ([`Scoring::indicator_counts`]).
 fn indicator_counts(rows: Vec<(String, Vec<u64>)>) -> Result<IndicatorCounts, Failure> {
     let mut ind = IndicatorCounts::default();
@@ -1592,7 +1582,6 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("INDICATOR_WIDTH", indicators::WIDTH)?;
     m.add_function(wrap_pyfunction!(protect_tables, m)?)?;
     m.add_function(wrap_pyfunction!(protect_run, m)?)?;
-    m.add_function(wrap_pyfunction!(suppression, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_settings, m)?)?;
     m.add_function(wrap_pyfunction!(protect, m)?)?;
     m.add_function(wrap_pyfunction!(publish_folder, m)?)?;

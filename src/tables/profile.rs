@@ -322,11 +322,15 @@ impl ProfileCounts {
     }
 
     /// The shape of the lists across all PCNs: a category is `Full` (or `Zero`) only when it is
-    /// in every PCN.
+    /// in every PCN with anyone eligible in it.
     fn overall_shape(&self) -> [Share; 4] {
         let mut out = [None; 4];
         for c in self.everyone().values() {
-            for (o, s) in out.iter_mut().zip(shape(c)) {
+            for ((o, s), [_, eligible]) in out.iter_mut().zip(shape(c)).zip(c) {
+                // A PCN with nobody eligible in a category says nothing of its shape there.
+                if *eligible == 0 {
+                    continue;
+                }
                 *o = match *o {
                     None => Some(s),
                     Some(t) if t == s => Some(t),
@@ -626,6 +630,25 @@ mod tests {
         // Sums: BIG's summary row (eligible, listed); 2 sex groups x 2 columns; the left-out
         // PCNs' total per column.
         assert_eq!(t.links.sums.len(), 2 + 4 + 2);
+    }
+
+    #[test]
+    fn a_pcn_with_nobody_in_a_category_leaves_its_shape_across_pcns_alone() {
+        use ProfileGroup::*;
+        // Fit people are listed nowhere; SMALL has no fit people at all (vacuously "all listed").
+        let c = ProfileCounts {
+            rows: [
+                ("BIG", [[0, 50], [20, 20], [30, 30], [40, 40]]),
+                ("SMALL", [[0, 0], [3, 3], [2, 2], [1, 1]]),
+            ]
+            .into_iter()
+            .map(|(p, c)| ((p.to_string(), All), c))
+            .collect(),
+        };
+        assert_eq!(
+            c.overall_shape(),
+            [Share::Zero, Share::Full, Share::Full, Share::Full]
+        );
     }
 
     #[test]
