@@ -109,15 +109,17 @@ fn score(risk_models: Vec<PathBuf>) -> u64 {
     let opts = ScoreOptions {
         cohort: cohort().clone(),
         out: strata::publish::Destination::Folder(out.clone()),
-        as_of: synth::default_as_of(),
-        models: models_dir(),
-        load: LoadOptions::default(),
-        rules: ListRules::default(),
-        suppression: Suppression::default(),
-        risk_models,
-        default_risk_models: false,
+        settings: strata::settings::Settings {
+            as_of: synth::default_as_of(),
+            models: models_dir(),
+            load: LoadOptions::default(),
+            rules: ListRules::default(),
+            suppression: Suppression::default(),
+            risk_models,
+            default_risk_models: false,
+            programmes: Vec::new(),
+        },
         previous: None,
-        programmes: Vec::new(),
     };
     let m = strata::threads::install(|| run::score(&opts)).expect("score");
     let _ = std::fs::remove_dir_all(&out);

@@ -17,7 +17,7 @@ use crate::config::ScoreConfig;
 use crate::definitions::{DefinitionFile, Definitions};
 use crate::disclosure::{self, Suppression};
 use crate::features::{ages_and_vitals, all_features, Windows};
-use crate::input::{FileCounts, LoadOptions, Problem};
+use crate::input::{FileCounts, Problem};
 use crate::lists::{self, ListRules};
 use crate::output;
 use crate::population::{self, Status};
@@ -30,34 +30,21 @@ use crate::scores::{Scorer, Scores};
 use crate::settings::{self, Settings, SettingsError};
 use crate::{date, indicators, palliative, tables, Error};
 
-/// Settings of a scoring run (recorded in full in the manifest as `config`).
+/// A scoring run: its [`Settings`] (what it does) with where the cohort comes from, where the
+/// files go and the run compared with (recorded in full in the manifest as `config`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ScoreOptions {
     /// Cohort folder.
     pub cohort: PathBuf,
     /// Output folder (replaced atomically), or output root (`ROOT/<as-of>/` and `ROOT/latest`).
     pub out: Destination,
-    /// As-of (index) date, days.
-    #[serde(serialize_with = "date::serialize_days")]
-    pub as_of: i32,
-    /// Models folder.
-    pub models: PathBuf,
-    /// Input checks.
-    pub load: LoadOptions,
-    /// Who is listed.
-    pub rules: ListRules,
-    /// Small-number rules for the summary.
-    pub suppression: Suppression,
-    /// Risk model cards to apply (files, or folders of cards); empty for none.
-    pub risk_models: Vec<PathBuf>,
-    /// Whether `risk_models` are the default cards (none named by flag or settings file): then
-    /// cards trained on synthetic data among them are not applied to a cohort that is not
-    /// synthetic ([`crate::risk::withhold_synthetic`]).
-    pub default_risk_models: bool,
+    /// What the run does (as-of date, models, input checks, list rules, suppression, risk
+    /// models, programmes), resolved once by [`Settings::resolve`]; the manifest shows its
+    /// fields beside the others.
+    #[serde(flatten)]
+    pub settings: Settings,
     /// The previous run's folder, to say what changed since (none: nothing compared).
     pub previous: Option<PathBuf>,
-    /// Named programme lists to write besides the frailty lists (`[[programme]]`).
-    pub programmes: Vec<Programme>,
 }
 
 impl ScoreOptions {
@@ -70,19 +57,12 @@ impl ScoreOptions {
             .clone()
             .ok_or_else(|| SettingsError("give cohort (--cohort DIR)".into()))?;
         let out = settings::destination(c)?;
-        let s = Settings::resolve(c)?;
+        let settings = Settings::resolve(c)?;
         Ok(ScoreOptions {
             cohort,
-            previous: settings::previous_run(c, &out, s.as_of),
+            previous: settings::previous_run(c, &out, settings.as_of),
             out,
-            as_of: s.as_of,
-            models: s.models,
-            load: s.load,
-            rules: s.rules,
-            suppression: s.suppression,
-            risk_models: s.risk_models,
-            default_risk_models: s.default_risk_models,
-            programmes: s.programmes,
+            settings,
         })
     }
 }
@@ -280,7 +260,7 @@ impl Stages {
 /// the output folder atomically with its manifest. With an output root, the run's start and end
 /// are recorded in the root's history (`history`).
 pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
-    let as_of = date::format_days(opts.as_of);
+    let as_of = date::format_days(opts.settings.as_of);
     let counts = |m: &Manifest| (m.patients, m.listed);
     crate::history::logged(&opts.out, &as_of, counts, || score_once(opts))
 }
@@ -321,34 +301,29 @@ pub fn check_models(
 }
 
 fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
+    let s = &opts.settings;
     let mut stages = Stages::start("load_models");
-    let definitions = Definitions::load(&opts.models)?;
-    let mut models = risk::load(&opts.risk_models, &definitions)?;
-    check_models(&opts.programmes, &opts.rules, &definitions, &models, &[])?;
+    let definitions = Definitions::load(&s.models)?;
+    let mut models = risk::load(&s.risk_models, &definitions)?;
+    check_models(&s.programmes, &s.rules, &definitions, &models, &[])?;
     stages.next("read_cohort");
-    let cohort = Cohort::load(&opts.cohort, &opts.load)?;
+    let cohort = Cohort::load(&opts.cohort, &s.load)?;
     let withheld = risk::withhold_synthetic(
         &mut models,
-        opts.default_risk_models,
+        s.default_risk_models,
         cohort.synthetic.is_some(),
     );
-    let ranking_model = check_models(
-        &opts.programmes,
-        &opts.rules,
-        &definitions,
-        &models,
-        &withheld,
-    )?;
+    let ranking_model = check_models(&s.programmes, &s.rules, &definitions, &models, &withheld)?;
     stages.next("score");
-    let scored = score_cohort(&cohort, &definitions, opts.as_of, &opts.rules);
+    let scored = score_cohort(&cohort, &definitions, s.as_of, &s.rules);
     stages.next("predict");
     let risks = risk::apply(
         &models,
         &cohort,
         &definitions,
         &scored,
-        opts.as_of,
-        opts.rules.risk_bands,
+        s.as_of,
+        s.rules.risk_bands,
     );
     stages.next("rank");
     // Hashing the input files (for the manifest) needs no result of the run. Reading, scoring
@@ -365,7 +340,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
                         &cohort,
                         &scored.scores,
                         &scored.status,
-                        &opts.rules,
+                        &s.rules,
                         ranking_model.map(|k| &risks[k]),
                     )
                 },
@@ -374,7 +349,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         },
         || {
             rayon::join(
-                || indicators::count(&cohort, opts.as_of).table(),
+                || indicators::count(&cohort, s.as_of).table(),
                 || {
                     (
                         tables::summary(&cohort, &scored.scores, &scored.status).table(),
@@ -385,8 +360,8 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
             )
         },
     );
-    let register = if programmes::needs_register(&opts.programmes) {
-        palliative::on_register(&cohort, &definitions, opts.as_of)
+    let register = if programmes::needs_register(&s.programmes) {
+        palliative::on_register(&cohort, &definitions, s.as_of)
     } else {
         Vec::new()
     };
@@ -396,9 +371,9 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         defs: &definitions,
         risks: &risks,
         register: &register,
-        as_of: opts.as_of,
+        as_of: s.as_of,
     };
-    let selected = programmes::select(&opts.programmes, &programme_inputs);
+    let selected = programmes::select(&s.programmes, &programme_inputs);
     let mut compare_warning = None;
     let listed = lists::listed_mask(cohort.patients.len(), &ranked);
     // The comparison with the previous run and the list's profile are independent passes.
@@ -406,7 +381,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         || match previous {
             None => Changes::none(&cohort, "nothing compared (no previous run given)"),
             Some((dir, read)) => match read {
-                Ok(Some(prev)) => Changes::compare(&cohort, &scored, &opts.rules, &listed, &prev),
+                Ok(Some(prev)) => Changes::compare(&cohort, &scored, &s.rules, &listed, &prev),
                 Ok(None) => Changes::none(
                     &cohort,
                     format!("no previous run in {} to compare with", dir.display()),
@@ -433,11 +408,11 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
     // Every published table in one pass: a profile count that sums of hidden summary cells pin
     // is as much a disclosure as a summary cell, so no table is protected after the others.
     let counted = [summary, equity, indicators, profile];
-    let cells = disclosure::protect(&counted.iter().collect::<Vec<_>>(), &opts.suppression)?;
+    let cells = disclosure::protect(&counted.iter().collect::<Vec<_>>(), &s.suppression)?;
     let published = output::published(&counted, &cells);
     stages.next("explain");
     // Everyone on any list explained in one batch, before the writers look them up.
-    let explainer = Explainer::new(&cohort, &definitions, &scored, opts.as_of).ahead(
+    let explainer = Explainer::new(&cohort, &definitions, &scored, s.as_of).ahead(
         &models,
         ranked
             .iter()
@@ -457,8 +432,8 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         config: opts.clone(),
         // Filled once the outputs are written: the hashing runs beside the write stage.
         input_files: Vec::new(),
-        as_of: date::format_days(opts.as_of),
-        today: date::format_days(opts.load.today),
+        as_of: date::format_days(s.as_of),
+        today: date::format_days(s.load.today),
         cohort: opts.cohort.display().to_string(),
         inputs: cohort.report.files.clone(),
         read_paths: cohort.read_paths.clone(),
@@ -468,8 +443,8 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         models: definitions.files.clone(),
         risk_models: models.iter().map(|m| m.file.clone()).collect(),
         withheld_risk_models: withheld.iter().map(|m| m.file.clone()).collect(),
-        rules: opts.rules,
-        suppression: opts.suppression,
+        rules: s.rules,
+        suppression: s.suppression,
         patients: cohort.patients.len() as u64,
         eligible: count(Status::Eligible),
         listed: ranked.iter().map(|(_, v)| v.len() as u64).sum(),
@@ -488,7 +463,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         compared_with: changes.compared_with.clone(),
         new_on_lists: changes.new_on_lists(),
         dropped_off_lists: changes.dropped_total(),
-        programmes: opts
+        programmes: s
             .programmes
             .iter()
             .zip(&selected)
@@ -516,7 +491,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         explainer,
     };
     // The run's folder name in an output root.
-    let day = date::format_days(opts.as_of);
+    let day = date::format_days(s.as_of);
     let manifest = publish::publish_to(&opts.out, &day, |dir: &Path| -> Result<Manifest, Error> {
         let outputs = output::write_outputs(
             dir,
@@ -533,11 +508,11 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
                     summary: &published[output::SUMMARY],
                     profile: &published[output::PROFILE],
                     as_of: &manifest.as_of,
-                    rules: &opts.rules,
+                    rules: &s.rules,
                 }),
-                programmes: (!opts.programmes.is_empty()).then_some(
+                programmes: (!s.programmes.is_empty()).then_some(
                     output::programmes::ProgrammeRun {
-                        programmes: &opts.programmes,
+                        programmes: &s.programmes,
                         selected: &selected,
                         inputs: &programme_inputs,
                     },

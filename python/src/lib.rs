@@ -30,7 +30,7 @@ use strata::config::{InputConfig, ScoreConfig};
 use strata::definitions::Definitions;
 use strata::disclosure::{self, Suppression};
 use strata::indicators::{self, IndicatorCounts};
-use strata::input::{ArrowTable, InputError};
+use strata::input::{ArrowTable, InputError, LoadOptions, Severity};
 use strata::lists::{self, ListRules, RankBy};
 use strata::output::{self, PublishedTable, RiskColumns, TableWriter};
 use strata::population::Status;
@@ -1471,6 +1471,64 @@ fn resolve_settings(config: &str) -> PyResult<String> {
     Ok(serde_json::to_string(&s).map_err(|e| Failure::Argument(e.to_string()))?)
 }
 
+/// A rejected row handed across: file, 1-based row in the whole file, column, reason.
+type RejectRow = (String, u64, String, String);
+
+/// The whole-file checks of a cohort read in parts (`strata::input::parts::whole_files`): each
+/// file's rows (`files`: name and rows), every part's rejected rows, and the run's
+/// `max_rejected`. Returns the rejects in the binary's order, the report's warnings and errors
+/// (as `strata validate` prints them) and each file's (name, rows, rejected). The Spark driver
+/// decides the reject limit and its warnings here, by the binary's rule.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn whole_files(
+    files: Vec<(String, u64)>,
+    rejects: Vec<RejectRow>,
+    max_rejected: f64,
+) -> PyResult<(
+    Vec<RejectRow>,
+    Vec<String>,
+    Vec<String>,
+    Vec<(String, u64, u64)>,
+)> {
+    let read = rejects
+        .iter()
+        .map(|(f, r, c, why)| {
+            strata::input::parts::reject_of(f, *r, c, why).ok_or_else(|| {
+                Failure::Argument(format!(
+                    "rejected row {f} row {r}, column {c} ({why}): not a file, column and reason of the cohort contract"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let opts = LoadOptions {
+        max_reject_fraction: max_rejected,
+        ..LoadOptions::default()
+    };
+    let (sorted, report) = strata::input::parts::whole_files(&files, read, &opts);
+    let text = |sev: Severity| -> Vec<String> {
+        report
+            .problems
+            .iter()
+            .filter(|p| p.severity == sev)
+            .map(|p| p.to_string())
+            .collect()
+    };
+    Ok((
+        sorted
+            .iter()
+            .map(|r| (r.file.into(), r.row, r.column.into(), r.reason.into()))
+            .collect(),
+        text(Severity::Warning),
+        text(Severity::Error),
+        report
+            .files
+            .iter()
+            .map(|c| (c.file.clone(), c.rows, c.rejected))
+            .collect(),
+    ))
+}
+
 /// The indicator counts of a run from their parts ([`Scoring::indicator_counts`]).
 fn indicator_counts(rows: Vec<(String, Vec<u64>)>) -> Result<IndicatorCounts, Failure> {
     let mut ind = IndicatorCounts::default();
@@ -1587,6 +1645,7 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(publish_folder, m)?)?;
     m.add_function(wrap_pyfunction!(previous_in_root, m)?)?;
     m.add_function(wrap_pyfunction!(read_programmes, m)?)?;
+    m.add_function(wrap_pyfunction!(whole_files, m)?)?;
     m.add("AGGREGATE_TABLES", output::AGGREGATE_TABLES.to_vec())?;
     m.add_class::<RunLog>()?;
     m.add_class::<Protected>()?;

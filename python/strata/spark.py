@@ -279,18 +279,6 @@ def _problem(
     return s
 
 
-def _reject_warnings(rejects: Sequence[Tuple[str, int, str, str]]) -> List[str]:
-    """The binary's warnings for rejected rows: one per file, column and reason, in file order
-    and then in order of first row (``rejects`` sorted so)."""
-    groups: Dict[Tuple[str, str, str], List[int]] = {}
-    for f, row, col, why in rejects:
-        groups.setdefault((f, col, why), []).append(row)
-    return [
-        _problem(f, col, f"row rejected: {why}", rows, severity="warning")
-        for (f, col, why), rows in groups.items()
-    ]
-
-
 def _session(master: Optional[str], app: str = "strata"):
     from pyspark.sql import SparkSession
 
@@ -626,23 +614,12 @@ def _score(
         raise SparkJobError("\n".join(lines))
     for m in metas:
         rejects.extend(tuple(x) for x in m["rejects"])
-    order = {EVENTS: 0, ENCOUNTERS: 1, MEDICATIONS: 2}
-    rejects.sort(key=lambda r: (order.get(r[0], 9), r[1], r[2], r[3]))
-
-    # The rejected-row limit, on whole files.
+    # The whole files' checks, by the binary's rule and words (strata::input::parts): the
+    # rejects in its order, each file's rejected-row warnings, and the rejected-row limit.
     totals = {TABLES[t]: df.count() for t, df in files.items()}
-    rejected = {f: 0 for f in totals}
-    for f, *_ in rejects:
-        rejected[f] += 1
-    too_many = [
-        _problem(
-            f, None,
-            f"{rejected[f]} of {totals[f]} rows rejected, more than the "
-            f"{max_rejected * 100:.2f}% allowed (--max-rejected); see the rejected-row warnings",
-        )
-        for f in (EVENTS, ENCOUNTERS, MEDICATIONS)
-        if f in totals and totals[f] > 0 and rejected[f] > max_rejected * totals[f]
-    ]
+    rejects, reject_warnings, too_many, file_counts = strata._strata.whole_files(
+        list(totals.items()), rejects, max_rejected
+    )
     if too_many:
         raise SparkJobError("\n".join(too_many))
 
@@ -739,17 +716,26 @@ def _score(
         if "row rejected:" not in w and "has no rows" not in w
         and ("prescriptions" not in w or all(w in x["warnings"] for x in metas))
     )
-    warnings = _reject_warnings(rejects) + list(task_warnings)
+    warnings = reject_warnings + list(task_warnings)
     if compare_warning:
         warnings.append(compare_warning)
     prescriptions = sorted({m.get("prescriptions", "none") for m in metas})
+    # The run's settings as the binary records them (`config`: where the cohort and files are,
+    # the library's resolved settings, the run compared with).
+    config = {
+        "cohort": cohort,
+        "out": {"root": str(out_dir.parent)} if in_root else {"folder": out},
+        **resolved,
+        "previous": (previous if previous is not None else out) if compare else None,
+    }
     manifest = {
         "strata_version": strata.__version__,
         "engine": f"spark {spark.version} ({'groupBy.applyInArrow' if engine == 'group' else 'repartition.mapInArrow'})",
         "as_of": as_of,
         "today": today,
         "cohort": cohort,
-        "inputs": [{"file": f, "rows": totals[f], "rejected": rejected[f]} for f in totals],
+        "config": config,
+        "inputs": [{"file": f, "rows": n, "rejected": r} for f, n, r in file_counts],
         "warnings": warnings,
         "models": [{"path": p_, "fnv1a64": h} for p_, h in (metas[0]["models"] if metas else [])],
         "risk_models": [

@@ -343,6 +343,13 @@ def test_lists_ranked_by_a_risk_model_equal_the_binary(spark, tmp_path):
     want = json.loads((binary / "manifest.json").read_text())
     assert m["rules"] == want["config"]["rules"] == want["rules"]
     assert m["suppression"] == want["config"]["suppression"]
+    # The whole `config` has the binary's shape and values; only paths differ (the models
+    # folder each engine found, where the files went).
+    paths = ("cohort", "out", "previous", "models", "risk_models")
+    assert m["config"].keys() == want["config"].keys()
+    assert {k: v for k, v in m["config"].items() if k not in paths} == {
+        k: v for k, v in want["config"].items() if k not in paths
+    }
 
 
 def test_an_output_folder_that_is_not_stratas_is_left_alone(spark, tmp_path):

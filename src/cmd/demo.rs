@@ -81,10 +81,9 @@ pub fn run(a: Args) -> Result<i32> {
                 strata::date::format_days(earlier)
             );
         }
-        run::score(&ScoreOptions {
-            as_of: earlier,
-            ..opts.clone()
-        })?;
+        let mut first = opts.clone();
+        first.settings.as_of = earlier;
+        run::score(&first)?;
     }
     opts.previous = strata::settings::previous_run(&ScoreConfig::default(), &dest, as_of);
     let m = run::score(&opts)?;

@@ -193,7 +193,7 @@ pub fn flags(a: &Args) -> Result<ScoreConfig> {
 pub fn options_over(a: &Args, file: &ScoreConfig) -> Result<ScoreOptions> {
     let c = flags(a)?.over(file);
     let mut opts = ScoreOptions::resolve(&c).map_err(|e| super::usage(e.to_string()))?;
-    opts.load.dictionary_path = !a.input.no_dictionary_path;
+    opts.settings.load.dictionary_path = !a.input.no_dictionary_path;
     Ok(opts)
 }
 

@@ -204,7 +204,29 @@ pub mod reason {
     pub const UNKNOWN_SETTING: &str = "setting is not inpatient, ae or outpatient";
     pub const END_BEFORE_START: &str = "end_date before start_date";
     pub const NULL_EMERGENCY: &str = "null emergency flag on an inpatient admission";
+    /// Every reason, for reading one back from its text.
+    pub const ALL: [&str; 11] = [
+        MALFORMED_DMD,
+        NULL_PATIENT,
+        UNKNOWN_PATIENT,
+        NULL_DATE,
+        DATE_RANGE,
+        NULL_SYSTEM,
+        UNKNOWN_SYSTEM,
+        NULL_CODE,
+        UNKNOWN_SETTING,
+        END_BEFORE_START,
+        NULL_EMERGENCY,
+    ];
 }
+
+/// The contract files, in the order a cohort is read and reported.
+pub const FILES: [&str; 4] = [
+    PATIENTS_FILE,
+    EVENTS_FILE,
+    ENCOUNTERS_FILE,
+    MEDICATIONS_FILE,
+];
 
 /// The columns of one contract file by its name.
 pub fn columns(file: &str) -> Option<&'static [ColumnSpec]> {

@@ -38,6 +38,7 @@ mod links;
 mod medications;
 pub mod memory;
 mod parquet;
+pub mod parts;
 mod patients;
 pub mod spells;
 

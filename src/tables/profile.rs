@@ -471,20 +471,27 @@ impl ProfileCounts {
                     add(&mut whole, c);
                 }
             }
+            // The left-out PCNs' people of the group: listed, not listed, eligible.
+            let mut left_counts = [0u64; 3];
+            for c in left_out
+                .iter()
+                .filter_map(|p| self.rows.get(&(p.to_string(), (*g).clone())))
+            {
+                for (x, y) in left_counts.iter_mut().zip(columns(c)) {
+                    *x += y;
+                }
+            }
+            let mut left_terms = [None, None, None];
             for k in [LISTED, ELIGIBLE] {
                 let mut left = across.remove(&(*g, k)).unwrap_or_default();
                 if !left_out.is_empty() {
-                    let v = left_out
-                        .iter()
-                        .filter_map(|p| self.rows.get(&(p.to_string(), (*g).clone())))
-                        .map(|c| columns(c)[k])
-                        .sum();
-                    links.derived.push(v);
+                    links.derived.push(left_counts[k]);
                     let d = Term::Derived(links.derived.len() - 1);
                     residuals
                         .entry((g.dimension(), k))
                         .or_default()
                         .push(d.clone());
+                    left_terms[k] = Some(d.clone());
                     left.push(d);
                 }
                 let equity = g.equity_populations();
@@ -500,6 +507,15 @@ impl ProfileCounts {
                     listed_side(&mut links, &equity, &overall, &whole)
                 };
                 links.sums.push((left, right));
+            }
+            // Their listed people are some of their eligible people: the not listed are a count
+            // of their own (never negative), as each published row's are.
+            if let [Some(listed), _, Some(eligible)] = left_terms {
+                links
+                    .derived
+                    .push(left_counts[ELIGIBLE] - left_counts[LISTED]);
+                let not = Term::Derived(links.derived.len() - 1);
+                links.sums.push((vec![eligible], vec![listed, not]));
             }
         }
         // The left-out PCNs' people of a dimension's groups add up to their summary rows.
@@ -625,11 +641,16 @@ mod tests {
             let sum: u64 = r.parts.iter().map(|&i| t.cells[i]).sum();
             assert_eq!(t.cells[r.total], sum, "{r:?}");
         }
-        // SMALL's women (listed 3, eligible 23) and its men (0).
-        assert_eq!(t.links.derived, [3, 23, 0, 0]);
-        // Sums: BIG's summary row (eligible, listed); 2 sex groups x 2 columns; the left-out
-        // PCNs' total per column.
-        assert_eq!(t.links.sums.len(), 2 + 4 + 2);
+        // SMALL's women (listed 3, eligible 23, so 20 not listed) and its men (0, 0, 0).
+        assert_eq!(t.links.derived, [3, 23, 20, 0, 0, 0]);
+        // Sums: BIG's summary row (eligible, listed); 2 sex groups x (2 columns, and the left-out
+        // people's listed + not listed = eligible); the left-out PCNs' total per column.
+        assert_eq!(t.links.sums.len(), 2 + 2 * 3 + 2);
+        // Issue 23: without "the left-out people's not listed are never negative" an outsider
+        // could pin a PCN's hidden listed count from an equity row with no one left to spare.
+        let (left, right) = &t.links.sums[4];
+        assert_eq!(left, &vec![Term::Derived(1)]);
+        assert_eq!(right, &vec![Term::Derived(0), Term::Derived(2)]);
     }
 
     #[test]

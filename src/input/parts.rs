@@ -1,0 +1,137 @@
+//! A cohort read in parts (an engine's tasks, each holding whole PCNs): the checks that need
+//! whole files, decided once from what the parts hand up (their rejected rows, numbered within
+//! the whole files, and each file's row count), by the same rule and in the same words as for a
+//! cohort read whole: each file's rejected-row warnings, "has no rows", and the error of a file
+//! with more than `max_reject_fraction` of its rows rejected.
+//!
+//! Pipeline position: part of the first stage, `input`; the Spark driver calls it through the
+//! Python extension once its tasks have read their parts.
+
+use super::checker::Checker;
+use super::contract::{self, reason};
+use super::LoadOptions;
+use crate::report::{Reject, ValidationReport};
+
+/// A rejected row handed up as text (file, 1-based row in the whole file, column, reason),
+/// read back into the contract's own names; `None` when one of them is not the contract's.
+pub fn reject_of(file: &str, row: u64, column: &str, why: &str) -> Option<Reject> {
+    let file = contract::FILES.into_iter().find(|f| *f == file)?;
+    let column = contract::columns(file)?
+        .iter()
+        .map(|c| c.name)
+        .find(|c| *c == column)?;
+    let reason = reason::ALL.into_iter().find(|r| *r == why)?;
+    Some(Reject {
+        file,
+        row,
+        column,
+        reason,
+    })
+}
+
+/// The whole files' checks: `files` each contract file read with its rows (in any order; a
+/// file not named was not given), `rejects` every part's rejected rows. Returns the rejects in
+/// the order a whole read gives them (file by file in contract order, then by row, column and
+/// reason) and the report: per-file counts, the rejected-row warnings and any error.
+pub fn whole_files(
+    files: &[(String, u64)],
+    mut rejects: Vec<Reject>,
+    opts: &LoadOptions,
+) -> (Vec<Reject>, ValidationReport) {
+    let mut ck = Checker::default();
+    for name in contract::FILES {
+        let Some(&(_, rows)) = files.iter().find(|(f, _)| f == name) else {
+            continue;
+        };
+        let mine: Vec<Reject> = rejects.iter().filter(|r| r.file == name).cloned().collect();
+        ck.finish_file(name, rows, mine, opts);
+    }
+    rejects.retain(|r| files.iter().any(|(f, _)| f == r.file));
+    let report = ValidationReport {
+        // Errors first, as a whole read reports them.
+        problems: {
+            let mut p = ck.problems;
+            p.sort_by_key(|p| p.severity);
+            p
+        },
+        files: ck.files,
+        distinct_codes: Vec::new(),
+    };
+    (ck.rejects, report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reject(file: &'static str, row: u64, why: &'static str) -> Reject {
+        Reject {
+            file,
+            row,
+            column: "patient_id",
+            reason: why,
+        }
+    }
+
+    #[test]
+    fn a_reject_reads_back_only_into_the_contract_s_names() {
+        let r = reject_of("events.parquet", 7, "patient_id", reason::NULL_PATIENT).unwrap();
+        assert_eq!(r, reject(contract::EVENTS_FILE, 7, reason::NULL_PATIENT));
+        assert!(reject_of("events.parquet", 7, "nhs_number", reason::NULL_PATIENT).is_none());
+        assert!(reject_of("events.parquet", 7, "patient_id", "bad luck").is_none());
+        assert!(reject_of("other.parquet", 7, "patient_id", reason::NULL_PATIENT).is_none());
+    }
+
+    #[test]
+    fn parts_rejects_are_judged_on_the_whole_files() {
+        let opts = LoadOptions {
+            max_reject_fraction: 0.01,
+            ..LoadOptions::default()
+        };
+        // Two parts' rejects, handed up out of order: 2 of 100 encounter rows (2%, over the
+        // limit) and 1 of 1,000 event rows (0.1%).
+        let rejects = vec![
+            reject(contract::ENCOUNTERS_FILE, 90, reason::UNKNOWN_PATIENT),
+            reject(contract::EVENTS_FILE, 500, reason::NULL_PATIENT),
+            reject(contract::ENCOUNTERS_FILE, 3, reason::UNKNOWN_PATIENT),
+        ];
+        let files = [
+            ("patients.parquet".to_string(), 40),
+            ("encounters.parquet".to_string(), 100),
+            ("events.parquet".to_string(), 1000),
+        ];
+        let (sorted, report) = whole_files(&files, rejects, &opts);
+        let rows: Vec<(&str, u64)> = sorted.iter().map(|r| (r.file, r.row)).collect();
+        assert_eq!(
+            rows,
+            [
+                ("events.parquet", 500),
+                ("encounters.parquet", 3),
+                ("encounters.parquet", 90)
+            ]
+        );
+        let text: Vec<String> = report.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            text,
+            [
+                "error: encounters.parquet: 2 of 100 rows rejected, more than the 1.00% allowed (--max-rejected); see the rejected-row warnings",
+                "warning: events.parquet, column patient_id: row rejected: null patient_id (1 row; row 500)",
+                "warning: encounters.parquet, column patient_id: row rejected: patient_id not in patients.parquet (2 rows; rows 3, 90)",
+            ]
+        );
+        assert!(!report.is_ok());
+        let counts: Vec<(&str, u64, u64)> = report
+            .files
+            .iter()
+            .map(|c| (c.file.as_str(), c.rows, c.rejected))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                ("patients.parquet", 40, 0),
+                ("events.parquet", 1000, 1),
+                ("encounters.parquet", 100, 2)
+            ]
+        );
+    }
+}
