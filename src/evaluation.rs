@@ -2,7 +2,7 @@
 //! cards, a researcher's own predictions (a Parquet file of patient and probability), or a
 //! frailty score used alone as the ranking.
 //!
-//! Pipeline position: `cohort` + `definitions` -> `run::score_cohort` -> `predictors` (the
+//! Pipeline position: `cohort` + `definitions` -> `partition::score_cohort` -> `predictors` (the
 //! feature table and the outcome labels at an as-of date) -> **evaluation** -> `strata train`,
 //! `strata evaluate`, `strata compare`. A [`Window`] is everyone alive at the as-of date with
 //! features from records on or before it and the label of one outcome from the 365 days after;
@@ -157,7 +157,7 @@ pub fn window(
     as_of: i32,
     outcome: Outcome,
 ) -> Result<Window, EvaluationError> {
-    let scored = crate::run::score_cohort(cohort, defs, as_of, &Default::default());
+    let scored = crate::partition::score_cohort(cohort, defs, as_of, &Default::default());
     let table = predictor_table(cohort, defs, &scored, as_of, true);
     let k = Outcome::ALL
         .iter()

@@ -54,6 +54,7 @@ pub mod input;
 pub mod lists;
 pub mod output;
 pub mod palliative;
+pub mod partition;
 pub mod population;
 pub mod predictors;
 pub mod privacy;

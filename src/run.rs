@@ -1,34 +1,30 @@
 //! One scoring run from cohort folder to published output folder: the stages wired together,
 //! timed, and recorded in a manifest.
 //!
-//! Pipeline position: the whole flow, `cohort` -> `features` -> `scores` + `population` ->
-//! `results` -> `lists` (and `programmes`) and `tables` (and `indicators`) -> `disclosure` ->
-//! `output` -> `publish`.
+//! Pipeline position: the whole flow: the map step (`partition`: `cohort` -> `features` ->
+//! `scores` + `population` -> `results` -> `lists` (and `programmes`) and `tables` (and
+//! `indicators`)), then `disclosure` -> `output` -> `publish`.
 //! The binary's `score` and `demo` subcommands are thin wrappers over [`score`].
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use rayon::prelude::*;
-
-use crate::changes::{Changes, Previous};
 use crate::cohort::Cohort;
 use crate::config::ScoreConfig;
-use crate::definitions::{DefinitionFile, Definitions};
+use crate::definitions::DefinitionFile;
 use crate::disclosure::{self, Suppression};
-use crate::features::{ages_and_vitals, all_features, Windows};
 use crate::input::{FileCounts, Problem};
-use crate::lists::{self, ListRules};
+use crate::lists::ListRules;
 use crate::output;
-use crate::population::{self, Status};
-use crate::programmes::{self, Programme};
+pub use crate::partition::{check_models, score_cohort};
+use crate::partition::{score_partition, CompareWith, Partition, RunModels};
+
+use crate::programmes;
 use crate::provenance::{self, FileHash, InputHashes};
 use crate::publish::{self, Destination, Written};
-use crate::results::Scored;
-use crate::risk::{self, AppliedModel, Explainer};
-use crate::scores::{Scorer, Scores};
+use crate::risk::{AppliedModel, Explainer};
 use crate::settings::{self, Settings, SettingsError};
-use crate::{date, indicators, palliative, tables, Error};
+use crate::{date, Error};
 
 /// A scoring run: its [`Settings`] (what it does) with where the cohort comes from, where the
 /// files go and the run compared with (recorded in full in the manifest as `config`).
@@ -187,35 +183,6 @@ pub struct Manifest {
     pub seconds: Vec<(String, f64)>,
 }
 
-/// Score a loaded cohort at `as_of`: features, scores, ages and statuses of every patient.
-pub fn score_cohort(
-    cohort: &Cohort,
-    definitions: &Definitions,
-    as_of: i32,
-    rules: &ListRules,
-) -> Scored {
-    let lookup = definitions.compile(&cohort.codes);
-    let windows = Windows::new(definitions, as_of);
-    let features = all_features(cohort, &lookup, &windows);
-    let scorer = Scorer::new(definitions);
-    let mut scores: Vec<Scores> = Vec::with_capacity(features.len());
-    features
-        .par_iter()
-        .with_min_len(4096)
-        .map(|f| scorer.score(f))
-        .collect_into_vec(&mut scores);
-    let (ages, vitals) = ages_and_vitals(cohort, as_of);
-    let status = population::statuses(&ages, &vitals, rules.min_age);
-    Scored {
-        features,
-        scores,
-        ages,
-        status,
-        unused_codes: lookup.unused_by_system,
-        care_home_coded: lookup.care_home_coded,
-    }
-}
-
 /// The run's stages, timed, and announced as `tracing` events so the binary can show progress
 /// (a stage `started`, then `finished` with its seconds); the seconds go into the manifest.
 struct Stages {
@@ -265,106 +232,49 @@ pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
     crate::history::logged(&opts.out, &as_of, counts, || score_once(opts))
 }
 
-/// The run's rules against the models applied: every programme's model and the ranking model
-/// (its index) are there. One check for every engine. A model missing because its default card was withheld
-/// ([`risk::withhold_synthetic`]) is said so.
-pub fn check_models(
-    programmes: &[Programme],
-    rules: &ListRules,
-    definitions: &Definitions,
-    models: &[risk::RiskModel],
-    withheld: &[risk::RiskModel],
-) -> Result<Option<usize>, Error> {
-    if let Err(e) = programmes::check(programmes, definitions, models) {
-        // Say why when a programme's model is one of the withheld default cards.
-        for p in programmes {
-            for o in p.outcomes() {
-                let what = format!("programme '{}'", p.name);
-                if let Err(w @ risk::RiskError::Withheld { .. }) =
-                    risk::needed_model(models, withheld, o, &what)
-                {
-                    return Err(w.into());
-                }
-            }
-        }
-        return Err(e.into());
-    }
-    Ok(match rules.rank_by {
-        lists::RankBy::Frailty => None,
-        lists::RankBy::Risk(o) => Some(risk::needed_model(
-            models,
-            withheld,
-            o,
-            "ranking the lists (--rank-by)",
-        )?),
-    })
-}
-
 fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
     let s = &opts.settings;
     let mut stages = Stages::start("load_models");
-    let definitions = Definitions::load(&s.models)?;
-    let mut models = risk::load(&s.risk_models, &definitions)?;
-    check_models(&s.programmes, &s.rules, &definitions, &models, &[])?;
+    let mut run_models = RunModels::load(s)?;
     stages.next("read_cohort");
     let cohort = Cohort::load(&opts.cohort, &s.load)?;
-    let withheld = risk::withhold_synthetic(
-        &mut models,
-        s.default_risk_models,
-        cohort.synthetic.is_some(),
-    );
-    let ranking_model = check_models(&s.programmes, &s.rules, &definitions, &models, &withheld)?;
-    stages.next("score");
-    let scored = score_cohort(&cohort, &definitions, s.as_of, &s.rules);
-    stages.next("predict");
-    let risks = risk::apply(
-        &models,
-        &cohort,
-        &definitions,
-        &scored,
-        s.as_of,
-        s.rules.risk_bands,
-    );
-    stages.next("rank");
+    run_models.for_cohort(s, cohort.synthetic.is_some())?;
+    // The map step, over the whole cohort: the binary's run is one partition.
+    let previous = match &opts.previous {
+        Some(dir) => CompareWith::Folder(dir),
+        None => CompareWith::Nothing,
+    };
     // Hashing the input files (for the manifest) needs no result of the run. Reading, scoring
     // and predicting keep both cores busy; ranking and writing leave gaps, which the hashing
-    // thread fills when it starts here (it is waited for once the outputs are written).
-    let input_hashes = InputHashes::start(&opts.cohort);
-    // Ranking, reading the previous run and the cohort-wide tables are independent passes:
-    // run them side by side (the `rank` stage's time covers all three).
-    let ((ranked, previous), (indicators, (summary, equity))) = rayon::join(
-        || {
-            rayon::join(
-                || {
-                    lists::rank(
-                        &cohort,
-                        &scored.scores,
-                        &scored.status,
-                        &s.rules,
-                        ranking_model.map(|k| &risks[k]),
-                    )
-                },
-                || opts.previous.as_ref().map(|dir| (dir, Previous::read(dir))),
-            )
-        },
-        || {
-            rayon::join(
-                || indicators::count(&cohort, s.as_of).table(),
-                || {
-                    (
-                        tables::summary(&cohort, &scored.scores, &scored.status).table(),
-                        tables::equity(&cohort, &scored.scores, &scored.status, &scored.ages)
-                            .table(),
-                    )
-                },
-            )
-        },
-    );
-    let register = if programmes::needs_register(&s.programmes) {
-        palliative::on_register(&cohort, &definitions, s.as_of)
-    } else {
-        Vec::new()
-    };
+    // thread fills when it starts with the `rank` stage (it is waited for once the outputs are
+    // written).
+    let mut input_hashes = None;
+    let part = score_partition(cohort, s, &run_models, previous, &mut |stage| {
+        stages.next(stage);
+        if stage == "rank" {
+            input_hashes = Some(InputHashes::start(&opts.cohort));
+        }
+    });
+    let input_hashes = input_hashes.unwrap_or_else(|| InputHashes::start(&opts.cohort));
+    let RunModels {
+        definitions,
+        models,
+        withheld,
+        ..
+    } = run_models;
+    let figures = part.figures();
+    let Partition {
+        cohort,
+        scored,
+        risks,
+        ranked,
+        listed,
+        register,
+        selected,
+        changes,
+        compare_warning,
+        counts,
+    } = part;
     let programme_inputs = programmes::Inputs {
         cohort: &cohort,
         scored: &scored,
@@ -373,41 +283,10 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         register: &register,
         as_of: s.as_of,
     };
-    let selected = programmes::select(&s.programmes, &programme_inputs);
-    let mut compare_warning = None;
-    let listed = lists::listed_mask(cohort.patients.len(), &ranked);
-    // The comparison with the previous run and the list's profile are independent passes.
-    let (changes, profile) = rayon::join(
-        || match previous {
-            None => Changes::none(&cohort, "nothing compared (no previous run given)"),
-            Some((dir, read)) => match read {
-                Ok(Some(prev)) => Changes::compare(&cohort, &scored, &s.rules, &listed, &prev),
-                Ok(None) => Changes::none(
-                    &cohort,
-                    format!("no previous run in {} to compare with", dir.display()),
-                ),
-                Err(e) => {
-                    compare_warning =
-                        Some(format!("warning: not compared with the previous run: {e}"));
-                    Changes::none(&cohort, e.to_string())
-                }
-            },
-        },
-        || {
-            tables::profile(
-                &cohort,
-                &scored.scores,
-                &scored.status,
-                &scored.ages,
-                &listed,
-            )
-            .table()
-        },
-    );
     stages.next("protect");
     // Every published table in one pass: a profile count that sums of hidden summary cells pin
     // is as much a disclosure as a summary cell, so no table is protected after the others.
-    let counted = [summary, equity, indicators, profile];
+    let counted = counts.tables();
     let cells = disclosure::protect(&counted.iter().collect::<Vec<_>>(), &s.suppression)?;
     let published = output::published(&counted, &cells);
     stages.next("explain");
@@ -425,7 +304,6 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
             .collect(),
     );
     stages.next("write");
-    let count = |s: Status| scored.status.iter().filter(|&&x| x == s).count() as u64;
     let mut manifest = Manifest {
         strata_version: env!("CARGO_PKG_VERSION").to_string(),
         git_commit: provenance::GIT_COMMIT.to_string(),
@@ -445,21 +323,13 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         withheld_risk_models: withheld.iter().map(|m| m.file.clone()).collect(),
         rules: s.rules,
         suppression: s.suppression,
-        patients: cohort.patients.len() as u64,
-        eligible: count(Status::Eligible),
-        listed: ranked.iter().map(|(_, v)| v.len() as u64).sum(),
-        listed_core20: ranked
-            .iter()
-            .flat_map(|(_, v)| v.iter())
-            .filter(|&&i| population::is_core20(cohort.patients.imd_decile[i as usize]))
-            .count() as u64,
-        deceased: count(Status::Deceased),
-        ignored_after_as_of: scored
-            .features
-            .iter()
-            .map(|f| f.ignored_after_as_of as u64)
-            .sum(),
-        rejected_rows: cohort.rejects.len() as u64,
+        patients: figures.patients,
+        eligible: figures.eligible,
+        listed: figures.listed,
+        listed_core20: figures.listed_core20,
+        deceased: figures.deceased,
+        ignored_after_as_of: figures.ignored_after_as_of,
+        rejected_rows: figures.rejected_rows,
         compared_with: changes.compared_with.clone(),
         new_on_lists: changes.new_on_lists(),
         dropped_off_lists: changes.dropped_total(),

@@ -27,16 +27,14 @@ use pyo3::types::{PyBytes, PyCapsule};
 use strata::changes::{Changes, ChangesError, Current, Previous};
 use strata::cohort::Cohort;
 use strata::config::{InputConfig, ScoreConfig};
-use strata::definitions::Definitions;
 use strata::disclosure::{self, Suppression};
 use strata::indicators::{self, IndicatorCounts};
 use strata::input::{ArrowTable, InputError, LoadOptions, Severity};
-use strata::lists::{self, ListRules, RankBy};
+use strata::lists::ListRules;
 use strata::output::{self, PublishedTable, RiskColumns, TableWriter};
+use strata::partition::{score_partition, CompareWith, Partition, RunModels};
 use strata::population::Status;
-use strata::results::Scored;
-use strata::risk::{self, Explainer, ModelRisk, RiskModel};
-use strata::run::score_cohort;
+use strata::risk::{self, Explainer, RiskModel};
 use strata::scores::{EfiCategory, Scorer};
 use strata::settings::Settings;
 use strata::tables::{self, Counts, RowKey, TableKind};
@@ -67,20 +65,15 @@ create_exception!(
     "A models folder (code lists, weights) is missing or malformed."
 );
 
-/// The run's models against what its ranking and programmes need
-/// ([`strata::run::check_models`]): the library's error, as a [`Failure`].
-fn check_models(
-    programmes: &[strata::programmes::Programme],
-    rules: &ListRules,
-    definitions: &Definitions,
-    models: &[RiskModel],
-    withheld: &[RiskModel],
-) -> Result<(), Failure> {
-    match strata::run::check_models(programmes, rules, definitions, models, withheld) {
-        Ok(_) => Ok(()),
-        Err(strata::Error::Risk(e)) => Err(e.into()),
-        Err(strata::Error::Programme(e)) => Err(e.into()),
-        Err(e) => Err(Failure::Argument(e.to_string())),
+/// A library error of the run's models (loading them, or checking them against the ranking
+/// and the programmes, [`strata::partition::RunModels`]) as a [`Failure`].
+fn models_failure(e: strata::Error) -> Failure {
+    match e {
+        strata::Error::Definitions(e) => e.into(),
+        strata::Error::Risk(e) => e.into(),
+        strata::Error::Programme(e) => e.into(),
+        strata::Error::Input(e) => e.into(),
+        e => Failure::Argument(e.to_string()),
     }
 }
 
@@ -335,46 +328,22 @@ fn models_dir(given: Option<PathBuf>) -> Result<PathBuf, Failure> {
     }
 }
 
-/// A scored cohort: what one call of `strata.run` computed, from which the tables are taken.
+/// A scored cohort: what one call of `strata.run` computed (the library's map step,
+/// [`strata::partition::score_partition`], as the binary's run and each Spark task call it),
+/// from which the lists and the tables' counts are taken.
 #[pyclass(module = "strata", frozen)]
 struct Scoring {
-    cohort: Cohort,
-    scored: Scored,
-    definitions: Definitions,
-    rules: ListRules,
+    part: Partition,
+    models: RunModels,
     as_of: i32,
-    /// Risk model cards applied, in outcome order.
-    models: Vec<RiskModel>,
-    /// Default cards trained on synthetic data, not applied to a cohort that is not synthetic.
-    withheld: Vec<RiskModel>,
-    /// Their results, same order.
-    risks: Vec<ModelRisk>,
-    /// What changed since the previous run given (none compared: the `change` column empty).
-    changes: Changes,
-    /// Why the previous run given could not be compared with, as the binary warns.
-    compare_warning: Option<String>,
     /// The named programmes (`[[programme]]`), in configuration order.
     programmes: Vec<strata::programmes::Programme>,
-    /// Their lists, same order.
-    selected: Vec<strata::programmes::ProgrammeLists>,
-    /// Who is on the palliative care register (empty when no programme asks).
-    register: Vec<bool>,
 }
 
 impl Scoring {
     /// Each PCN's listed patients in rank order, PCNs in code order.
     fn ranked(&self) -> Vec<(u32, Vec<u32>)> {
-        let model = match self.rules.rank_by {
-            RankBy::Frailty => None,
-            RankBy::Risk(o) => self.risks.iter().find(|r| r.outcome == o),
-        };
-        lists::rank(
-            &self.cohort,
-            &self.scored.scores,
-            &self.scored.status,
-            &self.rules,
-            model,
-        )
+        self.part.ranked.clone()
     }
 
     /// Whether the lists come with `<PCN>.dropped.csv` files (the binary's rule in
@@ -385,11 +354,12 @@ impl Scoring {
 
     /// The risk models' columns of the lists and the scores file.
     fn risk_columns(&self) -> RiskColumns<'_> {
+        let p = &self.part;
         RiskColumns {
-            models: &self.models,
-            pcn: &self.cohort.patients.pcn,
-            risks: &self.risks,
-            explainer: Explainer::new(&self.cohort, &self.definitions, &self.scored, self.as_of),
+            models: &self.models.models,
+            pcn: &p.cohort.patients.pcn,
+            risks: &p.risks,
+            explainer: Explainer::new(&p.cohort, &self.models.definitions, &p.scored, self.as_of),
         }
     }
 }
@@ -435,16 +405,16 @@ fn encode(writer: &dyn TableWriter, df: &mut DataFrame) -> Result<Vec<u8>, Failu
 impl Scoring {
     /// Every patient's scores (the rows and columns of the binary's `scores.parquet`).
     fn scores(&self) -> PyResult<ArrowStream> {
-        let scorer = Scorer::new(&self.definitions);
-        let mut listed = vec![false; self.cohort.patients.len()];
+        let scorer = Scorer::new(&self.models.definitions);
+        let mut listed = vec![false; self.part.cohort.patients.len()];
         for (_, pats) in self.ranked() {
             for p in pats {
                 listed[p as usize] = true;
             }
         }
         let df = output::scores_frame(
-            &self.cohort,
-            &self.scored,
+            &self.part.cohort,
+            &self.part.scored,
             &scorer,
             &self.risk_columns(),
             &listed,
@@ -455,17 +425,23 @@ impl Scoring {
 
     /// Each PCN's list: `[(pcn_code, table)]` in PCN code order (the binary's list files).
     fn lists(&self) -> PyResult<Vec<(String, ArrowStream)>> {
-        let scorer = Scorer::new(&self.definitions);
+        let scorer = Scorer::new(&self.models.definitions);
         let risk = self.risk_columns();
-        let changes = &self.changes;
+        let changes = &self.part.changes;
         self.ranked()
             .into_iter()
             .map(|(pcn, pats)| {
-                let df =
-                    output::list_frame(&self.cohort, &self.scored, &scorer, &pats, &risk, changes)
-                        .map_err(Failure::from)?;
+                let df = output::list_frame(
+                    &self.part.cohort,
+                    &self.part.scored,
+                    &scorer,
+                    &pats,
+                    &risk,
+                    changes,
+                )
+                .map_err(Failure::from)?;
                 Ok((
-                    self.cohort.patients.pcns[pcn as usize].clone(),
+                    self.part.cohort.patients.pcns[pcn as usize].clone(),
                     ArrowStream { df },
                 ))
             })
@@ -474,18 +450,24 @@ impl Scoring {
 
     /// Each PCN's list as the bytes of the binary's files: `[(pcn_code, csv, parquet)]`.
     fn list_files<'py>(&self, py: Python<'py>) -> PyResult<Vec<ListFiles<'py>>> {
-        let scorer = Scorer::new(&self.definitions);
+        let scorer = Scorer::new(&self.models.definitions);
         let risk = self.risk_columns();
-        let changes = &self.changes;
+        let changes = &self.part.changes;
         let mut out = Vec::new();
         for (pcn, pats) in self.ranked() {
-            let mut df =
-                output::list_frame(&self.cohort, &self.scored, &scorer, &pats, &risk, changes)
-                    .map_err(Failure::from)?;
+            let mut df = output::list_frame(
+                &self.part.cohort,
+                &self.part.scored,
+                &scorer,
+                &pats,
+                &risk,
+                changes,
+            )
+            .map_err(Failure::from)?;
             let csv = encode(&output::csv::Csv::EXCEL, &mut df)?;
             let parquet = encode(&output::parquet::Parquet, &mut df)?;
             out.push((
-                self.cohort.patients.pcns[pcn as usize].clone(),
+                self.part.cohort.patients.pcns[pcn as usize].clone(),
                 PyBytes::new(py, &csv),
                 PyBytes::new(py, &parquet),
             ));
@@ -512,32 +494,32 @@ impl Scoring {
         if self.programmes.is_empty() {
             return Ok(Vec::new());
         }
-        let scorer = Scorer::new(&self.definitions);
+        let scorer = Scorer::new(&self.models.definitions);
         let risk = self.risk_columns();
         let inputs = strata::programmes::Inputs {
-            cohort: &self.cohort,
-            scored: &self.scored,
-            defs: &self.definitions,
-            risks: &self.risks,
-            register: &self.register,
+            cohort: &self.part.cohort,
+            scored: &self.part.scored,
+            defs: &self.models.definitions,
+            risks: &self.part.risks,
+            register: &self.part.register,
             as_of: self.as_of,
         };
         let run = output::programmes::ProgrammeRun {
             programmes: &self.programmes,
-            selected: &self.selected,
+            selected: &self.part.selected,
             inputs: &inputs,
         };
         let mut out = Vec::new();
         for (pcn, pats) in self.ranked() {
             let lists = run.of_pcn(pcn);
             let (full, row_of) = output::pcn_frame(
-                &self.cohort,
-                &self.scored,
+                &self.part.cohort,
+                &self.part.scored,
                 &scorer,
                 &pats,
                 &lists,
                 &risk,
-                &self.changes,
+                &self.part.changes,
             )
             .map_err(Failure::from)?;
             for (k, patients) in lists {
@@ -549,7 +531,7 @@ impl Scoring {
                 let csv = encode(&output::csv::Csv::EXCEL, &mut df)?;
                 let parquet = encode(&output::parquet::Parquet, &mut df)?;
                 out.push((
-                    self.cohort.patients.pcns[pcn as usize].clone(),
+                    self.part.cohort.patients.pcns[pcn as usize].clone(),
                     k,
                     programme.name.clone(),
                     PyBytes::new(py, &csv),
@@ -565,7 +547,7 @@ impl Scoring {
     fn programmes(&self) -> Vec<(String, String, u64)> {
         self.programmes
             .iter()
-            .zip(&self.selected)
+            .zip(&self.part.selected)
             .map(|(p, s)| (p.name.clone(), p.description.clone(), s.listed()))
             .collect()
     }
@@ -575,16 +557,16 @@ impl Scoring {
     /// none (nothing compared, or nobody listed and nobody dropped). Whole-cohort: a person who
     /// moved to a PCN outside the tables given reads as no longer in the cohort.
     fn dropped(&self) -> PyResult<Vec<(String, ArrowStream)>> {
-        if !Scoring::has_dropped_files(&self.changes) {
+        if !Scoring::has_dropped_files(&self.part.changes) {
             return Ok(Vec::new());
         }
         self.ranked()
             .into_iter()
             .map(|(pcn, _)| {
-                let df = output::dropped_frame(&self.changes.dropped[pcn as usize])
+                let df = output::dropped_frame(&self.part.changes.dropped[pcn as usize])
                     .map_err(Failure::from)?;
                 Ok((
-                    self.cohort.patients.pcns[pcn as usize].clone(),
+                    self.part.cohort.patients.pcns[pcn as usize].clone(),
                     ArrowStream { df },
                 ))
             })
@@ -595,33 +577,30 @@ impl Scoring {
     /// new_on_lists, dropped_off_lists)`.
     fn comparison(&self) -> (String, u64, u64) {
         (
-            self.changes.compared_with.clone(),
-            self.changes.new_on_lists(),
-            self.changes.dropped_total(),
+            self.part.changes.compared_with.clone(),
+            self.part.changes.new_on_lists(),
+            self.part.changes.dropped_total(),
         )
     }
 
     /// The aggregate tables' counts (unprotected), addable across partitions:
     /// `[(kind, section, label_a, label_b, fit, mild, moderate, severe, total)]`.
     fn counts(&self) -> Vec<CountRow> {
-        let s = &self.scored;
-        let mut rows = count_rows(&tables::summary(&self.cohort, &s.scores, &s.status));
-        rows.extend(count_rows(&tables::equity(
-            &self.cohort,
-            &s.scores,
-            &s.status,
-            &s.ages,
-        )));
+        let c = &self.part.counts;
+        let mut rows = count_rows(&c.summary);
+        rows.extend(count_rows(&c.equity));
         rows
     }
 
     /// The population-health indicators' counts per PCN (unprotected), addable across
     /// partitions: `[(pcn_code, [the quantities of strata::indicators::QUANTITIES])]`.
     fn indicator_counts(&self) -> Vec<(String, Vec<u64>)> {
-        indicators::count(&self.cohort, self.as_of)
+        self.part
+            .counts
+            .indicators
             .rows
-            .into_iter()
-            .map(|(pcn, v)| (pcn, v.to_vec()))
+            .iter()
+            .map(|(pcn, v)| (pcn.clone(), v.to_vec()))
             .collect()
     }
 
@@ -631,9 +610,9 @@ impl Scoring {
     /// the shape of each PCN's list follows. [`protect_run`] protects them with the other
     /// tables, as the binary does.
     fn profile_counts(&self) -> Vec<(String, String, String, Vec<u64>)> {
-        let s = &self.scored;
-        let listed = strata::lists::listed_mask(self.cohort.patients.len(), &self.ranked());
-        tables::profile(&self.cohort, &s.scores, &s.status, &s.ages, &listed)
+        self.part
+            .counts
+            .profile
             .rows
             .iter()
             .map(|((pcn, g), c)| {
@@ -649,7 +628,8 @@ impl Scoring {
 
     /// Rejected rows: `[(file, row, column, reason)]`, rows 1-based in the tables given.
     fn rejects(&self) -> Vec<(String, u64, String, String)> {
-        self.cohort
+        self.part
+            .cohort
             .rejects
             .iter()
             .map(|r| {
@@ -665,7 +645,8 @@ impl Scoring {
 
     /// Rows read and rejected per table: `[(file, rows, rejected)]`.
     fn files(&self) -> Vec<(String, u64, u64)> {
-        self.cohort
+        self.part
+            .cohort
             .report
             .files
             .iter()
@@ -677,67 +658,50 @@ impl Scoring {
     /// risk model trained on synthetic data (as the binary's manifest has them).
     fn warnings(&self) -> Vec<String> {
         strata::run::warnings(
-            &self.cohort,
-            &self.models,
-            &self.withheld,
-            self.compare_warning.clone(),
+            &self.part.cohort,
+            &self.models.models,
+            &self.models.withheld,
+            self.part.compare_warning.clone(),
         )
     }
 
     /// The default cards trained on synthetic data and not applied, the cohort not being
     /// synthetic (as the binary's manifest's `withheld_risk_models`): `[(outcome, path, fnv1a64)]`.
     fn withheld_risk_models(&self) -> Vec<(String, String, String)> {
-        applied(&self.withheld)
+        applied(&self.models.withheld)
     }
 
     /// The risk model cards applied: `[(outcome, path, fnv1a64)]`.
     fn risk_models(&self) -> Vec<(String, String, String)> {
-        applied(&self.models)
+        applied(&self.models.models)
     }
 
     /// The run's figures for a manifest: patients, eligible, listed, listed_core20, deceased,
     /// ignored_after_as_of, rejected_rows.
     fn figures(&self) -> Vec<(String, u64)> {
-        let s = &self.scored;
-        let count = |x: Status| s.status.iter().filter(|&&y| y == x).count() as u64;
-        let ranked = self.ranked();
-        let p = &self.cohort.patients;
+        // The library's figures, as the manifest names them.
+        let f = self.part.figures();
         vec![
-            ("patients".into(), p.len() as u64),
-            ("eligible".into(), count(Status::Eligible)),
-            (
-                "listed".into(),
-                ranked.iter().map(|(_, v)| v.len() as u64).sum(),
-            ),
-            (
-                "listed_core20".into(),
-                ranked
-                    .iter()
-                    .flat_map(|(_, v)| v.iter())
-                    .filter(|&&i| strata::population::is_core20(p.imd_decile[i as usize]))
-                    .count() as u64,
-            ),
-            ("deceased".into(), count(Status::Deceased)),
-            (
-                "ignored_after_as_of".into(),
-                s.features
-                    .iter()
-                    .map(|f| f.ignored_after_as_of as u64)
-                    .sum(),
-            ),
-            ("rejected_rows".into(), self.cohort.rejects.len() as u64),
+            ("patients".into(), f.patients),
+            ("eligible".into(), f.eligible),
+            ("listed".into(), f.listed),
+            ("listed_core20".into(), f.listed_core20),
+            ("deceased".into(), f.deceased),
+            ("ignored_after_as_of".into(), f.ignored_after_as_of),
+            ("rejected_rows".into(), f.rejected_rows),
         ]
     }
 
     /// Where the prescriptions came from (`medications.parquet`, `events.parquet (dmd)` or
     /// `none`), as the manifest says it.
     fn prescriptions(&self) -> &'static str {
-        strata::input::prescriptions_source(&self.cohort)
+        strata::input::prescriptions_source(&self.part.cohort)
     }
 
     /// The models files used, with their hashes: `[(path, fnv1a64)]`.
     fn models(&self) -> Vec<(String, String)> {
-        self.definitions
+        self.models
+            .definitions
             .files
             .iter()
             .map(|f| (f.path.clone(), f.fnv1a64.clone()))
@@ -820,8 +784,6 @@ fn run(
         ..Default::default()
     };
     let settings = Settings::resolve(&config).map_err(|e| Failure::Argument(e.to_string()))?;
-    let (as_of, rules, opts) = (settings.as_of, settings.rules, settings.load);
-    let programmes = settings.programmes;
     let p = import_stream(patients, "patients")?;
     let e = import_stream(events, "events")?;
     let n = import_stream(encounters, "encounters")?;
@@ -829,87 +791,27 @@ fn run(
         .map(|m| import_stream(m, "medications"))
         .transpose()?;
     let previous = previous.map(previous_arg).transpose()?;
-    // Cards: those given; by default the models folder's `risk/` (as the binary, which does not
-    // apply the synthetic default cards to a cohort that is not synthetic).
-    let (default_cards, cards) = (settings.default_risk_models, settings.risk_models);
     let scoring = py.detach(move || -> Result<Scoring, Failure> {
-        let definitions = Definitions::load(&models)?;
-        let mut cards = risk::load(&cards, &definitions)?;
-        check_models(&programmes, &rules, &definitions, &cards, &[])?;
-        let withheld =
-            risk::withhold_synthetic(&mut cards, default_cards, cohort_synthetic.is_some());
-        check_models(&programmes, &rules, &definitions, &cards, &withheld)?;
-        let mut cohort = Cohort::from_arrow_with_medications(p, e, n, m, &opts)?;
+        let mut models = RunModels::load(&settings).map_err(models_failure)?;
+        let mut cohort = Cohort::from_arrow_with_medications(p, e, n, m, &settings.load)?;
         // Arrow tables do not carry the Parquet files' mark: the caller reads it.
         cohort.synthetic = cohort_synthetic;
-        let scored = score_cohort(&cohort, &definitions, as_of, &rules);
-        let risks = risk::apply(
-            &cards,
-            &cohort,
-            &definitions,
-            &scored,
-            as_of,
-            rules.risk_bands,
-        );
-        let changes = Changes::none(&cohort, "nothing compared (no previous run given)");
-        // The programme lists, as the binary selects them.
-        let register = if strata::programmes::needs_register(&programmes) {
-            strata::palliative::on_register(&cohort, &definitions, as_of)
-        } else {
-            Vec::new()
-        };
-        let selected = strata::programmes::select(
-            &programmes,
-            &strata::programmes::Inputs {
-                cohort: &cohort,
-                scored: &scored,
-                defs: &definitions,
-                risks: &risks,
-                register: &register,
-                as_of,
-            },
-        );
-        let mut scoring = Scoring {
-            cohort,
-            scored,
-            definitions,
-            rules,
-            as_of,
-            models: cards,
-            withheld,
-            risks,
-            changes,
-            compare_warning: None,
-            programmes,
-            selected,
-            register,
-        };
+        models
+            .for_cohort(&settings, cohort.synthetic.is_some())
+            .map_err(models_failure)?;
         // The binary's comparison (`strata score --previous DIR`), on the lists just ranked.
-        let previous = match previous {
-            None => None,
-            Some(PreviousArg::Rows(prev)) => Some(prev),
-            Some(PreviousArg::Dir(dir)) => match Previous::read(&dir) {
-                Ok(Some(prev)) => Some(prev),
-                Ok(None) => {
-                    scoring.changes.compared_with =
-                        format!("no previous run in {} to compare with", dir.display());
-                    None
-                }
-                Err(e) => {
-                    scoring.compare_warning =
-                        Some(format!("warning: not compared with the previous run: {e}"));
-                    scoring.changes.compared_with = e.to_string();
-                    None
-                }
-            },
+        let previous = match &previous {
+            None => CompareWith::Nothing,
+            Some(PreviousArg::Rows(prev)) => CompareWith::Run(prev.clone()),
+            Some(PreviousArg::Dir(dir)) => CompareWith::Folder(dir),
         };
-        if let Some(prev) = previous {
-            let ranked = scoring.ranked();
-            let s = &scoring;
-            let listed = strata::lists::listed_mask(s.cohort.patients.len(), &ranked);
-            scoring.changes = Changes::compare(&s.cohort, &s.scored, &s.rules, &listed, &prev);
-        }
-        Ok(scoring)
+        let part = score_partition(cohort, &settings, &models, previous, &mut |_| {});
+        Ok(Scoring {
+            part,
+            models,
+            as_of: settings.as_of,
+            programmes: settings.programmes.clone(),
+        })
     })?;
     Ok(scoring)
 }

@@ -1,0 +1,372 @@
+//! The map step of a run: one partition of a cohort (a set of whole PCNs; for the binary, the
+//! whole cohort) scored, its risk models applied, its lists ranked and compared with the
+//! previous run, its programme lists selected, and every aggregate table counted. Every engine
+//! calls it: the binary's run once, the Python package and each Spark task once per part, so no
+//! engine re-implements a rule of the run.
+//!
+//! Pipeline position: the run's first half, `cohort` -> `features` -> `scores` + `population` ->
+//! `results` -> `risk` -> `lists` (and `programmes`, `changes`) and `tables` (and
+//! `indicators`); what a partition hands up is protected and written by `run`.
+
+use std::path::Path;
+
+use crate::changes::{Changes, Previous};
+use crate::cohort::Cohort;
+use crate::definitions::Definitions;
+use crate::features::{ages_and_vitals, all_features, Windows};
+use crate::indicators::{self, IndicatorCounts};
+use crate::lists::{self, ListRules};
+use crate::palliative;
+use crate::population::{self, Status};
+use crate::programmes::{self, Programme, ProgrammeLists};
+use crate::results::Scored;
+use crate::risk::{self, ModelRisk, RiskModel};
+use crate::scores::{Scorer, Scores};
+use crate::settings::Settings;
+use crate::tables::{self, CountedTable, Counts, ProfileCounts};
+use crate::Error;
+use rayon::prelude::*;
+
+/// A run's definitions and risk model cards, loaded once and checked against its rules (every
+/// programme's model and the ranking model there), shared by its partitions.
+pub struct RunModels {
+    /// The score definitions and code lists.
+    pub definitions: Definitions,
+    /// Cards applied.
+    pub models: Vec<RiskModel>,
+    /// Default cards trained on synthetic data and not applied, the cohort not being synthetic
+    /// ([`risk::withhold_synthetic`]).
+    pub withheld: Vec<RiskModel>,
+    /// The ranking model's index in `models` (ranking by risk), checked.
+    pub ranking: Option<usize>,
+}
+
+impl RunModels {
+    /// Load the run's definitions and cards and check them against its rules (before any
+    /// cohort is read: a run that cannot be made stops at once).
+    pub fn load(settings: &Settings) -> Result<RunModels, Error> {
+        let definitions = Definitions::load(&settings.models)?;
+        let models = risk::load(&settings.risk_models, &definitions)?;
+        let ranking = check_models(
+            &settings.programmes,
+            &settings.rules,
+            &definitions,
+            &models,
+            &[],
+        )?;
+        Ok(RunModels {
+            definitions,
+            models,
+            withheld: Vec::new(),
+            ranking,
+        })
+    }
+
+    /// Withhold the default cards trained on synthetic data from a cohort that is not synthetic
+    /// ([`risk::withhold_synthetic`]), and check the rules again against what is left (a missing
+    /// model is said to be withheld).
+    pub fn for_cohort(&mut self, settings: &Settings, synthetic: bool) -> Result<(), Error> {
+        self.withheld =
+            risk::withhold_synthetic(&mut self.models, settings.default_risk_models, synthetic);
+        self.ranking = check_models(
+            &settings.programmes,
+            &settings.rules,
+            &self.definitions,
+            &self.models,
+            &self.withheld,
+        )?;
+        Ok(())
+    }
+}
+
+/// The previous run a partition's lists are compared with.
+pub enum CompareWith<'a> {
+    /// None given: nothing compared.
+    Nothing,
+    /// A previous run's output folder, read here (as `strata score --previous DIR`).
+    Folder(&'a Path),
+    /// A previous run already read, or the part of it about this partition's patients (the
+    /// Spark job's tasks).
+    Run(Previous),
+}
+
+/// The aggregate tables' counts of a partition, addable across partitions (each a plain sum
+/// of counts): laid out as [`CountedTable`]s only once, for the whole run.
+#[derive(Debug, Clone)]
+pub struct RunCounts {
+    /// `summary.csv`'s counts.
+    pub summary: Counts,
+    /// `equity.csv`'s counts.
+    pub equity: Counts,
+    /// `indicators.csv`'s counts.
+    pub indicators: IndicatorCounts,
+    /// `pcn_profile.csv`'s counts.
+    pub profile: ProfileCounts,
+}
+
+impl RunCounts {
+    /// The counted tables, in the order of [`crate::output::AGGREGATE_TABLES`].
+    pub fn tables(&self) -> [CountedTable; 4] {
+        [
+            self.summary.table(),
+            self.equity.table(),
+            self.indicators.table(),
+            self.profile.table(),
+        ]
+    }
+}
+
+/// One partition scored: what its documents, lists and the run's tables are made from.
+pub struct Partition {
+    /// The partition's cohort (checked; its report and rejects with it).
+    pub cohort: Cohort,
+    /// Features, scores, ages and statuses of its patients.
+    pub scored: Scored,
+    /// Each applied risk model's results, in the order of [`RunModels::models`].
+    pub risks: Vec<ModelRisk>,
+    /// Each PCN's listed patients in rank order, PCNs in code order.
+    pub ranked: Vec<(u32, Vec<u32>)>,
+    /// Per patient: on a list.
+    pub listed: Vec<bool>,
+    /// Per patient: on the palliative care register (empty when no programme asks).
+    pub register: Vec<bool>,
+    /// The programme lists, in programme order.
+    pub selected: Vec<ProgrammeLists>,
+    /// What changed since the previous run.
+    pub changes: Changes,
+    /// Why the previous run given could not be compared with (a warning of the run).
+    pub compare_warning: Option<String>,
+    /// The aggregate tables' counts.
+    pub counts: RunCounts,
+}
+
+/// A partition's figures, as the manifest says them (each a count, addable across partitions).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Figures {
+    /// Patients in the cohort.
+    pub patients: u64,
+    /// Patients eligible (alive, born, old enough).
+    pub eligible: u64,
+    /// Patients on a list.
+    pub listed: u64,
+    /// Of them, in the most deprived fifth (Core20).
+    pub listed_core20: u64,
+    /// Patients left out because they died on or before the as-of date.
+    pub deceased: u64,
+    /// Records dated after the as-of date, ignored by scoring.
+    pub ignored_after_as_of: u64,
+    /// Rows rejected across files.
+    pub rejected_rows: u64,
+}
+
+impl Partition {
+    /// The partition's figures: one counting rule for every engine.
+    pub fn figures(&self) -> Figures {
+        let status = &self.scored.status;
+        let count = |s: Status| status.iter().filter(|&&x| x == s).count() as u64;
+        let listed = || self.ranked.iter().flat_map(|(_, v)| v.iter());
+        Figures {
+            patients: self.cohort.patients.len() as u64,
+            eligible: count(Status::Eligible),
+            listed: listed().count() as u64,
+            listed_core20: listed()
+                .filter(|&&i| population::is_core20(self.cohort.patients.imd_decile[i as usize]))
+                .count() as u64,
+            deceased: count(Status::Deceased),
+            ignored_after_as_of: self
+                .scored
+                .features
+                .iter()
+                .map(|f| f.ignored_after_as_of as u64)
+                .sum(),
+            rejected_rows: self.cohort.rejects.len() as u64,
+        }
+    }
+}
+
+/// Score a loaded cohort at `as_of`: features, scores, ages and statuses of every patient.
+pub fn score_cohort(
+    cohort: &Cohort,
+    definitions: &Definitions,
+    as_of: i32,
+    rules: &ListRules,
+) -> Scored {
+    let lookup = definitions.compile(&cohort.codes);
+    let windows = Windows::new(definitions, as_of);
+    let features = all_features(cohort, &lookup, &windows);
+    let scorer = Scorer::new(definitions);
+    let mut scores: Vec<Scores> = Vec::with_capacity(features.len());
+    features
+        .par_iter()
+        .with_min_len(4096)
+        .map(|f| scorer.score(f))
+        .collect_into_vec(&mut scores);
+    let (ages, vitals) = ages_and_vitals(cohort, as_of);
+    let status = population::statuses(&ages, &vitals, rules.min_age);
+    Scored {
+        features,
+        scores,
+        ages,
+        status,
+        unused_codes: lookup.unused_by_system,
+        care_home_coded: lookup.care_home_coded,
+    }
+}
+
+/// The map step: score one partition (`cohort`, already checked against `models` with
+/// [`RunModels::for_cohort`]) under `settings`, compare its lists with `previous`, and count
+/// its tables. `stage` is told when each stage starts (`score`, `predict`, `rank`), for the
+/// binary's timings. Independent passes run side by side: ranking beside reading the previous
+/// run and counting the cohort-wide tables; the comparison beside the profile.
+pub fn score_partition(
+    cohort: Cohort,
+    settings: &Settings,
+    models: &RunModels,
+    previous: CompareWith<'_>,
+    stage: &mut dyn FnMut(&'static str),
+) -> Partition {
+    let (as_of, rules) = (settings.as_of, &settings.rules);
+    let defs = &models.definitions;
+    stage("score");
+    let scored = score_cohort(&cohort, defs, as_of, rules);
+    stage("predict");
+    let risks = risk::apply(
+        &models.models,
+        &cohort,
+        defs,
+        &scored,
+        as_of,
+        rules.risk_bands,
+    );
+    stage("rank");
+    let ((ranked, previous), (indicators, (summary, equity))) = rayon::join(
+        || {
+            rayon::join(
+                || {
+                    lists::rank(
+                        &cohort,
+                        &scored.scores,
+                        &scored.status,
+                        rules,
+                        models.ranking.map(|k| &risks[k]),
+                    )
+                },
+                || match previous {
+                    CompareWith::Nothing => None,
+                    CompareWith::Folder(dir) => Some((Some(dir), Previous::read(dir))),
+                    CompareWith::Run(p) => Some((None, Ok(Some(p)))),
+                },
+            )
+        },
+        || {
+            rayon::join(
+                || indicators::count(&cohort, as_of),
+                || {
+                    (
+                        tables::summary(&cohort, &scored.scores, &scored.status),
+                        tables::equity(&cohort, &scored.scores, &scored.status, &scored.ages),
+                    )
+                },
+            )
+        },
+    );
+    let register = if programmes::needs_register(&settings.programmes) {
+        palliative::on_register(&cohort, defs, as_of)
+    } else {
+        Vec::new()
+    };
+    let selected = programmes::select(
+        &settings.programmes,
+        &programmes::Inputs {
+            cohort: &cohort,
+            scored: &scored,
+            defs,
+            risks: &risks,
+            register: &register,
+            as_of,
+        },
+    );
+    let listed = lists::listed_mask(cohort.patients.len(), &ranked);
+    let mut compare_warning = None;
+    let (changes, profile) = rayon::join(
+        || match previous {
+            None => Changes::none(&cohort, "nothing compared (no previous run given)"),
+            Some((dir, read)) => match read {
+                Ok(Some(prev)) => Changes::compare(&cohort, &scored, rules, &listed, &prev),
+                Ok(None) => Changes::none(
+                    &cohort,
+                    format!(
+                        "no previous run in {} to compare with",
+                        dir.map_or_else(String::new, |d| d.display().to_string())
+                    ),
+                ),
+                Err(e) => {
+                    compare_warning =
+                        Some(format!("warning: not compared with the previous run: {e}"));
+                    Changes::none(&cohort, e.to_string())
+                }
+            },
+        },
+        || {
+            tables::profile(
+                &cohort,
+                &scored.scores,
+                &scored.status,
+                &scored.ages,
+                &listed,
+            )
+        },
+    );
+    Partition {
+        cohort,
+        scored,
+        risks,
+        ranked,
+        listed,
+        register,
+        selected,
+        changes,
+        compare_warning,
+        counts: RunCounts {
+            summary,
+            equity,
+            indicators,
+            profile,
+        },
+    }
+}
+
+/// The run's rules against the models applied: every programme's model and the ranking model
+/// (its index) are there. One check for every engine. A model missing because its default card was withheld
+/// ([`risk::withhold_synthetic`]) is said so.
+pub fn check_models(
+    programmes: &[Programme],
+    rules: &ListRules,
+    definitions: &Definitions,
+    models: &[risk::RiskModel],
+    withheld: &[risk::RiskModel],
+) -> Result<Option<usize>, Error> {
+    if let Err(e) = programmes::check(programmes, definitions, models) {
+        // Say why when a programme's model is one of the withheld default cards.
+        for p in programmes {
+            for o in p.outcomes() {
+                let what = format!("programme '{}'", p.name);
+                if let Err(w @ risk::RiskError::Withheld { .. }) =
+                    risk::needed_model(models, withheld, o, &what)
+                {
+                    return Err(w.into());
+                }
+            }
+        }
+        return Err(e.into());
+    }
+    Ok(match rules.rank_by {
+        lists::RankBy::Frailty => None,
+        lists::RankBy::Risk(o) => Some(risk::needed_model(
+            models,
+            withheld,
+            o,
+            "ranking the lists (--rank-by)",
+        )?),
+    })
+}
