@@ -123,7 +123,7 @@ fn score(risk_models: Vec<PathBuf>) -> u64 {
     };
     let m = strata::threads::install(|| run::score(&opts)).expect("score");
     let _ = std::fs::remove_dir_all(&out);
-    m.listed
+    m.figures.listed
 }
 
 #[divan::bench(sample_count = 3, sample_size = 1)]

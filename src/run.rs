@@ -17,7 +17,7 @@ use crate::input::{FileCounts, Problem};
 use crate::lists::ListRules;
 use crate::output;
 pub use crate::partition::{check_models, score_cohort};
-use crate::partition::{score_partition, CompareWith, Partition, RunModels};
+use crate::partition::{score_partition, CompareWith, Figures, Partition, RunModels};
 
 use crate::programmes;
 use crate::provenance::{self, FileHash, InputHashes};
@@ -146,20 +146,11 @@ pub struct Manifest {
     pub rules: ListRules,
     /// Summary suppression.
     pub suppression: Suppression,
-    /// Patients in the cohort.
-    pub patients: u64,
-    /// Patients eligible (alive, born, old enough).
-    pub eligible: u64,
-    /// Patients on a list.
-    pub listed: u64,
-    /// Of them, in the most deprived fifth (Core20).
-    pub listed_core20: u64,
-    /// Patients left out because they died on or before the as-of date.
-    pub deceased: u64,
-    /// Records dated after the as-of date, ignored by scoring.
-    pub ignored_after_as_of: u64,
-    /// Rows rejected across files (see rejects.csv).
-    pub rejected_rows: u64,
+    /// The run's figures: patients, eligible, listed, listed_core20, deceased,
+    /// ignored_after_as_of, rejected_rows (see rejects.csv); the manifest shows them beside
+    /// the other fields.
+    #[serde(flatten)]
+    pub figures: Figures,
     /// The previous run the lists were compared with, or why none was.
     pub compared_with: String,
     /// People new on a list since the previous run.
@@ -228,7 +219,7 @@ impl Stages {
 /// are recorded in the root's history (`history`).
 pub fn score(opts: &ScoreOptions) -> Result<Manifest, Error> {
     let as_of = date::format_days(opts.settings.as_of);
-    let counts = |m: &Manifest| (m.patients, m.listed);
+    let counts = |m: &Manifest| (m.figures.patients, m.figures.listed);
     crate::history::logged(&opts.out, &as_of, counts, || score_once(opts))
 }
 
@@ -323,13 +314,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         withheld_risk_models: withheld.iter().map(|m| m.file.clone()).collect(),
         rules: s.rules,
         suppression: s.suppression,
-        patients: figures.patients,
-        eligible: figures.eligible,
-        listed: figures.listed,
-        listed_core20: figures.listed_core20,
-        deceased: figures.deceased,
-        ignored_after_as_of: figures.ignored_after_as_of,
-        rejected_rows: figures.rejected_rows,
+        figures,
         compared_with: changes.compared_with.clone(),
         new_on_lists: changes.new_on_lists(),
         dropped_off_lists: changes.dropped_total(),

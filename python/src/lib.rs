@@ -352,6 +352,21 @@ impl Scoring {
         !changes.change.iter().all(Option::is_none) || !changes.dropped.iter().all(Vec::is_empty)
     }
 
+    /// Each PCN's list frame (the binary's list files' rows and columns), PCNs in code order.
+    fn list_frames(&self) -> Result<Vec<(String, DataFrame)>, Failure> {
+        let scorer = Scorer::new(&self.models.definitions);
+        let risk = self.risk_columns();
+        let p = &self.part;
+        p.ranked
+            .iter()
+            .map(|(pcn, pats)| {
+                let df =
+                    output::list_frame(&p.cohort, &p.scored, &scorer, pats, &risk, &p.changes)?;
+                Ok((p.cohort.patients.pcns[*pcn as usize].clone(), df))
+            })
+            .collect()
+    }
+
     /// The risk models' columns of the lists and the scores file.
     fn risk_columns(&self) -> RiskColumns<'_> {
         let p = &self.part;
@@ -425,52 +440,20 @@ impl Scoring {
 
     /// Each PCN's list: `[(pcn_code, table)]` in PCN code order (the binary's list files).
     fn lists(&self) -> PyResult<Vec<(String, ArrowStream)>> {
-        let scorer = Scorer::new(&self.models.definitions);
-        let risk = self.risk_columns();
-        let changes = &self.part.changes;
-        self.ranked()
+        Ok(self
+            .list_frames()?
             .into_iter()
-            .map(|(pcn, pats)| {
-                let df = output::list_frame(
-                    &self.part.cohort,
-                    &self.part.scored,
-                    &scorer,
-                    &pats,
-                    &risk,
-                    changes,
-                )
-                .map_err(Failure::from)?;
-                Ok((
-                    self.part.cohort.patients.pcns[pcn as usize].clone(),
-                    ArrowStream { df },
-                ))
-            })
-            .collect()
+            .map(|(pcn, df)| (pcn, ArrowStream { df }))
+            .collect())
     }
 
     /// Each PCN's list as the bytes of the binary's files: `[(pcn_code, csv, parquet)]`.
     fn list_files<'py>(&self, py: Python<'py>) -> PyResult<Vec<ListFiles<'py>>> {
-        let scorer = Scorer::new(&self.models.definitions);
-        let risk = self.risk_columns();
-        let changes = &self.part.changes;
         let mut out = Vec::new();
-        for (pcn, pats) in self.ranked() {
-            let mut df = output::list_frame(
-                &self.part.cohort,
-                &self.part.scored,
-                &scorer,
-                &pats,
-                &risk,
-                changes,
-            )
-            .map_err(Failure::from)?;
+        for (pcn, mut df) in self.list_frames()? {
             let csv = encode(&output::csv::Csv::EXCEL, &mut df)?;
             let parquet = encode(&output::parquet::Parquet, &mut df)?;
-            out.push((
-                self.part.cohort.patients.pcns[pcn as usize].clone(),
-                PyBytes::new(py, &csv),
-                PyBytes::new(py, &parquet),
-            ));
+            out.push((pcn, PyBytes::new(py, &csv), PyBytes::new(py, &parquet)));
         }
         Ok(out)
     }

@@ -208,12 +208,12 @@ pub fn print_manifest(m: &run::Manifest, out: &std::path::Path) {
     let total: f64 = m.seconds.iter().map(|(_, s)| s).sum();
     println!(
         "scored {} patients at {}: {} eligible (aged {}+, alive), {} listed ({} in the most deprived fifth, Core20) across {} PCN lists; {} rows rejected, {} records after the as-of date ignored",
-        m.patients,
+        m.figures.patients,
         m.as_of,
-        m.eligible,
+        m.figures.eligible,
         m.rules.min_age,
-        m.listed,
-        m.listed_core20,
+        m.figures.listed,
+        m.figures.listed_core20,
         m.outputs
             .iter()
             .filter(|w| {
@@ -224,8 +224,8 @@ pub fn print_manifest(m: &run::Manifest, out: &std::path::Path) {
                     .is_some_and(|stem| !stem.contains('.'))
             })
             .count(),
-        m.rejected_rows,
-        m.ignored_after_as_of
+        m.figures.rejected_rows,
+        m.figures.ignored_after_as_of
     );
     let stages: Vec<String> = m
         .seconds
