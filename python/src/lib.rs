@@ -1474,28 +1474,45 @@ fn frame_of(batches: ArrowTable) -> Result<DataFrame, Failure> {
     Ok(strata::input::from_batches(batches)?)
 }
 
-/// The bytes of an Arrow table written by strata's own writer for `format` (`csv` or
-/// `parquet`): how the Spark job writes `scores.parquet` and `rejects.csv` exactly as the binary
-/// does, from rows put together across partitions.
+/// The bytes of an Arrow table written by strata's own writer for `format` (`csv`, `parquet`,
+/// or `scores`: Parquet in the binary's row groups for the scores file): how the Spark job writes
+/// `scores.parquet` and `rejects.csv` exactly as the binary does, from rows put together across
+/// partitions.
 #[pyfunction]
 fn encode_table<'py>(
     py: Python<'py>,
     table: &Bound<'py, PyAny>,
     format: &str,
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let writer: &dyn TableWriter = match format {
-        "csv" => &output::csv::Csv::PLAIN,
-        "parquet" => &output::parquet::Parquet,
+    let writer: Option<&dyn TableWriter> = match format {
+        "csv" => Some(&output::csv::Csv::PLAIN),
+        "parquet" => Some(&output::parquet::Parquet),
+        "scores" => None,
         other => {
-            return Err(
-                Failure::Argument(format!("format: '{other}' is not csv or parquet")).into(),
-            )
+            return Err(Failure::Argument(format!(
+                "format: '{other}' is not csv, parquet or scores"
+            ))
+            .into())
         }
     };
     let batches = import_stream(table, "table")?;
     let bytes = py.detach(move || -> Result<Vec<u8>, Failure> {
         let mut df = frame_of(batches)?;
-        encode(writer, &mut df)
+        match writer {
+            Some(w) => encode(w, &mut df),
+            // The scores file in the binary's row groups.
+            None => {
+                let mut bytes = Vec::new();
+                output::parquet::encode_batched(
+                    &mut bytes,
+                    std::path::Path::new("scores.parquet"),
+                    df.height(),
+                    output::SCORES_BATCH,
+                    |r| Ok(df.slice(r.start as i64, r.len())),
+                )?;
+                Ok(bytes)
+            }
+        }
     })?;
     Ok(PyBytes::new(py, &bytes))
 }

@@ -279,7 +279,50 @@ def _problem(
     return s
 
 
-def _session(master: Optional[str], app: str = "strata"):
+# The driver's memory (JVM heap) a cohort needs: the driver collects every task's list files, its
+# patients' scores and the tables' counts. Measured here (README, BENCHMARKS.md): the default
+# synthetic ICS of 1.2 million patients fails with Spark's default 1 GiB and succeeds with 2 GiB.
+# The rule keeps 1 GiB and adds 1 GiB per million patients.
+DRIVER_BASE_BYTES = 1 << 30
+DRIVER_BYTES_PER_PATIENT = (1 << 30) / 1_000_000
+
+
+def driver_memory_needed(patients: int) -> int:
+    """Bytes of driver memory (JVM heap) the job needs for a cohort of ``patients``, to the
+    nearest 256 MiB."""
+    step = 256 << 20
+    need = DRIVER_BASE_BYTES + DRIVER_BYTES_PER_PATIENT * patients
+    return int(round(need / step) * step)
+
+
+def _gib(n: float) -> str:
+    return f"{n / (1 << 30):.2f} GiB"
+
+
+def _spark_size(n: int) -> str:
+    """A size as Spark's settings spell it (``2304m``)."""
+    return f"{-(-n // (1 << 20))}m"
+
+
+def _footer_rows(path: Path) -> Optional[int]:
+    """Rows of a local Parquet file from its footer (no rows read); None when it cannot be read."""
+    try:
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(path).metadata.num_rows
+    except Exception:  # noqa: BLE001 - a missing or bad file is reported later, by the run
+        return None
+
+
+def _driver_heap(spark) -> Optional[int]:
+    """The driver JVM's maximum heap, in bytes (what ``spark.driver.memory`` gave it)."""
+    try:
+        return int(spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory())
+    except Exception:  # noqa: BLE001 - a remote driver (Spark Connect) does not say
+        return None
+
+
+def _session(master: Optional[str], app: str = "strata", driver_memory: Optional[int] = None):
     from pyspark.sql import SparkSession
 
     # Workers must run this interpreter (it has pyarrow and strata).
@@ -291,6 +334,9 @@ def _session(master: Optional[str], app: str = "strata"):
     if master and master.startswith("local"):
         # A few shuffle partitions suit one machine (Spark's default of 200 is for clusters).
         b = b.config("spark.sql.shuffle.partitions", "4")
+    if driver_memory is not None:
+        # Takes effect because this call starts the driver's JVM.
+        b = b.config("spark.driver.memory", _spark_size(driver_memory))
     b = b.config("spark.sql.session.timeZone", "UTC")
     b = b.config("spark.ui.enabled", "false")
     return b.getOrCreate()
@@ -389,6 +435,7 @@ def _score(
     compare: bool = True,
     risk_bands: Optional[str] = None,
     programmes: Optional[List[Dict[str, Any]]] = None,
+    skip_memory_check: bool = False,
 ) -> Dict[str, Any]:
     """Run the nightly job under Spark and write the binary's outputs into ``out``. Returns the
     manifest. ``engine`` is ``group`` (``applyInArrow``, Spark 4.0+), ``map`` (``repartition`` +
@@ -423,15 +470,40 @@ def _score(
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "manifest.json").is_file():
         # Said before any work; checked again when the folder is replaced.
         raise OutputFolderError(f"{out} exists and is not a strata output folder: not replaced")
+    # The driver's memory, from the patients file's footer, before Spark starts: a session this
+    # job starts on this machine gets what the cohort needs (unless driver memory was set); an
+    # existing or remote driver with less is refused at once, with the setting to use, rather
+    # than failing with an OutOfMemoryError minutes in.
+    cohort_dir = Path(cohort)
+    patients = None if "://" in cohort else _footer_rows(cohort_dir / PATIENTS)
+    need = driver_memory_needed(patients) if patients is not None else None
     if spark is None:
-        spark = _session(master)
+        from pyspark.sql import SparkSession
+
+        set_by_user = "--driver-memory" in os.environ.get("PYSPARK_SUBMIT_ARGS", "") or (
+            SparkSession.getActiveSession() is not None
+        )
+        grow = need is not None and need > DRIVER_BASE_BYTES and not set_by_user
+        spark = _session(master, driver_memory=need if grow else None)
+    heap = _driver_heap(spark)
+    if patients is None and heap is not None and not skip_memory_check:
+        # A cohort Spark reads from elsewhere: its footer through Spark (no rows read).
+        patients = spark.read.parquet(f"{cohort.rstrip('/')}/{PATIENTS}").count()
+        need = driver_memory_needed(patients)
+    # The JVM reports a little less than the heap it was given.
+    if need is not None and heap is not None and heap < need * 0.8 and not skip_memory_check:
+        raise SparkJobError(
+            f"error: {patients} patients need about {_gib(need)} of Spark driver memory and this "
+            f"driver has {_gib(heap)}: give --driver-memory {_spark_size(need)} to spark-submit "
+            f"(or spark.driver.memory={_spark_size(need)}; on Databricks, a larger driver), or "
+            "--skip-memory-check to try anyway"
+        )
     version = _spark_version(spark)
     if engine == "auto":
         engine = "group" if version >= (4, 0) else "map"
     if engine == "group" and version < (4, 0):
         raise SparkJobError(f"--engine group needs Spark 4.0 or later (this is {spark.version})")
     today = today or _dt.datetime.now(_dt.timezone.utc).date().isoformat()
-    cohort_dir = Path(cohort)
     if not cohort_dir.is_dir() and "://" not in cohort:
         raise SparkJobError(f"error: {cohort}: cohort folder does not exist")
     # Tasks load the models folder given (it must then be readable on every executor), else
@@ -673,7 +745,8 @@ def _score(
             d = dropped[pcn]
             write(f"{file}.dropped.csv", d, max(d.count(b"\n") - 1, 0))
     if scores is not None:
-        write("scores.parquet", strata.encode_table(scores, "parquet"), scores.num_rows)
+        # In the binary's row groups (strata::output::parquet::encode_batched).
+        write("scores.parquet", strata.encode_table(scores, "scores"), scores.num_rows)
     # The aggregate tables in the library's one order (strata::output::AGGREGATE_TABLES).
     for stem, data in zip(strata._strata.AGGREGATE_TABLES,
                           (summary_csv, equity_csv, indicators_csv, profile_csv)):
@@ -790,6 +863,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     s.add_argument("--min-category", default="mild")
     s.add_argument("--max-rejected", type=float, default=0.01)
     s.add_argument("--allow-identifiers", action="store_true")
+    s.add_argument("--skip-memory-check", action="store_true",
+                   help="run even when the Spark driver has less memory than the cohort needs")
     s.add_argument("--publication", action="store_true")
     s.add_argument("--min-interval", type=int, default=0, metavar="N",
                    help="every hidden count's provable interval at least N wide (strata score's)")
@@ -820,7 +895,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         m = score(
             a.cohort, a.as_of, a.out, root=a.root, master=a.master, today=a.today, models=a.models,
             min_age=a.min_age, min_category=a.min_category, max_rejected=a.max_rejected,
-            allow_identifiers=a.allow_identifiers, publication=a.publication,
+            allow_identifiers=a.allow_identifiers, skip_memory_check=a.skip_memory_check,
+            publication=a.publication,
             min_interval=a.min_interval, disclosure_rule=a.disclosure_rule, engine=a.engine,
             risk_models=[] if a.no_risk_models else a.risk_models, rank_by=a.rank_by,
             list_risk_band=a.list_risk_band, min_risk=a.min_risk, top=a.top,

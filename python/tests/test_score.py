@@ -349,3 +349,20 @@ def test_previous_compares_as_the_binarys_previous(tmp_path, binary_out):
     assert any("not compared with the previous run" in w for w in warned.warnings())
     with pytest.raises(strata.PreviousRunError):
         strata.read_previous(str(bad))
+
+
+def test_the_scores_file_is_encoded_in_the_binarys_row_groups(tmp_path):
+    """``encode_table(t, "scores")`` writes the binary's ``scores.parquet`` layout (row groups of
+    262,144 rows), so the Spark driver's scores file is the binary's bytes at any size, not only
+    below one row group; plain ``parquet`` writes one table as it comes."""
+    n = 600_000
+    t = pa.table({"patient_id": pa.array([f"p{i:07d}" for i in range(n)]),
+                  "efi": pa.array(range(n), pa.int32())})
+    path = tmp_path / "scores.parquet"
+    path.write_bytes(strata.encode_table(t, "scores"))
+    f = pq.ParquetFile(path)
+    groups = [f.metadata.row_group(i).num_rows for i in range(f.metadata.num_row_groups)]
+    assert groups == [262_144, 262_144, n - 2 * 262_144]
+    assert f.read().to_pydict() == t.to_pydict()
+    with pytest.raises(ValueError, match="not csv, parquet or scores"):
+        strata.encode_table(t, "xlsx")

@@ -352,6 +352,19 @@ def test_lists_ranked_by_a_risk_model_equal_the_binary(spark, tmp_path):
     }
 
 
+def test_the_driver_memory_a_cohort_needs_is_said_before_any_work(spark, tmp_path, monkeypatch):
+    # 1 GiB and 1 GiB a million patients, to the nearest 256 MiB: a small cohort runs on Spark's
+    # default; the 1.2M synthetic ICS gets 2.25 GiB (it failed with 1 GiB and ran with 2 GiB).
+    assert sj.driver_memory_needed(2000) == 1 << 30
+    assert sj.driver_memory_needed(1_200_000) == 2304 << 20
+    # A driver with less than the cohort needs is refused at once, naming the setting to use.
+    monkeypatch.setattr(sj, "DRIVER_BYTES_PER_PATIENT", float(1 << 30))  # 1 GiB a patient
+    out = tmp_path / "out"
+    with pytest.raises(sj.SparkJobError, match=r"2000 patients need about .* --driver-memory \d+m"):
+        sj.score(str(FIXTURE), AS_OF, str(out), spark=spark, today=TODAY)
+    assert not out.exists()
+
+
 def test_an_output_folder_that_is_not_stratas_is_left_alone(spark, tmp_path):
     out = tmp_path / "out"
     out.mkdir()

@@ -26,11 +26,25 @@ pub fn write_batched(
     batch: usize,
     frame: impl Fn(std::ops::Range<usize>) -> PolarsResult<DataFrame>,
 ) -> Result<FileDigest, OutputError> {
+    let mut w = OutFile::create(path)?;
+    encode_batched(&mut w, path, rows, batch, frame)?;
+    w.finish()
+}
+
+/// [`write_batched`]'s encoding into any writer (`path` names it in errors): the same row
+/// groups whoever writes the table, so an engine that holds the table in memory (the Spark
+/// driver) writes the binary's bytes.
+pub fn encode_batched<W: std::io::Write>(
+    w: &mut W,
+    path: &Path,
+    rows: usize,
+    batch: usize,
+    frame: impl Fn(std::ops::Range<usize>) -> PolarsResult<DataFrame>,
+) -> Result<(), OutputError> {
     let enc = |source| OutputError::Encode {
         path: path.to_path_buf(),
         source,
     };
-    let mut w = OutFile::create(path)?;
     let step = batch.max(1);
     // The first batch (empty for an empty table) gives the schema.
     // `write_batch` takes each batch's chunks as row groups and needs them aligned.
@@ -40,7 +54,7 @@ pub fn write_batched(
         Ok(df)
     };
     let first = batch_frame(0..step.min(rows)).map_err(enc)?;
-    let mut writer = writer_for(&mut w).batched(first.schema()).map_err(enc)?;
+    let mut writer = writer_for(w).batched(first.schema()).map_err(enc)?;
     writer.write_batch(&first).map_err(enc)?;
     drop(first);
     let mut lo = step.min(rows);
@@ -52,8 +66,7 @@ pub fn write_batched(
         lo = hi;
     }
     writer.finish().map_err(enc)?;
-    drop(writer);
-    w.finish()
+    Ok(())
 }
 
 /// The Parquet writer strata uses: zstd at [`ZSTD_LEVEL`].
