@@ -341,11 +341,6 @@ struct Scoring {
 }
 
 impl Scoring {
-    /// Each PCN's listed patients in rank order, PCNs in code order.
-    fn ranked(&self) -> Vec<(u32, Vec<u32>)> {
-        self.part.ranked.clone()
-    }
-
     /// Whether the lists come with `<PCN>.dropped.csv` files (the binary's rule in
     /// `output::write_outputs`: something was compared and found).
     fn has_dropped_files(changes: &Changes) -> bool {
@@ -421,18 +416,12 @@ impl Scoring {
     /// Every patient's scores (the rows and columns of the binary's `scores.parquet`).
     fn scores(&self) -> PyResult<ArrowStream> {
         let scorer = Scorer::new(&self.models.definitions);
-        let mut listed = vec![false; self.part.cohort.patients.len()];
-        for (_, pats) in self.ranked() {
-            for p in pats {
-                listed[p as usize] = true;
-            }
-        }
         let df = output::scores_frame(
             &self.part.cohort,
             &self.part.scored,
             &scorer,
             &self.risk_columns(),
-            &listed,
+            &self.part.listed,
         )
         .map_err(Failure::from)?;
         Ok(ArrowStream { df })
@@ -493,13 +482,14 @@ impl Scoring {
             inputs: &inputs,
         };
         let mut out = Vec::new();
-        for (pcn, pats) in self.ranked() {
+        for (pcn, pats) in &self.part.ranked {
+            let (pcn, pats) = (*pcn, pats.as_slice());
             let lists = run.of_pcn(pcn);
             let (full, row_of) = output::pcn_frame(
                 &self.part.cohort,
                 &self.part.scored,
                 &scorer,
-                &pats,
+                pats,
                 &lists,
                 &risk,
                 &self.part.changes,
@@ -543,9 +533,10 @@ impl Scoring {
         if !Scoring::has_dropped_files(&self.part.changes) {
             return Ok(Vec::new());
         }
-        self.ranked()
-            .into_iter()
-            .map(|(pcn, _)| {
+        self.part
+            .ranked
+            .iter()
+            .map(|&(pcn, _)| {
                 let df = output::dropped_frame(&self.part.changes.dropped[pcn as usize])
                     .map_err(Failure::from)?;
                 Ok((
@@ -783,10 +774,14 @@ fn run(
             .for_cohort(&settings, cohort.synthetic.is_some())
             .map_err(models_failure)?;
         // The binary's comparison (`strata score --previous DIR`), on the lists just ranked.
-        let previous = match &previous {
+        let dir;
+        let previous = match previous {
             None => CompareWith::Nothing,
-            Some(PreviousArg::Rows(prev)) => CompareWith::Run(prev.clone()),
-            Some(PreviousArg::Dir(dir)) => CompareWith::Folder(dir),
+            Some(PreviousArg::Rows(prev)) => CompareWith::Run(prev),
+            Some(PreviousArg::Dir(d)) => {
+                dir = d;
+                CompareWith::Folder(&dir)
+            }
         };
         let part = score_partition(cohort, &settings, &models, previous, &mut |_| {});
         Ok(Scoring {

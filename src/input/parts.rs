@@ -35,18 +35,28 @@ pub fn reject_of(file: &str, row: u64, column: &str, why: &str) -> Option<Reject
 /// reason) and the report: per-file counts, the rejected-row warnings and any error.
 pub fn whole_files(
     files: &[(String, u64)],
-    mut rejects: Vec<Reject>,
+    rejects: Vec<Reject>,
     opts: &LoadOptions,
 ) -> (Vec<Reject>, ValidationReport) {
     let mut ck = Checker::default();
+    let mut rest = rejects;
     for name in contract::FILES {
-        let Some(&(_, rows)) = files.iter().find(|(f, _)| f == name) else {
-            continue;
-        };
-        let mine: Vec<Reject> = rejects.iter().filter(|r| r.file == name).cloned().collect();
-        ck.finish_file(name, rows, mine, opts);
+        let mine;
+        (mine, rest) = rest.into_iter().partition(|r| r.file == name);
+        match files.iter().find(|(f, _)| f == name) {
+            Some(&(_, rows)) => ck.finish_file(name, rows, mine, opts),
+            // Rows rejected in a file whose rows were not counted: never dropped unsaid.
+            None if !mine.is_empty() => ck.file_error(
+                name,
+                None,
+                format!(
+                    "{} rows rejected in a file whose rows were not counted",
+                    mine.len()
+                ),
+            ),
+            None => {}
+        }
     }
-    rejects.retain(|r| files.iter().any(|(f, _)| f == r.file));
     let report = ValidationReport {
         // Errors first, as a whole read reports them.
         problems: {
@@ -132,6 +142,18 @@ mod tests {
                 ("events.parquet", 1000, 1),
                 ("encounters.parquet", 100, 2)
             ]
+        );
+    }
+
+    #[test]
+    fn rejects_of_a_file_not_counted_are_an_error_not_dropped() {
+        let rejects = vec![reject(contract::MEDICATIONS_FILE, 4, reason::NULL_PATIENT)];
+        let files = [("events.parquet".to_string(), 10)];
+        let (_, report) = whole_files(&files, rejects, &LoadOptions::default());
+        assert!(!report.is_ok());
+        assert_eq!(
+            report.problems[0].to_string(),
+            "error: medications.parquet: 1 rows rejected in a file whose rows were not counted"
         );
     }
 }
