@@ -27,7 +27,7 @@ LAYERS = [
         "risk.rs", "lists.rs", "programmes.rs", "changes.rs", "config.rs", "output/*.rs",
         "publish.rs", "history.rs",
     ]),
-    ("the run", ["settings.rs", "partition.rs", "run.rs", "evaluation.rs"]),
+    ("the run", ["settings.rs", "partition.rs", "finish.rs", "run.rs", "evaluation.rs"]),
     ("the library's face", ["lib.rs"]),
     ("front ends", ["main.rs", "cmd/*.rs"]),
 ]

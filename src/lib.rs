@@ -48,6 +48,7 @@ pub mod digest;
 pub mod disclosure;
 pub mod evaluation;
 pub mod features;
+pub mod finish;
 pub mod history;
 pub mod indicators;
 pub mod input;

@@ -19,6 +19,7 @@ use crate::lists::{self, ListRules};
 use crate::palliative;
 use crate::population::{self, Status};
 use crate::programmes::{self, Programme, ProgrammeLists};
+use crate::report::{Scope, Severity, SpellReport};
 use crate::results::Scored;
 use crate::risk::{self, ModelRisk, RiskModel};
 use crate::scores::{Scorer, Scores};
@@ -141,7 +142,7 @@ pub struct Partition {
 }
 
 /// A partition's figures, as the manifest says them (each a count, addable across partitions).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Figures {
     /// Patients in the cohort.
     pub patients: u64,
@@ -159,7 +160,56 @@ pub struct Figures {
     pub rejected_rows: u64,
 }
 
+impl Figures {
+    /// Add another partition's figures.
+    pub fn add(&mut self, o: &Figures) {
+        self.patients += o.patients;
+        self.eligible += o.eligible;
+        self.listed += o.listed;
+        self.listed_core20 += o.listed_core20;
+        self.deceased += o.deceased;
+        self.ignored_after_as_of += o.ignored_after_as_of;
+        self.rejected_rows += o.rejected_rows;
+    }
+}
+
+/// What a partition hands up to the run's reduce step (`finish`) besides its aggregate counts
+/// ([`RunCounts`]) and its files: small, whatever the partition's size, and plain data (an
+/// engine's tasks send it to the driver as JSON).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Handed {
+    /// Its figures.
+    pub figures: Figures,
+    /// Its input's warnings (as `strata validate` prints them), each with what it is true of
+    /// when the cohort is read in parts.
+    pub warnings: Vec<(Scope, String)>,
+    /// People on each programme's lists, in programme order.
+    pub programmes: Vec<u64>,
+    /// Where its prescriptions came from ([`crate::input::prescriptions_source`]).
+    pub prescriptions: String,
+    /// How its hospital spells were built.
+    pub hospital_spells: SpellReport,
+}
+
 impl Partition {
+    /// What this partition hands up to the reduce step.
+    pub fn handed(&self) -> Handed {
+        Handed {
+            figures: self.figures(),
+            warnings: self
+                .cohort
+                .report
+                .problems
+                .iter()
+                .filter(|p| p.severity == Severity::Warning)
+                .map(|p| (p.scope, p.to_string()))
+                .collect(),
+            programmes: self.selected.iter().map(ProgrammeLists::listed).collect(),
+            prescriptions: crate::input::prescriptions_source(&self.cohort).to_string(),
+            hospital_spells: self.cohort.spells.report.clone(),
+        }
+    }
+
     /// The partition's figures: one counting rule for every engine.
     pub fn figures(&self) -> Figures {
         let status = &self.scored.status;

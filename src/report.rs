@@ -19,6 +19,22 @@ pub enum Severity {
     Warning,
 }
 
+/// Of what a problem is true, when a cohort is read in parts (an engine's tasks, each holding
+/// whole PCNs): what the run's reduce step (`finish`) does with a part's problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Of some of the part's rows: true of the cohort when any part has it.
+    #[default]
+    Rows,
+    /// Of a whole file (its rows counted, rows rejected, no rows at all): decided again from
+    /// the whole files ([`crate::input::parts::whole_files`]), never from a part.
+    WholeFile,
+    /// Of the part as a whole (no prescriptions in it): true of the cohort only when every
+    /// part has it.
+    EveryPart,
+}
+
 /// One finding: where, what, how often, and the first rows.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Problem {
@@ -34,6 +50,9 @@ pub struct Problem {
     pub count: u64,
     /// The first affected rows, 1-based data-row numbers.
     pub first_rows: Vec<u64>,
+    /// Of what it is true when the cohort is read in parts.
+    #[serde(skip)]
+    pub scope: Scope,
 }
 
 impl fmt::Display for Problem {
@@ -162,7 +181,7 @@ pub enum InputError {
 }
 
 /// How falls diagnoses were tied to their admission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FallsLink {
     /// By `encounter_id` on `events.parquet` (the published definition).
@@ -174,7 +193,7 @@ pub enum FallsLink {
 }
 
 /// What building the spells found, for the manifest.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SpellReport {
     /// Inpatient encounters read.
     pub inpatient_encounters: u64,
@@ -198,4 +217,28 @@ pub struct SpellReport {
     /// Injury and falls diagnoses whose `encounter_id` names no inpatient encounter of the same
     /// patient (A&E and outpatient attendances included).
     pub unmatched_links: u64,
+}
+
+impl SpellReport {
+    /// Add another part's report (a cohort read in parts, each holding whole PCNs): counts
+    /// summed; the optional columns and the diagnosis positions are the files', so any part's
+    /// count; falls are linked by `encounter_id` when any part links them so.
+    pub fn add(&mut self, other: &SpellReport) {
+        self.inpatient_encounters += other.inpatient_encounters;
+        self.spells += other.spells;
+        self.emergency_spells += other.emergency_spells;
+        self.falls_spells += other.falls_spells;
+        self.joined_spells += other.joined_spells;
+        self.method_disagreements += other.method_disagreements;
+        self.unmatched_links += other.unmatched_links;
+        for c in &other.columns {
+            if !self.columns.contains(c) {
+                self.columns.push(c.clone());
+            }
+        }
+        if other.falls_link == FallsLink::EncounterId {
+            self.falls_link = FallsLink::EncounterId;
+        }
+        self.diagnosis_position |= other.diagnosis_position;
+    }
 }

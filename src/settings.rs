@@ -229,6 +229,43 @@ pub fn previous_run(c: &ScoreConfig, out: &Destination, as_of: i32) -> Option<Pa
     }))
 }
 
+/// A scoring run: its [`Settings`] (what it does) with where the cohort comes from, where the
+/// files go and the run compared with (recorded in full in the manifest as `config`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ScoreOptions {
+    /// Cohort folder.
+    pub cohort: PathBuf,
+    /// Output folder (replaced atomically), or output root (`ROOT/<as-of>/` and `ROOT/latest`).
+    pub out: Destination,
+    /// What the run does (as-of date, models, input checks, list rules, suppression, risk
+    /// models, programmes), resolved once by [`Settings::resolve`]; the manifest shows its
+    /// fields beside the others.
+    #[serde(flatten)]
+    pub settings: Settings,
+    /// The previous run's folder, to say what changed since (none: nothing compared).
+    pub previous: Option<PathBuf>,
+}
+
+impl ScoreOptions {
+    /// The options of a run from its settings (a file, with the command line laid over it by
+    /// [`ScoreConfig::over`]): [`Settings::resolve`], the cohort folder, where the files go and
+    /// the previous run to compare with. Errors name the setting.
+    pub fn resolve(c: &ScoreConfig) -> Result<ScoreOptions, SettingsError> {
+        let cohort = c
+            .cohort
+            .clone()
+            .ok_or_else(|| SettingsError("give cohort (--cohort DIR)".into()))?;
+        let out = destination(c)?;
+        let settings = Settings::resolve(c)?;
+        Ok(ScoreOptions {
+            cohort,
+            previous: previous_run(c, &out, settings.as_of),
+            out,
+            settings,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -631,12 +631,17 @@ impl Scoring {
     /// Warnings of the validation report, as `strata validate` prints them, and one for each
     /// risk model trained on synthetic data (as the binary's manifest has them).
     fn warnings(&self) -> Vec<String> {
-        strata::run::warnings(
-            &self.part.cohort,
+        // The reduce step's rule over this one partition (`strata::finish`).
+        let p = &self.part;
+        let mut w = strata::finish::input_warnings(None, &[p.handed()]);
+        w.extend(strata::finish::model_warnings(
+            p.cohort.synthetic.is_some(),
             &self.models.models,
             &self.models.withheld,
-            self.part.compare_warning.clone(),
-        )
+        ));
+        w.extend(p.compare_warning.clone());
+        w.extend(strata::input::spells::warnings(&p.cohort.spells.report));
+        w
     }
 
     /// The default cards trained on synthetic data and not applied, the cohort not being
@@ -664,6 +669,14 @@ impl Scoring {
             ("ignored_after_as_of".into(), f.ignored_after_as_of),
             ("rejected_rows".into(), f.rejected_rows),
         ]
+    }
+
+    /// What this partition hands up to the run's reduce step ([`finish`]) besides its counts
+    /// and files, as JSON (`strata::partition::Handed`: figures, warnings with their scope,
+    /// programme counts, prescriptions, how its spells were built).
+    fn handed(&self) -> PyResult<String> {
+        Ok(serde_json::to_string(&self.part.handed())
+            .map_err(|e| Failure::Argument(e.to_string()))?)
     }
 
     /// Where the prescriptions came from (`medications.parquet`, `events.parquet (dmd)` or
@@ -1272,6 +1285,147 @@ fn publish_folder(py: Python<'_>, work: PathBuf, out: PathBuf, in_root: bool) ->
     Ok(())
 }
 
+/// A list file handed up: `(pcn_code, csv bytes, parquet bytes)`.
+type ListBytes = (String, Vec<u8>, Vec<u8>);
+
+/// The run's reduce step for an engine that scored it in parts (the Spark job's driver), as the
+/// binary's run calls it over its one partition (`strata::finish::finish`): the whole files'
+/// checks (`files`: each file's rows; `rejects`: every part's rejected rows, numbered in the
+/// whole files; too many refuse the run with `InvalidCohortError`), the aggregate tables
+/// protected together from the parts' counts added up, every file written (the lists and
+/// programme lists handed up as bytes, each PCN's workbook and page made here, `dropped` lists,
+/// the scores table), the manifest, and the folder published to `out` (with `in_root`,
+/// `ROOT/<as-of>` of an output root, `latest` moved). `settings` is JSON of strata.toml's keys,
+/// resolved by the library; `parts` each part's [`Scoring::handed`]; `comparison` is
+/// `(compared_with, new_on_lists, dropped_off_lists, warning)`. Returns the manifest as JSON.
+#[pyfunction]
+#[pyo3(signature = (settings, cohort, out, *, in_root, previous, engine, threads, seconds, counts, indicator_rows, profile, parts, files, rejects, lists, programmes, dropped, scores, comparison, cohort_synthetic, hash_inputs))]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn finish(
+    py: Python<'_>,
+    settings: &str,
+    cohort: PathBuf,
+    out: PathBuf,
+    in_root: bool,
+    previous: Option<PathBuf>,
+    engine: String,
+    threads: usize,
+    seconds: Vec<(String, f64)>,
+    counts: Vec<CountRow>,
+    indicator_rows: Vec<(String, Vec<u64>)>,
+    profile: Option<ProfileArg>,
+    parts: Vec<String>,
+    files: Vec<(String, u64)>,
+    rejects: Vec<RejectRow>,
+    lists: Vec<ListBytes>,
+    programmes: Vec<output::parts::ProgrammeFile>,
+    dropped: Vec<(String, Vec<u8>)>,
+    scores: Option<&Bound<'_, PyAny>>,
+    comparison: (String, u64, u64, Option<String>),
+    cohort_synthetic: Option<String>,
+    hash_inputs: bool,
+) -> PyResult<String> {
+    let mut c: ScoreConfig =
+        serde_json::from_str(settings).map_err(|e| Failure::Argument(format!("settings: {e}")))?;
+    // The models the tasks loaded: the folder given, else $STRATA_MODELS, else the package's.
+    c.models = Some(models_dir(c.models.take())?);
+    let settings = Settings::resolve(&c).map_err(|e| Failure::Argument(e.to_string()))?;
+    let (summary, equity) = table_counts(counts)?;
+    let run_counts = strata::partition::RunCounts {
+        summary,
+        equity,
+        indicators: indicator_counts(indicator_rows)?,
+        profile: profile_counts(profile)?,
+    };
+    let parts = parts
+        .iter()
+        .map(|p| serde_json::from_str::<strata::partition::Handed>(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Failure::Argument(format!("parts: {e}")))?;
+    let read = rejects
+        .iter()
+        .map(|(f, r, col, why)| {
+            strata::input::parts::reject_of(f, *r, col, why).ok_or_else(|| {
+                Failure::Argument(format!(
+                    "rejected row {f} row {r}, column {col} ({why}): not a file, column and reason of the cohort contract"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let scores = scores.map(|t| import_stream(t, "scores")).transpose()?;
+    let destination = match (in_root, out.parent()) {
+        (true, Some(root)) => strata::publish::Destination::Root(root.to_path_buf()),
+        _ => strata::publish::Destination::Folder(out.clone()),
+    };
+    let manifest = py.detach(move || -> Result<String, Failure> {
+        let mut models = RunModels::load(&settings).map_err(models_failure)?;
+        models
+            .for_cohort(&settings, cohort_synthetic.is_some())
+            .map_err(models_failure)?;
+        let (rejects, report) = strata::input::parts::whole_files(&files, read, &settings.load);
+        if report.errors() > 0 {
+            return Err(Failure::Input(InputError::Invalid {
+                dir: cohort.clone(),
+                report: Box::new(report),
+            }));
+        }
+        let warnings = report
+            .problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>();
+        let hashes = hash_inputs.then(|| strata::provenance::InputHashes::start(&cohort));
+        let opts = strata::settings::ScoreOptions {
+            cohort: cohort.clone(),
+            out: destination,
+            settings,
+            previous,
+        };
+        let (compared_with, new_on_lists, dropped_off_lists, warning) = comparison;
+        let reduce = strata::finish::Reduce {
+            opts: &opts,
+            models: &models,
+            engine,
+            threads,
+            counts: run_counts,
+            parts,
+            input: strata::finish::WholeInput {
+                files: report.files,
+                rejects,
+                warnings: Some(warnings),
+                read_paths: Vec::new(),
+                distinct_codes: None,
+                unused_codes: None,
+                cohort_synthetic,
+            },
+            comparison: strata::finish::Comparison {
+                compared_with,
+                new_on_lists,
+                dropped_off_lists,
+                warning,
+            },
+            hashes,
+        };
+        let handed = output::parts::PartFiles {
+            lists,
+            programmes,
+            dropped,
+            scores: scores.map(frame_of).transpose()?,
+        };
+        let stages = strata::finish::Stages::after(seconds, "protect");
+        let manifest = strata::finish::finish(reduce, stages, |dir, docs| {
+            Ok(output::parts::write_parts(dir, handed, docs)?)
+        })
+        .map_err(|e| match e {
+            strata::Error::Output(e) => Failure::Output(e),
+            strata::Error::Input(e) => Failure::Input(e),
+            e => Failure::Argument(e.to_string()),
+        })?;
+        serde_json::to_string(&manifest).map_err(|e| Failure::Argument(e.to_string()))
+    })?;
+    Ok(manifest)
+}
+
 /// A run being recorded in an output root's `runs.jsonl`, as `strata score --root` records
 /// its runs (`strata::history::RunLog`): the start line is written when this is made, the end
 /// line by [`RunLog::end`].
@@ -1543,6 +1697,7 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(previous_in_root, m)?)?;
     m.add_function(wrap_pyfunction!(read_programmes, m)?)?;
     m.add_function(wrap_pyfunction!(whole_files, m)?)?;
+    m.add_function(wrap_pyfunction!(finish, m)?)?;
     m.add("AGGREGATE_TABLES", output::AGGREGATE_TABLES.to_vec())?;
     m.add_class::<RunLog>()?;
     m.add_class::<Protected>()?;

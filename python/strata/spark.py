@@ -39,11 +39,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import io
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -145,7 +143,7 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     }
     if m is not None:
         file_rows[MEDICATIONS] = m.column(ROW).to_pylist()
-    meta: Dict[str, Any] = {"errors": [], "rejects": [], "files": [], "figures": [], "warnings": []}
+    meta: Dict[str, Any] = {"errors": [], "rejects": []}
     rows: List[Dict[str, Any]] = []
     try:
         s = strata.run(
@@ -200,14 +198,8 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     meta["rejects"] = [
         (f, file_rows[f][r - 1] if f in file_rows else r, col, why) for f, r, col, why in s.rejects()
     ]
-    meta["files"] = s.files()
-    meta["figures"] = s.figures()
-    meta["warnings"] = s.warnings()
-    meta["prescriptions"] = s.prescriptions()
-    meta["models"] = s.models()
-    meta["risk_models"] = s.risk_models()
-    meta["withheld_risk_models"] = s.withheld_risk_models()
-    meta["programmes"] = s.programmes()
+    # What the library's reduce step takes from each part (strata::partition::Handed).
+    meta["handed"] = s.handed()
     rows.append({"kind": "meta", "data": json.dumps(meta).encode()})
     return pa.Table.from_batches([_result_batch(rows)])
 
@@ -456,8 +448,7 @@ def _score(
         disclosure={"rule": disclosure_rule, "min_interval": min_interval},
         input={"today": today, "allow_identifiers": allow_identifiers, "max_rejected": max_rejected},
     )
-    resolved = strata.settings(**keys)
-    suppression = resolved["suppression"]
+    strata.settings(**keys)
     t0 = time.time()
     seconds: List[Tuple[str, float]] = []
 
@@ -686,27 +677,7 @@ def _score(
         raise SparkJobError("\n".join(lines))
     for m in metas:
         rejects.extend(tuple(x) for x in m["rejects"])
-    # The whole files' checks, by the binary's rule and words (strata::input::parts): the
-    # rejects in its order, each file's rejected-row warnings, and the rejected-row limit.
     totals = {TABLES[t]: df.count() for t, df in files.items()}
-    rejects, reject_warnings, too_many, file_counts = strata._strata.whole_files(
-        list(totals.items()), rejects, max_rejected
-    )
-    if too_many:
-        raise SparkJobError("\n".join(too_many))
-
-    # 5. Protect the tables once, and write everything.
-    # Every table in one pass, the PCN profile included, as the binary protects them.
-    # The tables and each PCN's documents come from this one protection (strata::disclosure).
-    protected = strata._strata.protect(
-        [(r["key"], r["section"], r["a"], r["b"], *[r[f"c{i}"] for i in range(5)]) for r in counts],
-        [(r["key"], [r[f"c{i}"] for i in range(INDICATOR_WIDTH)]) for r in indicator_counts],
-        json.dumps(keys),
-        profile=[(r["key"], r["b"], r["a"], [r[f"c{i}"] for i in range(8)]) for r in profile_counts],
-    )
-    summary_csv, equity_csv, indicators_csv, profile_csv = protected.tables()
-    lap("protect")
-    lists = sorted((r["key"], bytes(r["data"]), bytes(r["data2"])) for r in items if r["kind"] == "list")
     score_tables = [
         pa.ipc.open_stream(bytes(r["data"])).read_all() for r in items if r["kind"] == "scores"
     ]
@@ -715,136 +686,56 @@ def _score(
         scores = scores.take(pc.sort_indices(scores, [("patient_id", "ascending")]))
     # Who dropped off each list, from the whole run's scores (the tasks filled `change`).
     new_on_lists = dropped_off_lists = 0
-    dropped: Dict[str, bytes] = {}
+    dropped: List[Tuple[str, bytes]] = []
     if prev is not None and scores is not None:
         compared_with, new_on_lists, dropped_off_lists, files_ = prev.compare(scores, min_category)
-        dropped = {pcn: bytes(csv) for pcn, csv in files_}
+        dropped = [(pcn, bytes(csv)) for pcn, csv in files_]
+    lap("collect")
 
-    work = out_dir.parent / f".{out_dir.name}.strata-spark-{os.getpid()}"
-    if work.exists():
-        shutil.rmtree(work)
-    (work / "lists").mkdir(parents=True)
-    written: List[Dict[str, Any]] = []
-
-    def write(rel: str, data: bytes, rows: int) -> None:
-        (work / rel).write_bytes(data)
-        written.append({"path": rel, "rows": rows, "bytes": len(data),
-                        "sha256": hashlib.sha256(data).hexdigest()})
-
-    # One folder per PCN, named as the binary names them: lists/<PCN>/<PCN>.csv.
-    files = strata.pcn_files([pcn for pcn, _, _ in lists])
-    for (pcn, csv, parquet), file in zip(lists, files):
-        rows = max(csv.count(b"\n") - 1, 0)
-        (work / file).parent.mkdir()
-        write(f"{file}.csv", csv, rows)
-        write(f"{file}.parquet", parquet, rows)
-        # The care coordinator's workbook and page, written by the binary's writers.
-        for ext, data in protected.documents(pcn, parquet, as_of):
-            write(f"{file}.{ext}", data, rows)
-        if dropped:
-            d = dropped[pcn]
-            write(f"{file}.dropped.csv", d, max(d.count(b"\n") - 1, 0))
-    if scores is not None:
-        # In the binary's row groups (strata::output::parquet::encode_batched).
-        write("scores.parquet", strata.encode_table(scores, "scores"), scores.num_rows)
-    # The aggregate tables in the library's one order (strata::output::AGGREGATE_TABLES).
-    for stem, data in zip(strata._strata.AGGREGATE_TABLES,
-                          (summary_csv, equity_csv, indicators_csv, profile_csv)):
-        write(f"{stem}.csv", data, data.count(b"\n") - 1)
-    if rejects:
-        t = pa.table(
-            {
-                "file": pa.array([r[0] for r in rejects], pa.string()),
-                "row": pa.array([r[1] for r in rejects], pa.uint64()),
-                "column": pa.array([r[2] for r in rejects], pa.string()),
-                "reason": pa.array([r[3] for r in rejects], pa.string()),
-            }
-        )
-        write("rejects.csv", strata.encode_table(t, "csv"), t.num_rows)
-    # The programme lists, by programme (configuration order), then PCN (code order), as the
-    # binary records them.
-    stem_of = dict(zip([pcn for pcn, _, _ in lists], files))
-    programme_files = sorted(
-        (r["section"], r["key"], r["a"], bytes(r["data"]), bytes(r["data2"]))
-        for r in items if r["kind"] == "programme"
-    )
-    for _, pcn, name, csv, parquet in programme_files:
-        rows = max(csv.count(b"\n") - 1, 0)
-        write(f"{stem_of[pcn]}.{name}.csv", csv, rows)
-        write(f"{stem_of[pcn]}.{name}.parquet", parquet, rows)
-    lap("write")
-
-    figures: Dict[str, int] = {}
-    for m in metas:
-        for k, v in m["figures"]:
-            figures[k] = figures.get(k, 0) + v
-    figures["rejected_rows"] = len(rejects)
-    # The tasks' own warnings name rows within their tables and files seen in part: the
-    # rejected-row warnings are made again from the whole files' rejects; the rest (risk model
-    # caveats, prescriptions) once each.
-    # A PCN without prescriptions does not make a cohort without them: that warning stands only
-    # when every task gave it.
-    task_warnings = dict.fromkeys(
-        w for m in metas for w in m["warnings"]
-        if "row rejected:" not in w and "has no rows" not in w
-        and ("prescriptions" not in w or all(w in x["warnings"] for x in metas))
-    )
-    warnings = reject_warnings + list(task_warnings)
-    if compare_warning:
-        warnings.append(compare_warning)
-    prescriptions = sorted({m.get("prescriptions", "none") for m in metas})
-    # The run's settings as the binary records them (`config`: where the cohort and files are,
-    # the library's resolved settings, the run compared with).
-    config = {
-        "cohort": cohort,
-        "out": {"root": str(out_dir.parent)} if in_root else {"folder": out},
-        **resolved,
-        "previous": (previous if previous is not None else out) if compare else None,
-    }
-    manifest = {
-        "strata_version": strata.__version__,
-        "engine": f"spark {spark.version} ({'groupBy.applyInArrow' if engine == 'group' else 'repartition.mapInArrow'})",
-        "as_of": as_of,
-        "today": today,
-        "cohort": cohort,
-        "config": config,
-        "inputs": [{"file": f, "rows": n, "rejected": r} for f, n, r in file_counts],
-        "warnings": warnings,
-        "models": [{"path": p_, "fnv1a64": h} for p_, h in (metas[0]["models"] if metas else [])],
-        "risk_models": [
-            {"outcome": o, "path": p_, "fnv1a64": h}
-            for o, p_, h in (metas[0]["risk_models"] if metas else [])
-        ],
-        "withheld_risk_models": [
-            {"outcome": o, "path": p_, "fnv1a64": h}
-            for o, p_, h in (metas[0].get("withheld_risk_models", []) if metas else [])
-        ],
-        "rules": resolved["rules"],
-        "programmes": [
-            {"name": n, "description": d,
-             "listed": sum(x[2] for m in metas for x in m.get("programmes", []) if x[0] == n)}
-            for n, d, _ in (metas[0].get("programmes", []) if metas else [])
-        ],
-        "suppression": suppression,
-        **figures,
-        "compared_with": compared_with,
-        "new_on_lists": new_on_lists,
-        "dropped_off_lists": dropped_off_lists,
-        "prescriptions": next((x for x in prescriptions if x != "none"), "none"),
-        "outputs": written,
-        "seconds": seconds,
-    }
-    (work / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    # Published as the binary publishes (strata::publish): files synced, the folder swapped into
-    # place in one step, a folder that is not strata's refused.
+    # 5. The library's reduce step, as the binary's run calls it (strata::finish): the whole
+    # files' checks, the tables protected together, every file (each PCN's workbook and page
+    # made from its list), the manifest, the folder published as the binary publishes it.
     try:
-        strata._strata.publish_folder(str(work), str(out_dir), in_root=in_root)
+        manifest_json = strata._strata.finish(
+            json.dumps({**keys, "models": models}),
+            cohort,
+            str(out_dir),
+            in_root=in_root,
+            previous=(previous if previous is not None else out) if compare else None,
+            engine=f"spark {spark.version} ({'groupBy.applyInArrow' if engine == 'group' else 'repartition.mapInArrow'})",
+            threads=spark.sparkContext.defaultParallelism,
+            seconds=seconds,
+            counts=[(r["key"], r["section"], r["a"], r["b"], *[r[f"c{i}"] for i in range(5)])
+                    for r in counts],
+            indicator_rows=[(r["key"], [r[f"c{i}"] for i in range(INDICATOR_WIDTH)])
+                            for r in indicator_counts],
+            profile=[(r["key"], r["b"], r["a"], [r[f"c{i}"] for i in range(8)])
+                     for r in profile_counts],
+            parts=[m["handed"] for m in metas],
+            files=list(totals.items()),
+            rejects=rejects,
+            lists=[(r["key"], bytes(r["data"]), bytes(r["data2"]))
+                   for r in items if r["kind"] == "list"],
+            programmes=[(r["section"], r["key"], r["a"], bytes(r["data"]), bytes(r["data2"]))
+                        for r in items if r["kind"] == "programme"],
+            dropped=dropped,
+            scores=scores,
+            comparison=(compared_with, new_on_lists, dropped_off_lists, compare_warning),
+            cohort_synthetic=mark,
+            # The input files' hashes, where the driver can read them (not a URI).
+            hash_inputs="://" not in cohort,
+        )
+    except strata.InvalidCohortError as err:
+        raise SparkJobError(
+            "\n".join(ln for ln in str(err).splitlines() if ln.startswith("error:"))
+        ) from None
     except RuntimeError as e:
-        shutil.rmtree(work, ignore_errors=True)
         if "not a strata output folder" in str(e):
-            raise OutputFolderError(f"{out_dir} exists and is not a strata output folder: not replaced") from e
+            raise OutputFolderError(
+                f"{out_dir} exists and is not a strata output folder: not replaced"
+            ) from e
         raise
-    return manifest
+    return json.loads(manifest_json)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -163,6 +163,47 @@ def test_rejected_rows_are_the_binarys_in_every_detail(spark, tmp_path):
     assert inputs["events.parquet"] == 5 and inputs["encounters.parquet"] == 2
 
 
+# The manifest fields that say which engine ran and how (README, "Python and Spark"); every
+# other field is the binary's value.
+ENGINE_FIELDS = ("engine", "threads", "seconds", "read_paths", "distinct_codes", "unused_codes")
+
+
+def same_model_paths(entries: list[dict]) -> list[dict]:
+    """Model file records with the folder each engine found left out (hashes and sizes kept)."""
+    return [{**e, "path": re.sub(r"^.*?((risk/)?[^/]+)$", r"\1", e["path"])} for e in entries]
+
+
+def test_the_manifest_is_the_binarys_but_for_the_engine_fields(spark, tmp_path):
+    # A cohort with rejected rows, so the warnings and inputs are not trivially empty.
+    cohort = dirty_cohort(tmp_path / "dirty")
+    binary, out, m = run_both(spark, cohort, tmp_path, "auto")
+    want = json.loads((binary / "manifest.json").read_text())
+    assert json.loads((out / "manifest.json").read_text()) == m
+    assert m.keys() == want.keys()
+    assert want["engine"] == "binary" and m["engine"].startswith("spark ")
+    # Counted over the whole cohort: the binary's; under Spark, not counted (null), said so.
+    assert want["distinct_codes"] and m["distinct_codes"] is None and m["unused_codes"] is None
+    assert m["read_paths"] == []
+    assert [s for s, _ in m["seconds"]][-2:] == ["protect", "write"]
+    # The driver hashed the same input files.
+    assert m["input_files"] == want["input_files"] and len(want["input_files"]) >= 3
+    for key in ("models", "risk_models", "withheld_risk_models"):
+        assert same_model_paths(m[key]) == same_model_paths(want[key]), key
+    assert same_paths(m["warnings"]) == same_paths(want["warnings"])
+    paths = ("cohort", "out", "previous", "models", "risk_models")
+    assert {k: v for k, v in m["config"].items() if k not in paths} == {
+        k: v for k, v in want["config"].items() if k not in paths
+    }
+    # Where each engine's files went.
+    assert m["compared_with"].replace(str(out), "OUT") == want["compared_with"].replace(
+        str(binary), "OUT")
+    compared = ENGINE_FIELDS + ("config", "models", "risk_models", "withheld_risk_models",
+                                "warnings", "compared_with")
+    assert {k: v for k, v in m.items() if k not in compared} == {
+        k: v for k, v in want.items() if k not in compared
+    }
+
+
 def test_too_many_rejected_rows_refuse_the_cohort(spark, tmp_path):
     cohort = dirty_cohort(tmp_path / "dirty")
     with pytest.raises(sj.SparkJobError, match="events.parquet: 5 of 91401 rows rejected"):

@@ -4,7 +4,7 @@
 //! Pipeline position: part of the first stage, `input`.
 
 use super::LoadOptions;
-use crate::report::{FileCounts, Problem, Reject, Severity};
+use crate::report::{FileCounts, Problem, Reject, Scope, Severity};
 
 const MAX_ROWS_SHOWN: usize = 5;
 
@@ -36,6 +36,7 @@ impl Checker {
             message,
             count: 0,
             first_rows: vec![],
+            scope: Scope::Rows,
         });
     }
 
@@ -58,6 +59,7 @@ impl Checker {
             message: message.to_string(),
             count: rows.len() as u64,
             first_rows: rows.iter().take(MAX_ROWS_SHOWN).copied().collect(),
+            scope: Scope::Rows,
         });
     }
 }
@@ -86,6 +88,7 @@ impl Checker {
                 message: "has no rows".into(),
                 count: 0,
                 first_rows: vec![],
+                scope: Scope::WholeFile,
             });
         }
         let mut by_reason: Vec<((&str, &str), Vec<u64>)> = Vec::new();
@@ -107,6 +110,9 @@ impl Checker {
                 &format!("row rejected: {reason}"),
                 &rs,
             );
+            if let Some(p) = ck.problems.last_mut() {
+                p.scope = Scope::WholeFile;
+            }
         }
         if too_many {
             ck.file_error(

@@ -437,6 +437,8 @@ fn finish(cohort: &mut Cohort, mut ck: Checker) {
                 message,
                 count: 0,
                 first_rows: vec![],
+                // A part without prescriptions does not make a cohort without them.
+                scope: crate::report::Scope::EveryPart,
             });
         }
     }

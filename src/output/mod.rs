@@ -13,6 +13,7 @@ pub mod csv;
 pub mod html;
 pub mod indicators;
 pub mod parquet;
+pub mod parts;
 pub mod programmes;
 pub mod xlsx;
 
@@ -453,8 +454,6 @@ pub struct RunResults<'a> {
     pub ranked: &'a [(u32, Vec<u32>)],
     /// Per patient, whether on a list ([`crate::lists::listed_mask`] of `ranked`).
     pub listed: &'a [bool],
-    /// The protected aggregate tables.
-    pub tables: &'a [PublishedTable<'a>],
     /// The risk models' columns.
     pub risk: &'a RiskColumns<'a>,
     /// What changed since the previous run.
@@ -468,16 +467,16 @@ pub struct RunResults<'a> {
 /// The files of a scoring run, as [`write_outputs`] writes them.
 #[derive(Debug, Default)]
 pub struct Outputs {
-    /// The lists, what dropped off them, the documents, the scores file, the tables and the
-    /// rejected rows, in a fixed order.
+    /// The lists, what dropped off them, the documents and the scores file, in a fixed order.
     pub files: Vec<Written>,
     /// The programme lists: programmes in configuration order, then PCNs in code order.
     pub programmes: Vec<Written>,
 }
 
-/// Write every output of a scoring run into `dir` (which must exist and be empty): per PCN its
-/// list, what dropped off it, its documents and its programme lists; the scores file, each
-/// published table, and the rejected rows if any. Returns the files written, in a fixed order.
+/// Write the patients' outputs of a scoring run held in memory into `dir` (which must exist and
+/// be empty): per PCN its list, what dropped off it, its documents and its programme lists, and
+/// the scores file. Returns the files written, in a fixed order. The run's tables and rejected
+/// rows are [`write_tables`]'.
 pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Outputs, OutputError> {
     let RunResults {
         cohort,
@@ -485,7 +484,6 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Outputs, OutputError>
         definitions,
         ranked,
         listed,
-        tables,
         risk,
         changes,
         pcn_docs,
@@ -586,21 +584,31 @@ pub fn write_outputs(dir: &Path, r: &RunResults) -> Result<Outputs, OutputError>
         }
     }
     written.extend(scores?);
+    Ok(Outputs {
+        files: written,
+        programmes: by_programme.into_iter().flatten().collect(),
+    })
+}
+
+/// Write a run's published aggregate tables and, if any, its rejected rows into `dir`, after
+/// the patients' files; whichever engine made them, the same files.
+pub fn write_tables(
+    dir: &Path,
+    tables: &[PublishedTable],
+    rejects: &[Reject],
+) -> Result<Vec<Written>, OutputError> {
+    let mut written = Vec::new();
     for t in tables {
         let mut df = t
             .frame()
             .map_err(encode_err(&dir.join(format!("{}.csv", t.stem))))?;
         written.extend(write_all(dir, t.stem, TABLE_FORMATS, &mut df)?);
     }
-    if !cohort.rejects.is_empty() {
-        let mut df =
-            rejects_frame(&cohort.rejects).map_err(encode_err(&dir.join("rejects.csv")))?;
+    if !rejects.is_empty() {
+        let mut df = rejects_frame(rejects).map_err(encode_err(&dir.join("rejects.csv")))?;
         written.extend(write_all(dir, "rejects", TABLE_FORMATS, &mut df)?);
     }
-    Ok(Outputs {
-        files: written,
-        programmes: by_programme.into_iter().flatten().collect(),
-    })
+    Ok(written)
 }
 
 /// One frame for everyone on any of a PCN's lists: the frailty list's people (`pats`) in rank
