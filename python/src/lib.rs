@@ -362,6 +362,82 @@ impl Scoring {
             .collect()
     }
 
+    /// Each PCN's files as bytes, from one frame per PCN (the binary's `output::pcn_frame`:
+    /// the frailty list's rows first, then those only on a programme list): with `list`, the
+    /// list's CSV and Parquet; always, each programme list's name, CSV and Parquet.
+    #[allow(clippy::type_complexity)]
+    fn pcn_bytes(
+        &self,
+        list: bool,
+    ) -> Result<
+        Vec<(
+            String,
+            Option<(Vec<u8>, Vec<u8>)>,
+            Vec<(usize, String, Vec<u8>, Vec<u8>)>,
+        )>,
+        Failure,
+    > {
+        let scorer = Scorer::new(&self.models.definitions);
+        let risk = self.risk_columns();
+        let p = &self.part;
+        let inputs = strata::programmes::Inputs {
+            cohort: &p.cohort,
+            scored: &p.scored,
+            defs: &self.models.definitions,
+            risks: &p.risks,
+            register: &p.register,
+            as_of: self.as_of,
+        };
+        let run = output::programmes::ProgrammeRun {
+            programmes: &self.programmes,
+            selected: &p.selected,
+            inputs: &inputs,
+        };
+        let mut out = Vec::new();
+        for (pcn, pats) in &p.ranked {
+            let lists = if self.programmes.is_empty() {
+                Vec::new()
+            } else {
+                run.of_pcn(*pcn)
+            };
+            if !list && lists.is_empty() {
+                continue;
+            }
+            let (full, row_of) = output::pcn_frame(
+                &p.cohort, &p.scored, &scorer, pats, &lists, &risk, &p.changes,
+            )?;
+            let list_bytes = if list {
+                // The frailty list: the frame's first rows.
+                let mut df = full.slice(0, pats.len());
+                Some((
+                    encode(&output::csv::Csv::EXCEL, &mut df)?,
+                    encode(&output::parquet::Parquet, &mut df)?,
+                ))
+            } else {
+                None
+            };
+            let mut programmes = Vec::new();
+            for (k, patients) in lists {
+                let programme = &self.programmes[k];
+                let mut df = output::programmes::programme_frame(
+                    programme, &inputs, patients, &full, &row_of,
+                )?;
+                programmes.push((
+                    k,
+                    programme.name.clone(),
+                    encode(&output::csv::Csv::EXCEL, &mut df)?,
+                    encode(&output::parquet::Parquet, &mut df)?,
+                ));
+            }
+            out.push((
+                p.cohort.patients.pcns[*pcn as usize].clone(),
+                list_bytes,
+                programmes,
+            ));
+        }
+        Ok(out)
+    }
+
     /// The risk models' columns of the lists and the scores file.
     fn risk_columns(&self) -> RiskColumns<'_> {
         let p = &self.part;
@@ -439,10 +515,10 @@ impl Scoring {
     /// Each PCN's list as the bytes of the binary's files: `[(pcn_code, csv, parquet)]`.
     fn list_files<'py>(&self, py: Python<'py>) -> PyResult<Vec<ListFiles<'py>>> {
         let mut out = Vec::new();
-        for (pcn, mut df) in self.list_frames()? {
-            let csv = encode(&output::csv::Csv::EXCEL, &mut df)?;
-            let parquet = encode(&output::parquet::Parquet, &mut df)?;
-            out.push((pcn, PyBytes::new(py, &csv), PyBytes::new(py, &parquet)));
+        for (pcn, list, _) in self.pcn_bytes(true)? {
+            if let Some((csv, parquet)) = list {
+                out.push((pcn, PyBytes::new(py, &csv), PyBytes::new(py, &parquet)));
+            }
         }
         Ok(out)
     }
@@ -463,56 +539,58 @@ impl Scoring {
             Bound<'py, PyBytes>,
         )>,
     > {
-        if self.programmes.is_empty() {
-            return Ok(Vec::new());
-        }
-        let scorer = Scorer::new(&self.models.definitions);
-        let risk = self.risk_columns();
-        let inputs = strata::programmes::Inputs {
-            cohort: &self.part.cohort,
-            scored: &self.part.scored,
-            defs: &self.models.definitions,
-            risks: &self.part.risks,
-            register: &self.part.register,
-            as_of: self.as_of,
-        };
-        let run = output::programmes::ProgrammeRun {
-            programmes: &self.programmes,
-            selected: &self.part.selected,
-            inputs: &inputs,
-        };
         let mut out = Vec::new();
-        for (pcn, pats) in &self.part.ranked {
-            let (pcn, pats) = (*pcn, pats.as_slice());
-            let lists = run.of_pcn(pcn);
-            let (full, row_of) = output::pcn_frame(
-                &self.part.cohort,
-                &self.part.scored,
-                &scorer,
-                pats,
-                &lists,
-                &risk,
-                &self.part.changes,
-            )
-            .map_err(Failure::from)?;
-            for (k, patients) in lists {
-                let programme = &self.programmes[k];
-                let mut df = output::programmes::programme_frame(
-                    programme, &inputs, patients, &full, &row_of,
-                )
-                .map_err(Failure::from)?;
-                let csv = encode(&output::csv::Csv::EXCEL, &mut df)?;
-                let parquet = encode(&output::parquet::Parquet, &mut df)?;
+        for (pcn, _, programmes) in self.pcn_bytes(false)? {
+            for (k, name, csv, parquet) in programmes {
                 out.push((
-                    self.part.cohort.patients.pcns[pcn as usize].clone(),
+                    pcn.clone(),
                     k,
-                    programme.name.clone(),
+                    name,
                     PyBytes::new(py, &csv),
                     PyBytes::new(py, &parquet),
                 ));
             }
         }
         Ok(out)
+    }
+
+    /// Each PCN's list files and its programme lists' files, from one frame per PCN (what a
+    /// Spark task hands up): `([(pcn_code, csv, parquet)], [(pcn_code, programme index,
+    /// programme name, csv, parquet)])`.
+    #[allow(clippy::type_complexity)]
+    fn all_list_files<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(
+        Vec<ListFiles<'py>>,
+        Vec<(
+            String,
+            usize,
+            String,
+            Bound<'py, PyBytes>,
+            Bound<'py, PyBytes>,
+        )>,
+    )> {
+        let (mut lists, mut programmes) = (Vec::new(), Vec::new());
+        for (pcn, list, progs) in self.pcn_bytes(true)? {
+            if let Some((csv, parquet)) = list {
+                lists.push((
+                    pcn.clone(),
+                    PyBytes::new(py, &csv),
+                    PyBytes::new(py, &parquet),
+                ));
+            }
+            for (k, name, csv, parquet) in progs {
+                programmes.push((
+                    pcn.clone(),
+                    k,
+                    name,
+                    PyBytes::new(py, &csv),
+                    PyBytes::new(py, &parquet),
+                ));
+            }
+        }
+        Ok((lists, programmes))
     }
 
     /// The programmes and how many each lists, as the manifest says them:
@@ -942,84 +1020,13 @@ impl PreviousRun {
         let prev = &self.previous;
         let (compared, files) = py.detach(move || -> Result<_, Failure> {
             let df = frame_of(batches)?;
-            let what = "scores";
-            let ids: Vec<String> = text_column(&df, "patient_id", what)?
-                .into_iter()
-                .map(Option::unwrap_or_default)
-                .collect();
-            if ids.windows(2).any(|w| w[0] >= w[1]) {
-                return Err(Failure::Argument(
-                    "scores: patients are not in pseudonym order (or a pseudonym is repeated)"
-                        .into(),
-                ));
-            }
-            let pcn_text = text_column(&df, "pcn_code", what)?;
-            let mut pcns: Vec<String> = pcn_text.iter().flatten().cloned().collect();
-            pcns.sort_unstable();
-            pcns.dedup();
-            let pcn = pcn_text
-                .iter()
-                .map(|c| {
-                    let c = c.as_deref().unwrap_or_default();
-                    pcns.binary_search_by(|x| x.as_str().cmp(c))
-                        .map(|i| i as u32)
-                        .map_err(|_| Failure::Argument("scores: a null pcn_code".into()))
-                })
-                .collect::<Result<Vec<u32>, Failure>>()?;
-            let statuses = [
-                Status::Eligible,
-                Status::TooYoung,
-                Status::Deceased,
-                Status::NotYetBorn,
-            ];
-            let status = text_column(&df, "status", what)?
-                .iter()
-                .map(|s| {
-                    let s = s.as_deref().unwrap_or_default();
-                    statuses
-                        .into_iter()
-                        .find(|x| x.name() == s)
-                        .ok_or_else(|| Failure::Argument(format!("scores: unknown status '{s}'")))
-                })
-                .collect::<Result<Vec<Status>, Failure>>()?;
-            let category = text_column(&df, "efi_category", what)?
-                .iter()
-                .map(|c| {
-                    let c = c.as_deref().unwrap_or_default();
-                    EfiCategory::parse(c).ok_or_else(|| {
-                        Failure::Argument(format!("scores: unknown efi_category '{c}'"))
-                    })
-                })
-                .collect::<Result<Vec<EfiCategory>, Failure>>()?;
-            let listed: Vec<bool> = df
-                .column("listed")
-                .map_err(|_| Failure::Argument("scores: no column 'listed'".into()))?
-                .bool()?
-                .iter()
-                .map(|v| v.unwrap_or(false))
-                .collect();
-            let now = Current {
-                ids: &ids,
-                pcns: &pcns,
-                pcn: &pcn,
-                status: &status,
-                category: &category,
-                listed: &listed,
-            };
-            let changes = Changes::between(&now, min_category, prev);
-            let mut files = Vec::new();
-            if Scoring::has_dropped_files(&changes) {
-                for (k, code) in pcns.iter().enumerate() {
-                    let mut df = output::dropped_frame(&changes.dropped[k])?;
-                    files.push((code.clone(), encode(&output::csv::Csv::PLAIN, &mut df)?));
-                }
-            }
+            let (changes, pcns) = changes_of_scores(&df, prev, min_category)?;
             let compared = (
                 changes.compared_with.clone(),
                 changes.new_on_lists(),
                 changes.dropped_total(),
             );
-            Ok((compared, files))
+            Ok((compared, dropped_files(&changes, &pcns)?))
         })?;
         let files = files
             .into_iter()
@@ -1027,6 +1034,92 @@ impl PreviousRun {
             .collect();
         Ok((compared.0, compared.1, compared.2, files))
     }
+}
+
+/// What changed since `prev`, worked out from a whole run's scores (the rows of its
+/// `scores.parquet`, in pseudonym order: `patient_id`, `pcn_code`, `status`, `efi_category`,
+/// `listed`), as the binary works it out; with the PCN codes of the scores.
+fn changes_of_scores(
+    df: &DataFrame,
+    prev: &Previous,
+    min_category: EfiCategory,
+) -> Result<(Changes, Vec<String>), Failure> {
+    let what = "scores";
+    let ids: Vec<String> = text_column(&df, "patient_id", what)?
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect();
+    if ids.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(Failure::Argument(
+            "scores: patients are not in pseudonym order (or a pseudonym is repeated)".into(),
+        ));
+    }
+    let pcn_text = text_column(&df, "pcn_code", what)?;
+    let mut pcns: Vec<String> = pcn_text.iter().flatten().cloned().collect();
+    pcns.sort_unstable();
+    pcns.dedup();
+    let pcn = pcn_text
+        .iter()
+        .map(|c| {
+            let c = c.as_deref().unwrap_or_default();
+            pcns.binary_search_by(|x| x.as_str().cmp(c))
+                .map(|i| i as u32)
+                .map_err(|_| Failure::Argument("scores: a null pcn_code".into()))
+        })
+        .collect::<Result<Vec<u32>, Failure>>()?;
+    let statuses = [
+        Status::Eligible,
+        Status::TooYoung,
+        Status::Deceased,
+        Status::NotYetBorn,
+    ];
+    let status = text_column(&df, "status", what)?
+        .iter()
+        .map(|s| {
+            let s = s.as_deref().unwrap_or_default();
+            statuses
+                .into_iter()
+                .find(|x| x.name() == s)
+                .ok_or_else(|| Failure::Argument(format!("scores: unknown status '{s}'")))
+        })
+        .collect::<Result<Vec<Status>, Failure>>()?;
+    let category = text_column(&df, "efi_category", what)?
+        .iter()
+        .map(|c| {
+            let c = c.as_deref().unwrap_or_default();
+            EfiCategory::parse(c)
+                .ok_or_else(|| Failure::Argument(format!("scores: unknown efi_category '{c}'")))
+        })
+        .collect::<Result<Vec<EfiCategory>, Failure>>()?;
+    let listed: Vec<bool> = df
+        .column("listed")
+        .map_err(|_| Failure::Argument("scores: no column 'listed'".into()))?
+        .bool()?
+        .iter()
+        .map(|v| v.unwrap_or(false))
+        .collect();
+    let now = Current {
+        ids: &ids,
+        pcns: &pcns,
+        pcn: &pcn,
+        status: &status,
+        category: &category,
+        listed: &listed,
+    };
+    Ok((Changes::between(&now, min_category, prev), pcns))
+}
+
+/// Each PCN's `dropped.csv` bytes (`(pcn_code, csv)`, PCNs as `pcns`), or none when the binary
+/// writes none (nothing compared and found).
+fn dropped_files(changes: &Changes, pcns: &[String]) -> Result<Vec<(String, Vec<u8>)>, Failure> {
+    let mut files = Vec::new();
+    if Scoring::has_dropped_files(changes) {
+        for (k, code) in pcns.iter().enumerate() {
+            let mut df = output::dropped_frame(&changes.dropped[k])?;
+            files.push((code.clone(), encode(&output::csv::Csv::PLAIN, &mut df)?));
+        }
+    }
+    Ok(files)
 }
 
 /// Read the previous run in `dir` as the binary does: `None` when it holds no
@@ -1293,13 +1386,15 @@ type ListBytes = (String, Vec<u8>, Vec<u8>);
 /// checks (`files`: each file's rows; `rejects`: every part's rejected rows, numbered in the
 /// whole files; too many refuse the run with `InvalidCohortError`), the aggregate tables
 /// protected together from the parts' counts added up, every file written (the lists and
-/// programme lists handed up as bytes, each PCN's workbook and page made here, `dropped` lists,
-/// the scores table), the manifest, and the folder published to `out` (with `in_root`,
+/// programme lists handed up as bytes, each PCN's workbook and page made here, the scores table,
+/// and, with `previous_run`, what changed since it: the `dropped` lists and the manifest's
+/// figures, worked out from the whole run's scores), the manifest, and the folder published to `out` (with `in_root`,
 /// `ROOT/<as-of>` of an output root, `latest` moved). `settings` is JSON of strata.toml's keys,
-/// resolved by the library; `parts` each part's [`Scoring::handed`]; `comparison` is
-/// `(compared_with, new_on_lists, dropped_off_lists, warning)`. Returns the manifest as JSON.
+/// resolved by the library; `parts` each part's [`Scoring::handed`]; `compared_with` and
+/// `compare_warning` say why nothing was compared when there is no `previous_run`. Returns the
+/// manifest as JSON.
 #[pyfunction]
-#[pyo3(signature = (settings, cohort, out, *, in_root, previous, engine, threads, seconds, counts, indicator_rows, profile, parts, files, rejects, lists, programmes, dropped, scores, comparison, cohort_synthetic, hash_inputs))]
+#[pyo3(signature = (settings, cohort, out, *, in_root, previous, engine, threads, seconds, counts, indicator_rows, profile, parts, files, rejects, lists, programmes, scores, previous_run, compared_with, compare_warning, cohort_synthetic, hash_inputs))]
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn finish(
     py: Python<'_>,
@@ -1319,9 +1414,10 @@ fn finish(
     rejects: Vec<RejectRow>,
     lists: Vec<ListBytes>,
     programmes: Vec<output::parts::ProgrammeFile>,
-    dropped: Vec<(String, Vec<u8>)>,
     scores: Option<&Bound<'_, PyAny>>,
-    comparison: (String, u64, u64, Option<String>),
+    previous_run: Option<Py<PreviousRun>>,
+    compared_with: String,
+    compare_warning: Option<String>,
     cohort_synthetic: Option<String>,
     hash_inputs: bool,
 ) -> PyResult<String> {
@@ -1358,6 +1454,9 @@ fn finish(
         _ => strata::publish::Destination::Folder(out.clone()),
     };
     let manifest = py.detach(move || -> Result<String, Failure> {
+        // The driver's stages so far, then this one (the whole files' checks, the scores put in
+        // order and compared), then the library's `protect` and `write`.
+        let stages = strata::finish::Stages::after(seconds, "whole_files");
         let mut models = RunModels::load(&settings).map_err(models_failure)?;
         models
             .for_cohort(&settings, cohort_synthetic.is_some())
@@ -1381,7 +1480,24 @@ fn finish(
             settings,
             previous,
         };
-        let (compared_with, new_on_lists, dropped_off_lists, warning) = comparison;
+        // The whole run's scores, in pseudonym order; what changed since the previous run is
+        // worked out from them, as the binary works it out (who moved between PCNs, who left).
+        let mut scores = scores.map(frame_of).transpose()?;
+        if let Some(df) = &mut scores {
+            df.sort_in_place(["patient_id"], Default::default())?;
+        }
+        let mut comparison = strata::finish::Comparison {
+            compared_with,
+            warning: compare_warning,
+            ..Default::default()
+        };
+        let mut dropped = Vec::new();
+        if let (Some(prev), Some(df)) = (&previous_run, &scores) {
+            let (changes, pcns) =
+                changes_of_scores(df, &prev.get().previous, opts.settings.rules.min_category)?;
+            comparison = strata::finish::Comparison::of(&changes, comparison.warning);
+            dropped = dropped_files(&changes, &pcns)?;
+        }
         let reduce = strata::finish::Reduce {
             opts: &opts,
             models: &models,
@@ -1398,21 +1514,15 @@ fn finish(
                 unused_codes: None,
                 cohort_synthetic,
             },
-            comparison: strata::finish::Comparison {
-                compared_with,
-                new_on_lists,
-                dropped_off_lists,
-                warning,
-            },
+            comparison,
             hashes,
         };
         let handed = output::parts::PartFiles {
             lists,
             programmes,
             dropped,
-            scores: scores.map(frame_of).transpose()?,
+            scores,
         };
-        let stages = strata::finish::Stages::after(seconds, "protect");
         let manifest = strata::finish::finish(reduce, stages, |dir, docs| {
             Ok(output::parts::write_parts(dir, handed, docs)?)
         })

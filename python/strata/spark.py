@@ -175,8 +175,13 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
         meta["errors"].append({"pcns": [str(x) for x in pcns], "report": str(err)})
         rows.append({"kind": "meta", "data": json.dumps(meta).encode()})
         return pa.Table.from_batches([_result_batch(rows)])
-    for pcn, csv, parquet in s.list_files():
+    # Each PCN's list and programme lists, from one frame per PCN.
+    list_files, programme_files = s.all_list_files()
+    for pcn, csv, parquet in list_files:
         rows.append({"kind": "list", "key": pcn, "data": csv, "data2": parquet})
+    for pcn, k, name, csv, parquet in programme_files:
+        rows.append({"kind": "programme", "key": pcn, "section": k, "a": name,
+                     "data": bytes(csv), "data2": bytes(parquet)})
     sink = io.BytesIO()
     scores = pa.table(s.scores())
     with pa.ipc.new_stream(sink, scores.schema) as w:
@@ -189,9 +194,6 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
         )
     for pcn, c in s.indicator_counts():
         rows.append({"kind": "indicator", "key": pcn, **{f"c{i}": v for i, v in enumerate(c)}})
-    for pcn, k, name, csv, parquet in s.programme_files():
-        rows.append({"kind": "programme", "key": pcn, "section": k, "a": name,
-                     "data": bytes(csv), "data2": bytes(parquet)})
     for pcn, dimension, value, c in s.profile_counts():
         rows.append({"kind": "profile", "key": pcn, "b": dimension, "a": value,
                      **{f"c{i}": v for i, v in enumerate(c)}})
@@ -682,14 +684,6 @@ def _score(
         pa.ipc.open_stream(bytes(r["data"])).read_all() for r in items if r["kind"] == "scores"
     ]
     scores = pa.concat_tables(score_tables) if score_tables else None
-    if scores is not None:
-        scores = scores.take(pc.sort_indices(scores, [("patient_id", "ascending")]))
-    # Who dropped off each list, from the whole run's scores (the tasks filled `change`).
-    new_on_lists = dropped_off_lists = 0
-    dropped: List[Tuple[str, bytes]] = []
-    if prev is not None and scores is not None:
-        compared_with, new_on_lists, dropped_off_lists, files_ = prev.compare(scores, min_category)
-        dropped = [(pcn, bytes(csv)) for pcn, csv in files_]
     lap("collect")
 
     # 5. The library's reduce step, as the binary's run calls it (strata::finish): the whole
@@ -718,9 +712,12 @@ def _score(
                    for r in items if r["kind"] == "list"],
             programmes=[(r["section"], r["key"], r["a"], bytes(r["data"]), bytes(r["data2"]))
                         for r in items if r["kind"] == "programme"],
-            dropped=dropped,
             scores=scores,
-            comparison=(compared_with, new_on_lists, dropped_off_lists, compare_warning),
+            # What changed since the previous run, worked out by the library from the whole
+            # run's scores (the tasks filled the lists' `change` column).
+            previous_run=prev,
+            compared_with=compared_with,
+            compare_warning=compare_warning,
             cohort_synthetic=mark,
             # The input files' hashes, where the driver can read them (not a URI).
             hash_inputs="://" not in cohort,

@@ -197,8 +197,11 @@ def test_the_manifest_is_the_binarys_but_for_the_engine_fields(spark, tmp_path):
     # Where each engine's files went.
     assert m["compared_with"].replace(str(out), "OUT") == want["compared_with"].replace(
         str(binary), "OUT")
+    # Each engine records the commit its own build was made from (the same in CI, which builds
+    # both from one checkout).
+    assert re.fullmatch(r"[0-9a-f]{40}|unknown", m["git_commit"])
     compared = ENGINE_FIELDS + ("config", "models", "risk_models", "withheld_risk_models",
-                                "warnings", "compared_with")
+                                "warnings", "compared_with", "git_commit")
     assert {k: v for k, v in m.items() if k not in compared} == {
         k: v for k, v in want.items() if k not in compared
     }

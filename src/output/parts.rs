@@ -33,8 +33,7 @@ pub struct PartFiles {
     /// Who dropped off each PCN's list, as the bytes of its `.dropped.csv` (empty when nothing
     /// was compared).
     pub dropped: Vec<(String, Vec<u8>)>,
-    /// Every patient's scores (the scores file's rows and columns), in any order: written in
-    /// pseudonym order.
+    /// Every patient's scores (the scores file's rows and columns), in pseudonym order.
     pub scores: Option<DataFrame>,
 }
 
@@ -107,13 +106,11 @@ pub fn write_parts(dir: &Path, files: PartFiles, docs: &PcnDocs) -> Result<Outpu
                 .collect::<Vec<Result<Vec<Written>, OutputError>>>()
         },
         || -> Result<Vec<Written>, OutputError> {
-            let Some(mut df) = scores else {
+            let Some(df) = scores else {
                 return Ok(Vec::new());
             };
             let rel = "scores.parquet";
             let path = dir.join(rel);
-            df.sort_in_place(["patient_id"], SortMultipleOptions::default())
-                .map_err(encode_err(&path))?;
             let n = df.height();
             let digest = parquet::write_batched(&path, n, SCORES_BATCH, |r| {
                 Ok(df.slice(r.start as i64, r.len()))
