@@ -1045,7 +1045,7 @@ fn changes_of_scores(
     min_category: EfiCategory,
 ) -> Result<(Changes, Vec<String>), Failure> {
     let what = "scores";
-    let ids: Vec<String> = text_column(&df, "patient_id", what)?
+    let ids: Vec<String> = text_column(df, "patient_id", what)?
         .into_iter()
         .map(Option::unwrap_or_default)
         .collect();
@@ -1054,7 +1054,7 @@ fn changes_of_scores(
             "scores: patients are not in pseudonym order (or a pseudonym is repeated)".into(),
         ));
     }
-    let pcn_text = text_column(&df, "pcn_code", what)?;
+    let pcn_text = text_column(df, "pcn_code", what)?;
     let mut pcns: Vec<String> = pcn_text.iter().flatten().cloned().collect();
     pcns.sort_unstable();
     pcns.dedup();
@@ -1073,7 +1073,7 @@ fn changes_of_scores(
         Status::Deceased,
         Status::NotYetBorn,
     ];
-    let status = text_column(&df, "status", what)?
+    let status = text_column(df, "status", what)?
         .iter()
         .map(|s| {
             let s = s.as_deref().unwrap_or_default();
@@ -1083,7 +1083,7 @@ fn changes_of_scores(
                 .ok_or_else(|| Failure::Argument(format!("scores: unknown status '{s}'")))
         })
         .collect::<Result<Vec<Status>, Failure>>()?;
-    let category = text_column(&df, "efi_category", what)?
+    let category = text_column(df, "efi_category", what)?
         .iter()
         .map(|c| {
             let c = c.as_deref().unwrap_or_default();
