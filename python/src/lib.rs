@@ -1673,6 +1673,21 @@ fn whole_files(
     ))
 }
 
+/// The error of a cohort read in parts whose `patients.parquet` gives one pseudonym to more than
+/// one row (`rows`: 1-based, every row after each pseudonym's first, found by the engine across
+/// its parts), as `strata validate` prints it (`strata::input::parts::duplicate_pseudonyms`);
+/// `None` when there are none.
+#[pyfunction]
+fn duplicate_pseudonyms(rows: Vec<u64>) -> Option<String> {
+    strata::input::parts::duplicate_pseudonyms(rows).map(|r| {
+        r.problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
 /// The indicator counts of a run from their parts ([`Scoring::indicator_counts`]).
 fn indicator_counts(rows: Vec<(String, Vec<u64>)>) -> Result<IndicatorCounts, Failure> {
     let mut ind = IndicatorCounts::default();
@@ -1808,6 +1823,7 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read_programmes, m)?)?;
     m.add_function(wrap_pyfunction!(whole_files, m)?)?;
     m.add_function(wrap_pyfunction!(finish, m)?)?;
+    m.add_function(wrap_pyfunction!(duplicate_pseudonyms, m)?)?;
     m.add("AGGREGATE_TABLES", output::AGGREGATE_TABLES.to_vec())?;
     m.add_class::<RunLog>()?;
     m.add_class::<Protected>()?;

@@ -248,31 +248,6 @@ def _apply_group(settings: Dict[str, Any]):
     return f
 
 
-# Rows a problem names at most (strata::input::report::MAX_ROWS_SHOWN).
-MAX_ROWS_SHOWN = 5
-
-
-def _problem(
-    file: str,
-    column: Optional[str],
-    message: str,
-    rows: Sequence[int] = (),
-    severity: str = "error",
-) -> str:
-    """A problem as ``strata validate`` prints it."""
-    s = f"{severity}: {file}"
-    if column:
-        s += f", column {column}"
-    s += f": {message}"
-    if rows:
-        shown = rows[:MAX_ROWS_SHOWN]
-        more = ", ..." if len(rows) > len(shown) else ""
-        label = "row" if len(shown) == 1 else "rows"
-        s += f" ({len(rows)} row{'' if len(rows) == 1 else 's'}; {label} "
-        s += ", ".join(str(r) for r in shown) + f"{more})"
-    return s
-
-
 # The driver's memory (JVM heap) a cohort needs: the driver collects every task's list files, its
 # patients' scores and the tables' counts. Measured here (README, BENCHMARKS.md): the default
 # synthetic ICS of 1.2 million patients fails with Spark's default 1 GiB and succeeds with 2 GiB.
@@ -573,7 +548,8 @@ def _score(
     )
     if dup_rows:
         raise SparkJobError(
-            _problem(PATIENTS, "patient_id", "duplicate pseudonym", [r["row"] for r in dup_rows])
+            # In the library's words (strata::input::parts::duplicate_pseudonyms).
+            strata._strata.duplicate_pseudonyms([r["row"] for r in dup_rows])
         )
     owners = p.select(KEY, F.col("pcn_code").cast("string").alias(PCN))
     rejects: List[Tuple[str, int, str, str]] = []

@@ -191,6 +191,10 @@ pub fn is_bnf_device(bnf: &str) -> bool {
     matches!(bnf.trim().get(..2), Some("20" | "21" | "22" | "23"))
 }
 
+/// A pseudonym given to two patient rows: an error of `patients.parquet` (the cohort is
+/// refused), however the cohort is read.
+pub const DUPLICATE_PSEUDONYM: &str = "duplicate pseudonym";
+
 /// Reasons a row is rejected, shared by events and encounters and by every adaptor.
 pub mod reason {
     pub const MALFORMED_DMD: &str = "dm+d code is not 6 to 18 digits";

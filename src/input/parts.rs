@@ -70,6 +70,26 @@ pub fn whole_files(
     (ck.rejects, report)
 }
 
+/// The error of a cohort read in parts whose `patients.parquet` gives one pseudonym to more
+/// than one row (an engine finds them across its parts: `rows`, 1-based, every row after each
+/// pseudonym's first), in the words a whole read reports it; `None` when there are none.
+pub fn duplicate_pseudonyms(mut rows: Vec<u64>) -> Option<ValidationReport> {
+    rows.sort_unstable();
+    let mut ck = Checker::default();
+    ck.rows(
+        crate::report::Severity::Error,
+        contract::PATIENTS_FILE,
+        "patient_id",
+        contract::DUPLICATE_PSEUDONYM,
+        &rows,
+    );
+    (!ck.problems.is_empty()).then(|| ValidationReport {
+        problems: ck.problems,
+        files: Vec::new(),
+        distinct_codes: Vec::new(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +101,17 @@ mod tests {
             column: "patient_id",
             reason: why,
         }
+    }
+
+    #[test]
+    fn duplicate_pseudonyms_found_in_parts_read_as_a_whole_read_says_them() {
+        assert!(duplicate_pseudonyms(Vec::new()).is_none());
+        let r = duplicate_pseudonyms(vec![90, 3, 7, 12, 40, 41]).unwrap();
+        assert_eq!(r.errors(), 1);
+        assert_eq!(
+            r.problems[0].to_string(),
+            "error: patients.parquet, column patient_id: duplicate pseudonym (6 rows; rows 3, 7, 12, 40, 41, ...)"
+        );
     }
 
     #[test]

@@ -189,7 +189,7 @@ pub(crate) fn read_patients(t: &Table, opts: &LoadOptions, ck: &mut Checker) -> 
         ("pcn_code", "null or empty PCN code"),
         ("imd_decile", "IMD decile outside 1-10"),
         ("death_date", "death date before 1900, after today or before birth"),
-        ("patient_id", "duplicate pseudonym"),
+        ("patient_id", super::contract::DUPLICATE_PSEUDONYM),
     ];
     for (k, (col, msg)) in msgs.iter().enumerate() {
         ck.rows(err, name, col, msg, &bad[k]);
