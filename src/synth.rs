@@ -76,6 +76,10 @@ pub struct SynthOptions {
     /// Rows per Parquet row group aimed at (default [`ROW_GROUP_ROWS`], what polars writes by
     /// default); smaller values let tests cover many row groups on a small cohort.
     pub row_group_rows: usize,
+    /// The share of people aged 65 or over, in (0, 1): the pyramid's 65+ bands are scaled to
+    /// give it (about half in the older populations real ICSs list). `None`: England's pyramid
+    /// (about 15%).
+    pub share_65_plus: Option<f64>,
 }
 
 /// The as-of date synthetic cohorts are built around: 2025-04-01.
@@ -95,6 +99,7 @@ impl SynthOptions {
             pcns: None,
             out,
             row_group_rows: ROW_GROUP_ROWS,
+            share_65_plus: None,
         }
     }
 }
@@ -208,6 +213,17 @@ pub fn mix(mut z: u64) -> u64 {
 const AGE_BANDS: [f64; 19] = [
     5.4, 5.9, 6.1, 5.8, 6.0, 6.6, 6.9, 6.8, 6.4, 6.3, 6.8, 6.8, 6.0, 5.1, 5.0, 4.2, 2.8, 1.7, 1.0,
 ];
+
+/// The factor on the pyramid's 65+ bands (from 65, the 14th) that makes `share` of the people
+/// 65 or over (before each PCN's tilt by deprivation); 1 for England's pyramid.
+fn older_factor(share: Option<f64>) -> f64 {
+    let Some(share) = share.filter(|s| *s > 0.0 && *s < 1.0) else {
+        return 1.0;
+    };
+    let old: f64 = AGE_BANDS[13..].iter().sum();
+    let young: f64 = AGE_BANDS[..13].iter().sum();
+    share * young / ((1.0 - share) * old)
+}
 
 /// Ethnic groups (ONS 2021 high-level categories) and their shares in an affluent/rural and a
 /// deprived/urban PCN; a PCN mixes the two by its deprivation.
@@ -613,6 +629,8 @@ struct World<'a> {
     pcn_decile: Vec<f64>,
     /// Practice uses Read v2 (EMIS-like) rather than CTV3 (TPP-like) before SNOMED CT.
     practice_read2: Vec<bool>,
+    /// Factor on the pyramid's 65+ bands ([`SynthOptions::share_65_plus`]; 1 for England's).
+    older: f64,
 }
 
 fn efi_mean(age: f64, decile: f64) -> f64 {
@@ -640,7 +658,7 @@ impl World<'_> {
         let weights: Vec<f64> = AGE_BANDS
             .iter()
             .enumerate()
-            .map(|(b, w)| if b >= 13 { w * tilt } else { *w })
+            .map(|(b, w)| if b >= 13 { w * tilt * self.older } else { *w })
             .collect();
         let band = r.weighted(&weights);
         let age = if band == 18 {
@@ -1550,6 +1568,7 @@ pub fn generate(opts: &SynthOptions, models: &Definitions) -> Result<SynthSummar
         practices_per_pcn,
         pcn_decile,
         practice_read2,
+        older: older_factor(opts.share_65_plus),
     };
     // Pseudonyms: 16 hex digits from a bijective mix, so distinct; patients are generated in
     // pseudonym order so the files are sorted as many extracts are. Patient slot i has the i-th

@@ -24,6 +24,10 @@ pub struct Args {
     /// Number of PCNs, five practices each (default: one per 40,000 patients, 2 to 30).
     #[arg(long)]
     pub pcns: Option<usize>,
+    /// Share of people aged 65 or over, between 0 and 1 (default: England's, about 0.15): an
+    /// older population, as the lists of a real ICS draw on (0.5 for about half).
+    #[arg(long, value_name = "SHARE", value_parser = share)]
+    pub share_65_plus: Option<f64>,
     /// Output folder; replaced atomically.
     #[arg(long)]
     pub out: PathBuf,
@@ -32,12 +36,23 @@ pub struct Args {
     pub models: Option<PathBuf>,
 }
 
+/// A share strictly between 0 and 1.
+fn share(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x > 0.0 && x < 1.0 => Ok(x),
+        _ => Err(format!(
+            "'{s}' is not a share between 0 and 1 (such as 0.5)"
+        )),
+    }
+}
+
 /// Run the subcommand.
 pub fn run(a: Args) -> Result<i32> {
     let models = Definitions::load(&super::models_dir(&a.models)).map_err(strata::Error::from)?;
     let mut opts = SynthOptions::new(a.patients, a.seed, a.out.clone());
     opts.as_of = super::parse_date(&a.as_of)?;
     opts.pcns = a.pcns;
+    opts.share_65_plus = a.share_65_plus;
     let t = std::time::Instant::now();
     let s = synth::generate(&opts, &models).map_err(strata::Error::from)?;
     if super::logging::quiet() {
