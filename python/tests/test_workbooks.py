@@ -1,14 +1,21 @@
-"""The binary's PCN workbooks (``lists/<PCN>/<PCN>.xlsx``) read back by an independent reader,
-openpyxl: every practice sheet's rows equal the PCN's list CSV cell for cell, the Summary sheet's
-eFI counts equal ``summary.csv``; every sheet has its frozen header row, and each practice sheet
-its bold header, its filter over the table and a patient_id column wide enough to read. strata writes the workbooks with its own streaming writer, so this is the
-check that another program reads them as meant."""
+"""The binary's PCN workbooks (``lists/<PCN>/<PCN>.xlsx``) read back by two independent readers,
+openpyxl and LibreOffice (headless Calc, the spreadsheet program, which is stricter than openpyxl
+and closer to what care coordinators open them in): every practice sheet's rows equal the PCN's
+list CSV cell for cell, the Summary sheet's eFI counts equal ``summary.csv``; every sheet has its
+frozen header row, and each practice sheet its bold header, its filter over the table and a
+patient_id column wide enough to read. strata writes the workbooks with its own streaming writer,
+so this is the check that other programs read them as meant.
+
+LibreOffice (``soffice``, Debian's ``libreoffice-calc-nogui``) is skipped when it is not installed,
+unless ``STRATA_REQUIRE_LIBREOFFICE=1`` (CI sets it and installs it)."""
 
 from __future__ import annotations
 
 import csv
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -107,8 +114,106 @@ def check_run(out: Path) -> int:
     return checked
 
 
+def soffice() -> str | None:
+    """LibreOffice's command, or None (the test then skips, unless it is required)."""
+    exe = shutil.which("soffice") or shutil.which("libreoffice")
+    if exe is None and os.environ.get("STRATA_REQUIRE_LIBREOFFICE") == "1":
+        pytest.fail("STRATA_REQUIRE_LIBREOFFICE=1 but soffice is not installed")
+    return exe
+
+
+# LibreOffice's CSV export: comma, double quotes, UTF-8, from row 1, quoted fields not forced to
+# text, numbers detected, cell contents not as shown (full precision), no formulas, spaces kept,
+# every sheet (one file each, `<book>-<sheet>.csv`).
+CSV_FILTER = "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1"
+
+
+def lo_same(text: str, want: str) -> bool:
+    """A cell as LibreOffice exported it against the list CSV's text of the same value."""
+    if text == want:
+        return True
+    if want in ("true", "false"):
+        return text == want.upper()
+    try:
+        return want != "" and text != "" and float(text) == float(want)
+    except ValueError:
+        return False
+
+
+def check_libreoffice(out: Path) -> int:
+    """Open every workbook of a run in LibreOffice and compare its cells with the list CSVs and
+    summary.csv; the number of list rows compared (0 when LibreOffice is not installed)."""
+    exe = soffice()
+    if exe is None:
+        return 0
+    books = sorted((out / "lists").glob("*/*.xlsx"))
+    assert books
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        r = subprocess.run(
+            [exe, f"-env:UserInstallation=file://{tmp / 'profile'}", "--headless",
+             "--convert-to", CSV_FILTER, "--outdir", str(tmp / "csv"), *map(str, books)],
+            capture_output=True, text=True, timeout=600,
+        )
+        assert r.returncode == 0, r.stderr
+        summary = read_csv(out / "summary.csv")
+        checked = 0
+        for book in books:
+            pcn = book.stem
+            sheets = {p.name[len(pcn) + 1:-4]: p for p in (tmp / "csv").glob(f"{pcn}-*.csv")}
+            assert "Summary" in sheets, (pcn, sorted(sheets), r.stdout, r.stderr)
+            with open(sheets.pop("Summary"), newline="", encoding="utf-8") as f:
+                rows = list(csv.reader(f))
+            assert rows[0][:3] == ["dimension", "group", "eligible"], rows[0]
+            want = [x for x in summary if x["pcn_code"] == pcn]
+            for got, w in zip(rows[1:], want):
+                assert got[0] == w["group"], (pcn, got, w)
+                assert lo_same(got[2], w["total"]), (pcn, got, w)
+                for k, cat in enumerate(("fit", "mild", "moderate", "severe")):
+                    assert lo_same(got[5 + k], w[cat]), (pcn, cat, got, w)
+            listed = read_csv(book.with_suffix(".csv"))
+            seen = {}
+            for sheet in sheets.values():
+                with open(sheet, newline="", encoding="utf-8") as f:
+                    rows = list(csv.reader(f))
+                head = next(k for k, x in enumerate(rows) if x[:3] == ["rank", "change", "patient_id"])
+                header = rows[head]
+                for x in rows[head + 1:]:
+                    if not any(x):
+                        break
+                    seen[x[header.index("patient_id")]] = dict(zip(header, x))
+            assert set(seen) == {x["patient_id"] for x in listed}, pcn
+            for row in listed:
+                got = seen[row["patient_id"]]
+                for col, text in row.items():
+                    assert lo_same(got[col], text), (pcn, row["patient_id"], col, got[col], text)
+                checked += 1
+        return checked
+
+
 def test_workbooks_of_the_fixture_read_back_as_the_lists(binary_out):
     assert check_run(binary_out) > 100
+
+
+def test_libreoffice_opens_every_workbook_as_the_lists(binary_out, tmp_path):
+    """The fixture's run, a second run compared with it (the `change` column filled), one ranked
+    by a risk model with risk bands and a top-N cut, and one under the publication rule: every
+    workbook opens in LibreOffice with the list's cells."""
+    if soffice() is None:
+        pytest.skip("LibreOffice (soffice) is not installed")
+    from conftest import FIXTURE
+
+    assert check_libreoffice(binary_out) > 100
+    second = tmp_path / "second"
+    run_binary(FIXTURE, second, "--previous", str(binary_out), as_of="2025-10-01")
+    assert check_libreoffice(second) > 100
+    ranked = tmp_path / "ranked"
+    run_binary(FIXTURE, ranked, "--rank-by", "falls_admission", "--list-risk-band", "moderate",
+               "--top", "25", "--risk-bands", "pcn")
+    assert check_libreoffice(ranked) > 50
+    published = tmp_path / "published"
+    run_binary(FIXTURE, published, "--publication")
+    assert check_libreoffice(published) > 100
 
 
 def test_workbooks_with_profiles_read_back_as_the_lists(tmp_path):
@@ -122,6 +227,7 @@ def test_workbooks_with_profiles_read_back_as_the_lists(tmp_path):
     out = tmp_path / "out"
     run_binary(cohort, out)
     assert check_run(out) > 100
+    check_libreoffice(out)
     # PCNs of 2,000 people have 100+ eligible: their Summary sheets show the make-up by practice.
     pcn = sorted((out / "lists").iterdir())[0].name
     ws = openpyxl.load_workbook(out / "lists" / pcn / f"{pcn}.xlsx")["Summary"]
@@ -169,6 +275,7 @@ def test_awkward_practice_codes_make_legal_sheets(tmp_path):
     out = tmp_path / "out"
     run_binary(cohort, out)
     assert check_run(out) > 100
+    check_libreoffice(out)
     pcn = "U10000"
     book = openpyxl.load_workbook(out / "lists" / pcn / f"{pcn}.xlsx")
     names = book.sheetnames[1:]
