@@ -10,8 +10,11 @@
 //! encodes every PCN's files one format at a time on one thread into memory, so each figure is
 //! that format's own cost in thread-seconds (the run itself spreads them over every core): the
 //! list frames (every column's values, the factor texts and `why` included), the CSV and Parquet
-//! lists, each PCN's workbook and page, the scores file. Then, per list column, the bytes it adds
-//! to the CSV and to the Parquet list files (each column encoded alone, summed over PCNs).
+//! lists, each PCN's workbook and page, the scores file. The workbooks twice more: strata's sheets
+//! (the same cells) serialised by strata's own writer alone, and by rust_xlsxwriter in its
+//! constant-memory mode (which sets no deflate level: its zip's default), so the hand-written
+//! writer's worth is measured, not assumed. Then, per list column, the bytes it adds to the CSV
+//! and to the Parquet list files (each column encoded alone, summed over PCNs).
 //! BENCHMARKS.md records what it printed.
 
 use std::path::PathBuf;
@@ -21,6 +24,7 @@ use polars::prelude::*;
 use strata::cohort::Cohort;
 use strata::config::ScoreConfig;
 use strata::finish::Protection;
+use strata::output::xlsx::{self, Sheet, Value};
 use strata::output::{self, PcnSummary, PcnWriter, RiskColumns, TableWriter};
 use strata::partition::{score_partition, CompareWith, RunModels};
 use strata::risk::Explainer;
@@ -61,7 +65,10 @@ fn encode_table(w: &dyn TableWriter, df: &mut DataFrame) -> usize {
 fn run(dir: PathBuf, as_of: &str) -> Result<(), Box<dyn std::error::Error>> {
     let config = ScoreConfig {
         as_of: Some(as_of.to_string()),
-        models: Some(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models"))),
+        models: Some(PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/models"
+        ))),
         ..Default::default()
     };
     let settings = Settings::resolve(&config)?;
@@ -88,14 +95,19 @@ fn run(dir: PathBuf, as_of: &str) -> Result<(), Box<dyn std::error::Error>> {
     let protection = Protection::new(&part.counts, &settings.suppression)?;
     let published = protection.published();
     let t = Instant::now();
-    let explainer = Explainer::new(&part.cohort, &models.definitions, &part.scored, settings.as_of)
-        .ahead(
-            &models.models,
-            part.ranked
-                .iter()
-                .flat_map(|(_, v)| v.iter().copied())
-                .collect(),
-        );
+    let explainer = Explainer::new(
+        &part.cohort,
+        &models.definitions,
+        &part.scored,
+        settings.as_of,
+    )
+    .ahead(
+        &models.models,
+        part.ranked
+            .iter()
+            .flat_map(|(_, v)| v.iter().copied())
+            .collect(),
+    );
     let explain = secs(t);
     let risk = RiskColumns {
         models: &models.models,
@@ -187,6 +199,50 @@ fn run(dir: PathBuf, as_of: &str) -> Result<(), Box<dyn std::error::Error>> {
         (secs(t), out.len())
     });
     rows.push(("scores file".into(), s, bytes));
+    // The workbooks' cells, made once by strata (the summary and practice sheets), then
+    // serialised by each writer.
+    let sheets: Vec<(String, Vec<Sheet>)> = frames
+        .iter()
+        .map(|(pcn, df)| {
+            let summary = PcnSummary::new(
+                &published[output::SUMMARY],
+                &published[output::PROFILE],
+                pcn,
+                &as_of_text,
+                &settings.rules,
+            );
+            let mut sheets = vec![xlsx::summary_sheet(&summary)];
+            let mut taken = vec![sheets[0].name.clone()];
+            sheets.extend(xlsx::practice_sheets(df, &mut taken).expect("sheets"));
+            (pcn.clone(), sheets)
+        })
+        .collect();
+    let (s, bytes) = one.install(|| {
+        let t = Instant::now();
+        let bytes: usize = sheets
+            .iter()
+            .map(|(pcn, sh)| {
+                xlsx::workbook(sh, &format!("strata frailty list: PCN {pcn}"), &as_of_text)
+                    .expect("workbook")
+                    .len()
+            })
+            .sum();
+        (secs(t), bytes)
+    });
+    rows.push(("workbooks: strata's writer, same cells".into(), s, bytes));
+    let (s, bytes) = one.install(|| {
+        let t = Instant::now();
+        let bytes: usize = sheets
+            .iter()
+            .map(|(_, sh)| library_workbook(sh).expect("rust_xlsxwriter").len())
+            .sum();
+        (secs(t), bytes)
+    });
+    rows.push((
+        "workbooks: rust_xlsxwriter (constant memory), same cells".into(),
+        s,
+        bytes,
+    ));
     println!("explaining the listed people (both cores): {explain:.2} s");
     println!();
     println!("| what | thread-seconds | bytes | bytes a listed person |");
@@ -235,4 +291,58 @@ fn run(dir: PathBuf, as_of: &str) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
+}
+
+/// The workbook of `sheets` written by rust_xlsxwriter, one constant-memory worksheet a sheet:
+/// the banner lines, the bold header, the rows, the notes; the header row frozen and filtered,
+/// dates as `yyyy-mm-dd` (what strata's writer puts in its workbooks).
+fn library_workbook(sheets: &[Sheet]) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    use rust_xlsxwriter::{Format, Workbook};
+    let mut wb = Workbook::new();
+    let bold = Format::new().set_bold();
+    let day = Format::new().set_num_format("yyyy-mm-dd");
+    for sheet in sheets {
+        let ws = wb.add_worksheet_with_constant_memory();
+        ws.set_name(&sheet.name)?;
+        let mut row = 0u32;
+        for line in &sheet.banner {
+            ws.write_string(row, 0, line)?;
+            row += 1;
+        }
+        let head = row;
+        for (c, h) in sheet.header.iter().enumerate() {
+            ws.write_string_with_format(row, c as u16, h, &bold)?;
+        }
+        for cells in &sheet.rows {
+            row += 1;
+            for (c, v) in cells.iter().enumerate() {
+                let c = c as u16;
+                match v {
+                    Value::Blank => {}
+                    Value::Text(t) => {
+                        ws.write_string(row, c, t.as_ref())?;
+                    }
+                    Value::Number(x) => {
+                        ws.write_number(row, c, *x)?;
+                    }
+                    Value::Bool(b) => {
+                        ws.write_boolean(row, c, *b)?;
+                    }
+                    Value::Date(d) => {
+                        ws.write_number_with_format(row, c, f64::from(*d + 25_569), &day)?;
+                    }
+                }
+            }
+        }
+        let last = row;
+        ws.set_freeze_panes(head + 1, 0)?;
+        if !sheet.header.is_empty() {
+            ws.autofilter(head, 0, last, sheet.header.len() as u16 - 1)?;
+        }
+        for line in &sheet.notes {
+            row += 1;
+            ws.write_string(row + 1, 0, line)?;
+        }
+    }
+    wb.save_to_buffer()
 }

@@ -1688,6 +1688,16 @@ fn duplicate_pseudonyms(rows: Vec<u64>) -> Option<String> {
     })
 }
 
+/// The columns of a contract file (`patients.parquet`, ...): an engine that hands strata its
+/// rows moves these and no others (strata ignores any other column once the whole file's schema
+/// has been checked for direct identifiers).
+#[pyfunction]
+fn read_columns(file: &str) -> PyResult<Vec<String>> {
+    let spec = strata::input::contract::columns(file)
+        .ok_or_else(|| Failure::Argument(format!("{file} is not a file of the cohort contract")))?;
+    Ok(spec.iter().map(|c| c.name.to_string()).collect())
+}
+
 /// The indicator counts of a run from their parts ([`Scoring::indicator_counts`]).
 fn indicator_counts(rows: Vec<(String, Vec<u64>)>) -> Result<IndicatorCounts, Failure> {
     let mut ind = IndicatorCounts::default();
@@ -1823,6 +1833,7 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read_programmes, m)?)?;
     m.add_function(wrap_pyfunction!(whole_files, m)?)?;
     m.add_function(wrap_pyfunction!(finish, m)?)?;
+    m.add_function(wrap_pyfunction!(read_columns, m)?)?;
     m.add_function(wrap_pyfunction!(duplicate_pseudonyms, m)?)?;
     m.add("AGGREGATE_TABLES", output::AGGREGATE_TABLES.to_vec())?;
     m.add_class::<RunLog>()?;

@@ -504,7 +504,12 @@ def _score(
     )
     if _medications_present(spark, cohort, cohort_dir):
         files["m"] = read(MEDICATIONS)
-    columns = {t: [c for c in df.columns if c != ROW] for t, df in files.items()}
+    # Only the contract's columns travel to the tasks: strata ignores any other, once the whole
+    # files' schemas have been checked (below) for direct identifiers.
+    columns = {
+        t: [c for c in df.columns if c in strata._strata.read_columns(TABLES[t])]
+        for t, df in files.items()
+    }
 
     # The schemas, checked once with strata's own checks (on empty tables).
     from pyspark.sql.pandas.types import to_arrow_schema

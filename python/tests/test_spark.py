@@ -127,7 +127,8 @@ def test_synthetic_cohort_equals_the_binary(spark, tmp_path):
 def dirty_cohort(d: Path) -> Path:
     """The fixture with bad rows at the start and end of events and encounters: unknown and
     null patients (the driver's anti-join), an unknown code system, a date after today, a null
-    code, an end date before the start (the tasks' checks)."""
+    code, an end date before the start (the tasks' checks); and, as extracts carry them, a
+    column strata does not read (which Spark's tasks are not sent)."""
     d.mkdir()
     shutil.copy(FIXTURE / "patients.parquet", d / "patients.parquet")
     e = pq.read_table(FIXTURE / "events.parquet")
@@ -138,8 +139,9 @@ def dirty_cohort(d: Path) -> Path:
     rows[3]["event_date"] = pa.scalar("2027-01-01").cast(pa.date32()).as_py()
     rows[4]["code"] = None
     bad = pa.Table.from_pylist(rows, schema=e.schema)
-    pq.write_table(pa.concat_tables([bad.slice(0, 2), e, bad.slice(2)]), d / "events.parquet",
-                   row_group_size=20000)
+    e = pa.concat_tables([bad.slice(0, 2), e, bad.slice(2)])
+    e = e.append_column("source_system", pa.array(["EMIS Web"] * e.num_rows, pa.string()))
+    pq.write_table(e, d / "events.parquet", row_group_size=20000)
     n = pq.read_table(FIXTURE / "encounters.parquet")
     rows = n.slice(0, 2).to_pylist()
     rows[0]["end_date"] = pa.scalar("2001-01-01").cast(pa.date32()).as_py()
