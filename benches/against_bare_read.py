@@ -13,13 +13,20 @@ minutes):
   made by the same binary before the rounds), so it reads the previous run and says what changed,
   and writes every output (lists as CSV and Parquet, workbooks, HTML pages, scores file, tables,
   manifest with SHA-256 of every file);
-- optionally a second strata binary (`--baseline`), for before/after comparisons.
+- optionally a second strata binary (`--baseline`), for before/after comparisons;
+- optionally the analyst's peer script (`--peer ../shared/bench/peer_pipeline.py`: polars and
+  pycomorb, the same job as people write it today), a fresh process writing its lists to a
+  fresh folder each round.
+
+`--no-compare` runs strata as `strata score --no-compare` into a fresh folder (nothing read from
+a previous run), as the peer script does.
 
 Usage (from the repository root, after `cargo build --release` and `cargo bench --bench score`,
 which writes bench-data/ once):
 
     python3 benches/against_bare_read.py --rounds 8
     python3 benches/against_bare_read.py --baseline /path/to/older/strata --rounds 8
+    python3 benches/against_bare_read.py --cohort DIR --peer ../shared/bench/peer_pipeline.py --no-compare
 
 Needs python3 with polars (`pip install polars`). Prints one line per program per round, then the
 medians and the per-round ratios. BENCHMARKS.md records what it printed.
@@ -66,6 +73,9 @@ def main():
     ap.add_argument("--as-of", default="2025-04-01")
     ap.add_argument("--rounds", type=int, default=8, help="at least 1")
     ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--peer", help="the analyst's peer script, timed beside strata")
+    ap.add_argument("--no-compare", action="store_true",
+                    help="strata writes a fresh folder and compares with nothing")
     a = ap.parse_args()
     if a.rounds < 1:
         ap.error("--rounds must be at least 1")
@@ -79,8 +89,10 @@ def main():
         seeds = {}
         for name, b in bins.items():
             seeds[name] = os.path.join(work, f"seed-{name}")
-            timed([b, "score", "--cohort", a.cohort, "--as-of", a.as_of, "--out", seeds[name], "-q"])
-        rows = {k: [] for k in ["bare_process", "bare_read", *bins]}
+            if not a.no_compare:
+                timed([b, "score", "--cohort", a.cohort, "--as-of", a.as_of, "--out", seeds[name],
+                       "-q"])
+        rows = {k: [] for k in ["bare_process", "bare_read", *bins, *(["peer"] if a.peer else [])]}
         names = list(bins)
         for r in range(1, a.rounds + 1):
             order = names if r % 2 else names[::-1]
@@ -92,11 +104,19 @@ def main():
             for name in order:
                 out = os.path.join(work, f"run-{name}")
                 shutil.rmtree(out, ignore_errors=True)
-                shutil.copytree(seeds[name], out, symlinks=True)
+                extra = ["--no-compare"] if a.no_compare else []
+                if not a.no_compare:
+                    shutil.copytree(seeds[name], out, symlinks=True)
                 wall, _ = timed([bins[name], "score", "--cohort", a.cohort, "--as-of", a.as_of,
-                                 "--out", out, "-q"])
+                                 "--out", out, "-q", *extra])
                 rows[name].append(wall)
                 print(f"round {r}: {name} {wall:.2f} s", flush=True)
+            if a.peer:
+                out = os.path.join(work, "run-peer")
+                shutil.rmtree(out, ignore_errors=True)
+                wall, _ = timed([a.python, a.peer, a.cohort, out, "--as-of", a.as_of])
+                rows["peer"].append(wall)
+                print(f"round {r}: peer {wall:.2f} s", flush=True)
         med = {k: statistics.median(v) for k, v in rows.items()}
         print()
         for k, v in rows.items():
@@ -108,6 +128,10 @@ def main():
                   f"(range {min(whole):.2f}-{max(whole):.2f}x); "
                   f"/ the read alone: median {statistics.median(inner):.2f}x "
                   f"(range {min(inner):.2f}-{max(inner):.2f}x)")
+        if a.peer:
+            pair = [p / s for s, p in zip(rows["strata"], rows["peer"])]
+            print(f"peer / strata, per round: median {statistics.median(pair):.2f}x "
+                  f"(range {min(pair):.2f}-{max(pair):.2f}x)")
         if a.baseline:
             pair = [b / s for s, b in zip(rows["strata"], rows["baseline"])]
             print(f"baseline / strata, per round: median {statistics.median(pair):.2f}x "

@@ -25,7 +25,7 @@ use strata::cohort::Cohort;
 use strata::config::ScoreConfig;
 use strata::finish::Protection;
 use strata::output::xlsx::{self, Sheet, Value};
-use strata::output::{self, PcnSummary, PcnWriter, RiskColumns, TableWriter};
+use strata::output::{self, PcnSummary, RiskColumns, TableWriter};
 use strata::partition::{score_partition, CompareWith, RunModels};
 use strata::risk::Explainer;
 use strata::scores::Scorer;
@@ -62,7 +62,7 @@ fn encode_table(w: &dyn TableWriter, df: &mut DataFrame) -> usize {
     bytes.len()
 }
 
-fn run(dir: PathBuf, as_of: &str) -> Result<(), Box<dyn std::error::Error>> {
+fn run(dir: PathBuf, as_of: &str) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let config = ScoreConfig {
         as_of: Some(as_of.to_string()),
         models: Some(PathBuf::from(concat!(

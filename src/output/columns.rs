@@ -248,19 +248,28 @@ pub const RISK_SOURCE: &str = "risk_models_trained_on";
 pub const SYNTHETIC_SOURCE: &str = "SYNTHETIC data, not this population";
 
 /// Where the applied cards were trained, in words: synthetic data (with the caveat) or local
-/// data, and each card's training window.
+/// data, and the training window: once when every card has the same (the usual case: they are
+/// trained together), else each card's.
 pub fn risk_source(models: &[RiskModel]) -> String {
-    let windows: Vec<String> = models
+    let first = models.first().map(|m| m.file.trained_on.as_str());
+    let windows = if models
         .iter()
-        .map(|m| format!("{} {}", m.outcome.name(), m.file.trained_on))
-        .collect();
+        .all(|m| Some(m.file.trained_on.as_str()) == first)
+    {
+        first.unwrap_or_default().to_string()
+    } else {
+        models
+            .iter()
+            .map(|m| format!("{} {}", m.outcome.name(), m.file.trained_on))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
     if models.iter().any(RiskModel::synthetic) {
         format!(
-            "{SYNTHETIC_SOURCE} ({}): the risk figures show the method only; train local models (strata train) before acting on them",
-            windows.join("; ")
+            "{SYNTHETIC_SOURCE} ({windows}): the risk figures show the method only; train local models (strata train) before acting on them"
         )
     } else {
-        format!("local data ({})", windows.join("; "))
+        format!("local data ({windows})")
     }
 }
 
