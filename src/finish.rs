@@ -103,6 +103,10 @@ pub struct Manifest {
     pub distinct_codes: Option<Vec<(String, u64)>>,
     /// Codes no code list uses, per system (`null` as `distinct_codes`).
     pub unused_codes: Option<Vec<(String, u64)>>,
+    /// Where every patient's scores are: `scores.parquet`, or, from an engine whose tasks write
+    /// their own part, `scores/`: one Parquet part per PCN, together the same rows (README,
+    /// "Under Spark").
+    pub scores_table: String,
     /// Files written.
     pub outputs: Vec<Written>,
     /// Worker threads (the Spark job: its default parallelism).
@@ -288,6 +292,8 @@ pub struct Reduce<'a> {
     pub engine: String,
     /// Worker threads, or the engine's parallelism.
     pub threads: usize,
+    /// Where the scores are ([`Manifest::scores_table`]).
+    pub scores_table: String,
     /// Every partition's aggregate counts, added together.
     pub counts: RunCounts,
     /// What each partition handed up.
@@ -390,6 +396,7 @@ where
         prescriptions,
         distinct_codes: r.input.distinct_codes,
         unused_codes: r.input.unused_codes,
+        scores_table: r.scores_table,
         outputs: Vec::new(),
         threads: r.threads,
         seconds: Vec::new(),

@@ -77,6 +77,7 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
         models: &run_models,
         engine: "binary".into(),
         threads: rayon::current_num_threads(),
+        scores_table: "scores.parquet".into(),
         counts: part.counts.clone(),
         parts: vec![handed],
         input: WholeInput {

@@ -1020,7 +1020,7 @@ impl PreviousRun {
         let prev = &self.previous;
         let (compared, files) = py.detach(move || -> Result<_, Failure> {
             let df = frame_of(batches)?;
-            let (changes, pcns) = changes_of_scores(&df, prev, min_category)?;
+            let (changes, pcns) = changes_of_scores(&df, prev, min_category, None)?;
             let compared = (
                 changes.compared_with.clone(),
                 changes.new_on_lists(),
@@ -1038,11 +1038,14 @@ impl PreviousRun {
 
 /// What changed since `prev`, worked out from a whole run's scores (the rows of its
 /// `scores.parquet`, in pseudonym order: `patient_id`, `pcn_code`, `status`, `efi_category`,
-/// `listed`), as the binary works it out; with the PCN codes of the scores.
+/// `listed`; or only the rows of the people on a list now or on `prev`'s, which is all the
+/// comparison reads), as the binary works it out; with the run's PCN codes (`all_pcns`, or
+/// those of the scores).
 fn changes_of_scores(
     df: &DataFrame,
     prev: &Previous,
     min_category: EfiCategory,
+    all_pcns: Option<Vec<String>>,
 ) -> Result<(Changes, Vec<String>), Failure> {
     let what = "scores";
     let ids: Vec<String> = text_column(df, "patient_id", what)?
@@ -1055,7 +1058,8 @@ fn changes_of_scores(
         ));
     }
     let pcn_text = text_column(df, "pcn_code", what)?;
-    let mut pcns: Vec<String> = pcn_text.iter().flatten().cloned().collect();
+    let mut pcns: Vec<String> =
+        all_pcns.unwrap_or_else(|| pcn_text.iter().flatten().cloned().collect());
     pcns.sort_unstable();
     pcns.dedup();
     let pcn = pcn_text
@@ -1389,12 +1393,14 @@ type ListBytes = (String, Vec<u8>, Vec<u8>);
 /// programme lists handed up as bytes, each PCN's workbook and page made here, the scores table,
 /// and, with `previous_run`, what changed since it: the `dropped` lists and the manifest's
 /// figures, worked out from the whole run's scores), the manifest, and the folder published to `out` (with `in_root`,
-/// `ROOT/<as-of>` of an output root, `latest` moved). `settings` is JSON of strata.toml's keys,
+/// `ROOT/<as-of>` of an output root, `latest` moved); the files the tasks wrote themselves into
+/// the staging folder `stage` (the scores table's parts, `staged`: path in the run folder, rows,
+/// bytes, SHA-256) are moved into it. `settings` is JSON of strata.toml's keys,
 /// resolved by the library; `parts` each part's [`Scoring::handed`]; `compared_with` and
 /// `compare_warning` say why nothing was compared when there is no `previous_run`. Returns the
 /// manifest as JSON.
 #[pyfunction]
-#[pyo3(signature = (settings, cohort, out, *, in_root, previous, engine, threads, seconds, counts, indicator_rows, profile, parts, files, rejects, lists, programmes, scores, previous_run, compared_with, compare_warning, cohort_synthetic, hash_inputs))]
+#[pyo3(signature = (settings, cohort, out, *, in_root, previous, engine, threads, seconds, counts, indicator_rows, profile, parts, files, rejects, lists, programmes, scores, previous_run, compared_with, compare_warning, cohort_synthetic, hash_inputs, stage, staged))]
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn finish(
     py: Python<'_>,
@@ -1420,6 +1426,8 @@ fn finish(
     compare_warning: Option<String>,
     cohort_synthetic: Option<String>,
     hash_inputs: bool,
+    stage: PathBuf,
+    staged: Vec<(String, u64, u64, String)>,
 ) -> PyResult<String> {
     let mut c: ScoreConfig =
         serde_json::from_str(settings).map_err(|e| Failure::Argument(format!("settings: {e}")))?;
@@ -1480,12 +1488,14 @@ fn finish(
             settings,
             previous,
         };
-        // The whole run's scores, in pseudonym order; what changed since the previous run is
-        // worked out from them, as the binary works it out (who moved between PCNs, who left).
+        // The rows of the people on a list now or on the previous run's, in pseudonym order:
+        // what changed since the previous run is worked out from them, as the binary works it
+        // out (who moved between PCNs, who died, who left the cohort or the list).
         let mut scores = scores.map(frame_of).transpose()?;
         if let Some(df) = &mut scores {
             df.sort_in_place(["patient_id"], Default::default())?;
         }
+        let pcn_codes: Vec<String> = lists.iter().map(|(pcn, _, _)| pcn.clone()).collect();
         let mut comparison = strata::finish::Comparison {
             compared_with,
             warning: compare_warning,
@@ -1493,8 +1503,12 @@ fn finish(
         };
         let mut dropped = Vec::new();
         if let (Some(prev), Some(df)) = (&previous_run, &scores) {
-            let (changes, pcns) =
-                changes_of_scores(df, &prev.get().previous, opts.settings.rules.min_category)?;
+            let (changes, pcns) = changes_of_scores(
+                df,
+                &prev.get().previous,
+                opts.settings.rules.min_category,
+                Some(pcn_codes),
+            )?;
             comparison = strata::finish::Comparison::of(&changes, comparison.warning);
             dropped = dropped_files(&changes, &pcns)?;
         }
@@ -1503,6 +1517,7 @@ fn finish(
             models: &models,
             engine,
             threads,
+            scores_table: "scores/ (one Parquet part per PCN, written by the Spark tasks: together the rows of the binary's scores.parquet)".into(),
             counts: run_counts,
             parts,
             input: strata::finish::WholeInput {
@@ -1521,7 +1536,17 @@ fn finish(
             lists,
             programmes,
             dropped,
-            scores,
+            scores: None,
+            staged: staged
+                .into_iter()
+                .map(|(path, rows, bytes, sha256)| strata::publish::Written {
+                    path,
+                    rows,
+                    bytes,
+                    sha256,
+                })
+                .collect(),
+            stage: Some(stage),
         };
         let manifest = strata::finish::finish(reduce, stages, |dir, docs| {
             Ok(output::parts::write_parts(dir, handed, docs)?)

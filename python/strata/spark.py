@@ -1,6 +1,7 @@
-"""strata's nightly job as a PySpark job: the same lists, ``summary.csv``, ``equity.csv``,
-``indicators.csv``, ``pcn_profile.csv`` and ``scores.parquet`` as ``strata score``, computed where the data are (Databricks, Foundry, plain
-``spark-submit``).
+"""strata's nightly job as a PySpark job: the same lists, documents, ``summary.csv``,
+``equity.csv``, ``indicators.csv``, ``pcn_profile.csv`` and scores as ``strata score`` (the
+scores table as ``scores/``, one part per PCN, the same rows as the binary's ``scores.parquet``),
+computed where the data are (Databricks, Foundry, plain ``spark-submit``).
 
     python -m strata.spark score --cohort DIR --as-of DATE --out DIR [--master local[2]]
 
@@ -14,22 +15,22 @@ How it runs:
    wide table, so that each PCN's patients and records meet in one task: ``groupBy(pcn)
    .applyInArrow`` on Spark 4.0 and later, ``repartition(pcn) .sortWithinPartitions(pcn)
    .mapInArrow`` on Spark 3.5 (a partition then holds several whole PCNs, one after another).
-   Each task checks and scores its PCNs one at a time in strata (the same code as the binary)
-   and returns the PCNs' list files, their patients' scores, their rejected rows and the
-   aggregate tables' counts.
-3. The counts are added up in Spark and protected once on the driver by strata's disclosure
-   control; the rejected-row limit is applied to whole files; the driver writes the lists,
-   ``scores.parquet`` (in pseudonym order), ``summary.csv``, ``equity.csv``, ``indicators.csv``,
-   ``pcn_profile.csv`` (the four tables protected together, as the binary does), ``rejects.csv`` and
-   ``manifest.json`` with strata's own writers, into a new folder that replaces ``--out`` only
-   when everything succeeded.
+   Each task checks and scores its PCNs one at a time in strata (the library's map step, as the
+   binary runs it), writes each PCN's part of the scores table into a staging folder beside
+   ``--out``, and returns the PCNs' list files, their rejected rows, the aggregate tables'
+   counts and what the reduce step takes of them (figures, warnings), and, when comparing, the
+   scores of the people on a list now or on the previous run's.
+3. The counts are added up in Spark; the driver then calls the library's reduce step, as the
+   binary does: the rejected-row limit on whole files, the tables protected together, every
+   file written (each PCN's workbook and page from its list), the scores' parts moved in, the
+   manifest, and the folder published in place of ``--out`` only when everything succeeded.
 
 What changed since the previous run (as the binary: ``--previous DIR``, by default the ``--out``
 folder being replaced; ``--no-compare`` for none): the driver reads the previous run once; its
 listed people travel with their current patient's rows to the tasks, which fill each list's
 ``change`` column (new, up, down, same); who dropped off each list and why (died, moved to
-another PCN, ...) needs the whole cohort, so the driver works it out from the run's scores and
-writes ``lists/<PCN>/<PCN>.dropped.csv``.
+another PCN, ...) needs the whole cohort, so the driver works it out from the scores of the
+people on a list now or then, and writes ``lists/<PCN>/<PCN>.dropped.csv``.
 
 "Today" (after which a date is impossible) is decided once on the driver (``--today``, default
 the driver's UTC date) and passed to every task: no executor reads its own clock.
@@ -39,9 +40,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import hashlib
 import io
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -72,7 +75,12 @@ UNKNOWN_PATIENT = "patient_id not in patients.parquet"
 
 # The output of each task: one row per item.
 #   kind "list":   key = PCN code, data = CSV bytes, data2 = Parquet bytes
-#   kind "scores": data = Arrow IPC stream of the task's patients' scores
+#   kind "scores": data = Arrow IPC stream of the task's patients who are on a list now or were
+#                   on the previous run's (patient_id, pcn_code, status, efi_category, listed):
+#                   what the driver works out what changed from
+#   kind "scores_part": key = the part's path in the run folder (scores/part-NNNNN.parquet, the
+#                   task's patients' scores, written by the task), a = its SHA-256, c0 = rows,
+#                   c1 = bytes
 #   kind "count":  key = table (summary, equity), section, a, b, c0..c4 = the counts
 #   kind "indicator": key = PCN code, c0..c21 = its population-health indicator counts
 #   kind "profile": key = PCN code, b = dimension, a = value, c0..c7 = listed and eligible by eFI
@@ -182,11 +190,32 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     for pcn, k, name, csv, parquet in programme_files:
         rows.append({"kind": "programme", "key": pcn, "section": k, "a": name,
                      "data": bytes(csv), "data2": bytes(parquet)})
-    sink = io.BytesIO()
+    # The PCN's part of the scores table, written here into the run's staging folder (the
+    # driver never holds every patient's scores), synced, and recorded as the binary records a
+    # file (rows, bytes, SHA-256).
     scores = pa.table(s.scores())
-    with pa.ipc.new_stream(sink, scores.schema) as w:
-        w.write_table(scores)
-    rows.append({"kind": "scores", "data": sink.getvalue()})
+    pcn = table.column(PCN)[0].as_py()
+    part = f"scores/part-{settings['parts'][pcn]:05d}.parquet"
+    data = bytes(strata.encode_table(scores, "parquet"))
+    with open(Path(settings["stage"]) / part, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    rows.append({"kind": "scores_part", "key": part, "a": hashlib.sha256(data).hexdigest(),
+                 "c0": scores.num_rows, "c1": len(data)})
+    # What the driver needs of them to say what changed since the previous run: the people on a
+    # list now, and those on the previous run's (who may have died, moved or left the list).
+    if settings.get("compare"):
+        keep = scores.column("listed")
+        if v is not None and v.num_rows:
+            keep = pc.or_(keep, pc.is_in(scores.column("patient_id"),
+                                         value_set=v.column("patient_id").cast(pa.string())))
+        slim = scores.filter(keep).select(
+            ["patient_id", "pcn_code", "status", "efi_category", "listed"])
+        sink = io.BytesIO()
+        with pa.ipc.new_stream(sink, slim.schema) as w:
+            w.write_table(slim)
+        rows.append({"kind": "scores", "data": sink.getvalue()})
     for kind, section, a, b, *c in s.counts():
         rows.append(
             {"kind": "count", "key": kind, "section": section, "a": a, "b": b,
@@ -592,7 +621,16 @@ def _score(
         ]
         part = df.select(*sel)
         wide = part if wide is None else wide.unionByName(part, allowMissingColumns=True)
+    # The staging folder the tasks write their own files into (each PCN's part of the scores
+    # table), beside the run's folder and on its file system, so the library moves them into the
+    # published folder; named as strata names its temporary entries (removed below whatever
+    # happens, and by a later run if this process dies).
+    stage = out_dir.parent / f".tmp-{out_dir.name}-{os.getpid()}-{time.time_ns()}"
+    (stage / "scores").mkdir(parents=True)
+    pcn_values = sorted(r[0] for r in tagged["p"].select(PCN).distinct().collect())
     settings = {
+        "stage": str(stage),
+        "parts": {pcn: i for i, pcn in enumerate(pcn_values)},
         "columns": {t: columns[t] for t in tagged},
         "as_of": as_of,
         "today": today,
@@ -611,108 +649,115 @@ def _score(
         "compare": prev is not None,
         "cohort_synthetic": mark,
     }
-    if engine == "group":
-        result = wide.groupBy(PCN).applyInArrow(_apply_group(settings), RESULT_DDL)
-    else:
-        n_pcns = p.select("pcn_code").distinct().count()
-        parts = max(1, min(n_pcns, int(spark.conf.get("spark.sql.shuffle.partitions", "200"))))
-        result = (
-            wide.repartition(parts, PCN)
-            .sortWithinPartitions(PCN)
-            .mapInArrow(_map_partition(settings), RESULT_DDL)
-        )
-    result = result.persist()
-
-    # 4. The counts, added up in Spark; everything else to the driver.
-    counts = (
-        result.where(F.col("kind") == "count")
-        .groupBy("key", "section", "a", "b")
-        .agg(*[F.sum(f"c{i}").alias(f"c{i}") for i in range(5)])
-        .collect()
-    )
-    indicator_counts = (
-        result.where(F.col("kind") == "indicator")
-        .groupBy("key")
-        .agg(*[F.sum(f"c{i}").alias(f"c{i}") for i in range(INDICATOR_WIDTH)])
-        .collect()
-    )
-    profile_counts = (
-        result.where(F.col("kind") == "profile")
-        .groupBy("key", "b", "a")
-        .agg(*[F.sum(f"c{i}").alias(f"c{i}") for i in range(8)])
-        .collect()
-    )
-    items = (
-        result.where(~F.col("kind").isin("count", "indicator", "profile"))
-        .select("kind", "key", "section", "a", "data", "data2")
-        .collect()
-    )
-    result.unpersist()
-    lap("score_per_pcn")
-
-    metas = [json.loads(bytes(r["data"])) for r in items if r["kind"] == "meta"]
-    errors = [e for m in metas for e in m["errors"]]
-    if errors:
-        lines = []
-        for e in errors:
-            lines.append(f"PCN {', '.join(e['pcns'])} (row numbers within the PCN's patients):")
-            lines.extend(ln for ln in e["report"].splitlines() if ln.startswith("error:"))
-        raise SparkJobError("\n".join(lines))
-    for m in metas:
-        rejects.extend(tuple(x) for x in m["rejects"])
-    totals = {TABLES[t]: df.count() for t, df in files.items()}
-    score_tables = [
-        pa.ipc.open_stream(bytes(r["data"])).read_all() for r in items if r["kind"] == "scores"
-    ]
-    scores = pa.concat_tables(score_tables) if score_tables else None
-    lap("collect")
-
-    # 5. The library's reduce step, as the binary's run calls it (strata::finish): the whole
-    # files' checks, the tables protected together, every file (each PCN's workbook and page
-    # made from its list), the manifest, the folder published as the binary publishes it.
     try:
-        manifest_json = strata._strata.finish(
-            json.dumps({**keys, "models": models}),
-            cohort,
-            str(out_dir),
-            in_root=in_root,
-            previous=(previous if previous is not None else out) if compare else None,
-            engine=f"spark {spark.version} ({'groupBy.applyInArrow' if engine == 'group' else 'repartition.mapInArrow'})",
-            threads=spark.sparkContext.defaultParallelism,
-            seconds=seconds,
-            counts=[(r["key"], r["section"], r["a"], r["b"], *[r[f"c{i}"] for i in range(5)])
-                    for r in counts],
-            indicator_rows=[(r["key"], [r[f"c{i}"] for i in range(INDICATOR_WIDTH)])
-                            for r in indicator_counts],
-            profile=[(r["key"], r["b"], r["a"], [r[f"c{i}"] for i in range(8)])
-                     for r in profile_counts],
-            parts=[m["handed"] for m in metas],
-            files=list(totals.items()),
-            rejects=rejects,
-            lists=[(r["key"], bytes(r["data"]), bytes(r["data2"]))
-                   for r in items if r["kind"] == "list"],
-            programmes=[(r["section"], r["key"], r["a"], bytes(r["data"]), bytes(r["data2"]))
-                        for r in items if r["kind"] == "programme"],
-            scores=scores,
-            # What changed since the previous run, worked out by the library from the whole
-            # run's scores (the tasks filled the lists' `change` column).
-            previous_run=prev,
-            compared_with=compared_with,
-            compare_warning=compare_warning,
-            cohort_synthetic=mark,
-            # The input files' hashes, where the driver can read them (not a URI).
-            hash_inputs="://" not in cohort,
+        if engine == "group":
+            result = wide.groupBy(PCN).applyInArrow(_apply_group(settings), RESULT_DDL)
+        else:
+            n_pcns = p.select("pcn_code").distinct().count()
+            parts = max(1, min(n_pcns, int(spark.conf.get("spark.sql.shuffle.partitions", "200"))))
+            result = (
+                wide.repartition(parts, PCN)
+                .sortWithinPartitions(PCN)
+                .mapInArrow(_map_partition(settings), RESULT_DDL)
+            )
+        result = result.persist()
+
+        # 4. The counts, added up in Spark; everything else to the driver.
+        counts = (
+            result.where(F.col("kind") == "count")
+            .groupBy("key", "section", "a", "b")
+            .agg(*[F.sum(f"c{i}").alias(f"c{i}") for i in range(5)])
+            .collect()
         )
-    except strata.InvalidCohortError as err:
-        raise SparkJobError(
-            "\n".join(ln for ln in str(err).splitlines() if ln.startswith("error:"))
-        ) from None
-    except RuntimeError as e:
-        if "not a strata output folder" in str(e):
-            raise OutputFolderError(
-                f"{out_dir} exists and is not a strata output folder: not replaced"
-            ) from e
-        raise
+        indicator_counts = (
+            result.where(F.col("kind") == "indicator")
+            .groupBy("key")
+            .agg(*[F.sum(f"c{i}").alias(f"c{i}") for i in range(INDICATOR_WIDTH)])
+            .collect()
+        )
+        profile_counts = (
+            result.where(F.col("kind") == "profile")
+            .groupBy("key", "b", "a")
+            .agg(*[F.sum(f"c{i}").alias(f"c{i}") for i in range(8)])
+            .collect()
+        )
+        items = (
+            result.where(~F.col("kind").isin("count", "indicator", "profile"))
+            .select("kind", "key", "section", "a", "data", "data2", "c0", "c1")
+            .collect()
+        )
+        result.unpersist()
+        lap("score_per_pcn")
+
+        metas = [json.loads(bytes(r["data"])) for r in items if r["kind"] == "meta"]
+        errors = [e for m in metas for e in m["errors"]]
+        if errors:
+            lines = []
+            for e in errors:
+                lines.append(f"PCN {', '.join(e['pcns'])} (row numbers within the PCN's patients):")
+                lines.extend(ln for ln in e["report"].splitlines() if ln.startswith("error:"))
+            raise SparkJobError("\n".join(lines))
+        for m in metas:
+            rejects.extend(tuple(x) for x in m["rejects"])
+        totals = {TABLES[t]: df.count() for t, df in files.items()}
+        score_tables = [
+            pa.ipc.open_stream(bytes(r["data"])).read_all() for r in items if r["kind"] == "scores"
+        ]
+        scores = pa.concat_tables(score_tables) if score_tables else None
+        lap("collect")
+
+        # 5. The library's reduce step, as the binary's run calls it (strata::finish): the whole
+        # files' checks, the tables protected together, every file (each PCN's workbook and page
+        # made from its list), the manifest, the folder published as the binary publishes it.
+        try:
+            manifest_json = strata._strata.finish(
+                json.dumps({**keys, "models": models}),
+                cohort,
+                str(out_dir),
+                in_root=in_root,
+                previous=(previous if previous is not None else out) if compare else None,
+                engine=f"spark {spark.version} ({'groupBy.applyInArrow' if engine == 'group' else 'repartition.mapInArrow'})",
+                threads=spark.sparkContext.defaultParallelism,
+                seconds=seconds,
+                counts=[(r["key"], r["section"], r["a"], r["b"], *[r[f"c{i}"] for i in range(5)])
+                        for r in counts],
+                indicator_rows=[(r["key"], [r[f"c{i}"] for i in range(INDICATOR_WIDTH)])
+                                for r in indicator_counts],
+                profile=[(r["key"], r["b"], r["a"], [r[f"c{i}"] for i in range(8)])
+                         for r in profile_counts],
+                parts=[m["handed"] for m in metas],
+                files=list(totals.items()),
+                rejects=rejects,
+                lists=[(r["key"], bytes(r["data"]), bytes(r["data2"]))
+                       for r in items if r["kind"] == "list"],
+                programmes=[(r["section"], r["key"], r["a"], bytes(r["data"]), bytes(r["data2"]))
+                            for r in items if r["kind"] == "programme"],
+                scores=scores,
+                # What changed since the previous run, worked out by the library from the whole
+                # run's scores (the tasks filled the lists' `change` column).
+                previous_run=prev,
+                compared_with=compared_with,
+                compare_warning=compare_warning,
+                cohort_synthetic=mark,
+                # The input files' hashes, where the driver can read them (not a URI).
+                hash_inputs="://" not in cohort,
+                # The scores table's parts, written by the tasks.
+                stage=str(stage),
+                staged=[(r["key"], r["c0"], r["c1"], r["a"])
+                        for r in items if r["kind"] == "scores_part"],
+            )
+        except strata.InvalidCohortError as err:
+            raise SparkJobError(
+                "\n".join(ln for ln in str(err).splitlines() if ln.startswith("error:"))
+            ) from None
+        except RuntimeError as e:
+            if "not a strata output folder" in str(e):
+                raise OutputFolderError(
+                    f"{out_dir} exists and is not a strata output folder: not replaced"
+                ) from e
+            raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return json.loads(manifest_json)
 
 

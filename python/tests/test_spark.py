@@ -10,6 +10,7 @@ sets it, so a missing install fails there instead of passing quietly).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -61,17 +62,41 @@ def binary_only(name: str) -> bool:
     return name in BINARY_ONLY or name.endswith(BINARY_ONLY_SUFFIXES)
 
 
+def is_scores(rel: str) -> bool:
+    """The scores table: the binary's one file, or the Spark tasks' parts of it."""
+    return rel == "scores.parquet" or rel.startswith("scores/")
+
+
 def files(d: Path) -> dict[str, bytes]:
     return {
         str(p.relative_to(d)): p.read_bytes()
         for p in sorted(d.rglob("*"))
         if p.is_file() and p.name != "manifest.json" and not binary_only(p.name)
+        and not is_scores(str(p.relative_to(d)))
     }
 
 
+def scores_of(d: Path) -> pa.Table:
+    """Every patient's scores in pseudonym order: the binary's file, or the parts Spark's tasks
+    wrote (`scores/part-NNNNN.parquet`, one a PCN), put together."""
+    def plain(t: pa.Table) -> pa.Table:
+        # View types (as polars writes text) as plain ones, which pyarrow can sort and take.
+        views = {pa.string_view(): pa.string(), pa.binary_view(): pa.binary()}
+        return t.cast(pa.schema([f.with_type(views.get(f.type, f.type)) for f in t.schema]))
+
+    if (d / "scores.parquet").is_file():
+        return plain(pq.read_table(d / "scores.parquet"))
+    parts = sorted((d / "scores").glob("part-*.parquet"))
+    assert parts, f"no scores in {d}"
+    t = plain(pa.concat_tables([pq.read_table(p) for p in parts]))
+    return t.take(pc.sort_indices(t, [("patient_id", "ascending")]))
+
+
 def spark_outputs(outputs: list[dict]) -> list[dict]:
-    """A manifest's list of output files without those only the binary writes."""
-    return [o for o in outputs if not binary_only(Path(o["path"]).name)]
+    """A manifest's list of output files without those only the binary writes and the scores
+    (one file from the binary, parts from Spark: compared row for row)."""
+    return [o for o in outputs
+            if not binary_only(Path(o["path"]).name) and not is_scores(o["path"])]
 
 
 def assert_same_outputs(binary: Path, spark_out: Path) -> None:
@@ -79,8 +104,18 @@ def assert_same_outputs(binary: Path, spark_out: Path) -> None:
     assert sorted(got) == sorted(want)
     for name in want:
         assert got[name] == want[name], f"{name} differs from the binary's"
-    # scores.parquet row for row too (implied by the bytes; said for the reader).
-    assert pq.read_table(spark_out / "scores.parquet").equals(pq.read_table(binary / "scores.parquet"))
+    # The scores table row for row: the binary's one file against the tasks' parts.
+    assert not (spark_out / "scores.parquet").exists()
+    assert scores_of(spark_out).equals(scores_of(binary))
+    # The manifest records every part, whose rows add up to the binary's file's.
+    m = json.loads((spark_out / "manifest.json").read_text())
+    parts = [o for o in m["outputs"] if is_scores(o["path"])]
+    assert parts and all(o["path"].startswith("scores/part-") for o in parts)
+    assert sum(o["rows"] for o in parts) == scores_of(binary).num_rows
+    for o in parts:
+        data = (spark_out / o["path"]).read_bytes()
+        assert len(data) == o["bytes"] and hashlib.sha256(data).hexdigest() == o["sha256"]
+    assert m["scores_table"].startswith("scores/")
 
 
 def same_paths(warnings: list[str]) -> list[str]:
@@ -102,7 +137,7 @@ def test_fixture_cohort_equals_the_binary_byte_for_byte(spark, tmp_path):
     for engine in engines(spark):
         binary, out, m = run_both(spark, FIXTURE, tmp_path, engine)
         assert_same_outputs(binary, out)
-        assert m["outputs"] == spark_outputs(json.loads((binary / "manifest.json").read_text())["outputs"])
+        assert spark_outputs(m["outputs"]) == spark_outputs(json.loads((binary / "manifest.json").read_text())["outputs"])
         assert m["patients"] == 2000 and m["listed"] == 162
         assert m["today"] == TODAY
         # The same PCN folders (what is in them: assert_same_outputs).
@@ -167,7 +202,8 @@ def test_rejected_rows_are_the_binarys_in_every_detail(spark, tmp_path):
 
 # The manifest fields that say which engine ran and how (README, "Python and Spark"); every
 # other field is the binary's value.
-ENGINE_FIELDS = ("engine", "threads", "seconds", "read_paths", "distinct_codes", "unused_codes")
+ENGINE_FIELDS = ("engine", "threads", "seconds", "read_paths", "distinct_codes", "unused_codes",
+                 "scores_table")
 
 
 def same_model_paths(entries: list[dict]) -> list[dict]:
@@ -202,8 +238,11 @@ def test_the_manifest_is_the_binarys_but_for_the_engine_fields(spark, tmp_path):
     # Each engine records the commit its own build was made from (the same in CI, which builds
     # both from one checkout).
     assert re.fullmatch(r"[0-9a-f]{40}|unknown", m["git_commit"])
+    assert want["scores_table"] == "scores.parquet"
+    # The outputs are the binary's but for the scores table (its parts: assert_same_outputs).
+    assert spark_outputs(m["outputs"]) == spark_outputs(want["outputs"])
     compared = ENGINE_FIELDS + ("config", "models", "risk_models", "withheld_risk_models",
-                                "warnings", "compared_with", "git_commit")
+                                "warnings", "compared_with", "git_commit", "outputs")
     assert {k: v for k, v in m.items() if k not in compared} == {
         k: v for k, v in want.items() if k not in compared
     }
@@ -348,7 +387,7 @@ def test_programme_lists_equal_the_binarys(spark, tmp_path):
     assert_same_outputs(binary, out)
     want = json.loads((binary / "manifest.json").read_text())
     assert m["programmes"] == want["programmes"]
-    assert m["outputs"] == want["outputs"]
+    assert spark_outputs(m["outputs"]) == spark_outputs(want["outputs"])
     assert all(p["listed"] > 0 for p in m["programmes"]), m["programmes"]
     assert sum(".falls_prevention." in o["path"] for o in m["outputs"]) >= 2
 
@@ -496,7 +535,7 @@ def test_a_second_run_compared_with_the_fixtures_first_equals_the_binarys(spark,
         assert (m["new_on_lists"], m["dropped_off_lists"]) == (
             want["new_on_lists"], want["dropped_off_lists"])
         # The manifest lists the same files, with the same rows, sizes and hashes.
-        assert m["outputs"] == spark_outputs(want["outputs"])
+        assert spark_outputs(m["outputs"]) == spark_outputs(want["outputs"])
 
 
 def test_a_partition_sorted_by_pcn_is_cut_into_one_table_per_pcn():

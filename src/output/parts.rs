@@ -33,8 +33,15 @@ pub struct PartFiles {
     /// Who dropped off each PCN's list, as the bytes of its `.dropped.csv` (empty when nothing
     /// was compared).
     pub dropped: Vec<(String, Vec<u8>)>,
-    /// Every patient's scores (the scores file's rows and columns), in pseudonym order.
+    /// Every patient's scores (the scores file's rows and columns), in pseudonym order, to be
+    /// written as `scores.parquet`; or none, the tasks having written the table's parts
+    /// themselves (`staged`).
     pub scores: Option<DataFrame>,
+    /// Files the tasks wrote into `stage` themselves (the scores table's parts,
+    /// `scores/part-NNNNN.parquet`), with their records: moved into the run's folder.
+    pub staged: Vec<Written>,
+    /// The staging folder the tasks wrote into (beside the run's folder, on its file system).
+    pub stage: Option<std::path::PathBuf>,
 }
 
 /// Write `bytes` as `dir/rel`, synced; its record with `rows` data rows.
@@ -71,6 +78,8 @@ pub fn write_parts(dir: &Path, files: PartFiles, docs: &PcnDocs) -> Result<Outpu
         programmes,
         dropped,
         scores,
+        mut staged,
+        stage,
     } = files;
     lists.sort_by(|a, b| a.0.cmp(&b.0));
     let codes: Vec<String> = lists.iter().map(|(pcn, _, _)| pcn.clone()).collect();
@@ -123,6 +132,19 @@ pub fn write_parts(dir: &Path, files: PartFiles, docs: &PcnDocs) -> Result<Outpu
         written.extend(w?);
     }
     written.extend(scores?);
+    // The tasks' own files, moved into place (the staging folder is on the run folder's file
+    // system), in path order.
+    staged.sort_by(|a, b| a.path.cmp(&b.path));
+    if let Some(stage) = &stage {
+        for w in staged {
+            let (from, to) = (stage.join(&w.path), dir.join(&w.path));
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(crate::publish::io_err(parent))?;
+            }
+            std::fs::rename(&from, &to).map_err(crate::publish::io_err(&from))?;
+            written.push(w);
+        }
+    }
     let stem_of: std::collections::HashMap<&str, &String> =
         codes.iter().map(String::as_str).zip(&stems).collect();
     let mut programmes = programmes;
