@@ -627,7 +627,9 @@ def _score(
     # happens, and by a later run if this process dies).
     stage = out_dir.parent / f".tmp-{out_dir.name}-{os.getpid()}-{time.time_ns()}"
     (stage / "scores").mkdir(parents=True)
-    pcn_values = sorted(r[0] for r in tagged["p"].select(PCN).distinct().collect())
+    # (A null PCN code sorts last: its task refuses the cohort before writing anything.)
+    pcn_values = sorted((r[0] for r in tagged["p"].select(PCN).distinct().collect()),
+                        key=lambda v: (v is None, v or ""))
     settings = {
         "stage": str(stage),
         "parts": {pcn: i for i, pcn in enumerate(pcn_values)},

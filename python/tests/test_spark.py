@@ -472,6 +472,20 @@ def test_a_bad_patient_row_refuses_the_cohort_naming_its_pcn(spark, tmp_path):
         sj.score(str(d), AS_OF, str(tmp_path / "out"), spark=spark, today=TODAY)
 
 
+def test_a_patient_with_no_pcn_refuses_the_cohort(spark, tmp_path):
+    d = tmp_path / "nopcn"
+    shutil.copytree(FIXTURE, d)
+    p = pq.read_table(d / "patients.parquet")
+    rows = p.to_pylist()
+    rows[5]["pcn_code"] = None
+    pq.write_table(pa.Table.from_pylist(rows, schema=p.schema), d / "patients.parquet")
+    with pytest.raises(sj.SparkJobError, match=r"null or empty PCN code"):
+        sj.score(str(d), AS_OF, str(tmp_path / "out"), spark=spark, today=TODAY)
+    assert not (tmp_path / "out").exists()
+    # Nothing staged is left beside the output folder.
+    assert [x.name for x in tmp_path.iterdir() if x.name.startswith(".tmp-")] == []
+
+
 def later_extract(d: Path, first: Path) -> Path:
     """The fixture as a later extract would have it, against the run ``first`` made of it: of
     the people listed there, three moved to another PCN, three left the cohort (with their
