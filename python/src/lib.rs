@@ -29,7 +29,7 @@ use strata::cohort::Cohort;
 use strata::config::{InputConfig, ScoreConfig};
 use strata::disclosure::{self, Suppression};
 use strata::indicators::{self, IndicatorCounts};
-use strata::input::{ArrowTable, InputError, LoadOptions, Severity};
+use strata::input::{ArrowTable, InputError};
 use strata::lists::ListRules;
 use strata::output::{self, PublishedTable, RiskColumns, TableWriter};
 use strata::partition::{score_partition, CompareWith, Partition, RunModels};
@@ -1335,53 +1335,6 @@ fn protect(
     })?)
 }
 
-/// Put the finished output folder `work` at `out` as the binary publishes a run
-/// (`strata::publish::publish`): its files synced to disk, the folder swapped into place in one
-/// step where the platform allows (an existing `out` is never missing), refused when `out`
-/// exists and is not a strata output folder; `work` (beside `out`, on the same file system) is
-/// emptied into the new folder and removed.
-///
-/// With `in_root`, `out` is `ROOT/<as-of>` of an output root: published as `strata score --root`
-/// publishes (what dead runs left cleaned up, then `ROOT/latest` moved to it, never backwards).
-#[pyfunction]
-#[pyo3(signature = (work, out, in_root=false))]
-fn publish_folder(py: Python<'_>, work: PathBuf, out: PathBuf, in_root: bool) -> PyResult<()> {
-    py.detach(|| -> Result<(), Failure> {
-        let fill = |dir: &std::path::Path| -> Result<(), Failure> {
-            fn sync_files(d: &std::path::Path) -> std::io::Result<()> {
-                for e in std::fs::read_dir(d)? {
-                    let p = e?.path();
-                    if p.is_dir() {
-                        sync_files(&p)?;
-                    } else {
-                        std::fs::File::open(&p)?.sync_all()?;
-                    }
-                }
-                Ok(())
-            }
-            sync_files(&work).map_err(io_err(format!("syncing {}", work.display())))?;
-            for e in
-                std::fs::read_dir(&work).map_err(io_err(format!("reading {}", work.display())))?
-            {
-                let e = e.map_err(io_err(format!("reading {}", work.display())))?;
-                let to = dir.join(e.file_name());
-                std::fs::rename(e.path(), &to)
-                    .map_err(io_err(format!("moving {} into place", e.path().display())))?;
-            }
-            Ok(())
-        };
-        match (in_root, out.parent(), out.file_name()) {
-            (true, Some(root), Some(name)) => {
-                strata::publish::publish_run(root, &name.to_string_lossy(), fill)?
-            }
-            _ => strata::publish::publish(&out, fill)?,
-        }
-        std::fs::remove_dir(&work).map_err(io_err(format!("removing {}", work.display())))?;
-        Ok(())
-    })?;
-    Ok(())
-}
-
 /// A list file handed up: `(pcn_code, csv bytes, parquet bytes)`.
 type ListBytes = (String, Vec<u8>, Vec<u8>);
 
@@ -1643,61 +1596,6 @@ fn resolve_settings(config: &str) -> PyResult<String> {
 /// A rejected row handed across: file, 1-based row in the whole file, column, reason.
 type RejectRow = (String, u64, String, String);
 
-/// The whole-file checks of a cohort read in parts (`strata::input::parts::whole_files`): each
-/// file's rows (`files`: name and rows), every part's rejected rows, and the run's
-/// `max_rejected`. Returns the rejects in the binary's order, the report's warnings and errors
-/// (as `strata validate` prints them) and each file's (name, rows, rejected). The Spark driver
-/// decides the reject limit and its warnings here, by the binary's rule.
-#[pyfunction]
-#[allow(clippy::type_complexity)]
-fn whole_files(
-    files: Vec<(String, u64)>,
-    rejects: Vec<RejectRow>,
-    max_rejected: f64,
-) -> PyResult<(
-    Vec<RejectRow>,
-    Vec<String>,
-    Vec<String>,
-    Vec<(String, u64, u64)>,
-)> {
-    let read = rejects
-        .iter()
-        .map(|(f, r, c, why)| {
-            strata::input::parts::reject_of(f, *r, c, why).ok_or_else(|| {
-                Failure::Argument(format!(
-                    "rejected row {f} row {r}, column {c} ({why}): not a file, column and reason of the cohort contract"
-                ))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let opts = LoadOptions {
-        max_reject_fraction: max_rejected,
-        ..LoadOptions::default()
-    };
-    let (sorted, report) = strata::input::parts::whole_files(&files, read, &opts);
-    let text = |sev: Severity| -> Vec<String> {
-        report
-            .problems
-            .iter()
-            .filter(|p| p.severity == sev)
-            .map(|p| p.to_string())
-            .collect()
-    };
-    Ok((
-        sorted
-            .iter()
-            .map(|r| (r.file.into(), r.row, r.column.into(), r.reason.into()))
-            .collect(),
-        text(Severity::Warning),
-        text(Severity::Error),
-        report
-            .files
-            .iter()
-            .map(|c| (c.file.clone(), c.rows, c.rejected))
-            .collect(),
-    ))
-}
-
 /// The error of a cohort read in parts whose `patients.parquet` gives one pseudonym to more than
 /// one row (`rows`: 1-based, every row after each pseudonym's first, found by the engine across
 /// its parts), as `strata validate` prints it (`strata::input::parts::duplicate_pseudonyms`);
@@ -1853,10 +1751,8 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(protect_run, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_settings, m)?)?;
     m.add_function(wrap_pyfunction!(protect, m)?)?;
-    m.add_function(wrap_pyfunction!(publish_folder, m)?)?;
     m.add_function(wrap_pyfunction!(previous_in_root, m)?)?;
     m.add_function(wrap_pyfunction!(read_programmes, m)?)?;
-    m.add_function(wrap_pyfunction!(whole_files, m)?)?;
     m.add_function(wrap_pyfunction!(finish, m)?)?;
     m.add_function(wrap_pyfunction!(read_columns, m)?)?;
     m.add_function(wrap_pyfunction!(duplicate_pseudonyms, m)?)?;
