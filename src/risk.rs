@@ -703,17 +703,39 @@ impl RiskModel {
     /// tables, eight rows at a time.
     pub fn contributions_rows(&self, full: &[f32], width: usize) -> Vec<f64> {
         let p = self.columns.len();
-        let mut xs = Vec::with_capacity(full.len() / width.max(1) * p);
-        self.gather_rows(full, width, &mut xs);
+        let width = width.max(1);
+        let n = full.len().div_ceil(width);
+        // Rows in parallel into buffers sized once: a whole run's listed people at once is
+        // hundreds of thousands of rows a model.
+        let mut xs = vec![0f32; n * p];
+        if p > 0 {
+            xs.par_chunks_mut(p)
+                .zip(full.par_chunks(width))
+                .with_min_len(1024)
+                .for_each(|(x, row)| {
+                    for (x, &c) in x.iter_mut().zip(&self.columns) {
+                        *x = row[c];
+                    }
+                });
+        }
         if let (Predictor::Gbdt(m), Some(t)) = (&self.predictor, &self.shap) {
             // The tables were built from this model, so the shapes agree.
             if let Ok(phi) = t.explain_rows(m, &xs) {
                 return phi;
             }
         }
-        xs.chunks(p.max(1))
-            .flat_map(|x| self.predictor.contributions_row(x))
-            .collect()
+        let mut out = vec![0f64; n * p];
+        if p > 0 {
+            out.par_chunks_mut(p)
+                .zip(xs.par_chunks(p))
+                .with_min_len(1024)
+                .for_each(|(o, x)| {
+                    for (o, c) in o.iter_mut().zip(self.predictor.contributions_row(x)) {
+                        *o = c;
+                    }
+                });
+        }
+        out
     }
 
     /// Whether the card was trained on synthetic data (its caveat says so).
