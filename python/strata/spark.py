@@ -8,13 +8,15 @@ computed where the data are (Databricks, Foundry, plain ``spark-submit``).
 How it runs:
 
 1. The driver reads the three (or four) Parquet files with Spark, checks their schemas once with
-   strata's own checks, and runs the whole-cohort checks in Spark: duplicate pseudonyms, and
-   records for patients not in ``patients.parquet`` (a left anti-join: those rows are rejected and
-   counted, never dropped silently).
-2. Every record is tagged with its patient's PCN and the four tables are put side by side in one
-   wide table, so that each PCN's patients and records meet in one task: ``groupBy(pcn)
+   strata's own checks, and checks for duplicate pseudonyms in Spark.
+2. Every record is tagged with its patient's PCN in one left join (the patient-to-PCN table
+   broadcast up to ``BROADCAST_PATIENTS`` patients, so the records cross one shuffle; a shuffle
+   join beyond) and the four tables are put side by side in one wide table, so that each PCN's
+   patients and records meet in one task: ``groupBy(pcn)
    .applyInArrow`` on Spark 4.0 and later, ``repartition(pcn) .sortWithinPartitions(pcn)
    .mapInArrow`` on Spark 3.5 (a partition then holds several whole PCNs, one after another).
+   Records whose patient is not in ``patients.parquet`` form one more group, whose task returns
+   them as rejected rows (counted, never dropped silently).
    Each task checks and scores its PCNs one at a time in strata (the library's map step, as the
    binary runs it), writes each PCN's part of the scores table into a staging folder beside
    ``--out``, and returns the PCNs' list files, their rejected rows, the aggregate tables'
@@ -66,6 +68,16 @@ PREVIOUS_COLUMNS = ["patient_id", "pcn_code", "efi_category"]
 # Where each file's dates are, for the reject reasons' column names (the binary's).
 KEY = "_key"  # trimmed pseudonym as text: the join key
 PCN = "_pcn"
+# Set on every record whose patient is in patients.parquet (the join's marker).
+KNOWN = "_known"
+# The group of records whose patient is not in patients.parquet: its task returns them as
+# rejected rows (no PCN code can hold a NUL character, so it is never a PCN's).
+ORPHANS = "\x00orphans"
+# Up to this many patients, the patient-to-PCN table is broadcast to the tasks that read the
+# records, so the records cross one shuffle (to their PCN's task), not two (to their patient's,
+# then to their PCN's). The driver builds the broadcast: about 0.1 KB a patient in its JVM
+# (BENCHMARKS.md, issue 26); beyond this, a shuffle join.
+BROADCAST_PATIENTS = 3_000_000
 ROW = "_row"  # 1-based row in the file
 TAG = "_t"
 
@@ -120,14 +132,31 @@ def _result_batch(rows: List[Dict[str, Any]]) -> pa.RecordBatch:
     return pa.RecordBatch.from_pylist(rows, schema=RESULT_SCHEMA)
 
 
-def _split(table: pa.Table, columns: Dict[str, List[str]]) -> Dict[str, pa.Table]:
+def _slots(dtypes: Dict[str, List[Tuple[str, str]]]) -> Dict[str, Dict[str, str]]:
+    """Each table's columns (name, Spark type) given a slot of the wide table: columns of one type
+    share slots across tables (``s<type>_<k>``: the k-th column of that type in its table), so a
+    row of the wide table is as wide as its widest table, not the sum of them (a quarter less of
+    the CPU Spark spends moving the records, measured: BENCHMARKS.md, issue 26)."""
+    types: Dict[str, int] = {}
+    out: Dict[str, Dict[str, str]] = {}
+    for tag, cols in dtypes.items():
+        seen: Dict[str, int] = {}
+        out[tag] = {}
+        for c, ty in cols:
+            k = seen[ty] = seen.get(ty, -1) + 1
+            out[tag][c] = f"s{types.setdefault(ty, len(types))}_{k}"
+    return out
+
+
+def _split(table: pa.Table, columns: Dict[str, List[str]],
+           slots: Dict[str, Dict[str, str]]) -> Dict[str, pa.Table]:
     """The wide table's rows by tag, each with its own columns under their contract names (the
     row number kept as ``_row``)."""
     out = {}
     tags = table.column(TAG)
     for tag, cols in columns.items():
         rows = table.filter(pc.equal(tags, tag))
-        t = rows.select([f"{tag}__{c}" for c in cols] + [ROW])
+        t = rows.select([slots[tag][c] for c in cols] + [ROW])
         out[tag] = t.rename_columns(cols + [ROW])
     return out
 
@@ -137,7 +166,9 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     return the task's result rows. Errors in the data are returned as rows, not raised, so that
     the driver can report every partition's problems together."""
     columns: Dict[str, List[str]] = settings["columns"]
-    parts = _split(table, columns)
+    if table.num_rows and table.column(PCN)[0].as_py() == ORPHANS:
+        return _orphans(table, settings["slots"])
+    parts = _split(table, columns, settings["slots"])
     p, e, n = parts["p"], parts["e"], parts["n"]
     m = parts.get("m")
     # The previous run's listed people among this task's patients (when comparing).
@@ -233,6 +264,21 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     meta["handed"] = s.handed()
     rows.append({"kind": "meta", "data": json.dumps(meta).encode()})
     return pa.Table.from_batches([_result_batch(rows)])
+
+
+def _orphans(table: pa.Table, slots: Dict[str, Dict[str, str]]) -> pa.Table:
+    """The task of the records whose patient is not in patients.parquet: each a rejected row of
+    its file (its 1-based row number there), as a whole read rejects it."""
+    tags = table.column(TAG).to_pylist()
+    rows = table.column(ROW).to_pylist()
+    rejects = []
+    for t in sorted(set(tags)):
+        pid = table.column(slots[t]["patient_id"]).is_null().to_pylist()
+        for tag, row, null in zip(tags, rows, pid):
+            if tag == t:
+                rejects.append((TABLES[t], row, "patient_id", NULL_PATIENT if null else UNKNOWN_PATIENT))
+    meta = {"errors": [], "rejects": rejects}
+    return pa.Table.from_batches([_result_batch([{"kind": "meta", "data": json.dumps(meta).encode()}])])
 
 
 def _pcn_runs(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
@@ -585,20 +631,23 @@ def _score(
             # In the library's words (strata::input::parts::duplicate_pseudonyms).
             strata._strata.duplicate_pseudonyms([r["row"] for r in dup_rows])
         )
-    owners = p.select(KEY, F.col("pcn_code").cast("string").alias(PCN))
+    owners = p.select(KEY, F.col("pcn_code").cast("string").alias(PCN), F.lit(True).alias(KNOWN))
+    if patients is None:
+        patients = p.count()
+    if patients <= BROADCAST_PATIENTS:
+        owners = F.broadcast(owners)
     rejects: List[Tuple[str, int, str, str]] = []
     tagged = {}
+    # Each record tagged with its patient's PCN in one join, read once: a record whose patient
+    # is not in patients.parquet goes to the ORPHANS group, whose task rejects it (counted and
+    # reported, never dropped unsaid).
     for t in ("e", "n", "m"):
         if t not in files:
             continue
         df = files[t].withColumn(KEY, key(files[t]))
-        orphans = df.join(owners, KEY, "left_anti").select(
-            ROW, F.col("patient_id").isNull().alias("null")
+        tagged[t] = df.join(owners, KEY, "left").withColumn(
+            PCN, F.when(F.col(KNOWN).isNull(), F.lit(ORPHANS)).otherwise(F.col(PCN))
         )
-        for r in orphans.collect():
-            why = NULL_PATIENT if r["null"] else UNKNOWN_PATIENT
-            rejects.append((TABLES[t], r[ROW], "patient_id", why))
-        tagged[t] = df.join(owners, KEY, "inner")
     tagged["p"] = p.withColumn(PCN, F.col("pcn_code").cast("string"))
     if prev is not None:
         # The previous run's listed people, each with their current patient's PCN (someone no
@@ -607,17 +656,18 @@ def _score(
                              ", ".join(f"{c} string" for c in PREVIOUS_COLUMNS))
         tagged["v"] = (
             listed.withColumn(KEY, F.col("patient_id"))
-            .join(owners, KEY, "inner")
+            .join(owners.drop(KNOWN), KEY, "inner")
             .withColumn(ROW, F.lit(None).cast("long"))
         )
         columns["v"] = PREVIOUS_COLUMNS
     lap("whole_cohort_checks")
 
-    # 3. One wide table: each table's columns prefixed by its tag, rows tagged.
+    # 3. One wide table: each table's columns in typed slots shared across tables, rows tagged.
+    slots = _slots({t: [(c, dict(df.dtypes)[c]) for c in columns[t]] for t, df in tagged.items()})
     wide = None
     for t, df in tagged.items():
         sel = [F.lit(t).alias(TAG), F.col(PCN), F.col(ROW)] + [
-            F.col(f"`{c}`").alias(f"{t}__{c}") for c in columns[t]
+            F.col(f"`{c}`").alias(slots[t][c]) for c in columns[t]
         ]
         part = df.select(*sel)
         wide = part if wide is None else wide.unionByName(part, allowMissingColumns=True)
@@ -634,6 +684,7 @@ def _score(
         "stage": str(stage),
         "parts": {pcn: i for i, pcn in enumerate(pcn_values)},
         "columns": {t: columns[t] for t in tagged},
+        "slots": slots,
         "as_of": as_of,
         "today": today,
         "models": models,
@@ -727,7 +778,7 @@ def _score(
                                 for r in indicator_counts],
                 profile=[(r["key"], r["b"], r["a"], [r[f"c{i}"] for i in range(8)])
                          for r in profile_counts],
-                parts=[m["handed"] for m in metas],
+                parts=[m["handed"] for m in metas if "handed" in m],
                 files=list(totals.items()),
                 rejects=rejects,
                 lists=[(r["key"], bytes(r["data"]), bytes(r["data2"]))

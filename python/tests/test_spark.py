@@ -161,7 +161,7 @@ def test_synthetic_cohort_equals_the_binary(spark, tmp_path):
 
 def dirty_cohort(d: Path) -> Path:
     """The fixture with bad rows at the start and end of events and encounters: unknown and
-    null patients (the driver's anti-join), an unknown code system, a date after today, a null
+    null patients (the orphans' group), an unknown code system, a date after today, a null
     code, an end date before the start (the tasks' checks); and, as extracts carry them, a
     column strata does not read (which Spark's tasks are not sent)."""
     d.mkdir()
@@ -188,10 +188,12 @@ def dirty_cohort(d: Path) -> Path:
 
 def test_rejected_rows_are_the_binarys_in_every_detail(spark, tmp_path):
     cohort = dirty_cohort(tmp_path / "dirty")
-    binary, out, m = run_both(spark, cohort, tmp_path, "auto")
-    assert (binary / "rejects.csv").is_file()
-    assert_same_outputs(binary, out)
-    assert m["rejected_rows"] == 7
+    # Both engines: the records of unknown patients are a group of their own under either.
+    for engine in engines(spark):
+        binary, out, m = run_both(spark, cohort, tmp_path, engine)
+        assert (binary / "rejects.csv").is_file()
+        assert_same_outputs(binary, out)
+        assert m["rejected_rows"] == 7
     # The manifest's warnings are the binary's (rejected rows named by their rows in the files).
     want = json.loads((binary / "manifest.json").read_text())
     assert same_paths(m["warnings"]) == same_paths(want["warnings"])
@@ -564,3 +566,19 @@ def test_a_partition_sorted_by_pcn_is_cut_into_one_table_per_pcn():
     assert sum(g.num_rows for g in got) == len(pcns)
     assert pa.concat_tables(got).column("x").to_pylist() == list(range(len(pcns)))
     assert list(sj._pcn_runs(iter([]))) == []
+
+
+def test_columns_share_a_slot_of_the_wide_table_only_with_their_own_type():
+    slots = sj._slots({
+        "p": [("patient_id", "string"), ("birth_date", "date"), ("imd_decile", "int")],
+        "e": [("patient_id", "string"), ("event_date", "date"), ("code", "string")],
+        "n": [("patient_id", "string"), ("imd_decile", "string")],
+    })
+    # One table's columns each have their own slot.
+    for cols in slots.values():
+        assert len(set(cols.values())) == len(cols)
+    # Across tables, a slot holds one type: the k-th string column of every table shares one.
+    assert slots["p"]["patient_id"] == slots["e"]["patient_id"] == slots["n"]["patient_id"]
+    assert slots["p"]["birth_date"] == slots["e"]["event_date"]
+    assert slots["e"]["code"] == slots["n"]["imd_decile"]
+    assert slots["p"]["imd_decile"] not in slots["n"].values()
