@@ -892,7 +892,8 @@ fn check_page_counts(
         .strip_prefix(&head)
         .unwrap_or_else(|| panic!("{pcn}: {}", lead[0]));
     assert!(digit_runs(rule).is_empty(), "{pcn}: {rule}");
-    // The synthetic models' caveat (with their training windows): the list's own column.
+    // The synthetic models' caveat (with their training windows): the list's own column, and
+    // what to do about it (said once here, not on every row).
     let banner = cut(&mut page, "<p class=\"banner\"", "</p>");
     assert_eq!(banner.len(), 1, "{pcn}: the synthetic models' caveat");
     let (_, source) = banner[0]
@@ -900,7 +901,11 @@ fn check_page_counts(
         .unwrap();
     assert_eq!(
         unescape(source.strip_suffix("</p>").unwrap()),
-        strings(list, "risk_models_trained_on")[0],
+        format!(
+            "{}: {}",
+            strings(list, "risk_models_trained_on")[0],
+            strata::output::columns::SYNTHETIC_ADVICE
+        ),
         "{pcn}"
     );
     // The top of the list: the list itself, for direct care; only its heading is read.

@@ -1336,14 +1336,27 @@ fn protect(
 }
 
 /// A list file handed up: `(pcn_code, csv bytes, parquet bytes)`.
-type ListBytes = (String, Vec<u8>, Vec<u8>);
+/// A file a task wrote into the staging folder: path relative to the run folder, data rows,
+/// bytes, SHA-256 (hex).
+type StagedFile = (String, u64, u64, String);
+
+fn staged_record((path, rows, bytes, sha256): StagedFile) -> strata::publish::Written {
+    strata::publish::Written {
+        path,
+        rows,
+        bytes,
+        sha256,
+    }
+}
 
 /// The run's reduce step for an engine that scored it in parts (the Spark job's driver), as the
 /// binary's run calls it over its one partition (`strata::finish::finish`): the whole files'
 /// checks (`files`: each file's rows; `rejects`: every part's rejected rows, numbered in the
 /// whole files; too many refuse the run with `InvalidCohortError`), the aggregate tables
 /// protected together from the parts' counts added up, every file written (the lists and
-/// programme lists handed up as bytes, each PCN's workbook and page made here, the scores table,
+/// programme lists the tasks wrote into the staging folder `stage`, `lists`: PCN code and its
+/// `.csv` and `.parquet`, `programmes`: programme index, PCN code, name and its two files;
+/// each PCN's workbook and page made here from its list, one PCN at a time; the scores table,
 /// and, with `previous_run`, what changed since it: the `dropped` lists and the manifest's
 /// figures, worked out from the whole run's scores), the manifest, and the folder published to `out` (with `in_root`,
 /// `ROOT/<as-of>` of an output root, `latest` moved); the files the tasks wrote themselves into
@@ -1371,8 +1384,8 @@ fn finish(
     parts: Vec<String>,
     files: Vec<(String, u64)>,
     rejects: Vec<RejectRow>,
-    lists: Vec<ListBytes>,
-    programmes: Vec<output::parts::ProgrammeFile>,
+    lists: Vec<(String, StagedFile, StagedFile)>,
+    programmes: Vec<(usize, String, String, StagedFile, StagedFile)>,
     scores: Option<&Bound<'_, PyAny>>,
     previous_run: Option<Py<PreviousRun>>,
     compared_with: String,
@@ -1380,7 +1393,7 @@ fn finish(
     cohort_synthetic: Option<String>,
     hash_inputs: bool,
     stage: PathBuf,
-    staged: Vec<(String, u64, u64, String)>,
+    staged: Vec<StagedFile>,
 ) -> PyResult<String> {
     let mut c: ScoreConfig =
         serde_json::from_str(settings).map_err(|e| Failure::Argument(format!("settings: {e}")))?;
@@ -1486,19 +1499,19 @@ fn finish(
             hashes,
         };
         let handed = output::parts::PartFiles {
-            lists,
-            programmes,
-            dropped,
-            scores: None,
-            staged: staged
+            lists: lists
                 .into_iter()
-                .map(|(path, rows, bytes, sha256)| strata::publish::Written {
-                    path,
-                    rows,
-                    bytes,
-                    sha256,
+                .map(|(pcn, csv, parquet)| (pcn, staged_record(csv), staged_record(parquet)))
+                .collect(),
+            programmes: programmes
+                .into_iter()
+                .map(|(k, pcn, name, csv, parquet)| {
+                    (k, pcn, name, staged_record(csv), staged_record(parquet))
                 })
                 .collect(),
+            dropped,
+            scores: None,
+            staged: staged.into_iter().map(staged_record).collect(),
             stage: Some(stage),
         };
         let manifest = strata::finish::finish(reduce, stages, |dir, docs| {

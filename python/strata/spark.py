@@ -18,14 +18,16 @@ How it runs:
    Records whose patient is not in ``patients.parquet`` form one more group, whose task returns
    them as rejected rows (counted, never dropped silently).
    Each task checks and scores its PCNs one at a time in strata (the library's map step, as the
-   binary runs it), writes each PCN's part of the scores table into a staging folder beside
-   ``--out``, and returns the PCNs' list files, their rejected rows, the aggregate tables'
-   counts and what the reduce step takes of them (figures, warnings), and, when comparing, the
-   scores of the people on a list now or on the previous run's.
+   binary runs it), writes each PCN's list, programme lists and part of the scores table into
+   a staging folder beside ``--out``, and returns those files' records (rows, bytes, SHA-256),
+   their rejected rows, the aggregate tables' counts and what the reduce step takes of them
+   (figures, warnings), and, when comparing, the scores of the people on a list now or on the
+   previous run's.
 3. The counts are added up in Spark; the driver then calls the library's reduce step, as the
-   binary does: the rejected-row limit on whole files, the tables protected together, every
-   file written (each PCN's workbook and page from its list), the scores' parts moved in, the
-   manifest, and the folder published in place of ``--out`` only when everything succeeded.
+   binary does: the rejected-row limit on whole files, the tables protected together, the
+   tasks' files moved in and each PCN's workbook and page made from its list (one PCN at a time:
+   the driver never holds every list), the manifest, and the folder published in place of
+   ``--out`` only when everything succeeded.
 
 What changed since the previous run (as the binary: ``--previous DIR``, by default the ``--out``
 folder being replaced; ``--no-compare`` for none): the driver reads the previous run once; its
@@ -85,25 +87,25 @@ TAG = "_t"
 NULL_PATIENT = "null patient_id"
 UNKNOWN_PATIENT = "patient_id not in patients.parquet"
 
-# The output of each task: one row per item.
-#   kind "list":   key = PCN code, data = CSV bytes, data2 = Parquet bytes
+# The output of each task: one row per item. The task writes its files into the run's staging
+# folder itself; a file's record is JSON [path in the run folder, rows, bytes, SHA-256].
+#   kind "list":   key = PCN code, data = the records of its list's .csv and .parquet
 #   kind "scores": data = Arrow IPC stream of the task's patients who are on a list now or were
 #                   on the previous run's (patient_id, pcn_code, status, efi_category, listed):
 #                   what the driver works out what changed from
-#   kind "scores_part": key = the part's path in the run folder (scores/part-NNNNN.parquet, the
-#                   task's patients' scores, written by the task), a = its SHA-256, c0 = rows,
-#                   c1 = bytes
+#   kind "scores_part": data = the record of the task's part of the scores table
+#                   (scores/part-NNNNN.parquet)
 #   kind "count":  key = table (summary, equity), section, a, b, c0..c4 = the counts
 #   kind "indicator": key = PCN code, c0..c21 = its population-health indicator counts
 #   kind "profile": key = PCN code, b = dimension, a = value, c0..c7 = listed and eligible by eFI
 #                   category (fit listed, fit eligible, ..., severe eligible)
-#   kind "programme": key = PCN code, section = programme index, a = its name, data = CSV bytes,
-#                   data2 = Parquet bytes
+#   kind "programme": key = PCN code, section = programme index, a = its name, data = the
+#                   records of its .csv and .parquet
 #   kind "meta":   data = JSON: rejects (rows in the files), files, figures, warnings, errors
 # Counts per indicator row (strata.indicators' quantities: the headline counts, then the people
 # and falls admissions of the six age bands of the standardised falls rate).
 INDICATOR_WIDTH = strata._strata.INDICATOR_WIDTH
-RESULT_DDL = "kind string, key string, data binary, data2 binary, section int, a string, b string, " + ", ".join(
+RESULT_DDL = "kind string, key string, data binary, section int, a string, b string, " + ", ".join(
     f"c{i} long" for i in range(INDICATOR_WIDTH)
 )
 RESULT_SCHEMA = pa.schema(
@@ -111,7 +113,6 @@ RESULT_SCHEMA = pa.schema(
         ("kind", pa.string()),
         ("key", pa.string()),
         ("data", pa.binary()),
-        ("data2", pa.binary()),
         ("section", pa.int32()),
         ("a", pa.string()),
         ("b", pa.string()),
@@ -214,26 +215,30 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
         meta["errors"].append({"pcns": [str(x) for x in pcns], "report": str(err)})
         rows.append({"kind": "meta", "data": json.dumps(meta).encode()})
         return pa.Table.from_batches([_result_batch(rows)])
-    # Each PCN's list and programme lists, from one frame per PCN.
+    # Each PCN's list and programme lists (from one frame per PCN), and its part of the scores
+    # table, written here into the run's staging folder under their names in the run folder, so
+    # that the driver never holds them; handed up as their records.
+    stage = settings["stage"]
     list_files, programme_files = s.all_list_files()
     for pcn, csv, parquet in list_files:
-        rows.append({"kind": "list", "key": pcn, "data": csv, "data2": parquet})
+        stem = settings["stems"][pcn]
+        n = _parquet_rows(parquet)
+        files = [_stage_file(stage, f"{stem}.csv", csv, n),
+                 _stage_file(stage, f"{stem}.parquet", parquet, n)]
+        rows.append({"kind": "list", "key": pcn, "data": json.dumps(files).encode()})
     for pcn, k, name, csv, parquet in programme_files:
+        stem = settings["stems"][pcn]
+        n = _parquet_rows(parquet)
+        files = [_stage_file(stage, f"{stem}.{name}.csv", csv, n),
+                 _stage_file(stage, f"{stem}.{name}.parquet", parquet, n)]
         rows.append({"kind": "programme", "key": pcn, "section": k, "a": name,
-                     "data": bytes(csv), "data2": bytes(parquet)})
-    # The PCN's part of the scores table, written here into the run's staging folder (the
-    # driver never holds every patient's scores), synced, and recorded as the binary records a
-    # file (rows, bytes, SHA-256).
+                     "data": json.dumps(files).encode()})
     scores = pa.table(s.scores())
     pcn = table.column(PCN)[0].as_py()
     part = f"scores/part-{settings['parts'][pcn]:05d}.parquet"
     data = bytes(strata.encode_table(scores, "parquet"))
-    with open(Path(settings["stage"]) / part, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    rows.append({"kind": "scores_part", "key": part, "a": hashlib.sha256(data).hexdigest(),
-                 "c0": scores.num_rows, "c1": len(data)})
+    rows.append({"kind": "scores_part",
+                 "data": json.dumps(_stage_file(stage, part, data, scores.num_rows)).encode()})
     # What the driver needs of them to say what changed since the previous run: the people on a
     # list now, and those on the previous run's (who may have died, moved or left the list).
     if settings.get("compare"):
@@ -264,6 +269,25 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     meta["handed"] = s.handed()
     rows.append({"kind": "meta", "data": json.dumps(meta).encode()})
     return pa.Table.from_batches([_result_batch(rows)])
+
+
+def _parquet_rows(data) -> int:
+    """Rows of a Parquet file held as bytes, from its footer."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows
+
+
+def _stage_file(stage: str, rel: str, data, rows: int) -> list:
+    """Write ``data`` as ``rel`` in the staging folder ``stage``, synced; its record as the
+    binary records a file it writes: [path, rows, bytes, SHA-256]."""
+    path = Path(stage) / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return [rel, rows, len(data), hashlib.sha256(data).hexdigest()]
 
 
 def _orphans(table: pa.Table, slots: Dict[str, Dict[str, str]]) -> pa.Table:
@@ -680,9 +704,12 @@ def _score(
     # (A null PCN code sorts last: its task refuses the cohort before writing anything.)
     pcn_values = sorted((r[0] for r in tagged["p"].select(PCN).distinct().collect()),
                         key=lambda v: (v is None, v or ""))
+    codes = [v for v in pcn_values if v is not None]
     settings = {
         "stage": str(stage),
         "parts": {pcn: i for i, pcn in enumerate(pcn_values)},
+        # Each PCN's files' path in the run folder without extension (the binary's names).
+        "stems": dict(zip(codes, strata._strata.pcn_files(codes))),
         "columns": {t: columns[t] for t in tagged},
         "slots": slots,
         "as_of": as_of,
@@ -736,7 +763,7 @@ def _score(
         )
         items = (
             result.where(~F.col("kind").isin("count", "indicator", "profile"))
-            .select("kind", "key", "section", "a", "data", "data2", "c0", "c1")
+            .select("kind", "key", "section", "a", "data")
             .collect()
         )
         result.unpersist()
@@ -781,9 +808,9 @@ def _score(
                 parts=[m["handed"] for m in metas if "handed" in m],
                 files=list(totals.items()),
                 rejects=rejects,
-                lists=[(r["key"], bytes(r["data"]), bytes(r["data2"]))
+                lists=[(r["key"], *map(tuple, json.loads(bytes(r["data"]))))
                        for r in items if r["kind"] == "list"],
-                programmes=[(r["section"], r["key"], r["a"], bytes(r["data"]), bytes(r["data2"]))
+                programmes=[(r["section"], r["key"], r["a"], *map(tuple, json.loads(bytes(r["data"]))))
                             for r in items if r["kind"] == "programme"],
                 scores=scores,
                 # What changed since the previous run, worked out by the library from the whole
@@ -796,7 +823,7 @@ def _score(
                 hash_inputs="://" not in cohort,
                 # The scores table's parts, written by the tasks.
                 stage=str(stage),
-                staged=[(r["key"], r["c0"], r["c1"], r["a"])
+                staged=[tuple(json.loads(bytes(r["data"])))
                         for r in items if r["kind"] == "scores_part"],
             )
         except strata.InvalidCohortError as err:

@@ -247,6 +247,11 @@ pub const RISK_SOURCE: &str = "risk_models_trained_on";
 /// banner and the workbook's note key on it).
 pub const SYNTHETIC_SOURCE: &str = "SYNTHETIC data, not this population";
 
+/// What to do about risk figures from synthetic cards: said once on each workbook sheet and on
+/// the PCN page, beside [`RISK_SOURCE`]'s text (not on every row: a fifth of a list's bytes).
+pub const SYNTHETIC_ADVICE: &str =
+    "the risk figures show the method only; train local models (strata train) before acting on them";
+
 /// Where the applied cards were trained, in words: synthetic data (with the caveat) or local
 /// data, and the training window: once when every card has the same (the usual case: they are
 /// trained together), else each card's.
@@ -265,9 +270,7 @@ pub fn risk_source(models: &[RiskModel]) -> String {
             .join("; ")
     };
     if models.iter().any(RiskModel::synthetic) {
-        format!(
-            "{SYNTHETIC_SOURCE} ({windows}): the risk figures show the method only; train local models (strata train) before acting on them"
-        )
+        format!("{SYNTHETIC_SOURCE} ({windows})")
     } else {
         format!("local data ({windows})")
     }

@@ -232,7 +232,7 @@ pub fn page(list: &DataFrame, pcn: &PcnSummary) -> PolarsResult<String> {
                 let _ = write!(
                     s,
                     r#"<p class="banner" id="synthetic-models" style="background:#fde2e1;border:2px solid #b10e1e;padding:0.6em"><strong>Risk models trained on synthetic data.</strong> {}</p>"#,
-                    escape(source)
+                    escape(&format!("{source}: {}", super::columns::SYNTHETIC_ADVICE))
                 );
             }
         }

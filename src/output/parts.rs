@@ -1,8 +1,10 @@
 //! The patients' files of a run scored in parts (an engine's tasks, each holding whole PCNs):
-//! each PCN's list and programme lists handed up as the bytes the binary writes, the scores
-//! table's rows, and who dropped off each list; written into the run's folder with each PCN's
-//! documents made from its list, in the order and under the names [`super::write_outputs`]
-//! gives a run held in memory, so both engines' folders are the same bytes.
+//! each PCN's list and programme lists and its part of the scores table, written by the tasks
+//! into a staging folder as the binary writes them, and who dropped off each list; moved into
+//! the run's folder with each PCN's documents made from its list (read back one PCN at a time,
+//! so the reduce step never holds every list), in the order and under the names
+//! [`super::write_outputs`] gives a run held in memory, so both engines' folders are the same
+//! bytes.
 //!
 //! Pipeline position: `output`, for the reduce step (`finish`) of an engine that scores in
 //! parts (the Spark job's driver, through the Python extension).
@@ -19,16 +21,20 @@ use super::{
 };
 use crate::publish::{OutFile, OutputError, Written};
 
-/// A programme list handed up: programme index (configuration order), PCN code, programme
-/// name, and the bytes of its `.csv` and `.parquet`.
-pub type ProgrammeFile = (usize, String, String, Vec<u8>, Vec<u8>);
+/// A PCN's list as its task wrote it into the staging folder: PCN code, and the records of its
+/// `.csv` and `.parquet` (paths relative to the run folder, as the binary names them).
+pub type StagedList = (String, Written, Written);
 
-/// What an engine's tasks handed up to be written.
+/// A programme list as its task wrote it: programme index (configuration order), PCN code,
+/// programme name, and the records of its `.csv` and `.parquet`.
+pub type ProgrammeFile = (usize, String, String, Written, Written);
+
+/// What an engine's tasks wrote and handed up.
 #[derive(Default)]
 pub struct PartFiles {
-    /// Each PCN's list as the bytes of its `.csv` and `.parquet` (any order; PCN codes unique).
-    pub lists: Vec<(String, Vec<u8>, Vec<u8>)>,
-    /// The programme lists.
+    /// Each PCN's list (any order; PCN codes unique), in `stage`.
+    pub lists: Vec<StagedList>,
+    /// The programme lists, in `stage`.
     pub programmes: Vec<ProgrammeFile>,
     /// Who dropped off each PCN's list, as the bytes of its `.dropped.csv` (empty when nothing
     /// was compared).
@@ -44,6 +50,17 @@ pub struct PartFiles {
     pub stage: Option<std::path::PathBuf>,
 }
 
+/// Move a file a task wrote from `stage` into `dir` (the same relative path; the staging folder
+/// is on the run folder's file system, so this is a rename); its record as the task made it.
+fn move_in(stage: &Path, dir: &Path, w: Written) -> Result<Written, OutputError> {
+    let (from, to) = (stage.join(&w.path), dir.join(&w.path));
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(crate::publish::io_err(parent))?;
+    }
+    std::fs::rename(&from, &to).map_err(crate::publish::io_err(&from))?;
+    Ok(w)
+}
+
 /// Write `bytes` as `dir/rel`, synced; its record with `rows` data rows.
 fn write_bytes(dir: &Path, rel: &str, bytes: &[u8], rows: usize) -> Result<Written, OutputError> {
     let path = dir.join(rel);
@@ -52,11 +69,10 @@ fn write_bytes(dir: &Path, rel: &str, bytes: &[u8], rows: usize) -> Result<Writt
     Ok(record(rel, rows, f.finish()?))
 }
 
-/// The rows of a Parquet file held as bytes.
-fn parquet_frame(bytes: &[u8], path: &Path) -> Result<DataFrame, OutputError> {
-    ParquetReader::new(std::io::Cursor::new(bytes))
-        .finish()
-        .map_err(encode_err(path))
+/// The rows of a Parquet file.
+fn parquet_frame(path: &Path) -> Result<DataFrame, OutputError> {
+    let f = std::fs::File::open(path).map_err(crate::publish::io_err(path))?;
+    ParquetReader::new(f).finish().map_err(encode_err(path))
 }
 
 /// Data rows of a CSV file strata wrote (one line a row after the header; no field of the
@@ -69,9 +85,10 @@ fn csv_rows(bytes: &[u8]) -> usize {
         .saturating_sub(1)
 }
 
-/// Write what the tasks handed up into `dir` (which must exist and be empty): per PCN (in code
-/// order) its list, its documents (made here from the list and the run's protected tables),
-/// what dropped off it; then the scores file; the programme lists by programme, then PCN.
+/// Put what the tasks wrote and handed up into `dir` (which must exist and be empty): per PCN
+/// (in code order) its list, its documents (made here from the list, read back from the file,
+/// and the run's protected tables), what dropped off it; then the scores file, or the scores
+/// table's parts; the programme lists by programme, then PCN.
 pub fn write_parts(dir: &Path, files: PartFiles, docs: &PcnDocs) -> Result<Outputs, OutputError> {
     let PartFiles {
         mut lists,
@@ -85,28 +102,47 @@ pub fn write_parts(dir: &Path, files: PartFiles, docs: &PcnDocs) -> Result<Outpu
     let codes: Vec<String> = lists.iter().map(|(pcn, _, _)| pcn.clone()).collect();
     let stems = pcn_stems(&codes);
     let dropped: std::collections::HashMap<String, Vec<u8>> = dropped.into_iter().collect();
+    let stage = stage.as_deref();
+    let staged_in = |dir: &Path| -> Result<&Path, OutputError> {
+        stage.ok_or_else(|| OutputError::Document {
+            path: dir.to_path_buf(),
+            source: "files written by the tasks, but no staging folder given".into(),
+        })
+    };
     let (per_pcn, scores) = rayon::join(
         || {
             lists
-                .par_iter()
+                .into_par_iter()
                 .zip(stems.par_iter())
                 .map(|((pcn, csv, parquet), stem)| {
                     create_pcn_folder(dir, stem)?;
                     let stem = pcn_file(stem);
-                    let list = parquet_frame(parquet, &dir.join(format!("{stem}.parquet")))?;
+                    for (w, ext) in [(&csv, "csv"), (&parquet, "parquet")] {
+                        if w.path != format!("{stem}.{ext}") {
+                            return Err(OutputError::Document {
+                                path: dir.join(&w.path),
+                                source: format!(
+                                    "PCN {pcn}'s list was staged as {}, not {stem}.{ext}",
+                                    w.path
+                                )
+                                .into(),
+                            });
+                        }
+                    }
+                    let stage = staged_in(dir)?;
+                    let mut written =
+                        vec![move_in(stage, dir, csv)?, move_in(stage, dir, parquet)?];
+                    // One PCN's list in memory at a time (a thread's), for its documents.
+                    let list = parquet_frame(&dir.join(&written[1].path))?;
                     let rows = list.height();
-                    let mut written = vec![
-                        write_bytes(dir, &format!("{stem}.csv"), csv, rows)?,
-                        write_bytes(dir, &format!("{stem}.parquet"), parquet, rows)?,
-                    ];
                     let summary =
-                        PcnSummary::new(docs.summary, docs.profile, pcn, docs.as_of, docs.rules);
+                        PcnSummary::new(docs.summary, docs.profile, &pcn, docs.as_of, docs.rules);
                     for w in PCN_FORMATS {
                         let rel = format!("{stem}.{}", w.extension());
                         let digest = w.write(&dir.join(&rel), &list, &summary)?;
                         written.push(record(&rel, rows, digest));
                     }
-                    if let Some(d) = dropped.get(pcn) {
+                    if let Some(d) = dropped.get(&pcn) {
                         let rel = format!("{stem}.dropped.csv");
                         written.push(write_bytes(dir, &rel, d, csv_rows(d))?);
                     }
@@ -132,25 +168,17 @@ pub fn write_parts(dir: &Path, files: PartFiles, docs: &PcnDocs) -> Result<Outpu
         written.extend(w?);
     }
     written.extend(scores?);
-    // The tasks' own files, moved into place (the staging folder is on the run folder's file
-    // system), in path order.
+    // The tasks' other files (the scores table's parts), moved into place in path order.
     staged.sort_by(|a, b| a.path.cmp(&b.path));
-    if let Some(stage) = &stage {
-        for w in staged {
-            let (from, to) = (stage.join(&w.path), dir.join(&w.path));
-            if let Some(parent) = to.parent() {
-                std::fs::create_dir_all(parent).map_err(crate::publish::io_err(parent))?;
-            }
-            std::fs::rename(&from, &to).map_err(crate::publish::io_err(&from))?;
-            written.push(w);
-        }
+    for w in staged {
+        written.push(move_in(staged_in(dir)?, dir, w)?);
     }
     let stem_of: std::collections::HashMap<&str, &String> =
         codes.iter().map(String::as_str).zip(&stems).collect();
     let mut programmes = programmes;
     programmes.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     let mut programme_files = Vec::new();
-    for (_, pcn, name, csv, parquet) in &programmes {
+    for (_, pcn, name, csv, parquet) in programmes {
         let stem = stem_of
             .get(pcn.as_str())
             .ok_or_else(|| OutputError::Document {
@@ -158,10 +186,20 @@ pub fn write_parts(dir: &Path, files: PartFiles, docs: &PcnDocs) -> Result<Outpu
                 source: format!("programme {name}'s list of PCN {pcn}, which has no list").into(),
             })?;
         let stem = pcn_file(stem);
-        let rel = format!("{stem}.{name}.parquet");
-        let rows = parquet_frame(parquet, &dir.join(&rel))?.height();
-        programme_files.push(write_bytes(dir, &format!("{stem}.{name}.csv"), csv, rows)?);
-        programme_files.push(write_bytes(dir, &rel, parquet, rows)?);
+        for (w, ext) in [(&csv, "csv"), (&parquet, "parquet")] {
+            if w.path != format!("{stem}.{name}.{ext}") {
+                return Err(OutputError::Document {
+                    path: dir.join(&w.path),
+                    source: format!(
+                        "PCN {pcn}'s {name} list was staged as {}, not {stem}.{name}.{ext}",
+                        w.path
+                    )
+                    .into(),
+                });
+            }
+        }
+        programme_files.push(move_in(staged_in(dir)?, dir, csv)?);
+        programme_files.push(move_in(staged_in(dir)?, dir, parquet)?);
     }
     Ok(Outputs {
         files: written,

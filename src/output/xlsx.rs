@@ -799,7 +799,12 @@ pub fn practice_sheets<'a>(
         .ok()
         .and_then(|c| c.str().ok()?.iter().next().flatten().map(str::to_string))
         .filter(|s| s.starts_with(super::columns::SYNTHETIC_SOURCE))
-        .map(|s| vec![format!("Risk models trained on synthetic data: {s}")])
+        .map(|s| {
+            vec![format!(
+                "Risk models trained on synthetic data: {s}: {}",
+                super::columns::SYNTHETIC_ADVICE
+            )]
+        })
         .unwrap_or_default();
     let mut sheets = Vec::new();
     for (p, rows) in groups {
