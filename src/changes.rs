@@ -45,6 +45,27 @@ pub struct Previous {
     category: Vec<Option<EfiCategory>>,
 }
 
+/// The columns a comparison reads of a scores file (or part).
+fn read_scores(path: &Path) -> Result<DataFrame, ChangesError> {
+    let bad = |reason: String| ChangesError::Unreadable {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    ParquetReader::new(file)
+        .with_columns(Some(
+            ["patient_id", "pcn_code", "efi_category", "listed"]
+                .map(String::from)
+                .to_vec(),
+        ))
+        .finish()
+        .map_err(|e| {
+            bad(format!(
+                "{e} (a run by a strata without the `listed` column cannot be compared with)"
+            ))
+        })
+}
+
 fn column<'a>(
     df: &'a DataFrame,
     path: &Path,
@@ -62,27 +83,50 @@ fn column<'a>(
 impl Previous {
     /// Read the run in `dir`, if it is one: `Ok(None)` when `dir` has no `scores.parquet`.
     pub fn read(dir: &Path) -> Result<Option<Previous>, ChangesError> {
-        let path = dir.join("scores.parquet");
-        if !path.is_file() {
+        let file = dir.join("scores.parquet");
+        let parts = dir.join("scores");
+        let (path, df) = if file.is_file() {
+            let df = read_scores(&file)?;
+            (file, df)
+        } else if parts.is_dir() {
+            // A run scored in parts (the Spark job): its scores table is a folder of parts, each
+            // some PCNs' patients; put together in pseudonym order they are the binary's rows.
+            let unreadable = |e: std::io::Error| ChangesError::Unreadable {
+                path: parts.clone(),
+                reason: e.to_string(),
+            };
+            let mut files = Vec::new();
+            for entry in std::fs::read_dir(&parts).map_err(unreadable)? {
+                let p = entry.map_err(unreadable)?.path();
+                if p.extension().is_some_and(|e| e == "parquet") {
+                    files.push(p);
+                }
+            }
+            files.sort();
+            let Some((first, rest)) = files.split_first() else {
+                return Ok(None);
+            };
+            let mut df = read_scores(first)?;
+            for f in rest {
+                df.vstack_mut(&read_scores(f)?)
+                    .map_err(|e| ChangesError::Unreadable {
+                        path: f.clone(),
+                        reason: e.to_string(),
+                    })?;
+            }
+            df.sort_in_place(["patient_id"], Default::default())
+                .map_err(|e| ChangesError::Unreadable {
+                    path: parts.clone(),
+                    reason: e.to_string(),
+                })?;
+            (parts, df)
+        } else {
             return Ok(None);
-        }
+        };
         let bad = |reason: String| ChangesError::Unreadable {
             path: path.clone(),
             reason,
         };
-        let file = std::fs::File::open(&path).map_err(|e| bad(e.to_string()))?;
-        let df = ParquetReader::new(file)
-            .with_columns(Some(
-                ["patient_id", "pcn_code", "efi_category", "listed"]
-                    .map(String::from)
-                    .to_vec(),
-            ))
-            .finish()
-            .map_err(|e| {
-                bad(format!(
-                    "{e} (a run by a strata without the `listed` column cannot be compared with)"
-                ))
-            })?;
         let listed: Vec<bool> = df
             .column("listed")
             .ok()

@@ -552,6 +552,15 @@ def test_a_second_run_compared_with_the_fixtures_first_equals_the_binarys(spark,
             want["new_on_lists"], want["dropped_off_lists"])
         # The manifest lists the same files, with the same rows, sizes and hashes.
         assert spark_outputs(m["outputs"]) == spark_outputs(want["outputs"])
+    # The previous run a Spark run (its scores table a folder of parts), as a nightly Spark job
+    # meets its own last run in --out: compared just the same.
+    out = tmp_path / "spark-after-spark"
+    sj.score(str(FIXTURE), AS_OF, str(out), spark=spark, today=TODAY)
+    m = sj.score(str(cohort), later, str(out), spark=spark, today=TODAY)
+    assert m["compared_with"].startswith(f"{out} (as of {AS_OF})"), m["compared_with"]
+    assert_same_outputs(binary, out)
+    assert (m["new_on_lists"], m["dropped_off_lists"]) == (
+        want["new_on_lists"], want["dropped_off_lists"])
 
 
 def test_a_partition_sorted_by_pcn_is_cut_into_one_table_per_pcn():
