@@ -11,7 +11,10 @@ JVM start, garbage collection and Python workers included) and wall seconds:
 - ``move``: what ``strata.spark`` does before strata sees a row: the same read, each record
   tagged with its patient's PCN (the patient-to-PCN table broadcast, as the job does up to
   ``strata.spark.BROADCAST_PATIENTS``), the tables put side by side in one wide table,
-  ``groupBy(pcn).applyInArrow`` (Spark 4) with a function that only counts the rows it is given.
+  ``groupBy(pcn).applyInArrow`` (Spark 4) with a function that only counts the rows it is given;
+  with each table's columns under their own names (the job before the twelfth session) and in
+  typed slots shared across tables (the job now); with ``--shuffle-join``, also without the
+  broadcast (a sort-merge join, as a national cohort's 60 million patients would need).
 
 Run it on a quiet machine; compare with ``strata score`` (the binary) and ``python -m
 strata.spark score`` on the same cohort, measured the same way.
@@ -46,6 +49,8 @@ def main() -> None:
     ap.add_argument("--cohort", required=True)
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--rounds", type=int, default=1)
+    ap.add_argument("--shuffle-join", action="store_true",
+                    help="also time the move with a shuffle join (as at national size)")
     a = ap.parse_args()
     from pyspark.sql import functions as F
 
@@ -67,12 +72,13 @@ def main() -> None:
             df.write.format("noop").mode("overwrite").save()
         return ""
 
-    def move(slots: bool = False) -> str:
+    def move(slots: bool = False, broadcast: bool = True) -> str:
         files = {t: read(t) for t in ("p", "e", "n")}
         key = F.regexp_replace(F.col("patient_id").cast("string"), r"(?U)^\s+|\s+$", "")
         p, pcols = files["p"]
         p = p.withColumn(sj.KEY, key).withColumn(sj.PCN, F.col("pcn_code").cast("string"))
-        owners = F.broadcast(p.select(sj.KEY, sj.PCN))
+        owners = p.select(sj.KEY, sj.PCN)
+        owners = F.broadcast(owners) if broadcast else owners
         wide = None
         for t, (df, cols) in files.items():
             df = p if t == "p" else df.withColumn(sj.KEY, key).join(owners, sj.KEY, "left")
@@ -100,6 +106,11 @@ def main() -> None:
         timed("read", bare)
         timed("move", move)
         timed("move, typed slots", lambda: move(slots=True))
+        if a.shuffle_join:
+            # National size: the patient-to-PCN table too large to broadcast.
+            spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
+            timed("move, typed slots, shuffle join", lambda: move(slots=True, broadcast=False))
+            spark.conf.unset("spark.sql.autoBroadcastJoinThreshold")
     spark.stop()
 
 
