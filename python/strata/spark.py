@@ -77,8 +77,8 @@ KNOWN = "_known"
 ORPHANS = "\x00orphans"
 # Up to this many patients, the patient-to-PCN table is broadcast to the tasks that read the
 # records, so the records cross one shuffle (to their PCN's task), not two (to their patient's,
-# then to their PCN's): about 50 of the job's 222 CPU-seconds at 1.2 million (BENCHMARKS.md, twelfth
-# session). The driver builds the broadcast; the 1.2 million cohort's ran within Spark's default
+# then to their PCN's): without it, moving the 1.2 million cohort's records took 50 more
+# CPU-seconds in benches/spark_floor.py (197 against 146; BENCHMARKS.md, twelfth session). The driver builds the broadcast; the 1.2 million cohort's ran within Spark's default
 # 1 GiB driver. The limit itself was not measured (an ICS has up to 3 million people); beyond
 # it, a shuffle join, as a national cohort needs.
 BROADCAST_PATIENTS = 3_000_000

@@ -109,6 +109,22 @@ pub fn write_parts(dir: &Path, files: PartFiles, docs: &PcnDocs) -> Result<Outpu
             source: "files written by the tasks, but no staging folder given".into(),
         })
     };
+    // A list's `.csv` and `.parquet` (`what`: whose list) moved in, once their staged paths are
+    // checked to be `name`.csv and `name`.parquet, the binary's names.
+    let move_pair = |what: &str, name: &str, csv: Written, parquet: Written| {
+        let stage = staged_in(dir)?;
+        let mut moved = Vec::with_capacity(2);
+        for (w, ext) in [(csv, "csv"), (parquet, "parquet")] {
+            if w.path != format!("{name}.{ext}") {
+                return Err(OutputError::Document {
+                    path: dir.join(&w.path),
+                    source: format!("{what} was staged as {}, not {name}.{ext}", w.path).into(),
+                });
+            }
+            moved.push(move_in(stage, dir, w)?);
+        }
+        Ok(moved)
+    };
     let (per_pcn, scores) = rayon::join(
         || {
             lists
@@ -117,21 +133,7 @@ pub fn write_parts(dir: &Path, files: PartFiles, docs: &PcnDocs) -> Result<Outpu
                 .map(|((pcn, csv, parquet), stem)| {
                     create_pcn_folder(dir, stem)?;
                     let stem = pcn_file(stem);
-                    for (w, ext) in [(&csv, "csv"), (&parquet, "parquet")] {
-                        if w.path != format!("{stem}.{ext}") {
-                            return Err(OutputError::Document {
-                                path: dir.join(&w.path),
-                                source: format!(
-                                    "PCN {pcn}'s list was staged as {}, not {stem}.{ext}",
-                                    w.path
-                                )
-                                .into(),
-                            });
-                        }
-                    }
-                    let stage = staged_in(dir)?;
-                    let mut written =
-                        vec![move_in(stage, dir, csv)?, move_in(stage, dir, parquet)?];
+                    let mut written = move_pair(&format!("PCN {pcn}'s list"), &stem, csv, parquet)?;
                     // One PCN's list in memory at a time (a thread's), for its documents.
                     let list = parquet_frame(&dir.join(&written[1].path))?;
                     let rows = list.height();
@@ -186,20 +188,12 @@ pub fn write_parts(dir: &Path, files: PartFiles, docs: &PcnDocs) -> Result<Outpu
                 source: format!("programme {name}'s list of PCN {pcn}, which has no list").into(),
             })?;
         let stem = pcn_file(stem);
-        for (w, ext) in [(&csv, "csv"), (&parquet, "parquet")] {
-            if w.path != format!("{stem}.{name}.{ext}") {
-                return Err(OutputError::Document {
-                    path: dir.join(&w.path),
-                    source: format!(
-                        "PCN {pcn}'s {name} list was staged as {}, not {stem}.{name}.{ext}",
-                        w.path
-                    )
-                    .into(),
-                });
-            }
-        }
-        programme_files.push(move_in(staged_in(dir)?, dir, csv)?);
-        programme_files.push(move_in(staged_in(dir)?, dir, parquet)?);
+        programme_files.extend(move_pair(
+            &format!("PCN {pcn}'s {name} list"),
+            &format!("{stem}.{name}"),
+            csv,
+            parquet,
+        )?);
     }
     Ok(Outputs {
         files: written,
