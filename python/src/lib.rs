@@ -1351,8 +1351,8 @@ fn staged_record((path, rows, bytes, sha256): StagedFile) -> strata::publish::Wr
 
 /// The run's reduce step for an engine that scored it in parts (the Spark job's driver), as the
 /// binary's run calls it over its one partition (`strata::finish::finish`): the whole files'
-/// checks (`files`: each file's rows; `rejects`: every part's rejected rows, numbered in the
-/// whole files; too many refuse the run with `InvalidCohortError`), the aggregate tables
+/// checks (`files`: each file's rows; `rejects`: the parts of rejected rows the tasks wrote
+/// into `stage`, paths within it, rows numbered in the whole files; too many refuse the run with `InvalidCohortError`), the aggregate tables
 /// protected together from the parts' counts added up, every file written (the lists and
 /// programme lists the tasks wrote into the staging folder `stage`, `lists`: PCN code and its
 /// `.csv` and `.parquet`, `programmes`: programme index, PCN code, name and its two files;
@@ -1383,7 +1383,7 @@ fn finish(
     profile: Option<ProfileArg>,
     parts: Vec<String>,
     files: Vec<(String, u64)>,
-    rejects: Vec<RejectRow>,
+    rejects: Vec<String>,
     lists: Vec<(String, StagedFile, StagedFile)>,
     programmes: Vec<(usize, String, String, StagedFile, StagedFile)>,
     scores: Option<&Bound<'_, PyAny>>,
@@ -1412,16 +1412,14 @@ fn finish(
         .map(|p| serde_json::from_str::<strata::partition::Handed>(p))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Failure::Argument(format!("parts: {e}")))?;
-    let read = rejects
-        .iter()
-        .map(|(f, r, col, why)| {
-            strata::input::parts::reject_of(f, *r, col, why).ok_or_else(|| {
-                Failure::Argument(format!(
-                    "rejected row {f} row {r}, column {col} ({why}): not a file, column and reason of the cohort contract"
-                ))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    // The tasks' rejected rows, read from their parts in the staging folder.
+    let mut read = Vec::new();
+    for part in &rejects {
+        read.extend(
+            strata::input::parts::read_reject_part(&stage.join(part))
+                .map_err(|e| Failure::Argument(e.to_string()))?,
+        );
+    }
     let scores = scores.map(|t| import_stream(t, "scores")).transpose()?;
     let destination = match (in_root, out.parent()) {
         (true, Some(root)) => strata::publish::Destination::Root(root.to_path_buf()),
@@ -1605,9 +1603,6 @@ fn resolve_settings(config: &str) -> PyResult<String> {
     let s = Settings::resolve(&c).map_err(|e| Failure::Argument(e.to_string()))?;
     Ok(serde_json::to_string(&s).map_err(|e| Failure::Argument(e.to_string()))?)
 }
-
-/// A rejected row handed across: file, 1-based row in the whole file, column, reason.
-type RejectRow = (String, u64, String, String);
 
 /// The error of a cohort read in parts whose `patients.parquet` gives one pseudonym to more than
 /// one row (`rows`: 1-based, every row after each pseudonym's first, found by the engine across

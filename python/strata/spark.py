@@ -15,16 +15,17 @@ How it runs:
    patients and records meet in one task: ``groupBy(pcn)
    .applyInArrow`` on Spark 4.0 and later, ``repartition(pcn) .sortWithinPartitions(pcn)
    .mapInArrow`` on Spark 3.5 (a partition then holds several whole PCNs, one after another).
-   Records whose patient is not in ``patients.parquet`` form one more group, whose task returns
+   Records whose patient is not in ``patients.parquet`` form one more group, whose task writes
    them as rejected rows (counted, never dropped silently).
    Each task checks and scores its PCNs one at a time in strata (the library's map step, as the
    binary runs it), writes each PCN's list, programme lists and part of the scores table into
-   a staging folder beside ``--out``, and returns those files' records (rows, bytes, SHA-256),
-   their rejected rows, the aggregate tables' counts and what the reduce step takes of them
+   a staging folder beside ``--out`` with its rejected rows (a Parquet part, rows numbered in
+   the files), and returns those files' records (rows, bytes, SHA-256), the aggregate tables' counts and what the reduce step takes of them
    (figures, warnings), and, when comparing, the scores of the people on a list now or on the
    previous run's.
 3. The counts are added up in Spark; the driver then calls the library's reduce step, as the
-   binary does: the rejected-row limit on whole files, the tables protected together, the
+   binary does: the tasks' rejected rows read from their parts and the rejected-row limit
+   applied on whole files, the tables protected together, the
    tasks' files moved in and each PCN's workbook and page made from its list (one PCN at a time:
    the driver never holds every list), the manifest, and the folder published in place of
    ``--out`` only when everything succeeded.
@@ -84,6 +85,9 @@ ORPHANS = "\x00orphans"
 BROADCAST_PATIENTS = 3_000_000
 ROW = "_row"  # 1-based row in the file
 TAG = "_t"
+# The staging folder's folder of the tasks' rejected rows (read by the reduce step, then removed
+# with the staging folder).
+REJECTS = ".rejects"
 
 # Reject reasons the driver gives (strata::input::contract::reason).
 NULL_PATIENT = "null patient_id"
@@ -103,7 +107,9 @@ UNKNOWN_PATIENT = "patient_id not in patients.parquet"
 #                   category (fit listed, fit eligible, ..., severe eligible)
 #   kind "programme": key = PCN code, section = programme index, a = its name, data = the
 #                   records of its .csv and .parquet
-#   kind "meta":   data = JSON: rejects (rows in the files), files, figures, warnings, errors
+#   kind "rejects_part": data = JSON [path in the staging folder, rows] of the task's rejected
+#                   rows (file, row in the file, column, reason), written by the task
+#   kind "meta":   data = JSON: errors, and what the task hands the reduce step
 # Counts per indicator row (strata.indicators' quantities: the headline counts, then the people
 # and falls admissions of the six age bands of the standardised falls rate).
 INDICATOR_WIDTH = strata._strata.INDICATOR_WIDTH
@@ -170,7 +176,7 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     the driver can report every partition's problems together."""
     columns: Dict[str, List[str]] = settings["columns"]
     if table.num_rows and table.column(PCN)[0].as_py() == ORPHANS:
-        return _orphans(table, settings["slots"])
+        return _orphans(table, settings)
     parts = _split(table, columns, settings["slots"])
     p, e, n = parts["p"], parts["e"], parts["n"]
     m = parts.get("m")
@@ -178,14 +184,7 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     v = parts["v"].drop_columns([ROW]) if settings.get("compare") else None
     if p.num_rows == 0:
         return pa.Table.from_batches([], schema=RESULT_SCHEMA)
-    # Row numbers in the files, to translate the rejects (1-based in the tables given here).
-    file_rows = {
-        EVENTS: e.column(ROW).to_pylist(),
-        ENCOUNTERS: n.column(ROW).to_pylist(),
-    }
-    if m is not None:
-        file_rows[MEDICATIONS] = m.column(ROW).to_pylist()
-    meta: Dict[str, Any] = {"errors": [], "rejects": []}
+    meta: Dict[str, Any] = {"errors": []}
     rows: List[Dict[str, Any]] = []
     try:
         s = strata.run(
@@ -224,15 +223,15 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     list_files, programme_files = s.all_list_files()
     for pcn, csv, parquet in list_files:
         stem = settings["stems"][pcn]
-        n = _parquet_rows(parquet)
-        files = [_stage_file(stage, f"{stem}.csv", csv, n),
-                 _stage_file(stage, f"{stem}.parquet", parquet, n)]
+        k_rows = _parquet_rows(parquet)
+        files = [_stage_file(stage, f"{stem}.csv", csv, k_rows),
+                 _stage_file(stage, f"{stem}.parquet", parquet, k_rows)]
         rows.append({"kind": "list", "key": pcn, "data": json.dumps(files).encode()})
     for pcn, k, name, csv, parquet in programme_files:
         stem = settings["stems"][pcn]
-        n = _parquet_rows(parquet)
-        files = [_stage_file(stage, f"{stem}.{name}.csv", csv, n),
-                 _stage_file(stage, f"{stem}.{name}.parquet", parquet, n)]
+        k_rows = _parquet_rows(parquet)
+        files = [_stage_file(stage, f"{stem}.{name}.csv", csv, k_rows),
+                 _stage_file(stage, f"{stem}.{name}.parquet", parquet, k_rows)]
         rows.append({"kind": "programme", "key": pcn, "section": k, "a": name,
                      "data": json.dumps(files).encode()})
     scores = pa.table(s.scores())
@@ -264,9 +263,12 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     for pcn, dimension, value, c in s.profile_counts():
         rows.append({"kind": "profile", "key": pcn, "b": dimension, "a": value,
                      **{f"c{i}": v for i, v in enumerate(c)}})
-    meta["rejects"] = [
-        (f, file_rows[f][r - 1] if f in file_rows else r, col, why) for f, r, col, why in s.rejects()
-    ]
+    # The rejected rows, numbered in their files, written here as a part the reduce step reads
+    # (the driver's Python never holds them).
+    rejected = s.rejects()
+    if rejected:
+        rows.append(_stage_rejects(settings["stage"], f"part-{settings['parts'][pcn]:05d}",
+                                   _in_files(rejected, {EVENTS: e, ENCOUNTERS: n, MEDICATIONS: m})))
     # What the library's reduce step takes from each part (strata::partition::Handed).
     meta["handed"] = s.handed()
     rows.append({"kind": "meta", "data": json.dumps(meta).encode()})
@@ -292,19 +294,59 @@ def _stage_file(stage: str, rel: str, data, rows: int) -> list:
     return [rel, rows, len(data), hashlib.sha256(data).hexdigest()]
 
 
-def _orphans(table: pa.Table, slots: Dict[str, Dict[str, str]]) -> pa.Table:
+def _in_files(rejected: List[Tuple[str, int, str, str]],
+              tables: Dict[str, Optional[pa.Table]]) -> pa.Table:
+    """A task's rejected rows (``Scoring.rejects()``: rows 1-based in the tables the task gave
+    the library) as a table whose rows are numbered in their files (each table's ROW column)."""
+    files = pa.array([r[0] for r in rejected], pa.string())
+    rows = pa.array([r[1] for r in rejected], pa.int64())
+    numbered = rows
+    for name, t in tables.items():
+        mask = pc.equal(files, name)
+        if t is None or not pc.any(mask).as_py():
+            continue
+        at = pc.if_else(mask, pc.subtract(rows, 1), 0)
+        numbered = pc.if_else(mask, pc.take(t.column(ROW), at).cast(pa.int64()), numbered)
+    return pa.table({
+        "file": files,
+        "row": numbered,
+        "column": pa.array([r[2] for r in rejected], pa.string()),
+        "reason": pa.array([r[3] for r in rejected], pa.string()),
+    })
+
+
+def _stage_rejects(stage: str, name: str, rejects: pa.Table) -> Dict[str, Any]:
+    """Write a task's rejected rows (file, row in the file, column, reason) as ``name`` in the
+    staging folder's ``REJECTS`` folder, for the reduce step to read (never published as
+    they are: the run's ``rejects.csv`` is made from every part); its result row."""
+    import pyarrow.parquet as pq
+
+    rel = f"{REJECTS}/{name}.parquet"
+    path = Path(stage) / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(rejects, path)
+    return {"kind": "rejects_part", "data": json.dumps([rel, rejects.num_rows]).encode()}
+
+
+def _orphans(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     """The task of the records whose patient is not in patients.parquet: each a rejected row of
     its file (its 1-based row number there), as a whole read rejects it."""
-    tags = table.column(TAG).to_pylist()
-    rows = table.column(ROW).to_pylist()
-    rejects = []
-    for t in sorted(set(tags)):
-        pid = table.column(slots[t]["patient_id"]).is_null().to_pylist()
-        for tag, row, null in zip(tags, rows, pid):
-            if tag == t:
-                rejects.append((TABLES[t], row, "patient_id", NULL_PATIENT if null else UNKNOWN_PATIENT))
-    meta = {"errors": [], "rejects": rejects}
-    return pa.Table.from_batches([_result_batch([{"kind": "meta", "data": json.dumps(meta).encode()}])])
+    slots = settings["slots"]
+    tags = table.column(TAG)
+    parts = []
+    for t in sorted(set(tags.unique().to_pylist())):
+        mine = table.filter(pc.equal(tags, t))
+        null = mine.column(slots[t]["patient_id"]).is_null()
+        parts.append(pa.table({
+            "file": pa.array([TABLES[t]] * mine.num_rows, pa.string()),
+            "row": mine.column(ROW).cast(pa.int64()),
+            "column": pa.array(["patient_id"] * mine.num_rows, pa.string()),
+            "reason": pc.if_else(null, NULL_PATIENT, UNKNOWN_PATIENT),
+        }))
+    rows = [{"kind": "meta", "data": json.dumps({"errors": []}).encode()}]
+    if parts:
+        rows.append(_stage_rejects(settings["stage"], "part-orphans", pa.concat_tables(parts)))
+    return pa.Table.from_batches([_result_batch(rows)])
 
 
 def _pcn_runs(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.Table]:
@@ -349,20 +391,37 @@ def _apply_group(settings: Dict[str, Any]):
     return f
 
 
-# The driver's memory (JVM heap) a cohort needs: the driver collects every task's list files, its
-# patients' scores and the tables' counts. Measured here (README, BENCHMARKS.md): the default
-# synthetic ICS of 1.2 million patients fails with Spark's default 1 GiB and succeeds with 2 GiB.
-# The rule keeps 1 GiB and adds 1 GiB per million patients.
+# The driver's memory (JVM heap) a cohort needs. In local mode (``--master local[N]``) the driver's
+# JVM also runs the tasks, and the limit measured is theirs: the 1.2M cohort's OutOfMemoryError is
+# raised where Spark's grouped Arrow writer builds a PCN's records into one batch for its task, so
+# the need grows with the records (events, encounters, medications), not with the patients.
+# Measured here (BENCHMARKS.md, thirteenth session; local[2], Spark 4.0.5): the default synthetic
+# ICS (1.2M patients, 64.7M records) fails with 512 and 768 MiB and runs with 1 GiB; 240,000
+# patients (13.2M records) run with 512 MiB. The rule: 512 MiB and 12.5 bytes a record (1.25 GiB
+# for the ICS, a quarter above what ran), at least Spark's default 1 GiB. On a cluster the driver
+# runs no task and collects no record or list (its Python peaked at 0.24 GB at 1.2M patients):
+# Spark's default 1 GiB (not tried on a cluster; the executors then hold the records).
 DRIVER_BASE_BYTES = 1 << 30
-DRIVER_BYTES_PER_PATIENT = (1 << 30) / 1_000_000
+LOCAL_BASE_BYTES = 512 << 20
+LOCAL_BYTES_PER_RECORD = 12.5
 
 
-def driver_memory_needed(patients: int) -> int:
-    """Bytes of driver memory (JVM heap) the job needs for a cohort of ``patients``, to the
-    nearest 256 MiB."""
+def driver_memory_needed(records: int, local: bool = True) -> int:
+    """Bytes of driver memory (JVM heap) the job needs for a cohort of ``records`` (rows of
+    events, encounters and medications), to the nearest 256 MiB: in local mode the driver runs
+    the tasks too; on a cluster (``local=False``) Spark's default."""
+    if not local:
+        return DRIVER_BASE_BYTES
     step = 256 << 20
-    need = DRIVER_BASE_BYTES + DRIVER_BYTES_PER_PATIENT * patients
-    return int(round(need / step) * step)
+    need = LOCAL_BASE_BYTES + LOCAL_BYTES_PER_RECORD * records
+    return max(DRIVER_BASE_BYTES, int(round(need / step) * step))
+
+
+def _local(master: Optional[str], spark=None) -> bool:
+    """Whether the tasks run in the driver's JVM (a ``local`` master)."""
+    if spark is not None:
+        master = spark.sparkContext.master
+    return master is None or master.startswith("local")
 
 
 def _gib(n: float) -> str:
@@ -372,6 +431,15 @@ def _gib(n: float) -> str:
 def _spark_size(n: int) -> str:
     """A size as Spark's settings spell it (``2304m``)."""
     return f"{-(-n // (1 << 20))}m"
+
+
+def _records(rows) -> Optional[int]:
+    """Records of a cohort (rows of events, encounters and, when present, medications), given
+    ``rows(file name)``: a file's rows, None when unknown (or 0 for an absent medications file)."""
+    n = [rows(EVENTS), rows(ENCOUNTERS)]
+    if any(x is None for x in n):
+        return None
+    return sum(n) + (rows(MEDICATIONS) or 0)
 
 
 def _footer_rows(path: Path) -> Optional[int]:
@@ -545,7 +613,8 @@ def _score(
     # than failing with an OutOfMemoryError minutes in.
     cohort_dir = Path(cohort)
     patients = None if "://" in cohort else _footer_rows(cohort_dir / PATIENTS)
-    need = driver_memory_needed(patients) if patients is not None else None
+    records = None if "://" in cohort else _records(lambda name: _footer_rows(cohort_dir / name))
+    need = driver_memory_needed(records, _local(master)) if records is not None else None
     if spark is None:
         from pyspark.sql import SparkSession
 
@@ -555,16 +624,21 @@ def _score(
         grow = need is not None and need > DRIVER_BASE_BYTES and not set_by_user
         spark = _session(master, driver_memory=need if grow else None)
     heap = _driver_heap(spark)
-    if patients is None and heap is not None and not skip_memory_check:
-        # A cohort Spark reads from elsewhere: its footer through Spark (no rows read).
-        patients = spark.read.parquet(f"{cohort.rstrip('/')}/{PATIENTS}").count()
-        need = driver_memory_needed(patients)
+    if heap is not None and not skip_memory_check and (records is None or not _local(master, spark)):
+        # A cohort Spark reads from elsewhere: its footers through Spark (no rows read).
+        if records is None:
+            records = _records(
+                lambda name: spark.read.parquet(f"{cohort.rstrip('/')}/{name}").count()
+                if name != MEDICATIONS or _medications_present(spark, cohort, cohort_dir) else 0
+            )
+        need = driver_memory_needed(records, _local(master, spark))
     # The JVM reports a little less than the heap it was given.
     if need is not None and heap is not None and heap < need * 0.8 and not skip_memory_check:
         raise SparkJobError(
-            f"error: {patients} patients need about {_gib(need)} of Spark driver memory and this "
-            f"driver has {_gib(heap)}: give --driver-memory {_spark_size(need)} to spark-submit "
-            f"(or spark.driver.memory={_spark_size(need)}; on Databricks, a larger driver), or "
+            f"error: {records} records (events, encounters, medications) need about "
+            f"{_gib(need)} of Spark driver memory when the driver runs the tasks (local mode) and "
+            f"this driver has {_gib(heap)}: give --driver-memory {_spark_size(need)} to "
+            f"spark-submit (or spark.driver.memory={_spark_size(need)}), or "
             "--skip-memory-check to try anyway"
         )
     version = _spark_version(spark)
@@ -662,7 +736,6 @@ def _score(
         patients = p.count()
     if patients <= BROADCAST_PATIENTS:
         owners = F.broadcast(owners)
-    rejects: List[Tuple[str, int, str, str]] = []
     tagged = {}
     # Each record tagged with its patient's PCN in one join, read once: a record whose patient
     # is not in patients.parquet goes to the ORPHANS group, whose task rejects it (counted and
@@ -779,8 +852,6 @@ def _score(
                 lines.append(f"PCN {', '.join(e['pcns'])} (row numbers within the PCN's patients):")
                 lines.extend(ln for ln in e["report"].splitlines() if ln.startswith("error:"))
             raise SparkJobError("\n".join(lines))
-        for m in metas:
-            rejects.extend(tuple(x) for x in m["rejects"])
         totals = {TABLES[t]: df.count() for t, df in files.items()}
         score_tables = [
             pa.ipc.open_stream(bytes(r["data"])).read_all() for r in items if r["kind"] == "scores"
@@ -809,7 +880,9 @@ def _score(
                          for r in profile_counts],
                 parts=[m["handed"] for m in metas if "handed" in m],
                 files=list(totals.items()),
-                rejects=rejects,
+                # The tasks' rejected rows, in parts in the staging folder.
+                rejects=sorted(json.loads(bytes(r["data"]))[0]
+                               for r in items if r["kind"] == "rejects_part"),
                 lists=[(r["key"], *map(tuple, json.loads(bytes(r["data"]))))
                        for r in items if r["kind"] == "list"],
                 programmes=[(r["section"], r["key"], r["a"], *map(tuple, json.loads(bytes(r["data"]))))

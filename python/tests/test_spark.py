@@ -440,14 +440,20 @@ def test_lists_ranked_by_a_risk_model_equal_the_binary(spark, tmp_path):
 
 
 def test_the_driver_memory_a_cohort_needs_is_said_before_any_work(spark, tmp_path, monkeypatch):
-    # 1 GiB and 1 GiB a million patients, to the nearest 256 MiB: a small cohort runs on Spark's
-    # default; the 1.2M synthetic ICS gets 2.25 GiB (it failed with 1 GiB and ran with 2 GiB).
-    assert sj.driver_memory_needed(2000) == 1 << 30
-    assert sj.driver_memory_needed(1_200_000) == 2304 << 20
+    # In local mode 512 MiB and 12.5 bytes a record, to the nearest 256 MiB, at least Spark's
+    # default 1 GiB: a small cohort runs on the default; the 1.2M synthetic ICS (64.7M records)
+    # gets 1.25 GiB (it failed with 768 MiB and ran with 1 GiB). A cluster's driver runs no task.
+    assert sj.driver_memory_needed(60_000) == 1 << 30
+    assert sj.driver_memory_needed(64_674_604) == 1280 << 20
+    assert sj.driver_memory_needed(64_674_604, local=False) == 1 << 30
+    assert sj.driver_memory_needed(400_000_000) == 5376 << 20
+    records = sj._records(lambda name: sj._footer_rows(FIXTURE / name))
+    assert records == pq.ParquetFile(FIXTURE / "events.parquet").metadata.num_rows + \
+        pq.ParquetFile(FIXTURE / "encounters.parquet").metadata.num_rows
     # A driver with less than the cohort needs is refused at once, naming the setting to use.
-    monkeypatch.setattr(sj, "DRIVER_BYTES_PER_PATIENT", float(1 << 30))  # 1 GiB a patient
+    monkeypatch.setattr(sj, "LOCAL_BYTES_PER_RECORD", float(1 << 30))  # 1 GiB a record
     out = tmp_path / "out"
-    with pytest.raises(sj.SparkJobError, match=r"2000 patients need about .* --driver-memory \d+m"):
+    with pytest.raises(sj.SparkJobError, match=rf"{records} records .* need about .* --driver-memory \d+m"):
         sj.score(str(FIXTURE), AS_OF, str(out), spark=spark, today=TODAY)
     assert not out.exists()
 

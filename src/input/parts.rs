@@ -7,10 +7,90 @@
 //! Pipeline position: part of the first stage, `input`; the Spark driver calls it through the
 //! Python extension once its tasks have read their parts.
 
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
 use super::checker::Checker;
 use super::contract::{self, reason};
 use super::LoadOptions;
 use crate::report::{Reject, ValidationReport};
+
+/// Why a part of rejected rows written by an engine's task could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RejectPartError {
+    /// The file is missing, is not Parquet or lacks a column.
+    #[error("rejected rows part {path}: {reason}")]
+    Unreadable {
+        /// The part.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// A row names a file, column or reason that is not the cohort contract's.
+    #[error("rejected rows part {path}, row {at}: {file} row {row}, column {column} ({why}) is not a file, column and reason of the cohort contract")]
+    NotContract {
+        /// The part.
+        path: PathBuf,
+        /// 1-based row in the part.
+        at: usize,
+        /// What the row says.
+        file: String,
+        /// Its row in that file.
+        row: u64,
+        /// Its column.
+        column: String,
+        /// Its reason.
+        why: String,
+    },
+}
+
+/// The rejected rows one task of an engine wrote (Parquet, columns `file`, `row` (1-based in
+/// the whole file), `column` and `reason`), read back into the contract's own names: the tasks
+/// write their rejects beside their lists so that the driver never holds them as objects; the
+/// reduce step reads the parts and gives them to [`whole_files`].
+pub fn read_reject_part(path: &Path) -> Result<Vec<Reject>, RejectPartError> {
+    let bad = |reason: String| RejectPartError::Unreadable {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| bad(e.to_string()))?;
+    let df = ParquetReader::new(file)
+        .finish()
+        .map_err(|e| bad(e.to_string()))?;
+    let text = |name: &str| -> Result<StringChunked, RejectPartError> {
+        let c = df.column(name).map_err(|e| bad(e.to_string()))?;
+        Ok(c.str().map_err(|e| bad(e.to_string()))?.clone())
+    };
+    let (files, columns, reasons) = (text("file")?, text("column")?, text("reason")?);
+    let rows = df
+        .column("row")
+        .and_then(|c| c.cast(&DataType::UInt64))
+        .map_err(|e| bad(e.to_string()))?;
+    let rows = rows.u64().map_err(|e| bad(e.to_string()))?;
+    let mut out = Vec::with_capacity(df.height());
+    for (k, (((f, r), c), w)) in files
+        .iter()
+        .zip(rows.iter())
+        .zip(columns.iter())
+        .zip(reasons.iter())
+        .enumerate()
+    {
+        let found = match (f, r, c, w) {
+            (Some(f), Some(r), Some(c), Some(w)) => reject_of(f, r, c, w),
+            _ => None,
+        };
+        out.push(found.ok_or_else(|| RejectPartError::NotContract {
+            path: path.to_path_buf(),
+            at: k + 1,
+            file: f.unwrap_or("(null)").to_string(),
+            row: r.unwrap_or(0),
+            column: c.unwrap_or("(null)").to_string(),
+            why: w.unwrap_or("(null)").to_string(),
+        })?);
+    }
+    Ok(out)
+}
 
 /// A rejected row handed up as text (file, 1-based row in the whole file, column, reason),
 /// read back into the contract's own names; `None` when one of them is not the contract's.
@@ -101,6 +181,77 @@ mod tests {
             column: "patient_id",
             reason: why,
         }
+    }
+
+    fn write_part(path: &Path, rows: &[(&str, i64, &str, &str)]) {
+        let mut df = df!(
+            "file" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            "row" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            "column" => rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            "reason" => rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        ParquetWriter::new(std::fs::File::create(path).unwrap())
+            .finish(&mut df)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_tasks_rejects_part_is_read_back_in_the_contracts_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("part-00000.parquet");
+        write_part(
+            &path,
+            &[
+                (
+                    contract::EVENTS_FILE,
+                    12,
+                    "patient_id",
+                    reason::UNKNOWN_PATIENT,
+                ),
+                (
+                    contract::ENCOUNTERS_FILE,
+                    3,
+                    "patient_id",
+                    reason::NULL_PATIENT,
+                ),
+            ],
+        );
+        assert_eq!(
+            read_reject_part(&path).unwrap(),
+            vec![
+                reject(contract::EVENTS_FILE, 12, reason::UNKNOWN_PATIENT),
+                reject(contract::ENCOUNTERS_FILE, 3, reason::NULL_PATIENT),
+            ]
+        );
+        // A row that is not the contract's is an error naming the part and its row, not
+        // dropped; a missing part is an error naming it.
+        write_part(
+            &path,
+            &[
+                (
+                    contract::EVENTS_FILE,
+                    12,
+                    "patient_id",
+                    reason::UNKNOWN_PATIENT,
+                ),
+                (
+                    contract::EVENTS_FILE,
+                    13,
+                    "nhs_number",
+                    reason::UNKNOWN_PATIENT,
+                ),
+            ],
+        );
+        let err = read_reject_part(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("part-00000.parquet, row 2") && err.contains("nhs_number"),
+            "{err}"
+        );
+        let err = read_reject_part(&dir.path().join("gone.parquet"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("gone.parquet"), "{err}");
     }
 
     #[test]
