@@ -200,3 +200,69 @@ pub fn write_parts(dir: &Path, files: PartFiles, docs: &PcnDocs) -> Result<Outpu
         programmes: programme_files,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lists::ListRules;
+    use crate::output::PublishedTable;
+    use crate::tables::CountedTable;
+
+    fn staged(path: &str) -> Written {
+        Written {
+            path: path.into(),
+            rows: 0,
+            bytes: 0,
+            sha256: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_list_staged_under_another_name_is_refused_and_left_where_it_was() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (stage, dir) = (tmp.path().join("stage"), tmp.path().join("run"));
+        std::fs::create_dir_all(stage.join("lists/U1")).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["lists/U1/U2.csv", "lists/U1/U2.parquet"] {
+            std::fs::write(stage.join(f), b"x").unwrap();
+        }
+        let table = CountedTable {
+            label_names: ["a", "b"],
+            rows: Vec::new(),
+            cells: Vec::new(),
+            relations: Vec::new(),
+            populations: Vec::new(),
+            columns: &[],
+            links: Default::default(),
+        };
+        let published = PublishedTable {
+            stem: "summary",
+            table: &table,
+            cells: &[],
+        };
+        let rules = ListRules::default();
+        let docs = PcnDocs {
+            summary: &published,
+            profile: &published,
+            as_of: "2025-04-01",
+            rules: &rules,
+        };
+        let files = PartFiles {
+            lists: vec![(
+                "U1".into(),
+                staged("lists/U1/U2.csv"),
+                staged("lists/U1/U2.parquet"),
+            )],
+            stage: Some(stage.clone()),
+            ..Default::default()
+        };
+        let err = write_parts(&dir, files, &docs).unwrap_err().to_string();
+        assert!(
+            err.contains("PCN U1's list was staged as lists/U1/U2.csv, not lists/U1/U1.csv"),
+            "{err}"
+        );
+        // Nothing moved in under the wrong name.
+        assert!(stage.join("lists/U1/U2.csv").is_file());
+        assert!(!dir.join("lists/U1/U2.csv").exists());
+    }
+}
