@@ -10,6 +10,7 @@ sets it, so a missing install fails there instead of passing quietly).
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import json
 import os
@@ -184,6 +185,69 @@ def dirty_cohort(d: Path) -> Path:
     bad = pa.Table.from_pylist(rows, schema=n.schema)
     pq.write_table(pa.concat_tables([n, bad]), d / "encounters.parquet")
     return d
+
+
+def nhs_extract(d: Path) -> Path:
+    """The fixture's facts written as NHS systems write them: dates as timestamps with a time
+    of day (TPP, SUS), pseudonyms padded with a space in the events file, Read v2 codes with
+    EMIS's two-character term code (``BBmA.00``), SNOMED codes copied from a spreadsheet with a
+    trailing non-breaking space, and encounter ids as integers (SUS spell numbers) in both
+    files that link diagnoses to admissions."""
+    d.mkdir()
+    p = pq.read_table(FIXTURE / "patients.parquet")
+    for c in ("birth_date", "death_date"):
+        p = p.set_column(p.schema.get_field_index(c), c, p.column(c).cast(pa.timestamp("ms")))
+    pq.write_table(p, d / "patients.parquet")
+    plain = pa.schema([pa.field(f.name, pa.string() if f.type == pa.string_view() else f.type)
+                       for f in pq.read_schema(FIXTURE / "events.parquet")])
+    e = pq.read_table(FIXTURE / "events.parquet").cast(plain)
+    n = pq.read_table(FIXTURE / "encounters.parquet")
+    n = n.cast(pa.schema([pa.field(f.name, pa.string() if f.type == pa.string_view() else f.type)
+                          for f in n.schema]))
+    ids = {v: i + 1_000_000_000 for i, v in enumerate(sorted(set(n.column("encounter_id").to_pylist())))}
+    rows = e.to_pylist()
+    for k, r in enumerate(rows):
+        if k % 3 == 0:
+            r["patient_id"] += " "
+        if r["code_system"] == "read2" and len(r["code"]) == 5:
+            r["code"] += "00"
+        if r["code_system"] == "snomed" and k % 5 == 0:
+            r["code"] += "\u00a0"
+        r["encounter_id"] = ids.get(r["encounter_id"]) if r["encounter_id"] is not None else None
+        r["event_date"] = _dt.datetime.combine(r["event_date"], _dt.time(13, 45))
+    schema = plain.set(plain.get_field_index("event_date"), pa.field("event_date", pa.timestamp("us")))
+    schema = schema.set(schema.get_field_index("encounter_id"), pa.field("encounter_id", pa.int64()))
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), d / "events.parquet", row_group_size=30000)
+    n = n.set_column(n.schema.get_field_index("encounter_id"), "encounter_id",
+                     pa.array([ids[v] for v in n.column("encounter_id").to_pylist()], pa.int64()))
+    for c, t in (("start_date", _dt.time(9, 5)), ("end_date", _dt.time(17, 30))):
+        days = n.column(c).to_pylist()
+        n = n.set_column(n.schema.get_field_index(c), c, pa.array(
+            [None if v is None else _dt.datetime.combine(v, t) for v in days], pa.timestamp("ms")))
+    pq.write_table(n, d / "encounters.parquet")
+    return d
+
+
+def test_an_extract_written_as_nhs_systems_write_it_equals_the_binary(spark, tmp_path):
+    cohort = nhs_extract(tmp_path / "nhs")
+    e = pq.read_table(cohort / "events.parquet")
+    codes = e.column("code").to_pylist()
+    # Each variant is there to be read.
+    assert sum(len(c) == 7 for c, s in zip(codes, e.column("code_system").to_pylist()) if s == "read2") > 100
+    assert sum(c.endswith("\u00a0") for c in codes) > 1000
+    assert sum(p.endswith(" ") for p in e.column("patient_id").to_pylist()) > 10000
+    assert e.column("encounter_id").drop_null().length() > 100
+    plain = tmp_path / "plain"
+    run_binary(FIXTURE, plain)
+    for engine in engines(spark):
+        binary, out, m = run_both(spark, cohort, tmp_path, engine)
+        assert_same_outputs(binary, out)
+        assert m["rejected_rows"] == 0
+        # The same facts: every list as the plainly written fixture's, byte for byte.
+        lists = sorted(p.relative_to(out) for p in (out / "lists").rglob("*.csv"))
+        assert lists == sorted(p.relative_to(plain) for p in (plain / "lists").rglob("*.csv"))
+        for rel in lists:
+            assert (out / rel).read_bytes() == (plain / rel).read_bytes(), rel
 
 
 def test_rejected_rows_are_the_binarys_in_every_detail(spark, tmp_path):
