@@ -14,7 +14,9 @@ JVM start, garbage collection and Python workers included) and wall seconds:
   ``groupBy(pcn).applyInArrow`` (Spark 4) with a function that only counts the rows it is given;
   with each table's columns under their own names (the job before the twelfth session) and in
   typed slots shared across tables (the job now); with ``--shuffle-join``, also without the
-  broadcast (a sort-merge join, as a national cohort's 60 million patients would need).
+  broadcast (a sort-merge join, as a national cohort's 60 million patients would need); with
+  ``--code-ids``, also with the events' code system and code swapped for an integer id (what
+  moving codes as ids would cost and save).
 
 Run it on a quiet machine; compare with ``strata score`` (the binary) and ``python -m
 strata.spark score`` on the same cohort, measured the same way.
@@ -51,6 +53,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--shuffle-join", action="store_true",
                     help="also time the move with a shuffle join (as at national size)")
+    ap.add_argument("--code-ids", action="store_true",
+                    help="also time the move with the events' codes as integer ids (a distinct "
+                         "pass numbers the pairs, a broadcast join swaps them in)")
     a = ap.parse_args()
     from pyspark.sql import functions as F
 
@@ -73,8 +78,17 @@ def main() -> None:
             df.write.format("noop").mode("overwrite").save()
         return ""
 
-    def move(slots: bool = False, broadcast: bool = True) -> str:
+    def move(slots: bool = False, broadcast: bool = True, code_ids: bool = False) -> str:
         files = {t: read(t) for t in ("p", "e", "n")}
+        if code_ids:
+            # Each distinct (code_system, code) pair numbered on a pass of its own, and the
+            # events' two strings replaced by that number in a broadcast join.
+            e, cols = files["e"]
+            pairs = e.select("code_system", "code").distinct().withColumn(
+                "code_id", F.monotonically_increasing_id())
+            e = e.join(F.broadcast(pairs), ["code_system", "code"], "left").drop(
+                "code_system", "code")
+            files["e"] = (e, [c for c in cols if c not in ("code_system", "code")] + ["code_id"])
         key = F.regexp_replace(F.col("patient_id").cast("string"), r"(?U)^\s+|\s+$", "")
         p, pcols = files["p"]
         p = p.withColumn(sj.KEY, key).withColumn(sj.PCN, F.col("pcn_code").cast("string"))
@@ -107,6 +121,8 @@ def main() -> None:
         timed("read", bare)
         timed("move", move)
         timed("move, typed slots", lambda: move(slots=True))
+        if a.code_ids:
+            timed("move, typed slots, code ids", lambda: move(slots=True, code_ids=True))
         if a.shuffle_join:
             # National size: the patient-to-PCN table too large to broadcast.
             spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
