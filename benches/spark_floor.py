@@ -62,7 +62,7 @@ def main() -> None:
     c0, t0 = cpu_seconds(), time.time()
     spark = sj._session(a.master, app="strata-floor", driver_memory=sj.driver_memory_needed(
         sj._records(lambda name: sj._footer_rows(__import__("pathlib").Path(a.cohort) / name)) or 0,
-        sj._local(a.master)))
+        sj._local_tasks(a.master)))
     spark.sparkContext.setLogLevel("ERROR")
     print(f"session: wall {time.time() - t0:.1f} s, CPU {cpu_seconds() - c0:.1f} s", flush=True)
 

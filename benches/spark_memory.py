@@ -3,7 +3,7 @@ fresh process, saying whether it ran (BENCHMARKS.md, issue 26; the rule in
 ``strata.spark.driver_memory_needed`` comes from these runs).
 
     python benches/spark_memory.py --cohort DIR --heap 512 768 1024 [--engine group|map]
-        [--master local[2]]
+        [--master local[2]] [--as-of 2025-04-01]
 
 For each heap size (MiB) it starts a session with ``spark.driver.memory`` set to it, runs the
 job on the cohort (``--skip-memory-check``: the point is to see where it fails) into a fresh
@@ -24,21 +24,21 @@ from pathlib import Path
 ONE = r"""
 import resource, sys, time
 import strata.spark as sj
-cohort, out, heap, engine, master = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+cohort, out, heap, engine, master, as_of = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 spark = sj._session(master, app="strata-memory", driver_memory=heap << 20)
 spark.sparkContext.setLogLevel("OFF")
+heap_max = spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory() >> 20
 def cpu():
     with open("/proc/stat") as f:
         return sum(int(x) for x in f.readline().split()[1:4]) / 100
 c0, t0 = cpu(), time.time()
 try:
-    sj._score(cohort, "2025-04-01", out, spark=spark, compare=False, skip_memory_check=True,
+    sj._score(cohort, as_of, out, spark=spark, compare=False, skip_memory_check=True,
               engine=engine)
     what = "ran"
 except Exception as e:  # noqa: BLE001 - reported, not raised: the point is where it fails
     text = str(e)
     what = "failed: " + ("OutOfMemoryError" if "OutOfMemory" in text else text.splitlines()[0][:120])
-heap_max = spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory() >> 20
 print(f"heap {heap} MiB (JVM max {heap_max} MiB): {what}; wall {time.time() - t0:.1f} s, "
       f"CPU {cpu() - c0:.1f} s, driver Python peak "
       f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB", flush=True)
@@ -51,19 +51,23 @@ def main() -> None:
     ap.add_argument("--heap", type=int, nargs="+", required=True, help="driver heap sizes, MiB")
     ap.add_argument("--engine", default="auto", choices=["auto", "group", "map"])
     ap.add_argument("--master", default="local[2]")
+    ap.add_argument("--as-of", default="2025-04-01")
     a = ap.parse_args()
     import strata.spark as sj
 
     records = sj._records(lambda name: sj._footer_rows(Path(a.cohort) / name))
-    need = sj.driver_memory_needed(records or 0, sj._local(a.master))
+    need = sj.driver_memory_needed(records or 0, sj._local_tasks(a.master))
     print(f"{a.cohort}: {records} records; the rule asks {need >> 20} MiB", flush=True)
     for heap in a.heap:
         with tempfile.TemporaryDirectory() as tmp:
-            subprocess.run(
+            r = subprocess.run(
                 [sys.executable, "-c", ONE, a.cohort, str(Path(tmp) / "out"), str(heap),
-                 a.engine, a.master],
-                check=False, stderr=subprocess.DEVNULL,
+                 a.engine, a.master, a.as_of],
+                check=False, stderr=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
             )
+            # A JVM stopped by the error may take the process with it before it says anything.
+            print(r.stdout.strip() or f"heap {heap} MiB: the process died (exit {r.returncode})",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -110,6 +110,9 @@ enum Failure {
     /// A programme cannot be made with the models applied.
     #[error(transparent)]
     Programme(#[from] strata::programmes::ProgrammeError),
+    /// A part of rejected rows written by a task could not be read.
+    #[error(transparent)]
+    RejectPart(#[from] strata::input::parts::RejectPartError),
     /// Writing the embedded models folder or a temporary file failed.
     #[error("{context}: {source}")]
     Io {
@@ -1352,7 +1355,8 @@ fn staged_record((path, rows, bytes, sha256): StagedFile) -> strata::publish::Wr
 /// The run's reduce step for an engine that scored it in parts (the Spark job's driver), as the
 /// binary's run calls it over its one partition (`strata::finish::finish`): the whole files'
 /// checks (`files`: each file's rows; `rejects`: the parts of rejected rows the tasks wrote
-/// into `stage`, paths within it, rows numbered in the whole files; too many refuse the run with `InvalidCohortError`), the aggregate tables
+/// into `stage`, each its path within it and the rows its task wrote, rows numbered in the
+/// whole files; too many refuse the run with `InvalidCohortError`), the aggregate tables
 /// protected together from the parts' counts added up, every file written (the lists and
 /// programme lists the tasks wrote into the staging folder `stage`, `lists`: PCN code and its
 /// `.csv` and `.parquet`, `programmes`: programme index, PCN code, name and its two files;
@@ -1383,7 +1387,7 @@ fn finish(
     profile: Option<ProfileArg>,
     parts: Vec<String>,
     files: Vec<(String, u64)>,
-    rejects: Vec<String>,
+    rejects: Vec<(String, u64)>,
     lists: Vec<(String, StagedFile, StagedFile)>,
     programmes: Vec<(usize, String, String, StagedFile, StagedFile)>,
     scores: Option<&Bound<'_, PyAny>>,
@@ -1414,10 +1418,10 @@ fn finish(
         .map_err(|e| Failure::Argument(format!("parts: {e}")))?;
     // The tasks' rejected rows, read from their parts in the staging folder.
     let mut read = Vec::new();
-    for part in &rejects {
+    for (part, rows) in &rejects {
         read.extend(
-            strata::input::parts::read_reject_part(&stage.join(part))
-                .map_err(|e| Failure::Argument(e.to_string()))?,
+            strata::input::parts::read_reject_part(&stage.join(part), *rows)
+                .map_err(Failure::from)?,
         );
     }
     let scores = scores.map(|t| import_stream(t, "scores")).transpose()?;

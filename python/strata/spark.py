@@ -73,7 +73,7 @@ KEY = "_key"  # trimmed pseudonym as text: the join key
 PCN = "_pcn"
 # Set on every record whose patient is in patients.parquet (the join's marker).
 KNOWN = "_known"
-# The group of records whose patient is not in patients.parquet: its task returns them as
+# The group of records whose patient is not in patients.parquet: its task writes them as
 # rejected rows (no PCN code can hold a NUL character, so it is never a PCN's).
 ORPHANS = "\x00orphans"
 # Up to this many patients, the patient-to-PCN table is broadcast to the tasks that read the
@@ -235,8 +235,8 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
         rows.append({"kind": "programme", "key": pcn, "section": k, "a": name,
                      "data": json.dumps(files).encode()})
     scores = pa.table(s.scores())
-    pcn = table.column(PCN)[0].as_py()
-    part = f"scores/part-{settings['parts'][pcn]:05d}.parquet"
+    task_pcn = table.column(PCN)[0].as_py()
+    part = f"scores/part-{settings['parts'][task_pcn]:05d}.parquet"
     data = bytes(strata.encode_table(scores, "parquet"))
     rows.append({"kind": "scores_part",
                  "data": json.dumps(_stage_file(stage, part, data, scores.num_rows)).encode()})
@@ -267,7 +267,7 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     # (the driver's Python never holds them).
     rejected = s.rejects()
     if rejected:
-        rows.append(_stage_rejects(settings["stage"], f"part-{settings['parts'][pcn]:05d}",
+        rows.append(_stage_rejects(settings["stage"], f"part-{settings['parts'][task_pcn]:05d}",
                                    _in_files(rejected, {EVENTS: e, ENCOUNTERS: n, MEDICATIONS: m})))
     # What the library's reduce step takes from each part (strata::partition::Handed).
     meta["handed"] = s.handed()
@@ -324,7 +324,14 @@ def _stage_rejects(stage: str, name: str, rejects: pa.Table) -> Dict[str, Any]:
     rel = f"{REJECTS}/{name}.parquet"
     path = Path(stage) / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(rejects, path)
+    # Whole or not at all: written under a name of its own, synced, then renamed (a task run
+    # twice replaces its part in one step).
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{time.time_ns()}")
+    with open(tmp, "wb") as f:
+        pq.write_table(rejects, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
     return {"kind": "rejects_part", "data": json.dumps([rel, rejects.num_rows]).encode()}
 
 
@@ -338,9 +345,9 @@ def _orphans(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
         mine = table.filter(pc.equal(tags, t))
         null = mine.column(slots[t]["patient_id"]).is_null()
         parts.append(pa.table({
-            "file": pa.array([TABLES[t]] * mine.num_rows, pa.string()),
+            "file": pa.repeat(pa.scalar(TABLES[t]), mine.num_rows),
             "row": mine.column(ROW).cast(pa.int64()),
-            "column": pa.array(["patient_id"] * mine.num_rows, pa.string()),
+            "column": pa.repeat(pa.scalar("patient_id"), mine.num_rows),
             "reason": pc.if_else(null, NULL_PATIENT, UNKNOWN_PATIENT),
         }))
     rows = [{"kind": "meta", "data": json.dumps({"errors": []}).encode()}]
@@ -394,34 +401,47 @@ def _apply_group(settings: Dict[str, Any]):
 # The driver's memory (JVM heap) a cohort needs. In local mode (``--master local[N]``) the driver's
 # JVM also runs the tasks, and the limit measured is theirs: the 1.2M cohort's OutOfMemoryError is
 # raised where Spark's grouped Arrow writer builds a PCN's records into one batch for its task, so
-# the need grows with the records (events, encounters, medications), not with the patients.
-# Measured here (BENCHMARKS.md, thirteenth session; local[2], Spark 4.0.5): the default synthetic
-# ICS (1.2M patients, 64.7M records) fails with 512 and 768 MiB and runs with 1 GiB; 240,000
-# patients (13.2M records) run with 512 MiB. The rule: 512 MiB and 12.5 bytes a record (1.25 GiB
-# for the ICS, a quarter above what ran), at least Spark's default 1 GiB. On a cluster the driver
-# runs no task and collects no record or list (its Python peaked at 0.24 GB at 1.2M patients):
-# Spark's default 1 GiB (not tried on a cluster; the executors then hold the records).
+# the need grows with the records (events, encounters, medications), not with the patients, and
+# with the tasks that run at once. Measured here (BENCHMARKS.md, thirteenth session; local[2],
+# Spark 4.0.5): the default synthetic ICS (1.2M patients, 64.7M records) fails with 512 and 768
+# MiB and runs with 1 GiB; 240,000 patients (13.2M records) run with 512 MiB. The rule: 512 MiB
+# and 6.25 bytes a record for each task at once (12.5 at local[2]: 1.25 GiB for the ICS, a
+# quarter above what ran), at least Spark's default 1 GiB; only local[2] was measured, other
+# counts are scaled. On a cluster the driver runs no task and collects no record or list (its
+# Python peaked at 0.24 GB at 1.2M patients): Spark's default 1 GiB (not tried on a cluster; the
+# executors then hold the records).
 DRIVER_BASE_BYTES = 1 << 30
 LOCAL_BASE_BYTES = 512 << 20
-LOCAL_BYTES_PER_RECORD = 12.5
+LOCAL_BYTES_PER_RECORD_AND_TASK = 6.25
 
 
-def driver_memory_needed(records: int, local: bool = True) -> int:
+def driver_memory_needed(records: int, tasks: int = 2) -> int:
     """Bytes of driver memory (JVM heap) the job needs for a cohort of ``records`` (rows of
-    events, encounters and medications), to the nearest 256 MiB: in local mode the driver runs
-    the tasks too; on a cluster (``local=False``) Spark's default."""
-    if not local:
+    events, encounters and medications), to the nearest 256 MiB, when ``tasks`` run at once in
+    the driver's JVM (local mode: ``local[N]`` runs N); on a cluster (``tasks=0``, the driver
+    runs none) Spark's default."""
+    if tasks <= 0:
         return DRIVER_BASE_BYTES
     step = 256 << 20
-    need = LOCAL_BASE_BYTES + LOCAL_BYTES_PER_RECORD * records
+    need = LOCAL_BASE_BYTES + LOCAL_BYTES_PER_RECORD_AND_TASK * tasks * records
     return max(DRIVER_BASE_BYTES, int(round(need / step) * step))
 
 
-def _local(master: Optional[str], spark=None) -> bool:
-    """Whether the tasks run in the driver's JVM (a ``local`` master)."""
+def _local_tasks(master: Optional[str], spark=None) -> int:
+    """The tasks that run at once in the driver's JVM: N for ``local[N]`` (``local`` 1,
+    ``local[*]`` and no master at all, Spark's default, every core); 0 on a cluster. With a
+    session, its own master and parallelism."""
     if spark is not None:
-        master = spark.sparkContext.master
-    return master is None or master.startswith("local")
+        sc = spark.sparkContext
+        return sc.defaultParallelism if sc.master.startswith("local") else 0
+    if master is None:
+        return os.cpu_count() or 1
+    if not master.startswith("local"):
+        return 0
+    inside = master[len("local"):].strip("[]").split(",")[0]
+    if inside == "":
+        return 1
+    return os.cpu_count() or 1 if inside == "*" else int(inside)
 
 
 def _gib(n: float) -> str:
@@ -429,7 +449,7 @@ def _gib(n: float) -> str:
 
 
 def _spark_size(n: int) -> str:
-    """A size as Spark's settings spell it (``2304m``)."""
+    """A size as Spark's settings spell it (``1280m``)."""
     return f"{-(-n // (1 << 20))}m"
 
 
@@ -607,14 +627,15 @@ def _score(
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "manifest.json").is_file():
         # Said before any work; checked again when the folder is replaced.
         raise OutputFolderError(f"{out} exists and is not a strata output folder: not replaced")
-    # The driver's memory, from the patients file's footer, before Spark starts: a session this
+    # The driver's memory, from the record files' footers, before Spark starts: a session this
     # job starts on this machine gets what the cohort needs (unless driver memory was set); an
-    # existing or remote driver with less is refused at once, with the setting to use, rather
-    # than failing with an OutOfMemoryError minutes in.
+    # existing driver with less is refused at once, with the setting to use, rather than failing
+    # with an OutOfMemoryError minutes in.
     cohort_dir = Path(cohort)
     patients = None if "://" in cohort else _footer_rows(cohort_dir / PATIENTS)
     records = None if "://" in cohort else _records(lambda name: _footer_rows(cohort_dir / name))
-    need = driver_memory_needed(records, _local(master)) if records is not None else None
+    tasks = _local_tasks(master)
+    need = driver_memory_needed(records, tasks) if records is not None else None
     if spark is None:
         from pyspark.sql import SparkSession
 
@@ -624,23 +645,29 @@ def _score(
         grow = need is not None and need > DRIVER_BASE_BYTES and not set_by_user
         spark = _session(master, driver_memory=need if grow else None)
     heap = _driver_heap(spark)
-    if heap is not None and not skip_memory_check and (records is None or not _local(master, spark)):
-        # A cohort Spark reads from elsewhere: its footers through Spark (no rows read).
-        if records is None:
+    if heap is not None and not skip_memory_check:
+        # The session's own master decides: in local mode its tasks run in this JVM.
+        tasks = _local_tasks(master, spark)
+        if tasks and records is None:
+            # A cohort Spark reads from elsewhere: its files' rows through Spark (from the
+            # footers; no record read).
             records = _records(
                 lambda name: spark.read.parquet(f"{cohort.rstrip('/')}/{name}").count()
                 if name != MEDICATIONS or _medications_present(spark, cohort, cohort_dir) else 0
             )
-        need = driver_memory_needed(records, _local(master, spark))
-    # The JVM reports a little less than the heap it was given.
-    if need is not None and heap is not None and heap < need * 0.8 and not skip_memory_check:
-        raise SparkJobError(
-            f"error: {records} records (events, encounters, medications) need about "
-            f"{_gib(need)} of Spark driver memory when the driver runs the tasks (local mode) and "
-            f"this driver has {_gib(heap)}: give --driver-memory {_spark_size(need)} to "
-            f"spark-submit (or spark.driver.memory={_spark_size(need)}), or "
-            "--skip-memory-check to try anyway"
-        )
+        need = driver_memory_needed(records or 0, tasks)
+        # The JVM reports a little less than the heap it was given.
+        if heap < need * 0.8:
+            why = (
+                f"{records} records (events, encounters, medications) with {tasks} tasks at once "
+                "in the driver (local mode) need"
+                if tasks else "the Spark driver needs"
+            )
+            raise SparkJobError(
+                f"error: {why} about {_gib(need)} of Spark driver memory and this driver has "
+                f"{_gib(heap)}: give --driver-memory {_spark_size(need)} to spark-submit (or "
+                f"spark.driver.memory={_spark_size(need)}), or --skip-memory-check to try anyway"
+            )
     version = _spark_version(spark)
     if engine == "auto":
         engine = "group" if version >= (4, 0) else "map"
@@ -881,7 +908,7 @@ def _score(
                 parts=[m["handed"] for m in metas if "handed" in m],
                 files=list(totals.items()),
                 # The tasks' rejected rows, in parts in the staging folder.
-                rejects=sorted(json.loads(bytes(r["data"]))[0]
+                rejects=sorted(tuple(json.loads(bytes(r["data"])))
                                for r in items if r["kind"] == "rejects_part"),
                 lists=[(r["key"], *map(tuple, json.loads(bytes(r["data"]))))
                        for r in items if r["kind"] == "list"],
@@ -906,6 +933,11 @@ def _score(
                 "\n".join(ln for ln in str(err).splitlines() if ln.startswith("error:"))
             ) from None
         except RuntimeError as e:
+            if str(e).startswith("rejected rows part"):
+                raise SparkJobError(
+                    f"error: {e} (the tasks write their rejected rows into the staging folder "
+                    f"{stage}: it must be a folder the driver and every executor share)"
+                ) from None
             if "not a strata output folder" in str(e):
                 raise OutputFolderError(
                     f"{out_dir} exists and is not a strata output folder: not replaced"

@@ -504,18 +504,24 @@ def test_lists_ranked_by_a_risk_model_equal_the_binary(spark, tmp_path):
 
 
 def test_the_driver_memory_a_cohort_needs_is_said_before_any_work(spark, tmp_path, monkeypatch):
-    # In local mode 512 MiB and 12.5 bytes a record, to the nearest 256 MiB, at least Spark's
-    # default 1 GiB: a small cohort runs on the default; the 1.2M synthetic ICS (64.7M records)
-    # gets 1.25 GiB (it failed with 768 MiB and ran with 1 GiB). A cluster's driver runs no task.
+    # In local mode 512 MiB and 6.25 bytes a record for each task at once, to the nearest 256
+    # MiB, at least Spark's default 1 GiB: a small cohort runs on the default; the 1.2M synthetic
+    # ICS (64.7M records) gets 1.25 GiB at local[2] (it failed with 768 MiB and ran with 1 GiB).
+    # A cluster's driver runs no task.
     assert sj.driver_memory_needed(60_000) == 1 << 30
-    assert sj.driver_memory_needed(64_674_604) == 1280 << 20
-    assert sj.driver_memory_needed(64_674_604, local=False) == 1 << 30
-    assert sj.driver_memory_needed(400_000_000) == 5376 << 20
+    assert sj.driver_memory_needed(64_674_604, tasks=2) == 1280 << 20
+    assert sj.driver_memory_needed(64_674_604, tasks=8) == 3584 << 20
+    assert sj.driver_memory_needed(64_674_604, tasks=0) == 1 << 30
+    assert sj.driver_memory_needed(400_000_000, tasks=2) == 5376 << 20
+    assert [sj._local_tasks(m) for m in ("local", "local[3]", "local[4,2]", "yarn", "spark://h:7077")] \
+        == [1, 3, 4, 0, 0]
+    assert sj._local_tasks("local[*]") == sj._local_tasks(None) == os.cpu_count()
+    assert sj._local_tasks(None, spark) == spark.sparkContext.defaultParallelism
     records = sj._records(lambda name: sj._footer_rows(FIXTURE / name))
     assert records == pq.ParquetFile(FIXTURE / "events.parquet").metadata.num_rows + \
         pq.ParquetFile(FIXTURE / "encounters.parquet").metadata.num_rows
     # A driver with less than the cohort needs is refused at once, naming the setting to use.
-    monkeypatch.setattr(sj, "LOCAL_BYTES_PER_RECORD", float(1 << 30))  # 1 GiB a record
+    monkeypatch.setattr(sj, "LOCAL_BYTES_PER_RECORD_AND_TASK", float(1 << 30))  # 1 GiB a record
     out = tmp_path / "out"
     with pytest.raises(sj.SparkJobError, match=rf"{records} records .* need about .* --driver-memory \d+m"):
         sj.score(str(FIXTURE), AS_OF, str(out), spark=spark, today=TODAY)

@@ -27,8 +27,9 @@ pub enum RejectPartError {
         /// What failed.
         reason: String,
     },
-    /// A row names a file, column or reason that is not the cohort contract's.
-    #[error("rejected rows part {path}, row {at}: {file} row {row}, column {column} ({why}) is not a file, column and reason of the cohort contract")]
+    /// A row names a file, column or reason that is not the cohort contract's, or no row of
+    /// the file (a row number below 1).
+    #[error("rejected rows part {path}, row {at}: {file} row {row}, column {column} ({why}) is not a row, column and reason of a cohort contract file")]
     NotContract {
         /// The part.
         path: PathBuf,
@@ -36,20 +37,32 @@ pub enum RejectPartError {
         at: usize,
         /// What the row says.
         file: String,
-        /// Its row in that file.
-        row: u64,
+        /// Its row in that file, as written (`(null)` when missing).
+        row: String,
         /// Its column.
         column: String,
         /// Its reason.
         why: String,
     },
+    /// The part holds another number of rows than its task said it wrote (cut short, or
+    /// written twice).
+    #[error("rejected rows part {path} holds {read} rows, but its task wrote {written}")]
+    Count {
+        /// The part.
+        path: PathBuf,
+        /// Rows read.
+        read: usize,
+        /// Rows the task said it wrote.
+        written: u64,
+    },
 }
 
 /// The rejected rows one task of an engine wrote (Parquet, columns `file`, `row` (1-based in
-/// the whole file), `column` and `reason`), read back into the contract's own names: the tasks
-/// write their rejects beside their lists so that the driver never holds them as objects; the
-/// reduce step reads the parts and gives them to [`whole_files`].
-pub fn read_reject_part(path: &Path) -> Result<Vec<Reject>, RejectPartError> {
+/// the whole file), `column` and `reason`; `written` rows, as the task said), read back into
+/// the contract's own names: the tasks write their rejects beside their lists so that the
+/// driver's Python never holds them as objects; the reduce step reads the parts and gives them
+/// to [`whole_files`].
+pub fn read_reject_part(path: &Path, written: u64) -> Result<Vec<Reject>, RejectPartError> {
     let bad = |reason: String| RejectPartError::Unreadable {
         path: path.to_path_buf(),
         reason,
@@ -77,17 +90,24 @@ pub fn read_reject_part(path: &Path) -> Result<Vec<Reject>, RejectPartError> {
         .enumerate()
     {
         let found = match (f, r, c, w) {
-            (Some(f), Some(r), Some(c), Some(w)) => reject_of(f, r, c, w),
+            (Some(f), Some(r), Some(c), Some(w)) if r >= 1 => reject_of(f, r, c, w),
             _ => None,
         };
         out.push(found.ok_or_else(|| RejectPartError::NotContract {
             path: path.to_path_buf(),
             at: k + 1,
             file: f.unwrap_or("(null)").to_string(),
-            row: r.unwrap_or(0),
+            row: r.map_or("(null)".into(), |r| r.to_string()),
             column: c.unwrap_or("(null)").to_string(),
             why: w.unwrap_or("(null)").to_string(),
         })?);
+    }
+    if out.len() as u64 != written {
+        return Err(RejectPartError::Count {
+            path: path.to_path_buf(),
+            read: out.len(),
+            written,
+        });
     }
     Ok(out)
 }
@@ -218,7 +238,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            read_reject_part(&path).unwrap(),
+            read_reject_part(&path, 2).unwrap(),
             vec![
                 reject(contract::EVENTS_FILE, 12, reason::UNKNOWN_PATIENT),
                 reject(contract::ENCOUNTERS_FILE, 3, reason::NULL_PATIENT),
@@ -243,15 +263,39 @@ mod tests {
                 ),
             ],
         );
-        let err = read_reject_part(&path).unwrap_err().to_string();
+        let err = read_reject_part(&path, 2).unwrap_err().to_string();
         assert!(
             err.contains("part-00000.parquet, row 2") && err.contains("nhs_number"),
             "{err}"
         );
-        let err = read_reject_part(&dir.path().join("gone.parquet"))
+        let err = read_reject_part(&dir.path().join("gone.parquet"), 0)
             .unwrap_err()
             .to_string();
         assert!(err.contains("gone.parquet"), "{err}");
+        // A row number below 1 is no row of the file; a part holding other than the rows its
+        // task wrote is refused.
+        write_part(
+            &path,
+            &[(
+                contract::EVENTS_FILE,
+                0,
+                "patient_id",
+                reason::UNKNOWN_PATIENT,
+            )],
+        );
+        let err = read_reject_part(&path, 1).unwrap_err().to_string();
+        assert!(err.contains("row 1: events.parquet row 0"), "{err}");
+        write_part(
+            &path,
+            &[(
+                contract::EVENTS_FILE,
+                7,
+                "patient_id",
+                reason::UNKNOWN_PATIENT,
+            )],
+        );
+        let err = read_reject_part(&path, 2).unwrap_err().to_string();
+        assert!(err.contains("holds 1 rows, but its task wrote 2"), "{err}");
     }
 
     #[test]
