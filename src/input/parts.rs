@@ -29,20 +29,14 @@ pub enum RejectPartError {
     },
     /// A row names a file, column or reason that is not the cohort contract's, or no row of
     /// the file (a row number below 1).
-    #[error("rejected rows part {path}, row {at}: {file} row {row}, column {column} ({why}) is not a row, column and reason of a cohort contract file")]
+    #[error("rejected rows part {path}, row {at}: {what} is not a row, column and reason of a cohort contract file")]
     NotContract {
         /// The part.
         path: PathBuf,
         /// 1-based row in the part.
         at: usize,
-        /// What the row says.
-        file: String,
-        /// Its row in that file, as written (`(null)` when missing).
-        row: String,
-        /// Its column.
-        column: String,
-        /// Its reason.
-        why: String,
+        /// What the row says: file, row in it (`(null)` when missing), column and reason.
+        what: String,
     },
     /// The part holds another number of rows than its task said it wrote (cut short, or
     /// written twice).
@@ -96,10 +90,13 @@ pub fn read_reject_part(path: &Path, written: u64) -> Result<Vec<Reject>, Reject
         out.push(found.ok_or_else(|| RejectPartError::NotContract {
             path: path.to_path_buf(),
             at: k + 1,
-            file: f.unwrap_or("(null)").to_string(),
-            row: r.map_or("(null)".into(), |r| r.to_string()),
-            column: c.unwrap_or("(null)").to_string(),
-            why: w.unwrap_or("(null)").to_string(),
+            what: format!(
+                "{} row {}, column {} ({})",
+                f.unwrap_or("(null)"),
+                r.map_or("(null)".into(), |r| r.to_string()),
+                c.unwrap_or("(null)"),
+                w.unwrap_or("(null)")
+            ),
         })?);
     }
     if out.len() as u64 != written {
