@@ -248,6 +248,36 @@ impl Definitions {
         PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/models"))
     }
 
+    /// For each raw (code system, code) pair as an extract writes it: whether it names a
+    /// well-formed code that nothing strata computes reads (no eFI deficit, HFRS or Charlson
+    /// category, medicine, hospital diagnosis, palliative care or care home code; the same
+    /// compiled lists [`Self::compile`] gives the features). An engine may leave such event rows
+    /// out before they travel, once it is sure the row would be admitted and links to no
+    /// encounter. A pair that does not parse is `false`: its rows are rejected where they are
+    /// read.
+    pub fn unread(&self, pairs: &[(&str, &str)]) -> Vec<bool> {
+        let parsed: Vec<Option<(CodeSystem, String)>> = pairs
+            .iter()
+            .map(|(s, c)| {
+                let system = CodeSystem::parse(s)?;
+                normalise(system, c).ok().map(|code| (system, code))
+            })
+            .collect();
+        let dict = CodeDict::from_pairs(parsed.iter().flatten().cloned().collect());
+        let lookup = self.compile(&dict);
+        parsed
+            .iter()
+            .map(|p| {
+                p.as_ref()
+                    .and_then(|(s, c)| dict.get(*s, c))
+                    .is_some_and(|id| {
+                        let ci = &lookup.info[id as usize];
+                        ci.efi == 0 && ci.charlson == 0 && ci.hfrs == 0 && ci.flags == 0
+                    })
+            })
+            .collect()
+    }
+
     /// Compile the lists against a cohort's code dictionary: one pass over the distinct codes,
     /// prefix lists resolved once here rather than per event.
     pub fn compile(&self, dict: &CodeDict) -> Lookup {
@@ -639,6 +669,25 @@ mod tests {
             l.unused_by_system.is_empty(),
             "a register code is a used code"
         );
+    }
+
+    #[test]
+    fn unread_pairs_are_well_formed_codes_no_list_reads() {
+        let m = models();
+        let got = m.unread(&[
+            // Body weight: no list reads it.
+            ("snomed", "27113001"),
+            // A fall (an eFI deficit), written as a spreadsheet leaves it.
+            ("SNOMED", "\u{feff}1912002\u{a0}"),
+            // Every hospital diagnosis and medicine is read (spells, polypharmacy).
+            ("icd10", "Z99.9"),
+            ("dmd", "1234567"),
+            // Not parsed: its rows are rejected where they are read, never left out.
+            ("klingon", "27113001"),
+            ("snomed", "not a code"),
+            ("snomed", ""),
+        ]);
+        assert_eq!(got, [true, false, false, false, false, false, false]);
     }
 
     #[test]

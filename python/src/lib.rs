@@ -1365,12 +1365,13 @@ fn staged_record((path, rows, bytes, sha256): StagedFile) -> strata::publish::Wr
 /// figures, worked out from the whole run's scores), the manifest, and the folder published to `out` (with `in_root`,
 /// `ROOT/<as-of>` of an output root, `latest` moved); the files the tasks wrote themselves into
 /// the staging folder `stage` (the scores table's parts, `staged`: path in the run folder, rows,
-/// bytes, SHA-256) are moved into it. `settings` is JSON of strata.toml's keys,
+/// bytes, SHA-256) are moved into it; `read_paths` says how the engine read each file (the
+/// manifest's `read_paths`). `settings` is JSON of strata.toml's keys,
 /// resolved by the library; `parts` each part's [`Scoring::handed`]; `compared_with` and
 /// `compare_warning` say why nothing was compared when there is no `previous_run`. Returns the
 /// manifest as JSON.
 #[pyfunction]
-#[pyo3(signature = (settings, cohort, out, *, in_root, previous, engine, threads, seconds, counts, indicator_rows, profile, parts, files, rejects, lists, programmes, scores, previous_run, compared_with, compare_warning, cohort_synthetic, hash_inputs, stage, staged))]
+#[pyo3(signature = (settings, cohort, out, *, in_root, previous, engine, threads, seconds, counts, indicator_rows, profile, parts, files, rejects, lists, programmes, scores, previous_run, compared_with, compare_warning, cohort_synthetic, hash_inputs, stage, staged, read_paths=None))]
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 fn finish(
     py: Python<'_>,
@@ -1398,6 +1399,7 @@ fn finish(
     hash_inputs: bool,
     stage: PathBuf,
     staged: Vec<StagedFile>,
+    read_paths: Option<Vec<(String, String)>>,
 ) -> PyResult<String> {
     let mut c: ScoreConfig =
         serde_json::from_str(settings).map_err(|e| Failure::Argument(format!("settings: {e}")))?;
@@ -1492,7 +1494,7 @@ fn finish(
                 files: report.files,
                 rejects,
                 warnings: Some(warnings),
-                read_paths: Vec::new(),
+                read_paths: read_paths.unwrap_or_default(),
                 distinct_codes: None,
                 unused_codes: None,
                 cohort_synthetic,
@@ -1736,6 +1738,22 @@ fn encode_table<'py>(
     Ok(PyBytes::new(py, &bytes))
 }
 
+/// For each raw (code system, code) pair as the events file writes it, whether it names a
+/// well-formed code that nothing strata computes reads, with the models folder `models` (else
+/// `$STRATA_MODELS`, else the package's): `strata::definitions::Definitions::unread`. The Spark
+/// job leaves such rows out before its shuffle, when it is sure the library would admit them.
+#[pyfunction]
+#[pyo3(signature = (pairs, models=None))]
+fn unread_codes(pairs: Vec<(String, String)>, models: Option<PathBuf>) -> PyResult<Vec<bool>> {
+    let defs =
+        strata::definitions::Definitions::load(&models_dir(models)?).map_err(Failure::from)?;
+    let refs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(s, c)| (s.as_str(), c.as_str()))
+        .collect();
+    Ok(defs.unread(&refs))
+}
+
 /// Each PCN's file path without extension, relative to the run folder (`lists/<PCN>/<PCN>`),
 /// for PCN codes given in code order: the binary's names, clashing clean-ups numbered `~2`, `~3`.
 #[pyfunction]
@@ -1772,6 +1790,7 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RunLog>()?;
     m.add_class::<Protected>()?;
     m.add_function(wrap_pyfunction!(pcn_files, m)?)?;
+    m.add_function(wrap_pyfunction!(unread_codes, m)?)?;
     m.add_function(wrap_pyfunction!(encode_table, m)?)?;
     m.add_function(wrap_pyfunction!(default_models, m)?)?;
     m.add_function(wrap_pyfunction!(read_previous, m)?)?;

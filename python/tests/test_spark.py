@@ -287,7 +287,25 @@ def test_the_manifest_is_the_binarys_but_for_the_engine_fields(spark, tmp_path):
     assert want["engine"] == "binary" and m["engine"].startswith("spark ")
     # Counted over the whole cohort: the binary's; under Spark, not counted (null), said so.
     assert want["distinct_codes"] and m["distinct_codes"] is None and m["unused_codes"] is None
-    assert m["read_paths"] == []
+    # The event rows left out before the shuffle (codes nothing strata computes reads, where the
+    # tasks would admit them: a known patient, dated before the as-of date, no encounter), counted
+    # here again from the file.
+    e = pq.read_table(cohort / "events.parquet")
+    known = set(pq.read_table(cohort / "patients.parquet").column("patient_id").to_pylist())
+    pairs = sorted({(s, c) for s, c in zip(e.column("code_system").to_pylist(),
+                                             e.column("code").to_pylist()) if s and c})
+    unread = {pc_ for pc_, u in zip(pairs, sj.strata._strata.unread_codes(pairs)) if u}
+    last = _dt.date.fromisoformat(AS_OF) - _dt.timedelta(days=1)
+    left_out = sum(
+        1 for p, d, s, c, n in zip(*(e.column(x).to_pylist() for x in
+                                     ("patient_id", "event_date", "code_system", "code", "encounter_id")))
+        if (s, c) in unread and p in known and d is not None
+        and _dt.date(1900, 1, 2) <= d <= last and n is None
+    )
+    assert left_out > 10_000
+    assert m["read_paths"] == [["events.parquet", f"spark: {left_out} rows whose code nothing strata "
+                                "computes reads (admitted, dated before the as-of date, linked to no "
+                                "encounter) left out before the shuffle"]]
     assert [s for s, _ in m["seconds"]][-2:] == ["protect", "write"]
     # The driver hashed the same input files.
     assert m["input_files"] == want["input_files"] and len(want["input_files"]) >= 3
