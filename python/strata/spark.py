@@ -455,9 +455,12 @@ def _leave_out_unread(spark, tagged: Dict[str, Any], events, columns: List[str],
         return None
     marks = spark.createDataFrame(unread, "code_system string, code string").withColumn(
         UNREAD, F.lit(True))
-    # A day of margin at each end: a timestamp's date never decides it.
+    # A day of margin at each end: a timestamp's date never decides it. The dates as the library
+    # reads them (it accepts `2025-4-1` and spaces).
+    day = strata.settings(as_of=as_of, input={"today": today})
     first = _dt.date(1900, 1, 2)
-    last = min(_dt.date.fromisoformat(as_of), _dt.date.fromisoformat(today)) - _dt.timedelta(days=1)
+    last = min(_dt.date.fromisoformat(day["as_of"]),
+               _dt.date.fromisoformat(day["load"]["today"])) - _dt.timedelta(days=1)
     leave = (F.col(UNREAD).isNotNull() & F.col(KNOWN).isNotNull()
              & F.to_date(F.col("event_date")).between(F.lit(first), F.lit(last)))
     if "encounter_id" in columns:
