@@ -172,6 +172,16 @@ impl CodeInfo {
     pub const PALLIATIVE: u8 = 4;
     /// The code records residence in a care home (LONGRES_COD).
     pub const CARE_HOME: u8 = 8;
+
+    /// Whether any stage reads an event row with this code: an eFI deficit, an HFRS or Charlson
+    /// category, or a flag above (every dm+d code is a medicine and every ICD-10 code a hospital
+    /// diagnosis, named by a list or not). A row whose code is not read changes nothing but the
+    /// count of records after the as-of date (`features::patient_features`). Wider than the
+    /// manifest's `unused_codes`, which counts codes no list names (an ICD-10 code without an
+    /// HFRS or Charlson category among them).
+    pub fn is_read(&self) -> bool {
+        self.efi != 0 || self.charlson != 0 || self.hfrs != 0 || self.flags != 0
+    }
 }
 
 /// Code lists compiled against one cohort's dictionary: `info[code_id]`.
@@ -249,9 +259,8 @@ impl Definitions {
     }
 
     /// For each raw (code system, code) pair as an extract writes it: whether it names a
-    /// well-formed code that nothing strata computes reads (no eFI deficit, HFRS or Charlson
-    /// category, medicine, hospital diagnosis, palliative care or care home code; the same
-    /// compiled lists [`Self::compile`] gives the features). An engine may leave such event rows
+    /// well-formed code that nothing strata computes reads ([`CodeInfo::is_read`], from the
+    /// lists [`Self::compile`] gives the features). An engine may leave such event rows
     /// out before they travel, once it is sure the row would be admitted and links to no
     /// encounter. A pair that does not parse is `false`: its rows are rejected where they are
     /// read.
@@ -270,10 +279,7 @@ impl Definitions {
             .map(|p| {
                 p.as_ref()
                     .and_then(|(s, c)| dict.get(*s, c))
-                    .is_some_and(|id| {
-                        let ci = &lookup.info[id as usize];
-                        ci.efi == 0 && ci.charlson == 0 && ci.hfrs == 0 && ci.flags == 0
-                    })
+                    .is_some_and(|id| !lookup.info[id as usize].is_read())
             })
             .collect()
     }

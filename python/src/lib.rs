@@ -1418,14 +1418,6 @@ fn finish(
         .map(|p| serde_json::from_str::<strata::partition::Handed>(p))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Failure::Argument(format!("parts: {e}")))?;
-    // The tasks' rejected rows, read from their parts in the staging folder.
-    let mut read = Vec::new();
-    for (part, rows) in &rejects {
-        read.extend(
-            strata::input::parts::read_reject_part(&stage.join(part), *rows)
-                .map_err(Failure::from)?,
-        );
-    }
     let scores = scores.map(|t| import_stream(t, "scores")).transpose()?;
     let destination = match (in_root, out.parent()) {
         (true, Some(root)) => strata::publish::Destination::Root(root.to_path_buf()),
@@ -1439,6 +1431,14 @@ fn finish(
         models
             .for_cohort(&settings, cohort_synthetic.is_some())
             .map_err(models_failure)?;
+        // The tasks' rejected rows, read from their parts in the staging folder.
+        let mut read = Vec::new();
+        for (part, rows) in &rejects {
+            read.extend(strata::input::parts::read_reject_part(
+                &stage.join(part),
+                *rows,
+            )?);
+        }
         let (rejects, report) = strata::input::parts::whole_files(&files, read, &settings.load);
         if report.errors() > 0 {
             return Err(Failure::Input(InputError::Invalid {

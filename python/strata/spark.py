@@ -286,14 +286,17 @@ def _parquet_rows(data) -> int:
 
 
 def _stage_file(stage: str, rel: str, data, rows: int) -> list:
-    """Write ``data`` as ``rel`` in the staging folder ``stage``, synced; its record as the
-    binary records a file it writes: [path, rows, bytes, SHA-256]."""
+    """Write ``data`` as ``rel`` in the staging folder ``stage``, whole or not at all (under a
+    name of its own, synced, then renamed: a task run twice replaces its file in one step); its
+    record as the binary records a file it writes: [path, rows, bytes, SHA-256]."""
     path = Path(stage) / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{time.time_ns()}")
+    with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
+    os.replace(tmp, path)
     return [rel, rows, len(data), hashlib.sha256(data).hexdigest()]
 
 
@@ -322,19 +325,8 @@ def _stage_rejects(stage: str, name: str, rejects: pa.Table) -> Dict[str, Any]:
     """Write a task's rejected rows (file, row in the file, column, reason) as ``name`` in the
     staging folder's ``REJECTS`` folder, for the reduce step to read (never published as
     they are: the run's ``rejects.csv`` is made from every part); its result row."""
-    import pyarrow.parquet as pq
-
     rel = f"{REJECTS}/{name}.parquet"
-    path = Path(stage) / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Whole or not at all: written under a name of its own, synced, then renamed (a task run
-    # twice replaces its part in one step).
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{time.time_ns()}")
-    with open(tmp, "wb") as f:
-        pq.write_table(rejects, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    _stage_file(stage, rel, bytes(strata.encode_table(rejects, "parquet")), rejects.num_rows)
     return {"kind": "rejects_part", "data": json.dumps([rel, rejects.num_rows]).encode()}
 
 
@@ -344,7 +336,7 @@ def _orphans(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     slots = settings["slots"]
     tags = table.column(TAG)
     parts = []
-    for t in sorted(set(tags.unique().to_pylist())):
+    for t in sorted(tags.unique().to_pylist()):
         mine = table.filter(pc.equal(tags, t))
         null = mine.column(slots[t]["patient_id"]).is_null()
         parts.append(pa.table({
@@ -430,14 +422,14 @@ def driver_memory_needed(records: int, tasks: int = 2) -> int:
     return max(DRIVER_BASE_BYTES, int(round(need / step) * step))
 
 
-def _leave_out_unread(spark, tagged: Dict[str, Any], events, columns: List[str], as_of: str,
-                      today: str, models: Optional[str]):
+def _leave_out_unread(spark, tagged: Dict[str, Any], events, columns: List[str],
+                      last: _dt.date, models: Optional[str]):
     """Leave out, before the shuffle, the event rows whose code nothing strata computes reads
-    (``Definitions::unread``: body height and weight, blood pressure, smoking status, ...; 31% of
+    (``Definitions::unread``: body height and weight, blood pressure, smoking status, ...; 29% of
     the synthetic ICS's event rows) where the library would surely admit them and nothing else
     depends on them: a known patient, a date well inside the contract's bounds and before the
     as-of date (so they are not among the records counted after it), and no encounter they link
-    to. Replaces ``tagged["e"]``; returns the Spark ``Observation`` counting the rows left out
+    to; ``last`` is the latest date a row left out may have. Replaces ``tagged["e"]``; returns the Spark ``Observation`` counting the rows left out
     as they pass (no second scan), or None when nothing is left out."""
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
@@ -455,12 +447,8 @@ def _leave_out_unread(spark, tagged: Dict[str, Any], events, columns: List[str],
         return None
     marks = spark.createDataFrame(unread, "code_system string, code string").withColumn(
         UNREAD, F.lit(True))
-    # A day of margin at each end: a timestamp's date never decides it. The dates as the library
-    # reads them (it accepts `2025-4-1` and spaces).
-    day = strata.settings(as_of=as_of, input={"today": today})
+    # A day of margin (here and in ``last``): a timestamp's date never decides it.
     first = _dt.date(1900, 1, 2)
-    last = min(_dt.date.fromisoformat(day["as_of"]),
-               _dt.date.fromisoformat(day["load"]["today"])) - _dt.timedelta(days=1)
     leave = (F.col(UNREAD).isNotNull() & F.col(KNOWN).isNotNull()
              & F.to_date(F.col("event_date")).between(F.lit(first), F.lit(last)))
     if "encounter_id" in columns:
@@ -482,12 +470,13 @@ def _local_tasks(master: Optional[str], spark=None) -> int:
         return sc.defaultParallelism if sc.master.startswith("local") else 0
     if master is None:
         return os.cpu_count() or 1
-    if not master.startswith("local"):
+    # `local-cluster[...]` runs its executors in JVMs of their own.
+    if not master.startswith("local") or master.startswith("local-cluster"):
         return 0
     inside = master[len("local"):].strip("[]").split(",")[0]
     if inside == "":
         return 1
-    return os.cpu_count() or 1 if inside == "*" else int(inside)
+    return (os.cpu_count() or 1) if inside == "*" else int(inside)
 
 
 def _gib(n: float) -> str:
@@ -660,7 +649,7 @@ def _score(
         disclosure={"rule": disclosure_rule, "min_interval": min_interval},
         input={"today": today, "allow_identifiers": allow_identifiers, "max_rejected": max_rejected},
     )
-    strata.settings(**keys)
+    resolved = strata.settings(**keys)
     t0 = time.time()
     seconds: List[Tuple[str, float]] = []
 
@@ -719,7 +708,7 @@ def _score(
         engine = "group" if version >= (4, 0) else "map"
     if engine == "group" and version < (4, 0):
         raise SparkJobError(f"--engine group needs Spark 4.0 or later (this is {spark.version})")
-    today = today or _dt.datetime.now(_dt.timezone.utc).date().isoformat()
+    today = resolved["load"]["today"]  # the library's reading (its default: the UTC date)
     if not cohort_dir.is_dir() and "://" not in cohort:
         raise SparkJobError(f"error: {cohort}: cohort folder does not exist")
     # Tasks load the models folder given (it must then be readable on every executor), else
@@ -821,7 +810,10 @@ def _score(
             PCN, F.when(F.col(KNOWN).isNull(), F.lit(ORPHANS)).otherwise(F.col(PCN))
         )
     tagged["p"] = p.withColumn(PCN, F.col("pcn_code").cast("string"))
-    unread = _leave_out_unread(spark, tagged, files["e"], columns["e"], as_of, today, models)
+    # The day before the earlier of the as-of date and today, as the library read them above.
+    last = min(_dt.date.fromisoformat(resolved["as_of"]),
+               _dt.date.fromisoformat(resolved["load"]["today"])) - _dt.timedelta(days=1)
+    unread = _leave_out_unread(spark, tagged, files["e"], columns["e"], last, models)
     if prev is not None:
         # The previous run's listed people, each with their current patient's PCN (someone no
         # longer in the cohort matters only to the driver's dropped lists).

@@ -531,8 +531,8 @@ def test_the_driver_memory_a_cohort_needs_is_said_before_any_work(spark, tmp_pat
     assert sj.driver_memory_needed(64_674_604, tasks=8) == 3584 << 20
     assert sj.driver_memory_needed(64_674_604, tasks=0) == 1 << 30
     assert sj.driver_memory_needed(400_000_000, tasks=2) == 5376 << 20
-    assert [sj._local_tasks(m) for m in ("local", "local[3]", "local[4,2]", "yarn", "spark://h:7077")] \
-        == [1, 3, 4, 0, 0]
+    assert [sj._local_tasks(m) for m in ("local", "local[3]", "local[4,2]", "yarn", "spark://h:7077",
+                                         "local-cluster[2,1,1024]")] == [1, 3, 4, 0, 0, 0]
     assert sj._local_tasks("local[*]") == sj._local_tasks(None) == os.cpu_count()
     assert sj._local_tasks(None, spark) == spark.sparkContext.defaultParallelism
     records = sj._records(lambda name: sj._footer_rows(FIXTURE / name))

@@ -200,7 +200,10 @@ mod tests {
         }
     }
 
-    fn write_part(path: &Path, rows: &[(&str, i64, &str, &str)]) {
+    /// A row of a test part: file, row, column, reason.
+    type PartRow<'a> = (&'a str, i64, &'a str, &'a str);
+
+    fn write_part(path: &Path, rows: &[PartRow]) {
         let mut df = df!(
             "file" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
             "row" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
@@ -241,58 +244,38 @@ mod tests {
                 reject(contract::ENCOUNTERS_FILE, 3, reason::NULL_PATIENT),
             ]
         );
-        // A row that is not the contract's is an error naming the part and its row, not
-        // dropped; a missing part is an error naming it.
-        write_part(
-            &path,
-            &[
-                (
-                    contract::EVENTS_FILE,
-                    12,
-                    "patient_id",
-                    reason::UNKNOWN_PATIENT,
-                ),
-                (
-                    contract::EVENTS_FILE,
-                    13,
-                    "nhs_number",
-                    reason::UNKNOWN_PATIENT,
-                ),
-            ],
-        );
-        let err = read_reject_part(&path, 2).unwrap_err().to_string();
-        assert!(
-            err.contains("part-00000.parquet, row 2") && err.contains("nhs_number"),
-            "{err}"
-        );
+        // Refused, with the part and what is wrong named, never dropped: a row that is not the
+        // contract's, a row number below 1 (no row of the file), a part holding other than the
+        // rows its task wrote.
+        const E: &str = contract::EVENTS_FILE;
+        const WHY: &str = reason::UNKNOWN_PATIENT;
+        let cases: [(&[PartRow], u64, &str); 3] = [
+            (
+                &[(E, 12, "patient_id", WHY), (E, 13, "nhs_number", WHY)],
+                2,
+                "part-00000.parquet, row 2: events.parquet row 13, column nhs_number",
+            ),
+            (
+                &[(E, 0, "patient_id", WHY)],
+                1,
+                "row 1: events.parquet row 0",
+            ),
+            (
+                &[(E, 7, "patient_id", WHY)],
+                2,
+                "holds 1 rows, but its task wrote 2",
+            ),
+        ];
+        for (rows, written, said) in cases {
+            write_part(&path, rows);
+            let err = read_reject_part(&path, written).unwrap_err().to_string();
+            assert!(err.contains(said), "{err}");
+        }
+        // A missing part is an error naming it.
         let err = read_reject_part(&dir.path().join("gone.parquet"), 0)
             .unwrap_err()
             .to_string();
         assert!(err.contains("gone.parquet"), "{err}");
-        // A row number below 1 is no row of the file; a part holding other than the rows its
-        // task wrote is refused.
-        write_part(
-            &path,
-            &[(
-                contract::EVENTS_FILE,
-                0,
-                "patient_id",
-                reason::UNKNOWN_PATIENT,
-            )],
-        );
-        let err = read_reject_part(&path, 1).unwrap_err().to_string();
-        assert!(err.contains("row 1: events.parquet row 0"), "{err}");
-        write_part(
-            &path,
-            &[(
-                contract::EVENTS_FILE,
-                7,
-                "patient_id",
-                reason::UNKNOWN_PATIENT,
-            )],
-        );
-        let err = read_reject_part(&path, 2).unwrap_err().to_string();
-        assert!(err.contains("holds 1 rows, but its task wrote 2"), "{err}");
     }
 
     #[test]
