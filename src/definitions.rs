@@ -16,6 +16,48 @@ pub enum DefinitionError {
     /// A file could not be read, or a line of it is not what its header says.
     #[error(transparent)]
     File(#[from] DataFileError),
+    /// A part of a run (a Spark task) was scored with another version of a models file than
+    /// the one the run's reduce step loaded and publishes in the manifest.
+    #[error("part {part} of the run was scored with {what} {theirs}, but the run's models folder holds {ours}: every engine's workers must load the models folder the run is finished with (a Spark job's executors the driver's)")]
+    PartModels {
+        /// The part's index in the reduce step.
+        part: usize,
+        /// The file (its path in the models folder, or which risk model card).
+        what: String,
+        /// Its SHA-256 as the part loaded it, or "no such file".
+        theirs: String,
+        /// Its SHA-256 as the reduce step loaded it, or "no such file".
+        ours: String,
+    },
+}
+
+impl DefinitionError {
+    /// The first difference between what a part was scored with (`theirs`) and what the reduce
+    /// step loaded (`ours`), each a list of (file, SHA-256) pairs, as an error; `None` when the
+    /// two are the same.
+    pub fn part_models(
+        part: usize,
+        theirs: &[(String, String)],
+        ours: &[(String, String)],
+    ) -> Option<DefinitionError> {
+        let short = |h: Option<&String>| match h {
+            Some(h) => format!("SHA-256 {}", &h[..h.len().min(16)]),
+            None => "no such file".to_string(),
+        };
+        let find = |v: &[(String, String)], what: &str| {
+            v.iter().find(|(w, _)| w == what).map(|(_, h)| h.clone())
+        };
+        ours.iter()
+            .chain(theirs)
+            .map(|(what, _)| what)
+            .find(|what| find(ours, what) != find(theirs, what))
+            .map(|what| DefinitionError::PartModels {
+                part,
+                what: what.clone(),
+                theirs: short(find(theirs, what).as_ref()),
+                ours: short(find(ours, what).as_ref()),
+            })
+    }
 }
 
 /// One model file as read: where, its content hash (for the run manifest) and its size.
@@ -273,14 +315,24 @@ impl Definitions {
             })
             .collect();
         let dict = CodeDict::from_pairs(parsed.iter().flatten().cloned().collect());
-        let lookup = self.compile(&dict);
+        let unread = self.unread_ids(&dict);
         parsed
             .iter()
             .map(|p| {
                 p.as_ref()
                     .and_then(|(s, c)| dict.get(*s, c))
-                    .is_some_and(|id| !lookup.info[id as usize].is_read())
+                    .is_some_and(|id| unread[id as usize])
             })
+            .collect()
+    }
+
+    /// Per code id of a cohort's dictionary: whether nothing strata computes reads the code
+    /// ([`CodeInfo::is_read`]). The binary's scoring run leaves such rows out at layout.
+    pub fn unread_ids(&self, dict: &CodeDict) -> Vec<bool> {
+        self.compile(dict)
+            .info
+            .iter()
+            .map(|i| !i.is_read())
             .collect()
     }
 
@@ -675,6 +727,43 @@ mod tests {
             l.unused_by_system.is_empty(),
             "a register code is a used code"
         );
+    }
+
+    /// A part scored with the same files, listed in any order, passes; a file of other bytes, a
+    /// file only one side has, and a risk model card only one side applied are each named.
+    #[test]
+    fn a_part_scored_with_other_models_files_is_named() {
+        let pair = |w: &str, h: &str| (w.to_string(), h.to_string());
+        let ours = [
+            pair("efi/codes.tsv", "aa11"),
+            pair("risk model card (death)", "bb22"),
+        ];
+        let check = |theirs: &[(String, String)]| {
+            DefinitionError::part_models(3, theirs, &ours).map(|e| e.to_string())
+        };
+        assert_eq!(check(&[ours[1].clone(), ours[0].clone()]), None);
+        let cases = [
+            (
+                vec![pair("efi/codes.tsv", "ff99"), ours[1].clone()],
+                "part 3 of the run was scored with efi/codes.tsv SHA-256 ff99, but the run's models folder holds SHA-256 aa11",
+            ),
+            (
+                vec![ours[1].clone()],
+                "scored with efi/codes.tsv no such file, but the run's models folder holds SHA-256 aa11",
+            ),
+            (
+                vec![ours[0].clone()],
+                "scored with risk model card (death) no such file",
+            ),
+            (
+                vec![ours[0].clone(), ours[1].clone(), pair("hfrs/codes.tsv", "cc33")],
+                "scored with hfrs/codes.tsv SHA-256 cc33, but the run's models folder holds no such file",
+            ),
+        ];
+        for (theirs, said) in cases {
+            let got = check(&theirs).expect("a difference is an error");
+            assert!(got.contains(said), "{got}");
+        }
     }
 
     #[test]

@@ -317,6 +317,13 @@ where
     W: FnOnce(&Path, &PcnDocs) -> Result<Outputs, Error>,
 {
     let s: &Settings = &r.opts.settings;
+    // Every part was scored with the files this step publishes as the run's models.
+    let ours = r.models.fingerprint();
+    for (k, p) in r.parts.iter().enumerate() {
+        if let Some(e) = crate::definitions::DefinitionError::part_models(k, &p.models, &ours) {
+            return Err(e.into());
+        }
+    }
     stages.next("protect");
     let protection = Protection::new(&r.counts, &s.suppression)?;
     let published = protection.published();

@@ -15,6 +15,7 @@ use crate::cohort::Cohort;
 use crate::definitions::Definitions;
 use crate::features::{ages_and_vitals, all_features, Windows};
 use crate::indicators::{self, IndicatorCounts};
+use crate::input::LeaveOut;
 use crate::lists::{self, ListRules};
 use crate::palliative;
 use crate::population::{self, Status};
@@ -61,6 +62,37 @@ impl RunModels {
             withheld: Vec::new(),
             ranking,
         })
+    }
+
+    /// What a scoring run at `as_of` need not keep of the events once they are checked: rows
+    /// dated on or before it whose code nothing reads ([`Definitions::unread_ids`]). The
+    /// figures, lists and tables are the same with or without it; `train` and `validate` keep
+    /// every row.
+    pub fn leave_out(&self, as_of: i32) -> LeaveOut {
+        let definitions = self.definitions.clone();
+        LeaveOut {
+            through: as_of,
+            unread: std::sync::Arc::new(move |dict| definitions.unread_ids(dict)),
+        }
+    }
+
+    /// What the run scores with, named so that the name does not depend on where the files are:
+    /// each definition file by its path in the models folder, each applied risk model card by
+    /// its outcome; with the SHA-256 of its bytes. Every part of a run hands it up and the
+    /// reduce step refuses a part scored with other files ([`crate::finish::finish`]): an
+    /// engine's executors must load what its driver loads.
+    pub fn fingerprint(&self) -> Vec<(String, String)> {
+        self.definitions
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.sha256.clone()))
+            .chain(self.models.iter().map(|m| {
+                (
+                    format!("risk model card ({})", m.file.outcome),
+                    m.file.sha256.clone(),
+                )
+            }))
+            .collect()
     }
 
     /// Withhold the default cards trained on synthetic data from a cohort that is not synthetic
@@ -139,6 +171,8 @@ pub struct Partition {
     pub compare_warning: Option<String>,
     /// The aggregate tables' counts.
     pub counts: RunCounts,
+    /// What it was scored with ([`RunModels::fingerprint`]).
+    pub models: Vec<(String, String)>,
 }
 
 /// A partition's figures, as the manifest says them (each a count, addable across partitions).
@@ -189,6 +223,9 @@ pub struct Handed {
     pub prescriptions: String,
     /// How its hospital spells were built.
     pub hospital_spells: SpellReport,
+    /// The definition files and risk model cards it was scored with
+    /// ([`RunModels::fingerprint`]).
+    pub models: Vec<(String, String)>,
 }
 
 impl Partition {
@@ -207,6 +244,7 @@ impl Partition {
             programmes: self.selected.iter().map(ProgrammeLists::listed).collect(),
             prescriptions: crate::input::prescriptions_source(&self.cohort).to_string(),
             hospital_spells: self.cohort.spells.report.clone(),
+            models: self.models.clone(),
         }
     }
 
@@ -383,6 +421,7 @@ pub fn score_partition(
             indicators,
             profile,
         },
+        models: models.fingerprint(),
     }
 }
 

@@ -35,7 +35,12 @@ fn score_once(opts: &ScoreOptions) -> Result<Manifest, Error> {
     let mut stages = Stages::start("load_models");
     let mut run_models = RunModels::load(s)?;
     stages.next("read_cohort");
-    let cohort = Cohort::load(&opts.cohort, &s.load)?;
+    // Event rows no definition reads are checked, counted and not kept.
+    let load = crate::input::LoadOptions {
+        leave_out: Some(run_models.leave_out(s.as_of)),
+        ..s.load.clone()
+    };
+    let cohort = Cohort::load(&opts.cohort, &load)?;
     run_models.for_cohort(s, cohort.synthetic.is_some())?;
     // The map step, over the whole cohort: the binary's run is one partition.
     let previous = match &opts.previous {

@@ -102,6 +102,7 @@ pub fn load_options(i: &InputConfig) -> Result<LoadOptions, SettingsError> {
         skip_memory_check: i.skip_memory_check.unwrap_or(false),
         memory_limit: i.memory_limit.map(|mb| mb << 20),
         dictionary_path: true,
+        leave_out: None,
     })
 }
 

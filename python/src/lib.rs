@@ -1524,6 +1524,8 @@ fn finish(
         .map_err(|e| match e {
             strata::Error::Output(e) => Failure::Output(e),
             strata::Error::Input(e) => Failure::Input(e),
+            // A part scored with other models files than these (ModelsError).
+            strata::Error::Definitions(e) => Failure::Definitions(e),
             e => Failure::Argument(e.to_string()),
         })?;
         serde_json::to_string(&manifest).map_err(|e| Failure::Argument(e.to_string()))

@@ -975,6 +975,10 @@ def _score(
             raise SparkJobError(
                 "\n".join(ln for ln in str(err).splitlines() if ln.startswith("error:"))
             ) from None
+        except strata.ModelsError as err:
+            # Among them: a task scored with other models files than the driver loads here
+            # (every part hands up what it was scored with; the library refuses a difference).
+            raise SparkJobError(f"error: {err}") from None
         except RuntimeError as e:
             if str(e).startswith("rejected rows part"):
                 raise SparkJobError(

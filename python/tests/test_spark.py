@@ -685,3 +685,30 @@ def test_columns_share_a_slot_of_the_wide_table_only_with_their_own_type():
     assert slots["p"]["birth_date"] == slots["e"]["event_date"]
     assert slots["e"]["code"] == slots["n"]["imd_decile"]
     assert slots["p"]["imd_decile"] not in slots["n"].values()
+
+
+def test_tasks_scored_with_other_models_files_than_the_drivers_are_refused(spark, tmp_path, monkeypatch):
+    # The executors loaded one version of a code list and the driver, finishing the run,
+    # another (a comment line added: the same codes, other bytes). Made here by changing the
+    # file after the tasks have run and before the driver's reduce step loads it.
+    models = tmp_path / "models"
+    shutil.copytree(strata_models_dir(), models)
+    real_finish = sj.strata._strata.finish
+
+    def finish_after_a_change(*args, **kwargs):
+        with open(models / "efi" / "codes.tsv", "a") as f:
+            f.write("# a later version\n")
+        return real_finish(*args, **kwargs)
+
+    monkeypatch.setattr(sj.strata._strata, "finish", finish_after_a_change)
+    out = tmp_path / "out"
+    with pytest.raises(sj.SparkJobError, match=r"part 0 of the run was scored with efi/codes.tsv "
+                       r"SHA-256 [0-9a-f]{16}, but the run's models folder holds SHA-256 "
+                       r"[0-9a-f]{16}.*executors the driver's"):
+        sj.score(str(FIXTURE), AS_OF, str(out), spark=spark, today=TODAY, models=str(models))
+    assert not out.exists()
+
+
+def strata_models_dir() -> Path:
+    """The models folder the package ships (what a run loads without ``models``)."""
+    return Path(sj.strata._strata.default_models())

@@ -80,6 +80,35 @@ pub struct LoadOptions {
     /// Use the dictionary fast path where the file allows it (default). Off forces the general
     /// path, for benchmarking it and for checking that both give the same cohort.
     pub dictionary_path: bool,
+    /// Event rows a scoring run does not need kept once checked ([`LeaveOut`]); `None` (the
+    /// default, and `strata validate`'s) keeps every admitted row.
+    #[serde(skip)]
+    pub leave_out: Option<LeaveOut>,
+}
+
+/// Event rows left out once they are read and checked: those dated on or before `through` whose
+/// code `unread` marks. A scoring run at an as-of date sets it from its definitions (codes that
+/// nothing it computes reads, [`crate::definitions::Definitions::unread_ids`]), so that the rows
+/// are neither grouped, held nor scanned. They are still checked (a bad one is rejected, as
+/// always) and counted in the report's read paths; rows after `through` are always kept (they
+/// are counted as ignored after the as-of date, and a later care home code is read).
+#[derive(Clone)]
+pub struct LeaveOut {
+    /// The last day whose rows may be left out (the as-of date).
+    pub through: i32,
+    /// For a cohort's code dictionary: per code id, whether nothing reads the code.
+    pub unread: UnreadCodes,
+}
+
+/// [`LeaveOut::unread`]: for a cohort's code dictionary, per code id, whether nothing reads it.
+pub type UnreadCodes = std::sync::Arc<dyn Fn(&CodeDict) -> Vec<bool> + Send + Sync>;
+
+impl std::fmt::Debug for LeaveOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaveOut")
+            .field("through", &self.through)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for LoadOptions {
@@ -91,6 +120,7 @@ impl Default for LoadOptions {
             skip_memory_check: false,
             memory_limit: None,
             dictionary_path: true,
+            leave_out: None,
         }
     }
 }
@@ -285,7 +315,18 @@ fn read_events(
         opts,
         ck,
     )?;
-    let (events, dict, rejects) = layout::lay_out_events(parts, patients);
+    let (events, dict, rejects, left_out) =
+        layout::lay_out_events(parts, patients, opts.leave_out.as_ref());
+    if let Some(l) = &opts.leave_out {
+        ck.paths.push((
+            name.to_string(),
+            format!(
+                "{left_out} rows whose code nothing strata computes reads, dated on or before {}, \
+                 left out once checked",
+                date::format_days(l.through)
+            ),
+        ));
+    }
     ck.finish_file(name, rows, rejects, opts);
     Some((events, dict))
 }
