@@ -16,6 +16,13 @@ pub enum DefinitionError {
     /// A file could not be read, or a line of it is not what its header says.
     #[error(transparent)]
     File(#[from] DataFileError),
+    /// A part of a run handed up no list of the models files it was scored with: its worker
+    /// runs an older strata than the run's reduce step.
+    #[error("part {part} of the run did not say which models files it was scored with: the engine's workers run another version of strata than the one finishing the run (a Spark job's executors must run the driver's)")]
+    PartWithoutModels {
+        /// The part's index in the reduce step.
+        part: usize,
+    },
     /// A part of a run (a Spark task) was scored with another version of a models file than
     /// the one the run's reduce step loaded and publishes in the manifest.
     #[error("part {part} of the run was scored with {what} {theirs}, but the run's models folder holds {ours}: every engine's workers must load the models folder the run is finished with (a Spark job's executors the driver's)")]
@@ -40,8 +47,11 @@ impl DefinitionError {
         theirs: &[(String, String)],
         ours: &[(String, String)],
     ) -> Option<DefinitionError> {
+        if theirs.is_empty() && !ours.is_empty() {
+            return Some(DefinitionError::PartWithoutModels { part });
+        }
         let short = |h: Option<&String>| match h {
-            Some(h) => format!("SHA-256 {}", &h[..h.len().min(16)]),
+            Some(h) => format!("SHA-256 {}", h.get(..16).unwrap_or(h)),
             None => "no such file".to_string(),
         };
         let find = |v: &[(String, String)], what: &str| {
@@ -742,6 +752,7 @@ mod tests {
             DefinitionError::part_models(3, theirs, &ours).map(|e| e.to_string())
         };
         assert_eq!(check(&[ours[1].clone(), ours[0].clone()]), None);
+        assert!(check(&[]).is_some_and(|e| e.contains("did not say which models files")));
         let cases = [
             (
                 vec![pair("efi/codes.tsv", "ff99"), ours[1].clone()],

@@ -224,7 +224,9 @@ pub struct Handed {
     /// How its hospital spells were built.
     pub hospital_spells: SpellReport,
     /// The definition files and risk model cards it was scored with
-    /// ([`RunModels::fingerprint`]).
+    /// ([`RunModels::fingerprint`]); empty from a worker of a strata version before it (which
+    /// the reduce step refuses, saying so).
+    #[serde(default)]
     pub models: Vec<(String, String)>,
 }
 

@@ -221,3 +221,111 @@ fn care_home_comes_from_dated_residence_codes() {
     );
     assert!(!scored.care_home_coded);
 }
+
+/// What `strata score` leaves out once checked (event rows dated on or before the as-of date
+/// whose code nothing strata computes reads, `RunModels::leave_out`) moves no feature, score,
+/// predictor or palliative register entry: on the fixture cohort and on a patient whose body
+/// weight is recorded before, on and after the as-of date beside a fall and a diagnosis on it,
+/// through every adaptor. Only the rows dated on or before the as-of date are left out, and the
+/// count is reported.
+#[test]
+fn rows_left_out_at_layout_move_no_feature_score_or_predictor() {
+    use strata::cohort::Cohort;
+    use strata::partition::RunModels;
+    let defs = definitions();
+    let as_of = strata::date::parse_days(AS_OF).unwrap();
+    let run = RunModels {
+        definitions: defs.clone(),
+        models: Vec::new(),
+        withheld: Vec::new(),
+        ranking: None,
+    };
+    let leaving = strata::input::LoadOptions {
+        leave_out: Some(run.leave_out(as_of)),
+        ..load_options()
+    };
+    let same = |keep: &Cohort, leave: &Cohort, what: &str| {
+        let rules = ListRules::default();
+        let (a, b) = (
+            score_cohort(keep, &defs, as_of, &rules),
+            score_cohort(leave, &defs, as_of, &rules),
+        );
+        // The first patient that differs, if any (the whole vectors would be long to print).
+        let first = |x: Vec<String>, y: Vec<String>| {
+            let k = x.iter().zip(&y).position(|(x, y)| x != y);
+            (x.len() == y.len() && k.is_none())
+                .then_some(())
+                .ok_or_else(|| {
+                    k.map(|k| format!("patient {k}: {} against {}", x[k], y[k]))
+                        .unwrap_or_else(|| "patients".into())
+                })
+        };
+        fn dbg<T: std::fmt::Debug>(v: &[T]) -> Vec<String> {
+            v.iter().map(|x| format!("{x:?}")).collect()
+        }
+        assert_eq!(
+            first(dbg(&a.features), dbg(&b.features)),
+            Ok(()),
+            "{what}: features"
+        );
+        assert_eq!(
+            first(dbg(&a.scores), dbg(&b.scores)),
+            Ok(()),
+            "{what}: scores"
+        );
+        assert_eq!(a.unused_codes, b.unused_codes, "{what}: unused codes");
+        let (ta, tb) = (
+            predictor_table(keep, &defs, &a, as_of, true),
+            predictor_table(leave, &defs, &b, as_of, true),
+        );
+        assert_eq!(
+            format!("{:?}", ta.rows),
+            format!("{:?}", tb.rows),
+            "{what}: predictors"
+        );
+        assert_eq!(
+            strata::palliative::on_register(keep, &defs, as_of),
+            strata::palliative::on_register(leave, &defs, as_of),
+            "{what}: palliative register"
+        );
+        assert_eq!(keep.rejects.len(), leave.rejects.len(), "{what}: rejects");
+        keep.events.code.len() - leave.events.code.len()
+    };
+    let said = |c: &Cohort| {
+        c.read_paths
+            .iter()
+            .find(|(_, p)| p.contains("left out once checked"))
+            .map(|(f, p)| format!("{f}: {p}"))
+    };
+
+    let fixture = fixtures().join("cohort-2000");
+    let keep = Cohort::load(&fixture, &load_options()).unwrap();
+    let leave = Cohort::load(&fixture, &leaving).unwrap();
+    let n = same(&keep, &leave, "fixture");
+    assert!(n > 0, "the fixture has rows nothing reads");
+    assert_eq!(said(&keep), None);
+    assert_eq!(
+        said(&leave),
+        Some(format!(
+            "events.parquet: {n} rows whose code nothing strata computes reads, dated on or before \
+             {AS_OF}, left out once checked"
+        ))
+    );
+
+    // Body weight (read by nothing) before, on and after the as-of date; a fall (an eFI deficit)
+    // and a hospital diagnosis on it.
+    let ps = [patient("w", "1940-04-01")];
+    let es = [
+        ev("w", "2024-01-01", "snomed", "27113001"),
+        ev("w", "2025-04-01", "snomed", "27113001"),
+        ev("w", "2025-04-02", "snomed", "27113001"),
+        ev("w", "2025-04-01", "snomed", "1912002"),
+        ev("w", "2025-04-01", "icd10", "F00.1"),
+    ];
+    for a in ADAPTORS {
+        let keep = load_via(a, &ps, &es, &[], &load_options()).unwrap();
+        let leave = load_via(a, &ps, &es, &[], &leaving).unwrap();
+        assert_eq!(same(&keep, &leave, &format!("{a:?}")), 2, "{a:?}");
+        assert_eq!(leave.events.code.len(), 3, "{a:?}");
+    }
+}
