@@ -946,6 +946,16 @@ impl<'a> Explainer<'a> {
         self.compute(models, patients)
     }
 
+    /// [`Explainer::factors_of`] without copying the words: each of `patients`' factors as
+    /// worked out ahead ([`Explainer::ahead`]); `None` when one of them was not.
+    pub fn factors_ahead(&self, patients: &[u32]) -> Option<Vec<&[String]>> {
+        let (known, factors) = self.ahead.as_ref()?;
+        patients
+            .iter()
+            .map(|p| known.binary_search(p).ok().map(|k| factors[k].as_slice()))
+            .collect()
+    }
+
     fn compute(&self, models: &[RiskModel], patients: &[u32]) -> Vec<Vec<String>> {
         let width = self.builder.width().max(1);
         let mut rows = vec![0f32; patients.len() * width];

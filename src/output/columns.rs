@@ -289,8 +289,16 @@ impl RiskColumns<'_> {
     /// The model columns of a list (`patients` in rank order): per model its probability, rank
     /// and percentile within the PCN, band, and the top factors in plain words.
     pub fn list_columns(&self, patients: &[u32]) -> Vec<Column> {
-        // One feature row per listed patient explains every model.
-        let factors: Vec<Vec<String>> = self.explainer.factors_of(self.models, patients);
+        // One feature row per listed patient explains every model: looked up where the run
+        // explained its listed people ahead (not copied), else worked out here.
+        let worked_out;
+        let factors: Vec<&[String]> = match self.explainer.factors_ahead(patients) {
+            Some(f) => f,
+            None => {
+                worked_out = self.explainer.factors_of(self.models, patients);
+                worked_out.iter().map(Vec::as_slice).collect()
+            }
+        };
         let mut cols = Vec::new();
         for (m, r) in self.risks.iter().enumerate() {
             let o = r.outcome.name();
@@ -391,20 +399,19 @@ pub fn list_frame(
         ),
     );
     cols.extend(risk.list_columns(patients));
-    cols.push(
-        StringChunked::from_iter_values("why".into(), (0..n).map(|k| why(row(k), risk)))
-            .into_column(),
-    );
+    let mut whys = StringChunkedBuilder::new("why".into(), n);
+    let mut text = String::new();
+    for k in 0..n {
+        text.clear();
+        why_into(&mut text, row(k), risk);
+        whys.append_value(&text);
+    }
+    cols.push(whys.finish().into_column());
     DataFrame::new(n, cols)
 }
 
 /// Deficits named in the `why` column.
 pub const WHY_DEFICITS: usize = 3;
-
-/// `n` and a noun, plural unless `n` is 1 ("1 emergency admission", "2 emergency admissions").
-fn counted(n: u32, noun: &str) -> String {
-    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
-}
 
 /// Why a patient is on a list, in plain words, from their scores, activity and risk bands:
 /// "severe frailty: 14 of 36 deficits, incl. falls, mobility and transfer problems,
@@ -414,46 +421,71 @@ fn counted(n: u32, noun: &str) -> String {
 /// (2 or more), a high HFRS, living in a care home, and each model's band when high or very
 /// high.
 pub fn why(r: Row<'_>, risk: &RiskColumns) -> String {
+    let mut out = String::new();
+    why_into(&mut out, r, risk);
+    out
+}
+
+/// [`why`], appended to `out` (one buffer for a whole column, no text built per part).
+pub fn why_into(out: &mut String, r: Row<'_>, risk: &RiskColumns) {
+    use std::fmt::Write;
     let s = &r.scored.scores[r.i];
     let f = &r.scored.features[r.i];
-    let mut parts = Vec::new();
-    let deficits = format!(
+    // Writing into a String cannot fail.
+    let _ = match s.efi_category {
+        EfiCategory::Fit => write!(out, "not frail by the eFI ("),
+        c => write!(out, "{} frailty: ", c.name()),
+    };
+    let _ = write!(
+        out,
         "{} of {} deficits",
         s.efi_deficits,
         r.scorer.efi_denominator()
     );
     let names = r.scorer.efi_salient(f, WHY_DEFICITS);
-    let incl = if names.is_empty() {
-        String::new()
-    } else if (s.efi_deficits as usize) <= names.len() {
-        format!(": {}", names.join(", "))
-    } else {
-        format!(", incl. {}", names.join(", "))
+    if !names.is_empty() {
+        out.push_str(if (s.efi_deficits as usize) <= names.len() {
+            ": "
+        } else {
+            ", incl. "
+        });
+        for (k, n) in names.iter().enumerate() {
+            if k > 0 {
+                out.push_str(", ");
+            }
+            out.push_str(n);
+        }
+    }
+    if s.efi_category == EfiCategory::Fit {
+        out.push(')');
+    }
+    // `n` and a noun, plural unless `n` is 1 ("1 emergency admission", "2 emergency admissions").
+    let counted = |out: &mut String, n: u32, noun: &str| {
+        let _ = write!(
+            out,
+            "; {n} {noun}{} in 12 months",
+            if n == 1 { "" } else { "s" }
+        );
     };
-    parts.push(match s.efi_category {
-        EfiCategory::Fit => format!("not frail by the eFI ({deficits}{incl})"),
-        c => format!("{} frailty: {deficits}{incl}", c.name()),
-    });
     if f.emergency_admissions_12m > 0 {
-        parts.push(format!(
-            "{} in 12 months",
-            counted(f.emergency_admissions_12m.into(), "emergency admission")
-        ));
+        counted(
+            out,
+            f.emergency_admissions_12m.into(),
+            "emergency admission",
+        );
     }
     if f.ae_attendances_12m >= 2 {
-        parts.push(format!(
-            "{} in 12 months",
-            counted(f.ae_attendances_12m.into(), "A&E attendance")
-        ));
+        counted(out, f.ae_attendances_12m.into(), "A&E attendance");
     }
     if s.hfrs_band == HfrsBand::High {
-        parts.push(format!(
-            "high Hospital Frailty Risk Score ({})",
+        let _ = write!(
+            out,
+            "; high Hospital Frailty Risk Score ({})",
             tenths_str(s.hfrs_tenths)
-        ));
+        );
     }
     if r.cohort.patients.care_home[r.i] {
-        parts.push("lives in a care home".into());
+        out.push_str("; lives in a care home");
     }
     for m in risk.risks {
         let b = m.band(&r.cohort.patients.pcn, r.i);
@@ -466,9 +498,8 @@ pub fn why(r: Row<'_>, risk: &RiskColumns) -> String {
             Outcome::Death => "one-year mortality",
             o => o.words(),
         };
-        parts.push(format!("{band} {what} risk ({meaning})"));
+        let _ = write!(out, "; {band} {what} risk ({meaning})");
     }
-    parts.join("; ")
 }
 
 /// Every patient's scores (one row per patient, pseudonym order), for analysts.
