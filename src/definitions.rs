@@ -18,17 +18,17 @@ pub enum DefinitionError {
     File(#[from] DataFileError),
     /// A part of a run handed up no list of the models files it was scored with: its worker
     /// runs an older strata than the run's reduce step.
-    #[error("part {part} of the run did not say which models files it was scored with: the engine's workers run another version of strata than the one finishing the run (a Spark job's executors must run the driver's)")]
+    #[error("{part} did not say which models files it was scored with: the engine's workers run another version of strata than the one finishing the run (a Spark job's executors must run the driver's)")]
     PartWithoutModels {
-        /// The part's index in the reduce step.
-        part: usize,
+        /// The part, in words ("the part of PCN U1").
+        part: String,
     },
     /// A part of a run (a Spark task) was scored with another version of a models file than
     /// the one the run's reduce step loaded and publishes in the manifest.
-    #[error("part {part} of the run was scored with {what} {theirs}, but the run's models folder holds {ours}: every engine's workers must load the models folder the run is finished with (a Spark job's executors the driver's)")]
+    #[error("{part} was scored with {what} {theirs}, but the run's models folder holds {ours}: every engine's workers must load the models folder the run is finished with (a Spark job's executors the driver's)")]
     PartModels {
-        /// The part's index in the reduce step.
-        part: usize,
+        /// The part, in words ("the part of PCN U1").
+        part: String,
         /// The file (its path in the models folder, or which risk model card).
         what: String,
         /// Its SHA-256 as the part loaded it, or "no such file".
@@ -39,16 +39,16 @@ pub enum DefinitionError {
 }
 
 impl DefinitionError {
-    /// The first difference between what a part was scored with (`theirs`) and what the reduce
-    /// step loaded (`ours`), each a list of (file, SHA-256) pairs, as an error; `None` when the
-    /// two are the same.
+    /// The first difference between what a part (`part`, in words) was scored with (`theirs`)
+    /// and what the reduce step loaded (`ours`), each a list of (file, SHA-256) pairs, as an
+    /// error; `None` when the two are the same.
     pub fn part_models(
-        part: usize,
+        part: &str,
         theirs: &[(String, String)],
         ours: &[(String, String)],
     ) -> Option<DefinitionError> {
         if theirs.is_empty() && !ours.is_empty() {
-            return Some(DefinitionError::PartWithoutModels { part });
+            return Some(DefinitionError::PartWithoutModels { part: part.into() });
         }
         let short = |h: Option<&String>| match h {
             Some(h) => format!("SHA-256 {}", h.get(..16).unwrap_or(h)),
@@ -62,7 +62,7 @@ impl DefinitionError {
             .map(|(what, _)| what)
             .find(|what| find(ours, what) != find(theirs, what))
             .map(|what| DefinitionError::PartModels {
-                part,
+                part: part.into(),
                 what: what.clone(),
                 theirs: short(find(theirs, what).as_ref()),
                 ours: short(find(ours, what).as_ref()),
@@ -749,14 +749,14 @@ mod tests {
             pair("risk model card (death)", "bb22"),
         ];
         let check = |theirs: &[(String, String)]| {
-            DefinitionError::part_models(3, theirs, &ours).map(|e| e.to_string())
+            DefinitionError::part_models("the part of PCN U3", theirs, &ours).map(|e| e.to_string())
         };
         assert_eq!(check(&[ours[1].clone(), ours[0].clone()]), None);
         assert!(check(&[]).is_some_and(|e| e.contains("did not say which models files")));
         let cases = [
             (
                 vec![pair("efi/codes.tsv", "ff99"), ours[1].clone()],
-                "part 3 of the run was scored with efi/codes.tsv SHA-256 ff99, but the run's models folder holds SHA-256 aa11",
+                "the part of PCN U3 was scored with efi/codes.tsv SHA-256 ff99, but the run's models folder holds SHA-256 aa11",
             ),
             (
                 vec![ours[1].clone()],

@@ -320,7 +320,11 @@ where
     // Every part was scored with the files this step publishes as the run's models.
     let ours = r.models.fingerprint();
     for (k, p) in r.parts.iter().enumerate() {
-        if let Some(e) = crate::definitions::DefinitionError::part_models(k, &p.models, &ours) {
+        let part = match p.label.as_str() {
+            "" => format!("part {k} of the run"),
+            holds => format!("the part of {holds}"),
+        };
+        if let Some(e) = crate::definitions::DefinitionError::part_models(&part, &p.models, &ours) {
             return Err(e.into());
         }
     }

@@ -228,6 +228,10 @@ pub struct Handed {
     /// the reduce step refuses, saying so).
     #[serde(default)]
     pub models: Vec<(String, String)>,
+    /// What it holds, for the reduce step's messages about it: "PCN U1", "PCNs U1, U2, U3",
+    /// "PCNs U1, U2, U3 and 9 more" (empty from a worker of a strata version before it).
+    #[serde(default)]
+    pub label: String,
 }
 
 impl Partition {
@@ -247,6 +251,7 @@ impl Partition {
             prescriptions: crate::input::prescriptions_source(&self.cohort).to_string(),
             hospital_spells: self.cohort.spells.report.clone(),
             models: self.models.clone(),
+            label: pcns_label(&self.cohort.patients.pcns),
         }
     }
 
@@ -271,6 +276,18 @@ impl Partition {
                 .sum(),
             rejected_rows: self.cohort.rejects.len() as u64,
         }
+    }
+}
+
+/// A part's PCNs in words, at most three named: "PCN U1", "PCNs U1, U2 and 9 more".
+fn pcns_label(pcns: &[String]) -> String {
+    const NAMED: usize = 3;
+    let named = pcns[..pcns.len().min(NAMED)].join(", ");
+    match pcns.len() {
+        0 => String::new(),
+        1 => format!("PCN {named}"),
+        n if n <= NAMED => format!("PCNs {named}"),
+        n => format!("PCNs {named} and {} more", n - NAMED),
     }
 }
 
@@ -460,4 +477,24 @@ pub fn check_models(
             "ranking the lists (--rank-by)",
         )?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pcns_label;
+
+    /// A part is named by its PCNs, at most three of them.
+    #[test]
+    fn a_part_is_named_by_its_pcns() {
+        let pcns = |n: usize| (1..=n).map(|k| format!("U{k}")).collect::<Vec<_>>();
+        let cases = [
+            (0, ""),
+            (1, "PCN U1"),
+            (3, "PCNs U1, U2, U3"),
+            (12, "PCNs U1, U2, U3 and 9 more"),
+        ];
+        for (n, said) in cases {
+            assert_eq!(pcns_label(&pcns(n)), said);
+        }
+    }
 }

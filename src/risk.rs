@@ -934,16 +934,10 @@ impl<'a> Explainer<'a> {
     /// parallel, each block's feature rows built once and explained by every model together
     /// (a tree card through its tables, eight rows at a time).
     pub fn factors_of(&self, models: &[RiskModel], patients: &[u32]) -> Vec<Vec<String>> {
-        if let Some((known, factors)) = &self.ahead {
-            let found: Option<Vec<Vec<String>>> = patients
-                .iter()
-                .map(|p| known.binary_search(p).ok().map(|k| factors[k].clone()))
-                .collect();
-            if let Some(found) = found {
-                return found;
-            }
+        match self.factors_ahead(patients) {
+            Some(found) => found.into_iter().map(<[String]>::to_vec).collect(),
+            None => self.compute(models, patients),
         }
-        self.compute(models, patients)
     }
 
     /// [`Explainer::factors_of`] without copying the words: each of `patients`' factors as

@@ -51,7 +51,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -275,8 +274,6 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
                                    _in_files(rejected, {EVENTS: e, ENCOUNTERS: n, MEDICATIONS: m})))
     # What the library's reduce step takes from each part (strata::partition::Handed).
     meta["handed"] = s.handed()
-    # Which PCN's task this is, for the driver's messages about the part.
-    meta["pcn"] = task_pcn
     rows.append({"kind": "meta", "data": json.dumps(meta).encode()})
     return pa.Table.from_batches([_result_batch(rows)])
 
@@ -980,14 +977,9 @@ def _score(
             ) from None
         except strata.ModelsError as err:
             # Among them: a task scored with other models files than the driver loads here
-            # (every part hands up what it was scored with; the library refuses a difference),
-            # said of the task's PCN rather than of the part's place in the list.
-            said = str(err)
-            k = re.match(r"part (\d+) of the run", said)
-            pcns = [m.get("pcn") for m in metas if "handed" in m]
-            if k and int(k.group(1)) < len(pcns):
-                said = f"the task of PCN {pcns[int(k.group(1))]}" + said[k.end():]
-            raise SparkJobError(f"error: {said}") from None
+            # (every part hands up what it was scored with and its PCNs; the library refuses a
+            # difference, naming the part's PCNs).
+            raise SparkJobError(f"error: {err}") from None
         except RuntimeError as e:
             if str(e).startswith("rejected rows part"):
                 raise SparkJobError(

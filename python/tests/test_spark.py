@@ -702,7 +702,7 @@ def test_tasks_scored_with_other_models_files_than_the_drivers_are_refused(spark
 
     monkeypatch.setattr(sj.strata._strata, "finish", finish_after_a_change)
     out = tmp_path / "out"
-    with pytest.raises(sj.SparkJobError, match=r"the task of PCN \S+ was scored with efi/codes.tsv "
+    with pytest.raises(sj.SparkJobError, match=r"the part of PCN \S+ was scored with efi/codes.tsv "
                        r"SHA-256 [0-9a-f]{16}, but the run's models folder holds SHA-256 "
                        r"[0-9a-f]{16}.*executors the driver's"):
         sj.score(str(FIXTURE), AS_OF, str(out), spark=spark, today=TODAY, models=str(models))

@@ -411,7 +411,7 @@ pub(crate) fn lay_out_events(
                 // Nothing rejected in the part, no code refused and none to leave out (the usual
                 // case without a leave-out): every row stays where it is and only its code id
                 // changes.
-                if part.rejects.is_empty() && ids.iter().all(|&g| g & LEAVE == 0) {
+                if part.rejects.is_empty() && ids.iter().all(|&g| g != UNSET && g & LEAVE == 0) {
                     for x in c.iter_mut() {
                         debug_assert_ne!(*x, UNSET, "a row without a reject has a code");
                         *x = ids[*x as usize];

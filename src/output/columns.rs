@@ -403,7 +403,7 @@ pub fn list_frame(
     let mut text = String::new();
     for k in 0..n {
         text.clear();
-        why_into(&mut text, row(k), risk);
+        why(&mut text, row(k), risk);
         whys.append_value(&text);
     }
     cols.push(whys.finish().into_column());
@@ -419,15 +419,8 @@ pub const WHY_DEFICITS: usize = 3;
 /// 1% of the PCN)". Parts, in this order, each only when it applies: the eFI category and
 /// deficits (the [`WHY_DEFICITS`] most actionable named), emergency admissions, A&E attendances
 /// (2 or more), a high HFRS, living in a care home, and each model's band when high or very
-/// high.
-pub fn why(r: Row<'_>, risk: &RiskColumns) -> String {
-    let mut out = String::new();
-    why_into(&mut out, r, risk);
-    out
-}
-
-/// [`why`], appended to `out` (one buffer for a whole column, no text built per part).
-pub fn why_into(out: &mut String, r: Row<'_>, risk: &RiskColumns) {
+/// high. Appended to `out` (one buffer for a whole column, no text built per part).
+pub fn why(out: &mut String, r: Row<'_>, risk: &RiskColumns) {
     use std::fmt::Write;
     let s = &r.scored.scores[r.i];
     let f = &r.scored.features[r.i];
