@@ -326,39 +326,46 @@ impl Word {
         }
     }
 
-    fn say(&self, v: f32) -> String {
+    /// Value `v` in words, appended to `out` (the list's factor texts are written into one
+    /// buffer a patient, not built a phrase at a time).
+    fn say(&self, v: f32, out: &mut String) {
+        use std::fmt::Write;
         let yes = v >= 0.5;
-        if v.is_nan() {
-            return match self {
-                Word::Imd => "deprivation (IMD) not recorded".to_string(),
-                Word::DaysSinceEmergency => "no emergency admission on record".to_string(),
-                Word::Raw(n) => format!("{n} not recorded"),
-                Word::Flag(n) | Word::Count(_, n) => format!("{n} not recorded"),
-                _ => "not recorded".to_string(),
-            };
-        }
-        match self {
-            // The band, as on the lists: an exact age is one more quasi-identifier.
-            Word::Age => format!("age {}", crate::population::age_band(v as i32)),
-            Word::Female => if yes { "female" } else { "male" }.to_string(),
-            Word::NeverAdmitted => "no emergency admission on record".to_string(),
-            Word::Imd => format!("IMD decile {v} (1 = most deprived)"),
-            Word::CareHome => if yes {
-                "lives in a care home"
-            } else {
-                "not in a care home"
+        // Writing into a String cannot fail.
+        let _ = if v.is_nan() {
+            match self {
+                Word::Imd => write!(out, "deprivation (IMD) not recorded"),
+                Word::DaysSinceEmergency => write!(out, "no emergency admission on record"),
+                Word::Raw(n) | Word::Flag(n) | Word::Count(_, n) => write!(out, "{n} not recorded"),
+                _ => write!(out, "not recorded"),
             }
-            .to_string(),
-            Word::EfiScore => format!("eFI {v:.2}"),
-            Word::HfrsScore => format!("HFRS {v:.1}"),
-            Word::CharlsonScore => format!("Charlson score {v}"),
-            Word::DaysSinceEmergency => format!("last emergency admission {v} days ago"),
-            Word::Flag(n) if yes => n.clone(),
-            Word::Flag(n) => format!("no record of {}", n.to_lowercase()),
-            Word::Count(one, _) if v == 1.0 => format!("1 {one}"),
-            Word::Count(_, many) => format!("{v} {many}"),
-            Word::Raw(n) => format!("{n} {v}"),
-        }
+        } else {
+            match self {
+                // The band, as on the lists: an exact age is one more quasi-identifier.
+                Word::Age => write!(out, "age {}", crate::population::age_band(v as i32)),
+                Word::Female => write!(out, "{}", if yes { "female" } else { "male" }),
+                Word::NeverAdmitted => write!(out, "no emergency admission on record"),
+                Word::Imd => write!(out, "IMD decile {v} (1 = most deprived)"),
+                Word::CareHome => write!(
+                    out,
+                    "{}",
+                    if yes {
+                        "lives in a care home"
+                    } else {
+                        "not in a care home"
+                    }
+                ),
+                Word::EfiScore => write!(out, "eFI {v:.2}"),
+                Word::HfrsScore => write!(out, "HFRS {v:.1}"),
+                Word::CharlsonScore => write!(out, "Charlson score {v}"),
+                Word::DaysSinceEmergency => write!(out, "last emergency admission {v} days ago"),
+                Word::Flag(n) if yes => write!(out, "{n}"),
+                Word::Flag(n) => write!(out, "no record of {}", n.to_lowercase()),
+                Word::Count(one, _) if v == 1.0 => write!(out, "1 {one}"),
+                Word::Count(_, many) => write!(out, "{v} {many}"),
+                Word::Raw(n) => write!(out, "{n} {v}"),
+            }
+        };
     }
 }
 
@@ -960,15 +967,7 @@ impl<'a> Explainer<'a> {
         // Each model over every row at once (a tree card's patterns are found across them all).
         let per_model: Vec<Vec<String>> = models
             .iter()
-            .map(|m| {
-                let c = m.contributions_rows(&rows, width);
-                let k = m.columns.len().max(1);
-                rows.par_chunks(width)
-                    .zip(c.par_chunks(k))
-                    .with_min_len(256)
-                    .map(|(row, c)| m.reasons(row, c))
-                    .collect()
-            })
+            .map(|m| m.reasons_rows(&rows, width))
             .collect();
         // Patient by patient, each model's words moved, not copied.
         let mut models: Vec<std::vec::IntoIter<String>> =
@@ -989,23 +988,54 @@ impl RiskModel {
     /// contributions (model order): re-centred on the list population, absences left out, the
     /// largest [`FACTORS_SHOWN`] positive ones, joined by "; ".
     fn reasons(&self, row: &[f32], contributions: &[f64]) -> String {
-        let c: Vec<f64> = contributions
-            .iter()
-            .zip(&self.baseline)
-            .enumerate()
-            .map(|(j, (c, b))| {
-                if self.words[j].is_absence(row[self.columns[j]]) {
-                    f64::NAN
-                } else {
-                    c - b
-                }
-            })
-            .collect();
-        top_factors(&c, FACTORS_SHOWN)
-            .iter()
-            .map(|f| self.words[f.feature].say(row[self.columns[f.feature]]))
-            .collect::<Vec<_>>()
-            .join("; ")
+        // Only what has a baseline, as a zip of the two would.
+        let mut c = contributions[..contributions.len().min(self.baseline.len())].to_vec();
+        for (j, (c, b)) in c.iter_mut().zip(&self.baseline).enumerate() {
+            *c = if self.words[j].is_absence(row[self.columns[j]]) {
+                f64::NAN
+            } else {
+                *c - b
+            };
+        }
+        let mut out = String::with_capacity(96);
+        for (k, f) in top_factors(&c, FACTORS_SHOWN).iter().enumerate() {
+            if k > 0 {
+                out.push_str("; ");
+            }
+            self.words[f.feature].say(row[self.columns[f.feature]], &mut out);
+        }
+        out
+    }
+
+    /// [`RiskModel::reasons`] for rows of strata's feature table (row-major, `width` columns):
+    /// a tree card's contributions through its tables for all the rows at once (its patterns
+    /// are found across them), any other card's row by row, so that no buffer of every row's
+    /// contributions is held (a run's listed people are hundreds of thousands of rows).
+    fn reasons_rows(&self, rows: &[f32], width: usize) -> Vec<String> {
+        let width = width.max(1);
+        if let (Predictor::Gbdt(_), Some(_)) = (&self.predictor, &self.shap) {
+            let c = self.contributions_rows(rows, width);
+            let k = self.columns.len().max(1);
+            return rows
+                .par_chunks(width)
+                .zip(c.par_chunks(k))
+                .with_min_len(256)
+                .map(|(row, c)| self.reasons(row, c))
+                .collect();
+        }
+        rows.par_chunks(width)
+            .with_min_len(256)
+            .map_init(
+                || Vec::with_capacity(self.columns.len()),
+                |x, row| {
+                    self.gather(row, x);
+                    // As contributions_rows fills them: the model's width, zero where none.
+                    let mut c = self.predictor.contributions_row(x);
+                    c.resize(self.columns.len(), 0.0);
+                    self.reasons(row, &c)
+                },
+            )
+            .collect()
     }
 }
 

@@ -90,6 +90,13 @@ pub struct Scorer<'m> {
     models: &'m Definitions,
     /// Index of the polypharmacy deficit and its threshold, if the eFI has one.
     polypharmacy: Option<(usize, u32)>,
+    /// The eFI deficits in the order [`Scorer::efi_salient`] names them (the
+    /// [`SALIENT_DEFICITS`] found, then the others in model-file order), with their names in
+    /// lower case: worked out once, not for every listed patient.
+    salient: Vec<(usize, String)>,
+    /// The HFRS categories in the order [`Scorer::hfrs_reasons`] gives them (heaviest first,
+    /// ties by code), each with its text ("F05 Delirium (3.2)").
+    hfrs_order: Vec<(usize, String)>,
 }
 
 impl<'m> Scorer<'m> {
@@ -104,9 +111,43 @@ impl<'m> Scorer<'m> {
                 DeficitRule::Polypharmacy { min_distinct, .. } => Some((i, min_distinct)),
                 DeficitRule::Codes => None,
             });
+        let deficits = &models.efi.deficits;
+        let salient = SALIENT_DEFICITS
+            .iter()
+            .filter_map(|slug| deficits.iter().position(|d| d.slug == *slug))
+            .chain(
+                (0..deficits.len())
+                    .filter(|i| !SALIENT_DEFICITS.contains(&deficits[*i].slug.as_str())),
+            )
+            .map(|i| (i, deficits[i].name.to_lowercase()))
+            .collect();
+        let cats = &models.hfrs.categories;
+        let mut order: Vec<usize> = (0..cats.len().min(128)).collect();
+        order.sort_by(|&a, &b| {
+            cats[b]
+                .weight_tenths
+                .cmp(&cats[a].weight_tenths)
+                .then(cats[a].code.cmp(&cats[b].code))
+        });
+        let hfrs_order = order
+            .into_iter()
+            .map(|c| {
+                let c_ = &cats[c];
+                let text = format!(
+                    "{} {} ({}.{})",
+                    c_.code,
+                    c_.description,
+                    c_.weight_tenths / 10,
+                    c_.weight_tenths % 10
+                );
+                (c, text)
+            })
+            .collect();
         Scorer {
             models,
             polypharmacy,
+            salient,
+            hfrs_order,
         }
     }
 
@@ -195,76 +236,73 @@ impl<'m> Scorer<'m> {
 
     /// Names of the eFI deficits present, in model-file order ("Falls; Hypertension").
     pub fn efi_reasons(&self, f: &Features) -> String {
+        let mut out = String::new();
+        self.write_efi_reasons(f, &mut out);
+        out
+    }
+
+    /// [`Scorer::efi_reasons`] appended to `out` (a list column is written into one buffer).
+    pub fn write_efi_reasons(&self, f: &Features, out: &mut String) {
         let m = self.efi_mask(f);
-        let names: Vec<&str> = self
-            .models
-            .efi
-            .deficits
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| m & (1 << i) != 0)
-            .map(|(_, d)| d.name.as_str())
-            .collect();
-        names.join("; ")
+        let present = self.models.efi.deficits.iter().enumerate();
+        joined(
+            out,
+            present.filter(|(i, _)| m & (1 << i) != 0),
+            |out, (_, d)| out.push_str(&d.name),
+        );
     }
 
     /// Names of up to `n` eFI deficits present, lower case, the ones a care team acts on first
     /// ([`SALIENT_DEFICITS`] in that order, then the others in model-file order): `["falls",
     /// "mobility and transfer problems", "polypharmacy"]`.
-    pub fn efi_salient(&self, f: &Features, n: usize) -> Vec<String> {
+    pub fn efi_salient(&self, f: &Features, n: usize) -> Vec<&str> {
         let m = self.efi_mask(f);
-        let deficits = &self.models.efi.deficits;
-        let present = |i: &usize| m & (1 << i) != 0;
-        let salient = SALIENT_DEFICITS
+        self.salient
             .iter()
-            .filter_map(|slug| deficits.iter().position(|d| d.slug == *slug))
-            .filter(present);
-        let others = (0..deficits.len())
-            .filter(present)
-            .filter(|i| !SALIENT_DEFICITS.contains(&deficits[*i].slug.as_str()));
-        salient
-            .chain(others)
+            .filter(|(i, _)| m & (1 << i) != 0)
             .take(n)
-            .map(|i| deficits[i].name.to_lowercase())
+            .map(|(_, name)| name.as_str())
             .collect()
     }
 
     /// HFRS categories coded, heaviest first, ties by code ("F05 Delirium (3.2); ...").
     pub fn hfrs_reasons(&self, f: &Features) -> String {
-        let mut cats: Vec<&crate::definitions::HfrsCategory> = (0..128)
-            .filter(|c| f.hfrs & (1u128 << c) != 0)
-            .map(|c| &self.models.hfrs.categories[c])
-            .collect();
-        cats.sort_by(|a, b| {
-            b.weight_tenths
-                .cmp(&a.weight_tenths)
-                .then(a.code.cmp(&b.code))
-        });
-        cats.iter()
-            .map(|c| {
-                format!(
-                    "{} {} ({}.{})",
-                    c.code,
-                    c.description,
-                    c.weight_tenths / 10,
-                    c.weight_tenths % 10
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
+        let mut out = String::new();
+        self.write_hfrs_reasons(f, &mut out);
+        out
+    }
+
+    /// [`Scorer::hfrs_reasons`] appended to `out`.
+    pub fn write_hfrs_reasons(&self, f: &Features, out: &mut String) {
+        let coded = self
+            .hfrs_order
+            .iter()
+            .filter(|(c, _)| f.hfrs & (1u128 << c) != 0);
+        joined(out, coded, |out, (_, text)| out.push_str(text));
     }
 
     /// Charlson conditions that scored, in model-file order.
     pub fn charlson_reasons(&self, s: &Scores) -> String {
-        self.models
-            .charlson
-            .categories
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| s.charlson_mask & (1 << i) != 0)
-            .map(|(_, c)| c.name.as_str())
-            .collect::<Vec<_>>()
-            .join("; ")
+        let mut out = String::new();
+        self.write_charlson_reasons(s, &mut out);
+        out
+    }
+
+    /// [`Scorer::charlson_reasons`] appended to `out`.
+    pub fn write_charlson_reasons(&self, s: &Scores, out: &mut String) {
+        let cats = self.models.charlson.categories.iter().enumerate();
+        let scored = cats.filter(|(i, _)| s.charlson_mask & (1 << i) != 0);
+        joined(out, scored, |out, (_, c)| out.push_str(&c.name));
+    }
+}
+
+/// Each of `items` written into `out` by `write`, separated by "; ".
+fn joined<T>(out: &mut String, items: impl Iterator<Item = T>, write: impl Fn(&mut String, T)) {
+    for (k, item) in items.enumerate() {
+        if k > 0 {
+            out.push_str("; ");
+        }
+        write(out, item);
     }
 }
 
@@ -286,4 +324,73 @@ pub const SALIENT_DEFICITS: [&str; 9] = [
 /// Format tenths as a decimal string ("7.1").
 pub fn tenths_str(t: u32) -> String {
     format!("{}.{}", t / 10, t % 10)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn defs() -> Definitions {
+        Definitions::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/models"))).unwrap()
+    }
+
+    fn slug(d: &Definitions, s: &str) -> usize {
+        d.efi.deficits.iter().position(|x| x.slug == s).unwrap()
+    }
+
+    #[test]
+    fn salient_deficits_come_first_then_model_file_order() {
+        let d = defs();
+        let scorer = Scorer::new(&d);
+        // Two deficits that are not salient, one salient one late in the file's order, falls.
+        let others: Vec<usize> = (0..d.efi.deficits.len())
+            .filter(|&i| !SALIENT_DEFICITS.contains(&d.efi.deficits[i].slug.as_str()))
+            .take(2)
+            .collect();
+        let mut f = Features::default();
+        for i in [others[1], others[0], slug(&d, "housebound"), slug(&d, "falls")] {
+            f.efi_coded |= 1 << i;
+        }
+        let name = |i: usize| d.efi.deficits[i].name.to_lowercase();
+        assert_eq!(
+            scorer.efi_salient(&f, 3),
+            vec!["falls".to_string(), name(slug(&d, "housebound")), name(others[0])]
+        );
+        assert_eq!(scorer.efi_salient(&f, 9).len(), 4);
+        // Every deficit present, by its published name, in model-file order.
+        let mut by_file = [others[0], others[1], slug(&d, "falls"), slug(&d, "housebound")];
+        by_file.sort_unstable();
+        let want: Vec<&str> = by_file.iter().map(|&i| d.efi.deficits[i].name.as_str()).collect();
+        assert_eq!(scorer.efi_reasons(&f), want.join("; "));
+        assert_eq!(scorer.efi_reasons(&Features::default()), "");
+    }
+
+    #[test]
+    fn hfrs_and_charlson_reasons_name_what_scored_heaviest_first() {
+        let d = defs();
+        let scorer = Scorer::new(&d);
+        let cats = &d.hfrs.categories;
+        let find = |code: &str| cats.iter().position(|c| c.code == code).unwrap();
+        let mut f = Features::default();
+        // F05 Delirium and W19 Unspecified fall weigh 3.2 each (ties go by code); R54 less.
+        for c in ["R54", "W19", "F05"] {
+            f.hfrs |= 1u128 << find(c);
+        }
+        // The published weights (models/hfrs/weights.tsv, Gilbert et al. 2018).
+        assert_eq!(
+            scorer.hfrs_reasons(&f),
+            "F05 Delirium, not induced by alcohol and other psychoactive substances (3.2); \
+             W19 Unspecified fall (3.2); R54 Senility (2.2)"
+        );
+        let s = Scores {
+            charlson_mask: 0b101,
+            ..scorer.score(&Features::default())
+        };
+        let ch = &d.charlson.categories;
+        assert_eq!(
+            scorer.charlson_reasons(&s),
+            format!("{}; {}", ch[0].name, ch[2].name)
+        );
+    }
 }

@@ -47,6 +47,9 @@ pub enum Value {
     Bool(fn(Row<'_>) -> bool),
     /// Text, borrowed from the cohort or computed.
     Text(for<'a> fn(Row<'a>) -> Cow<'a, str>),
+    /// Text written into a buffer (a list of names: one buffer for the whole column, no
+    /// string built a row).
+    Written(fn(Row<'_>, &mut String)),
 }
 
 /// Which per-patient files show a column.
@@ -163,17 +166,17 @@ pub const PATIENT_COLUMNS: &[PatientColumn] = &[
     col(
         "efi_deficits_present",
         Shown::List,
-        Value::Text(|r| Cow::Owned(r.scorer.efi_reasons(&r.scored.features[r.i]))),
+        Value::Written(|r, out| r.scorer.write_efi_reasons(&r.scored.features[r.i], out)),
     ),
     col(
         "hfrs_diagnoses",
         Shown::List,
-        Value::Text(|r| Cow::Owned(r.scorer.hfrs_reasons(&r.scored.features[r.i]))),
+        Value::Written(|r, out| r.scorer.write_hfrs_reasons(&r.scored.features[r.i], out)),
     ),
     col(
         "charlson_conditions",
         Shown::List,
-        Value::Text(|r| Cow::Owned(r.scorer.charlson_reasons(&r.scored.scores[r.i]))),
+        Value::Written(|r, out| r.scorer.write_charlson_reasons(&r.scored.scores[r.i], out)),
     ),
     col(
         "medicines_12m",
@@ -221,6 +224,16 @@ impl PatientColumn {
             Value::Bool(f) => Column::new(name, (0..n).map(|k| f(row(k))).collect::<Vec<bool>>()),
             Value::Text(f) => {
                 StringChunked::from_iter_values(name, (0..n).map(|k| f(row(k)))).into_column()
+            }
+            Value::Written(f) => {
+                let mut b = StringChunkedBuilder::new(name, n);
+                let mut text = String::new();
+                for k in 0..n {
+                    text.clear();
+                    f(row(k), &mut text);
+                    b.append_value(&text);
+                }
+                b.finish().into_column()
             }
         }
     }
