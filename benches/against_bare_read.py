@@ -18,15 +18,11 @@ minutes):
   pycomorb, the same job as people write it today), a fresh process writing its lists to a
   fresh folder each round.
 
-Before each timed process the script waits for the machine to settle (`--settle`): on a VM that
-hands freed memory back to its host (free page reporting, as on the Firecracker VMs these figures
-were taken on), a process that starts just after another freed gigabytes finds part of that memory
-already handed back, and its first touch of it is slow, so whichever program ran second in a round
-was up to 1.5 s slower on the 1.2M ICS than the same binary run third. The wait ends when the
-kernel's count of reported memory (`/sys/module/page_reporting/parameters/reported_kib`) has not
-moved for a second after `--settle` seconds (3 by default: the kernel reports freed memory about
-two seconds after it is freed; at most 15 s more). Every process then starts from the same state,
-the state of a nightly run that starts on an idle machine: its fresh memory comes from the host.
+With `--baseline`, use an even number of rounds, so that each binary runs as often in each
+slot: on the VMs these figures come from, the binary run right after the bare read was 1-1.5 s
+slower on a 1.2M cohort than the one run after it, whichever binary it was (waiting a few seconds
+before each process, so that the memory the last one freed was handed back to the host, was tried
+and did not remove it; the cause was not found).
 
 `--no-compare` runs strata as `strata score --no-compare` into a fresh folder (nothing read from
 a previous run), as the peer script does.
@@ -65,34 +61,8 @@ print(f"{time.perf_counter() - t:.4f} {p.height + e.height + n.height}")
 """
 
 
-REPORTED = "/sys/module/page_reporting/parameters/reported_kib"
-
-
-def settle(seconds):
-    """Wait until freed memory has been handed back to the host (see the module's doc)."""
-    if seconds <= 0:
-        return
-    # The kernel reports freed memory about two seconds after it is freed: wait that long
-    # first, then until the count stops moving.
-    time.sleep(seconds)
-    if not os.path.exists(REPORTED):
-        return
-    read = lambda: open(REPORTED).read().strip()
-    last, still, t0 = read(), 0, time.monotonic()
-    while still < 4 and time.monotonic() - t0 < 15:
-        time.sleep(0.25)
-        now = read()
-        still = still + 1 if now == last else 0
-        last = now
-
-
-SETTLE = 3.0
-
-
 def timed(cmd, **kw):
-    """Run `cmd` once the machine has settled; its wall seconds (taken from outside) and its
-    completed process."""
-    settle(SETTLE)
+    """Run `cmd`; its wall seconds (taken from outside) and its completed process."""
     t = time.perf_counter()
     r = subprocess.run(cmd, capture_output=True, text=True, **kw)
     wall = time.perf_counter() - t
@@ -112,11 +82,7 @@ def main():
     ap.add_argument("--peer", help="the analyst's peer script, timed beside strata")
     ap.add_argument("--no-compare", action="store_true",
                     help="strata writes a fresh folder and compares with nothing")
-    ap.add_argument("--settle", type=float, default=3.0,
-                    help="wait before each timed process (0: none; see the module's doc)")
     a = ap.parse_args()
-    global SETTLE
-    SETTLE = a.settle
     if a.rounds < 1:
         ap.error("--rounds must be at least 1")
     bins = {"strata": a.strata}
