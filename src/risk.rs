@@ -964,7 +964,7 @@ impl<'a> Explainer<'a> {
             .zip(patients.par_iter())
             .with_min_len(256)
             .for_each(|(row, &p)| self.builder.fill(p as usize, row));
-        // Each model over every row at once (a tree card's patterns are found across them all).
+        // Each model over every row (a tree card's patterns are found across them all at once).
         let per_model: Vec<Vec<String>> = models
             .iter()
             .map(|m| m.reasons_rows(&rows, width))

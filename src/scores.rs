@@ -92,7 +92,7 @@ pub struct Scorer<'m> {
     polypharmacy: Option<(usize, u32)>,
     /// The eFI deficits in the order [`Scorer::efi_salient`] names them (the
     /// [`SALIENT_DEFICITS`] found, then the others in model-file order), with their names in
-    /// lower case: worked out once, not for every listed patient.
+    /// lower case: worked out when the scorer is made, not for every listed patient.
     salient: Vec<(usize, String)>,
     /// The HFRS categories in the order [`Scorer::hfrs_reasons`] gives them (heaviest first,
     /// ties by code), each with its text ("F05 Delirium (3.2)").
@@ -343,25 +343,31 @@ mod tests {
     fn salient_deficits_come_first_then_model_file_order() {
         let d = defs();
         let scorer = Scorer::new(&d);
-        // Two deficits that are not salient, one salient one late in the file's order, falls.
+        // Two deficits that are not salient (first in the file), and two salient ones whose
+        // order there (housebound before mobility problems) is not SALIENT_DEFICITS' order.
         let others: Vec<usize> = (0..d.efi.deficits.len())
             .filter(|&i| !SALIENT_DEFICITS.contains(&d.efi.deficits[i].slug.as_str()))
             .take(2)
             .collect();
+        let (housebound, mobility) = (slug(&d, "housebound"), slug(&d, "mobility-problems"));
+        assert!(others[1] < housebound && housebound < mobility);
         let mut f = Features::default();
-        for i in [others[1], others[0], slug(&d, "housebound"), slug(&d, "falls")] {
+        for i in [others[1], others[0], housebound, mobility] {
             f.efi_coded |= 1 << i;
         }
         let name = |i: usize| d.efi.deficits[i].name.to_lowercase();
         assert_eq!(
             scorer.efi_salient(&f, 3),
-            vec!["falls".to_string(), name(slug(&d, "housebound")), name(others[0])]
+            vec![name(mobility), name(housebound), name(others[0])]
         );
         assert_eq!(scorer.efi_salient(&f, 9).len(), 4);
         // Every deficit present, by its published name, in model-file order.
-        let mut by_file = [others[0], others[1], slug(&d, "falls"), slug(&d, "housebound")];
+        let mut by_file = [others[0], others[1], housebound, mobility];
         by_file.sort_unstable();
-        let want: Vec<&str> = by_file.iter().map(|&i| d.efi.deficits[i].name.as_str()).collect();
+        let want: Vec<&str> = by_file
+            .iter()
+            .map(|&i| d.efi.deficits[i].name.as_str())
+            .collect();
         assert_eq!(scorer.efi_reasons(&f), want.join("; "));
         assert_eq!(scorer.efi_reasons(&Features::default()), "");
     }
@@ -373,15 +379,16 @@ mod tests {
         let cats = &d.hfrs.categories;
         let find = |code: &str| cats.iter().position(|c| c.code == code).unwrap();
         let mut f = Features::default();
-        // F05 Delirium and W19 Unspecified fall weigh 3.2 each (ties go by code); R54 less.
-        for c in ["R54", "W19", "F05"] {
+        // N39 and F05 weigh 3.2 each, N39 first in the file: ties go by code; R54 weighs less.
+        for c in ["R54", "N39", "F05"] {
             f.hfrs |= 1u128 << find(c);
         }
         // The published weights (models/hfrs/weights.tsv, Gilbert et al. 2018).
         assert_eq!(
             scorer.hfrs_reasons(&f),
             "F05 Delirium, not induced by alcohol and other psychoactive substances (3.2); \
-             W19 Unspecified fall (3.2); R54 Senility (2.2)"
+             N39 Other disorders of urinary system (includes urinary tract infection and urinary \
+             incontinence) (3.2); R54 Senility (2.2)"
         );
         let s = Scores {
             charlson_mask: 0b101,
