@@ -5,8 +5,6 @@
 //! column (a new score, a model's risk) is one entry of [`PATIENT_COLUMNS`]; its place in the
 //! table is its place in both files.
 
-use std::borrow::Cow;
-
 use polars::prelude::*;
 use rayon::prelude::*;
 
@@ -45,8 +43,8 @@ pub enum Value {
     F64(fn(Row<'_>) -> f64),
     /// Boolean.
     Bool(fn(Row<'_>) -> bool),
-    /// Text, borrowed from the cohort or computed.
-    Text(for<'a> fn(Row<'a>) -> Cow<'a, str>),
+    /// Text borrowed from the cohort or the definitions.
+    Text(for<'a> fn(Row<'a>) -> &'a str),
     /// Text written into a buffer (a list of names: one buffer for the whole column, no
     /// string built a row).
     Written(fn(Row<'_>, &mut String)),
@@ -97,14 +95,14 @@ pub const PATIENT_COLUMNS: &[PatientColumn] = &[
     col(
         "patient_id",
         Shown::Both,
-        Value::Text(|r| Cow::Borrowed(&r.cohort.patients.id[r.i])),
+        Value::Text(|r| &r.cohort.patients.id[r.i]),
     ),
     col(
         "pcn_code",
         Shown::Scores,
         Value::Text(|r| {
             let p = &r.cohort.patients;
-            Cow::Borrowed(&p.pcns[p.pcn[r.i] as usize])
+            &p.pcns[p.pcn[r.i] as usize]
         }),
     ),
     col(
@@ -112,23 +110,23 @@ pub const PATIENT_COLUMNS: &[PatientColumn] = &[
         Shown::Both,
         Value::Text(|r| {
             let p = &r.cohort.patients;
-            Cow::Borrowed(&p.practices[p.practice[r.i] as usize])
+            &p.practices[p.practice[r.i] as usize]
         }),
     ),
     col(
         "age_band",
         Shown::Both,
-        Value::Text(|r| Cow::Borrowed(age_band(r.scored.ages[r.i]))),
+        Value::Text(|r| age_band(r.scored.ages[r.i])),
     ),
     col(
         "sex",
         Shown::List,
-        Value::Text(|r| Cow::Borrowed(r.cohort.patients.sex[r.i].code())),
+        Value::Text(|r| r.cohort.patients.sex[r.i].code()),
     ),
     col(
         "status",
         Shown::Scores,
-        Value::Text(|r| Cow::Borrowed(r.scored.status[r.i].name())),
+        Value::Text(|r| r.scored.status[r.i].name()),
     ),
     col(
         "efi_score",
@@ -146,7 +144,7 @@ pub const PATIENT_COLUMNS: &[PatientColumn] = &[
     col(
         "efi_category",
         Shown::Both,
-        Value::Text(|r| Cow::Borrowed(r.scored.scores[r.i].efi_category.name())),
+        Value::Text(|r| r.scored.scores[r.i].efi_category.name()),
     ),
     col(
         "hfrs_score",
@@ -156,7 +154,7 @@ pub const PATIENT_COLUMNS: &[PatientColumn] = &[
     col(
         "hfrs_band",
         Shown::Both,
-        Value::Text(|r| Cow::Borrowed(r.scored.scores[r.i].hfrs_band.name())),
+        Value::Text(|r| r.scored.scores[r.i].hfrs_band.name()),
     ),
     col(
         "charlson_score",
