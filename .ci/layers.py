@@ -22,7 +22,7 @@ LAYERS = [
         "input/*.rs", "provenance.rs", "datafile.rs", "definitions.rs", "palliative.rs",
     ]),
     ("stages", [
-        "features.rs", "synth.rs", "population.rs", "scores.rs", "results.rs", "tables.rs",
+        "features.rs", "carried.rs", "synth.rs", "population.rs", "scores.rs", "results.rs", "tables.rs",
         "tables/*.rs", "predictors.rs", "indicators.rs", "disclosure.rs", "disclosure/*.rs",
         "risk.rs", "lists.rs", "programmes.rs", "changes.rs", "config.rs", "output/*.rs",
         "publish.rs", "history.rs",

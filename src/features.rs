@@ -220,3 +220,85 @@ pub fn all_features(cohort: &Cohort, lookup: &Lookup, w: &Windows) -> Vec<Featur
         .collect_into_vec(&mut out);
     out
 }
+
+/// Look-backs of the hospital-activity features of the prediction models, in calendar months.
+pub const ACTIVITY_MONTHS: [u32; 3] = [3, 12, 24];
+
+/// What a patient's hospital records say for the prediction models (`predictors`) at an as-of date: the
+/// activity counts of the [`ACTIVITY_MONTHS`] windows and the last emergency admission. Worked
+/// out once per patient where the records are ([`patient_activity`]), so that a stage without
+/// them (the Spark job's PCN stage at national size) builds the same feature rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Activity {
+    /// Per window: emergency admissions (spells), A&E attendances, outpatient attendances
+    /// (encounter rows), each capped at 65,535.
+    pub counts: [[u16; 3]; 3],
+    /// Per window: nights in hospital (a day case is 0).
+    pub bed_days: [u32; 3],
+    /// Admission day of the latest emergency spell on or before the as-of date; `i32::MIN` when
+    /// none.
+    pub last_emergency: i32,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            counts: [[0; 3]; 3],
+            bed_days: [0; 3],
+            last_emergency: i32::MIN,
+        }
+    }
+}
+
+/// Patient `p`'s [`Activity`] at `as_of`: attendances are encounter rows; admissions and bed
+/// days are spells.
+pub fn patient_activity(cohort: &Cohort, as_of: i32, p: usize) -> Activity {
+    let froms = ACTIVITY_MONTHS.map(|m| date::window_start(as_of, m));
+    let mut a = Activity::default();
+    let en = &cohort.encounters;
+    for e in en.offsets[p] as usize..en.offsets[p + 1] as usize {
+        let st = en.start[e];
+        let what = match en.setting[e] {
+            Setting::Ae => 1,
+            Setting::Outpatient => 2,
+            Setting::Inpatient => continue,
+        };
+        for (w, &from) in froms.iter().enumerate() {
+            if st >= from && st <= as_of {
+                a.counts[what][w] = a.counts[what][w].saturating_add(1);
+            }
+        }
+    }
+    let sp = &cohort.spells;
+    for s in sp.of(p) {
+        let (st, end) = (sp.start[s], sp.end[s].min(as_of));
+        if st > as_of {
+            continue;
+        }
+        if sp.emergency[s] {
+            a.last_emergency = a.last_emergency.max(st);
+        }
+        for (w, &from) in froms.iter().enumerate() {
+            if sp.emergency[s] && st >= from {
+                a.counts[0][w] = a.counts[0][w].saturating_add(1);
+            }
+            // Nights in hospital within the window (a day case is 0).
+            let nights = end - st.max(from);
+            if nights > 0 {
+                a.bed_days[w] = a.bed_days[w].saturating_add(nights as u32);
+            }
+        }
+    }
+    a
+}
+
+/// Every patient's [`Activity`] at `as_of`, in patient order.
+pub fn activity(cohort: &Cohort, as_of: i32) -> Vec<Activity> {
+    let mut out = Vec::with_capacity(cohort.patients.len());
+    (0..cohort.patients.len())
+        .into_par_iter()
+        .with_min_len(4096)
+        .map(|p| patient_activity(cohort, as_of, p))
+        .collect_into_vec(&mut out);
+    out
+}

@@ -37,6 +37,7 @@
 //! `compare`).
 
 pub mod allocator;
+pub mod carried;
 pub mod changes;
 pub mod codes;
 pub mod cohort;

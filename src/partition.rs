@@ -10,10 +10,12 @@
 
 use std::path::Path;
 
+use crate::carried::Carried;
 use crate::changes::{Changes, Previous};
+use crate::codes::CodeSystem;
 use crate::cohort::Cohort;
 use crate::definitions::Definitions;
-use crate::features::{ages_and_vitals, all_features, Windows};
+use crate::features::{activity, ages_and_vitals, all_features, Features, Windows};
 use crate::indicators::{self, IndicatorCounts};
 use crate::input::LeaveOut;
 use crate::lists::{self, ListRules};
@@ -173,6 +175,10 @@ pub struct Partition {
     pub counts: RunCounts,
     /// What it was scored with ([`RunModels::fingerprint`]).
     pub models: Vec<(String, String)>,
+    /// Its records were read by a records stage ([`score_records`]), which hands up what they
+    /// say of the input (rejected rows, warnings, spells, prescriptions, the indicators'
+    /// counts): this part hands up none of it.
+    pub records_elsewhere: bool,
 }
 
 /// A partition's figures, as the manifest says them (each a count, addable across partitions).
@@ -237,22 +243,21 @@ pub struct Handed {
 impl Partition {
     /// What this partition hands up to the reduce step.
     pub fn handed(&self) -> Handed {
-        Handed {
+        let mut h = Handed {
             figures: self.figures(),
-            warnings: self
-                .cohort
-                .report
-                .problems
-                .iter()
-                .filter(|p| p.severity == Severity::Warning)
-                .map(|p| (p.scope, p.to_string()))
-                .collect(),
+            warnings: warnings(&self.cohort),
             programmes: self.selected.iter().map(ProgrammeLists::listed).collect(),
             prescriptions: crate::input::prescriptions_source(&self.cohort).to_string(),
             hospital_spells: self.cohort.spells.report.clone(),
             models: self.models.clone(),
             label: pcns_label(&self.cohort.patients.pcns),
+        };
+        if self.records_elsewhere {
+            h.warnings.clear();
+            h.prescriptions = "none".into();
+            h.hospital_spells = SpellReport::default();
         }
+        h
     }
 
     /// The partition's figures: one counting rule for every engine.
@@ -279,6 +284,17 @@ impl Partition {
     }
 }
 
+/// A cohort's warnings, each with what it is true of.
+fn warnings(cohort: &Cohort) -> Vec<(Scope, String)> {
+    cohort
+        .report
+        .problems
+        .iter()
+        .filter(|p| p.severity == Severity::Warning)
+        .map(|p| (p.scope, p.to_string()))
+        .collect()
+}
+
 /// A part's PCNs in words, at most three named: "PCN U1", "PCNs U1, U2 and 9 more".
 fn pcns_label(pcns: &[String]) -> String {
     const NAMED: usize = 3;
@@ -300,7 +316,26 @@ pub fn score_cohort(
 ) -> Scored {
     let lookup = definitions.compile(&cohort.codes);
     let windows = Windows::new(definitions, as_of);
-    let features = all_features(cohort, &lookup, &windows);
+    let (features, activity) = rayon::join(
+        || all_features(cohort, &lookup, &windows),
+        || activity(cohort, as_of),
+    );
+    let mut scored = scored_from(cohort, definitions, as_of, rules, features, activity);
+    scored.unused_codes = lookup.unused_by_system;
+    scored.care_home_coded = lookup.care_home_coded;
+    scored
+}
+
+/// Scores, ages and statuses from the features and activity of `cohort`'s patients (read from
+/// its records, or carried from a records stage).
+fn scored_from(
+    cohort: &Cohort,
+    definitions: &Definitions,
+    as_of: i32,
+    rules: &ListRules,
+    features: Vec<Features>,
+    activity: Vec<crate::features::Activity>,
+) -> Scored {
     let scorer = Scorer::new(definitions);
     let mut scores: Vec<Scores> = Vec::with_capacity(features.len());
     features
@@ -312,11 +347,87 @@ pub fn score_cohort(
     let status = population::statuses(&ages, &vitals, rules.min_age);
     Scored {
         features,
+        activity,
         scores,
         ages,
         status,
-        unused_codes: lookup.unused_by_system,
-        care_home_coded: lookup.care_home_coded,
+        unused_codes: Vec::<(CodeSystem, u64)>::new(),
+        care_home_coded: false,
+    }
+}
+
+/// The records stage of a run split in two (the Spark job at national size): one bucket of
+/// patients, each with all their records, whatever their PCNs.
+pub struct RecordsPart {
+    /// The bucket's cohort (checked; its report and rejected rows with it).
+    pub cohort: Cohort,
+    /// What the records say of each patient, for the PCN stage ([`score_carried`]).
+    pub carried: Carried,
+    /// The population-health indicators' counts of its patients (by PCN code; they read the
+    /// hospital spells).
+    pub indicators: IndicatorCounts,
+    /// What it was read with ([`RunModels::fingerprint`]).
+    pub models: Vec<(String, String)>,
+}
+
+impl RecordsPart {
+    /// What the records stage hands up to the reduce step: its rejected rows' count, its input
+    /// warnings, spells and prescriptions, and the models it read with. Its patients are
+    /// counted by the PCN stage.
+    pub fn handed(&self) -> Handed {
+        Handed {
+            figures: Figures {
+                rejected_rows: self.cohort.rejects.len() as u64,
+                ..Figures::default()
+            },
+            warnings: warnings(&self.cohort),
+            programmes: Vec::new(),
+            prescriptions: crate::input::prescriptions_source(&self.cohort).to_string(),
+            hospital_spells: self.cohort.spells.report.clone(),
+            models: self.models.clone(),
+            label: format!("the records of {} patients", self.cohort.patients.len()),
+        }
+    }
+}
+
+/// The records stage: what the records of `cohort`'s patients say (features, hospital
+/// activity, the palliative care register when a programme asks for it) and the indicators'
+/// counts, for [`score_carried`] to rank their PCNs without the records. `cohort` is checked
+/// against `models` with [`RunModels::for_cohort`].
+pub fn score_records(cohort: Cohort, settings: &Settings, models: &RunModels) -> RecordsPart {
+    let as_of = settings.as_of;
+    let defs = &models.definitions;
+    let lookup = defs.compile(&cohort.codes);
+    let windows = Windows::new(defs, as_of);
+    let ((features, activity), (register, indicators)) = rayon::join(
+        || {
+            rayon::join(
+                || all_features(&cohort, &lookup, &windows),
+                || activity(&cohort, as_of),
+            )
+        },
+        || {
+            rayon::join(
+                || {
+                    if programmes::needs_register(&settings.programmes) {
+                        palliative::on_register(&cohort, defs, as_of)
+                    } else {
+                        Vec::new()
+                    }
+                },
+                || indicators::count(&cohort, as_of),
+            )
+        },
+    );
+    RecordsPart {
+        cohort,
+        carried: Carried {
+            features,
+            activity,
+            register,
+        },
+        indicators,
+        models: models.fingerprint(),
     }
 }
 
@@ -332,10 +443,50 @@ pub fn score_partition(
     previous: CompareWith<'_>,
     stage: &mut dyn FnMut(&'static str),
 ) -> Partition {
+    map_step(cohort, None, settings, models, previous, stage)
+}
+
+/// The PCN stage of a run split in two (the Spark job at national size): the map step of a
+/// partition of whole PCNs whose `cohort` holds the patients only, their records' results
+/// `carried` from the records stage ([`score_records`]). Gives the partition the map step gives
+/// from the records themselves, but for the indicators' counts and what the records say of the
+/// input, which the records stage hands up.
+pub fn score_carried(
+    cohort: Cohort,
+    carried: Carried,
+    settings: &Settings,
+    models: &RunModels,
+    previous: CompareWith<'_>,
+) -> Partition {
+    map_step(
+        cohort,
+        Some(carried),
+        settings,
+        models,
+        previous,
+        &mut |_| {},
+    )
+}
+
+fn map_step(
+    cohort: Cohort,
+    carried: Option<Carried>,
+    settings: &Settings,
+    models: &RunModels,
+    previous: CompareWith<'_>,
+    stage: &mut dyn FnMut(&'static str),
+) -> Partition {
     let (as_of, rules) = (settings.as_of, &settings.rules);
     let defs = &models.definitions;
     stage("score");
-    let scored = score_cohort(&cohort, defs, as_of, rules);
+    let records_elsewhere = carried.is_some();
+    let (scored, carried_register) = match carried {
+        None => (score_cohort(&cohort, defs, as_of, rules), None),
+        Some(c) => (
+            scored_from(&cohort, defs, as_of, rules, c.features, c.activity),
+            Some(c.register),
+        ),
+    };
     stage("predict");
     let risks = risk::apply(
         &models.models,
@@ -367,7 +518,13 @@ pub fn score_partition(
         },
         || {
             rayon::join(
-                || indicators::count(&cohort, as_of),
+                || {
+                    if records_elsewhere {
+                        IndicatorCounts::default()
+                    } else {
+                        indicators::count(&cohort, as_of)
+                    }
+                },
                 || {
                     (
                         tables::summary(&cohort, &scored.scores, &scored.status),
@@ -377,10 +534,12 @@ pub fn score_partition(
             )
         },
     );
-    let register = if programmes::needs_register(&settings.programmes) {
-        palliative::on_register(&cohort, defs, as_of)
-    } else {
-        Vec::new()
+    let register = match carried_register {
+        Some(r) => r,
+        None if programmes::needs_register(&settings.programmes) => {
+            palliative::on_register(&cohort, defs, as_of)
+        }
+        None => Vec::new(),
     };
     let selected = programmes::select(
         &settings.programmes,
@@ -441,6 +600,7 @@ pub fn score_partition(
             profile,
         },
         models: models.fingerprint(),
+        records_elsewhere,
     }
 }
 

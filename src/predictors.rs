@@ -10,15 +10,13 @@
 
 use rayon::prelude::*;
 
-use crate::cohort::{Cohort, Setting};
-use crate::date;
+use crate::cohort::Cohort;
 use crate::definitions::Definitions;
 use crate::population::Status;
 use crate::results::Scored;
 use crate::scores::Scorer;
 
-/// Look-backs of the hospital-activity features, in calendar months.
-pub const ACTIVITY_MONTHS: [u32; 3] = [3, 12, 24];
+pub use crate::features::ACTIVITY_MONTHS;
 
 /// The outcomes strata predicts, each over the 365 days after the as-of date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -123,7 +121,6 @@ pub struct RowBuilder<'a> {
     scorer: Scorer<'a>,
     defs: &'a Definitions,
     as_of: i32,
-    froms: [i32; 3],
     width: usize,
 }
 
@@ -136,7 +133,6 @@ impl<'a> RowBuilder<'a> {
             scorer: Scorer::new(defs),
             defs,
             as_of,
-            froms: ACTIVITY_MONTHS.map(|m| date::window_start(as_of, m)),
             width: predictor_names(defs).len(),
         }
     }
@@ -188,48 +184,18 @@ impl<'a> RowBuilder<'a> {
             put(((f.charlson >> c) & 1) as f32);
         }
         put(s.charlson as f32);
-        let en = &cohort.encounters;
-        let mut counts = [[0f32; 3]; 4];
-        // Attendances are encounter rows; admissions and bed days are spells.
-        for e in en.offsets[p] as usize..en.offsets[p + 1] as usize {
-            let st = en.start[e];
-            let what = match en.setting[e] {
-                Setting::Ae => 1,
-                Setting::Outpatient => 2,
-                Setting::Inpatient => continue,
-            };
-            for (w, &from) in self.froms.iter().enumerate() {
-                if st >= from && st <= as_of {
-                    counts[what][w] += 1.0;
+        let a = &self.scored.activity[p];
+        for (what, c) in a.counts.iter().enumerate() {
+            for &v in c {
+                put(v as f32);
+            }
+            if what == 2 {
+                for &v in &a.bed_days {
+                    put(v as f32);
                 }
             }
         }
-        let sp = &cohort.spells;
-        let mut last_emergency: Option<i32> = None;
-        for s in sp.of(p) {
-            let (st, end) = (sp.start[s], sp.end[s].min(as_of));
-            if st > as_of {
-                continue;
-            }
-            if sp.emergency[s] {
-                last_emergency = Some(last_emergency.map_or(st, |l: i32| l.max(st)));
-            }
-            for (w, &from) in self.froms.iter().enumerate() {
-                if sp.emergency[s] && st >= from {
-                    counts[0][w] += 1.0;
-                }
-                // Nights in hospital within the window (a day case is 0).
-                let nights = end - st.max(from);
-                if nights > 0 {
-                    counts[3][w] += nights as f32;
-                }
-            }
-        }
-        for c in counts {
-            for v in c {
-                put(v);
-            }
-        }
+        let last_emergency = (a.last_emergency != i32::MIN).then_some(a.last_emergency);
         put(last_emergency.map_or(f32::NAN, |d| (as_of - d) as f32));
         put(last_emergency.is_none() as u8 as f32);
         put(f.medicines as f32);

@@ -7,7 +7,7 @@
 //! per field, in patient order; a new per-patient result is a new field here.
 
 use crate::codes::CodeSystem;
-use crate::features::Features;
+use crate::features::{Activity, Features};
 use crate::population::Status;
 use crate::scores::Scores;
 
@@ -16,6 +16,8 @@ use crate::scores::Scores;
 pub struct Scored {
     /// Features.
     pub features: Vec<Features>,
+    /// Hospital activity for the prediction models.
+    pub activity: Vec<Activity>,
     /// Scores.
     pub scores: Vec<Scores>,
     /// Age at the as-of date.

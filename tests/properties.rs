@@ -752,3 +752,199 @@ fn scoring_each_pcn_alone_gives_the_same_lists_and_scores() {
     assert_eq!(events_rows, events.height());
     assert_eq!(encounters_rows, encounters.height());
 }
+
+// ---------------------------------------------------------------------------------------------
+// 5. Scoring in two stages: records in buckets of the pseudonym, then PCNs without the records
+// ---------------------------------------------------------------------------------------------
+
+/// The run's settings of the two-stage test: the repository's models and risk cards, a
+/// programme that reads the palliative care register (so the register is carried too).
+fn two_stage_settings() -> strata::settings::Settings {
+    use strata::config::{InputConfig, ScoreConfig};
+    use strata::programmes::{ProgrammeConfig, RuleConfig};
+    let config = ScoreConfig {
+        as_of: Some(AS_OF.to_string()),
+        models: Some(models_dir()),
+        programme: Some(vec![ProgrammeConfig {
+            name: "palliative".into(),
+            description: None,
+            rank_by: None,
+            top: None,
+            rule: vec![RuleConfig {
+                palliative_register: Some(true),
+                ..Default::default()
+            }],
+        }]),
+        input: InputConfig {
+            today: Some(TODAY.to_string()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    strata::settings::Settings::resolve(&config).unwrap()
+}
+
+/// A cohort of frames, marked synthetic (as the fixture's files are), so the default risk cards
+/// apply.
+fn cohort_of(p: DataFrame, e: DataFrame, n: DataFrame) -> Cohort {
+    let mut c = Cohort::from_frames(p, e, n, &load_options()).unwrap();
+    c.synthetic = Some("strata synth (test)".into());
+    c
+}
+
+/// Panics naming the first patient where `a` and `b` differ.
+fn same<T: PartialEq + std::fmt::Debug>(a: &[T], b: &[T], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    if let Some(k) = (0..a.len()).find(|&k| a[k] != b[k]) {
+        panic!(
+            "{what} differ at patient {k}: {:?} against {:?}",
+            a[k], b[k]
+        );
+    }
+}
+
+/// The fixture scored in two stages gives, PCN by PCN, the partition a run that reads the
+/// records gives: the records read in three buckets of the pseudonym (whatever their PCNs) hand
+/// one record per patient to their PCN's stage, which holds the patients only. Features, scores,
+/// risks, feature rows (what explanations are made from), ranks, programme lists, the tables'
+/// counts and the figures are the same; the buckets' indicator counts add up to the whole run's.
+#[test]
+fn scoring_records_in_buckets_then_pcns_without_them_gives_the_same_partition() {
+    use strata::partition::{
+        score_carried, score_partition, score_records, CompareWith, Figures, RunModels,
+    };
+    let settings = two_stage_settings();
+    let mut models = RunModels::load(&settings).unwrap();
+    models.for_cohort(&settings, true).unwrap();
+    assert!(!models.models.is_empty(), "the risk cards are applied");
+    let (patients, events, encounters) = fixture_frames();
+    let ids_of = |df: &DataFrame| -> Vec<String> {
+        df.column("patient_id")
+            .unwrap()
+            .cast(&DataType::String)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .map(|v| v.unwrap().trim().to_string())
+            .collect()
+    };
+    // Records stage: three buckets by a hash of the pseudonym.
+    let bucket = |id: &str| id.bytes().fold(7u32, |h, b| h.wrapping_mul(31) ^ b as u32) % 3;
+    let all_ids = ids_of(patients);
+    let mut carried: Vec<(String, String, Vec<u8>)> = Vec::new();
+    let mut indicators: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let mut figures = Figures::default();
+    let mut registered = 0;
+    for b in 0..3 {
+        let ids: HashSet<String> = all_ids.iter().filter(|i| bucket(i) == b).cloned().collect();
+        assert!(ids.len() > 100, "bucket {b} holds {} patients", ids.len());
+        let part = score_records(
+            cohort_of(
+                rows_of(patients, &ids),
+                rows_of(events, &ids),
+                rows_of(encounters, &ids),
+            ),
+            &settings,
+            &models,
+        );
+        let pa = &part.cohort.patients;
+        assert!(pa.pcns.len() > 1, "a bucket holds patients of several PCNs");
+        registered += part.carried.register.iter().filter(|&&r| r).count();
+        for p in 0..pa.len() {
+            let mut rec = Vec::new();
+            part.carried.encode(p, &mut rec);
+            carried.push((pa.id[p].clone(), pa.pcns[pa.pcn[p] as usize].clone(), rec));
+        }
+        for (pcn, v) in &part.indicators.rows {
+            let t = indicators.entry(pcn.clone()).or_insert(vec![0; v.len()]);
+            for (a, x) in t.iter_mut().zip(v) {
+                *a += x;
+            }
+        }
+        figures.add(&part.handed().figures);
+    }
+    assert!(registered > 0, "someone is on the palliative care register");
+    assert_eq!(carried.len(), patients.height());
+    // PCN stage, beside the one-stage map step of the same PCN.
+    let pcns: BTreeSet<String> = carried.iter().map(|(_, p, _)| p.clone()).collect();
+    let (mut whole_indicators, mut whole_figures) = (BTreeMap::new(), Figures::default());
+    for pcn in &pcns {
+        let ps = rows_where(patients, "pcn_code", pcn);
+        let ids: HashSet<String> = ids_of(&ps).into_iter().collect();
+        let direct = score_partition(
+            cohort_of(ps.clone(), rows_of(events, &ids), rows_of(encounters, &ids)),
+            &settings,
+            &models,
+            CompareWith::Nothing,
+            &mut |_| {},
+        );
+        let records: Vec<(&str, &[u8])> = carried
+            .iter()
+            .filter(|(_, p, _)| p == pcn)
+            .map(|(i, _, r)| (i.as_str(), r.as_slice()))
+            .collect();
+        let cohort = cohort_of(ps, events.clear(), encounters.clear());
+        let gathered = strata::carried::Carried::gather(&cohort.patients.id, &records).unwrap();
+        let split = score_carried(cohort, gathered, &settings, &models, CompareWith::Nothing);
+        assert!(split.records_elsewhere && !direct.records_elsewhere);
+        let (a, b) = (&direct.scored, &split.scored);
+        same(&a.features, &b.features, &format!("{pcn}: features"));
+        same(&a.activity, &b.activity, &format!("{pcn}: activity"));
+        same(&a.scores, &b.scores, &format!("{pcn}: scores"));
+        same(&a.status, &b.status, &format!("{pcn}: statuses"));
+        let width = strata::predictors::predictor_names(&models.definitions).len();
+        let rows = |part: &strata::partition::Partition| {
+            strata::predictors::predictor_rows(
+                &part.cohort,
+                &models.definitions,
+                &part.scored,
+                settings.as_of,
+            )
+        };
+        let (ra, rb) = (rows(&direct), rows(&split));
+        assert_eq!(ra.len(), direct.cohort.patients.len() * width);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert!(bits(&ra) == bits(&rb), "{pcn}: feature rows");
+        assert_eq!(direct.risks.len(), split.risks.len());
+        for (x, y) in direct.risks.iter().zip(&split.risks) {
+            assert!(
+                x.probability
+                    .iter()
+                    .map(|p| p.to_bits())
+                    .eq(y.probability.iter().map(|p| p.to_bits())),
+                "{pcn}: risk of {:?}",
+                x.outcome
+            );
+            assert_eq!(x.pcn_rank, y.pcn_rank, "{pcn}: risk ranks");
+        }
+        assert_eq!(direct.ranked, split.ranked, "{pcn}: lists");
+        assert_eq!(direct.register, split.register, "{pcn}: register");
+        assert_eq!(direct.selected, split.selected, "{pcn}: programme lists");
+        assert_eq!(
+            direct.counts.summary, split.counts.summary,
+            "{pcn}: summary"
+        );
+        assert_eq!(direct.counts.equity, split.counts.equity, "{pcn}: equity");
+        assert_eq!(
+            direct.counts.profile, split.counts.profile,
+            "{pcn}: profile"
+        );
+        assert!(
+            split.counts.indicators.rows.is_empty(),
+            "the records stage counts them"
+        );
+        for (k, v) in &direct.counts.indicators.rows {
+            whole_indicators.insert(k.clone(), v.to_vec());
+        }
+        let (hd, hs) = (direct.handed(), split.handed());
+        assert!(hs.warnings.is_empty() && hs.prescriptions == "none");
+        assert_eq!(hd.programmes, hs.programmes);
+        assert_eq!(hd.models, hs.models);
+        whole_figures.add(&hd.figures);
+        figures.add(&hs.figures);
+    }
+    assert_eq!(indicators, whole_indicators, "indicator counts");
+    assert_eq!(figures, whole_figures, "figures");
+    assert!(figures.listed > 0 && figures.ignored_after_as_of > 0);
+}

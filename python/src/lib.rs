@@ -24,6 +24,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyCapsule};
 
+use strata::carried::Carried;
 use strata::changes::{Changes, ChangesError, Current, Previous};
 use strata::cohort::Cohort;
 use strata::config::{InputConfig, ScoreConfig};
@@ -32,7 +33,9 @@ use strata::indicators::{self, IndicatorCounts};
 use strata::input::{ArrowTable, InputError};
 use strata::lists::ListRules;
 use strata::output::{self, PublishedTable, RiskColumns, TableWriter};
-use strata::partition::{score_partition, CompareWith, Partition, RunModels};
+use strata::partition::{
+    score_carried, score_partition, score_records, CompareWith, Partition, RecordsPart, RunModels,
+};
 use strata::population::Status;
 use strata::risk::{self, Explainer, RiskModel};
 use strata::scores::{EfiCategory, Scorer};
@@ -794,7 +797,7 @@ fn applied(models: &[RiskModel]) -> Vec<(String, String, String)> {
 /// Check, load and score a cohort handed as Arrow tables. `as_of` and `today` are
 /// `YYYY-MM-DD`; `today` defaults to the machine's UTC date.
 #[pyfunction]
-#[pyo3(signature = (patients, events, encounters, as_of, medications=None, today=None, models=None, min_age=65, min_category="mild", max_rejected=0.01, allow_identifiers=false, risk_models=None, rank_by="frailty", list_risk_band=None, min_risk=None, top=None, top_percent=None, previous=None, cohort_synthetic=None, risk_bands=None, programmes=None))]
+#[pyo3(signature = (patients, events, encounters, as_of, medications=None, today=None, models=None, min_age=65, min_category="mild", max_rejected=0.01, allow_identifiers=false, risk_models=None, rank_by="frailty", list_risk_band=None, min_risk=None, top=None, top_percent=None, previous=None, cohort_synthetic=None, risk_bands=None, programmes=None, stage="all", carried=None))]
 #[allow(clippy::too_many_arguments)]
 fn run(
     py: Python<'_>,
@@ -819,7 +822,9 @@ fn run(
     cohort_synthetic: Option<String>,
     risk_bands: Option<String>,
     programmes: Option<String>,
-) -> PyResult<Scoring> {
+    stage: &str,
+    carried: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Py<PyAny>> {
     // The binary's settings, resolved by the library as for every front end
     // (`strata::settings`): these arguments are the keys of strata.toml.
     let models = models_dir(models)?;
@@ -859,7 +864,26 @@ fn run(
         .map(|m| import_stream(m, "medications"))
         .transpose()?;
     let previous = previous.map(previous_arg).transpose()?;
-    let scoring = py.detach(move || -> Result<Scoring, Failure> {
+    // A run split in two (the Spark job at national size): "records" reads a bucket of patients
+    // with their records and returns what they say ([`Records`]); `carried=` gives that to the
+    // PCN stage, whose tables hold the patients only.
+    let records_stage = match stage {
+        "all" => false,
+        "records" => true,
+        other => {
+            return Err(Failure::Argument(format!(
+                "stage: expected \"all\" or \"records\", got \"{other}\""
+            ))
+            .into())
+        }
+    };
+    let carried = carried
+        .map(|c| -> PyResult<DataFrame> { Ok(frame_of(import_stream(c, "carried")?)?) })
+        .transpose()?;
+    if records_stage && carried.is_some() {
+        return Err(Failure::Argument("carried: not with stage=\"records\"".into()).into());
+    }
+    let done = py.detach(move || -> Result<Done, Failure> {
         let mut models = RunModels::load(&settings).map_err(models_failure)?;
         let mut cohort = Cohort::from_arrow_with_medications(p, e, n, m, &settings.load)?;
         // Arrow tables do not carry the Parquet files' mark: the caller reads it.
@@ -867,6 +891,11 @@ fn run(
         models
             .for_cohort(&settings, cohort.synthetic.is_some())
             .map_err(models_failure)?;
+        if records_stage {
+            let part = score_records(cohort, &settings, &models);
+            return Ok(Done::Records(Box::new(Records { part })));
+        }
+        let carried = carried.map(|df| carried_of(&df, &cohort)).transpose()?;
         // The binary's comparison (`strata score --previous DIR`), on the lists just ranked.
         let dir;
         let previous = match previous {
@@ -877,15 +906,124 @@ fn run(
                 CompareWith::Folder(&dir)
             }
         };
-        let part = score_partition(cohort, &settings, &models, previous, &mut |_| {});
-        Ok(Scoring {
+        let part = match carried {
+            Some(c) => score_carried(cohort, c, &settings, &models, previous),
+            None => score_partition(cohort, &settings, &models, previous, &mut |_| {}),
+        };
+        Ok(Done::Scoring(Box::new(Scoring {
             part,
             models,
             as_of: settings.as_of,
             programmes: settings.programmes.clone(),
-        })
+        })))
     })?;
-    Ok(scoring)
+    Ok(match done {
+        Done::Scoring(s) => Bound::new(py, *s)?.into_any().unbind(),
+        Done::Records(r) => Bound::new(py, *r)?.into_any().unbind(),
+    })
+}
+
+/// What [`run`] computed: a partition scored, or a bucket's records read.
+enum Done {
+    Scoring(Box<Scoring>),
+    Records(Box<Records>),
+}
+
+/// The records handed to the PCN stage (`carried=`: `patient_id`, `carried` binary) in the
+/// order of `cohort`'s patients.
+fn carried_of(df: &DataFrame, cohort: &Cohort) -> Result<Carried, Failure> {
+    let what = "carried";
+    let ids = df
+        .column("patient_id")
+        .map_err(|_| Failure::Argument(format!("{what}: no column 'patient_id'")))?
+        .cast(&polars::prelude::DataType::String)?;
+    let ids = ids.str()?;
+    let bytes = df
+        .column("carried")
+        .map_err(|_| Failure::Argument(format!("{what}: no column 'carried'")))?;
+    let bytes = bytes
+        .binary()
+        .map_err(|_| Failure::Argument(format!("{what}: 'carried' is not binary")))?;
+    let records: Vec<(&str, &[u8])> = ids
+        .iter()
+        .zip(bytes.iter())
+        .map(|(i, b)| (i.unwrap_or(""), b.unwrap_or(&[])))
+        .collect();
+    Carried::gather(&cohort.patients.id, &records).map_err(|e| Failure::Argument(e.to_string()))
+}
+
+/// A bucket of patients read with their records: the records stage of a run split in two
+/// ([`strata::partition::score_records`]). Its [`Records::carried`] goes to the patients' PCN
+/// tasks (`run(..., carried=)`); its counts, rejected rows and what it hands up go to the
+/// driver.
+#[pyclass(module = "strata", frozen)]
+struct Records {
+    part: RecordsPart,
+}
+
+#[pymethods]
+impl Records {
+    /// Each admitted patient's record: a table of `patient_id`, `pcn_code` and `carried`
+    /// (binary), patients in pseudonym order.
+    fn carried(&self) -> PyResult<ArrowStream> {
+        let p = &self.part;
+        let pa = &p.cohort.patients;
+        let mut buf = Vec::with_capacity(pa.len() * strata::carried::RECORD_BYTES);
+        for k in 0..pa.len() {
+            p.carried.encode(k, &mut buf);
+        }
+        let slices: Vec<&[u8]> = buf.chunks(strata::carried::RECORD_BYTES).collect();
+        let pcn: Vec<&str> = pa
+            .pcn
+            .iter()
+            .map(|&k| pa.pcns[k as usize].as_str())
+            .collect();
+        let df = DataFrame::new(
+            pa.len(),
+            vec![
+                Column::new("patient_id".into(), &pa.id),
+                Column::new("pcn_code".into(), pcn),
+                Column::new("carried".into(), slices),
+            ],
+        )
+        .map_err(Failure::from)?;
+        Ok(ArrowStream { df })
+    }
+
+    /// The population-health indicators' counts of the bucket's patients per PCN, addable
+    /// across parts (as [`Scoring::indicator_counts`]).
+    fn indicator_counts(&self) -> Vec<(String, Vec<u64>)> {
+        self.part
+            .indicators
+            .rows
+            .iter()
+            .map(|(pcn, v)| (pcn.clone(), v.to_vec()))
+            .collect()
+    }
+
+    /// Rejected rows: `[(file, row, column, reason)]`, rows 1-based in the tables given.
+    fn rejects(&self) -> Vec<(String, u64, String, String)> {
+        self.part
+            .cohort
+            .rejects
+            .iter()
+            .map(|r| {
+                (
+                    r.file.to_string(),
+                    r.row,
+                    r.column.to_string(),
+                    r.reason.to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// What the records stage hands up to the reduce step, as JSON
+    /// (`strata::partition::Handed`).
+    fn handed(&self) -> PyResult<String> {
+        Ok(serde_json::to_string(&self.part.handed())
+            .map_err(|e| Failure::Argument(e.to_string()))?)
+    }
 }
 
 /// The previous run handed to [`run`]: a folder (read as the binary reads it), or its rows.
@@ -1800,6 +1938,7 @@ fn _strata(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("PreviousRunError", m.py().get_type::<PreviousRunError>())?;
     m.add_class::<ArrowStream>()?;
     m.add_class::<Scoring>()?;
+    m.add_class::<Records>()?;
     m.add(
         "InvalidCohortError",
         m.py().get_type::<InvalidCohortError>(),

@@ -132,6 +132,8 @@ def run(
     cohort_synthetic: Optional[str] = None,
     risk_bands: Optional[str] = None,
     programmes: Optional[List[dict]] = None,
+    stage: str = "all",
+    carried: Any = None,
 ) -> Scoring:
     """Check, load and score a cohort handed as Arrow tables, as ``strata score`` does.
 
@@ -156,6 +158,14 @@ def run(
     metadata, if it has the mark): without it the default cards, trained on synthetic data, are
     not applied (as the binary on an unmarked cohort), with a warning; name them in
     ``risk_models`` to apply them anyway.
+
+    A run split in two (the Spark job at national size, where records and patients meet in
+    buckets of the pseudonym's hash): ``stage="records"`` reads a bucket and returns a
+    ``Records`` (``.carried()``: one small record per patient, with its PCN;
+    ``.indicator_counts()``, ``.rejects()``, ``.handed()``); each PCN's patients are then run
+    without their records, ``carried=`` those records (a table of ``patient_id`` and
+    ``carried``), and give the same :class:`Scoring` as with them, but for what the records
+    stage hands up.
 
     Raises :class:`InvalidCohortError` (a ``ValueError``) with the validation report when the
     cohort fails strata's checks, :class:`ModelsError` when the models folder cannot be loaded.
@@ -183,6 +193,8 @@ def run(
         cohort_synthetic=cohort_synthetic if cohort_synthetic is not None else _table_mark(patients),
         risk_bands=risk_bands,
         programmes=None if programmes is None else json.dumps(programmes),
+        stage=stage,
+        carried=None if carried is None else _arrow(carried, "carried"),
     )
 
 
