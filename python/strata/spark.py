@@ -85,6 +85,11 @@ ORPHANS = "\x00orphans"
 # 1 GiB driver. The limit itself was not measured (an ICS has up to 3 million people); beyond
 # it, a shuffle join, as a national cohort needs.
 BROADCAST_PATIENTS = 3_000_000
+# The group of the records stage's own results (counts, rejected rows, what it hands up), sent
+# on to the driver through the PCN stage (no PCN code can hold a NUL character).
+BUCKETS = "\x00buckets"
+CARRIED = "_carried"  # a patient's record from the records stage; a records task's results
+UNREAD_TAG = "u"  # an event row whose code nothing strata reads, slimmed to its key and row
 ROW = "_row"  # 1-based row in the file
 TAG = "_t"
 UNREAD = "_unread"  # set on the events whose code nothing strata computes reads
@@ -161,15 +166,16 @@ def _slots(dtypes: Dict[str, List[Tuple[str, str]]]) -> Dict[str, Dict[str, str]
 
 
 def _split(table: pa.Table, columns: Dict[str, List[str]],
-           slots: Dict[str, Dict[str, str]]) -> Dict[str, pa.Table]:
+           slots: Dict[str, Dict[str, str]], keep: Sequence[str] = ()) -> Dict[str, pa.Table]:
     """The wide table's rows by tag, each with its own columns under their contract names (the
-    row number kept as ``_row``)."""
+    row number kept as ``_row``, and the columns ``keep`` where the table has them)."""
     out = {}
     tags = table.column(TAG)
+    extra = [c for c in keep if c in table.column_names]
     for tag, cols in columns.items():
         rows = table.filter(pc.equal(tags, tag))
-        t = rows.select([slots[tag][c] for c in cols] + [ROW])
-        out[tag] = t.rename_columns(cols + [ROW])
+        t = rows.select([slots[tag][c] for c in cols] + [ROW] + extra)
+        out[tag] = t.rename_columns(cols + [ROW] + extra)
     return out
 
 
@@ -180,9 +186,29 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     columns: Dict[str, List[str]] = settings["columns"]
     if table.num_rows and table.column(PCN)[0].as_py() == ORPHANS:
         return _orphans(table, settings)
-    parts = _split(table, columns, settings["slots"])
-    p, e, n = parts["p"], parts["e"], parts["n"]
-    m = parts.get("m")
+    if table.num_rows and table.column(PCN)[0].as_py() == BUCKETS:
+        # The records stage's results, as its tasks returned them.
+        return pa.concat_tables(
+            [pa.ipc.open_stream(b).read_all() for b in table.column(CARRIED).to_pylist()]
+        ).cast(RESULT_SCHEMA)
+    national = settings.get("buckets") is not None
+    if national:
+        # The PCN stage of a run split in two: the patients with their records' results; the
+        # records themselves were read in the records stage.
+        parts = _split(table, {t: columns[t] for t in ("p", "v") if t in columns},
+                       settings["slots"], keep=(KEY, CARRIED))
+        p = parts["p"]
+        carried = pa.table({"patient_id": p.column(KEY), "carried": p.column(CARRIED)})
+        p = p.drop_columns([KEY, CARRIED])
+        e, n, m = settings["empty"]["e"], settings["empty"]["n"], None
+        if "v" in parts:
+            parts["v"] = parts["v"].drop_columns([c for c in (KEY, CARRIED)
+                                                  if c in parts["v"].column_names])
+    else:
+        carried = None
+        parts = _split(table, columns, settings["slots"])
+        p, e, n = parts["p"], parts["e"], parts["n"]
+        m = parts.get("m")
     # The previous run's listed people among this task's patients (when comparing).
     v = parts["v"].drop_columns([ROW]) if settings.get("compare") else None
     if p.num_rows == 0:
@@ -213,6 +239,7 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
             cohort_synthetic=settings.get("cohort_synthetic"),
             risk_bands=settings.get("risk_bands"),
             programmes=settings.get("programmes"),
+            carried=carried,
         )
     except strata.InvalidCohortError as err:
         pcns = sorted(set(p.column("pcn_code").cast(pa.string()).to_pylist()))
@@ -276,6 +303,156 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     meta["handed"] = s.handed()
     rows.append({"kind": "meta", "data": json.dumps(meta).encode()})
     return pa.Table.from_batches([_result_batch(rows)])
+
+
+def records_task(table: pa.Table, settings: Dict[str, Any], bucket: int) -> pa.Table:
+    """The records stage of a run split in two (``--join buckets``): ``table`` holds the wide
+    table's rows of one bucket of the pseudonym's hash, every patient in it with all their
+    records. strata reads them (``run(stage="records")``: features, hospital activity, the
+    palliative care register, the indicators' counts) and each admitted patient leaves with
+    their patients row, their PCN and one small record (``CARRIED``), for their PCN's task; the
+    bucket's rejected rows are written into the staging folder; its counts and what it hands up
+    leave as rows of the ``BUCKETS`` group, on to the driver."""
+    columns: Dict[str, List[str]] = settings["columns"]
+    slots = settings["slots"]
+    out_schema: pa.Schema = settings["bucket_schema"]
+    tags = table.column(TAG)
+    parts = _split(table, {t: c for t, c in columns.items()}, slots, keep=(KEY, PCN))
+    p = parts["p"]
+    meta: Dict[str, Any] = {"errors": [], "unread": 0}
+    results: List[Dict[str, Any]] = []
+    reject_tables: List[pa.Table] = []
+    # Event rows slimmed before the shuffle (a code nothing strata reads): counted as left out
+    # when their patient is in patients.parquet, else rejected as any record of an unknown
+    # patient is.
+    slim = table.filter(pc.equal(tags, UNREAD_TAG))
+    known = pc.is_in(slim.column(KEY), value_set=p.column(KEY))
+    meta["unread"] = pc.sum(known.cast(pa.int64())).as_py() or 0
+    orphans = slim.filter(pc.invert(known))
+    if orphans.num_rows:
+        reject_tables.append(pa.table({
+            "file": pa.repeat(pa.scalar(EVENTS), orphans.num_rows),
+            "row": orphans.column(ROW).cast(pa.int64()),
+            "column": pa.repeat(pa.scalar("patient_id"), orphans.num_rows),
+            "reason": pa.repeat(pa.scalar(UNKNOWN_PATIENT), orphans.num_rows),
+        }))
+    records = {t: parts[t] for t in ("e", "n", "m") if t in parts}
+    out: List[pa.Table] = []
+    if p.num_rows == 0:
+        # Records of no patient here: each rejected, as a whole read rejects them.
+        for t, r in records.items():
+            if r.num_rows:
+                null = pc.equal(pc.coalesce(r.column(KEY), ""), "")
+                reject_tables.append(pa.table({
+                    "file": pa.repeat(pa.scalar(TABLES[t]), r.num_rows),
+                    "row": r.column(ROW).cast(pa.int64()),
+                    "column": pa.repeat(pa.scalar("patient_id"), r.num_rows),
+                    "reason": pc.if_else(null, NULL_PATIENT, UNKNOWN_PATIENT),
+                }))
+    else:
+        def bare(t: pa.Table) -> pa.Table:
+            return t.drop_columns([c for c in (ROW, KEY, PCN) if c in t.column_names])
+
+        try:
+            rec = strata.run(
+                bare(p), bare(records["e"]), bare(records["n"]), settings["as_of"],
+                medications=bare(records["m"]) if "m" in records else None,
+                today=settings["today"], models=settings.get("models"),
+                min_age=settings["min_age"], min_category=settings["min_category"],
+                max_rejected=1.0, allow_identifiers=settings["allow_identifiers"],
+                risk_models=settings["risk_models"], rank_by=settings["rank_by"],
+                list_risk_band=settings["list_risk_band"], min_risk=settings["min_risk"],
+                top=settings["top"], top_percent=settings["top_percent"],
+                cohort_synthetic=settings.get("cohort_synthetic"),
+                risk_bands=settings.get("risk_bands"), programmes=settings.get("programmes"),
+                stage="records",
+            )
+        except strata.InvalidCohortError as err:
+            pcns = sorted(set(p.column("pcn_code").cast(pa.string()).to_pylist()))
+            meta["errors"].append({"pcns": [str(x) for x in pcns], "report": str(err),
+                                   "bucket": bucket})
+        else:
+            carried = pa.table(rec.carried())
+            # Each patient's record (patients rows are admitted or the cohort refused), matched
+            # on the pseudonym as Spark trimmed it, which is how the library trims it: checked.
+            at = pc.index_in(p.column(KEY).cast(pa.large_string()),
+                             value_set=carried.column("patient_id").cast(pa.large_string()))
+            if at.null_count or carried.num_rows != p.num_rows:
+                raise SparkJobError(
+                    f"bucket {bucket}: {p.num_rows} patients rows, {carried.num_rows} admitted, "
+                    f"{p.num_rows - at.null_count} matched by pseudonym: the library and Spark "
+                    "trimmed a pseudonym differently"
+                )
+            cols = {TAG: pa.repeat(pa.scalar("p"), p.num_rows), PCN: p.column(PCN),
+                    KEY: p.column(KEY), ROW: p.column(ROW),
+                    CARRIED: pc.take(carried.column("carried"), at)}
+            for c in columns["p"]:
+                cols[slots["p"][c]] = p.column(c)
+            out.append(_conform(cols, p.num_rows, out_schema))
+            # The previous run's listed people who are patients here, with their current PCN.
+            if "v" in parts and parts["v"].num_rows:
+                v = parts["v"]
+                owner = pc.index_in(v.column(KEY), value_set=p.column(KEY))
+                v = v.filter(pc.is_valid(owner))
+                if v.num_rows:
+                    vcols = {TAG: pa.repeat(pa.scalar("v"), v.num_rows),
+                             PCN: pc.take(p.column(PCN), pc.drop_null(owner)),
+                             KEY: v.column(KEY), ROW: v.column(ROW)}
+                    for c in columns["v"]:
+                        vcols[slots["v"][c]] = v.column(c)
+                    out.append(_conform(vcols, v.num_rows, out_schema))
+            for pcn, c in rec.indicator_counts():
+                results.append({"kind": "indicator", "key": pcn,
+                                **{f"c{i}": x for i, x in enumerate(c)}})
+            rejected = rec.rejects()
+            if rejected:
+                reject_tables.append(_in_files(rejected, {
+                    EVENTS: records["e"], ENCOUNTERS: records["n"],
+                    MEDICATIONS: records.get("m")}))
+            meta["handed"] = rec.handed()
+    if reject_tables:
+        results.append(_stage_rejects(settings["stage"], f"bucket-{bucket:05d}",
+                                      pa.concat_tables(reject_tables)))
+    results.append({"kind": "meta", "data": json.dumps(meta).encode()})
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, RESULT_SCHEMA) as w:
+        w.write_batch(_result_batch(results))
+    out.append(_conform({TAG: pa.array(["r"]), PCN: pa.array([BUCKETS]),
+                         CARRIED: pa.array([sink.getvalue()], pa.binary())}, 1, out_schema))
+    return pa.concat_tables(out)
+
+
+def _conform(cols: Dict[str, Any], n: int, schema: pa.Schema) -> pa.Table:
+    """A table of ``schema`` from the columns given (cast to its types), nulls elsewhere."""
+    arrays = []
+    for f in schema:
+        if f.name in cols:
+            a = cols[f.name]
+            if isinstance(a, pa.ChunkedArray):
+                a = a.combine_chunks()
+            arrays.append(a.cast(f.type))
+        else:
+            arrays.append(pa.nulls(n, f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _records_partition(settings: Dict[str, Any]):
+    """The function for the records stage's ``mapInArrow``: a partition is one bucket."""
+
+    def f(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import TaskContext
+
+        batches = list(batches)
+        if not batches:
+            return
+        table = pa.Table.from_batches(batches)
+        if table.num_rows == 0:
+            return
+        ctx = TaskContext.get()
+        bucket = ctx.partitionId() if ctx is not None else 0
+        yield from records_task(table, settings, bucket).to_batches()
+
+    return f
 
 
 def _parquet_rows(data) -> int:
@@ -423,14 +600,19 @@ def driver_memory_needed(records: int, tasks: int = 2) -> int:
 
 
 def _leave_out_unread(spark, tagged: Dict[str, Any], events, columns: List[str],
-                      last: _dt.date, models: Optional[str]):
+                      last: _dt.date, models: Optional[str], national: bool = False):
     """Leave out, before the shuffle, the event rows whose code nothing strata computes reads
     (``Definitions::unread``: body height and weight, blood pressure, smoking status, ...; 29% of
     the synthetic ICS's event rows) where the library would surely admit them and nothing else
     depends on them: a known patient, a date well inside the contract's bounds and before the
     as-of date (so they are not among the records counted after it), and no encounter they link
     to; ``last`` is the latest date a row left out may have. Replaces ``tagged["e"]``; returns the Spark ``Observation`` counting the rows left out
-    as they pass (no second scan), or None when nothing is left out."""
+    as they pass (no second scan), or None when nothing is left out.
+
+    ``national`` (``--join buckets``: whether the patient is known is found only in the records
+    stage, after the shuffle): the rows are marked (column ``UNREAD``), not left out; they cross
+    the shuffle as their key and row number only, and the records stage counts those of known
+    patients and rejects the others. Returns True when rows may be marked."""
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
@@ -449,13 +631,17 @@ def _leave_out_unread(spark, tagged: Dict[str, Any], events, columns: List[str],
         UNREAD, F.lit(True))
     # A day of margin (here and in ``last``): a timestamp's date never decides it.
     first = _dt.date(1900, 1, 2)
-    leave = (F.col(UNREAD).isNotNull() & F.col(KNOWN).isNotNull()
+    known = (F.coalesce(F.col(KEY), F.lit("")) != "") if national else F.col(KNOWN).isNotNull()
+    leave = (F.col(UNREAD).isNotNull() & known
              & F.to_date(F.col("event_date")).between(F.lit(first), F.lit(last)))
     if "encounter_id" in columns:
         leave = leave & F.col("encounter_id").isNull()
     leave = F.coalesce(leave, F.lit(False))
-    seen = Observation("unread")
     e = tagged["e"].join(F.broadcast(marks), ["code_system", "code"], "left")
+    if national:
+        tagged["e"] = e.withColumn(UNREAD, leave)
+        return True
+    seen = Observation("unread")
     e = e.observe(seen, F.sum(F.when(leave, 1).otherwise(0)).alias("rows"))
     tagged["e"] = e.where(~leave).drop(UNREAD)
     return seen
@@ -629,6 +815,8 @@ def _score(
     risk_bands: Optional[str] = None,
     programmes: Optional[List[Dict[str, Any]]] = None,
     skip_memory_check: bool = False,
+    join: str = "auto",
+    buckets: Optional[int] = None,
 ) -> Dict[str, Any]:
     """Run the nightly job under Spark and write the binary's outputs into ``out``. Returns the
     manifest. ``engine`` is ``group`` (``applyInArrow``, Spark 4.0+), ``map`` (``repartition`` +
@@ -796,34 +984,51 @@ def _score(
     owners = p.select(KEY, F.col("pcn_code").cast("string").alias(PCN), F.lit(True).alias(KNOWN))
     if patients is None:
         patients = p.count()
-    if patients <= BROADCAST_PATIENTS:
-        owners = F.broadcast(owners)
+    if join == "auto":
+        join = "broadcast" if patients <= BROADCAST_PATIENTS else "buckets"
+    if join not in ("broadcast", "buckets"):
+        raise SparkJobError(f"join: expected auto, broadcast or buckets, got {join}")
+    national = join == "buckets"
     tagged = {}
-    # Each record tagged with its patient's PCN in one join, read once: a record whose patient
-    # is not in patients.parquet goes to the ORPHANS group, whose task rejects it (counted and
-    # reported, never dropped unsaid).
-    for t in ("e", "n", "m"):
-        if t not in files:
-            continue
-        df = files[t].withColumn(KEY, key(files[t]))
-        tagged[t] = df.join(owners, KEY, "left").withColumn(
-            PCN, F.when(F.col(KNOWN).isNull(), F.lit(ORPHANS)).otherwise(F.col(PCN))
-        )
+    if national:
+        # The records meet their patients in buckets of the pseudonym's hash (one shuffle, no
+        # join): no patient-to-PCN table to broadcast, whatever the cohort's size. A record
+        # whose patient is not in patients.parquet finds none in its bucket, and is rejected
+        # there.
+        for t in ("e", "n", "m"):
+            if t in files:
+                tagged[t] = files[t].withColumn(KEY, key(files[t])).withColumn(
+                    PCN, F.lit(None).cast("string"))
+    else:
+        owners = F.broadcast(owners)
+        # Each record tagged with its patient's PCN in one join, read once: a record whose
+        # patient is not in patients.parquet goes to the ORPHANS group, whose task rejects it
+        # (counted and reported, never dropped unsaid).
+        for t in ("e", "n", "m"):
+            if t not in files:
+                continue
+            df = files[t].withColumn(KEY, key(files[t]))
+            tagged[t] = df.join(owners, KEY, "left").withColumn(
+                PCN, F.when(F.col(KNOWN).isNull(), F.lit(ORPHANS)).otherwise(F.col(PCN))
+            )
     tagged["p"] = p.withColumn(PCN, F.col("pcn_code").cast("string"))
     # The day before the earlier of the as-of date and today, as the library read them above.
     last = min(_dt.date.fromisoformat(resolved["as_of"]),
                _dt.date.fromisoformat(resolved["load"]["today"])) - _dt.timedelta(days=1)
-    unread = _leave_out_unread(spark, tagged, files["e"], columns["e"], last, models)
+    unread = _leave_out_unread(spark, tagged, files["e"], columns["e"], last, models,
+                               national=national)
     if prev is not None:
         # The previous run's listed people, each with their current patient's PCN (someone no
-        # longer in the cohort matters only to the driver's dropped lists).
+        # longer in the cohort matters only to the driver's dropped lists); with buckets, the
+        # records stage finds the patient and their PCN.
         listed = _from_arrow(spark, pa.table(prev.listed()),
                              ", ".join(f"{c} string" for c in PREVIOUS_COLUMNS))
-        tagged["v"] = (
-            listed.withColumn(KEY, F.col("patient_id"))
-            .join(owners.drop(KNOWN), KEY, "inner")
-            .withColumn(ROW, F.lit(None).cast("long"))
-        )
+        v = listed.withColumn(KEY, F.col("patient_id"))
+        if national:
+            v = v.withColumn(PCN, F.lit(None).cast("string"))
+        else:
+            v = v.join(owners.drop(KNOWN), KEY, "inner")
+        tagged["v"] = v.withColumn(ROW, F.lit(None).cast("long"))
         columns["v"] = PREVIOUS_COLUMNS
     lap("whole_cohort_checks")
 
@@ -831,9 +1036,17 @@ def _score(
     slots = _slots({t: [(c, dict(df.dtypes)[c]) for c in columns[t]] for t, df in tagged.items()})
     wide = None
     for t, df in tagged.items():
-        sel = [F.lit(t).alias(TAG), F.col(PCN), F.col(ROW)] + [
-            F.col(f"`{c}`").alias(slots[t][c]) for c in columns[t]
+        tag = F.lit(t)
+        cols = [F.col(f"`{c}`") for c in columns[t]]
+        if national and t == "e" and unread is not None:
+            # Rows whose code nothing strata reads cross the shuffle as their key and row only.
+            tag = F.when(F.col(UNREAD), F.lit(UNREAD_TAG)).otherwise(tag)
+            cols = [F.when(F.col(UNREAD), F.lit(None)).otherwise(c) for c in cols]
+        sel = [tag.alias(TAG), F.col(PCN), F.col(ROW)] + [
+            c.alias(slots[t][name]) for c, name in zip(cols, columns[t])
         ]
+        if national:
+            sel.append(F.col(KEY))
         part = df.select(*sel)
         wide = part if wide is None else wide.unionByName(part, allowMissingColumns=True)
     # The staging folder the tasks write their own files into (each PCN's part of the scores
@@ -870,14 +1083,37 @@ def _score(
         "compare": prev is not None,
         "cohort_synthetic": mark,
     }
+    shuffle_partitions = int(spark.conf.get("spark.sql.shuffle.partitions", "200"))
+    if national:
+        # The records stage: one task per bucket of the pseudonym's hash; what leaves it is one
+        # row per admitted patient (their patients row, PCN and record), the previous run's
+        # listed people found among them, and one row of the bucket's own results.
+        from pyspark.sql.types import BinaryType, StructField, StructType
+
+        keep = [TAG, PCN, ROW, KEY] + sorted(
+            {slots[t][c] for t in ("p", "v") if t in columns for c in columns[t]})
+        bucket_struct = StructType(
+            [StructField(c, wide.schema[c].dataType, True) for c in keep]
+            + [StructField(CARRIED, BinaryType(), True)])
+        settings["buckets"] = buckets or shuffle_partitions
+        settings["bucket_schema"] = to_arrow_schema(bucket_struct)
+        settings["empty"] = {
+            t: empty(t).select(columns[t]).append_column(ROW, pa.array([], pa.int64()))
+            for t in ("e", "n")}
+        staged = (
+            wide.repartition(settings["buckets"], KEY)
+            .mapInArrow(_records_partition(settings), bucket_struct)
+        )
+    else:
+        staged = wide
     try:
         if engine == "group":
-            result = wide.groupBy(PCN).applyInArrow(_apply_group(settings), RESULT_DDL)
+            result = staged.groupBy(PCN).applyInArrow(_apply_group(settings), RESULT_DDL)
         else:
             n_pcns = p.select("pcn_code").distinct().count()
-            parts = max(1, min(n_pcns, int(spark.conf.get("spark.sql.shuffle.partitions", "200"))))
+            parts = max(1, min(n_pcns + national, shuffle_partitions))
             result = (
-                wide.repartition(parts, PCN)
+                staged.repartition(parts, PCN)
                 .sortWithinPartitions(PCN)
                 .mapInArrow(_map_partition(settings), RESULT_DDL)
             )
@@ -915,6 +1151,11 @@ def _score(
         if errors:
             lines = []
             for e in errors:
+                if "bucket" in e:
+                    lines.append(f"records bucket {e['bucket']}, patients of PCN "
+                                 f"{', '.join(e['pcns'])} (row numbers within the bucket's rows):")
+                    lines.extend(ln for ln in e["report"].splitlines() if ln.startswith("error:"))
+                    continue
                 lines.append(f"PCN {', '.join(e['pcns'])} (row numbers within the PCN's patients):")
                 lines.extend(ln for ln in e["report"].splitlines() if ln.startswith("error:"))
             raise SparkJobError("\n".join(lines))
@@ -935,7 +1176,8 @@ def _score(
                 str(out_dir),
                 in_root=in_root,
                 previous=(previous if previous is not None else out) if compare else None,
-                engine=f"spark {spark.version} ({'groupBy.applyInArrow' if engine == 'group' else 'repartition.mapInArrow'})",
+                engine=f"spark {spark.version} ({'records in buckets, then ' if national else ''}"
+                f"{'groupBy.applyInArrow' if engine == 'group' else 'repartition.mapInArrow'})",
                 threads=spark.sparkContext.defaultParallelism,
                 seconds=seconds,
                 counts=[(r["key"], r["section"], r["a"], r["b"], *[r[f"c{i}"] for i in range(5)])
@@ -966,9 +1208,14 @@ def _score(
                 stage=str(stage),
                 staged=[tuple(json.loads(bytes(r["data"])))
                         for r in items if r["kind"] == "scores_part"],
-                read_paths=[(EVENTS, f"spark: {unread.get['rows'] or 0} rows whose code nothing "
-                             "strata computes reads (admitted, dated before the as-of date, "
-                             "linked to no encounter) left out before the shuffle")]
+                read_paths=[(EVENTS, f"spark: {sum(m.get('unread', 0) for m in metas)} rows "
+                             "whose code nothing strata computes reads (admitted, dated before "
+                             "the as-of date, linked to no encounter) sent through the shuffle "
+                             "as their pseudonym and row number only, then left out")]
+                if national and unread is not None else
+                [(EVENTS, f"spark: {unread.get['rows'] or 0} rows whose code nothing "
+                  "strata computes reads (admitted, dated before the as-of date, "
+                  "linked to no encounter) left out before the shuffle")]
                 if unread is not None else [],
             )
         except strata.InvalidCohortError as err:
@@ -1021,6 +1268,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    help="the aggregate tables' small-number rule (strata score's --disclosure-rule)")
     s.add_argument("--engine", choices=["auto", "group", "map"], default="auto",
                    help="group: groupBy.applyInArrow (Spark 4.0+); map: repartition.mapInArrow")
+    s.add_argument("--join", choices=["auto", "broadcast", "buckets"], default="auto",
+                   help="how records meet their PCN: broadcast the patient-to-PCN table (up to "
+                   f"{BROADCAST_PATIENTS:,} patients, the default there), or buckets: read the "
+                   "records with their patients in buckets of the pseudonym's hash, then move "
+                   "one small record per patient to its PCN (the default beyond)")
+    s.add_argument("--buckets", type=int, metavar="N",
+                   help="buckets of --join buckets (default: spark.sql.shuffle.partitions)")
     s.add_argument("--risk-models", action="append", metavar="CARD|DIR",
                    help="risk model card or folder of cards (repeatable; default: the models folder's risk/)")
     s.add_argument("--no-risk-models", action="store_true", help="apply no risk model")
@@ -1050,7 +1304,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             risk_models=[] if a.no_risk_models else a.risk_models, rank_by=a.rank_by,
             list_risk_band=a.list_risk_band, min_risk=a.min_risk, top=a.top,
             top_percent=a.top_percent, previous=a.previous, compare=not a.no_compare,
-            risk_bands=a.risk_bands,
+            risk_bands=a.risk_bands, join=a.join, buckets=a.buckets,
             programmes=json.loads(strata._strata.read_programmes(a.programmes)) if a.programmes else None,
         )
     except OutputFolderError as e:

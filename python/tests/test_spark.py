@@ -365,7 +365,8 @@ def test_a_schema_problem_is_refused_once_with_the_binarys_message(spark, tmp_pa
 
 def test_the_command_line(tmp_path):
     """``python -m strata.spark score`` end to end, in its own process and session, with the
-    cohort given as a URI (as on a cluster), an optional file present and a programmes file."""
+    cohort given as a URI (as on a cluster), an optional file present and a programmes file,
+    the records read in buckets (``--join buckets``, the national path)."""
     import sys
 
     cohort = with_medications(tmp_path / "meds")
@@ -374,7 +375,9 @@ def test_the_command_line(tmp_path):
     programmes.write_text(PROGRAMMES_TOML)
     r = subprocess.run(
         [sys.executable, "-m", "strata.spark", "score", "--cohort", cohort.as_uri(), "--as-of", AS_OF,
-         "--today", TODAY, "--out", str(out), "--master", "local[2]", "--programmes", str(programmes)],
+         "--today", TODAY, "--out", str(out), "--master", "local[2]", "--programmes", str(programmes),
+         # The national path (records read in buckets), with the optional file.
+         "--join", "buckets", "--buckets", "4"],
         capture_output=True, text=True,
     )
     assert r.returncode == 0, r.stderr[-3000:]
@@ -712,3 +715,95 @@ def test_tasks_scored_with_other_models_files_than_the_drivers_are_refused(spark
 def strata_models_dir() -> Path:
     """The models folder the package ships (what a run loads without ``models``)."""
     return Path(sj.strata._strata.default_models())
+
+
+def with_unread_orphan(d: Path) -> Path:
+    """The dirty cohort with, besides, an event of an unknown patient whose code nothing strata
+    reads (body weight, say): under ``join="buckets"`` it crosses the shuffle slimmed, and must
+    still be rejected, not counted as left out."""
+    dirty_cohort(d)
+    e = pq.read_table(d / "events.parquet")
+    pairs = sorted({(s, c) for s, c in zip(e.column("code_system").to_pylist(),
+                                             e.column("code").to_pylist()) if s and c})
+    unread = [pc_ for pc_, u in zip(pairs, sj.strata._strata.unread_codes(pairs)) if u]
+    row = e.slice(10, 1).to_pylist()[0]
+    row.update(patient_id="nobody-weighed", code_system=unread[0][0], code=unread[0][1],
+               encounter_id=None, event_date=_dt.date(2024, 6, 1))
+    e = pa.concat_tables([e, pa.Table.from_pylist([row], schema=e.schema)])
+    pq.write_table(e, d / "events.parquet", row_group_size=20000)
+    return d
+
+
+def test_records_read_in_buckets_equal_the_binary(spark, tmp_path, binary_out):
+    """``join="buckets"`` (the national path: no patient-to-PCN table; records read with their
+    patients in buckets of the pseudonym's hash, one small record per patient then moved to its
+    PCN): the binary's outputs byte for byte under both engines, on a cohort with bad rows (an
+    unknown patient's unread event among them), with programme lists (the palliative care
+    register carried), and compared with a previous run (its listed people found in the
+    buckets); and on a cohort so small that some buckets hold records of no patient."""
+    cohort = with_unread_orphan(tmp_path / "dirty")
+    toml = tmp_path / "programmes.toml"
+    toml.write_text(PROGRAMMES_TOML)
+    binary = tmp_path / "binary"
+    run_binary(cohort, binary, "--programmes", str(toml))
+    assert (binary / "rejects.csv").read_text().count("nobody-weighed") == 0  # pseudonyms never
+    for engine in engines(spark):
+        out = tmp_path / f"spark-{engine}"
+        m = sj.score(str(cohort), AS_OF, str(out), spark=spark, today=TODAY, engine=engine,
+                     programmes=PROGRAMMES, join="buckets", buckets=3)
+        assert m["engine"].startswith(f"spark {spark.version} (records in buckets, then ")
+        assert_same_outputs(binary, out)
+        assert m["rejected_rows"] == 8 and m["patients"] == 2000
+        assert any(p.name.endswith(".palliative_register_review.csv") for p in out.rglob("*.csv"))
+        (path, said), = m["read_paths"]
+        assert path == "events.parquet" and re.fullmatch(
+            r"spark: \d{5} rows whose code nothing strata computes reads \(admitted, dated before "
+            r"the as-of date, linked to no encounter\) sent through the shuffle as their "
+            r"pseudonym and row number only, then left out", said), said
+    # A second run compared with the first: the previous run's listed people travel with their
+    # patients through the buckets.
+    later = later_extract(tmp_path / "later", binary_out)
+    second = tmp_path / "binary-second"
+    shutil.copytree(binary_out, second)
+    run_binary(later, second, as_of="2025-10-01")
+    want = json.loads((second / "manifest.json").read_text())
+    out = tmp_path / "spark-second"
+    m = sj.score(str(later), "2025-10-01", str(out), spark=spark, today=TODAY,
+                 previous=str(binary_out), join="buckets", buckets=3)
+    assert_same_outputs(second, out)
+    assert (m["new_on_lists"], m["dropped_off_lists"]) == (
+        want["new_on_lists"], want["dropped_off_lists"]) and m["new_on_lists"] > 0
+    # Twelve patients in sixteen buckets: some buckets hold only an unknown patient's records.
+    small = tmp_path / "small"
+    small.mkdir()
+    p = pq.read_table(FIXTURE / "patients.parquet").slice(0, 12)
+    pq.write_table(p, small / "patients.parquet")
+    ids = pa.array(sorted(p.column("patient_id").cast(pa.string()).to_pylist()))
+    # An unknown pseudonym whose bucket (Spark's hash partitioning, as repartition(16, key)
+    # places rows) holds no patient.
+    from pyspark.sql import functions as F
+
+    def bucket_of(keys):
+        df = spark.createDataFrame([(k,) for k in keys], "k string")
+        return [r[0] for r in df.select(F.expr("pmod(hash(k), 16)")).collect()]
+
+    taken = set(bucket_of(ids.to_pylist()))
+    ghost_id = next(g for g in (f"ghost-{i}" for i in range(100)) if bucket_of([g])[0] not in taken)
+    for name in ("events", "encounters"):
+        t = pq.read_table(FIXTURE / f"{name}.parquet")
+        t = t.cast(pa.schema([pa.field(f.name, pa.string() if pa.types.is_string_view(f.type)
+                                       else f.type) for f in t.schema]))
+        t = t.filter(pc.is_in(t.column("patient_id"), value_set=ids))
+        if name == "events":
+            ghost = t.slice(0, 1).to_pylist()[0]
+            # Dated after the as-of date: never slimmed as unread, read as a record.
+            ghost.update(patient_id=ghost_id, encounter_id=None, event_date=_dt.date(2025, 6, 1))
+            t = pa.concat_tables([t, pa.Table.from_pylist([ghost], schema=t.schema)])
+        pq.write_table(t, small / f"{name}.parquet")
+    binary = tmp_path / "binary-small"
+    run_binary(small, binary)
+    out = tmp_path / "spark-small"
+    m = sj.score(str(small), AS_OF, str(out), spark=spark, today=TODAY, join="buckets",
+                 buckets=16)
+    assert_same_outputs(binary, out)
+    assert m["rejected_rows"] == 1 and m["patients"] == 12
