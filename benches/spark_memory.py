@@ -3,7 +3,7 @@ fresh process, saying whether it ran (BENCHMARKS.md, issue 26; the rule in
 ``strata.spark.driver_memory_needed`` comes from these runs).
 
     python benches/spark_memory.py --cohort DIR --heap 512 768 1024 [--engine group|map]
-        [--master local[2]] [--as-of 2025-04-01]
+        [--join broadcast|buckets] [--master local[2]] [--as-of 2025-04-01]
 
 For each heap size (MiB) it starts a session with ``spark.driver.memory`` set to it, runs the
 job on the cohort (``--skip-memory-check``: the point is to see where it fails) into a fresh
@@ -24,7 +24,7 @@ from pathlib import Path
 ONE = r"""
 import resource, sys, time
 import strata.spark as sj
-cohort, out, heap, engine, master, as_of = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
+cohort, out, heap, engine, master, as_of, join = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7]
 spark = sj._session(master, app="strata-memory", driver_memory=heap << 20)
 spark.sparkContext.setLogLevel("OFF")
 heap_max = spark.sparkContext._jvm.java.lang.Runtime.getRuntime().maxMemory() >> 20
@@ -34,7 +34,7 @@ def cpu():
 c0, t0 = cpu(), time.time()
 try:
     sj._score(cohort, as_of, out, spark=spark, compare=False, skip_memory_check=True,
-              engine=engine)
+              engine=engine, join=join)
     what = "ran"
 except Exception as e:  # noqa: BLE001 - reported, not raised: the point is where it fails
     text = str(e)
@@ -50,6 +50,7 @@ def main() -> None:
     ap.add_argument("--cohort", required=True)
     ap.add_argument("--heap", type=int, nargs="+", required=True, help="driver heap sizes, MiB")
     ap.add_argument("--engine", default="auto", choices=["auto", "group", "map"])
+    ap.add_argument("--join", default="auto", choices=["auto", "broadcast", "buckets"])
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--as-of", default="2025-04-01")
     a = ap.parse_args()
@@ -62,7 +63,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             r = subprocess.run(
                 [sys.executable, "-c", ONE, a.cohort, str(Path(tmp) / "out"), str(heap),
-                 a.engine, a.master, a.as_of],
+                 a.engine, a.master, a.as_of, a.join],
                 check=False, stderr=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
             )
             # A JVM stopped by the error may take the process with it before it says anything.

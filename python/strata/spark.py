@@ -9,10 +9,10 @@ How it runs:
 
 1. The driver reads the three (or four) Parquet files with Spark, checks their schemas once with
    strata's own checks, and checks for duplicate pseudonyms in Spark.
-2. Every record is tagged with its patient's PCN in one left join (the patient-to-PCN table
-   broadcast up to ``BROADCAST_PATIENTS`` patients, so the records cross one shuffle; a shuffle
-   join beyond) and the four tables are put side by side in one wide table, so that each PCN's
-   patients and records meet in one task: ``groupBy(pcn)
+2. Up to ``BROADCAST_PATIENTS`` patients (``--join broadcast``), every record is tagged with
+   its patient's PCN in one left join against the patient-to-PCN table broadcast to the tasks
+   (so the records cross one shuffle), and the four tables are put side by side in one wide
+   table, so that each PCN's patients and records meet in one task: ``groupBy(pcn)
    .applyInArrow`` on Spark 4.0 and later, ``repartition(pcn) .sortWithinPartitions(pcn)
    .mapInArrow`` on Spark 3.5 (a partition then holds several whole PCNs, one after another).
    Records whose patient is not in ``patients.parquet`` form one more group, whose task writes
@@ -25,6 +25,20 @@ How it runs:
    the files), and returns those files' records (rows, bytes, SHA-256), the aggregate tables' counts and what the reduce step takes of them
    (figures, warnings), and, when comparing, the scores of the people on a list now or on the
    previous run's.
+
+   Beyond it (``--join buckets``, the national path: 60 million patients do not broadcast, and
+   a shuffle join would move every record twice), the run is split in two. The records meet
+   their patients in buckets of the pseudonym's hash (``repartition(key)``: one shuffle, no
+   join, nothing collected on the driver); each bucket's task runs the library's records stage
+   (``run(stage="records")``: features, hospital activity, the palliative care register, the
+   indicators' counts; its rejected rows staged, a record of an unknown patient finding none in
+   its bucket) and sends each patient's row on with one record of 79 bytes
+   (``strata::carried``). Those rows (patients, not records) then go to their PCN's task as
+   above, which runs the map step without the records (``run(carried=...)``) and gives the
+   same files. The unread event rows do not cross the shuffle: they are counted per patient key
+   before it, the bucket adds up the counts of its known patients and names its unknown ones,
+   whose unread rows the driver then finds (a second, filtered pass over the events, only then)
+   and rejects.
 3. The counts are added up in Spark; the driver then calls the library's reduce step, as the
    binary does: the tasks' rejected rows read from their parts and the rejected-row limit
    applied on whole files, the tables protected together, the
@@ -85,11 +99,18 @@ ORPHANS = "\x00orphans"
 # 1 GiB driver. The limit itself was not measured (an ICS has up to 3 million people); beyond
 # it, a shuffle join, as a national cohort needs.
 BROADCAST_PATIENTS = 3_000_000
+# Beyond it the records meet their patients in buckets of the pseudonym's hash (``--join
+# buckets``), at most this many patients a bucket by default: one task holds a bucket's patients
+# with all their records (about 5 KB a patient at synthetic density, 0.5 GB a bucket).
+BUCKET_PATIENTS = 100_000
 # The group of the records stage's own results (counts, rejected rows, what it hands up), sent
 # on to the driver through the PCN stage (no PCN code can hold a NUL character).
 BUCKETS = "\x00buckets"
 CARRIED = "_carried"  # a patient's record from the records stage; a records task's results
-UNREAD_TAG = "u"  # an event row whose code nothing strata reads, slimmed to its key and row
+# A patient key's event rows whose code nothing strata reads (``--join buckets``): one row a key,
+# their count (``UNREAD_COUNT``), combined before the shuffle.
+UNREAD_TAG = "u"
+UNREAD_COUNT = "_unread_count"
 ROW = "_row"  # 1-based row in the file
 TAG = "_t"
 UNREAD = "_unread"  # set on the events whose code nothing strata computes reads
@@ -327,15 +348,10 @@ def records_task(table: pa.Table, settings: Dict[str, Any], bucket: int) -> pa.T
     # patient is.
     slim = table.filter(pc.equal(tags, UNREAD_TAG))
     known = pc.is_in(slim.column(KEY), value_set=p.column(KEY))
-    meta["unread"] = pc.sum(known.cast(pa.int64())).as_py() or 0
-    orphans = slim.filter(pc.invert(known))
-    if orphans.num_rows:
-        reject_tables.append(pa.table({
-            "file": pa.repeat(pa.scalar(EVENTS), orphans.num_rows),
-            "row": orphans.column(ROW).cast(pa.int64()),
-            "column": pa.repeat(pa.scalar("patient_id"), orphans.num_rows),
-            "reason": pa.repeat(pa.scalar(UNKNOWN_PATIENT), orphans.num_rows),
-        }))
+    meta["unread"] = pc.sum(pc.if_else(known, slim.column(UNREAD_COUNT), 0)).as_py() or 0
+    # Unknown patients' unread rows are rejected: the driver finds their row numbers (rare, and
+    # only then a second pass over the events).
+    meta["unread_orphans"] = slim.filter(pc.invert(known)).column(KEY).to_pylist()
     records = {t: parts[t] for t in ("e", "n", "m") if t in parts}
     out: List[pa.Table] = []
     if p.num_rows == 0:
@@ -587,12 +603,15 @@ LOCAL_BASE_BYTES = 512 << 20
 LOCAL_BYTES_PER_RECORD_AND_TASK = 6.25
 
 
-def driver_memory_needed(records: int, tasks: int = 2) -> int:
+def driver_memory_needed(records: int, tasks: int = 2, join: str = "broadcast") -> int:
     """Bytes of driver memory (JVM heap) the job needs for a cohort of ``records`` (rows of
     events, encounters and medications), to the nearest 256 MiB, when ``tasks`` run at once in
     the driver's JVM (local mode: ``local[N]`` runs N); on a cluster (``tasks=0``, the driver
-    runs none) Spark's default."""
-    if tasks <= 0:
+    runs none) Spark's default. With ``join="buckets"`` no task holds a PCN's records in the JVM
+    (a bucket's records stream to Python in batches; a PCN's task gets its patients' rows and
+    their 79-byte records): Spark's default, whatever the cohort (measured: 512 MiB ran the
+    1.2M ICS at ``local[2]``; BENCHMARKS.md, sixteenth session)."""
+    if tasks <= 0 or join == "buckets":
         return DRIVER_BASE_BYTES
     step = 256 << 20
     need = LOCAL_BASE_BYTES + LOCAL_BYTES_PER_RECORD_AND_TASK * tasks * records
@@ -639,8 +658,15 @@ def _leave_out_unread(spark, tagged: Dict[str, Any], events, columns: List[str],
     leave = F.coalesce(leave, F.lit(False))
     e = tagged["e"].join(F.broadcast(marks), ["code_system", "code"], "left")
     if national:
-        tagged["e"] = e.withColumn(UNREAD, leave)
-        return True
+        # Counted per patient key before the shuffle (13 million rows sent on slimmed to their
+        # key and row number cost 40 CPU-seconds more at 1.2 million patients, their row numbers
+        # gathered in lists 480 more; BENCHMARKS.md, sixteenth session). Returns the rows, for
+        # the driver to find those of unknown patients.
+        e = e.withColumn(UNREAD, leave)
+        unread_rows = e.where(F.col(UNREAD)).select(KEY, ROW)
+        tagged["u"] = unread_rows.groupBy(KEY).agg(F.count(F.lit(1)).alias(UNREAD_COUNT))
+        tagged["e"] = e.where(~F.col(UNREAD)).drop(UNREAD)
+        return unread_rows
     seen = Observation("unread")
     e = e.observe(seen, F.sum(F.when(leave, 1).otherwise(0)).alias("rows"))
     tagged["e"] = e.where(~leave).drop(UNREAD)
@@ -838,6 +864,10 @@ def _score(
         input={"today": today, "allow_identifiers": allow_identifiers, "max_rejected": max_rejected},
     )
     resolved = strata.settings(**keys)
+    if join not in ("auto", "broadcast", "buckets"):
+        raise SparkJobError(f"join: expected auto, broadcast or buckets, got {join}")
+    if buckets is not None and buckets < 1:
+        raise SparkJobError(f"buckets: expected 1 or more, got {buckets}")
     t0 = time.time()
     seconds: List[Tuple[str, float]] = []
 
@@ -858,7 +888,9 @@ def _score(
     patients = None if "://" in cohort else _footer_rows(cohort_dir / PATIENTS)
     records = None if "://" in cohort else _records(lambda name: _footer_rows(cohort_dir / name))
     tasks = _local_tasks(master)
-    need = driver_memory_needed(records, tasks) if records is not None else None
+    if join == "auto" and patients is not None:
+        join = "broadcast" if patients <= BROADCAST_PATIENTS else "buckets"
+    need = driver_memory_needed(records, tasks, join) if records is not None else None
     if spark is None:
         from pyspark.sql import SparkSession
 
@@ -878,7 +910,7 @@ def _score(
                 lambda name: spark.read.parquet(f"{cohort.rstrip('/')}/{name}").count()
                 if name != MEDICATIONS or _medications_present(spark, cohort, cohort_dir) else 0
             )
-        need = driver_memory_needed(records or 0, tasks)
+        need = driver_memory_needed(records or 0, tasks, join)
         # The JVM reports a little less than the heap it was given.
         if heap < need * 0.8:
             why = (
@@ -986,8 +1018,6 @@ def _score(
         patients = p.count()
     if join == "auto":
         join = "broadcast" if patients <= BROADCAST_PATIENTS else "buckets"
-    if join not in ("broadcast", "buckets"):
-        raise SparkJobError(f"join: expected auto, broadcast or buckets, got {join}")
     national = join == "buckets"
     tagged = {}
     if national:
@@ -1033,22 +1063,23 @@ def _score(
     lap("whole_cohort_checks")
 
     # 3. One wide table: each table's columns in typed slots shared across tables, rows tagged.
+    unread_rows = tagged.pop("u", None)
     slots = _slots({t: [(c, dict(df.dtypes)[c]) for c in columns[t]] for t, df in tagged.items()})
     wide = None
     for t, df in tagged.items():
-        tag = F.lit(t)
-        cols = [F.col(f"`{c}`") for c in columns[t]]
-        if national and t == "e" and unread is not None:
-            # Rows whose code nothing strata reads cross the shuffle as their key and row only.
-            tag = F.when(F.col(UNREAD), F.lit(UNREAD_TAG)).otherwise(tag)
-            cols = [F.when(F.col(UNREAD), F.lit(None)).otherwise(c) for c in cols]
-        sel = [tag.alias(TAG), F.col(PCN), F.col(ROW)] + [
-            c.alias(slots[t][name]) for c, name in zip(cols, columns[t])
+        sel = [F.lit(t).alias(TAG), F.col(PCN), F.col(ROW)] + [
+            F.col(f"`{c}`").alias(slots[t][c]) for c in columns[t]
         ]
         if national:
             sel.append(F.col(KEY))
         part = df.select(*sel)
         wide = part if wide is None else wide.unionByName(part, allowMissingColumns=True)
+    if unread_rows is not None:
+        wide = wide.unionByName(
+            unread_rows.select(F.lit(UNREAD_TAG).alias(TAG), F.lit(None).cast("string").alias(PCN),
+                               F.lit(None).cast("long").alias(ROW), F.col(KEY),
+                               F.col(UNREAD_COUNT)),
+            allowMissingColumns=True)
     # The staging folder the tasks write their own files into (each PCN's part of the scores
     # table), beside the run's folder and on its file system, so the library moves them into the
     # published folder; named as strata names its temporary entries (removed below whatever
@@ -1095,7 +1126,9 @@ def _score(
         bucket_struct = StructType(
             [StructField(c, wide.schema[c].dataType, True) for c in keep]
             + [StructField(CARRIED, BinaryType(), True)])
-        settings["buckets"] = buckets or shuffle_partitions
+        # At most BUCKET_PATIENTS patients a bucket (what one task holds with their records),
+        # and no fewer buckets than Spark's shuffle partitions.
+        settings["buckets"] = buckets or max(shuffle_partitions, -(-patients // BUCKET_PATIENTS))
         settings["bucket_schema"] = to_arrow_schema(bucket_struct)
         settings["empty"] = {
             t: empty(t).select(columns[t]).append_column(ROW, pa.array([], pa.int64()))
@@ -1159,6 +1192,20 @@ def _score(
                 lines.append(f"PCN {', '.join(e['pcns'])} (row numbers within the PCN's patients):")
                 lines.extend(ln for ln in e["report"].splitlines() if ln.startswith("error:"))
             raise SparkJobError("\n".join(lines))
+        orphan_keys = sorted({k for m in metas for k in m.get("unread_orphans", [])})
+        unread_rejects = []
+        if orphan_keys:
+            # The unread rows of patients not in patients.parquet: rejected, as every record of
+            # an unknown patient is (a second, filtered pass over the events; only then).
+            unknown = spark.createDataFrame([(k,) for k in orphan_keys], f"{KEY} string")
+            rows = [r[0] for r in unread.join(F.broadcast(unknown), KEY, "inner").select(ROW)
+                    .orderBy(ROW).collect()]
+            unread_rejects.append(tuple(json.loads(_stage_rejects(str(stage), "unread-orphans", pa.table({
+                "file": pa.array([EVENTS] * len(rows), pa.string()),
+                "row": pa.array(rows, pa.int64()),
+                "column": pa.array(["patient_id"] * len(rows), pa.string()),
+                "reason": pa.array([UNKNOWN_PATIENT] * len(rows), pa.string()),
+            }))["data"])))
         totals = {TABLES[t]: df.count() for t, df in files.items()}
         score_tables = [
             pa.ipc.open_stream(bytes(r["data"])).read_all() for r in items if r["kind"] == "scores"
@@ -1189,8 +1236,8 @@ def _score(
                 parts=[m["handed"] for m in metas if "handed" in m],
                 files=list(totals.items()),
                 # The tasks' rejected rows, in parts in the staging folder.
-                rejects=sorted(tuple(json.loads(bytes(r["data"])))
-                               for r in items if r["kind"] == "rejects_part"),
+                rejects=sorted([tuple(json.loads(bytes(r["data"])))
+                                for r in items if r["kind"] == "rejects_part"] + unread_rejects),
                 lists=[(r["key"], *map(tuple, json.loads(bytes(r["data"]))))
                        for r in items if r["kind"] == "list"],
                 programmes=[(r["section"], r["key"], r["a"], *map(tuple, json.loads(bytes(r["data"]))))
@@ -1210,8 +1257,8 @@ def _score(
                         for r in items if r["kind"] == "scores_part"],
                 read_paths=[(EVENTS, f"spark: {sum(m.get('unread', 0) for m in metas)} rows "
                              "whose code nothing strata computes reads (admitted, dated before "
-                             "the as-of date, linked to no encounter) sent through the shuffle "
-                             "as their pseudonym and row number only, then left out")]
+                             "the as-of date, linked to no encounter) left out before the "
+                             "shuffle, counted by patient")]
                 if national and unread is not None else
                 [(EVENTS, f"spark: {unread.get['rows'] or 0} rows whose code nothing "
                   "strata computes reads (admitted, dated before the as-of date, "
@@ -1274,7 +1321,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                    "records with their patients in buckets of the pseudonym's hash, then move "
                    "one small record per patient to its PCN (the default beyond)")
     s.add_argument("--buckets", type=int, metavar="N",
-                   help="buckets of --join buckets (default: spark.sql.shuffle.partitions)")
+                   help="buckets of --join buckets (default: one per 100,000 patients, at least spark.sql.shuffle.partitions)")
     s.add_argument("--risk-models", action="append", metavar="CARD|DIR",
                    help="risk model card or folder of cards (repeatable; default: the models folder's risk/)")
     s.add_argument("--no-risk-models", action="store_true", help="apply no risk model")

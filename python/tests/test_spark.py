@@ -277,6 +277,24 @@ def same_model_paths(entries: list[dict]) -> list[dict]:
     return [{**e, "path": re.sub(r"^.*?((risk/)?[^/]+)$", r"\1", e["path"])} for e in entries]
 
 
+def unread_left_out(cohort: Path) -> int:
+    """The event rows the Spark job leaves out before the shuffle (codes nothing strata computes
+    reads, where the tasks would admit them: a known patient, dated before the as-of date, no
+    encounter), counted here again from the file."""
+    e = pq.read_table(cohort / "events.parquet")
+    known = set(pq.read_table(cohort / "patients.parquet").column("patient_id").to_pylist())
+    pairs = sorted({(s, c) for s, c in zip(e.column("code_system").to_pylist(),
+                                             e.column("code").to_pylist()) if s and c})
+    unread = {pc_ for pc_, u in zip(pairs, sj.strata._strata.unread_codes(pairs)) if u}
+    last = _dt.date.fromisoformat(AS_OF) - _dt.timedelta(days=1)
+    return sum(
+        1 for p, d, s, c, n in zip(*(e.column(x).to_pylist() for x in
+                                     ("patient_id", "event_date", "code_system", "code", "encounter_id")))
+        if (s, c) in unread and p in known and d is not None
+        and _dt.date(1900, 1, 2) <= d <= last and n is None
+    )
+
+
 def test_the_manifest_is_the_binarys_but_for_the_engine_fields(spark, tmp_path):
     # A cohort with rejected rows, so the warnings and inputs are not trivially empty.
     cohort = dirty_cohort(tmp_path / "dirty")
@@ -290,18 +308,7 @@ def test_the_manifest_is_the_binarys_but_for_the_engine_fields(spark, tmp_path):
     # The event rows left out before the shuffle (codes nothing strata computes reads, where the
     # tasks would admit them: a known patient, dated before the as-of date, no encounter), counted
     # here again from the file.
-    e = pq.read_table(cohort / "events.parquet")
-    known = set(pq.read_table(cohort / "patients.parquet").column("patient_id").to_pylist())
-    pairs = sorted({(s, c) for s, c in zip(e.column("code_system").to_pylist(),
-                                             e.column("code").to_pylist()) if s and c})
-    unread = {pc_ for pc_, u in zip(pairs, sj.strata._strata.unread_codes(pairs)) if u}
-    last = _dt.date.fromisoformat(AS_OF) - _dt.timedelta(days=1)
-    left_out = sum(
-        1 for p, d, s, c, n in zip(*(e.column(x).to_pylist() for x in
-                                     ("patient_id", "event_date", "code_system", "code", "encounter_id")))
-        if (s, c) in unread and p in known and d is not None
-        and _dt.date(1900, 1, 2) <= d <= last and n is None
-    )
+    left_out = unread_left_out(cohort)
     assert left_out > 10_000
     assert m["read_paths"] == [["events.parquet", f"spark: {left_out} rows whose code nothing strata "
                                 "computes reads (admitted, dated before the as-of date, linked to no "
@@ -534,6 +541,8 @@ def test_the_driver_memory_a_cohort_needs_is_said_before_any_work(spark, tmp_pat
     assert sj.driver_memory_needed(64_674_604, tasks=8) == 3584 << 20
     assert sj.driver_memory_needed(64_674_604, tasks=0) == 1 << 30
     assert sj.driver_memory_needed(400_000_000, tasks=2) == 5376 << 20
+    # Records read in buckets: no task holds a PCN's records in the JVM.
+    assert sj.driver_memory_needed(400_000_000, tasks=2, join="buckets") == 1 << 30
     assert [sj._local_tasks(m) for m in ("local", "local[3]", "local[4,2]", "yarn", "spark://h:7077",
                                          "local-cluster[2,1,1024]")] == [1, 3, 4, 0, 0, 0]
     assert sj._local_tasks("local[*]") == sj._local_tasks(None) == os.cpu_count()
@@ -547,6 +556,10 @@ def test_the_driver_memory_a_cohort_needs_is_said_before_any_work(spark, tmp_pat
     with pytest.raises(sj.SparkJobError, match=rf"{records} records .* need about .* --driver-memory \d+m"):
         sj.score(str(FIXTURE), AS_OF, str(out), spark=spark, today=TODAY)
     assert not out.exists()
+    # The same cohort read in buckets needs only Spark's default: it runs.
+    m = sj.score(str(FIXTURE), AS_OF, str(out), spark=spark, today=TODAY, join="buckets",
+                 buckets=2)
+    assert m["patients"] == 2000
 
 
 def test_an_output_folder_that_is_not_stratas_is_left_alone(spark, tmp_path):
@@ -719,8 +732,8 @@ def strata_models_dir() -> Path:
 
 def with_unread_orphan(d: Path) -> Path:
     """The dirty cohort with, besides, an event of an unknown patient whose code nothing strata
-    reads (body weight, say): under ``join="buckets"`` it crosses the shuffle slimmed, and must
-    still be rejected, not counted as left out."""
+    reads (body weight, say): under ``join="buckets"`` it is left out before the shuffle, counted
+    by patient, and must still be rejected, not counted as left out."""
     dirty_cohort(d)
     e = pq.read_table(d / "events.parquet")
     pairs = sorted({(s, c) for s, c in zip(e.column("code_system").to_pylist(),
@@ -755,11 +768,19 @@ def test_records_read_in_buckets_equal_the_binary(spark, tmp_path, binary_out):
         assert_same_outputs(binary, out)
         assert m["rejected_rows"] == 8 and m["patients"] == 2000
         assert any(p.name.endswith(".palliative_register_review.csv") for p in out.rglob("*.csv"))
+        # What the records stage hands up reaches the manifest as the binary's run says it: the
+        # spells, prescriptions, figures, programmes and warnings (each once).
+        want = json.loads((binary / "manifest.json").read_text())
+        for key in ("hospital_spells", "prescriptions", "patients", "eligible", "listed",
+                    "listed_core20", "deceased", "ignored_after_as_of", "rejected_rows",
+                    "programmes", "inputs"):
+            assert m[key] == want[key], key
+        assert same_paths(m["warnings"]) == same_paths(want["warnings"])
         (path, said), = m["read_paths"]
         assert path == "events.parquet" and re.fullmatch(
-            r"spark: \d{5} rows whose code nothing strata computes reads \(admitted, dated before "
-            r"the as-of date, linked to no encounter\) sent through the shuffle as their "
-            r"pseudonym and row number only, then left out", said), said
+            rf"spark: {unread_left_out(cohort)} rows whose code nothing strata computes reads \(admitted, dated before "
+            r"the as-of date, linked to no encounter\) left out before the shuffle, counted by "
+            r"patient", said), said
     # A second run compared with the first: the previous run's listed people travel with their
     # patients through the buckets.
     later = later_extract(tmp_path / "later", binary_out)
