@@ -137,21 +137,20 @@ impl Carried {
     pub fn gather(ids: &[String], records: &[(&str, &[u8])]) -> Result<Carried, CarriedError> {
         let mut order: Vec<usize> = (0..records.len()).collect();
         order.sort_unstable_by(|&a, &b| records[a].0.cmp(records[b].0));
-        let mismatch = |matched| CarriedError::Mismatch {
+        let mismatch = || CarriedError::Mismatch {
             patients: ids.len(),
             records: records.len(),
-            matched,
-        };
-        if records.len() != ids.len() {
-            let matched = ids
+            matched: ids
                 .iter()
                 .filter(|id| {
                     order
                         .binary_search_by(|&k| records[k].0.cmp(id.as_str()))
                         .is_ok()
                 })
-                .count();
-            return Err(mismatch(matched));
+                .count(),
+        };
+        if records.len() != ids.len() {
+            return Err(mismatch());
         }
         let mut c = Carried {
             features: Vec::with_capacity(ids.len()),
@@ -159,18 +158,10 @@ impl Carried {
             register: Vec::with_capacity(ids.len()),
         };
         let mut asked = true;
-        for (p, (id, &k)) in ids.iter().zip(&order).enumerate() {
+        for (id, &k) in ids.iter().zip(&order) {
             let (rid, bytes) = records[k];
             if rid != id {
-                let matched = p + ids[p..]
-                    .iter()
-                    .filter(|id| {
-                        order
-                            .binary_search_by(|&k| records[k].0.cmp(id.as_str()))
-                            .is_ok()
-                    })
-                    .count();
-                return Err(mismatch(matched));
+                return Err(mismatch());
             }
             let (f, a, r) = Carried::decode(k + 1, bytes)?;
             c.features.push(f);

@@ -819,14 +819,9 @@ fn scoring_records_in_buckets_then_pcns_without_them_gives_the_same_partition() 
     assert!(!models.models.is_empty(), "the risk cards are applied");
     let (patients, events, encounters) = fixture_frames();
     let ids_of = |df: &DataFrame| -> Vec<String> {
-        df.column("patient_id")
-            .unwrap()
-            .cast(&DataType::String)
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .map(|v| v.unwrap().trim().to_string())
+        strings(df, "patient_id")
+            .into_iter()
+            .map(|v| v.trim().to_string())
             .collect()
     };
     // Records stage: three buckets by a hash of the pseudonym.

@@ -686,19 +686,7 @@ impl Scoring {
 
     /// Rejected rows: `[(file, row, column, reason)]`, rows 1-based in the tables given.
     fn rejects(&self) -> Vec<(String, u64, String, String)> {
-        self.part
-            .cohort
-            .rejects
-            .iter()
-            .map(|r| {
-                (
-                    r.file.to_string(),
-                    r.row,
-                    r.column.to_string(),
-                    r.reason.to_string(),
-                )
-            })
-            .collect()
+        rejects_of(&self.part.cohort)
     }
 
     /// Rows read and rejected per table: `[(file, rows, rejected)]`.
@@ -923,6 +911,22 @@ fn run(
     })
 }
 
+/// A cohort's rejected rows: `[(file, row, column, reason)]`, rows 1-based in the tables given.
+fn rejects_of(cohort: &Cohort) -> Vec<(String, u64, String, String)> {
+    cohort
+        .rejects
+        .iter()
+        .map(|r| {
+            (
+                r.file.to_string(),
+                r.row,
+                r.column.to_string(),
+                r.reason.to_string(),
+            )
+        })
+        .collect()
+}
+
 /// What [`run`] computed: a partition scored, or a bucket's records read.
 enum Done {
     Scoring(Box<Scoring>),
@@ -1003,19 +1007,7 @@ impl Records {
 
     /// Rejected rows: `[(file, row, column, reason)]`, rows 1-based in the tables given.
     fn rejects(&self) -> Vec<(String, u64, String, String)> {
-        self.part
-            .cohort
-            .rejects
-            .iter()
-            .map(|r| {
-                (
-                    r.file.to_string(),
-                    r.row,
-                    r.column.to_string(),
-                    r.reason.to_string(),
-                )
-            })
-            .collect()
+        rejects_of(&self.part.cohort)
     }
 
     /// What the records stage hands up to the reduce step, as JSON
