@@ -4,10 +4,12 @@
 //! one small record per patient then moves to its PCN's task.
 //!
 //! Pipeline position: `features` (the record-derived results of a patient) -> **carried** ->
-//! `partition` (the records stage writes it, the PCN stage reads it back). Everything after
-//! `features` that reads the records is here: the features, the hospital activity of the
+//! `partition` (the records stage writes it, the PCN stage reads it back). Every per-patient
+//! result of the run that reads the records is here: the features, the hospital activity of the
 //! prediction models and the palliative care register; the rest of the run reads the patients'
-//! own columns, so the PCN stage gives the same rows as a run that read the records itself.
+//! own columns, so the PCN stage gives the same rows as a run that read the records itself. What
+//! the records say of the run as a whole (the indicators' counts, rejected rows, warnings,
+//! spells, prescriptions) the records stage hands up itself (`partition::RecordsPart`).
 //!
 //! A record is [`RECORD_BYTES`] bytes, little-endian, led by a version byte: a record written
 //! by another strata version is refused, never read wrongly.

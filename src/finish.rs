@@ -184,6 +184,19 @@ pub fn model_warnings(
         .collect()
 }
 
+/// How a run's hospital spells were built, from its parts: added up over the parts that read
+/// records (a PCN stage's part, records read elsewhere, built none).
+pub fn hospital_spells(parts: &[Handed]) -> SpellReport {
+    let mut spells: Option<SpellReport> = None;
+    for p in parts.iter().filter(|p| !p.records_elsewhere) {
+        match &mut spells {
+            None => spells = Some(p.hospital_spells.clone()),
+            Some(sp) => sp.add(&p.hospital_spells),
+        }
+    }
+    spells.unwrap_or_default()
+}
+
 /// A run's input warnings from its parts: with `whole` (the whole files' warnings, the cohort
 /// read in parts) those first, then each part's warnings about its rows once (the first part's
 /// first), then those true of a part as a whole when every part has them; without (one part
@@ -200,7 +213,12 @@ pub fn input_warnings(whole: Option<&[String]>, parts: &[Handed]) -> Vec<String>
         let keep = match scope {
             Scope::WholeFile => false,
             Scope::Rows => true,
-            Scope::EveryPart => parts.iter().all(|p| p.warnings.iter().any(|(_, x)| x == w)),
+            // Over the parts that read records: a PCN stage's part (records read elsewhere)
+            // says nothing of them.
+            Scope::EveryPart => parts
+                .iter()
+                .filter(|p| !p.records_elsewhere)
+                .all(|p| p.warnings.iter().any(|(_, x)| x == w)),
         };
         if keep && !out.contains(w) {
             out.push(w.clone());
@@ -334,20 +352,15 @@ where
     stages.next("write");
     let as_of = date::format_days(s.as_of);
     let mut figures = Figures::default();
-    let mut spells: Option<SpellReport> = None;
     let mut listed = vec![0u64; s.programmes.len()];
     for p in &r.parts {
         figures.add(&p.figures);
-        match &mut spells {
-            None => spells = Some(p.hospital_spells.clone()),
-            Some(sp) => sp.add(&p.hospital_spells),
-        }
         for (n, k) in listed.iter_mut().zip(&p.programmes) {
             *n += k;
         }
     }
     figures.rejected_rows = r.input.rejects.len() as u64;
-    let hospital_spells = spells.unwrap_or_default();
+    let hospital_spells = hospital_spells(&r.parts);
     let RunModels {
         definitions,
         models,

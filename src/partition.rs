@@ -238,6 +238,10 @@ pub struct Handed {
     /// "PCNs U1, U2, U3 and 9 more" (empty from a worker of a strata version before it).
     #[serde(default)]
     pub label: String,
+    /// Its records were read by a records stage, which hands up what they say (warnings,
+    /// spells, prescriptions): this part's say nothing of them ([`Partition::records_elsewhere`]).
+    #[serde(default)]
+    pub records_elsewhere: bool,
 }
 
 impl Partition {
@@ -251,6 +255,7 @@ impl Partition {
             hospital_spells: self.cohort.spells.report.clone(),
             models: self.models.clone(),
             label: pcns_label(&self.cohort.patients.pcns),
+            records_elsewhere: self.records_elsewhere,
         };
         if self.records_elsewhere {
             h.warnings.clear();
@@ -386,6 +391,7 @@ impl RecordsPart {
             hospital_spells: self.cohort.spells.report.clone(),
             models: self.models.clone(),
             label: format!("the records of {} patients", self.cohort.patients.len()),
+            records_elsewhere: false,
         }
     }
 }

@@ -810,14 +810,47 @@ fn same<T: PartialEq + std::fmt::Debug>(a: &[T], b: &[T], what: &str) {
 /// counts and the figures are the same; the buckets' indicator counts add up to the whole run's.
 #[test]
 fn scoring_records_in_buckets_then_pcns_without_them_gives_the_same_partition() {
+    use strata::report::FallsLink;
+    let (patients, events, encounters) = fixture_frames();
+    let (warnings, spells) = two_stages_equal_one(patients, events, encounters);
+    assert!(!warnings.iter().any(|w| w.contains("no prescriptions")));
+    assert_eq!(spells.falls_link, FallsLink::EncounterId);
+    assert!(spells.spells > 100);
+    // Without prescriptions (a warning true of every part that read records) and with no event
+    // linked to an admission (falls found by date: the spells' report says so).
+    let no_dmd: BooleanChunked = strings(events, "code_system")
+        .iter()
+        .map(|s| s.trim() != "dmd")
+        .collect();
+    let mut unlinked = events.filter(&no_dmd).unwrap();
+    let n = unlinked.height();
+    let dtype = unlinked.column("encounter_id").unwrap().dtype().clone();
+    unlinked
+        .with_column(Column::full_null("encounter_id".into(), n, &dtype))
+        .unwrap();
+    let (warnings, spells) = two_stages_equal_one(patients, &unlinked, encounters);
+    assert!(
+        warnings.iter().any(|w| w.contains("no prescriptions")),
+        "{warnings:?}"
+    );
+    assert_eq!(spells.falls_link, FallsLink::Date);
+}
+
+/// The body of the two-stage test, on one cohort's frames: the run's warnings and spells (the
+/// same by either path).
+fn two_stages_equal_one(
+    patients: &DataFrame,
+    events: &DataFrame,
+    encounters: &DataFrame,
+) -> (Vec<String>, strata::report::SpellReport) {
     use strata::partition::{
-        score_carried, score_partition, score_records, CompareWith, Figures, RunModels,
+        score_carried, score_partition, score_records, CompareWith, Figures, Handed, RunModels,
     };
     let settings = two_stage_settings();
     let mut models = RunModels::load(&settings).unwrap();
     models.for_cohort(&settings, true).unwrap();
     assert!(!models.models.is_empty(), "the risk cards are applied");
-    let (patients, events, encounters) = fixture_frames();
+    let (mut one, mut two): (Vec<Handed>, Vec<Handed>) = (Vec::new(), Vec::new());
     let ids_of = |df: &DataFrame| -> Vec<String> {
         strings(df, "patient_id")
             .into_iter()
@@ -858,6 +891,7 @@ fn scoring_records_in_buckets_then_pcns_without_them_gives_the_same_partition() 
             }
         }
         figures.add(&part.handed().figures);
+        two.push(part.handed());
     }
     assert!(registered > 0, "someone is on the palliative care register");
     assert_eq!(carried.len(), patients.height());
@@ -938,8 +972,17 @@ fn scoring_records_in_buckets_then_pcns_without_them_gives_the_same_partition() 
         assert_eq!(hd.models, hs.models);
         whole_figures.add(&hd.figures);
         figures.add(&hs.figures);
+        one.push(hd);
+        two.push(hs);
     }
+    // What the run's reduce step makes of the parts: the same warnings and spells.
+    let whole: [String; 0] = [];
+    let warnings = |parts: &[Handed]| strata::finish::input_warnings(Some(&whole), parts);
+    assert_eq!(warnings(&two), warnings(&one), "warnings");
+    let spells = strata::finish::hospital_spells(&one);
+    assert_eq!(strata::finish::hospital_spells(&two), spells, "spells");
     assert_eq!(indicators, whole_indicators, "indicator counts");
     assert_eq!(figures, whole_figures, "figures");
     assert!(figures.listed > 0 && figures.ignored_after_as_of > 0);
+    (warnings(&one), spells)
 }

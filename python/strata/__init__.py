@@ -134,7 +134,7 @@ def run(
     programmes: Optional[List[dict]] = None,
     stage: str = "all",
     carried: Any = None,
-) -> Scoring:
+) -> Any:
     """Check, load and score a cohort handed as Arrow tables, as ``strata score`` does.
 
     ``as_of`` is the index date (``YYYY-MM-DD``): records after it are ignored. ``today`` is the
@@ -170,6 +170,9 @@ def run(
     Raises :class:`InvalidCohortError` (a ``ValueError``) with the validation report when the
     cohort fails strata's checks, :class:`ModelsError` when the models folder cannot be loaded.
     Returns a :class:`Scoring`: ``.scores()``, ``.lists()``, ``.counts()``, ``.rejects()``, ...
+    (with ``stage="records"``, a ``Records``). A ``Scoring`` made from ``carried=`` records
+    describes its patients only: its ``files()``, ``prescriptions()`` and ``warnings()`` say
+    nothing of the records, which the records stage hands up.
     """
     return _run(
         _arrow(patients, "patients"),

@@ -92,12 +92,12 @@ KNOWN = "_known"
 # The group of records whose patient is not in patients.parquet: its task writes them as
 # rejected rows (no PCN code can hold a NUL character, so it is never a PCN's).
 ORPHANS = "\x00orphans"
-# Up to this many patients, the patient-to-PCN table is broadcast to the tasks that read the
-# records, so the records cross one shuffle (to their PCN's task), not two (to their patient's,
-# then to their PCN's): without it, moving the 1.2 million cohort's records took 50 more
-# CPU-seconds in benches/spark_floor.py (197 against 146; BENCHMARKS.md, twelfth session). The driver builds the broadcast; the 1.2 million cohort's ran within Spark's default
-# 1 GiB driver. The limit itself was not measured (an ICS has up to 3 million people); beyond
-# it, a shuffle join, as a national cohort needs.
+# Up to this many patients (``--join auto``), the patient-to-PCN table is broadcast to the tasks
+# that read the records, so the records cross one shuffle (to their PCN's task). The driver builds
+# the broadcast; the 1.2 million cohort's ran within Spark's default 1 GiB driver. The limit itself
+# was not measured (an ICS has up to 3 million people); beyond it, records in buckets (``--join
+# buckets``), as a national cohort needs: at 1.2 million it cost about 10% more CPU than the
+# broadcast on one machine (BENCHMARKS.md, sixteenth session).
 BROADCAST_PATIENTS = 3_000_000
 # Beyond it the records meet their patients in buckets of the pseudonym's hash (``--join
 # buckets``), at most this many patients a bucket by default: one task holds a bucket's patients
@@ -346,19 +346,22 @@ def records_task(table: pa.Table, settings: Dict[str, Any], bucket: int) -> pa.T
     # Event rows slimmed before the shuffle (a code nothing strata reads): counted as left out
     # when their patient is in patients.parquet, else rejected as any record of an unknown
     # patient is.
-    slim = table.filter(pc.equal(tags, UNREAD_TAG))
-    known = pc.is_in(slim.column(KEY), value_set=p.column(KEY))
-    meta["unread"] = pc.sum(pc.if_else(known, slim.column(UNREAD_COUNT), 0)).as_py() or 0
-    # Unknown patients' unread rows are rejected: the driver finds their row numbers (rare, and
-    # only then a second pass over the events).
-    meta["unread_orphans"] = slim.filter(pc.invert(known)).column(KEY).to_pylist()
+    if UNREAD_COUNT in table.column_names:
+        slim = table.filter(pc.equal(tags, UNREAD_TAG))
+        known = pc.is_in(slim.column(KEY), value_set=p.column(KEY))
+        meta["unread"] = pc.sum(pc.if_else(known, slim.column(UNREAD_COUNT), 0)).as_py() or 0
+        # Unknown patients' unread rows are rejected: counted here, found and written by a
+        # second pass over the events (only when there are any).
+        meta["unread_orphans"] = pc.sum(
+            pc.if_else(known, 0, slim.column(UNREAD_COUNT))).as_py() or 0
     records = {t: parts[t] for t in ("e", "n", "m") if t in parts}
     out: List[pa.Table] = []
     if p.num_rows == 0:
         # Records of no patient here: each rejected, as a whole read rejects them.
         for t, r in records.items():
             if r.num_rows:
-                null = pc.equal(pc.coalesce(r.column(KEY), ""), "")
+                # Null is the library's "null patient_id"; blank is an unknown pseudonym.
+                null = r.column(KEY).is_null()
                 reject_tables.append(pa.table({
                     "file": pa.repeat(pa.scalar(TABLES[t]), r.num_rows),
                     "row": r.column(ROW).cast(pa.int64()),
@@ -436,6 +439,32 @@ def records_task(table: pa.Table, settings: Dict[str, Any], bucket: int) -> pa.T
     out.append(_conform({TAG: pa.array(["r"]), PCN: pa.array([BUCKETS]),
                          CARRIED: pa.array([sink.getvalue()], pa.binary())}, 1, out_schema))
     return pa.concat_tables(out)
+
+
+def _stage_unread_orphans(stage: str):
+    """The function for ``mapInArrow`` over the row numbers of unknown patients' unread event
+    rows: each partition's written as a part of rejected rows in the staging folder; its record
+    returned."""
+
+    def f(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import TaskContext
+
+        rows = [b.column(0) for b in batches if b.num_rows]
+        if not rows:
+            return
+        row = pa.chunked_array(rows).cast(pa.int64())
+        ctx = TaskContext.get()
+        part = _stage_rejects(stage, f"unread-orphans-{ctx.partitionId() if ctx else 0:05d}",
+                              pa.table({
+                                  "file": pa.repeat(pa.scalar(EVENTS), len(row)),
+                                  "row": row,
+                                  "column": pa.repeat(pa.scalar("patient_id"), len(row)),
+                                  "reason": pa.repeat(pa.scalar(UNKNOWN_PATIENT), len(row)),
+                              }))
+        yield pa.RecordBatch.from_pylist([{"data": part["data"]}],
+                                         schema=pa.schema([("data", pa.binary())]))
+
+    return f
 
 
 def _conform(cols: Dict[str, Any], n: int, schema: pa.Schema) -> pa.Table:
@@ -629,9 +658,10 @@ def _leave_out_unread(spark, tagged: Dict[str, Any], events, columns: List[str],
     as they pass (no second scan), or None when nothing is left out.
 
     ``national`` (``--join buckets``: whether the patient is known is found only in the records
-    stage, after the shuffle): the rows are marked (column ``UNREAD``), not left out; they cross
-    the shuffle as their key and row number only, and the records stage counts those of known
-    patients and rejects the others. Returns True when rows may be marked."""
+    stage, after the shuffle): the rows are left out whoever their patient, counted per patient
+    key (``tagged["u"]``) for the records stage to add up (a known patient) or report (an
+    unknown one, whose rows are then rejected by a second pass); returns those rows (key and row
+    number) for that pass, or None."""
     from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
@@ -1185,27 +1215,27 @@ def _score(
             lines = []
             for e in errors:
                 if "bucket" in e:
-                    lines.append(f"records bucket {e['bucket']}, patients of PCN "
-                                 f"{', '.join(e['pcns'])} (row numbers within the bucket's rows):")
+                    named = ", ".join(e["pcns"][:3]) + (
+                        f" and {len(e['pcns']) - 3} more" if len(e["pcns"]) > 3 else "")
+                    lines.append(f"records bucket {e['bucket']}, patients of PCNs {named} (row "
+                                 "numbers within the bucket's rows, in the order Spark gave them):")
                     lines.extend(ln for ln in e["report"].splitlines() if ln.startswith("error:"))
                     continue
                 lines.append(f"PCN {', '.join(e['pcns'])} (row numbers within the PCN's patients):")
                 lines.extend(ln for ln in e["report"].splitlines() if ln.startswith("error:"))
             raise SparkJobError("\n".join(lines))
-        orphan_keys = sorted({k for m in metas for k in m.get("unread_orphans", [])})
         unread_rejects = []
-        if orphan_keys:
+        if sum(m.get("unread_orphans", 0) for m in metas):
             # The unread rows of patients not in patients.parquet: rejected, as every record of
-            # an unknown patient is (a second, filtered pass over the events; only then).
-            unknown = spark.createDataFrame([(k,) for k in orphan_keys], f"{KEY} string")
-            rows = [r[0] for r in unread.join(F.broadcast(unknown), KEY, "inner").select(ROW)
-                    .orderBy(ROW).collect()]
-            unread_rejects.append(tuple(json.loads(_stage_rejects(str(stage), "unread-orphans", pa.table({
-                "file": pa.array([EVENTS] * len(rows), pa.string()),
-                "row": pa.array(rows, pa.int64()),
-                "column": pa.array(["patient_id"] * len(rows), pa.string()),
-                "reason": pa.array([UNKNOWN_PATIENT] * len(rows), pa.string()),
-            }))["data"])))
+            # an unknown patient is. A second pass over the events, only then: those rows found
+            # in Spark (an anti-join against the patients) and written by the tasks as parts of
+            # rejected rows; the driver gets the parts' records.
+            orphan_rows = unread.join(p.select(KEY), KEY, "left_anti").select(ROW)
+            unread_rejects = [
+                tuple(json.loads(bytes(r["data"])))
+                for r in orphan_rows.mapInArrow(_stage_unread_orphans(str(stage)),
+                                                "data binary").collect()
+            ]
         totals = {TABLES[t]: df.count() for t, df in files.items()}
         score_tables = [
             pa.ipc.open_stream(bytes(r["data"])).read_all() for r in items if r["kind"] == "scores"
