@@ -27,8 +27,6 @@ pub struct Windows {
     pub hfrs_from: i32,
     /// First day of the Charlson window.
     pub charlson_from: i32,
-    /// First day of the 12-month hospital-activity window shown on lists.
-    pub activity_from: i32,
 }
 
 impl Windows {
@@ -50,7 +48,6 @@ impl Windows {
             medicines_from: date::window_start(as_of, poly_months),
             hfrs_from: date::window_start(as_of, models.hfrs.lookback_months),
             charlson_from: date::window_start(as_of, models.charlson.lookback_months),
-            activity_from: date::window_start(as_of, 12),
         }
     }
 }
@@ -83,8 +80,13 @@ pub struct Features {
     pub care_home_later: bool,
 }
 
-/// Features of one patient from its event and encounter slices.
-pub fn patient_features(cohort: &Cohort, lookup: &Lookup, w: &Windows, p: usize) -> Features {
+/// Features and hospital activity of one patient from its event, encounter and spell slices.
+pub fn patient_features(
+    cohort: &Cohort,
+    lookup: &Lookup,
+    w: &Windows,
+    p: usize,
+) -> (Features, Activity) {
     let mut f = Features {
         falls_last: i32::MIN,
         ..Features::default()
@@ -147,22 +149,13 @@ pub fn patient_features(cohort: &Cohort, lookup: &Lookup, w: &Windows, p: usize)
         n_meds = distinct_medicines(cohort, w, p);
     }
     f.medicines = n_meds.min(255) as u8;
-    let en = &cohort.encounters;
-    for k in en.offsets[p] as usize..en.offsets[p + 1] as usize {
-        let start = en.start[k];
-        if start > w.as_of {
-            f.ignored_after_as_of += 1;
-        } else if start >= w.activity_from && en.setting[k] == Setting::Ae {
-            f.ae_attendances_12m += 1;
-        }
-    }
-    let sp = &cohort.spells;
-    f.emergency_admissions_12m = sp
-        .of(p)
-        .filter(|&s| sp.emergency[s] && (w.activity_from..=w.as_of).contains(&sp.start[s]))
-        .count()
-        .min(u16::MAX as usize) as u16;
-    f
+    // The 12-month hospital activity shown on lists is the models' 12-month window: one walk
+    // of the encounters and spells gives both.
+    let (a, ignored) = hospital(cohort, w.as_of, p);
+    f.ignored_after_as_of += ignored;
+    f.ae_attendances_12m = a.counts[AE][TWELVE_MONTHS];
+    f.emergency_admissions_12m = a.counts[EMERGENCY][TWELVE_MONTHS];
+    (f, a)
 }
 
 /// Distinct medicines (VTM, else dm+d product) issued to patient `p` in the polypharmacy window,
@@ -209,16 +202,17 @@ pub fn ages_and_vitals(cohort: &Cohort, as_of: i32) -> (Vec<i32>, Vec<Vital>) {
     (ages, vitals)
 }
 
-/// Features of every patient, in patient order, computed in parallel.
-pub fn all_features(cohort: &Cohort, lookup: &Lookup, w: &Windows) -> Vec<Features> {
-    let n = cohort.patients.len();
-    let mut out = Vec::with_capacity(n);
-    (0..n)
+/// Features and hospital activity of every patient, in patient order, computed in parallel.
+pub fn all_features(
+    cohort: &Cohort,
+    lookup: &Lookup,
+    w: &Windows,
+) -> (Vec<Features>, Vec<Activity>) {
+    (0..cohort.patients.len())
         .into_par_iter()
         .with_min_len(2048)
         .map(|p| patient_features(cohort, lookup, w, p))
-        .collect_into_vec(&mut out);
-    out
+        .unzip()
 }
 
 /// Look-backs of the hospital-activity features of the prediction models, in calendar months.
@@ -226,7 +220,7 @@ pub const ACTIVITY_MONTHS: [u32; 3] = [3, 12, 24];
 
 /// What a patient's hospital records say for the prediction models (`predictors`) at an as-of date: the
 /// activity counts of the [`ACTIVITY_MONTHS`] windows and the last emergency admission. Worked
-/// out once per patient where the records are ([`patient_activity`]), so that a stage without
+/// out once per patient where the records are ([`patient_features`]), so that a stage without
 /// them (the Spark job's PCN stage at national size) builds the same feature rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Activity {
@@ -250,21 +244,34 @@ impl Default for Activity {
     }
 }
 
-/// Patient `p`'s [`Activity`] at `as_of`: attendances are encounter rows; admissions and bed
-/// days are spells.
-pub fn patient_activity(cohort: &Cohort, as_of: i32, p: usize) -> Activity {
+/// Index of the 12-month window in [`ACTIVITY_MONTHS`].
+const TWELVE_MONTHS: usize = 1;
+/// Rows of [`Activity::counts`].
+const EMERGENCY: usize = 0;
+const AE: usize = 1;
+const OUTPATIENT: usize = 2;
+
+/// Patient `p`'s [`Activity`] at `as_of`, and their encounters dated after it (ignored):
+/// attendances are encounter rows; admissions and bed days are spells (HES continuous
+/// inpatient spells, `cohort::Spells`).
+fn hospital(cohort: &Cohort, as_of: i32, p: usize) -> (Activity, u32) {
     let froms = ACTIVITY_MONTHS.map(|m| date::window_start(as_of, m));
     let mut a = Activity::default();
+    let mut ignored = 0u32;
     let en = &cohort.encounters;
     for e in en.offsets[p] as usize..en.offsets[p + 1] as usize {
         let st = en.start[e];
+        if st > as_of {
+            ignored += 1;
+            continue;
+        }
         let what = match en.setting[e] {
-            Setting::Ae => 1,
-            Setting::Outpatient => 2,
+            Setting::Ae => AE,
+            Setting::Outpatient => OUTPATIENT,
             Setting::Inpatient => continue,
         };
         for (w, &from) in froms.iter().enumerate() {
-            if st >= from && st <= as_of {
+            if st >= from {
                 a.counts[what][w] = a.counts[what][w].saturating_add(1);
             }
         }
@@ -280,7 +287,7 @@ pub fn patient_activity(cohort: &Cohort, as_of: i32, p: usize) -> Activity {
         }
         for (w, &from) in froms.iter().enumerate() {
             if sp.emergency[s] && st >= from {
-                a.counts[0][w] = a.counts[0][w].saturating_add(1);
+                a.counts[EMERGENCY][w] = a.counts[EMERGENCY][w].saturating_add(1);
             }
             // Nights in hospital within the window (a day case is 0).
             let nights = end - st.max(from);
@@ -289,16 +296,5 @@ pub fn patient_activity(cohort: &Cohort, as_of: i32, p: usize) -> Activity {
             }
         }
     }
-    a
-}
-
-/// Every patient's [`Activity`] at `as_of`, in patient order.
-pub fn activity(cohort: &Cohort, as_of: i32) -> Vec<Activity> {
-    let mut out = Vec::with_capacity(cohort.patients.len());
-    (0..cohort.patients.len())
-        .into_par_iter()
-        .with_min_len(4096)
-        .map(|p| patient_activity(cohort, as_of, p))
-        .collect_into_vec(&mut out);
-    out
+    (a, ignored)
 }

@@ -197,28 +197,24 @@ pub fn hospital_spells(parts: &[Handed]) -> SpellReport {
     spells.unwrap_or_default()
 }
 
-/// A run's input warnings from its parts: with `whole` (the whole files' warnings, the cohort
+/// A run's input warnings from its parts that read records (a PCN stage's part, records read
+/// elsewhere, says nothing of them): with `whole` (the whole files' warnings, the cohort
 /// read in parts) those first, then each part's warnings about its rows once (the first part's
 /// first), then those true of a part as a whole when every part has them; without (one part
 /// read whole) the part's own, as they are.
 pub fn input_warnings(whole: Option<&[String]>, parts: &[Handed]) -> Vec<String> {
+    let read = || parts.iter().filter(|p| !p.records_elsewhere);
     let Some(whole) = whole else {
-        return parts
-            .iter()
+        return read()
             .flat_map(|p| p.warnings.iter().map(|(_, w)| w.clone()))
             .collect();
     };
     let mut out: Vec<String> = whole.to_vec();
-    for (scope, w) in parts.iter().flat_map(|p| &p.warnings) {
+    for (scope, w) in read().flat_map(|p| &p.warnings) {
         let keep = match scope {
             Scope::WholeFile => false,
             Scope::Rows => true,
-            // Over the parts that read records: a PCN stage's part (records read elsewhere)
-            // says nothing of them.
-            Scope::EveryPart => parts
-                .iter()
-                .filter(|p| !p.records_elsewhere)
-                .all(|p| p.warnings.iter().any(|(_, x)| x == w)),
+            Scope::EveryPart => read().all(|p| p.warnings.iter().any(|(_, x)| x == w)),
         };
         if keep && !out.contains(w) {
             out.push(w.clone());
@@ -379,6 +375,7 @@ where
     let prescriptions = r
         .parts
         .iter()
+        .filter(|p| !p.records_elsewhere)
         .map(|p| p.prescriptions.as_str())
         .find(|&x| x != "none")
         .unwrap_or("none")

@@ -15,7 +15,7 @@ use crate::changes::{Changes, Previous};
 use crate::codes::CodeSystem;
 use crate::cohort::Cohort;
 use crate::definitions::Definitions;
-use crate::features::{activity, ages_and_vitals, all_features, Features, Windows};
+use crate::features::{ages_and_vitals, all_features, Activity, Features, Windows};
 use crate::indicators::{self, IndicatorCounts};
 use crate::input::LeaveOut;
 use crate::lists::{self, ListRules};
@@ -177,7 +177,7 @@ pub struct Partition {
     pub models: Vec<(String, String)>,
     /// Its records were read by a records stage ([`score_records`]), which hands up what they
     /// say of the input (rejected rows, warnings, spells, prescriptions, the indicators'
-    /// counts): this part hands up none of it.
+    /// counts): the reduce step reads none of that from this part ([`Handed::records_elsewhere`]).
     pub records_elsewhere: bool,
 }
 
@@ -238,8 +238,9 @@ pub struct Handed {
     /// "PCNs U1, U2, U3 and 9 more" (empty from a worker of a strata version before it).
     #[serde(default)]
     pub label: String,
-    /// Its records were read by a records stage, which hands up what they say (warnings,
-    /// spells, prescriptions): this part's say nothing of them ([`Partition::records_elsewhere`]).
+    /// Its records were read by a records stage, which hands up what they say: the reduce step
+    /// takes this part's warnings, spells and prescriptions from there, not from it (they
+    /// describe a cohort of patients without records).
     #[serde(default)]
     pub records_elsewhere: bool,
 }
@@ -247,7 +248,7 @@ pub struct Handed {
 impl Partition {
     /// What this partition hands up to the reduce step.
     pub fn handed(&self) -> Handed {
-        let mut h = Handed {
+        Handed {
             figures: self.figures(),
             warnings: warnings(&self.cohort),
             programmes: self.selected.iter().map(ProgrammeLists::listed).collect(),
@@ -256,13 +257,7 @@ impl Partition {
             models: self.models.clone(),
             label: pcns_label(&self.cohort.patients.pcns),
             records_elsewhere: self.records_elsewhere,
-        };
-        if self.records_elsewhere {
-            h.warnings.clear();
-            h.prescriptions = "none".into();
-            h.hospital_spells = SpellReport::default();
         }
-        h
     }
 
     /// The partition's figures: one counting rule for every engine.
@@ -320,11 +315,7 @@ pub fn score_cohort(
     rules: &ListRules,
 ) -> Scored {
     let lookup = definitions.compile(&cohort.codes);
-    let windows = Windows::new(definitions, as_of);
-    let (features, activity) = rayon::join(
-        || all_features(cohort, &lookup, &windows),
-        || activity(cohort, as_of),
-    );
+    let (features, activity) = all_features(cohort, &lookup, &Windows::new(definitions, as_of));
     let mut scored = scored_from(cohort, definitions, as_of, rules, features, activity);
     scored.unused_codes = lookup.unused_by_system;
     scored.care_home_coded = lookup.care_home_coded;
@@ -339,7 +330,7 @@ fn scored_from(
     as_of: i32,
     rules: &ListRules,
     features: Vec<Features>,
-    activity: Vec<crate::features::Activity>,
+    activity: Vec<Activity>,
 ) -> Scored {
     let scorer = Scorer::new(definitions);
     let mut scores: Vec<Scores> = Vec::with_capacity(features.len());
@@ -396,6 +387,16 @@ impl RecordsPart {
     }
 }
 
+/// The palliative care register of `cohort`'s patients when a programme asks for it, else
+/// empty.
+fn register(cohort: &Cohort, settings: &Settings, defs: &Definitions) -> Vec<bool> {
+    if programmes::needs_register(&settings.programmes) {
+        palliative::on_register(cohort, defs, settings.as_of)
+    } else {
+        Vec::new()
+    }
+}
+
 /// The records stage: what the records of `cohort`'s patients say (features, hospital
 /// activity, the palliative care register when a programme asks for it) and the indicators'
 /// counts, for [`score_carried`] to rank their PCNs without the records. `cohort` is checked
@@ -404,23 +405,11 @@ pub fn score_records(cohort: Cohort, settings: &Settings, models: &RunModels) ->
     let as_of = settings.as_of;
     let defs = &models.definitions;
     let lookup = defs.compile(&cohort.codes);
-    let windows = Windows::new(defs, as_of);
     let ((features, activity), (register, indicators)) = rayon::join(
+        || all_features(&cohort, &lookup, &Windows::new(defs, as_of)),
         || {
             rayon::join(
-                || all_features(&cohort, &lookup, &windows),
-                || activity(&cohort, as_of),
-            )
-        },
-        || {
-            rayon::join(
-                || {
-                    if programmes::needs_register(&settings.programmes) {
-                        palliative::on_register(&cohort, defs, as_of)
-                    } else {
-                        Vec::new()
-                    }
-                },
+                || register(&cohort, settings, defs),
                 || indicators::count(&cohort, as_of),
             )
         },
@@ -540,13 +529,7 @@ fn map_step(
             )
         },
     );
-    let register = match carried_register {
-        Some(r) => r,
-        None if programmes::needs_register(&settings.programmes) => {
-            palliative::on_register(&cohort, defs, as_of)
-        }
-        None => Vec::new(),
-    };
+    let register = carried_register.unwrap_or_else(|| register(&cohort, settings, defs));
     let selected = programmes::select(
         &settings.programmes,
         &programmes::Inputs {

@@ -101,7 +101,9 @@ ORPHANS = "\x00orphans"
 BROADCAST_PATIENTS = 3_000_000
 # Beyond it the records meet their patients in buckets of the pseudonym's hash (``--join
 # buckets``), at most this many patients a bucket by default: one task holds a bucket's patients
-# with all their records (about 5 KB a patient at synthetic density, 0.5 GB a bucket).
+# with all their records. An estimate, not measured: 54 records a patient at synthetic density and
+# 99 bytes a record in Arrow (thirteenth session) make 0.5 GB a bucket, which the task's Python
+# holds more than once (the batches, their concatenation, each table's rows, the library's copy).
 BUCKET_PATIENTS = 100_000
 # The group of the records stage's own results (counts, rejected rows, what it hands up), sent
 # on to the driver through the PCN stage (no PCN code can hold a NUL character).
@@ -243,24 +245,9 @@ def score_task(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
             n.drop_columns([ROW]),
             settings["as_of"],
             medications=None if m is None else m.drop_columns([ROW]),
-            today=settings["today"],
-            models=settings.get("models"),
-            min_age=settings["min_age"],
-            min_category=settings["min_category"],
-            # The limit applies to whole files: the driver checks it.
-            max_rejected=1.0,
-            allow_identifiers=settings["allow_identifiers"],
-            risk_models=settings["risk_models"],
-            rank_by=settings["rank_by"],
-            list_risk_band=settings["list_risk_band"],
-            min_risk=settings["min_risk"],
-            top=settings["top"],
-            top_percent=settings["top_percent"],
             previous=v,
-            cohort_synthetic=settings.get("cohort_synthetic"),
-            risk_bands=settings.get("risk_bands"),
-            programmes=settings.get("programmes"),
             carried=carried,
+            **_run_settings(settings),
         )
     except strata.InvalidCohortError as err:
         pcns = sorted(set(p.column("pcn_code").cast(pa.string()).to_pylist()))
@@ -361,13 +348,9 @@ def records_task(table: pa.Table, settings: Dict[str, Any], bucket: int) -> pa.T
         for t, r in records.items():
             if r.num_rows:
                 # Null is the library's "null patient_id"; blank is an unknown pseudonym.
-                null = r.column(KEY).is_null()
-                reject_tables.append(pa.table({
-                    "file": pa.repeat(pa.scalar(TABLES[t]), r.num_rows),
-                    "row": r.column(ROW).cast(pa.int64()),
-                    "column": pa.repeat(pa.scalar("patient_id"), r.num_rows),
-                    "reason": pc.if_else(null, NULL_PATIENT, UNKNOWN_PATIENT),
-                }))
+                reject_tables.append(_patient_rejects(
+                    TABLES[t], r.column(ROW),
+                    pc.if_else(r.column(KEY).is_null(), NULL_PATIENT, UNKNOWN_PATIENT)))
     else:
         def bare(t: pa.Table) -> pa.Table:
             return t.drop_columns([c for c in (ROW, KEY, PCN) if c in t.column_names])
@@ -376,15 +359,8 @@ def records_task(table: pa.Table, settings: Dict[str, Any], bucket: int) -> pa.T
             rec = strata.run(
                 bare(p), bare(records["e"]), bare(records["n"]), settings["as_of"],
                 medications=bare(records["m"]) if "m" in records else None,
-                today=settings["today"], models=settings.get("models"),
-                min_age=settings["min_age"], min_category=settings["min_category"],
-                max_rejected=1.0, allow_identifiers=settings["allow_identifiers"],
-                risk_models=settings["risk_models"], rank_by=settings["rank_by"],
-                list_risk_band=settings["list_risk_band"], min_risk=settings["min_risk"],
-                top=settings["top"], top_percent=settings["top_percent"],
-                cohort_synthetic=settings.get("cohort_synthetic"),
-                risk_bands=settings.get("risk_bands"), programmes=settings.get("programmes"),
                 stage="records",
+                **_run_settings(settings),
             )
         except strata.InvalidCohortError as err:
             pcns = sorted(set(p.column("pcn_code").cast(pa.string()).to_pylist()))
@@ -455,12 +431,7 @@ def _stage_unread_orphans(stage: str):
         row = pa.chunked_array(rows).cast(pa.int64())
         ctx = TaskContext.get()
         part = _stage_rejects(stage, f"unread-orphans-{ctx.partitionId() if ctx else 0:05d}",
-                              pa.table({
-                                  "file": pa.repeat(pa.scalar(EVENTS), len(row)),
-                                  "row": row,
-                                  "column": pa.repeat(pa.scalar("patient_id"), len(row)),
-                                  "reason": pa.repeat(pa.scalar(UNKNOWN_PATIENT), len(row)),
-                              }))
+                              _patient_rejects(EVENTS, row, UNKNOWN_PATIENT))
         yield pa.RecordBatch.from_pylist([{"data": part["data"]}],
                                          schema=pa.schema([("data", pa.binary())]))
 
@@ -552,6 +523,35 @@ def _stage_rejects(stage: str, name: str, rejects: pa.Table) -> Dict[str, Any]:
     return {"kind": "rejects_part", "data": json.dumps([rel, rejects.num_rows]).encode()}
 
 
+def _patient_rejects(file: str, rows, reason) -> pa.Table:
+    """Rejected rows of ``file`` (rows numbered in it) whose ``patient_id`` names no patient:
+    ``reason`` one for all, or one a row."""
+    n = len(rows)
+    if isinstance(reason, str):
+        reason = pa.repeat(pa.scalar(reason), n)
+    return pa.table({
+        "file": pa.repeat(pa.scalar(file), n),
+        "row": pc.cast(rows, pa.int64()),
+        "column": pa.repeat(pa.scalar("patient_id"), n),
+        "reason": reason,
+    })
+
+
+def _run_settings(settings: Dict[str, Any]) -> Dict[str, Any]:
+    """The run's settings as ``strata.run`` takes them, the same for every task."""
+    return dict(
+        today=settings["today"], models=settings.get("models"), min_age=settings["min_age"],
+        min_category=settings["min_category"],
+        # The limit applies to whole files: the driver checks it.
+        max_rejected=1.0,
+        allow_identifiers=settings["allow_identifiers"], risk_models=settings["risk_models"],
+        rank_by=settings["rank_by"], list_risk_band=settings["list_risk_band"],
+        min_risk=settings["min_risk"], top=settings["top"], top_percent=settings["top_percent"],
+        cohort_synthetic=settings.get("cohort_synthetic"), risk_bands=settings.get("risk_bands"),
+        programmes=settings.get("programmes"),
+    )
+
+
 def _orphans(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     """The task of the records whose patient is not in patients.parquet: each a rejected row of
     its file (its 1-based row number there), as a whole read rejects it."""
@@ -561,12 +561,8 @@ def _orphans(table: pa.Table, settings: Dict[str, Any]) -> pa.Table:
     for t in sorted(tags.unique().to_pylist()):
         mine = table.filter(pc.equal(tags, t))
         null = mine.column(slots[t]["patient_id"]).is_null()
-        parts.append(pa.table({
-            "file": pa.repeat(pa.scalar(TABLES[t]), mine.num_rows),
-            "row": mine.column(ROW).cast(pa.int64()),
-            "column": pa.repeat(pa.scalar("patient_id"), mine.num_rows),
-            "reason": pc.if_else(null, NULL_PATIENT, UNKNOWN_PATIENT),
-        }))
+        parts.append(_patient_rejects(TABLES[t], mine.column(ROW),
+                                      pc.if_else(null, NULL_PATIENT, UNKNOWN_PATIENT)))
     rows = [{"kind": "meta", "data": json.dumps({"errors": []}).encode()}]
     if parts:
         rows.append(_stage_rejects(settings["stage"], "part-orphans", pa.concat_tables(parts)))
